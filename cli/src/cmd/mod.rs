@@ -1,0 +1,3 @@
+//! One module per command group; each has a clap `Args` type and a `run` function.
+
+pub mod id;

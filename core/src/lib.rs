@@ -1,0 +1,19 @@
+//! WeldGuard core: everything that decides, stores or talks to the network, shared by the Android and
+//! iOS shells, the desktop CLI and the reference server.
+//!
+//! One folder per capability:
+//! - [`domain`]: the plain data every capability shares (licences, machines, categories, reasons).
+//! - [`codes`]: the signed `WG1:` QR payloads (machine labels, welder credentials, presentations).
+//! - [`rules`]: pure decisions (ID numbers, licences, machines, start work); time is passed in.
+//! - [`scan`]: camera frames and image files to QR texts.
+//! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
+//! - [`api`]: the UniFFI surface, and the only module that knows about FFI.
+
+pub mod api;
+pub mod codes;
+pub mod domain;
+pub mod rules;
+pub mod scan;
+pub mod store;
+
+uniffi::setup_scaffolding!("weldguard_core");
