@@ -1,1 +1,158 @@
-fn main() {}
+//! `cargo xtask …`: the project's tasks in one place.
+//!
+//! - `cargo xtask test`: every check the project has: format, clippy, Rust tests, binding generation.
+//! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
+//! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
+//!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("bindings") => bindings(&args[1..]).map(|_| ()),
+        Some("bench") => bench(&args[1..]),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask test | bindings [--out DIR] | bench NAME [ARGS…]".to_owned()
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.current_dir(root());
+    command
+}
+
+/// Run a command, echoing it; fail with its description when it fails.
+fn run(mut command: Command, what: &str) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = command
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: failed ({status})"))
+    }
+}
+
+fn test() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt, "cargo fmt --check")?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy, "cargo clippy -D warnings")?;
+
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    run(tests, "cargo test --workspace")?;
+
+    let out = root().join("target").join("bindings");
+    bindings(&["--out".to_owned(), out.display().to_string()])?;
+    Ok(())
+}
+
+/// Build the core library and generate Kotlin and Swift bindings from it (library mode).
+fn bindings(args: &[String]) -> Result<PathBuf, String> {
+    let out = match args {
+        [] => root().join("target").join("bindings"),
+        [flag, dir] if flag == "--out" => PathBuf::from(dir),
+        _ => return Err(usage()),
+    };
+    let mut build = cargo();
+    build.args(["build", "-p", "weldguard-core", "--lib"]);
+    run(build, "build the core library")?;
+
+    let library = root().join("target").join("debug").join(format!(
+        "{}weldguard_core.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    if !library.exists() {
+        return Err(format!(
+            "the core library is missing at {}",
+            library.display()
+        ));
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out)
+            .map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    let mut generate = cargo();
+    generate.args([
+        "run",
+        "--quiet",
+        "-p",
+        "uniffi-bindgen",
+        "--",
+        "generate",
+        "--library",
+    ]);
+    generate.arg(&library);
+    generate.args(["-l", "kotlin", "-l", "swift", "--no-format", "--config"]);
+    generate.arg(root().join("uniffi.toml"));
+    generate.arg("--out-dir").arg(&out);
+    run(generate, "generate Kotlin and Swift bindings")?;
+
+    for expected in [
+        "org/weldguard/core/weldguard_core.kt",
+        "WeldGuardCore.swift",
+        "WeldGuardCoreFFI.h",
+    ] {
+        if !out.join(expected).exists() {
+            return Err(format!(
+                "binding generation did not write {expected} under {}",
+                out.display()
+            ));
+        }
+    }
+    eprintln!("xtask: bindings written to {}", out.display());
+    Ok(out)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let Some((name, rest)) = args.split_first() else {
+        return Err(usage());
+    };
+    let source = root()
+        .join("core")
+        .join("benches")
+        .join(format!("{name}.rs"));
+    if !source.exists() {
+        return Err(format!(
+            "no benchmark named {name:?} (looked for {})",
+            source.display()
+        ));
+    }
+    let mut command = cargo();
+    command.args(["bench", "-p", "weldguard-core", "--bench", name, "--"]);
+    command.args(rest);
+    run(command, &format!("benchmark {name}"))
+}
