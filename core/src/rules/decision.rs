@@ -674,20 +674,48 @@ mod tests {
                 ],
             ),
             ("unknown machine", false, &["machine.unknown"]),
-            ("fixed station", true, &["machine.fixed_station_exempt", "match.by_employer"]),
-            ("legacy", true, &["machine.legacy_key_supervision", "match.by_employer"]),
-            ("unknown certificate", false, &["welder.unknown_certificate"]),
-            ("static credential", true, &["welder.not_live", "match.by_employer"]),
+            (
+                "fixed station",
+                true,
+                &["machine.fixed_station_exempt", "match.by_employer"],
+            ),
+            (
+                "legacy",
+                true,
+                &["machine.legacy_key_supervision", "match.by_employer"],
+            ),
+            (
+                "unknown certificate",
+                false,
+                &["welder.unknown_certificate"],
+            ),
+            (
+                "static credential",
+                true,
+                &["welder.not_live", "match.by_employer"],
+            ),
             (
                 "credential not in registry",
                 false,
                 // No employer known from the registry and no binding: not matched.
                 &["welder.not_in_registry", "match.not_matched"],
             ),
-            ("revoked licence", false, &["licence.revoked", "match.by_employer"]),
-            ("review overdue", false, &["licence.review_overdue", "match.by_employer"]),
+            (
+                "revoked licence",
+                false,
+                &["licence.revoked", "match.by_employer"],
+            ),
+            (
+                "review overdue",
+                false,
+                &["licence.review_overdue", "match.by_employer"],
+            ),
             ("bound", true, &["match.by_binding"]),
-            ("permit seam", false, &["permit.missing", "match.by_employer"]),
+            (
+                "permit seam",
+                false,
+                &["permit.missing", "match.by_employer"],
+            ),
         ];
         let all = scenarios();
         for (name, allowed, want) in expect {

@@ -177,7 +177,8 @@ mod tests {
             assert!(seen.insert(s), "duplicate {s}");
             assert!(s.contains('.'), "{s}");
             assert!(
-                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
                 "{s}"
             );
         }

@@ -126,9 +126,9 @@ impl Explain for IdProblem {
             IdProblem::BirthDateInFuture { birth_date } => {
                 format!("出生日期{birth_date}晚于核验日期")
             }
-            IdProblem::BirthDateImplausible { birth_date } => format!(
-                "出生日期{birth_date}不合理（超过{MAX_PLAUSIBLE_AGE_YEARS}岁）"
-            ),
+            IdProblem::BirthDateImplausible { birth_date } => {
+                format!("出生日期{birth_date}不合理（超过{MAX_PLAUSIBLE_AGE_YEARS}岁）")
+            }
             IdProblem::CheckCharacterMismatch { expected, found } => {
                 format!("校验码错误：最后一位应为{expected}，实际为{found}，号码可能抄错或伪造")
             }
@@ -204,9 +204,7 @@ pub fn check_character(first17: &[u8]) -> Option<char> {
         }
         sum += u32::from(b - b'0') * w;
     }
-    CHECK_CHARS
-        .get((sum % 11) as usize)
-        .map(|c| char::from(*c))
+    CHECK_CHARS.get((sum % 11) as usize).map(|c| char::from(*c))
 }
 
 /// Whether this is a valid, current 18-character ID number on `today`.
@@ -282,7 +280,10 @@ pub fn check_id_number(id: &str, today: NaiveDate) -> IdReport {
     {
         let (y, m, d) = if legacy {
             (
-                field.get(0..2).and_then(|s| s.parse::<i32>().ok()).map(|y| 1900 + y),
+                field
+                    .get(0..2)
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .map(|y| 1900 + y),
                 field.get(2..4).and_then(|s| s.parse::<u32>().ok()),
                 field.get(4..6).and_then(|s| s.parse::<u32>().ok()),
             )
@@ -445,27 +446,43 @@ mod tests {
         assert_eq!(r.birth_date, None);
         // Not a leap year: 1900-02-29.
         let id = with_check("37098319000229123");
-        assert_eq!(codes(&check_id_number(&id, today())), vec!["id.birth_date_not_a_date"]);
+        assert_eq!(
+            codes(&check_id_number(&id, today())),
+            vec!["id.birth_date_not_a_date"]
+        );
         // Month 13.
         let id = with_check("37098319901301123");
-        assert_eq!(codes(&check_id_number(&id, today())), vec!["id.birth_date_not_a_date"]);
+        assert_eq!(
+            codes(&check_id_number(&id, today())),
+            vec!["id.birth_date_not_a_date"]
+        );
     }
 
     #[test]
     fn birth_date_after_today_and_too_old() {
         let id = with_check("37098320261130123");
-        assert_eq!(codes(&check_id_number(&id, today())), vec!["id.birth_date_in_future"]);
+        assert_eq!(
+            codes(&check_id_number(&id, today())),
+            vec!["id.birth_date_in_future"]
+        );
         // Born today is fine.
         let id = with_check("37098320261129123");
         assert!(check_id_number(&id, today()).valid);
         let id = with_check("37098318800101123");
-        assert_eq!(codes(&check_id_number(&id, today())), vec!["id.birth_date_implausible"]);
+        assert_eq!(
+            codes(&check_id_number(&id, today())),
+            vec!["id.birth_date_implausible"]
+        );
     }
 
     #[test]
     fn bad_length_and_characters() {
         for s in ["", "1234", "11010519491231002X1", "11010519491231002"] {
-            assert_eq!(codes(&check_id_number(s, today())), vec!["id.bad_length"], "{s:?}");
+            assert_eq!(
+                codes(&check_id_number(s, today())),
+                vec!["id.bad_length"],
+                "{s:?}"
+            );
         }
         // 18 characters but multi-byte: counted in characters.
         let r = check_id_number("１１010519491231002X", today());
@@ -509,11 +526,22 @@ mod tests {
         let all = [
             IdProblem::BadLength { length: 3 },
             IdProblem::BadCharacter { position: 2 },
-            IdProblem::UnknownProvince { prefix: "99".into() },
-            IdProblem::BirthDateNotADate { field: "19900230".into() },
-            IdProblem::BirthDateInFuture { birth_date: today() },
-            IdProblem::BirthDateImplausible { birth_date: today() },
-            IdProblem::CheckCharacterMismatch { expected: 'X', found: '1' },
+            IdProblem::UnknownProvince {
+                prefix: "99".into(),
+            },
+            IdProblem::BirthDateNotADate {
+                field: "19900230".into(),
+            },
+            IdProblem::BirthDateInFuture {
+                birth_date: today(),
+            },
+            IdProblem::BirthDateImplausible {
+                birth_date: today(),
+            },
+            IdProblem::CheckCharacterMismatch {
+                expected: 'X',
+                found: '1',
+            },
             IdProblem::Legacy15 { upgraded: None },
         ];
         let mut seen = std::collections::HashSet::new();

@@ -64,27 +64,27 @@ pub const RULE_SETS: &[LicenceRuleSet] = &[SAWS_ORDER_30, MEM_ORDER_19];
 
 /// 原国家安全监管总局令第30号 (in force from 2010-07-01).
 pub const SAWS_ORDER_30: LicenceRuleSet = LicenceRuleSet {
-        id: RuleSetId::SawsOrder30,
-        source_zh: "原国家安全监管总局令第30号《特种作业人员安全技术培训考核管理规定》",
-        source_en: "SAWS Order No. 30, Provisions on Safety Training and Assessment of Special Operation Personnel",
-        effective_from: date(2010, 7, 1),
-        validity_years: 6,
-        review_interval_years: 3,
-        extended_review_interval_years: 6,
-        application_window_days: 60,
-    };
+    id: RuleSetId::SawsOrder30,
+    source_zh: "原国家安全监管总局令第30号《特种作业人员安全技术培训考核管理规定》",
+    source_en: "SAWS Order No. 30, Provisions on Safety Training and Assessment of Special Operation Personnel",
+    effective_from: date(2010, 7, 1),
+    validity_years: 6,
+    review_interval_years: 3,
+    extended_review_interval_years: 6,
+    application_window_days: 60,
+};
 
 /// 应急管理部令第19号 (in force from 2026-06-01); numbers ASSUMED equal to order 30, see [`RULE_SETS`].
 pub const MEM_ORDER_19: LicenceRuleSet = LicenceRuleSet {
-        id: RuleSetId::MemOrder19,
-        source_zh: "应急管理部令第19号",
-        source_en: "MEM Order No. 19",
-        effective_from: date(2026, 6, 1),
-        validity_years: 6,
-        review_interval_years: 3,
-        extended_review_interval_years: 6,
-        application_window_days: 60,
-    };
+    id: RuleSetId::MemOrder19,
+    source_zh: "应急管理部令第19号",
+    source_en: "MEM Order No. 19",
+    effective_from: date(2026, 6, 1),
+    validity_years: 6,
+    review_interval_years: 3,
+    extended_review_interval_years: 6,
+    application_window_days: 60,
+};
 
 /// The rule set in force on `work_date` (the oldest one for dates before all of them).
 pub fn rule_set_for(work_date: NaiveDate) -> &'static LicenceRuleSet {
@@ -160,7 +160,10 @@ pub fn check_terms(
     let window = i64::from(rules.application_window_days);
     if work_date < terms.issued_on {
         out.push(RuleCode::LicenceNotYetValid.finding(
-            format!("操作证自{}起有效，作业日期{}尚未生效", terms.issued_on, work_date),
+            format!(
+                "操作证自{}起有效，作业日期{}尚未生效",
+                terms.issued_on, work_date
+            ),
             format!(
                 "the licence is valid from {}; not yet valid on {}",
                 terms.issued_on, work_date
@@ -247,11 +250,7 @@ pub fn check_terms(
 }
 
 /// Judge the licence category against the machine kind, pushing a finding into `out` if it fails.
-pub fn check_category(
-    categories: &[OperationCategory],
-    kind: MachineKind,
-    out: &mut Vec<Finding>,
-) {
+pub fn check_category(categories: &[OperationCategory], kind: MachineKind, out: &mut Vec<Finding>) {
     let needed = kind.required_category();
     if !categories.contains(&needed) {
         out.push(RuleCode::LicenceCategoryMismatch.finding(
@@ -332,7 +331,11 @@ mod tests {
             assert_eq!(r.extended_review_interval_years, 6);
             assert_eq!(r.application_window_days, 60);
         }
-        assert!(RULE_SETS.windows(2).all(|w| w[0].effective_from < w[1].effective_from));
+        assert!(
+            RULE_SETS
+                .windows(2)
+                .all(|w| w[0].effective_from < w[1].effective_from)
+        );
     }
 
     #[test]
@@ -353,8 +356,14 @@ mod tests {
         let t = terms();
         // 61 days before: nothing; 60 days before: window opens; due date: still on time.
         assert!(codes_on(&t, d(2027, 1, 13)).is_empty());
-        assert_eq!(codes_on(&t, d(2027, 1, 14)), vec!["licence.review_due_soon"]);
-        assert_eq!(codes_on(&t, d(2027, 3, 15)), vec!["licence.review_due_soon"]);
+        assert_eq!(
+            codes_on(&t, d(2027, 1, 14)),
+            vec!["licence.review_due_soon"]
+        );
+        assert_eq!(
+            codes_on(&t, d(2027, 3, 15)),
+            vec!["licence.review_due_soon"]
+        );
         // Due yesterday: overdue.
         assert_eq!(codes_on(&t, d(2027, 3, 16)), vec!["licence.review_overdue"]);
     }
@@ -387,7 +396,10 @@ mod tests {
 
     #[test]
     fn not_yet_valid_and_validity_beyond_rule() {
-        assert_eq!(codes_on(&terms(), d(2024, 3, 14)), vec!["licence.not_yet_valid"]);
+        assert_eq!(
+            codes_on(&terms(), d(2024, 3, 14)),
+            vec!["licence.not_yet_valid"]
+        );
         let mut t = terms();
         t.expires_on = d(2031, 3, 15);
         t.next_review_on = d(2030, 3, 15);

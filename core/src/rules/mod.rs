@@ -22,8 +22,8 @@ pub use decision::{
 pub use finding::{Finding, RuleCode, Severity};
 pub use id_number::{IdProblem, IdReport, Sex, check_id_number, is_valid_id_number, province_name};
 pub use licence::{
-    LicenceRuleSet, LicenceTerms, RULE_SETS, RuleSetId, check_category, check_licence,
-    check_terms, rule_set_for,
+    LicenceRuleSet, LicenceTerms, RULE_SETS, RuleSetId, check_category, check_licence, check_terms,
+    rule_set_for,
 };
 pub use machine::check_machine;
 pub use registry::{MemoryRegistry, RegistryError, RegistryView};
