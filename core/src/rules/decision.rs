@@ -756,6 +756,25 @@ mod tests {
     }
 
     #[test]
+    fn certificate_number_is_never_derived_from_the_id_number() {
+        // The registry knows this holder under a certificate number that is not "T" + ID number.
+        let mut c = Case::happy();
+        let mut l = c.reg.licences.remove(CERT).unwrap();
+        l.certificate_no = "370983202403150017".into();
+        c.reg.add_licence(l);
+        let d = c.run();
+        // The credential's own number is looked up, not one built from its ID number.
+        assert!(d.has("welder.not_in_registry"), "{:?}", codes(&d));
+        // Same certificate number, another holder's ID number: the credential is not theirs.
+        let mut c = Case::happy();
+        c.reg.licences.get_mut(CERT).unwrap().id_number = "370983198506151237".into();
+        let d = c.run();
+        assert!(!d.allowed);
+        assert!(d.has("welder.registry_mismatch"));
+        assert!(d.findings.iter().any(|f| f.en.contains("ID number")));
+    }
+
+    #[test]
     fn broken_registry_denies_without_panicking() {
         let d = Case::happy().run_with(&BrokenRegistry);
         assert!(!d.allowed);
