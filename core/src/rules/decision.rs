@@ -774,6 +774,34 @@ mod tests {
         assert!(d.findings.iter().any(|f| f.en.contains("ID number")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_odd_input(
+            cert in "\\PC{0,30}",
+            mid in "\\PC{0,30}",
+            id in "\\PC{0,20}",
+            days in -800_000i64..800_000,
+            issued in -3_000i64..3_000,
+        ) {
+            let mut c = Case::happy();
+            c.machine_id = mid;
+            c.label = None;
+            c.cert_no = cert;
+            c.cred = None;
+            let l = c.reg.licences.get_mut(CERT).unwrap();
+            l.id_number = id;
+            l.issued_on = d(2024, 3, 15) + chrono::Days::new(issued.unsigned_abs());
+            c.time = WorkTime::new(c.time.instant, d(2000, 1, 1) + chrono::TimeDelta::days(days / 4));
+            let _ = c.run();
+            // The registry's own licence under odd dates and ID numbers.
+            let mut c2 = Case::happy();
+            c2.cred = None;
+            c2.reg = c.reg.clone();
+            c2.time = c.time;
+            let _ = c2.run();
+        }
+    }
+
     #[test]
     fn broken_registry_denies_without_panicking() {
         let d = Case::happy().run_with(&BrokenRegistry);

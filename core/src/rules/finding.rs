@@ -119,6 +119,8 @@ rule_codes! {
     /// A certificate number from an unsigned source that the registry does not know.
     WelderUnknownCertificate => "welder.unknown_certificate", Deny;
     /// A certificate number from an unsigned source: the registry answered, the code proved nothing.
+    /// A warning (unlike a bare machine id, info): anyone can type someone else's number, so the
+    /// person must be checked against the registry's holder.
     WelderUnsignedSource => "welder.unsigned_source", Warn;
     /// A signed credential shown without a live presentation (could be a screenshot).
     WelderNotLive => "welder.not_live", Warn;
