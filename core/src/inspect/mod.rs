@@ -1,0 +1,1 @@
+//! On-site inspections (逢查必核).
