@@ -29,3 +29,6 @@ pub use profile::{
 };
 pub use sign::verify;
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
+
+#[cfg(test)]
+mod tests;
