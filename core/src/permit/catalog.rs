@@ -504,7 +504,10 @@ pub(crate) mod tests {
     fn catalog_matches_policy_appendix_character_for_character() {
         let dir = seed_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            println!("NOTE: seed directory {} absent; verbatim check skipped", dir.display());
+            println!(
+                "NOTE: seed directory {} absent; verbatim check skipped",
+                dir.display()
+            );
             return;
         };
         let mut texts = Vec::new();
@@ -515,7 +518,10 @@ pub(crate) mod tests {
             }
         }
         let Some(policy) = texts.iter().find(|t| t.contains("十不准、九必须")) else {
-            println!("NOTE: no policy text with the appendix in {}; skipped", dir.display());
+            println!(
+                "NOTE: no policy text with the appendix in {}; skipped",
+                dir.display()
+            );
             return;
         };
         let bans = appendix_list(policy, "电气焊作业“十不准”", Some("电气焊作业“九必须”"));
@@ -579,7 +585,10 @@ pub(crate) mod tests {
     fn evidence_is_required_and_bounded() {
         let c = Catalog::builtin().unwrap();
         let fire_watch_missing = ChecklistAnswer::confirmed("must.03", vec![]);
-        assert_eq!(c.check_answer(&fire_watch_missing).unwrap_err().code(), "checklist.evidence_missing");
+        assert_eq!(
+            c.check_answer(&fire_watch_missing).unwrap_err().code(),
+            "checklist.evidence_missing"
+        );
         let none = ChecklistAnswer::confirmed(
             "must.02",
             vec![Evidence::Number {
@@ -612,10 +621,8 @@ pub(crate) mod tests {
             c.check_answer(&close),
             Err(AnswerProblem::OutOfRange { .. })
         ));
-        let bad_photo = ChecklistAnswer::confirmed(
-            "ban.08",
-            vec![Evidence::Photo { sha256: vec![1; 5] }],
-        );
+        let bad_photo =
+            ChecklistAnswer::confirmed("ban.08", vec![Evidence::Photo { sha256: vec![1; 5] }]);
         assert!(matches!(
             c.check_answer(&bad_photo),
             Err(AnswerProblem::BadPhotoDigest { .. })

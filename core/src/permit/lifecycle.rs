@@ -21,6 +21,15 @@ pub const MACHINE_DISTANCE_KEY: &str = "machine_to_fire_m";
 /// The clause for the checklist itself.
 pub const CHECKLIST_CLAUSE: &str = "肥安办发〔2024〕21号 附件";
 
+/// A signature to make once the rules pass: step, signer, device key, time, place.
+type PendingSignature<'a> = (
+    SignedStep,
+    Actor,
+    &'a dyn DeviceSigner,
+    i64,
+    Option<GeoPoint>,
+);
+
 /// What the rules consult: the site's profile (the version recorded on the permit) and the catalog.
 #[derive(Clone, Copy)]
 pub struct RuleContext<'a> {
@@ -31,7 +40,10 @@ pub struct RuleContext<'a> {
 /// An action on a permit. Times are Unix seconds, passed in.
 pub enum Action<'a> {
     /// Replace the content of a draft.
-    Edit { content: PermitContent, at: i64 },
+    Edit {
+        content: Box<PermitContent>,
+        at: i64,
+    },
     /// The applicant submits; the level is decided (escalation) and the validity checked.
     Submit {
         by: Actor,
@@ -137,9 +149,10 @@ pub fn next_state(from: PermitState, action: ActionKind) -> Option<PermitState> 
             Some(S::Cancelled)
         }
         (S::Approved | S::Active | S::Suspended, A::Expire) => Some(S::Expired),
-        (s @ (S::Submitted | S::Checked | S::Approved | S::Active | S::Suspended), A::RecordGas) => {
-            Some(s)
-        }
+        (
+            s @ (S::Submitted | S::Checked | S::Approved | S::Active | S::Suspended),
+            A::RecordGas,
+        ) => Some(s),
         _ => None,
     }
 }
@@ -165,7 +178,14 @@ fn check_versions(content: &PermitContent, ctx: &RuleContext<'_>) -> Result<(), 
 fn checklist_findings(problems: Vec<super::catalog::AnswerProblem>, clause: &str) -> Vec<Finding> {
     problems
         .into_iter()
-        .map(|p| Finding::block(FindingCode::Checklist, clause, p.message_zh(), p.message_en()))
+        .map(|p| {
+            Finding::block(
+                FindingCode::Checklist,
+                clause,
+                p.message_zh(),
+                p.message_en(),
+            )
+        })
         .collect()
 }
 
@@ -245,13 +265,12 @@ impl Permit {
         let log = |p: &mut Permit, at: i64, kind: EventKind, by: Option<String>| {
             p.events.push(PermitEvent { at, kind, by });
         };
-        let mut to_sign: Option<(SignedStep, Actor, &dyn DeviceSigner, i64, Option<GeoPoint>)> =
-            None;
+        let mut to_sign: Option<PendingSignature<'_>> = None;
 
         match action {
             Action::Edit { content, at } => {
                 check_versions(&content, ctx)?;
-                p.content = content;
+                p.content = *content;
                 log(&mut p, at, EventKind::Edited, None);
             }
             Action::Submit {
@@ -297,7 +316,9 @@ impl Permit {
                 }
                 if let Some(w) = &profile.outdoor_wind_stop
                     && c.conditions.outdoor
-                    && c.conditions.wind_force.is_some_and(|f| f >= w.force_at_least)
+                    && c.conditions
+                        .wind_force
+                        .is_some_and(|f| f >= w.force_at_least)
                     && !(w.shields_allow && c.conditions.shields)
                 {
                     findings.push(Finding::block(
@@ -374,18 +395,18 @@ impl Permit {
                 at,
                 location,
             } => {
-                if let Some(rule) = profile.level(p.level()) {
-                    if by.role != rule.approver.id {
-                        findings.push(Finding::block(
-                            FindingCode::ApproverRole,
-                            &rule.approver_clause,
-                            format!("{}须由{}审批", rule.name_zh, rule.approver.name_zh),
-                            format!(
-                                "a {} permit is approved by the {}",
-                                rule.name_en, rule.approver.name_en
-                            ),
-                        ));
-                    }
+                if let Some(rule) = profile.level(p.level())
+                    && by.role != rule.approver.id
+                {
+                    findings.push(Finding::block(
+                        FindingCode::ApproverRole,
+                        &rule.approver_clause,
+                        format!("{}须由{}审批", rule.name_zh, rule.approver.name_zh),
+                        format!(
+                            "a {} permit is approved by the {}",
+                            rule.name_en, rule.approver.name_en
+                        ),
+                    ));
                 }
                 if at >= p.content.valid_until {
                     findings.extend(validity_findings(&p, profile, at));

@@ -31,4 +31,4 @@ pub use sign::verify;
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -181,17 +181,27 @@ pub enum EventKind {
     Submitted,
     Checked,
     Approved,
-    Started { continuous_monitoring: bool },
-    Suspended { reason: String },
+    Started {
+        continuous_monitoring: bool,
+    },
+    Suspended {
+        reason: String,
+    },
     Resumed,
     Completed,
     Closed,
-    Rejected { reason: String },
-    Cancelled { reason: String },
+    Rejected {
+        reason: String,
+    },
+    Cancelled {
+        reason: String,
+    },
     Expired,
     GasRecorded,
     /// A rule that did not block but must stay on record (e.g. approver away from the site).
-    Flagged { finding: Finding },
+    Flagged {
+        finding: Finding,
+    },
 }
 
 /// An entry of the permit's log.
@@ -249,7 +259,11 @@ impl Permit {
 
     /// The time of the last event of a kind.
     pub(crate) fn last_event_at(&self, pred: impl Fn(&EventKind) -> bool) -> Option<i64> {
-        self.events.iter().rev().find(|e| pred(&e.kind)).map(|e| e.at)
+        self.events
+            .iter()
+            .rev()
+            .find(|e| pred(&e.kind))
+            .map(|e| e.at)
     }
 }
 
@@ -331,7 +345,9 @@ pub enum PermitError {
     SigningFailed(String),
     #[error("could not encode the permit for signing: {0}")]
     Encoding(String),
-    #[error("signature {index} ({step:?} by {signer}) does not verify: the permit was changed after it was signed")]
+    #[error(
+        "signature {index} ({step:?} by {signer}) does not verify: the permit was changed after it was signed"
+    )]
     SignatureBroken {
         index: usize,
         step: SignedStep,
@@ -363,7 +379,11 @@ impl Explain for PermitError {
     fn message_zh(&self) -> String {
         match self {
             PermitError::TransitionRefused { from, action } => {
-                format!("动火作业证处于“{}”状态，不能{}", from.name_zh(), action.name_zh())
+                format!(
+                    "动火作业证处于“{}”状态，不能{}",
+                    from.name_zh(),
+                    action.name_zh()
+                )
             }
             PermitError::RuleBlocked { action, findings } => format!(
                 "{}被拒绝：{}",

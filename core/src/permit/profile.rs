@@ -3,7 +3,9 @@
 //! effective date. Built in: GB 30871-2022 (chemical plants) and construction sites (GB 50720-2011
 //! with common local practice). Every function here is pure; times are passed in (Unix seconds).
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc, Weekday,
+};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::GasReading;
@@ -138,7 +140,8 @@ impl ProfileSet {
     }
 
     pub fn from_json(json: &str) -> Result<ProfileSet, ProfileError> {
-        let set: ProfileSet = serde_json::from_str(json).map_err(|e| ProfileError(e.to_string()))?;
+        let set: ProfileSet =
+            serde_json::from_str(json).map_err(|e| ProfileError(e.to_string()))?;
         for p in &set.profiles {
             if p.levels.is_empty() {
                 return Err(ProfileError(format!("profile {} has no levels", p.id)));
@@ -315,7 +318,10 @@ impl RuleProfile {
         let e = &self.escalation;
         let mut reasons = Vec::new();
         let offset = FixedOffset::east_opt(site.utc_offset_secs).unwrap_or_else(|| Utc.fix());
-        if let (Some(first), Some(last)) = (local(start, &offset), local(end.max(start + 1) - 1, &offset)) {
+        if let (Some(first), Some(last)) = (
+            local(start, &offset),
+            local(end.max(start + 1) - 1, &offset),
+        ) {
             let (first_day, last_day) = (first.date(), last.date());
             let mut day = first_day;
             while day <= last_day {
@@ -570,8 +576,14 @@ pub(crate) mod tests {
         later.effective_from = d(2030, 1, 1);
         let mut set2 = set.clone();
         set2.profiles.push(later);
-        assert_eq!(set2.select("gb30871", d(2029, 12, 31)).unwrap().version, "GB 30871-2022");
-        assert_eq!(set2.select("gb30871", d(2030, 1, 1)).unwrap().version, "GB 30871-20XX");
+        assert_eq!(
+            set2.select("gb30871", d(2029, 12, 31)).unwrap().version,
+            "GB 30871-2022"
+        );
+        assert_eq!(
+            set2.select("gb30871", d(2030, 1, 1)).unwrap().version,
+            "GB 30871-20XX"
+        );
         assert!(set.select("construction", d(2024, 1, 1)).is_some());
         assert!(set.select("nuclear", d(2024, 1, 1)).is_none());
     }
@@ -581,18 +593,27 @@ pub(crate) mod tests {
         let p = profile("gb30871");
         let s = monday(8);
         for level in [PermitLevel::Special, PermitLevel::Level1] {
-            assert!(p.check_window(level, s, s + 8 * H).is_empty(), "8 h exactly");
+            assert!(
+                p.check_window(level, s, s + 8 * H).is_empty(),
+                "8 h exactly"
+            );
             let f = p.check_window(level, s, s + 8 * H + 1);
             assert_eq!(f.len(), 1);
             assert_eq!(f[0].code, FindingCode::ValidityExceeded);
             assert_eq!(f[0].clause, "GB 30871-2022 5.5");
         }
-        assert!(p.check_window(PermitLevel::Level2, s, s + 72 * H).is_empty());
+        assert!(
+            p.check_window(PermitLevel::Level2, s, s + 72 * H)
+                .is_empty()
+        );
         assert_eq!(
             p.check_window(PermitLevel::Level2, s, s + 72 * H + 1)[0].code,
             FindingCode::ValidityExceeded
         );
-        assert_eq!(p.check_window(PermitLevel::Level2, s, s)[0].code, FindingCode::WindowInvalid);
+        assert_eq!(
+            p.check_window(PermitLevel::Level2, s, s)[0].code,
+            FindingCode::WindowInvalid
+        );
         assert_eq!(
             p.check_window(PermitLevel::Level3, s, s + H)[0].code,
             FindingCode::LevelNotInProfile
@@ -603,14 +624,21 @@ pub(crate) mod tests {
     fn construction_validity_edges() {
         let p = profile("construction");
         let s = monday(8);
-        for (level, days) in [(PermitLevel::Level1, 1), (PermitLevel::Level2, 3), (PermitLevel::Level3, 7)] {
+        for (level, days) in [
+            (PermitLevel::Level1, 1),
+            (PermitLevel::Level2, 3),
+            (PermitLevel::Level3, 7),
+        ] {
             assert!(p.check_window(level, s, s + days * 24 * H).is_empty());
             assert_eq!(
                 p.check_window(level, s, s + days * 24 * H + 1)[0].code,
                 FindingCode::ValidityExceeded
             );
         }
-        assert_eq!(p.check_window(PermitLevel::Special, s, s + H)[0].code, FindingCode::LevelNotInProfile);
+        assert_eq!(
+            p.check_window(PermitLevel::Special, s, s + H)[0].code,
+            FindingCode::LevelNotInProfile
+        );
     }
 
     #[test]
@@ -636,42 +664,84 @@ pub(crate) mod tests {
         assert_eq!(d.required, PermitLevel::Level2);
         assert!(d.reasons.is_empty());
         // Ending exactly at 20:00 does not touch the night; one second later does.
-        assert!(decide(PermitLevel::Level2, monday(8), monday(20), &calm).reasons.is_empty());
+        assert!(
+            decide(PermitLevel::Level2, monday(8), monday(20), &calm)
+                .reasons
+                .is_empty()
+        );
         let night = decide(PermitLevel::Level2, monday(8), monday(20) + 1, &calm);
         assert_eq!(night.required, PermitLevel::Level1);
         assert_eq!(night.reasons, vec![EscalationReason::Night]);
         // Starting at 06:00 is day; 05:59 is night.
-        assert!(decide(PermitLevel::Level1, monday(6), monday(10), &calm).reasons.is_empty());
+        assert!(
+            decide(PermitLevel::Level1, monday(6), monday(10), &calm)
+                .reasons
+                .is_empty()
+        );
         assert_eq!(
             decide(PermitLevel::Level1, monday(6) - 60, monday(10), &calm).required,
             PermitLevel::Special
         );
         // Saturday is a rest day; an adjusted Saturday workday is not.
         let sat = cst(2026, 11, 28, 8, 0);
-        assert_eq!(decide(PermitLevel::Level2, sat, sat + 4 * H, &calm).required, PermitLevel::Level1);
+        assert_eq!(
+            decide(PermitLevel::Level2, sat, sat + 4 * H, &calm).required,
+            PermitLevel::Level1
+        );
         let workday_sat = cst(2026, 12, 5, 8, 0);
-        assert!(decide(PermitLevel::Level2, workday_sat, workday_sat + 4 * H, &calm).reasons.is_empty());
+        assert!(
+            decide(PermitLevel::Level2, workday_sat, workday_sat + 4 * H, &calm)
+                .reasons
+                .is_empty()
+        );
         // A statutory holiday on a Thursday.
         let h = cst(2026, 10, 1, 8, 0);
         assert_eq!(
             decide(PermitLevel::Level2, h, h + 4 * H, &calm).reasons,
-            vec![EscalationReason::Holiday { date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap() }]
+            vec![EscalationReason::Holiday {
+                date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+            }]
         );
         // Wind force 5 escalates, 4 does not.
-        let w5 = WorkConditions { wind_force: Some(5), ..calm };
-        let w4 = WorkConditions { wind_force: Some(4), ..calm };
-        assert_eq!(decide(PermitLevel::Level2, monday(8), monday(12), &w5).required, PermitLevel::Level1);
-        assert!(decide(PermitLevel::Level2, monday(8), monday(12), &w4).reasons.is_empty());
+        let w5 = WorkConditions {
+            wind_force: Some(5),
+            ..calm
+        };
+        let w4 = WorkConditions {
+            wind_force: Some(4),
+            ..calm
+        };
+        assert_eq!(
+            decide(PermitLevel::Level2, monday(8), monday(12), &w5).required,
+            PermitLevel::Level1
+        );
+        assert!(
+            decide(PermitLevel::Level2, monday(8), monday(12), &w4)
+                .reasons
+                .is_empty()
+        );
         // Sensitive period, complex environment.
         let sp = cst(2026, 12, 11, 9, 0);
-        assert_eq!(decide(PermitLevel::Level2, sp, sp + H, &calm).required, PermitLevel::Level1);
-        let cx = WorkConditions { complex_environment: true, ..calm };
-        assert_eq!(decide(PermitLevel::Level2, monday(8), monday(12), &cx).required, PermitLevel::Level1);
+        assert_eq!(
+            decide(PermitLevel::Level2, sp, sp + H, &calm).required,
+            PermitLevel::Level1
+        );
+        let cx = WorkConditions {
+            complex_environment: true,
+            ..calm
+        };
+        assert_eq!(
+            decide(PermitLevel::Level2, monday(8), monday(12), &cx).required,
+            PermitLevel::Level1
+        );
         // Several reasons still raise by one level only; special stays special.
         let all = decide(PermitLevel::Level2, sat, sat + 14 * H, &w5);
         assert_eq!(all.required, PermitLevel::Level1);
         assert_eq!(all.reasons.len(), 3);
-        assert_eq!(decide(PermitLevel::Special, sat, sat + H, &calm).required, PermitLevel::Special);
+        assert_eq!(
+            decide(PermitLevel::Special, sat, sat + H, &calm).required,
+            PermitLevel::Special
+        );
     }
 
     #[test]
@@ -680,13 +750,46 @@ pub(crate) mod tests {
         let st = site("construction");
         let cal = WorkCalendar::default();
         let sat_night = cst(2026, 11, 28, 21, 0);
-        let windy = WorkConditions { wind_force: Some(7), ..Default::default() };
-        let d = p.decide_level(&st, &cal, PermitLevel::Level3, sat_night, sat_night + H, &windy).unwrap();
+        let windy = WorkConditions {
+            wind_force: Some(7),
+            ..Default::default()
+        };
+        let d = p
+            .decide_level(
+                &st,
+                &cal,
+                PermitLevel::Level3,
+                sat_night,
+                sat_night + H,
+                &windy,
+            )
+            .unwrap();
         assert_eq!(d.required, PermitLevel::Level3);
-        let cx = WorkConditions { complex_environment: true, ..Default::default() };
-        let d = p.decide_level(&st, &cal, PermitLevel::Level3, sat_night, sat_night + H, &cx).unwrap();
+        let cx = WorkConditions {
+            complex_environment: true,
+            ..Default::default()
+        };
+        let d = p
+            .decide_level(
+                &st,
+                &cal,
+                PermitLevel::Level3,
+                sat_night,
+                sat_night + H,
+                &cx,
+            )
+            .unwrap();
         assert_eq!(d.required, PermitLevel::Level2);
-        let d = p.decide_level(&st, &cal, PermitLevel::Level1, sat_night, sat_night + H, &cx).unwrap();
+        let d = p
+            .decide_level(
+                &st,
+                &cal,
+                PermitLevel::Level1,
+                sat_night,
+                sat_night + H,
+                &cx,
+            )
+            .unwrap();
         assert_eq!(d.required, PermitLevel::Level1);
     }
 
@@ -695,18 +798,42 @@ pub(crate) mod tests {
         let p = profile("gb30871");
         let start = monday(9);
         // LEL >= 4 %: 0.5 %vol passes, 0.51 fails; LEL < 4 %: 0.2 passes, 0.21 fails.
-        assert!(p.check_gas(&[reading(start - 60, 400, 50)], start, 0).is_empty());
-        assert_eq!(p.check_gas(&[reading(start - 60, 400, 51)], start, 0)[0].code, FindingCode::GasAnalysisFailed);
-        assert!(p.check_gas(&[reading(start - 60, 399, 20)], start, 0).is_empty());
-        assert_eq!(p.check_gas(&[reading(start - 60, 250, 21)], start, 0)[0].code, FindingCode::GasAnalysisFailed);
+        assert!(
+            p.check_gas(&[reading(start - 60, 400, 50)], start, 0)
+                .is_empty()
+        );
+        assert_eq!(
+            p.check_gas(&[reading(start - 60, 400, 51)], start, 0)[0].code,
+            FindingCode::GasAnalysisFailed
+        );
+        assert!(
+            p.check_gas(&[reading(start - 60, 399, 20)], start, 0)
+                .is_empty()
+        );
+        assert_eq!(
+            p.check_gas(&[reading(start - 60, 250, 21)], start, 0)[0].code,
+            FindingCode::GasAnalysisFailed
+        );
         // 30 min exactly is fresh; 30 min + 1 s is stale.
-        assert!(p.check_gas(&[reading(start - 1800, 500, 0)], start, 0).is_empty());
-        assert_eq!(p.check_gas(&[reading(start - 1801, 500, 0)], start, 0)[0].code, FindingCode::GasAnalysisStale);
+        assert!(
+            p.check_gas(&[reading(start - 1800, 500, 0)], start, 0)
+                .is_empty()
+        );
+        assert_eq!(
+            p.check_gas(&[reading(start - 1801, 500, 0)], start, 0)[0].code,
+            FindingCode::GasAnalysisStale
+        );
         // The latest reading counts; readings after the moment or before not_before are ignored.
         let rs = [reading(start - 600, 500, 90), reading(start - 60, 500, 10)];
         assert!(p.check_gas(&rs, start, 0).is_empty());
-        assert_eq!(p.check_gas(&[reading(start + 1, 500, 0)], start, 0)[0].code, FindingCode::GasAnalysisMissing);
-        assert_eq!(p.check_gas(&[reading(start - 60, 500, 0)], start, start - 30)[0].code, FindingCode::GasAnalysisMissing);
+        assert_eq!(
+            p.check_gas(&[reading(start + 1, 500, 0)], start, 0)[0].code,
+            FindingCode::GasAnalysisMissing
+        );
+        assert_eq!(
+            p.check_gas(&[reading(start - 60, 500, 0)], start, start - 30)[0].code,
+            FindingCode::GasAnalysisMissing
+        );
         // No gas rule on construction sites.
         assert!(profile("construction").check_gas(&[], start, 0).is_empty());
     }

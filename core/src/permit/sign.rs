@@ -66,15 +66,17 @@ pub(crate) fn message_bytes(permit: &Permit, info: &StepInfo<'_>) -> Result<Vec<
         level: permit.level.as_ref(),
         answers: with_answers.then_some(permit.answers.as_slice()),
         post_work: (info.step == SignedStep::Close).then_some(permit.post_work.as_slice()),
-        events: permit.events.get(..info.covers_events).ok_or(PermitError::Encoding(
-            "signature covers more events than the permit holds".into(),
-        ))?,
-        gas_readings: permit
-            .gas_readings
-            .get(..info.covers_gas_readings)
+        events: permit
+            .events
+            .get(..info.covers_events)
             .ok_or(PermitError::Encoding(
-                "signature covers more gas readings than the permit holds".into(),
+                "signature covers more events than the permit holds".into(),
             ))?,
+        gas_readings: permit.gas_readings.get(..info.covers_gas_readings).ok_or(
+            PermitError::Encoding(
+                "signature covers more gas readings than the permit holds".into(),
+            ),
+        )?,
         signer: info.signer,
         public_key: info.public_key,
         at: info.at,
@@ -154,7 +156,10 @@ fn allowed_signature_counts(state: PermitState) -> &'static [usize] {
 /// signers' keys are trusted (enrolled devices, roles) is the caller's question.
 pub fn verify(permit: &Permit) -> Result<(), PermitError> {
     let found: Vec<SignedStep> = permit.signatures.iter().map(|s| s.step).collect();
-    let order_ok = found.iter().zip(SignedStep::ORDER.iter()).all(|(a, b)| a == b)
+    let order_ok = found
+        .iter()
+        .zip(SignedStep::ORDER.iter())
+        .all(|(a, b)| a == b)
         && found.len() <= SignedStep::ORDER.len();
     if !order_ok || !allowed_signature_counts(permit.state).contains(&found.len()) {
         return Err(PermitError::SignaturesInconsistent {

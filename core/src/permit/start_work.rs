@@ -23,15 +23,27 @@ pub enum PermitFinding {
     /// No permit presented.
     Missing,
     /// The permit is not approved (or was closed, rejected, cancelled, suspended…).
-    NotApproved { state: PermitState },
-    NotYetValid { valid_from: i64 },
-    Expired { valid_until: i64 },
+    NotApproved {
+        state: PermitState,
+    },
+    NotYetValid {
+        valid_from: i64,
+    },
+    Expired {
+        valid_until: i64,
+    },
     /// The permit does not name this welder.
-    WelderNotNamed { certificate_no: String },
+    WelderNotNamed {
+        certificate_no: String,
+    },
     /// The permit is for another site.
-    WrongSite { permit_site: String },
+    WrongSite {
+        permit_site: String,
+    },
     /// The permit lists machines and this one is not among them.
-    MachineNotNamed { machine_id: String },
+    MachineNotNamed {
+        machine_id: String,
+    },
 }
 
 impl PermitFinding {
@@ -78,14 +90,21 @@ impl Explain for PermitFinding {
 
     fn message_en(&self) -> String {
         match self {
-            PermitFinding::Missing => "no hot-work permit: welding without approval is forbidden".into(),
+            PermitFinding::Missing => {
+                "no hot-work permit: welding without approval is forbidden".into()
+            }
             PermitFinding::NotApproved { state } => {
-                format!("the hot-work permit is {}; work may not start", state.name_en())
+                format!(
+                    "the hot-work permit is {}; work may not start",
+                    state.name_en()
+                )
             }
             PermitFinding::NotYetValid { .. } => "the hot-work permit is not valid yet".into(),
             PermitFinding::Expired { .. } => "the hot-work permit has expired".into(),
             PermitFinding::WelderNotNamed { certificate_no } => {
-                format!("the hot-work permit does not name this welder (certificate {certificate_no})")
+                format!(
+                    "the hot-work permit does not name this welder (certificate {certificate_no})"
+                )
             }
             PermitFinding::WrongSite { permit_site } => {
                 format!("the hot-work permit is for another site ({permit_site})")

@@ -9,13 +9,13 @@ use crate::domain::{Explain, MachineClass};
 const M: i64 = 60;
 
 /// Monday 2026-11-30, China time.
-fn t(h: u32, min: u32) -> i64 {
+pub(crate) fn t(h: u32, min: u32) -> i64 {
     cst(2026, 11, 30, h, min)
 }
 
-struct Fx {
-    profile: RuleProfile,
-    catalog: Catalog,
+pub(crate) struct Fx {
+    pub(crate) profile: RuleProfile,
+    pub(crate) catalog: Catalog,
     calendar: WorkCalendar,
     applicant: SoftwareSigner,
     checker: SoftwareSigner,
@@ -23,7 +23,7 @@ struct Fx {
     closer: SoftwareSigner,
 }
 
-fn actor(name: &str, id: &str, role: &str) -> Actor {
+pub(crate) fn actor(name: &str, id: &str, role: &str) -> Actor {
     Actor {
         name: name.into(),
         id: id.into(),
@@ -32,7 +32,7 @@ fn actor(name: &str, id: &str, role: &str) -> Actor {
 }
 
 impl Fx {
-    fn new(profile_id: &str) -> Fx {
+    pub(crate) fn new(profile_id: &str) -> Fx {
         Fx {
             profile: profile(profile_id),
             catalog: Catalog::builtin().unwrap(),
@@ -44,7 +44,7 @@ impl Fx {
         }
     }
 
-    fn ctx(&self) -> RuleContext<'_> {
+    pub(crate) fn ctx(&self) -> RuleContext<'_> {
         RuleContext {
             profile: &self.profile,
             catalog: &self.catalog,
@@ -52,10 +52,15 @@ impl Fx {
     }
 
     fn approver_role(&self) -> String {
-        self.profile.level(PermitLevel::Level2).unwrap().approver.id.clone()
+        self.profile
+            .level(PermitLevel::Level2)
+            .unwrap()
+            .approver
+            .id
+            .clone()
     }
 
-    fn content(&self) -> PermitContent {
+    pub(crate) fn content(&self) -> PermitContent {
         PermitContent {
             permit_id: "0193a1b2-0000-7000-8000-000000000001".into(),
             site: site(&self.profile.id),
@@ -137,7 +142,7 @@ impl Fx {
     fn action(&self, kind: ActionKind) -> Action<'_> {
         match kind {
             ActionKind::Edit => Action::Edit {
-                content: self.content(),
+                content: Box::new(self.content()),
                 at: t(6, 50),
             },
             ActionKind::Submit => Action::Submit {
@@ -206,7 +211,7 @@ impl Fx {
         .unwrap()
     }
 
-    fn run(&self, p: &mut Permit, kinds: &[ActionKind]) {
+    pub(crate) fn run(&self, p: &mut Permit, kinds: &[ActionKind]) {
         for k in kinds {
             p.apply(&self.ctx(), self.action(*k))
                 .unwrap_or_else(|e| panic!("{k:?}: {e}"));
@@ -214,7 +219,7 @@ impl Fx {
     }
 
     /// A permit in the given state, reached along the standard timeline.
-    fn in_state(&self, state: PermitState) -> Permit {
+    pub(crate) fn in_state(&self, state: PermitState) -> Permit {
         use ActionKind as A;
         let path: &[A] = match state {
             PermitState::Draft => &[],
@@ -313,7 +318,9 @@ fn every_allowed_transition_succeeds_and_verifies() {
     let mut count = 0;
     for s in PermitState::ALL {
         for a in ActionKind::ALL {
-            let Some(next) = next_state(s, a) else { continue };
+            let Some(next) = next_state(s, a) else {
+                continue;
+            };
             let mut p = fx.in_state(s);
             if a == ActionKind::Start {
                 fx.run(&mut p, &[ActionKind::RecordGas]);
@@ -378,9 +385,21 @@ fn submit_rules() {
     c.valid_until = c.valid_from + 72 * H;
     // Spanning nights and the weekend escalates to level 1 (8 h): refused.
     let mut p = fx.draft();
-    p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
-    let err = p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap_err();
-    assert_eq!(blocked_codes(err.clone()), vec![FindingCode::ValidityExceeded]);
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c),
+            at: t(6, 50),
+        },
+    )
+    .unwrap();
+    let err = p
+        .apply(&fx.ctx(), fx.action(ActionKind::Submit))
+        .unwrap_err();
+    assert_eq!(
+        blocked_codes(err.clone()),
+        vec![FindingCode::ValidityExceeded]
+    );
     if let PermitError::RuleBlocked { findings, .. } = &err {
         assert_eq!(findings[0].clause, "GB 30871-2022 5.5");
     }
@@ -391,7 +410,14 @@ fn submit_rules() {
         c.valid_from = t(8, 0);
         c.valid_until = t(16, 0) + extra;
         let mut p = fx.draft();
-        p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
+        p.apply(
+            &fx.ctx(),
+            Action::Edit {
+                content: Box::new(c),
+                at: t(6, 50),
+            },
+        )
+        .unwrap();
         let r = p.apply(&fx.ctx(), fx.action(ActionKind::Submit));
         assert_eq!(r.is_ok(), ok, "extra {extra}");
     }
@@ -400,10 +426,23 @@ fn submit_rules() {
     c.welders.clear();
     c.fire_watch.clear();
     let mut p = fx.draft();
-    p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c),
+            at: t(6, 50),
+        },
+    )
+    .unwrap();
     let before = p.clone();
-    let codes = blocked_codes(p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap_err());
-    assert_eq!(codes, vec![FindingCode::NoWelder, FindingCode::FireWatchMissing]);
+    let codes = blocked_codes(
+        p.apply(&fx.ctx(), fx.action(ActionKind::Submit))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        codes,
+        vec![FindingCode::NoWelder, FindingCode::FireWatchMissing]
+    );
     assert_eq!(p, before);
 }
 
@@ -418,7 +457,14 @@ fn submit_escalates_and_records_the_reasons() {
     let mut c = fx.content();
     c.valid_until = t(16, 0);
     let mut p = fx.draft();
-    p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c),
+            at: t(6, 50),
+        },
+    )
+    .unwrap();
     p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap();
     let d = p.level.clone().unwrap();
     assert_eq!(d.requested, PermitLevel::Level2);
@@ -430,8 +476,11 @@ fn submit_escalates_and_records_the_reasons() {
         }]
     );
     // Now the approver must be the level-1 approver (safety department), not the unit head.
-    p.apply(&fx.ctx(), fx.action(ActionKind::SiteCheck)).unwrap();
-    let err = p.apply(&fx.ctx(), fx.action(ActionKind::Approve)).unwrap_err();
+    p.apply(&fx.ctx(), fx.action(ActionKind::SiteCheck))
+        .unwrap();
+    let err = p
+        .apply(&fx.ctx(), fx.action(ActionKind::Approve))
+        .unwrap_err();
     assert_eq!(blocked_codes(err), vec![FindingCode::ApproverRole]);
     p.apply(
         &fx.ctx(),
@@ -453,8 +502,18 @@ fn construction_site_rules() {
     c.requested_level = PermitLevel::Level3;
     c.hot_work_points = 2;
     let mut p = fx.draft();
-    p.apply(&fx.ctx(), Action::Edit { content: c.clone(), at: t(6, 50) }).unwrap();
-    let codes = blocked_codes(p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap_err());
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c.clone()),
+            at: t(6, 50),
+        },
+    )
+    .unwrap();
+    let codes = blocked_codes(
+        p.apply(&fx.ctx(), fx.action(ActionKind::Submit))
+            .unwrap_err(),
+    );
     assert_eq!(codes, vec![FindingCode::FireWatchPerPoint]);
     c.fire_watch.push(Person {
         name: "钱十".into(),
@@ -467,8 +526,17 @@ fn construction_site_rules() {
         shields: false,
         complex_environment: false,
     };
-    p.apply(&fx.ctx(), Action::Edit { content: c.clone(), at: t(6, 51) }).unwrap();
-    let err = p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap_err();
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c.clone()),
+            at: t(6, 51),
+        },
+    )
+    .unwrap();
+    let err = p
+        .apply(&fx.ctx(), fx.action(ActionKind::Submit))
+        .unwrap_err();
     if let PermitError::RuleBlocked { findings, .. } = &err {
         assert_eq!(findings[0].code, FindingCode::OutdoorWind);
         assert_eq!(findings[0].clause, "GB 50720-2011 6.3.1");
@@ -476,18 +544,37 @@ fn construction_site_rules() {
         panic!("{err}");
     }
     c.conditions.wind_force = Some(4);
-    p.apply(&fx.ctx(), Action::Edit { content: c.clone(), at: t(6, 52) }).unwrap();
-    assert!(p.clone().apply(&fx.ctx(), fx.action(ActionKind::Submit)).is_ok());
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c.clone()),
+            at: t(6, 52),
+        },
+    )
+    .unwrap();
+    assert!(
+        p.clone()
+            .apply(&fx.ctx(), fx.action(ActionKind::Submit))
+            .is_ok()
+    );
     c.conditions.wind_force = Some(6);
     c.conditions.shields = true;
     // Level 3 for 7 days exactly.
     c.valid_until = c.valid_from + 7 * 24 * H;
-    p.apply(&fx.ctx(), Action::Edit { content: c.clone(), at: t(6, 53) }).unwrap();
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c.clone()),
+            at: t(6, 53),
+        },
+    )
+    .unwrap();
     let mut ok = p.clone();
     ok.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap();
     assert_eq!(ok.level(), PermitLevel::Level3);
     // No gas rule and no machine distance rule on construction sites: start without readings.
-    ok.apply(&fx.ctx(), fx.action(ActionKind::SiteCheck)).unwrap();
+    ok.apply(&fx.ctx(), fx.action(ActionKind::SiteCheck))
+        .unwrap();
     ok.apply(
         &fx.ctx(),
         Action::Approve {
@@ -500,8 +587,18 @@ fn construction_site_rules() {
     .unwrap();
     ok.apply(&fx.ctx(), fx.action(ActionKind::Start)).unwrap();
     c.valid_until += 1;
-    p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 54) }).unwrap();
-    let codes = blocked_codes(p.apply(&fx.ctx(), fx.action(ActionKind::Submit)).unwrap_err());
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c),
+            at: t(6, 54),
+        },
+    )
+    .unwrap();
+    let codes = blocked_codes(
+        p.apply(&fx.ctx(), fx.action(ActionKind::Submit))
+            .unwrap_err(),
+    );
     assert_eq!(codes, vec![FindingCode::ValidityExceeded]);
 }
 
@@ -539,7 +636,9 @@ fn site_check_rules() {
     ] {
         let mut a = fx.answers();
         for x in a.iter_mut() {
-            x.evidence.retain(|e| !matches!(e, Evidence::Number { key, .. } if key == MACHINE_DISTANCE_KEY));
+            x.evidence.retain(
+                |e| !matches!(e, Evidence::Number { key, .. } if key == MACHINE_DISTANCE_KEY),
+            );
         }
         if let Some(d) = d {
             a[0].evidence.push(Evidence::Number {
@@ -574,8 +673,15 @@ fn approval_rules() {
     };
     let role = fx.approver_role();
     // The wrong approver is refused.
-    let (_, r) = approve("safety_department", t(7, 40), Some(checked.content.location));
-    assert_eq!(blocked_codes(r.unwrap_err()), vec![FindingCode::ApproverRole]);
+    let (_, r) = approve(
+        "safety_department",
+        t(7, 40),
+        Some(checked.content.location),
+    );
+    assert_eq!(
+        blocked_codes(r.unwrap_err()),
+        vec![FindingCode::ApproverRole]
+    );
     // Signing from 1.1 km away is allowed but flagged, and the flag is covered by the signature.
     let far = GeoPoint::from_degrees(36.192, 116.772);
     let (p, r) = approve(&role, t(7, 40), Some(far));
@@ -587,16 +693,25 @@ fn approval_rules() {
     assert!(!flags[0].blocking);
     verify(&p).unwrap();
     let mut hidden = p.clone();
-    hidden.events.retain(|e| !matches!(e.kind, EventKind::Flagged { .. }));
+    hidden
+        .events
+        .retain(|e| !matches!(e.kind, EventKind::Flagged { .. }));
     assert!(matches!(
         verify(&hidden),
-        Err(PermitError::SignatureBroken { index: 2, step: SignedStep::Approve, .. })
+        Err(PermitError::SignatureBroken {
+            index: 2,
+            step: SignedStep::Approve,
+            ..
+        })
     ));
     // Within the radius: no flag. No location: flagged as missing.
     let near = GeoPoint::from_degrees(36.1825, 116.772);
     assert_eq!(approve(&role, t(7, 40), Some(near)).0.flags().count(), 0);
     let (p, _) = approve(&role, t(7, 40), None);
-    assert_eq!(p.flags().next().unwrap().code, FindingCode::ApproverLocationMissing);
+    assert_eq!(
+        p.flags().next().unwrap().code,
+        FindingCode::ApproverLocationMissing
+    );
     // Approving after the validity ended is refused.
     let (_, r) = approve(&role, t(17, 0), Some(near));
     assert_eq!(blocked_codes(r.unwrap_err()), vec![FindingCode::Expired]);
@@ -641,14 +756,26 @@ fn start_rules_validity_and_gas() {
     );
     // Before the validity, and at its end.
     let early = with_gas(&[fx.gas(t(7, 50), 10)]);
-    assert_eq!(blocked_codes(start(&early, t(7, 59)).unwrap_err()), vec![FindingCode::NotYetValid]);
+    assert_eq!(
+        blocked_codes(start(&early, t(7, 59)).unwrap_err()),
+        vec![FindingCode::NotYetValid]
+    );
     let late = with_gas(&[fx.gas(t(16, 50), 10)]);
-    assert_eq!(blocked_codes(start(&late, t(17, 0)).unwrap_err()), vec![FindingCode::Expired]);
+    assert_eq!(
+        blocked_codes(start(&late, t(17, 0)).unwrap_err()),
+        vec![FindingCode::Expired]
+    );
     start(&late, t(17, 0) - 1).unwrap();
     // No reading; a failing reading.
-    assert_eq!(blocked_codes(start(&approved, t(9, 0)).unwrap_err()), vec![FindingCode::GasAnalysisMissing]);
+    assert_eq!(
+        blocked_codes(start(&approved, t(9, 0)).unwrap_err()),
+        vec![FindingCode::GasAnalysisMissing]
+    );
     let bad = with_gas(&[fx.gas(t(8, 50), 51)]);
-    assert_eq!(blocked_codes(start(&bad, t(9, 0)).unwrap_err()), vec![FindingCode::GasAnalysisFailed]);
+    assert_eq!(
+        blocked_codes(start(&bad, t(9, 0)).unwrap_err()),
+        vec![FindingCode::GasAnalysisFailed]
+    );
 }
 
 #[test]
@@ -658,7 +785,14 @@ fn special_level_needs_continuous_monitoring() {
     c.requested_level = PermitLevel::Special;
     c.valid_until = t(16, 0);
     let mut p = fx.draft();
-    p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
+    p.apply(
+        &fx.ctx(),
+        Action::Edit {
+            content: Box::new(c),
+            at: t(6, 50),
+        },
+    )
+    .unwrap();
     fx.run(&mut p, &[ActionKind::Submit, ActionKind::SiteCheck]);
     p.apply(
         &fx.ctx(),
@@ -671,7 +805,10 @@ fn special_level_needs_continuous_monitoring() {
     )
     .unwrap();
     fx.run(&mut p, &[ActionKind::RecordGas]);
-    let err = p.clone().apply(&fx.ctx(), fx.action(ActionKind::Start)).unwrap_err();
+    let err = p
+        .clone()
+        .apply(&fx.ctx(), fx.action(ActionKind::Start))
+        .unwrap_err();
     if let PermitError::RuleBlocked { findings, .. } = &err {
         assert_eq!(findings[0].code, FindingCode::ContinuousMonitoringRequired);
         assert_eq!(findings[0].clause, "GB 30871-2022 5.3");
@@ -701,7 +838,14 @@ fn resume_after_interruption_needs_new_analysis_past_the_limit() {
         c.requested_level = level;
         c.valid_until = t(16, 0);
         let mut p = fx.draft();
-        p.apply(&fx.ctx(), Action::Edit { content: c, at: t(6, 50) }).unwrap();
+        p.apply(
+            &fx.ctx(),
+            Action::Edit {
+                content: Box::new(c),
+                at: t(6, 50),
+            },
+        )
+        .unwrap();
         fx.run(&mut p, &[ActionKind::Submit, ActionKind::SiteCheck]);
         p.apply(
             &fx.ctx(),
@@ -713,7 +857,14 @@ fn resume_after_interruption_needs_new_analysis_past_the_limit() {
             },
         )
         .unwrap();
-        fx.run(&mut p, &[ActionKind::RecordGas, ActionKind::Start, ActionKind::Suspend]);
+        fx.run(
+            &mut p,
+            &[
+                ActionKind::RecordGas,
+                ActionKind::Start,
+                ActionKind::Suspend,
+            ],
+        );
         let suspended_at = t(10, 0);
         let resume = |p: &Permit, at: i64| {
             let mut p = p.clone();
@@ -768,14 +919,20 @@ fn close_rules_post_work_watch() {
     // A missing post-work item, and a watch of 29 minutes on the form.
     let mut pw = fx.post_work();
     pw.remove(0);
-    assert_eq!(blocked_codes(close(t(13, 0), pw).unwrap_err()), vec![FindingCode::Checklist]);
+    assert_eq!(
+        blocked_codes(close(t(13, 0), pw).unwrap_err()),
+        vec![FindingCode::Checklist]
+    );
     let mut pw = fx.post_work();
     for e in pw[2].evidence.iter_mut() {
         if let Evidence::Number { value, .. } = e {
             *value = 29;
         }
     }
-    assert_eq!(blocked_codes(close(t(13, 0), pw).unwrap_err()), vec![FindingCode::Checklist]);
+    assert_eq!(
+        blocked_codes(close(t(13, 0), pw).unwrap_err()),
+        vec![FindingCode::Checklist]
+    );
 }
 
 #[test]
@@ -795,7 +952,10 @@ fn reject_cancel_and_expire_need_their_conditions() {
     assert_eq!(blocked_codes(err), vec![FindingCode::ReasonMissing]);
     let mut a = fx.in_state(PermitState::Active);
     assert_eq!(
-        blocked_codes(a.apply(&fx.ctx(), Action::Expire { at: t(17, 0) - 1 }).unwrap_err()),
+        blocked_codes(
+            a.apply(&fx.ctx(), Action::Expire { at: t(17, 0) - 1 })
+                .unwrap_err()
+        ),
         vec![FindingCode::StillValid]
     );
     assert_eq!(a.effective_state(t(17, 0) - 1), PermitState::Active);
@@ -818,7 +978,9 @@ fn version_mismatch_is_refused() {
     let mut c = fx.content();
     c.catalog_version = "fab-2024-21/0".into();
     assert_eq!(
-        Permit::draft(c, &fx.ctx(), &actor("a", "b", "c"), 0).unwrap_err().code(),
+        Permit::draft(c, &fx.ctx(), &actor("a", "b", "c"), 0)
+            .unwrap_err()
+            .code(),
         "permit.version_mismatch"
     );
 }
@@ -876,10 +1038,17 @@ fn tampering_with_any_field_or_answer_breaks_verification() {
             continue; // not representable (e.g. an unknown enum name)
         };
         tried += 1;
-        if path.first().is_some_and(|k| k == "answers" || k == "post_work") {
+        if path
+            .first()
+            .is_some_and(|k| k == "answers" || k == "post_work")
+        {
             answers_tried += 1;
         }
-        assert!(verify(&tampered).is_err(), "tampering with {} went unnoticed", path.join("."));
+        assert!(
+            verify(&tampered).is_err(),
+            "tampering with {} went unnoticed",
+            path.join(".")
+        );
     }
     assert!(tried > 300, "only {tried} tamperings tried");
     assert!(answers_tried > 30);
@@ -908,21 +1077,34 @@ fn broken_signature_is_named() {
     // Change the content: the submission (index 0) breaks first.
     let mut q = p.clone();
     q.content.valid_until += 3600;
-    assert!(matches!(verify(&q), Err(PermitError::SignatureBroken { index: 0, .. })));
+    assert!(matches!(
+        verify(&q),
+        Err(PermitError::SignatureBroken { index: 0, .. })
+    ));
     // Change a post-work answer: only the close signature covers it.
     let mut q = p.clone();
     q.post_work.pop();
     assert!(matches!(
         verify(&q),
-        Err(PermitError::SignatureBroken { index: 3, step: SignedStep::Close, .. })
+        Err(PermitError::SignatureBroken {
+            index: 3,
+            step: SignedStep::Close,
+            ..
+        })
     ));
     // Drop the approval signature, or re-sign a step with another key: caught.
     let mut q = p.clone();
     q.signatures.remove(2);
-    assert_eq!(verify(&q).unwrap_err().code(), "permit.signatures_inconsistent");
+    assert_eq!(
+        verify(&q).unwrap_err().code(),
+        "permit.signatures_inconsistent"
+    );
     let mut q = p.clone();
     q.signatures[2].public_key = SoftwareSigner::generate().unwrap().public_key();
-    assert!(matches!(verify(&q), Err(PermitError::SignatureBroken { index: 2, .. })));
+    assert!(matches!(
+        verify(&q),
+        Err(PermitError::SignatureBroken { index: 2, .. })
+    ));
     // Add answers to a submitted permit without a site-check signature.
     let mut q = fx.in_state(PermitState::Submitted);
     q.answers = fx.answers();
@@ -947,30 +1129,90 @@ fn start_work_permit_findings() {
         permit_findings(permit, cert, machine, class, site, at)
     };
     // A good permit: nothing found.
-    let ok = check(Some(&p), welder, "M-370983-0001", MachineClass::Mobile, &site_id, t(9, 0));
+    let ok = check(
+        Some(&p),
+        welder,
+        "M-370983-0001",
+        MachineClass::Mobile,
+        &site_id,
+        t(9, 0),
+    );
     assert!(ok.findings.is_empty() && !ok.exempt && !ok.denies());
     // Fixed station: exempt even without a permit.
-    let fixed = check(None, welder, "M-1", MachineClass::FixedStation, &site_id, t(9, 0));
+    let fixed = check(
+        None,
+        welder,
+        "M-1",
+        MachineClass::FixedStation,
+        &site_id,
+        t(9, 0),
+    );
     assert!(fixed.exempt && !fixed.denies());
     // Legacy machines still need one.
-    let none = check(None, welder, "M-1", MachineClass::LegacyRegistered, &site_id, t(9, 0));
+    let none = check(
+        None,
+        welder,
+        "M-1",
+        MachineClass::LegacyRegistered,
+        &site_id,
+        t(9, 0),
+    );
     assert_eq!(none.findings, vec![PermitFinding::Missing]);
     assert_eq!(none.findings[0].code(), "permit.missing");
     // Expired at the end of validity, not yet valid before it.
-    let at_end = check(Some(&p), welder, "M-370983-0001", MachineClass::Mobile, &site_id, t(17, 0));
+    let at_end = check(
+        Some(&p),
+        welder,
+        "M-370983-0001",
+        MachineClass::Mobile,
+        &site_id,
+        t(17, 0),
+    );
     assert_eq!(at_end.findings[0].code(), "permit.expired");
-    let early = check(Some(&p), welder, "M-370983-0001", MachineClass::Mobile, &site_id, t(7, 59));
+    let early = check(
+        Some(&p),
+        welder,
+        "M-370983-0001",
+        MachineClass::Mobile,
+        &site_id,
+        t(7, 59),
+    );
     assert_eq!(early.findings[0].code(), "permit.not_yet_valid");
     // Another welder, another site, another machine: all reported; the machine only warns.
-    let all = check(Some(&p), "T999", "M-X", MachineClass::Mobile, "site-other", t(9, 0));
+    let all = check(
+        Some(&p),
+        "T999",
+        "M-X",
+        MachineClass::Mobile,
+        "site-other",
+        t(9, 0),
+    );
     let codes: Vec<&str> = all.findings.iter().map(|f| f.code()).collect();
-    assert_eq!(codes, vec!["permit.welder_not_named", "permit.wrong_site", "permit.machine_not_named"]);
+    assert_eq!(
+        codes,
+        vec![
+            "permit.welder_not_named",
+            "permit.wrong_site",
+            "permit.machine_not_named"
+        ]
+    );
     assert_eq!(all.findings[2].verdict(), Verdict::Warn);
     assert!(all.denies());
     // A checked but unapproved permit, and a closed one.
-    for s in [PermitState::Checked, PermitState::Closed, PermitState::Suspended] {
+    for s in [
+        PermitState::Checked,
+        PermitState::Closed,
+        PermitState::Suspended,
+    ] {
         let q = fx.in_state(s);
-        let r = check(Some(&q), welder, "M-370983-0001", MachineClass::Mobile, &site_id, t(9, 0));
+        let r = check(
+            Some(&q),
+            welder,
+            "M-370983-0001",
+            MachineClass::Mobile,
+            &site_id,
+            t(9, 0),
+        );
         assert_eq!(r.findings, vec![PermitFinding::NotApproved { state: s }]);
         assert!(!r.findings[0].message_zh().is_empty());
     }
