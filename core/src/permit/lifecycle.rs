@@ -498,7 +498,7 @@ impl Permit {
                 if let Some(limit) = profile
                     .level(p.level())
                     .and_then(|l| l.gas_reanalysis_after_interruption_secs)
-                    && at - since > limit
+                    && at.saturating_sub(since) > limit
                 {
                     findings.extend(profile.check_gas(&p.gas_readings, at, since));
                 }
@@ -519,19 +519,20 @@ impl Permit {
                 let completed = p
                     .last_event_at(|k| matches!(k, EventKind::Completed))
                     .unwrap_or(at);
-                if at - completed < profile.post_work_watch_secs {
+                let watched = at.saturating_sub(completed);
+                if watched < profile.post_work_watch_secs {
                     findings.push(Finding::block(
                         FindingCode::PostWorkWatchTooShort,
                         &profile.post_work_clause,
                         format!(
                             "作业结束后须监护不少于{}分钟，现仅{}分钟",
                             profile.post_work_watch_secs / 60,
-                            (at - completed) / 60
+                            watched / 60
                         ),
                         format!(
                             "the fire watch stays at least {} min after the work; only {} min so far",
                             profile.post_work_watch_secs / 60,
-                            (at - completed) / 60
+                            watched / 60
                         ),
                     ));
                 }

@@ -318,10 +318,19 @@ impl RuleProfile {
         let e = &self.escalation;
         let mut reasons = Vec::new();
         let offset = FixedOffset::east_opt(site.utc_offset_secs).unwrap_or_else(|| Utc.fix());
-        if let (Some(first), Some(last)) = (
-            local(start, &offset),
-            local(end.max(start + 1) - 1, &offset),
-        ) {
+        // Calendar and night checks scan the window day by day; a window longer than any level allows
+        // is refused by `check_window` anyway, so only plausible windows are scanned.
+        let longest = self
+            .levels
+            .iter()
+            .map(|l| l.max_validity_secs)
+            .max()
+            .unwrap_or(0);
+        let scan = end.saturating_sub(start) <= longest;
+        let last_second = end.max(start.saturating_add(1)).saturating_sub(1);
+        if let (true, Some(first), Some(last)) =
+            (scan, local(start, &offset), local(last_second, &offset))
+        {
             let (first_day, last_day) = (first.date(), last.date());
             let mut day = first_day;
             while day <= last_day {
@@ -383,7 +392,8 @@ impl RuleProfile {
                 "the validity must end after it starts".into(),
             )];
         }
-        if end - start > rule.max_validity_secs {
+        let length = end.saturating_sub(start);
+        if length > rule.max_validity_secs {
             return vec![Finding::block(
                 FindingCode::ValidityExceeded,
                 &rule.validity_clause,
@@ -391,13 +401,13 @@ impl RuleProfile {
                     "{}作业证有效期不应超过{}小时，申请为{}秒",
                     rule.name_zh,
                     rule.max_validity_secs / 3600,
-                    end - start
+                    length
                 ),
                 format!(
                     "a {} permit is valid at most {} h; {} s requested",
                     rule.name_en,
                     rule.max_validity_secs / 3600,
-                    end - start
+                    length
                 ),
             )];
         }
@@ -433,7 +443,7 @@ impl RuleProfile {
             )];
         };
         let mut findings = Vec::new();
-        if at - reading.taken_at > gas.max_age_before_work_secs {
+        if at.saturating_sub(reading.taken_at) > gas.max_age_before_work_secs {
             findings.push(Finding::block(
                 FindingCode::GasAnalysisStale,
                 &gas.clause,
@@ -491,7 +501,13 @@ fn overlaps_night(
     while day <= last.date() {
         let n_start = day.and_time(night.start);
         let n_end = if night.end <= night.start {
-            day.and_time(night.end) + Duration::days(1)
+            match day
+                .and_time(night.end)
+                .checked_add_signed(Duration::days(1))
+            {
+                Some(t) => t,
+                None => return true,
+            }
         } else {
             day.and_time(night.end)
         };

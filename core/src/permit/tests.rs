@@ -1217,3 +1217,70 @@ fn start_work_permit_findings() {
         assert!(!r.findings[0].message_zh().is_empty());
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Escalation raises by exactly one level when there is a reason and never otherwise, and
+        /// never panics, whatever the times, offsets and wind.
+        #[test]
+        fn escalation_is_one_level_or_none(
+            start in any::<i64>(),
+            len in prop_oneof![0i64..(8 * 24 * H), any::<i64>()],
+            offset in -50_000i32..50_000,
+            wind in proptest::option::of(0u8..13),
+            complex in any::<bool>(),
+            level_ix in 0usize..3,
+        ) {
+            let fx = Fx::new("gb30871");
+            let mut st = site("gb30871");
+            st.utc_offset_secs = offset;
+            let level = fx.profile.levels[level_ix].level;
+            let end = start.saturating_add(len);
+            let c = WorkConditions { wind_force: wind, outdoor: true, shields: false, complex_environment: complex };
+            let d = fx.profile.decide_level(&st, &fx.calendar, level, start, end, &c).unwrap();
+            prop_assert_eq!(d.requested, level);
+            if d.reasons.is_empty() {
+                prop_assert_eq!(d.required, level);
+            } else {
+                prop_assert_eq!(d.required, fx.profile.escalate(level));
+            }
+            let window = fx.profile.check_window(d.required, start, end);
+            let max = fx.profile.level(d.required).unwrap().max_validity_secs;
+            prop_assert_eq!(window.is_empty(), end > start && end.saturating_sub(start) <= max);
+        }
+
+        /// Arbitrary times through the whole life cycle: every step either succeeds or is refused
+        /// with findings; nothing panics, and whatever succeeded still verifies.
+        #[test]
+        fn arbitrary_times_never_panic(
+            from in any::<i64>(),
+            len in any::<i64>(),
+            times in proptest::collection::vec(any::<i64>(), 8),
+        ) {
+            let fx = Fx::new("gb30871");
+            let mut c = fx.content();
+            c.valid_from = from;
+            c.valid_until = from.saturating_add(len);
+            let mut p = fx.draft();
+            p.apply(&fx.ctx(), Action::Edit { content: Box::new(c), at: times[0] }).unwrap();
+            let _ = p.apply(&fx.ctx(), Action::Submit {
+                by: actor("张三", "S-001", "applicant"), signer: &fx.applicant,
+                calendar: &fx.calendar, at: times[1], location: None });
+            let _ = p.apply(&fx.ctx(), fx.action(ActionKind::SiteCheck));
+            let _ = p.apply(&fx.ctx(), Action::Approve {
+                by: actor("周八", "S-004", "unit_head"), signer: &fx.approver,
+                at: times[2], location: None });
+            let _ = p.apply(&fx.ctx(), Action::RecordGas { reading: fx.gas(times[3], 10), by: None });
+            let _ = p.apply(&fx.ctx(), Action::Start { at: times[4], continuous_monitoring: false, by: None });
+            let _ = p.apply(&fx.ctx(), Action::Suspend { at: times[5], reason: "x".into() });
+            let _ = p.apply(&fx.ctx(), Action::Resume { at: times[6] });
+            let _ = p.apply(&fx.ctx(), Action::Complete { at: times[7] });
+            prop_assert!(verify(&p).is_ok());
+        }
+    }
+}
