@@ -1284,3 +1284,36 @@ mod properties {
         }
     }
 }
+
+/// The signed bytes are a format: if this digest changes, permits signed before the change no
+/// longer verify. Change it only together with `sign::FORMAT`.
+#[test]
+fn canonical_encoding_is_stable() {
+    use sha2::{Digest, Sha256};
+    let mut fx = Fx::new("gb30871");
+    fx.applicant = SoftwareSigner::from_secret(&[1; 32]).unwrap();
+    let p = fx.in_state(PermitState::Submitted);
+    let sig = &p.signatures[0];
+    let info = super::sign::StepInfo {
+        step: sig.step,
+        signer: &sig.signer,
+        public_key: &sig.public_key,
+        at: sig.at,
+        location: sig.location.as_ref(),
+        covers_events: sig.covers_events as usize,
+        covers_gas_readings: sig.covers_gas_readings as usize,
+        index: 0,
+    };
+    let bytes = super::sign::message_bytes(&p, &info).unwrap();
+    // Starts with a CBOR map whose first key is "format".
+    assert_eq!(bytes[0] & 0xe0, 0xa0);
+    assert_eq!(&bytes[2..8], b"format");
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        digest,
+        "c759ecc4e21b8be7dedd109e3999a807c2702786a318da458bc658907fe469be"
+    );
+}
