@@ -447,7 +447,10 @@ pub(crate) mod tests {
                         EvidenceRequirement::Person { role } => Evidence::Person {
                             role: *role,
                             name: "王五".into(),
-                            id: "T370983199001011234".into(),
+                            id: match role {
+                                PersonRole::Welder => "T370983199001011234".into(),
+                                _ => "S-002".into(),
+                            },
                         },
                         EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
                             reading: GasReading {

@@ -31,6 +31,7 @@ pub enum FindingCode {
     PostWorkWatchTooShort,
     StillValid,
     ReasonMissing,
+    PersonNotOnPermit,
 }
 
 impl FindingCode {
@@ -60,6 +61,7 @@ impl FindingCode {
             FindingCode::PostWorkWatchTooShort => "permit.rule.post_work_watch_too_short",
             FindingCode::StillValid => "permit.rule.still_valid",
             FindingCode::ReasonMissing => "permit.rule.reason_missing",
+            FindingCode::PersonNotOnPermit => "permit.rule.person_not_on_permit",
         }
     }
 }

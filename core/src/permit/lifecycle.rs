@@ -3,7 +3,7 @@
 //! signature together) or changes nothing and says why: the transition refused, or the rules that
 //! block it, each with its clause.
 
-use super::catalog::{Catalog, ChecklistAnswer, GasReading, Section};
+use super::catalog::{Catalog, ChecklistAnswer, Evidence, GasReading, PersonRole, Section};
 use super::finding::{Finding, FindingCode};
 use super::model::{
     ActionKind, Actor, EventKind, Permit, PermitContent, PermitError, PermitEvent, PermitState,
@@ -189,6 +189,35 @@ fn checklist_findings(problems: Vec<super::catalog::AnswerProblem>, clause: &str
         .collect()
 }
 
+/// Welders and fire watches named in answers must be the ones named on the permit.
+fn person_findings(content: &PermitContent, answers: &[ChecklistAnswer]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for a in answers {
+        for e in &a.evidence {
+            let Evidence::Person { role, name, id } = e else {
+                continue;
+            };
+            let (listed, zh, en) = match role {
+                PersonRole::Welder => (&content.welders, "焊工", "welder"),
+                PersonRole::FireWatch => (&content.fire_watch, "监护人", "fire watch"),
+                _ => continue,
+            };
+            if !listed.iter().any(|p| &p.id == id) {
+                out.push(Finding::block(
+                    FindingCode::PersonNotOnPermit,
+                    CHECKLIST_CLAUSE,
+                    format!("检查项 {} 中的{zh}{name}（{id}）未列入作业证", a.item_id),
+                    format!(
+                        "checklist item {}: {en} {name} ({id}) is not named on the permit",
+                        a.item_id
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn reason_finding(reason: &str) -> Option<Finding> {
     reason.trim().is_empty().then(|| {
         Finding::block(
@@ -364,6 +393,7 @@ impl Permit {
                         .check_answers(&[Section::Prohibition, Section::Must], &answers),
                     CHECKLIST_CLAUSE,
                 ));
+                findings.extend(person_findings(&p.content, &answers));
                 if let Some(rule) = &profile.machine_max_distance {
                     let distance = answers.iter().find_map(|a| a.number(MACHINE_DISTANCE_KEY));
                     match distance {
@@ -516,6 +546,7 @@ impl Permit {
                     ctx.catalog.check_answers(&[Section::PostWork], &post_work),
                     &profile.post_work_clause,
                 ));
+                findings.extend(person_findings(&p.content, &post_work));
                 let completed = p
                     .last_event_at(|k| matches!(k, EventKind::Completed))
                     .unwrap_or(at);

@@ -628,6 +628,20 @@ fn site_check_rules() {
     assert_eq!(blocked_codes(err.clone()), vec![FindingCode::Checklist]);
     assert!(err.message_zh().contains("ban.08"));
     assert_eq!(p, submitted);
+    // The fire watch confirmed in must.03 must be the one named on the permit.
+    let mut a = fx.answers();
+    for x in a.iter_mut().filter(|x| x.item_id == "must.03") {
+        x.evidence = vec![Evidence::Person {
+            role: PersonRole::FireWatch,
+            name: "冒名".into(),
+            id: "S-999".into(),
+        }];
+    }
+    let (_, r) = check(a);
+    assert_eq!(
+        blocked_codes(r.unwrap_err()),
+        vec![FindingCode::PersonNotOnPermit]
+    );
     // Welding machine at 10 m passes, 11 m is refused (GB 30871), missing distance is refused.
     for (d, expect) in [
         (Some(10), None),
