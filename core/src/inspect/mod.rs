@@ -9,7 +9,6 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::codes::signer::{DeviceSigner, verify_es256};
 use crate::domain::{Explain, MachineClass, MachineLabel, WelderCredential};
@@ -293,9 +292,9 @@ fn violation(kind: ViolationKind, zh: String, en: String) -> Violation {
 }
 
 fn permit_digest(permit: &Permit) -> Result<Vec<u8>, InspectError> {
-    let mut bytes = Vec::new();
-    ciborium::into_writer(permit, &mut bytes).map_err(|e| InspectError::Encoding(e.to_string()))?;
-    Ok(Sha256::digest(&bytes).to_vec())
+    crate::permit::sign::digest(permit)
+        .map(|d| d.to_vec())
+        .map_err(|e| InspectError::Encoding(e.to_string()))
 }
 
 fn check_digests(photos: &[Vec<u8>]) -> Result<(), InspectError> {

@@ -134,6 +134,15 @@ pub(crate) fn sign_step(
     Ok(())
 }
 
+/// SHA-256 of the whole permit's CBOR encoding (same rules as the signed messages): names exactly
+/// this permit, signatures and log included, e.g. from an inspection record or a site code.
+pub fn digest(permit: &Permit) -> Result<[u8; 32], PermitError> {
+    use sha2::{Digest, Sha256};
+    let mut bytes = Vec::new();
+    ciborium::into_writer(permit, &mut bytes).map_err(|e| PermitError::Encoding(e.to_string()))?;
+    Ok(Sha256::digest(&bytes).into())
+}
+
 /// How many signatures a permit in `state` may carry (always a prefix of [`SignedStep::ORDER`]).
 fn allowed_signature_counts(state: PermitState) -> &'static [usize] {
     match state {
