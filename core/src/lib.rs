@@ -6,12 +6,16 @@
 //! - [`codes`]: the signed `WG1:` QR payloads (machine labels, welder credentials, presentations).
 //! - [`rules`]: pure decisions (ID numbers, licences, machines, start work); time is passed in.
 //! - [`scan`]: camera frames and image files to QR texts.
+//! - [`permit`]: hot-work permits: checklist catalog, rule profiles, life cycle, signatures.
+//! - [`inspect`]: on-site inspections (逢查必核): scans, observations, violations, signature.
 //! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
 //! - [`api`]: the UniFFI surface, and the only module that knows about FFI.
 
 pub mod api;
 pub mod codes;
 pub mod domain;
+pub mod inspect;
+pub mod permit;
 pub mod rules;
 pub mod scan;
 pub mod store;

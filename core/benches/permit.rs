@@ -1,0 +1,296 @@
+//! Permit benchmark: what the start-work decision and an inspection spend on the permit.
+//! Prints per-operation times for: signature-chain verification of a closed permit (4 × ES256),
+//! the start-work permit check, the level decision (escalation scan), and an inspection
+//! (assess + seal). Run with `cargo xtask bench permit [ITERATIONS]`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chrono::{NaiveDate, NaiveTime};
+use weldguard_core::codes::signer::SoftwareSigner;
+use weldguard_core::domain::{
+    MachineClass, MachineKind, MachineLabel, OperationCategory, WelderCredential,
+};
+use weldguard_core::inspect::{InspectionInput, Observation, Outcome, ScanOutcome, assess};
+use weldguard_core::permit::{
+    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
+    MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, Person, PersonRole,
+    ProfileSet, RuleContext, Section, Site, WorkCalendar, WorkConditions, permit_findings, verify,
+};
+
+const H: i64 = 3600;
+// 2026-11-30 00:00 China time.
+const DAY: i64 = 1_795_968_000;
+
+fn actor(name: &str, id: &str, role: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        id: id.into(),
+        role: role.into(),
+    }
+}
+
+fn time<F: FnMut()>(label: &str, n: u32, mut f: F) {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let per = t.elapsed().as_secs_f64() / f64::from(n);
+    println!("{label:<44} {:>10.2} µs/op  ({n} iterations)", per * 1e6);
+}
+
+fn answers(catalog: &Catalog, sections: &[Section], at: i64) -> Vec<ChecklistAnswer> {
+    catalog
+        .items
+        .iter()
+        .filter(|i| sections.contains(&i.section))
+        .map(|item| {
+            let mut evidence: Vec<Evidence> = item
+                .evidence
+                .iter()
+                .map(|req| match req {
+                    EvidenceRequirement::Photo => Evidence::Photo {
+                        sha256: vec![7; 32],
+                    },
+                    EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
+                        key: key.clone(),
+                        value: min.unwrap_or(0) + 1,
+                    },
+                    EvidenceRequirement::Person { role } => Evidence::Person {
+                        role: *role,
+                        name: "王五".into(),
+                        id: "S-002".into(),
+                    },
+                    EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
+                        reading: GasReading {
+                            taken_at: at,
+                            lel_centi_pct: 500,
+                            concentration_centi_pct: 10,
+                            point: "动火点".into(),
+                            analyst: "赵六".into(),
+                        },
+                    },
+                })
+                .collect();
+            if item.id == "must.01" {
+                evidence.push(Evidence::Number {
+                    key: MACHINE_DISTANCE_KEY.into(),
+                    value: 8,
+                });
+            }
+            ChecklistAnswer::confirmed(&item.id, evidence)
+        })
+        .collect()
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let catalog = Catalog::builtin().expect("catalog");
+    let profiles = ProfileSet::builtin().expect("profiles");
+    let profile = profiles
+        .select(
+            "gb30871",
+            NaiveDate::from_ymd_opt(2026, 11, 30).expect("date"),
+        )
+        .expect("profile")
+        .clone();
+    let ctx = RuleContext {
+        profile: &profile,
+        catalog: &catalog,
+    };
+    let location = GeoPoint::from_degrees(36.182, 116.772);
+    let site = Site {
+        site_id: "site-370983-001".into(),
+        name: "肥城某化工厂三车间".into(),
+        profile_id: "gb30871".into(),
+        location,
+        utc_offset_secs: 8 * 3600,
+        night: NightHours {
+            start: NaiveTime::from_hms_opt(20, 0, 0).expect("time"),
+            end: NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
+        },
+        approval_radius_m: None,
+    };
+    let content = PermitContent {
+        permit_id: "bench-permit".into(),
+        site: site.clone(),
+        profile_id: profile.id.clone(),
+        profile_version: profile.version.clone(),
+        catalog_version: catalog.version.clone(),
+        work_description: "更换管线法兰".into(),
+        hot_work_point: "管廊".into(),
+        hot_work_points: 1,
+        location,
+        conditions: WorkConditions::default(),
+        requested_level: PermitLevel::Level2,
+        valid_from: DAY + 8 * H,
+        valid_until: DAY + 17 * H,
+        applicant: Person {
+            name: "张三".into(),
+            id: "S-001".into(),
+        },
+        welders: vec![Person {
+            name: "李四".into(),
+            id: "T370983199001011234".into(),
+        }],
+        machines: vec!["M-370983-0001".into()],
+        fire_watch: vec![Person {
+            name: "王五".into(),
+            id: "S-002".into(),
+        }],
+    };
+    let calendar = WorkCalendar::default();
+    let signer = SoftwareSigner::generate().expect("key");
+    let mut p =
+        Permit::draft(content, &ctx, &actor("张三", "S-001", "applicant"), DAY).expect("draft");
+    let steps: Vec<Action<'_>> = vec![
+        Action::Submit {
+            by: actor("张三", "S-001", "applicant"),
+            signer: &signer,
+            calendar: &calendar,
+            at: DAY + 7 * H,
+            location: None,
+        },
+        Action::SiteCheck {
+            by: actor("孙七", "S-003", "supervisor"),
+            signer: &signer,
+            answers: answers(
+                &catalog,
+                &[Section::Prohibition, Section::Must],
+                DAY + 7 * H,
+            ),
+            at: DAY + 7 * H + 600,
+            location: Some(location),
+        },
+        Action::Approve {
+            by: actor("周八", "S-004", "unit_head"),
+            signer: &signer,
+            at: DAY + 7 * H + 1200,
+            location: Some(location),
+        },
+        Action::RecordGas {
+            reading: GasReading {
+                taken_at: DAY + 8 * H + 3000,
+                lel_centi_pct: 500,
+                concentration_centi_pct: 10,
+                point: "动火点".into(),
+                analyst: "赵六".into(),
+            },
+            by: None,
+        },
+        Action::Start {
+            at: DAY + 9 * H,
+            continuous_monitoring: false,
+            by: None,
+        },
+        Action::Complete { at: DAY + 12 * H },
+    ];
+    for a in steps {
+        p.apply(&ctx, a).expect("step");
+    }
+    let approved = p.clone();
+    let mut post = answers(&catalog, &[Section::PostWork], 0);
+    for a in post.iter_mut() {
+        for e in a.evidence.iter_mut() {
+            if let Evidence::Person { role, .. } = e {
+                *role = PersonRole::FireWatch;
+            }
+        }
+    }
+    p.apply(
+        &ctx,
+        Action::Close {
+            by: actor("王五", "S-002", "supervisor"),
+            signer: &signer,
+            post_work: post,
+            at: DAY + 13 * H,
+            location: None,
+        },
+    )
+    .expect("close");
+
+    println!(
+        "permit benchmark ({} bytes as JSON)",
+        serde_json::to_vec(&p).map(|v| v.len()).unwrap_or(0)
+    );
+    time("verify closed permit (4 signatures)", n, || {
+        black_box(verify(black_box(&p))).expect("verifies");
+    });
+    time("start-work permit check", n * 50, || {
+        black_box(permit_findings(
+            Some(black_box(&approved)),
+            "T370983199001011234",
+            "M-370983-0001",
+            MachineClass::Mobile,
+            "site-370983-001",
+            DAY + 10 * H,
+        ));
+    });
+    time("level decision, 72 h window", n * 10, || {
+        black_box(profile.decide_level(
+            &site,
+            &calendar,
+            PermitLevel::Level2,
+            DAY,
+            DAY + 72 * H,
+            &WorkConditions::default(),
+        ))
+        .expect("decision");
+    });
+    let credential = WelderCredential {
+        certificate_no: "T370983199001011234".into(),
+        id_number: "370983199001011234".into(),
+        name: "李四".into(),
+        categories: vec![OperationCategory::FusionWeldingAndCutting],
+        issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).expect("date"),
+        expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).expect("date"),
+        next_review_on: NaiveDate::from_ymd_opt(2028, 3, 1).expect("date"),
+        photo_digest: vec![1; 32],
+        device_key: vec![2; 33],
+    };
+    let label = MachineLabel {
+        machine_id: "M-370983-0001".into(),
+        kind: MachineKind::Arc,
+        class: MachineClass::Mobile,
+        owner_org: "91370983MA3C000000".into(),
+        region: 370983,
+        issued_at: 1_717_000_000,
+    };
+    time("inspection: assess + seal", n, || {
+        let input = InspectionInput {
+            inspection_id: "bench".into(),
+            inspector: actor("刘", "G-1", "inspector"),
+            site_id: "site-370983-001".into(),
+            location: Some(location),
+            at: DAY + 10 * H,
+            today: NaiveDate::from_ymd_opt(2026, 11, 30).expect("date"),
+            welder: ScanOutcome::Verified {
+                claims: credential.clone(),
+            },
+            machine: ScanOutcome::Verified {
+                claims: label.clone(),
+            },
+            permit: Some(&approved),
+            observations: catalog
+                .items
+                .iter()
+                .filter(|i| i.section != Section::PostWork)
+                .map(|i| Observation {
+                    item_id: i.id.clone(),
+                    outcome: Outcome::Compliant,
+                    note: String::new(),
+                    photos: vec![],
+                })
+                .collect(),
+            extra_violations: vec![],
+            photos: vec![],
+            notes: String::new(),
+        };
+        let mut insp = assess(input, &catalog).expect("assess");
+        insp.sign(&signer).expect("sign");
+        black_box(insp);
+    });
+}
