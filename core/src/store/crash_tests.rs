@@ -10,9 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::Store;
 use super::records::NewWorkSession;
 use super::test_support::TempDir;
-use super::Store;
 
 const CHILD_ENV: &str = "WELDGUARD_STORE_CRASH_CHILD_DB";
 const ITERATIONS: usize = 200;
@@ -68,7 +68,9 @@ fn check(store: &Store, committed: &HashSet<String>) {
     store.integrity_check().unwrap();
     let conn = store.reader();
     let fk_problems: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(fk_problems, 0);
     let orphan_entries: i64 = conn
@@ -87,8 +89,9 @@ fn check(store: &Store, committed: &HashSet<String>) {
         )
         .unwrap();
     for id in committed {
-        let (records, entries): (i64, i64) =
-            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let (records, entries): (i64, i64) = stmt
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
         assert_eq!((records, entries), (1, 1), "committed record {id}");
     }
 }
@@ -134,7 +137,10 @@ fn killed_writers_never_lose_or_split_a_committed_record() {
         std::thread::sleep(Duration::from_micros(rng.next() % 60_000));
         child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
-        assert!(!status.success(), "iteration {iteration}: the child must die by the signal");
+        assert!(
+            !status.success(),
+            "iteration {iteration}: the child must die by the signal"
+        );
         let ids = reader.join().unwrap();
         if !ids.is_empty() {
             kills_after_first_commit += 1;
