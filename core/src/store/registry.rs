@@ -361,6 +361,24 @@ fn apply_change<'tx>(
     Ok(())
 }
 
+/// The row a change touches: (table, primary key) in the database's own (byte-wise) order.
+fn sort_key(change: &RegistryChange) -> (u8, &str, &str) {
+    match change {
+        RegistryChange::UpsertLicence(l) => (0, &l.certificate_no, ""),
+        RegistryChange::DeleteLicence { certificate_no } => (0, certificate_no, ""),
+        RegistryChange::UpsertMachine(m) => (1, &m.machine_id, ""),
+        RegistryChange::DeleteMachine { machine_id } => (1, machine_id, ""),
+        RegistryChange::Bind(b) | RegistryChange::Unbind(b) => {
+            (2, &b.machine_id, &b.certificate_no)
+        }
+        RegistryChange::Revoke(r) | RegistryChange::Unrevoke(r) => {
+            (3, revocation_target_to_db(r.target), &r.id)
+        }
+        RegistryChange::UpsertIssuerKey(k) => (4, &k.kid, ""),
+        RegistryChange::DeleteIssuerKey { kid } => (4, kid, ""),
+    }
+}
+
 fn store_cursor(tx: &Transaction<'_>, cursor: &SyncCursor, at_ms: i64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO sync_cursors (feed, cursor, updated_at_ms) VALUES (?1, ?2, ?3)",
@@ -386,10 +404,15 @@ impl Store {
         let result = (|| {
             let tx = conn.transaction()?;
             let mut counts = ChangeCounts::default();
+            // Key order turns random B-tree inserts into appends. The sort is stable and only
+            // reorders changes to different rows (registry tables have no triggers or foreign
+            // keys between them), so the outcome is the same as applying them as given.
+            let mut changes: Vec<RegistryChange> = changes.into_iter().collect();
+            changes.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
             {
                 let mut stmts = BatchStatements::default();
-                for change in changes {
-                    apply_change(&tx, &mut stmts, &change, &mut counts)?;
+                for change in &changes {
+                    apply_change(&tx, &mut stmts, change, &mut counts)?;
                 }
             }
             if let Some(cursor) = next_cursor {
@@ -757,6 +780,36 @@ pub(crate) mod tests {
             stats.cursors,
             vec![("licences".into(), "c-2".into(), T0 + 1)]
         );
+    }
+
+    #[test]
+    fn changes_to_the_same_row_keep_their_order_within_a_sorted_batch() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let mut second = licence("T5");
+        second.name = "第二次".to_owned();
+        store
+            .apply_registry_changes(
+                [
+                    RegistryChange::UpsertLicence(licence("T9")),
+                    RegistryChange::UpsertLicence(licence("T5")),
+                    RegistryChange::UpsertMachine(machine("M-0")),
+                    RegistryChange::DeleteLicence {
+                        certificate_no: "T5".into(),
+                    },
+                    RegistryChange::UpsertLicence(licence("T1")),
+                    RegistryChange::UpsertLicence(second.clone()),
+                    RegistryChange::DeleteLicence {
+                        certificate_no: "T9".into(),
+                    },
+                ],
+                None,
+                T0,
+            )
+            .unwrap();
+        assert_eq!(store.licence("T5").unwrap(), Some(second));
+        assert_eq!(store.licence("T9").unwrap(), None);
+        assert!(store.licence("T1").unwrap().is_some());
     }
 
     #[test]
