@@ -408,7 +408,9 @@ impl Store {
             // reorders changes to different rows (registry tables have no triggers or foreign
             // keys between them), so the outcome is the same as applying them as given.
             let mut changes: Vec<RegistryChange> = changes.into_iter().collect();
-            changes.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+            if !changes.is_sorted_by(|a, b| sort_key(a) <= sort_key(b)) {
+                changes.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+            }
             {
                 let mut stmts = BatchStatements::default();
                 for change in &changes {
