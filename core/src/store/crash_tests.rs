@@ -1,7 +1,8 @@
 //! Crash safety: a child process writes work sessions in a loop and prints each id after its commit;
 //! the parent kills it with SIGKILL at a random moment, reopens the file and checks that every printed
 //! record is there with exactly one outbox entry, that no record or entry is orphaned, and that
-//! SQLite's integrity check passes. Repeated 200 times on the same file.
+//! SQLite's integrity check passes. The child also applies registry pages with their sync cursor,
+//! and the parent checks that pages and cursor always agree. Repeated 200 times on the same file.
 //!
 //! The child is this test binary run again with [`CHILD_ENV`] set, filtered to [`child_writer`].
 
@@ -17,6 +18,7 @@ use super::test_support::TempDir;
 const CHILD_ENV: &str = "WELDGUARD_STORE_CRASH_CHILD_DB";
 const ITERATIONS: usize = 200;
 const PREFIX: &str = "COMMITTED ";
+const FEED: &str = "crash_machines";
 
 /// The child's loop. Does nothing in an ordinary test run.
 #[test]
@@ -29,8 +31,28 @@ fn child_writer() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    // Registry pages land with their cursor: page n adds machine B-n and moves the cursor to n.
+    let mut page: u64 = store
+        .sync_cursor(FEED)
+        .unwrap()
+        .map_or(0, |c| c.parse::<u64>().unwrap() + 1);
     // Bounded, in case the parent dies without killing us.
     for i in 0..100_000i64 {
+        if i % 4 == 3 {
+            let mut m = super::registry::tests::machine(&format!("B-{page}"));
+            m.region = 370983;
+            store
+                .apply_registry_changes(
+                    [super::RegistryChange::UpsertMachine(m)],
+                    Some(&super::SyncCursor {
+                        feed: FEED.to_owned(),
+                        cursor: page.to_string(),
+                    }),
+                    base + i,
+                )
+                .unwrap();
+            page += 1;
+        }
         let session = store
             .record_work_session(
                 NewWorkSession {
@@ -82,6 +104,23 @@ fn check(store: &Store, committed: &HashSet<String>) {
         )
         .unwrap();
     assert_eq!(orphan_entries, 0, "an outbox entry without its record");
+    drop(conn);
+    // A registry page and its cursor landed together or not at all.
+    let pages: i64 = store
+        .reader()
+        .query_row(
+            "SELECT count(*) FROM machines WHERE machine_id LIKE 'B-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let cursor = store.sync_cursor(FEED).unwrap();
+    assert_eq!(
+        cursor.map_or(0, |c| c.parse::<i64>().unwrap() + 1),
+        pages,
+        "cursor and pages disagree"
+    );
+    let conn = store.reader();
     let mut stmt = conn
         .prepare(
             "SELECT (SELECT count(*) FROM work_sessions WHERE id = ?1), \

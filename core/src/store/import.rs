@@ -680,6 +680,23 @@ mod tests {
     }
 
     #[test]
+    fn accepted_rows_land_in_the_store_in_one_batch() {
+        use crate::rules::registry::RegistryView;
+        let dir = crate::store::test_support::TempDir::new();
+        let store = crate::store::Store::open(dir.path().join("db.sqlite")).unwrap();
+        let text = "machine_id,kind,class,owner_org,region\nM-1,arc,mobile,O,370983\nM-2,lathe,mobile,O,370983\nM-3,spot,mobile,O,370983\n";
+        let parsed = parse_import(text, ImportFormat::Csv).unwrap();
+        assert_eq!(parsed.rejected.len(), 1);
+        let counts = store
+            .apply_registry_changes(parsed.changes, None, 0)
+            .unwrap();
+        assert_eq!(counts.upserted, 2);
+        assert!(store.machine("M-1").unwrap().is_some());
+        assert!(store.machine("M-2").unwrap().is_none());
+        assert!(store.machine("M-3").unwrap().is_some());
+    }
+
+    #[test]
     fn csv_quoting_follows_rfc_4180() {
         assert_eq!(
             split_csv_line(r#"a,"b,c","d""e",,"#).unwrap(),

@@ -185,6 +185,34 @@ mod tests {
     use crate::domain::Explain;
 
     #[test]
+    fn the_store_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Store>();
+        let dir = TempDir::new();
+        let store = std::sync::Arc::new(Store::open(dir.path().join("db.sqlite")).unwrap());
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        store
+                            .record_work_session(
+                                records::tests::session(&format!("M-{t}-{i}"), "T1"),
+                                1_764_374_400_000 + i,
+                            )
+                            .unwrap();
+                        store.outbox_pending(5).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(store.outbox_counts().unwrap().pending, 100);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_and_the_file_left_untouched() {
         let dir = TempDir::new();
         let path = dir.path().join("newer.sqlite");
