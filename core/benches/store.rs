@@ -357,6 +357,11 @@ fn main() {
         "ratio store / bare:                   {:>10.2}×  (target <= 1.5×)",
         bulk.as_secs_f64() / bare.as_secs_f64()
     );
+    println!(
+        "  (vs key-ordered bare: {:.2}×; vs key-ordered bare in WAL: {:.2}×)",
+        bulk.as_secs_f64() / bare_sorted.as_secs_f64(),
+        bulk.as_secs_f64() / bare_sorted_wal.as_secs_f64()
+    );
 
     // The rest of a city registry: machines, one binding per welder, 1% revocations.
     let mut changes: Vec<RegistryChange> = machines

@@ -379,6 +379,39 @@ fn sort_key(change: &RegistryChange) -> (u8, &str, &str) {
     }
 }
 
+/// A change with its sort key's first 16 bytes inline, so most comparisons touch no other memory;
+/// ties fall back to the full key, then to the position in the batch (keeping the given order of
+/// changes to the same row).
+struct SortEntry<'a> {
+    table: u8,
+    prefix: u128,
+    change: &'a RegistryChange,
+    position: usize,
+}
+
+impl<'a> SortEntry<'a> {
+    fn new(change: &'a RegistryChange, position: usize) -> Self {
+        let (table, key, _) = sort_key(change);
+        let mut bytes = [0u8; 16];
+        for (slot, byte) in bytes.iter_mut().zip(key.bytes()) {
+            *slot = byte;
+        }
+        SortEntry {
+            table,
+            prefix: u128::from_be_bytes(bytes),
+            change,
+            position,
+        }
+    }
+
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.table, self.prefix)
+            .cmp(&(other.table, other.prefix))
+            .then_with(|| sort_key(self.change).cmp(&sort_key(other.change)))
+            .then_with(|| self.position.cmp(&other.position))
+    }
+}
+
 fn store_cursor(tx: &Transaction<'_>, cursor: &SyncCursor, at_ms: i64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO sync_cursors (feed, cursor, updated_at_ms) VALUES (?1, ?2, ?3)",
@@ -407,14 +440,19 @@ impl Store {
             // Key order turns random B-tree inserts into appends. The sort is stable and only
             // reorders changes to different rows (registry tables have no triggers or foreign
             // keys between them), so the outcome is the same as applying them as given.
-            let mut changes: Vec<RegistryChange> = changes.into_iter().collect();
-            if !changes.is_sorted_by(|a, b| sort_key(a) <= sort_key(b)) {
-                changes.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+            let changes: Vec<RegistryChange> = changes.into_iter().collect();
+            let mut ordered: Vec<SortEntry<'_>> = changes
+                .iter()
+                .enumerate()
+                .map(|(position, change)| SortEntry::new(change, position))
+                .collect();
+            if !ordered.is_sorted_by(|a, b| a.cmp(b).is_le()) {
+                ordered.sort_unstable_by(SortEntry::cmp);
             }
             {
                 let mut stmts = BatchStatements::default();
-                for change in &changes {
-                    apply_change(&tx, &mut stmts, change, &mut counts)?;
+                for entry in ordered {
+                    apply_change(&tx, &mut stmts, entry.change, &mut counts)?;
                 }
             }
             if let Some(cursor) = next_cursor {
