@@ -3,6 +3,7 @@
 //! non-zero with a one-line reason; a well-formed question with a negative answer exits 0.
 
 mod cmd;
+mod data_dir;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,10 @@ struct Cli {
 enum Command {
     /// Check a resident ID number (GB 11643-1999).
     Id(cmd::id::IdArgs),
+    /// The device's registry cache: import files, show what it holds.
+    Registry(cmd::registry::RegistryArgs),
+    /// Records made on this device and their upload state.
+    Outbox(cmd::outbox::OutboxArgs),
 }
 
 fn main() {
@@ -34,6 +39,8 @@ fn main() {
     let out = Output::new(cli.json);
     let result: Result<(), Failure> = match cli.command {
         Command::Id(args) => cmd::id::run(args, &out),
+        Command::Registry(args) => cmd::registry::run(args, &out),
+        Command::Outbox(args) => cmd::outbox::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -1,0 +1,250 @@
+//! Records made on the device. Each write puts the record and its outbox entry in one transaction
+//! (committed with `synchronous=FULL`), so a record never exists without its entry or the other way
+//! round; the record's id is the entry's idempotency key, a UUIDv7 made on the device from the
+//! creation time passed in. Work sessions now; permits and inspections add a [`RecordKind`] and a
+//! table, and write through the same [`Store::write_record`].
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use super::outbox::insert_entry;
+use super::{Store, StoreError};
+
+/// The kinds of record the device makes (the outbox entry's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A start-work decision and the work it let start (or refused).
+    WorkSession,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::WorkSession => "work_session",
+        }
+    }
+}
+
+/// A work session to record: the outcome of a start-work decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewWorkSession {
+    pub machine_id: String,
+    pub certificate_no: String,
+    /// When the welder asked to start, milliseconds since the Unix epoch (UTC).
+    pub started_at_ms: i64,
+    /// Whether the decision let the work start.
+    pub allowed: bool,
+    /// The stable codes of every failed condition (empty when allowed).
+    pub reason_codes: Vec<String>,
+    /// The hot-work permit the work runs under, when there is one.
+    pub permit_id: Option<String>,
+}
+
+/// A recorded work session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkSession {
+    /// UUIDv7 made on the device; also the outbox idempotency key.
+    pub id: String,
+    pub machine_id: String,
+    pub certificate_no: String,
+    pub started_at_ms: i64,
+    pub allowed: bool,
+    pub reason_codes: Vec<String>,
+    pub permit_id: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A new UUIDv7 for the given creation time (its random part from the OS).
+pub fn new_record_id(created_at_ms: i64) -> Result<String, StoreError> {
+    let millis = u64::try_from(created_at_ms).map_err(|_| {
+        StoreError::InvalidData(format!("creation time {created_at_ms} is before 1970"))
+    })?;
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string())
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<WorkSession> {
+    let reasons: String = row.get(5)?;
+    let reason_codes = serde_json::from_str(&reasons).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(WorkSession {
+        id: row.get(0)?,
+        machine_id: row.get(1)?,
+        certificate_no: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        allowed: row.get(4)?,
+        reason_codes,
+        permit_id: row.get(6)?,
+        created_at_ms: row.get(7)?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "id, machine_id, certificate_no, started_at_ms, allowed, reason_codes, permit_id, created_at_ms";
+
+impl Store {
+    /// Write one record and its outbox entry in one durable transaction. `insert` writes the
+    /// record's own rows (the outbox row, its foreign-key parent, is already in place).
+    pub fn write_record(
+        &self,
+        kind: RecordKind,
+        id: &str,
+        payload: &str,
+        created_at_ms: i64,
+        insert: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        // The writer's standing setting is FULL; bulk loads lower it only for their own transaction.
+        let tx = conn.transaction()?;
+        insert_entry(&tx, id, kind.as_str(), payload, created_at_ms)?;
+        insert(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a work session; returns it with its new id.
+    pub fn record_work_session(
+        &self,
+        new: NewWorkSession,
+        created_at_ms: i64,
+    ) -> Result<WorkSession, StoreError> {
+        let session = WorkSession {
+            id: new_record_id(created_at_ms)?,
+            machine_id: new.machine_id,
+            certificate_no: new.certificate_no,
+            started_at_ms: new.started_at_ms,
+            allowed: new.allowed,
+            reason_codes: new.reason_codes,
+            permit_id: new.permit_id,
+            created_at_ms,
+        };
+        let payload =
+            serde_json::to_string(&session).map_err(|e| StoreError::InvalidData(e.to_string()))?;
+        let reasons = serde_json::to_string(&session.reason_codes)
+            .map_err(|e| StoreError::InvalidData(e.to_string()))?;
+        self.write_record(
+            RecordKind::WorkSession,
+            &session.id,
+            &payload,
+            created_at_ms,
+            |tx| {
+                tx.prepare_cached(&format!(
+                    "INSERT INTO work_sessions ({SESSION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ))?
+                .execute(params![
+                    session.id,
+                    session.machine_id,
+                    session.certificate_no,
+                    session.started_at_ms,
+                    session.allowed,
+                    reasons,
+                    session.permit_id,
+                    session.created_at_ms
+                ])?;
+                Ok(())
+            },
+        )?;
+        Ok(session)
+    }
+
+    /// The work session with this id.
+    pub fn work_session(&self, id: &str) -> Result<Option<WorkSession>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM work_sessions WHERE id = ?1"
+        ))?;
+        Ok(stmt.query_row([id], session_from_row).optional()?)
+    }
+
+    /// The most recent work sessions, newest first.
+    pub fn recent_work_sessions(&self, limit: usize) -> Result<Vec<WorkSession>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM work_sessions ORDER BY created_at_ms DESC, id DESC LIMIT ?1"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map([limit], session_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::test_support::TempDir;
+
+    const T0: i64 = 1_764_374_400_000;
+
+    pub(crate) fn session(machine_id: &str, certificate_no: &str) -> NewWorkSession {
+        NewWorkSession {
+            machine_id: machine_id.to_owned(),
+            certificate_no: certificate_no.to_owned(),
+            started_at_ms: T0,
+            allowed: false,
+            reason_codes: vec!["licence.expired".to_owned(), "machine.not_bound".to_owned()],
+            permit_id: Some("P-2025-0001".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_work_session_is_written_with_exactly_one_outbox_entry() {
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        let saved = store
+            .record_work_session(session("M-370983-0001", "T370983199001011237"), T0 + 5)
+            .unwrap();
+        assert_eq!(
+            store.work_session(&saved.id).unwrap().as_ref(),
+            Some(&saved)
+        );
+        let entry = store.outbox_entry(&saved.id).unwrap().unwrap();
+        assert_eq!(entry.kind, "work_session");
+        assert_eq!(entry.created_at_ms, T0 + 5);
+        let payload: WorkSession = serde_json::from_str(&entry.payload).unwrap();
+        assert_eq!(payload, saved);
+        assert_eq!(store.recent_work_sessions(10).unwrap(), vec![saved]);
+    }
+
+    #[test]
+    fn ids_are_uuid_v7_carrying_the_creation_time() {
+        let id = new_record_id(T0).unwrap();
+        let uuid = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        let (secs, _) = uuid.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs as i64 * 1000, T0);
+        assert_ne!(new_record_id(T0).unwrap(), id);
+        assert!(new_record_id(-1).is_err());
+    }
+
+    #[test]
+    fn a_failing_record_insert_leaves_no_outbox_entry() {
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        let err = store
+            .write_record(RecordKind::WorkSession, "k-1", "{}", T0, |_| {
+                Err(StoreError::InvalidData("refused".into()))
+            })
+            .unwrap_err();
+        assert_eq!(err, StoreError::InvalidData("refused".into()));
+        assert!(store.outbox_entry("k-1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_record_without_an_outbox_entry_is_refused_by_the_schema() {
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        let conn = store.writer();
+        let result = conn.execute(
+            "INSERT INTO work_sessions VALUES ('orphan', 'M', 'T', 0, 1, '[]', NULL, 0)",
+            [],
+        );
+        assert!(result.is_err(), "foreign key must refuse an orphan record");
+    }
+}
