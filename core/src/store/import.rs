@@ -24,6 +24,7 @@ use crate::domain::{
     Binding, Explain, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
     OperationCategory,
 };
+use crate::rules::id_number::check_character;
 
 /// The two file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -447,19 +448,6 @@ fn machine_kind(text: &str) -> Option<MachineKind> {
         .find(|k| text == k.name_zh() || super::registry::machine_kind_to_db(*k) == text)
 }
 
-/// The check character of a resident ID number (GB 11643-1999, ISO 7064 MOD 11-2) for its first
-/// 17 digits.
-pub fn id_check_char(first17: &[u8; 17]) -> char {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d.saturating_sub(b'0')) * w)
-        .sum();
-    CHECK[(sum % 11) as usize]
-}
-
 fn id_number(fields: &BTreeMap<String, String>) -> Result<String, RowProblem> {
     let value = required(fields, "id_number")?;
     let bad = |reason: &str| RowProblem::InvalidIdNumber {
@@ -478,7 +466,9 @@ fn id_number(fields: &BTreeMap<String, String>) -> Result<String, RowProblem> {
     if NaiveDate::parse_from_str(birth, "%Y%m%d").is_err() {
         return Err(bad("the birth date is not a date"));
     }
-    let expected = id_check_char(first17);
+    let Some(expected) = check_character(first17) else {
+        return Err(bad("must be 17 digits and a check character"));
+    };
     if bytes.get(17).map(|b| char::from(*b)) != Some(expected) {
         return Err(bad(&format!("the check character should be {expected}")));
     }
@@ -569,8 +559,8 @@ mod tests {
     #[test]
     fn the_check_character_follows_gb_11643() {
         // The standard's worked example: 11010519491231002X.
-        assert_eq!(id_check_char(b"11010519491231002"), 'X');
-        assert_eq!(id_check_char(b"44052418800101001"), '4');
+        assert_eq!(check_character(b"11010519491231002"), Some('X'));
+        assert_eq!(check_character(b"44052418800101001"), Some('4'));
     }
 
     #[test]
