@@ -27,6 +27,10 @@ struct Cli {
 enum Command {
     /// Check a resident ID number (GB 11643-1999).
     Id(cmd::id::IdArgs),
+    /// Issuer keys: generate a key file and its trust file entry.
+    Keys(cmd::keys::KeysArgs),
+    /// Signed QR codes: issue machine labels and welder credentials, verify scanned texts.
+    Code(cmd::code::CodeArgs),
 }
 
 fn main() {
@@ -34,6 +38,8 @@ fn main() {
     let out = Output::new(cli.json);
     let result: Result<(), Failure> = match cli.command {
         Command::Id(args) => cmd::id::run(args, &out),
+        Command::Keys(args) => cmd::keys::run(args, &out),
+        Command::Code(args) => cmd::code::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

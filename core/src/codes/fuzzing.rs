@@ -45,3 +45,60 @@ pub fn exercise_decoder(data: &[u8], trust: &TrustStore, now: i64) -> usize {
     answer(verifier.verify(&b45, now, &mut replay));
     accepted
 }
+
+/// The time the fuzz corpus is made and checked at (2026-01-01T00:00:00Z).
+pub const FUZZ_NOW: i64 = 1_767_225_600;
+
+/// Valid codes of every kind and algorithm, signed by [`fuzz_trust`]'s keys at [`FUZZ_NOW`]: the
+/// seeds that mutation starts from (COSE bytes; [`super::to_text`] gives their text).
+pub fn seed_corpus() -> Vec<Vec<u8>> {
+    use crate::domain::{
+        MachineClass, MachineKind, MachineLabel, OperationCategory, WelderCredential,
+    };
+    let mut out = Vec::new();
+    let Ok(device) = super::SoftwareSigner::from_secret(&[5; 32]) else {
+        return out;
+    };
+    let label = MachineLabel {
+        machine_id: "370983-DH-2024-000123".into(),
+        kind: MachineKind::GasCutting,
+        class: MachineClass::Mobile,
+        owner_org: "91370983MA3C4X1Y2K".into(),
+        region: 370983,
+        issued_at: FUZZ_NOW,
+    };
+    let (Some(issued_on), Some(expires_on), Some(next_review_on)) = (
+        chrono::NaiveDate::from_ymd_opt(2023, 5, 10),
+        chrono::NaiveDate::from_ymd_opt(2029, 5, 9),
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 9),
+    ) else {
+        return out;
+    };
+    let credential = WelderCredential {
+        certificate_no: "T370983199001011233".into(),
+        id_number: "370983199001011233".into(),
+        name: "李红梅".into(),
+        categories: vec![OperationCategory::FusionWeldingAndCutting],
+        issued_on,
+        expires_on,
+        next_review_on,
+        photo_digest: vec![0x3c; 32],
+        device_key: super::DeviceSigner::public_key(&device),
+    };
+    for (alg, seed) in [(IssuerAlg::EdDSA, 7u8), (IssuerAlg::ES256, 9u8)] {
+        let Ok(key) = IssuerKey::from_secret(alg, &[seed; 32]) else {
+            continue;
+        };
+        let texts = [
+            super::issue_machine_label(&key, &label),
+            super::issue_credential(&key, &credential, FUZZ_NOW),
+        ];
+        for text in texts.into_iter().flatten() {
+            if let Ok(p) = super::present_with_nonce(&text, &device, FUZZ_NOW, &[seed; 12]) {
+                out.extend(from_text(&p));
+            }
+            out.extend(from_text(&text));
+        }
+    }
+    out
+}
