@@ -72,18 +72,29 @@ fn bench_verify(iters: usize) {
     };
 
     println!("codes: µs per verify (text → typed answer), {iters} iterations each, release build");
-    println!("{:<34} {:>6} {:>10} {:>10}", "kind / algorithm", "chars", "median", "p99");
+    println!(
+        "{:<34} {:>6} {:>10} {:>10}",
+        "kind / algorithm", "chars", "median", "p99"
+    );
     for key in [&ed, &es] {
         let alg = key.alg().name();
         let machine = issue_machine_label(key, &label).unwrap();
         let cred = issue_credential(key, &credential, NOW).unwrap();
         // Pre-made presentations, one per iteration, so the replay cache sees fresh nonces.
         let presentations: Vec<String> = (0..iters)
-            .map(|i| present_with_nonce(&cred, &device, NOW, &(i as u128).to_le_bytes()[..12]).unwrap())
+            .map(|i| {
+                present_with_nonce(&cred, &device, NOW, &(i as u128).to_le_bytes()[..12]).unwrap()
+            })
             .collect();
         let cases: [(String, Vec<&str>); 3] = [
-            (format!("machine label / {alg}"), vec![machine.as_str(); iters]),
-            (format!("welder credential / {alg}"), vec![cred.as_str(); iters]),
+            (
+                format!("machine label / {alg}"),
+                vec![machine.as_str(); iters],
+            ),
+            (
+                format!("welder credential / {alg}"),
+                vec![cred.as_str(); iters],
+            ),
             (
                 format!("presentation / {alg} + ES256 device"),
                 presentations.iter().map(String::as_str).collect(),
@@ -92,8 +103,7 @@ fn bench_verify(iters: usize) {
         for (name, code) in cases {
             let mut cache = ReplayCache::default();
             let mut times = Vec::with_capacity(iters);
-            for i in 0..iters {
-                let text = code[i];
+            for text in &code {
                 let start = Instant::now();
                 let answer = verifier.verify(text, NOW, &mut cache);
                 times.push(start.elapsed());
@@ -161,7 +171,7 @@ fn fuzz(n: u64, seed: u64) {
     let seed_texts: Vec<Vec<u8>> = seeds.iter().map(|c| to_text(c).into_bytes()).collect();
     // Every seed must verify, or the mutations would not reach the deep paths.
     for s in seeds.iter().chain(&seed_texts) {
-        assert_eq!(exercise_decoder(s, &trust, FUZZ_NOW) > 0, true, "seed does not verify");
+        assert!(exercise_decoder(s, &trust, FUZZ_NOW) > 0, "seed does not verify");
     }
     let originals: Vec<&Vec<u8>> = seeds.iter().chain(&seed_texts).collect();
     let mut rng = Rng(seed.max(1));

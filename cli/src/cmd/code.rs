@@ -31,7 +31,7 @@ enum CodeCommand {
     /// Sign a machine label or a welder credential and print its `WG1:` text.
     Issue {
         #[command(subcommand)]
-        what: IssueCommand,
+        what: Box<IssueCommand>,
     },
     /// Verify a scanned text offline. Exits 0 with a verdict whether or not the code is valid
     /// (`valid: false` and a reason code when it is not); exits non-zero only on bad input such as an
@@ -311,7 +311,10 @@ fn write_labels(qr: &QrCode, label: &LabelOut) -> Result<(), Failure> {
             .min_dimensions(480, 480)
             .build();
         image.save(path).map_err(|e| {
-            Failure::input("output.png", format!("cannot write {}: {e}", path.display()))
+            Failure::input(
+                "output.png",
+                format!("cannot write {}: {e}", path.display()),
+            )
         })?;
     }
     if let Some(path) = &label.svg {
@@ -320,7 +323,10 @@ fn write_labels(qr: &QrCode, label: &LabelOut) -> Result<(), Failure> {
             .min_dimensions(480, 480)
             .build();
         std::fs::write(path, svg).map_err(|e| {
-            Failure::input("output.svg", format!("cannot write {}: {e}", path.display()))
+            Failure::input(
+                "output.svg",
+                format!("cannot write {}: {e}", path.display()),
+            )
         })?;
     }
     Ok(())
@@ -458,7 +464,14 @@ fn issue(what: IssueCommand, out: &Output) -> Result<(), Failure> {
             };
             let text = issue_credential(&key, &credential, signed_at)
                 .map_err(|e| Failure::input(e.code(), e.to_string()))?;
-            finish_issue(out, CodeKind::WelderCredential, &key, text, EcLevel::M, &label)
+            finish_issue(
+                out,
+                CodeKind::WelderCredential,
+                &key,
+                text,
+                EcLevel::M,
+                &label,
+            )
         }
     }
 }
@@ -496,7 +509,11 @@ struct Verdict {
 fn describe(code: &VerifiedCode, lang: Lang) -> String {
     let date = |t: i64| {
         DateTime::from_timestamp(t, 0)
-            .map(|d| d.with_timezone(&china()).format("%Y-%m-%d %H:%M").to_string())
+            .map(|d| {
+                d.with_timezone(&china())
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
             .unwrap_or_else(|| t.to_string())
     };
     let cats = |c: &[OperationCategory]| {
@@ -649,7 +666,7 @@ fn verify(
 
 pub fn run(args: CodeArgs, out: &Output) -> Result<(), Failure> {
     match args.command {
-        CodeCommand::Issue { what } => issue(what, out),
+        CodeCommand::Issue { what } => issue(*what, out),
         CodeCommand::Verify {
             text,
             trust,

@@ -124,15 +124,18 @@ pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
         }
         _ => TrustStore::new(),
     };
-    let key = IssuerKey::generate(alg.into())
-        .map_err(|e| Failure::runtime(e.code(), e.to_string()))?;
+    let key =
+        IssuerKey::generate(alg.into()).map_err(|e| Failure::runtime(e.code(), e.to_string()))?;
     trust
         .add(TrustedKey::for_key(&key, valid_from, valid_until))
         .map_err(|e| Failure::input(e.code(), e.to_string()))?;
     write_private(&key_path, &key.to_json(), force)?;
     if let Some(path) = &trust_out {
         std::fs::write(path, trust.to_json()).map_err(|e| {
-            Failure::input("keys.trust", format!("cannot write {}: {e}", path.display()))
+            Failure::input(
+                "keys.trust",
+                format!("cannot write {}: {e}", path.display()),
+            )
         })?;
     }
     let generated = Generated {

@@ -279,7 +279,9 @@ impl Fields {
         match self.take(key)? {
             Value::Integer(i) => i64::try_from(i128::from(i))
                 .map_err(|_| CodeError::malformed(format!("claim {key} out of range"))),
-            _ => Err(CodeError::malformed(format!("claim {key} is not an integer"))),
+            _ => Err(CodeError::malformed(format!(
+                "claim {key} is not an integer"
+            ))),
         }
     }
 
@@ -342,16 +344,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Payload, CodeError> {
         }
     }
     let mut f = Fields(map);
-    let kind = CodeKind::from_number(f.u8(1)?)
-        .ok_or_else(|| CodeError::malformed("unknown code kind"))?;
+    let kind =
+        CodeKind::from_number(f.u8(1)?).ok_or_else(|| CodeError::malformed("unknown code kind"))?;
     let payload = match kind {
         CodeKind::MachineLabel => {
             let issued_at = f.i64(2)?;
             let machine_id = f.text(3)?;
             let kind = machine_kind_from(f.u8(4)?)
                 .ok_or_else(|| CodeError::malformed("unknown machine kind"))?;
-            let class =
-                class_from(f.u8(5)?).ok_or_else(|| CodeError::malformed("unknown machine class"))?;
+            let class = class_from(f.u8(5)?)
+                .ok_or_else(|| CodeError::malformed("unknown machine class"))?;
             let owner_org = f.text(6)?;
             let region = u32::try_from(f.i64(7)?)
                 .map_err(|_| CodeError::malformed("region out of range"))?;
@@ -436,7 +438,10 @@ mod tests {
     fn day_numbers_round_trip_and_refuse_absurd_values() {
         let d = NaiveDate::from_ymd_opt(2024, 3, 15).unwrap();
         assert_eq!(days_to_date(date_to_days(d)), Some(d));
-        assert_eq!(date_to_days(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()), 0);
+        assert_eq!(
+            date_to_days(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()),
+            0
+        );
         assert_eq!(days_to_date(i64::MAX), None);
         assert_eq!(days_to_date(i64::MIN), None);
     }
@@ -471,6 +476,9 @@ mod tests {
         }
         let mut repeated = Vec::new();
         ciborium::ser::into_writer(&value, &mut repeated).unwrap();
-        assert!(matches!(decode(&repeated), Err(CodeError::Malformed { .. })));
+        assert!(matches!(
+            decode(&repeated),
+            Err(CodeError::Malformed { .. })
+        ));
     }
 }

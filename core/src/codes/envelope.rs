@@ -9,9 +9,9 @@ use coset::{
     RegisteredLabelWithPrivate, iana,
 };
 
+use super::CodeError;
 use super::claims::{self, Payload};
 use super::keys::{IssuerAlg, KID_LEN};
-use super::CodeError;
 
 /// The text prefix of version 1 codes.
 pub const PREFIX: &str = "WG1:";
@@ -132,7 +132,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, CodeError> {
         }
         Payload::Machine(_) | Payload::Welder(_) => {
             if protected.key_id.len() != KID_LEN {
-                return Err(CodeError::malformed("key id missing or of the wrong length"));
+                return Err(CodeError::malformed(
+                    "key id missing or of the wrong length",
+                ));
             }
             if !unprotected.is_empty() {
                 return Err(CodeError::malformed("unexpected unprotected header"));
@@ -169,8 +171,7 @@ pub(crate) fn build<E>(
     }
     let mut unprotected = HeaderBuilder::new();
     if let Some(credential) = credential {
-        unprotected =
-            unprotected.value(CREDENTIAL_LABEL, Value::Bytes(credential.to_vec()));
+        unprotected = unprotected.value(CREDENTIAL_LABEL, Value::Bytes(credential.to_vec()));
     }
     let sign1 = CoseSign1Builder::new()
         .protected(protected.build())
@@ -201,9 +202,18 @@ mod tests {
             from_text("WG2:BB8"),
             Err(CodeError::UnsupportedVersion { .. })
         ));
-        assert!(matches!(from_text("WG1:bb8"), Err(CodeError::Malformed { .. })));
-        assert!(matches!(from_text("HC1:BB8"), Err(CodeError::Malformed { .. })));
-        assert!(matches!(from_text("WG:BB8"), Err(CodeError::Malformed { .. })));
+        assert!(matches!(
+            from_text("WG1:bb8"),
+            Err(CodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            from_text("HC1:BB8"),
+            Err(CodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            from_text("WG:BB8"),
+            Err(CodeError::Malformed { .. })
+        ));
         assert!(matches!(from_text(""), Err(CodeError::Malformed { .. })));
     }
 }

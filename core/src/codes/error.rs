@@ -43,7 +43,10 @@ pub enum CodeError {
     NotYetValid,
     /// Revoked by the platform: the issuer key, the credential, the licence or the machine label.
     #[error("revoked ({target:?} {id})")]
-    Revoked { target: RevocationTarget, id: String },
+    Revoked {
+        target: RevocationTarget,
+        id: String,
+    },
     /// A presentation whose nonce was seen before.
     #[error("replayed presentation")]
     Replayed,
@@ -128,21 +131,29 @@ impl Explain for CodeError {
                 format!("签发时密钥 {kid} 不在有效期内，码无效")
             }
             CodeError::WrongKind { expected, found } => {
-                format!("码的类型不对：需要{}，扫到的是{}", kind_zh(*expected), kind_zh(*found))
+                format!(
+                    "码的类型不对：需要{}，扫到的是{}",
+                    kind_zh(*expected),
+                    kind_zh(*found)
+                )
             }
             CodeError::Expired => "证件已过期".into(),
             CodeError::NotYetValid => "码尚未生效（时间在未来），请检查手机时间".into(),
             CodeError::Revoked { target, id } => format!("{}已被注销：{id}", target_zh(*target)),
             CodeError::Replayed => "该出示码已被使用过（重放），请持证人重新出示".into(),
             CodeError::StalePresentation { age_secs, .. } => {
-                format!("出示码已过时（{age_secs} 秒前生成），可能是截图或翻拍，请持证人现场重新出示")
+                format!(
+                    "出示码已过时（{age_secs} 秒前生成），可能是截图或翻拍，请持证人现场重新出示"
+                )
             }
         }
     }
 
     fn message_en(&self) -> String {
         match self {
-            CodeError::Malformed { .. } => "Unreadable code: damaged or not a WeldGuard code".into(),
+            CodeError::Malformed { .. } => {
+                "Unreadable code: damaged or not a WeldGuard code".into()
+            }
             CodeError::UnsupportedVersion { .. } => {
                 "Code version or signature algorithm not supported; update the app".into()
             }
@@ -167,9 +178,12 @@ impl Explain for CodeError {
             CodeError::NotYetValid => {
                 "The code is not valid yet (dated in the future); check the phone's clock".into()
             }
-            CodeError::Revoked { target, id } => format!("The {} was revoked: {id}", target_en(*target)),
+            CodeError::Revoked { target, id } => {
+                format!("The {} was revoked: {id}", target_en(*target))
+            }
             CodeError::Replayed => {
-                "This presentation was already used (replay); ask the holder to show it again".into()
+                "This presentation was already used (replay); ask the holder to show it again"
+                    .into()
             }
             CodeError::StalePresentation { age_secs, .. } => format!(
                 "Presentation is stale ({age_secs} s old): possibly a screenshot or photo; ask the holder to show it live"
@@ -220,7 +234,9 @@ impl Explain for IssueError {
             IssueError::DeviceKeyMismatch => {
                 "This device's key does not match the credential's device key".into()
             }
-            IssueError::BadCredential(e) => format!("Credential does not decode: {}", e.message_en()),
+            IssueError::BadCredential(e) => {
+                format!("Credential does not decode: {}", e.message_en())
+            }
             IssueError::Signing(detail) => format!("Signing failed: {detail}"),
         }
     }

@@ -52,7 +52,11 @@ pub fn credential_digest(credential_cose: &[u8]) -> Vec<u8> {
 
 /// The credential id of a credential's COSE bytes: hex of the first 16 bytes of its digest.
 pub fn credential_id(credential_cose: &[u8]) -> String {
-    super::keys::to_hex(credential_digest(credential_cose).get(..16).unwrap_or_default())
+    super::keys::to_hex(
+        credential_digest(credential_cose)
+            .get(..16)
+            .unwrap_or_default(),
+    )
 }
 
 /// Present a credential code from this device, now (Unix seconds), with a fresh random nonce.

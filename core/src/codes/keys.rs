@@ -263,8 +263,18 @@ mod tests {
             let key = IssuerKey::generate(alg).unwrap();
             let sig = key.sign(b"label").unwrap();
             assert_eq!(sig.len(), 64);
-            assert!(verify_issuer_signature(alg, &key.public_key(), b"label", &sig));
-            assert!(!verify_issuer_signature(alg, &key.public_key(), b"lab3l", &sig));
+            assert!(verify_issuer_signature(
+                alg,
+                &key.public_key(),
+                b"label",
+                &sig
+            ));
+            assert!(!verify_issuer_signature(
+                alg,
+                &key.public_key(),
+                b"lab3l",
+                &sig
+            ));
             check_public_key(alg, &key.public_key()).unwrap();
             let loaded = IssuerKey::from_json(&key.to_json()).unwrap();
             assert_eq!(loaded.public_key(), key.public_key());
@@ -292,7 +302,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips() {
-        assert_eq!(from_hex(&to_hex(&[0, 1, 0xab, 0xff])), Some(vec![0, 1, 0xab, 0xff]));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("zz"), None);
         assert_eq!(from_hex("é1"), None);

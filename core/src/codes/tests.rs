@@ -37,7 +37,11 @@ fn fixture() -> Fixture {
     let mut trust = TrustStore::new();
     for key in [&ed, &es] {
         trust
-            .add(TrustedKey::for_key(key, T0 - 365 * DAY, Some(T0 + 730 * DAY)))
+            .add(TrustedKey::for_key(
+                key,
+                T0 - 365 * DAY,
+                Some(T0 + 730 * DAY),
+            ))
             .unwrap();
     }
     Fixture {
@@ -87,8 +91,14 @@ fn samples(f: &Fixture) -> Vec<(&'static str, String)> {
     let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
     let presentation = present_with_nonce(&cred, &f.device, T0 + 10, &[7; NONCE_BYTES]).unwrap();
     vec![
-        ("machine/EdDSA", issue_machine_label(&f.ed, &label()).unwrap()),
-        ("machine/ES256", issue_machine_label(&f.es, &label()).unwrap()),
+        (
+            "machine/EdDSA",
+            issue_machine_label(&f.ed, &label()).unwrap(),
+        ),
+        (
+            "machine/ES256",
+            issue_machine_label(&f.es, &label()).unwrap(),
+        ),
         ("credential/EdDSA", cred),
         (
             "credential/ES256",
@@ -150,16 +160,34 @@ fn qr_sizes_fit_the_printed_and_shown_budgets() {
         let Version::Normal(v) = qr.version() else {
             panic!("micro QR")
         };
-        eprintln!("machine label {:?}: {} chars, version {v}-Q", key.alg(), text.len());
-        assert!(v <= 10, "machine label {:?} needs version {v} at Q ({} chars)", key.alg(), text.len());
+        eprintln!(
+            "machine label {:?}: {} chars, version {v}-Q",
+            key.alg(),
+            text.len()
+        );
+        assert!(
+            v <= 10,
+            "machine label {:?} needs version {v} at Q ({} chars)",
+            key.alg(),
+            text.len()
+        );
 
         let text = issue_credential(key, &credential(&f.device), T0).unwrap();
         let qr = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).unwrap();
         let Version::Normal(v) = qr.version() else {
             panic!("micro QR")
         };
-        eprintln!("credential {:?}: {} chars, version {v}-M", key.alg(), text.len());
-        assert!(v <= 12, "credential {:?} needs version {v} at M ({} chars)", key.alg(), text.len());
+        eprintln!(
+            "credential {:?}: {} chars, version {v}-M",
+            key.alg(),
+            text.len()
+        );
+        assert!(
+            v <= 12,
+            "credential {:?} needs version {v} at M ({} chars)",
+            key.alg(),
+            text.len()
+        );
     }
 }
 
@@ -170,7 +198,10 @@ fn flipping_any_bit_of_the_cose_bytes_is_rejected() {
     let v = verifier(&f.trust, &none);
     for (name, text) in samples(&f) {
         let cose = from_text(&text).unwrap();
-        assert!(v.verify_cose(&cose, None, T0 + 10, &mut ReplayCache::default()).is_ok());
+        assert!(
+            v.verify_cose(&cose, None, T0 + 10, &mut ReplayCache::default())
+                .is_ok()
+        );
         for bit in 0..cose.len() * 8 {
             let mut bad = cose.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -266,9 +297,13 @@ fn unknown_issuer_and_forged_signatures() {
         );
     }
     // The right key's signature but the algorithm label of the other algorithm.
-    let cose = envelope::build(IssuerAlg::ES256, &f.ed.kid(), &Payload::Machine(label()), None, |tbs| {
-        f.ed.sign(tbs)
-    })
+    let cose = envelope::build(
+        IssuerAlg::ES256,
+        &f.ed.kid(),
+        &Payload::Machine(label()),
+        None,
+        |tbs| f.ed.sign(tbs),
+    )
     .unwrap_or_else(|_: BuildError<String>| panic!("build"));
     assert_eq!(
         check(&f, &to_text(&cose), T0),
@@ -311,7 +346,10 @@ fn future_codes_are_not_yet_valid() {
     c.issued_on = date(2026, 1, 2);
     let code = issue_credential(&f.ed, &c, T0).unwrap();
     // 2026-01-01T15:59:59Z is still 1 January in China; 16:00Z is 2 January.
-    assert_eq!(check(&f, &code, T0 + 16 * 3600 - 1), Err(CodeError::NotYetValid));
+    assert_eq!(
+        check(&f, &code, T0 + 16 * 3600 - 1),
+        Err(CodeError::NotYetValid)
+    );
     assert!(check(&f, &code, T0 + 16 * 3600).is_ok());
 }
 
@@ -340,7 +378,11 @@ fn revocations_of_every_target() {
         (RevocationTarget::IssuerKey, to_hex(&f.ed.kid()), &machine),
         (RevocationTarget::Machine, label().machine_id, &machine),
         (RevocationTarget::Credential, cred_id.clone(), &cred),
-        (RevocationTarget::Licence, "T370983199001011233".to_owned(), &cred),
+        (
+            RevocationTarget::Licence,
+            "T370983199001011233".to_owned(),
+            &cred,
+        ),
         (RevocationTarget::Credential, cred_id, &pres),
         (RevocationTarget::IssuerKey, to_hex(&f.es.kid()), &pres),
     ];
@@ -372,15 +414,25 @@ fn wrong_kind_is_refused_before_anything_else() {
     let v = verifier(&f.trust, &none);
     let machine = issue_machine_label(&f.ed, &label()).unwrap();
     assert_eq!(
-        v.verify_expecting(&machine, CodeKind::Presentation, T0, &mut ReplayCache::default()),
+        v.verify_expecting(
+            &machine,
+            CodeKind::Presentation,
+            T0,
+            &mut ReplayCache::default()
+        ),
         Err(CodeError::WrongKind {
             expected: CodeKind::Presentation,
             found: CodeKind::MachineLabel
         })
     );
     assert!(
-        v.verify_expecting(&machine, CodeKind::MachineLabel, T0, &mut ReplayCache::default())
-            .is_ok()
+        v.verify_expecting(
+            &machine,
+            CodeKind::MachineLabel,
+            T0,
+            &mut ReplayCache::default()
+        )
+        .is_ok()
     );
     // A presentation of a machine label cannot even be made.
     assert!(matches!(
@@ -399,7 +451,10 @@ fn presentation_window_replay_and_device_key() {
     let p = present(&cred, &f.device, T0).unwrap();
 
     // Window edges.
-    assert!(v.verify(&p, T0 + window, &mut ReplayCache::default()).is_ok());
+    assert!(
+        v.verify(&p, T0 + window, &mut ReplayCache::default())
+            .is_ok()
+    );
     assert_eq!(
         v.verify(&p, T0 + window + 1, &mut ReplayCache::default()),
         Err(CodeError::StalePresentation {
@@ -433,7 +488,8 @@ fn presentation_window_replay_and_device_key() {
         present(&cred, &thief, T0),
         Err(IssueError::DeviceKeyMismatch)
     );
-    let forged = sign_presentation(&from_text(&cred).unwrap(), &thief, T0, &[1; NONCE_BYTES]).unwrap();
+    let forged =
+        sign_presentation(&from_text(&cred).unwrap(), &thief, T0, &[1; NONCE_BYTES]).unwrap();
     assert_eq!(
         v.verify(&forged, T0, &mut ReplayCache::default()),
         Err(CodeError::BadSignature {
@@ -482,7 +538,15 @@ fn issuing_refuses_bad_claims() {
     let mut c = credential(&f.device);
     c.name = "x".repeat(65);
     assert!(issue_credential(&f.ed, &c, T0).is_err());
-    assert!(present_with_nonce(&issue_credential(&f.ed, &credential(&f.device), T0).unwrap(), &f.device, T0, &[0; 4]).is_err());
+    assert!(
+        present_with_nonce(
+            &issue_credential(&f.ed, &credential(&f.device), T0).unwrap(),
+            &f.device,
+            T0,
+            &[0; 4]
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -518,10 +582,18 @@ fn every_reason_has_a_distinct_stable_code_and_two_messages() {
     for r in &reasons {
         assert!(r.code().starts_with("code."));
         assert!(!r.message_en().is_empty());
-        assert!(r.message_zh().chars().any(|c| c > '\u{4e00}'), "{}", r.code());
+        assert!(
+            r.message_zh().chars().any(|c| c > '\u{4e00}'),
+            "{}",
+            r.code()
+        );
     }
     codes.dedup();
-    assert_eq!(codes.len(), reasons.len() - 1, "only the two BadSignature roles share a code");
+    assert_eq!(
+        codes.len(),
+        reasons.len() - 1,
+        "only the two BadSignature roles share a code"
+    );
 }
 
 fn machine_strategy() -> impl Strategy<Value = MachineLabel> {
@@ -533,18 +605,20 @@ fn machine_strategy() -> impl Strategy<Value = MachineLabel> {
         any::<u32>(),
         (T0 - 365 * DAY)..(T0 + 730 * DAY),
     )
-        .prop_map(|(machine_id, kind, class, owner_org, region, issued_at)| MachineLabel {
-            machine_id,
-            kind: MachineKind::ALL[kind],
-            class: [
-                MachineClass::Mobile,
-                MachineClass::FixedStation,
-                MachineClass::LegacyRegistered,
-            ][class],
-            owner_org,
-            region,
-            issued_at,
-        })
+        .prop_map(
+            |(machine_id, kind, class, owner_org, region, issued_at)| MachineLabel {
+                machine_id,
+                kind: MachineKind::ALL[kind],
+                class: [
+                    MachineClass::Mobile,
+                    MachineClass::FixedStation,
+                    MachineClass::LegacyRegistered,
+                ][class],
+                owner_org,
+                region,
+                issued_at,
+            },
+        )
 }
 
 fn credential_strategy() -> impl Strategy<Value = (WelderCredential, u8)> {

@@ -224,7 +224,9 @@ mod tests {
         store
             .add(TrustedKey::for_key(&a, 1_700_000_000, Some(1_900_000_000)))
             .unwrap();
-        store.add(TrustedKey::for_key(&b, 1_700_000_000, None)).unwrap();
+        store
+            .add(TrustedKey::for_key(&b, 1_700_000_000, None))
+            .unwrap();
         let loaded = TrustStore::from_json(&store.to_json()).unwrap();
         assert_eq!(loaded, store);
 
@@ -232,7 +234,8 @@ mod tests {
             store.add(TrustedKey::for_key(&a, 0, None)),
             Err(KeyError::Inconsistent(_))
         ));
-        let mut bad = TrustedKey::for_key(&IssuerKey::generate(IssuerAlg::EdDSA).unwrap(), 10, Some(5));
+        let mut bad =
+            TrustedKey::for_key(&IssuerKey::generate(IssuerAlg::EdDSA).unwrap(), 10, Some(5));
         assert!(TrustStore::new().add(bad.clone()).is_err());
         bad.valid_until = None;
         bad.kid = vec![0; 8];

@@ -70,7 +70,9 @@ impl Explain for UnsignedCode {
             UnsignedForm::Url { host } => format!(
                 "This is a web address ({host}), not a signed code; it is not opened and proves nothing about the certificate"
             ),
-            UnsignedForm::CertificateNumber => "This is a certificate number, not a signed code".into(),
+            UnsignedForm::CertificateNumber => {
+                "This is a certificate number, not a signed code".into()
+            }
             UnsignedForm::MachineId => "This is a machine id, not a signed code".into(),
             UnsignedForm::Other => "This is not a WeldGuard signed code".into(),
         };
@@ -148,7 +150,8 @@ fn url_host(text: &str) -> Option<String> {
 fn is_id_shape(s: &[u8]) -> bool {
     s.len() == 18
         && s.iter().take(17).all(u8::is_ascii_digit)
-        && s.get(17).is_some_and(|c| c.is_ascii_digit() || *c == b'X' || *c == b'x')
+        && s.get(17)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'X' || *c == b'x')
 }
 
 fn normalise(candidate: &str) -> String {
@@ -229,7 +232,12 @@ mod tests {
         assert!(u.message_zh().contains("本身不证明任何事"));
 
         let u = unsigned("https://user@Example.COM:8443/cert/370983199001011234");
-        assert_eq!(u.form, UnsignedForm::Url { host: "example.com".into() });
+        assert_eq!(
+            u.form,
+            UnsignedForm::Url {
+                host: "example.com".into()
+            }
+        );
         assert_eq!(u.lookup.unwrap().id, "370983199001011234");
         // A longer digit run is not a certificate number.
         assert_eq!(unsigned("https://x.cn/?n=1370983199001011234").lookup, None);

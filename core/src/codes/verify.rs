@@ -224,7 +224,9 @@ impl<'a> Verifier<'a> {
         let signed_at = match &envelope.payload {
             Payload::Machine(label) => label.issued_at,
             Payload::Welder(claims) => claims.signed_at,
-            Payload::Presentation(_) => return Err(CodeError::malformed("unexpected presentation")),
+            Payload::Presentation(_) => {
+                return Err(CodeError::malformed("unexpected presentation"));
+            }
         };
         if !key.valid_at(signed_at) {
             return Err(CodeError::IssuerKeyNotValid { kid: kid_hex });
@@ -253,7 +255,10 @@ impl<'a> Verifier<'a> {
             }
             Payload::Welder(claims) => {
                 let id = credential_id(cose);
-                if self.revocations.is_revoked(RevocationTarget::Credential, &id) {
+                if self
+                    .revocations
+                    .is_revoked(RevocationTarget::Credential, &id)
+                {
                     return Err(CodeError::Revoked {
                         target: RevocationTarget::Credential,
                         id,
@@ -307,11 +312,15 @@ impl<'a> Verifier<'a> {
         }
         let inner = envelope::parse(credential_cose)?;
         if inner.payload.kind() != CodeKind::WelderCredential {
-            return Err(CodeError::malformed("a presentation must carry a credential"));
+            return Err(CodeError::malformed(
+                "a presentation must carry a credential",
+            ));
         }
         let verified = self.verify_issued(&inner, credential_cose, now)?;
         let VerifiedClaims::WelderCredential(credential) = verified.claims else {
-            return Err(CodeError::malformed("a presentation must carry a credential"));
+            return Err(CodeError::malformed(
+                "a presentation must carry a credential",
+            ));
         };
         if !verify_es256(
             &credential.credential.device_key,
