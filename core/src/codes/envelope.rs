@@ -27,10 +27,11 @@ pub fn to_text(cose: &[u8]) -> String {
     format!("{PREFIX}{}", base45::encode(cose))
 }
 
-/// The COSE bytes of a code from its text (surrounding whitespace is ignored: Base45 of whole bytes
-/// never ends in its space character, whose value 36 exceeds any final digit of a 1- or 2-byte group).
+/// The COSE bytes of a code from its text. Surrounding ASCII whitespace (a scanner's line end) is
+/// ignored; that never cuts a code short, since Base45 of whole bytes never ends in its space
+/// character (value 36 exceeds any final digit of a 1- or 2-byte group).
 pub fn from_text(text: &str) -> Result<Vec<u8>, CodeError> {
-    let text = text.trim();
+    let text = text.trim_ascii();
     if text.len() > MAX_TEXT_LEN {
         return Err(CodeError::malformed("code text too long"));
     }

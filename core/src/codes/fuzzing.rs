@@ -46,6 +46,22 @@ pub fn exercise_decoder(data: &[u8], trust: &TrustStore, now: i64) -> usize {
     accepted
 }
 
+/// Whether `data` is one of the valid `seeds` (COSE bytes) in one of the forms the decoder accepts:
+/// the COSE bytes, the `WG1:` text, or the text without its prefix (which [`exercise_decoder`]
+/// prefixes), give or take surrounding ASCII whitespace. Any other accepted input is a forgery.
+pub fn is_seed_form(data: &[u8], seeds: &[Vec<u8>]) -> bool {
+    let trimmed = data.trim_ascii();
+    seeds.iter().any(|seed| {
+        let text = super::to_text(seed);
+        data == seed.as_slice()
+            || trimmed == text.as_bytes()
+            || text
+                .as_bytes()
+                .get(super::PREFIX.len()..)
+                .is_some_and(|body| trimmed == body)
+    })
+}
+
 /// The time the fuzz corpus is made and checked at (2026-01-01T00:00:00Z).
 pub const FUZZ_NOW: i64 = 1_767_225_600;
 

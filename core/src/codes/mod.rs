@@ -34,5 +34,8 @@ pub use keys::{
 };
 pub use signer::{DeviceSigner, SignerError, SoftwareSigner, verify_es256};
 pub use trust::{RevocationSet, TrustFile, TrustFileKey, TrustStore, TrustedKey};
-pub use unsigned::{Lookup, LookupTarget, ScannedText, UnsignedCode, UnsignedForm, classify};
+pub use unsigned::{
+    Lookup, LookupTarget, RegistryAnswer, ScannedText, UnsignedCode, UnsignedForm, classify,
+    look_up,
+};
 pub use verify::{ReplayCache, VerifiedClaims, VerifiedCode, Verifier, VerifyPolicy};

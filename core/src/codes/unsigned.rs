@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Explain;
+use crate::domain::{Explain, Licence, Machine};
+use crate::rules::registry::{RegistryError, RegistryView};
 
 use super::envelope::{PREFIX, other_version};
 
@@ -132,6 +133,37 @@ pub fn classify(text: &str) -> ScannedText {
         lookup,
         proves_nothing: true,
     })
+}
+
+/// What the registry says about an unsigned text's lookup. Only this answer counts, never the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum RegistryAnswer {
+    Licence(Licence),
+    Machine(Machine),
+    /// The registry does not know this id: treat the scanned text as unverified (possibly forged).
+    NotFound {
+        id: String,
+    },
+    /// Nothing in the text to look up.
+    NothingToLookUp,
+}
+
+/// Look up an unsigned text's candidate id in the registry.
+pub fn look_up(
+    code: &UnsignedCode,
+    registry: &dyn RegistryView,
+) -> Result<RegistryAnswer, RegistryError> {
+    let Some(lookup) = &code.lookup else {
+        return Ok(RegistryAnswer::NothingToLookUp);
+    };
+    let found = match lookup.target {
+        LookupTarget::Licence => registry.licence(&lookup.id)?.map(RegistryAnswer::Licence),
+        LookupTarget::Machine => registry.machine(&lookup.id)?.map(RegistryAnswer::Machine),
+    };
+    Ok(found.unwrap_or_else(|| RegistryAnswer::NotFound {
+        id: lookup.id.clone(),
+    }))
 }
 
 /// The host of an http(s) URL, lowercased, without credentials or port.
@@ -262,6 +294,38 @@ mod tests {
         assert_eq!(u.form, UnsignedForm::Other);
         assert_eq!(u.lookup, None);
         assert!(u.proves_nothing);
+    }
+
+    #[test]
+    fn only_the_registry_answers_for_an_unsigned_text() {
+        use crate::domain::{MachineClass, MachineKind, MachineStatus};
+        use crate::rules::registry::MemoryRegistry;
+        let mut registry = MemoryRegistry::default();
+        let machine = Machine {
+            machine_id: "370983-DH-2024-000123".into(),
+            kind: MachineKind::Arc,
+            class: MachineClass::Mobile,
+            owner_org: "91370983MA3C4X1Y2K".into(),
+            region: 370983,
+            status: MachineStatus::Active,
+        };
+        registry.add_machine(machine.clone());
+        let known = unsigned("370983-DH-2024-000123");
+        assert_eq!(
+            look_up(&known, &registry),
+            Ok(RegistryAnswer::Machine(machine))
+        );
+        let forged = unsigned("https://fake.example/?zh=T370983199001011233");
+        assert_eq!(
+            look_up(&forged, &registry),
+            Ok(RegistryAnswer::NotFound {
+                id: "T370983199001011233".into()
+            })
+        );
+        assert_eq!(
+            look_up(&unsigned("???"), &registry),
+            Ok(RegistryAnswer::NothingToLookUp)
+        );
     }
 
     #[test]
