@@ -693,3 +693,26 @@ proptest! {
         prop_assert_eq!(fuzzing::exercise_decoder(&data, &trust, T0), 0);
     }
 }
+
+/// A device whose key store refuses to sign (user cancelled, key wiped).
+struct RefusingDevice(Vec<u8>);
+
+impl DeviceSigner for RefusingDevice {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        Err(SignerError("user cancelled".into()))
+    }
+}
+
+#[test]
+fn a_device_that_cannot_sign_gives_a_typed_error() {
+    let f = fixture();
+    let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
+    let refusing = RefusingDevice(f.device.public_key());
+    let e = present(&cred, &refusing, T0).unwrap_err();
+    assert_eq!(e, IssueError::Signing("user cancelled".into()));
+    assert_eq!(e.code(), "issue.signing_failed");
+    assert!(e.message_zh().contains("签名失败"));
+}
