@@ -716,3 +716,27 @@ fn a_device_that_cannot_sign_gives_a_typed_error() {
     assert_eq!(e.code(), "issue.signing_failed");
     assert!(e.message_zh().contains("签名失败"));
 }
+
+#[test]
+fn a_rendered_label_scans_back_and_verifies() {
+    use qrcode::{Color, EcLevel, QrCode};
+    let f = fixture();
+    let text = issue_machine_label(&f.es, &label()).unwrap();
+    let qr = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::Q).unwrap();
+    let (width, colors) = (qr.width(), qr.to_colors());
+    let (scale, quiet) = (4, 4);
+    let size = (width + 2 * quiet) * scale;
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(size, size, |x, y| {
+        let (mx, my) = (x / scale, y / scale);
+        let inside = (quiet..width + quiet).contains(&mx) && (quiet..width + quiet).contains(&my);
+        match inside.then(|| colors[(my - quiet) * width + (mx - quiet)]) {
+            Some(Color::Dark) => 0,
+            _ => 255,
+        }
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, text);
+    assert!(check(&f, &content, T0).is_ok());
+}
