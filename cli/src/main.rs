@@ -32,6 +32,10 @@ enum Command {
     Registry(cmd::registry::RegistryArgs),
     /// Records made on this device and their upload state.
     Outbox(cmd::outbox::OutboxArgs),
+    /// Issuer keys: generate a key file and its trust file entry.
+    Keys(cmd::keys::KeysArgs),
+    /// Signed QR codes: issue machine labels and welder credentials, verify scanned texts.
+    Code(cmd::code::CodeArgs),
 }
 
 fn main() {
@@ -41,6 +45,8 @@ fn main() {
         Command::Id(args) => cmd::id::run(args, &out),
         Command::Registry(args) => cmd::registry::run(args, &out),
         Command::Outbox(args) => cmd::outbox::run(args, &out),
+        Command::Keys(args) => cmd::keys::run(args, &out),
+        Command::Code(args) => cmd::code::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -1,5 +1,7 @@
 //! One module per command group; each has a clap `Args` type and a `run` function.
 
+pub mod code;
 pub mod id;
+pub mod keys;
 pub mod outbox;
 pub mod registry;

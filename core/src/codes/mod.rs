@@ -1,4 +1,41 @@
 //! Signed QR payloads: the `WG1:` envelope (Base45 of a COSE_Sign1 over compact CBOR claims) for
 //! machine labels, welder credentials and device-signed presentations, and their offline verification.
+//!
+//! Issuing: [`issue_machine_label`], [`issue_credential`] with an [`IssuerKey`]; the welder's phone
+//! makes a [`present`]ation through its [`DeviceSigner`]. Verifying: a [`Verifier`] over a
+//! [`TrustStore`] and a [`RevocationSet`], time passed in, a [`ReplayCache`] kept by the caller; the
+//! answer is a [`VerifiedCode`] or a [`CodeError`] with a stable code. Texts that are not `WG1:` codes
+//! are [`classify`]ed: they prove nothing by themselves.
 
+mod claims;
+mod envelope;
+mod error;
+pub mod fuzzing;
+mod issue;
+mod keys;
 pub mod signer;
+mod trust;
+mod unsigned;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use claims::{CodeKind, CredentialClaims, PresentationClaims};
+pub use envelope::{MAX_TEXT_LEN, PREFIX, from_text, to_text};
+pub use error::{CodeError, IssueError, KeyError, SignatureRole};
+pub use issue::{
+    NONCE_BYTES, credential_digest, credential_id, issue_credential, issue_machine_label, present,
+    present_with_nonce,
+};
+pub use keys::{
+    IssuerAlg, IssuerKey, IssuerKeyFile, KID_LEN, check_public_key, from_hex, kid_of, to_hex,
+    verify_issuer_signature,
+};
+pub use signer::{DeviceSigner, SignerError, SoftwareSigner, verify_es256};
+pub use trust::{RevocationSet, TrustFile, TrustFileKey, TrustStore, TrustedKey};
+pub use unsigned::{
+    Lookup, LookupTarget, RegistryAnswer, ScannedText, UnsignedCode, UnsignedForm, classify,
+    look_up,
+};
+pub use verify::{ReplayCache, VerifiedClaims, VerifiedCode, Verifier, VerifyPolicy};
