@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod permit;
 pub mod rules;
 pub mod scan;
+pub mod startwork;
 pub mod store;
 
 uniffi::setup_scaffolding!("weldguard_core");

@@ -516,6 +516,30 @@ impl Store {
             .optional()?)
     }
 
+    /// Every revocation the registry cache holds (the list is small: the device keeps it in memory
+    /// for offline code verification).
+    pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT target, id FROM revocations ORDER BY target, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut list = Vec::new();
+        for row in rows {
+            let (target, id) = row?;
+            let target = [
+                RevocationTarget::Licence,
+                RevocationTarget::Credential,
+                RevocationTarget::IssuerKey,
+                RevocationTarget::Machine,
+            ]
+            .into_iter()
+            .find(|t| revocation_target_to_db(*t) == target)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown revocation target {target:?}")))?;
+            list.push(Revocation { target, id });
+        }
+        Ok(list)
+    }
+
     fn lookup_licence(&self, certificate_no: &str) -> Result<Option<Licence>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
