@@ -1,2 +1,22 @@
 //! The UniFFI surface: plain records, enums and one public error enum, mapped from the domain in one
 //! place. Nothing outside this module knows about FFI.
+//!
+//! - [`error`]: [`WeldGuardError`], the one error the shells see (stable code, Chinese and English).
+//! - [`types`]: the records and enums that cross the boundary, and their mapping from the domain.
+//! - [`functions`]: stateless calls (ID number checks, code verification against a trust file,
+//!   presenting a credential with the phone's hardware key).
+//! - [`device`]: [`Device`], the handle a shell keeps for one user profile: its database, trust data
+//!   and replay cache; scan-to-start decisions recorded with their outbox entries.
+//!
+//! Times cross the boundary as Unix seconds (UTC) passed in by the shell; the core reads no clock.
+
+pub mod device;
+pub mod error;
+pub mod functions;
+pub mod types;
+
+pub use device::Device;
+pub use error::WeldGuardError;
+
+#[cfg(test)]
+mod tests;

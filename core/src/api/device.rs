@@ -1,0 +1,160 @@
+//! [`Device`]: the handle a shell keeps for one user profile. It owns the profile's database, the
+//! trusted issuer keys, the revocations the registry cache holds and the replay cache of
+//! presentations seen, and answers scan-to-start questions offline, recording each answer with its
+//! outbox entry.
+
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use chrono::DateTime;
+
+use super::error::WeldGuardError;
+use super::types::{CodeCheck, OutboxSummary, Reason, StartWorkResult};
+use crate::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
+use crate::startwork::{PermitContext, ScanToStart, scan_to_start};
+use crate::store::{NewWorkSession, Store};
+
+/// One user profile's offline state.
+#[derive(uniffi::Object)]
+pub struct Device {
+    store: Store,
+    trust: RwLock<TrustStore>,
+    revocations: RwLock<RevocationSet>,
+    replay: Mutex<ReplayCache>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn time(now_unix: i64) -> Result<DateTime<chrono::Utc>, WeldGuardError> {
+    DateTime::from_timestamp(now_unix, 0).ok_or_else(|| {
+        WeldGuardError::invalid_text(
+            "input.time",
+            format!("时间超出范围：{now_unix}"),
+            format!("The time is out of range: {now_unix}"),
+        )
+    })
+}
+
+#[uniffi::export]
+impl Device {
+    /// Open (or create) the profile database at `db_path`; migrations run here. A file from a newer
+    /// app version, a damaged file or a non-database file is refused and left untouched.
+    #[uniffi::constructor]
+    pub fn open(db_path: String) -> Result<Self, WeldGuardError> {
+        let store = Store::open(&db_path)?;
+        let revocations = store.revocations()?.into_iter().collect();
+        Ok(Self {
+            store,
+            trust: RwLock::new(TrustStore::new()),
+            revocations: RwLock::new(revocations),
+            replay: Mutex::new(ReplayCache::default()),
+        })
+    }
+
+    /// Replace the trusted issuer keys with those of a trust file (JSON). A bad file changes nothing.
+    pub fn set_trust(&self, trust_json: String) -> Result<(), WeldGuardError> {
+        let trust = TrustStore::from_json(&trust_json)?;
+        *self.trust.write().unwrap_or_else(PoisonError::into_inner) = trust;
+        Ok(())
+    }
+
+    /// Re-read the revocations from the registry cache (after a sync).
+    pub fn reload_revocations(&self) -> Result<(), WeldGuardError> {
+        let set = self.store.revocations()?.into_iter().collect();
+        *self
+            .revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = set;
+        Ok(())
+    }
+
+    /// Verify one scanned code at `now_unix`. Presentations count as seen (a second scan of the same
+    /// presentation is a replay).
+    pub fn verify_code(&self, text: String, now_unix: i64) -> CodeCheck {
+        let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
+        let revocations = self
+            .revocations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let verifier = Verifier::new(&trust, &revocations);
+        match verifier.verify(&text, now_unix, &mut lock(&self.replay)) {
+            Ok(code) => CodeCheck::verified(&code),
+            Err(e) => CodeCheck::refused(&e),
+        }
+    }
+
+    /// Scan to start (扫码开机): decide from the machine label's and the welder's scanned texts at
+    /// `site_id` and `now_unix`, and record the answer (allowed or not) as a work session with its
+    /// outbox entry, in one transaction. Every failed condition is in `reasons`.
+    pub fn start_work(
+        &self,
+        machine_text: String,
+        welder_text: String,
+        site_id: String,
+        now_unix: i64,
+    ) -> Result<StartWorkResult, WeldGuardError> {
+        let at = time(now_unix)?;
+        let outcome = {
+            let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
+            let revocations = self
+                .revocations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let verifier = Verifier::new(&trust, &revocations);
+            let question = ScanToStart {
+                machine_text: &machine_text,
+                welder_text: &welder_text,
+                permit: PermitContext {
+                    permit: None,
+                    site_id: &site_id,
+                },
+                at,
+            };
+            scan_to_start(&question, &verifier, &mut lock(&self.replay), &self.store)
+        };
+        let decision = &outcome.decision;
+        let session_id = match (&outcome.machine_id, &outcome.certificate_no) {
+            (Some(machine_id), Some(certificate_no)) => {
+                let session = self.store.record_work_session(
+                    NewWorkSession {
+                        machine_id: machine_id.clone(),
+                        certificate_no: certificate_no.clone(),
+                        started_at_ms: now_unix.saturating_mul(1000),
+                        allowed: decision.allowed,
+                        reason_codes: decision.denials().map(|f| f.code.to_owned()).collect(),
+                        permit_id: outcome.permit_id.clone(),
+                    },
+                    now_unix.saturating_mul(1000),
+                )?;
+                Some(session.id)
+            }
+            // Nothing identifiable was scanned: there is no work session to record.
+            _ => None,
+        };
+        Ok(StartWorkResult {
+            allowed: decision.allowed,
+            scan_exempt: decision.scan_exempt,
+            rule_set: serde_json::to_value(decision.rule_set)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            machine_id: outcome.machine_id.clone(),
+            certificate_no: outcome.certificate_no.clone(),
+            permit_id: outcome.permit_id.clone(),
+            reasons: decision.findings.iter().map(Reason::from).collect(),
+            session_id,
+        })
+    }
+
+    /// Counts of the outbox by state.
+    pub fn outbox_summary(&self) -> Result<OutboxSummary, WeldGuardError> {
+        let c = self.store.outbox_counts()?;
+        Ok(OutboxSummary {
+            pending: c.pending,
+            sent: c.sent,
+            applied: c.applied,
+            rejected: c.rejected,
+        })
+    }
+}

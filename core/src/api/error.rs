@@ -1,0 +1,122 @@
+//! The one error type the shells see. Internal errors (store, codes, keys, signing) are mapped here,
+//! in one place, to a small set of variants, each with a stable code and Chinese and English text.
+
+use crate::codes::{CodeError, IssueError, KeyError, SignerError};
+use crate::domain::Explain;
+use crate::store::StoreError;
+
+/// What went wrong, for a person and for code that matches on `code`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum WeldGuardError {
+    /// The input cannot be used (malformed text, bad key, unknown permit…); nothing was changed.
+    #[error("{code}: {message_en}")]
+    InvalidInput {
+        code: String,
+        message_zh: String,
+        message_en: String,
+    },
+    /// The device database failed (full, damaged, newer schema…); nothing was half-written.
+    #[error("{code}: {message_en}")]
+    Storage {
+        code: String,
+        message_zh: String,
+        message_en: String,
+    },
+    /// The phone's key store could not sign (key missing, user cancelled, hardware error).
+    #[error("{code}: {message_en}")]
+    Signing {
+        code: String,
+        message_zh: String,
+        message_en: String,
+    },
+}
+
+impl WeldGuardError {
+    fn parts(e: &dyn Explain) -> (String, String, String) {
+        (e.code().to_owned(), e.message_zh(), e.message_en())
+    }
+
+    pub(crate) fn invalid(e: &dyn Explain) -> Self {
+        let (code, message_zh, message_en) = Self::parts(e);
+        WeldGuardError::InvalidInput {
+            code,
+            message_zh,
+            message_en,
+        }
+    }
+
+    pub(crate) fn invalid_text(code: &str, zh: impl Into<String>, en: impl Into<String>) -> Self {
+        WeldGuardError::InvalidInput {
+            code: code.to_owned(),
+            message_zh: zh.into(),
+            message_en: en.into(),
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        match self {
+            WeldGuardError::InvalidInput { code, .. }
+            | WeldGuardError::Storage { code, .. }
+            | WeldGuardError::Signing { code, .. } => code,
+        }
+    }
+}
+
+impl From<StoreError> for WeldGuardError {
+    fn from(e: StoreError) -> Self {
+        let (code, message_zh, message_en) = Self::parts(&e);
+        WeldGuardError::Storage {
+            code,
+            message_zh,
+            message_en,
+        }
+    }
+}
+
+impl From<CodeError> for WeldGuardError {
+    fn from(e: CodeError) -> Self {
+        Self::invalid(&e)
+    }
+}
+
+impl From<KeyError> for WeldGuardError {
+    fn from(e: KeyError) -> Self {
+        Self::invalid(&e)
+    }
+}
+
+impl From<IssueError> for WeldGuardError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(reason) => WeldGuardError::Signing {
+                code: "signer.failed".into(),
+                message_zh: format!("设备签名失败：{reason}"),
+                message_en: format!("The device could not sign: {reason}"),
+            },
+            other => Self::invalid(&other),
+        }
+    }
+}
+
+impl From<SignerError> for WeldGuardError {
+    fn from(e: SignerError) -> Self {
+        WeldGuardError::Signing {
+            code: "signer.failed".into(),
+            message_zh: format!("设备签名失败：{}", e.0),
+            message_en: format!("The device could not sign: {}", e.0),
+        }
+    }
+}
+
+/// A callback into Kotlin or Swift threw something the interface does not declare: a typed error,
+/// never a panic.
+impl From<uniffi::UnexpectedUniFFICallbackError> for WeldGuardError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        WeldGuardError::Signing {
+            code: "signer.unexpected".into(),
+            message_zh: format!("设备密钥回调出现意外错误：{}", e.reason),
+            message_en: format!("The device key callback failed unexpectedly: {}", e.reason),
+        }
+    }
+}

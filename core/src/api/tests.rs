@@ -1,0 +1,235 @@
+//! The FFI surface as a shell uses it: a real database file, real codes, a foreign key that fails.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use super::functions::{DeviceKey, check_id_number, present_credential, verify_code};
+use super::types::{CodeKind, Severity};
+use super::{Device, WeldGuardError};
+use crate::codes::{
+    DeviceSigner, IssuerAlg, IssuerKey, SoftwareSigner, TrustStore, TrustedKey, issue_credential,
+    issue_machine_label,
+};
+use crate::domain::{
+    Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel, MachineStatus,
+    OperationCategory, WelderCredential,
+};
+use crate::store::test_support::TempDir;
+use crate::store::{RegistryChange, Store};
+
+/// 2026-11-30 09:00 China time.
+const NOW: i64 = 1_796_000_400;
+const ORG: &str = "91370983MA3C4X1Y2K";
+
+/// A software key standing in for the phone's hardware key store.
+struct PhoneKey(SoftwareSigner);
+
+impl DeviceKey for PhoneKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+    fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, WeldGuardError> {
+        Ok(self.0.sign(&message)?)
+    }
+}
+
+/// A key store that refuses (the user cancelled the biometric prompt).
+struct CancelledKey(Vec<u8>);
+
+impl DeviceKey for CancelledKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    fn sign(&self, _message: Vec<u8>) -> Result<Vec<u8>, WeldGuardError> {
+        Err(WeldGuardError::Signing {
+            code: "signer.cancelled".into(),
+            message_zh: "用户取消".into(),
+            message_en: "cancelled by the user".into(),
+        })
+    }
+}
+
+struct Fixture {
+    _dir: TempDir,
+    db: String,
+    issuer: IssuerKey,
+    trust_json: String,
+    phone: Arc<PhoneKey>,
+}
+
+fn credential(device_key: Vec<u8>) -> WelderCredential {
+    WelderCredential {
+        certificate_no: "T11010519491231002X".into(),
+        id_number: "11010519491231002X".into(),
+        name: "赵六".into(),
+        categories: vec![OperationCategory::FusionWeldingAndCutting],
+        issued_on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        expires_on: NaiveDate::from_ymd_opt(2030, 2, 28).unwrap(),
+        next_review_on: NaiveDate::from_ymd_opt(2027, 2, 28).unwrap(),
+        photo_digest: vec![1; 16],
+        device_key,
+    }
+}
+
+fn label() -> MachineLabel {
+    MachineLabel {
+        machine_id: "370983-DH-2024-000123".into(),
+        kind: MachineKind::Arc,
+        class: MachineClass::FixedStation,
+        owner_org: ORG.into(),
+        region: 370983,
+        issued_at: NOW - 86_400,
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = TempDir::new();
+    let db = dir.path().join("profile.db").display().to_string();
+    let issuer = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
+    let mut trust = TrustStore::new();
+    trust.add(TrustedKey::for_key(&issuer, 0, None)).unwrap();
+    let phone = Arc::new(PhoneKey(SoftwareSigner::generate().unwrap()));
+    let c = credential(phone.public_key());
+    let l = label();
+    let store = Store::open(&db).unwrap();
+    store
+        .apply_registry_changes(
+            [
+                RegistryChange::UpsertLicence(Licence {
+                    certificate_no: c.certificate_no.clone(),
+                    id_number: c.id_number.clone(),
+                    name: c.name.clone(),
+                    categories: c.categories.clone(),
+                    issued_on: c.issued_on,
+                    expires_on: c.expires_on,
+                    next_review_on: c.next_review_on,
+                    review_extended: false,
+                    status: LicenceStatus::Valid,
+                    employer_org: Some(ORG.into()),
+                }),
+                RegistryChange::UpsertMachine(Machine {
+                    machine_id: l.machine_id,
+                    kind: l.kind,
+                    class: l.class,
+                    owner_org: l.owner_org,
+                    region: l.region,
+                    status: MachineStatus::Active,
+                }),
+            ],
+            None,
+            0,
+        )
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        db,
+        issuer,
+        trust_json: trust.to_json(),
+        phone,
+    }
+}
+
+#[test]
+fn id_numbers_are_checked_on_the_day_passed_in() {
+    let ok = check_id_number("11010519491231002x".into(), NOW);
+    assert!(ok.valid);
+    assert_eq!(ok.normalized, "11010519491231002X");
+    assert_eq!(ok.birth_date.as_deref(), Some("1949-12-31"));
+    let bad = check_id_number("110105194912310021".into(), NOW);
+    assert!(!bad.valid);
+    assert!(bad.reasons.iter().all(|r| r.severity == Severity::Deny));
+    assert!(!bad.reasons.is_empty());
+}
+
+#[test]
+fn a_presentation_made_through_the_phone_key_verifies_once() {
+    let f = fixture();
+    let code =
+        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let presentation = present_credential(code, f.phone.clone(), NOW).unwrap();
+    let check = verify_code(presentation.clone(), f.trust_json.clone(), NOW + 5).unwrap();
+    assert!(check.valid, "{:?}", check.reason);
+    assert_eq!(check.kind, Some(CodeKind::Presentation));
+    assert!(check.live);
+    assert_eq!(check.welder.unwrap().name, "赵六");
+
+    let device = Device::open(f.db.clone()).unwrap();
+    device.set_trust(f.trust_json.clone()).unwrap();
+    assert!(device.verify_code(presentation.clone(), NOW + 5).valid);
+    let again = device.verify_code(presentation, NOW + 6);
+    assert!(!again.valid);
+    assert_eq!(again.reason.unwrap().code, "code.replayed");
+}
+
+#[test]
+fn a_refusing_key_store_is_a_typed_signing_error() {
+    let f = fixture();
+    let cancelled = Arc::new(CancelledKey(f.phone.public_key()));
+    let code =
+        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let err = present_credential(code, cancelled, NOW).unwrap_err();
+    assert!(matches!(err, WeldGuardError::Signing { .. }), "{err:?}");
+}
+
+#[test]
+fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
+    let f = fixture();
+    let device = Device::open(f.db.clone()).unwrap();
+    device.set_trust(f.trust_json.clone()).unwrap();
+    let credential_code =
+        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let presentation = present_credential(credential_code, f.phone.clone(), NOW).unwrap();
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+
+    let result = device
+        .start_work(label_code.clone(), presentation, "site-1".into(), NOW)
+        .unwrap();
+    assert!(result.allowed, "{:?}", result.reasons);
+    assert!(result.scan_exempt, "a fixed station under process control");
+    let session = result.session_id.expect("recorded");
+    assert_eq!(device.outbox_summary().unwrap().pending, 1);
+
+    // A forged welder code: denied, recorded? No: nothing identifies the welder, so nothing to record.
+    let denied = device
+        .start_work(label_code, "WG1:NOT-A-CODE".into(), "site-1".into(), NOW)
+        .unwrap();
+    assert!(!denied.allowed);
+    assert!(denied.reasons.iter().any(|r| r.code == "code.malformed"));
+    assert_eq!(denied.session_id, None);
+    assert_eq!(device.outbox_summary().unwrap().pending, 1);
+
+    // The record survives a reopen.
+    drop(device);
+    let store = Store::open(&f.db).unwrap();
+    assert_eq!(store.outbox_counts().unwrap().pending, 1);
+    assert!(store.outbox_entry(&session).unwrap().is_some());
+}
+
+#[test]
+fn bad_input_is_an_error_and_changes_nothing() {
+    let f = fixture();
+    let device = Device::open(f.db.clone()).unwrap();
+    device.set_trust(f.trust_json.clone()).unwrap();
+    let err = device.set_trust("{not json".into()).unwrap_err();
+    assert!(matches!(err, WeldGuardError::InvalidInput { .. }));
+    // The old trust still holds.
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    assert!(device.verify_code(label_code, NOW).valid);
+    assert!(verify_code("WG1:x".into(), "[]x".into(), NOW).is_err());
+    assert!(
+        device
+            .start_work("a".into(), "b".into(), "s".into(), i64::MAX)
+            .is_err()
+    );
+
+    let garbage = TempDir::new();
+    let path = garbage.path().join("not-a-db");
+    std::fs::write(&path, b"this is not a database, it is a shopping list").unwrap();
+    let err = Device::open(path.display().to_string()).err().unwrap();
+    assert!(matches!(err, WeldGuardError::Storage { .. }), "{err:?}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"this is not a database, it is a shopping list"
+    );
+}
