@@ -36,6 +36,10 @@ enum Command {
     Keys(cmd::keys::KeysArgs),
     /// Signed QR codes: issue machine labels and welder credentials, verify scanned texts.
     Code(cmd::code::CodeArgs),
+    /// Start-work decision (扫码开机) from a machine label and a welder code, offline.
+    Decide(Box<cmd::decide::DecideArgs>),
+    /// The main job end to end in a fresh folder: keys, codes as PNG, scan back, verify, decide.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() {
@@ -47,6 +51,8 @@ fn main() {
         Command::Outbox(args) => cmd::outbox::run(args, &out),
         Command::Keys(args) => cmd::keys::run(args, &out),
         Command::Code(args) => cmd::code::run(args, &out),
+        Command::Decide(args) => cmd::decide::run(*args, &out),
+        Command::Demo(args) => cmd::demo::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -253,7 +253,7 @@ fn parse_date(flag: &str, text: &str) -> Result<NaiveDate, Failure> {
     })
 }
 
-fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
+pub fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| {
         Failure::input(
             "input.file",
@@ -330,6 +330,19 @@ fn write_labels(qr: &QrCode, label: &LabelOut) -> Result<(), Failure> {
         })?;
     }
     Ok(())
+}
+
+/// Render a code's text as a PNG label at `path`.
+pub fn write_png(text: &str, ec: EcLevel, path: &Path) -> Result<(), Failure> {
+    let qr = QrCode::with_error_correction_level(text.as_bytes(), ec)
+        .map_err(|e| Failure::runtime("output.qr", format!("cannot build the QR code: {e}")))?;
+    write_labels(
+        &qr,
+        &LabelOut {
+            png: Some(path.to_path_buf()),
+            svg: None,
+        },
+    )
 }
 
 fn finish_issue(

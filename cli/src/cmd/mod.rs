@@ -1,6 +1,8 @@
 //! One module per command group; each has a clap `Args` type and a `run` function.
 
 pub mod code;
+pub mod decide;
+pub mod demo;
 pub mod id;
 pub mod keys;
 pub mod outbox;
