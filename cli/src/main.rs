@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Check a resident ID number (GB 11643-1999).
     Id(cmd::id::IdArgs),
+    /// Read the QR codes in image files, or live from a camera.
+    Scan(cmd::scan::ScanArgs),
 }
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
     let out = Output::new(cli.json);
     let result: Result<(), Failure> = match cli.command {
         Command::Id(args) => cmd::id::run(args, &out),
+        Command::Scan(args) => cmd::scan::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

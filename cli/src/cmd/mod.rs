@@ -1,3 +1,4 @@
 //! One module per command group; each has a clap `Args` type and a `run` function.
 
 pub mod id;
+pub mod scan;
