@@ -54,6 +54,7 @@ struct Args {
     zxing: bool,
     list: bool,
     layers: bool,
+    reuse_zxing: bool,
     only: Option<String>,
 }
 
@@ -69,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         zxing: true,
         list: false,
         layers: false,
+        reuse_zxing: false,
         only: None,
     };
     let mut it = std::env::args().skip(1);
@@ -82,6 +84,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-zxing" => args.zxing = false,
             "--list" => args.list = true,
             "--layers" => args.layers = true,
+            "--reuse-zxing" => args.reuse_zxing = true,
             "--only" => args.only = Some(it.next().ok_or("--only needs a set name part")?),
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -198,7 +201,7 @@ fn photo_sets(dir: &Path, args: &Args) -> Result<(), String> {
     );
 
     let zxing = if args.zxing {
-        match run_zxing(&items) {
+        match run_zxing(&items, args.reuse_zxing) {
             Ok(results) => Some(results),
             Err(e) => {
                 println!("zxing-cpp skipped: {e}");
@@ -252,9 +255,9 @@ fn run_ours(image: &Result<LumaImage, String>, effort: Effort) -> Outcome {
             };
         }
     };
+    // The defaults the app uses (passes stop once the frame's finder patterns are explained).
     let options = ScanOptions {
         effort,
-        find_all: true,
         ..ScanOptions::default()
     };
     let start = Instant::now();
@@ -549,7 +552,25 @@ fn venv_python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
-fn run_zxing(items: &[Item]) -> Result<Vec<Outcome>, String> {
+/// Run zxing-cpp on every image (or, with `reuse`, read the previous run's saved output: for
+/// quick iterations only; a reported run measures both decoders in the same run).
+fn run_zxing(items: &[Item], reuse: bool) -> Result<Vec<Outcome>, String> {
+    let saved = root().join(".cache").join("zxing-last-run.jsonl");
+    let text = match std::fs::read_to_string(&saved) {
+        Ok(text) if reuse => {
+            println!("zxing-cpp: reusing {} (not measured in this run)", saved.display());
+            text
+        }
+        _ => {
+            let text = zxing_process(items)?;
+            std::fs::write(&saved, &text).map_err(|e| e.to_string())?;
+            text
+        }
+    };
+    parse_zxing(items, &text)
+}
+
+fn zxing_process(items: &[Item]) -> Result<String, String> {
     let python = venv_python()?;
     let script = root().join(".cache").join("zxing_bench.py");
     std::fs::write(&script, ZXING_SCRIPT).map_err(|e| e.to_string())?;
@@ -568,7 +589,10 @@ fn run_zxing(items: &[Item]) -> Result<Vec<Outcome>, String> {
         stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
     }
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn parse_zxing(items: &[Item], text: &str) -> Result<Vec<Outcome>, String> {
     let mut by_path: BTreeMap<String, Outcome> = BTreeMap::new();
     for line in text.lines() {
         let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else {

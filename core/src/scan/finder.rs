@@ -14,7 +14,7 @@ use super::pipeline::decode_grid;
 /// At most this many finder candidates are kept per bitmap (bounds the triple search).
 const MAX_CANDIDATES: usize = 48;
 /// At most this many triples are sampled and decoded per bitmap.
-const MAX_ATTEMPTS: usize = 60;
+const MAX_ATTEMPTS: usize = 24;
 
 #[derive(Clone, Copy, Debug)]
 struct Finder {
@@ -175,7 +175,8 @@ fn consider(bm: &Bitmap, c: &[u32; 5], end: usize, y: usize, found: &mut Vec<Fin
     };
     let cx = cx.floor() + dx;
     let module = (htotal + vtotal) as f32 / 14.0;
-    for f in found.iter_mut() {
+    // Newest first: a finder is met again on the next rows, so its entry is near the end.
+    for f in found.iter_mut().rev() {
         if (f.x - cx).abs() <= module.max(f.module)
             && (f.y - cy).abs() <= module.max(f.module)
             && (f.module - module).abs() <= 0.5 * f.module.max(module).max(1.0)
@@ -188,7 +189,7 @@ fn consider(bm: &Bitmap, c: &[u32; 5], end: usize, y: usize, found: &mut Vec<Fin
             return;
         }
     }
-    if found.len() < 1000 {
+    if found.len() < 400 {
         found.push(Finder {
             x: cx,
             y: cy,
@@ -356,9 +357,25 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         t.tl.x as f64 + u * (ex.0 + ey.0),
         t.tl.y as f64 + u * (ex.1 + ey.1),
     );
+    template_search(bm, est, ex, ey, 4.0, 23)
+}
+
+/// Best match of the 5×5-module alignment template (dark ring, light ring, dark centre) within
+/// `radius` modules of `est`, module axes `ex`, `ey`; `None` when the best scores under `min`.
+fn template_search(
+    bm: &Bitmap,
+    est: (f64, f64),
+    ex: (f64, f64),
+    ey: (f64, f64),
+    radius: f64,
+    min: i32,
+) -> Option<(f64, f64)> {
     let module = ((ex.0.hypot(ex.1) + ey.0.hypot(ey.1)) / 2.0).max(1.0);
-    let radius = (module * 6.0).min(bm.width.max(bm.height) as f64);
-    let step = (module / 3.0).max(1.0);
+    if !module.is_finite() || !est.0.is_finite() || !est.1.is_finite() {
+        return None;
+    }
+    let radius = (module * radius).min(bm.width.max(bm.height) as f64);
+    let step = (module / 2.0).max(1.0);
     let mut best: Option<(i32, f64, (f64, f64))> = None;
     let n = (radius / step).ceil() as i64;
     for iy in -n..=n {
@@ -387,17 +404,120 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         }
     }
     match best {
-        Some((score, _, point)) if score >= 23 => Some(point),
+        Some((score, _, point)) if score >= min => Some(point),
         _ => None,
     }
 }
 
-fn sample(bm: &Bitmap, h: &Homography, dim: usize) -> Option<SimpleGrid> {
+/// Module indices of the alignment pattern centres of a version (ISO/IEC 18004 table E.1, from
+/// its construction rule: first at 6, last at size − 7, the rest evenly spaced by an even step).
+fn alignment_positions(version: usize) -> Vec<usize> {
+    if !(2..=40).contains(&version) {
+        return Vec::new();
+    }
+    let size = 17 + 4 * version;
+    let count = version / 7 + 2;
+    let step = if version == 32 {
+        26
+    } else {
+        (version * 4 + count * 2 + 1) / (count * 2 - 2) * 2
+    };
+    let mut positions = vec![6];
+    let mut rest: Vec<usize> = (0..count - 1)
+        .filter_map(|i| (size - 7).checked_sub(i * step))
+        .collect();
+    rest.reverse();
+    positions.extend(rest);
+    positions
+}
+
+/// A piecewise perspective map for large codes: every alignment pattern located near where the
+/// global transform puts it, and each cell between four of them mapped on its own (follows
+/// curvature and lens distortion that one transform cannot).
+struct Piecewise {
+    positions: Vec<f64>,
+    cells: Vec<Homography>,
+}
+
+impl Piecewise {
+    fn build(bm: &Bitmap, h: &Homography, dim: usize) -> Option<Self> {
+        let version = (dim - 17) / 4;
+        let pos = alignment_positions(version);
+        let n = pos.len();
+        if n < 3 {
+            return None;
+        }
+        let last = n - 1;
+        let mut anchors = vec![(0.0f64, 0.0f64); n * n];
+        let mut located = 0;
+        for j in 0..n {
+            for i in 0..n {
+                let (u, v) = (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
+                let predicted = h.apply(u, v);
+                let corner = (i == 0 && j == 0) || (i == last && j == 0) || (i == 0 && j == last);
+                let point = if corner {
+                    predicted
+                } else {
+                    let a = h.apply(u + 1.0, v);
+                    let b = h.apply(u, v + 1.0);
+                    let ex = (a.0 - predicted.0, a.1 - predicted.1);
+                    let ey = (b.0 - predicted.0, b.1 - predicted.1);
+                    match template_search(bm, predicted, ex, ey, 2.0, 21) {
+                        Some(p) => {
+                            located += 1;
+                            p
+                        }
+                        None => predicted,
+                    }
+                };
+                if let Some(slot) = anchors.get_mut(j * n + i) {
+                    *slot = point;
+                }
+            }
+        }
+        if located * 2 < n * n - 3 {
+            return None;
+        }
+        let mut cells = Vec::with_capacity((n - 1) * (n - 1));
+        for j in 0..n - 1 {
+            for i in 0..n - 1 {
+                let m = |i: usize, j: usize| (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
+                let a = |i: usize, j: usize| anchors.get(j * n + i).copied().unwrap_or((0.0, 0.0));
+                cells.push(Homography::quad_to_quad(
+                    [m(i, j), m(i + 1, j), m(i + 1, j + 1), m(i, j + 1)],
+                    [a(i, j), a(i + 1, j), a(i + 1, j + 1), a(i, j + 1)],
+                )?);
+            }
+        }
+        Some(Self {
+            positions: pos.iter().map(|&p| p as f64 + 0.5).collect(),
+            cells,
+        })
+    }
+
+    fn apply(&self, u: f64, v: f64) -> (f64, f64) {
+        let cells_per_row = self.positions.len() - 1;
+        let index = |x: f64| {
+            let mut k = 0;
+            while k + 1 < cells_per_row && x >= self.positions.get(k + 1).copied().unwrap_or(f64::MAX) {
+                k += 1;
+            }
+            k
+        };
+        let (i, j) = (index(u), index(v));
+        match self.cells.get(j * cells_per_row + i) {
+            Some(h) => h.apply(u, v),
+            None => (f64::NAN, f64::NAN),
+        }
+    }
+}
+
+fn sample(bm: &Bitmap, map: impl Fn(f64, f64) -> (f64, f64), dim: usize) -> Option<SimpleGrid> {
     let mut outside = 0usize;
     let mut bits = vec![false; dim * dim];
     for my in 0..dim {
         for mx in 0..dim {
-            let (x, y) = h.apply(mx as f64 + 0.5, my as f64 + 0.5);
+            let (x, y) = map(mx as f64 + 0.5, my as f64 + 0.5);
             if !in_bounds(bm, x.floor() as i64, y.floor() as i64) || !x.is_finite() || !y.is_finite() {
                 outside += 1;
             }
@@ -434,7 +554,21 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
         [tl, tr, br, bl],
     ));
     for h in transforms.into_iter().flatten() {
-        let Some(grid) = sample(bm, &h, dim) else {
+        if dim >= 45 {
+            if let Some(pw) = Piecewise::build(bm, &h, dim) {
+                if let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim) {
+                    let corner = |u: f64, v: f64| {
+                        let (x, y) = h.apply(u, v);
+                        (x as f32 * scale, y as f32 * scale)
+                    };
+                    let corners = [corner(0.0, 0.0), corner(d, 0.0), corner(d, d), corner(0.0, d)];
+                    if let Some(code) = decode_grid(grid, corners) {
+                        return Some(code);
+                    }
+                }
+            }
+        }
+        let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
             continue;
         };
         let corner = |u: f64, v: f64| {
@@ -449,8 +583,18 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
     None
 }
 
+/// What one finder pass saw.
+pub(crate) struct FinderScan {
+    pub codes: Vec<ScannedCode>,
+    /// Whether anything could be a code: a plausible triple, or three confirmed candidates
+    /// (rqrr passes at this scale are skipped when not).
+    pub plausible: bool,
+    /// Confirmed candidates not part of a decoded code: when ≥ 3, the frame may hold more codes.
+    pub unexplained: usize,
+}
+
 /// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
-pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> Vec<ScannedCode> {
+pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
     let finders = find_candidates(bm);
     let n = finders.len();
     let mut triples = Vec::new();
@@ -494,5 +638,30 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> Vec<Sca
             }
         }
     }
-    codes
+    let unexplained = finders
+        .iter()
+        .zip(&used)
+        .filter(|(f, u)| f.count >= 2 && !**u)
+        .count();
+    FinderScan {
+        codes,
+        plausible: !triples.is_empty() || finders.iter().filter(|f| f.count >= 2).count() >= 3,
+        unexplained,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_positions_match_the_standard_table() {
+        assert!(alignment_positions(1).is_empty());
+        assert_eq!(alignment_positions(2), vec![6, 18]);
+        assert_eq!(alignment_positions(7), vec![6, 22, 38]);
+        assert_eq!(alignment_positions(15), vec![6, 26, 48, 70]);
+        assert_eq!(alignment_positions(32), vec![6, 34, 60, 86, 112, 138]);
+        assert_eq!(alignment_positions(36), vec![6, 24, 50, 76, 102, 128, 154]);
+        assert_eq!(alignment_positions(40), vec![6, 30, 58, 86, 114, 142, 170]);
+    }
 }

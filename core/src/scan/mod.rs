@@ -40,7 +40,8 @@ pub struct ScanOptions {
     /// Wall-clock budget for one frame in milliseconds; passes after it is spent are skipped (a pass
     /// that has started runs to its end, and every pass works on a size-capped image).
     pub time_budget_ms: u32,
-    /// Keep running passes after a code was found, to find more codes in the same frame.
+    /// Keep running passes after a code was found even when every finder pattern seen is explained
+    /// by a decoded code (by default passes go on only while unexplained finder patterns remain).
     pub find_all: bool,
     pub effort: Effort,
 }

@@ -14,6 +14,8 @@ use super::{EccLevel, Effort, ScanOptions, ScannedCode};
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
 /// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
 const WORK_SIDE: usize = 1280;
+/// The longest side our own finder works on in its first pass.
+const FINDER_SIDE: usize = 2048;
 /// The longest side of the optional full-resolution pass (tiny codes in big photos).
 const DETAIL_SIDE: usize = 2600;
 
@@ -68,7 +70,7 @@ enum Pass {
 }
 
 fn radius_for(plane: &Plane) -> usize {
-    (plane.width.max(plane.height) / 40).clamp(8, 40)
+    (plane.width.max(plane.height) / 10).clamp(12, 200)
 }
 
 fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
@@ -97,44 +99,83 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
 
     let mut found: Vec<ScannedCode> = Vec::new();
     let mut local_mean: Option<Bitmap> = None;
+    // Whether our finder saw finder-like patterns at the working scale that no decoded code
+    // explains (then a later pass may still find another code), and whether it saw any at all
+    // (rqrr needs three capstones too: without any, its passes at that scale are skipped).
+    let mut unexplained = false;
+    let mut any_finder_at_work = true;
     for pass in passes {
-        if Instant::now() >= deadline || (!found.is_empty() && !options.find_all) {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if !found.is_empty() && !options.find_all && !unexplained {
             break;
         }
         match pass {
             Pass::Finder => {
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), 3);
-                    merge(&mut found, finder::scan_bitmap(&bitmap, scale, deadline));
-                    local_mean = Some(bitmap);
+                    // Our finder is linear in the pixel count: it works on a larger plane than
+                    // rqrr (modules of 2 px survive in 3 MP photos).
+                    let f = long_side.div_ceil(FINDER_SIDE).max(1);
+                    if f == factor {
+                        let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), 3);
+                        let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                        unexplained = seen.unexplained >= 3;
+                        any_finder_at_work = seen.plausible;
+                        merge(&mut found, seen.codes);
+                        local_mean = Some(bitmap);
+                    } else {
+                        let big = binarize::downscale(plane, f);
+                        let bitmap = binarize::local_mean_threshold(&big, radius_for(&big), 3);
+                        let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
+                        unexplained = seen.unexplained >= 3;
+                        any_finder_at_work = seen.plausible;
+                        merge(&mut found, seen.codes);
+                    }
                 }
             }
-            Pass::Grey => rqrr_grey(&work, scale, &mut found),
+            Pass::Grey => {
+                if any_finder_at_work {
+                    rqrr_grey(&work, scale, &mut found);
+                }
+            }
             Pass::LocalMean => {
-                let bitmap = match local_mean.take() {
-                    Some(b) => b,
-                    None => binarize::local_mean_threshold(&work, radius_for(&work), 3),
-                };
-                rqrr_bitmap(&bitmap, scale, &mut found);
+                if any_finder_at_work {
+                    let bitmap = match local_mean.take() {
+                        Some(b) => b,
+                        None => binarize::local_mean_threshold(&work, radius_for(&work), 3),
+                    };
+                    rqrr_bitmap(&bitmap, scale, &mut found);
+                }
             }
             Pass::Inverted => {
                 let inverted = binarize::invert(&work);
+                let mut any = true;
                 if own {
                     let bitmap = binarize::local_mean_threshold(&inverted, radius_for(&work), 3);
-                    merge(&mut found, finder::scan_bitmap(&bitmap, scale, deadline));
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    any = seen.plausible;
+                    merge(&mut found, seen.codes);
                 }
-                rqrr_grey(&inverted, scale, &mut found);
+                if any {
+                    rqrr_grey(&inverted, scale, &mut found);
+                }
             }
             Pass::Half | Pass::Quarter => {
                 let f = if pass == Pass::Half { 2 } else { 4 };
                 if work.width >= 100 * f && work.height >= 100 * f {
                     let small = binarize::downscale(&work, f);
                     let s = scale * f as f32;
+                    let mut any = true;
                     if own {
                         let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), 3);
-                        merge(&mut found, finder::scan_bitmap(&bitmap, s, deadline));
+                        let seen = finder::scan_bitmap(&bitmap, s, deadline);
+                        any = seen.plausible;
+                        merge(&mut found, seen.codes);
                     }
-                    rqrr_grey(&small, s, &mut found);
+                    if any {
+                        rqrr_grey(&small, s, &mut found);
+                    }
                 }
             }
             Pass::Detail => {
@@ -144,7 +185,8 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                     if own {
                         let bitmap =
                             binarize::local_mean_threshold(&detail, radius_for(&detail), 3);
-                        merge(&mut found, finder::scan_bitmap(&bitmap, f as f32, deadline));
+                        let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
+                        merge(&mut found, seen.codes);
                     } else {
                         rqrr_grey(&detail, f as f32, &mut found);
                     }
@@ -152,11 +194,16 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
             }
             Pass::Double => {
                 let double = binarize::upscale2(&work);
+                let mut any = true;
                 if own {
                     let bitmap = binarize::local_mean_threshold(&double, radius_for(&double), 3);
-                    merge(&mut found, finder::scan_bitmap(&bitmap, 0.5, deadline));
+                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
+                    any = seen.plausible;
+                    merge(&mut found, seen.codes);
                 }
-                rqrr_grey(&double, 0.5, &mut found);
+                if any {
+                    rqrr_grey(&double, 0.5, &mut found);
+                }
             }
         }
     }
