@@ -91,14 +91,16 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     let w = src.width;
     let h = src.height;
     let iw = w + 1;
-    let mut integral = vec![0u64; iw * (h + 1)];
+    // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (the plane is capped
+    // to a few megapixels), so differences of wrapped prefix sums are exact.
+    let mut integral = vec![0u32; iw * (h + 1)];
     for y in 0..h {
-        let mut row_sum = 0u64;
+        let mut row_sum = 0u32;
         for x in 0..w {
-            row_sum += u64::from(src.at(x, y));
+            row_sum = row_sum.wrapping_add(u32::from(src.at(x, y)));
             let above = integral.get(y * iw + x + 1).copied().unwrap_or(0);
             if let Some(cell) = integral.get_mut((y + 1) * iw + x + 1) {
-                *cell = above + row_sum;
+                *cell = above.wrapping_add(row_sum);
             }
         }
     }
@@ -111,8 +113,11 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
         for x in 0..w {
             let x0 = x.saturating_sub(radius);
             let x1 = (x + radius + 1).min(w);
-            let count = ((y1 - y0) * (x1 - x0)) as u64;
-            let sum = at(x1, y1) + at(x0, y0) - at(x1, y0) - at(x0, y1);
+            let count = ((y1 - y0) * (x1 - x0)) as u32;
+            let sum = at(x1, y1)
+                .wrapping_add(at(x0, y0))
+                .wrapping_sub(at(x1, y0))
+                .wrapping_sub(at(x0, y1));
             let mean = (sum / count.max(1)) as i32;
             let p = i32::from(src.at(x, y));
             if let Some(bit) = bits.get_mut(y * w + x) {

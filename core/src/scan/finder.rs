@@ -15,6 +15,8 @@ use super::pipeline::decode_grid;
 const MAX_CANDIDATES: usize = 48;
 /// At most this many triples are sampled and decoded per bitmap.
 const MAX_ATTEMPTS: usize = 24;
+/// Rows a finder must be met on to count as confirmed (noise rarely repeats on three rows).
+const CONFIRMED: u32 = 3;
 
 #[derive(Clone, Copy, Debug)]
 struct Finder {
@@ -118,7 +120,9 @@ fn in_bounds(bm: &Bitmap, x: i64, y: i64) -> bool {
 fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
     let mut found: Vec<Finder> = Vec::new();
     let w = bm.width;
-    for y in 0..bm.height {
+    // Every other row on big planes: a finder's centre is at least 6 rows tall there.
+    let step = if bm.width * bm.height > 1_500_000 { 2 } else { 1 };
+    for y in (0..bm.height).step_by(step) {
         let mut c = [0u32; 5];
         let mut state = 0usize;
         let mut x = 0usize;
@@ -151,9 +155,9 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
         }
     }
     found.sort_by(|a, b| b.count.cmp(&a.count));
-    let confirmed = found.iter().filter(|f| f.count >= 2).count();
+    let confirmed = found.iter().filter(|f| f.count >= CONFIRMED).count();
     if confirmed >= 3 {
-        found.retain(|f| f.count >= 2);
+        found.retain(|f| f.count >= CONFIRMED);
     }
     found.truncate(MAX_CANDIDATES);
     found
@@ -641,11 +645,11 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
     let unexplained = finders
         .iter()
         .zip(&used)
-        .filter(|(f, u)| f.count >= 2 && !**u)
+        .filter(|(f, u)| f.count >= CONFIRMED && !**u)
         .count();
     FinderScan {
         codes,
-        plausible: !triples.is_empty() || finders.iter().filter(|f| f.count >= 2).count() >= 3,
+        plausible: !triples.is_empty() || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
         unexplained,
     }
 }

@@ -14,8 +14,6 @@ use super::{EccLevel, Effort, ScanOptions, ScannedCode};
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
 /// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
 const WORK_SIDE: usize = 1280;
-/// The longest side our own finder works on in its first pass.
-const FINDER_SIDE: usize = 2048;
 /// The longest side of the optional full-resolution pass (tiny codes in big photos).
 const DETAIL_SIDE: usize = 2600;
 
@@ -114,31 +112,17 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
         match pass {
             Pass::Finder => {
                 if own {
-                    // Our finder is linear in the pixel count: it works on a larger plane than
-                    // rqrr (modules of 2 px survive in 3 MP photos).
-                    let f = long_side.div_ceil(FINDER_SIDE).max(1);
-                    if f == factor {
-                        let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), 3);
-                        let seen = finder::scan_bitmap(&bitmap, scale, deadline);
-                        unexplained = seen.unexplained >= 3;
-                        any_finder_at_work = seen.plausible;
-                        merge(&mut found, seen.codes);
-                        local_mean = Some(bitmap);
-                    } else {
-                        let big = binarize::downscale(plane, f);
-                        let bitmap = binarize::local_mean_threshold(&big, radius_for(&big), 3);
-                        let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
-                        unexplained = seen.unexplained >= 3;
-                        any_finder_at_work = seen.plausible;
-                        merge(&mut found, seen.codes);
-                    }
+                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), 3);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    unexplained = seen.unexplained >= 3;
+                    any_finder_at_work = seen.plausible;
+                    merge(&mut found, seen.codes);
+                    local_mean = Some(bitmap);
                 }
             }
-            Pass::Grey => {
-                if any_finder_at_work {
-                    rqrr_grey(&work, scale, &mut found);
-                }
-            }
+            // rqrr's own detection at the working scale always runs: it reads codes whose finders
+            // ours misses (blur, odd shapes).
+            Pass::Grey => rqrr_grey(&work, scale, &mut found),
             Pass::LocalMean => {
                 if any_finder_at_work {
                     let bitmap = match local_mean.take() {

@@ -362,38 +362,8 @@ fn baseline_effort_is_plain_rqrr() {
 }
 
 #[test]
-#[ignore]
-fn scratch_debug_file() {
-    let path = std::env::var("SCAN_FILE").unwrap();
-    let bytes = std::fs::read(path).unwrap();
-    for effort in [Effort::Baseline, Effort::Preprocessed, Effort::Full] {
-        let o = ScanOptions { effort, ..opts() };
-        let t = std::time::Instant::now();
-        let codes = scan_image_bytes(&bytes, &o).unwrap();
-        eprintln!("{effort:?} {:?} {:?}", t.elapsed(), codes.iter().map(|c| (c.text.clone(), c.centre())).collect::<Vec<_>>());
-    }
-}
-
-#[test]
-#[ignore]
-fn scratch_noise_frame() {
-    let (w, h) = (1280usize, 720usize);
-    let mut seed = 7u64;
-    let mut c = Canvas::new(w, h, 0);
-    for y in 0..h {
-        for x in 0..w {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let noise = ((seed >> 33) % 17) as usize;
-            c.px[y * w + x] = (60 + (x * 120 / w) + (y * 60 / h) + noise).min(255) as u8;
-        }
-    }
-    let t = std::time::Instant::now();
-    let codes = scan(&c);
-    eprintln!("{:?} {}", t.elapsed(), codes.len());
-}
-
-#[test]
 fn own_finder_reads_a_clean_code_alone() {
+    // Our localisation and sampling alone (no rqrr detection) on our own threshold.
     let canvas = code_canvas(PAYLOAD, 6);
     let plane = super::frame::Plane { width: canvas.w, height: canvas.h, pixels: canvas.px.clone() };
     let bitmap = super::binarize::local_mean_threshold(&plane, plane.width / 10, 3);
