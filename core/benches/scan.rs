@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use weldguard_core::scan::{
-    Effort, LumaFrame, LumaImage, ScanOptions, decode_image, scan_luma,
-};
+use weldguard_core::scan::{Effort, LumaFrame, LumaImage, ScanOptions, decode_image, scan_luma};
 
 const ZXING_VERSION: &str = "3.1.1";
 
@@ -194,11 +192,7 @@ fn photo_sets(dir: &Path, args: &Args) -> Result<(), String> {
     if items.is_empty() {
         return Err(format!("no image sets found in {}", dir.display()));
     }
-    println!(
-        "\nPhoto sets in {} ({} images)",
-        dir.display(),
-        items.len()
-    );
+    println!("\nPhoto sets in {} ({} images)", dir.display(), items.len());
 
     let zxing = if args.zxing {
         match run_zxing(&items, args.reuse_zxing) {
@@ -309,7 +303,10 @@ fn load_items(dir: &Path, only: Option<&str>) -> Result<Vec<Item>, String> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 matches!(
-                    p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .map(str::to_ascii_lowercase)
+                        .as_deref(),
                     Some("png" | "jpg" | "jpeg")
                 )
             })
@@ -350,7 +347,12 @@ fn parse_polygons(text: &str) -> Vec<[(f32, f32); 4]> {
     let mut points: Vec<Vec<(f32, f32)>> = Vec::new();
     if sets {
         for l in lines {
-            points.push(l.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect());
+            points.push(
+                l.chunks(2)
+                    .filter(|c| c.len() == 2)
+                    .map(|c| (c[0], c[1]))
+                    .collect(),
+            );
         }
     } else {
         let flat: Vec<(f32, f32)> = lines
@@ -385,7 +387,13 @@ fn inside(poly: &[(f32, f32); 4], p: (f32, f32)) -> bool {
         let a = poly[i];
         let b = poly[(i + 1) % 4];
         let cross = (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0);
-        let s = if cross > 0.0 { 1 } else if cross < 0.0 { -1 } else { 0 };
+        let s = if cross > 0.0 {
+            1
+        } else if cross < 0.0 {
+            -1
+        } else {
+            0
+        };
         if s != 0 {
             if sign != 0 && s != sign {
                 return false;
@@ -448,7 +456,10 @@ fn report(items: &[Item], columns: &[(&str, &[Outcome])], list: bool) {
     }
     let mut header = format!("\n{:<22} {:>7}", "set", "codes");
     for (name, _) in columns {
-        header.push_str(&format!(" | {:>9} {:>6} {:>7} {:>8}", name, "%", "med ms", "worst"));
+        header.push_str(&format!(
+            " | {:>9} {:>6} {:>7} {:>8}",
+            name, "%", "med ms", "worst"
+        ));
     }
     println!("{header}");
     let mut all_idx: Vec<usize> = Vec::new();
@@ -473,13 +484,23 @@ fn report(items: &[Item], columns: &[(&str, &[Outcome])], list: bool) {
     groups.push(("TOTAL boofcv sets".to_owned(), bf));
     groups.push(("TOTAL".to_owned(), all_idx));
     for (name, idx) in &groups {
-        let total: usize = idx.iter().map(|&i| score(&items[i].truth, &Outcome::default()).1).sum();
+        let total: usize = idx
+            .iter()
+            .map(|&i| score(&items[i].truth, &Outcome::default()).1)
+            .sum();
         let mut line = format!("{:<22} {:>7}", name, total);
         for (_, outcomes) in columns {
-            let read: usize = idx.iter().map(|&i| score(&items[i].truth, &outcomes[i]).0).sum();
+            let read: usize = idx
+                .iter()
+                .map(|&i| score(&items[i].truth, &outcomes[i]).0)
+                .sum();
             let mut times: Vec<f64> = idx.iter().map(|&i| outcomes[i].ms).collect();
             let (median, worst) = median_worst(&mut times);
-            let pct = if total == 0 { 0.0 } else { read as f64 * 100.0 / total as f64 };
+            let pct = if total == 0 {
+                0.0
+            } else {
+                read as f64 * 100.0 / total as f64
+            };
             line.push_str(&format!(
                 " | {read:>9} {pct:>5.1}% {median:>7.1} {worst:>8.1}"
             ));
@@ -530,7 +551,10 @@ fn venv_python() -> Result<PathBuf, String> {
     if python.exists() && marker.exists() {
         return Ok(python);
     }
-    eprintln!("scan bench: setting up {} (zxing-cpp {ZXING_VERSION}, pillow, numpy)…", venv.display());
+    eprintln!(
+        "scan bench: setting up {} (zxing-cpp {ZXING_VERSION}, pillow, numpy)…",
+        venv.display()
+    );
     let status = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -558,7 +582,10 @@ fn run_zxing(items: &[Item], reuse: bool) -> Result<Vec<Outcome>, String> {
     let saved = root().join(".cache").join("zxing-last-run.jsonl");
     let text = match std::fs::read_to_string(&saved) {
         Ok(text) if reuse => {
-            println!("zxing-cpp: reusing {} (not measured in this run)", saved.display());
+            println!(
+                "zxing-cpp: reusing {} (not measured in this run)",
+                saved.display()
+            );
             text
         }
         _ => {
@@ -586,7 +613,9 @@ fn zxing_process(items: &[Item]) -> Result<String, String> {
         input.push('\n');
     }
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())

@@ -37,7 +37,8 @@ fn dark(bm: &Bitmap, x: i64, y: i64) -> bool {
 /// 1:1:3:1:1 within tolerance (`slack` is the allowed deviation per module, in modules).
 fn ratio_ok(c: &[u32; 5], slack: f32) -> bool {
     let total: u32 = c.iter().sum();
-    if total < 7 || c.contains(&0) {
+    // Modules under ~1.4 px cannot be sampled; skipping them keeps speckle out of the search.
+    if total < 10 || c.contains(&0) {
         return false;
     }
     let m = total as f32 / 7.0;
@@ -121,7 +122,11 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
     let mut found: Vec<Finder> = Vec::new();
     let w = bm.width;
     // Every other row on big planes: a finder's centre is at least 6 rows tall there.
-    let step = if bm.width * bm.height > 1_500_000 { 2 } else { 1 };
+    let step = if bm.width * bm.height > 1_500_000 {
+        2
+    } else {
+        1
+    };
     for y in (0..bm.height).step_by(step) {
         let mut c = [0u32; 5];
         let mut state = 0usize;
@@ -135,7 +140,7 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
                 if let Some(slot) = c.get_mut(state) {
                     *slot += 1;
                 }
-            } else if state % 2 == 0 {
+            } else if state.is_multiple_of(2) {
                 if state == 4 {
                     if ratio_ok(&c, 0.5) {
                         consider(bm, &c, x, y, &mut found);
@@ -154,7 +159,7 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
             x += 1;
         }
     }
-    found.sort_by(|a, b| b.count.cmp(&a.count));
+    found.sort_by_key(|f| std::cmp::Reverse(f.count));
     let confirmed = found.iter().filter(|f| f.count >= CONFIRMED).count();
     if confirmed >= 3 {
         found.retain(|f| f.count >= CONFIRMED);
@@ -307,7 +312,9 @@ impl Homography {
 
     fn adjoint(&self) -> Self {
         let m = &self.0;
-        let c = |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
+        let c = |r0: usize, c0: usize, r1: usize, c1: usize| {
+            m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]
+        };
         Self([
             [c(1, 1, 2, 2), -c(0, 1, 2, 2), c(0, 1, 1, 2)],
             [-c(1, 0, 2, 2), c(0, 0, 2, 2), -c(0, 0, 1, 2)],
@@ -458,7 +465,7 @@ impl Piecewise {
             for i in 0..n {
                 let (u, v) = (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
                 let predicted = h.apply(u, v);
-                let corner = (i == 0 && j == 0) || (i == last && j == 0) || (i == 0 && j == last);
+                let corner = [(0, 0), (last, 0), (0, last)].contains(&(i, j));
                 let point = if corner {
                     predicted
                 } else {
@@ -503,7 +510,9 @@ impl Piecewise {
         let cells_per_row = self.positions.len() - 1;
         let index = |x: f64| {
             let mut k = 0;
-            while k + 1 < cells_per_row && x >= self.positions.get(k + 1).copied().unwrap_or(f64::MAX) {
+            while k + 1 < cells_per_row
+                && x >= self.positions.get(k + 1).copied().unwrap_or(f64::MAX)
+            {
                 k += 1;
             }
             k
@@ -522,7 +531,10 @@ fn sample(bm: &Bitmap, map: impl Fn(f64, f64) -> (f64, f64), dim: usize) -> Opti
     for my in 0..dim {
         for mx in 0..dim {
             let (x, y) = map(mx as f64 + 0.5, my as f64 + 0.5);
-            if !in_bounds(bm, x.floor() as i64, y.floor() as i64) || !x.is_finite() || !y.is_finite() {
+            if !in_bounds(bm, x.floor() as i64, y.floor() as i64)
+                || !x.is_finite()
+                || !y.is_finite()
+            {
                 outside += 1;
             }
             if let Some(b) = bits.get_mut(my * dim + mx) {
@@ -544,32 +556,46 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
     let tr = (t.tr.x as f64, t.tr.y as f64);
     let bl = (t.bl.x as f64, t.bl.y as f64);
     let mut transforms = Vec::new();
-    if dim > 21 {
-        if let Some(ap) = find_alignment(bm, t, dim) {
-            transforms.push(Homography::quad_to_quad(
-                [(3.5, 3.5), (d - 3.5, 3.5), (d - 6.5, d - 6.5), (3.5, d - 3.5)],
-                [tl, tr, ap, bl],
-            ));
-        }
+    if dim > 21
+        && let Some(ap) = find_alignment(bm, t, dim)
+    {
+        transforms.push(Homography::quad_to_quad(
+            [
+                (3.5, 3.5),
+                (d - 3.5, 3.5),
+                (d - 6.5, d - 6.5),
+                (3.5, d - 3.5),
+            ],
+            [tl, tr, ap, bl],
+        ));
     }
     let br = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
     transforms.push(Homography::quad_to_quad(
-        [(3.5, 3.5), (d - 3.5, 3.5), (d - 3.5, d - 3.5), (3.5, d - 3.5)],
+        [
+            (3.5, 3.5),
+            (d - 3.5, 3.5),
+            (d - 3.5, d - 3.5),
+            (3.5, d - 3.5),
+        ],
         [tl, tr, br, bl],
     ));
     for h in transforms.into_iter().flatten() {
-        if dim >= 45 {
-            if let Some(pw) = Piecewise::build(bm, &h, dim) {
-                if let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim) {
-                    let corner = |u: f64, v: f64| {
-                        let (x, y) = h.apply(u, v);
-                        (x as f32 * scale, y as f32 * scale)
-                    };
-                    let corners = [corner(0.0, 0.0), corner(d, 0.0), corner(d, d), corner(0.0, d)];
-                    if let Some(code) = decode_grid(grid, corners) {
-                        return Some(code);
-                    }
-                }
+        if dim >= 45
+            && let Some(pw) = Piecewise::build(bm, &h, dim)
+            && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
+        {
+            let corner = |u: f64, v: f64| {
+                let (x, y) = h.apply(u, v);
+                (x as f32 * scale, y as f32 * scale)
+            };
+            let corners = [
+                corner(0.0, 0.0),
+                corner(d, 0.0),
+                corner(d, d),
+                corner(0.0, d),
+            ];
+            if let Some(code) = decode_grid(grid, corners) {
+                return Some(code);
             }
         }
         let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
@@ -579,7 +605,12 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
             let (x, y) = h.apply(u, v);
             (x as f32 * scale, y as f32 * scale)
         };
-        let corners = [corner(0.0, 0.0), corner(d, 0.0), corner(d, d), corner(0.0, d)];
+        let corners = [
+            corner(0.0, 0.0),
+            corner(d, 0.0),
+            corner(d, d),
+            corner(0.0, d),
+        ];
         if let Some(code) = decode_grid(grid, corners) {
             return Some(code);
         }
@@ -649,7 +680,8 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         .count();
     FinderScan {
         codes,
-        plausible: !triples.is_empty() || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
+        plausible: !triples.is_empty()
+            || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
         unexplained,
     }
 }

@@ -41,8 +41,7 @@ impl<'a> LumaFrame<'a> {
                 width: self.width,
             });
         }
-        let needed =
-            u64::from(self.stride) * u64::from(self.height - 1) + u64::from(self.width);
+        let needed = u64::from(self.stride) * u64::from(self.height - 1) + u64::from(self.width);
         let got = self.data.len() as u64;
         if got < needed {
             return Err(ScanError::BufferTooShort { needed, got });

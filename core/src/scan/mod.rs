@@ -110,7 +110,9 @@ pub enum ScanError {
     StrideTooSmall { stride: u32, width: u32 },
     #[error("the buffer holds {got} bytes, the frame needs {needed}")]
     BufferTooShort { needed: u64, got: u64 },
-    #[error("the image is {width}×{height}, larger than the {max_dimension} px / {max_pixels} pixel limit")]
+    #[error(
+        "the image is {width}×{height}, larger than the {max_dimension} px / {max_pixels} pixel limit"
+    )]
     TooLarge {
         width: u64,
         height: u64,
@@ -191,7 +193,6 @@ pub use frame::LumaImage;
 pub fn decode_image(bytes: &[u8]) -> Result<LumaImage, ScanError> {
     frame::decode_image(bytes)
 }
-
 
 #[cfg(test)]
 mod tests;

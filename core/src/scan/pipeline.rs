@@ -67,6 +67,10 @@ enum Pass {
     Double,
 }
 
+/// How much darker than its neighbourhood's mean a pixel must be to count as dark: above sensor
+/// noise, so flat areas do not turn into speckle (which also costs the finder scan time).
+const OFFSET: i32 = 8;
+
 fn radius_for(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 10).clamp(12, 200)
 }
@@ -112,7 +116,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
         match pass {
             Pass::Finder => {
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), 3);
+                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
                     unexplained = seen.unexplained >= 3;
                     any_finder_at_work = seen.plausible;
@@ -127,7 +131,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 if any_finder_at_work {
                     let bitmap = match local_mean.take() {
                         Some(b) => b,
-                        None => binarize::local_mean_threshold(&work, radius_for(&work), 3),
+                        None => binarize::local_mean_threshold(&work, radius_for(&work), OFFSET),
                     };
                     rqrr_bitmap(&bitmap, scale, &mut found);
                 }
@@ -136,7 +140,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 let inverted = binarize::invert(&work);
                 let mut any = true;
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&inverted, radius_for(&work), 3);
+                    let bitmap = binarize::local_mean_threshold(&inverted, radius_for(&work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
@@ -152,7 +156,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                     let s = scale * f as f32;
                     let mut any = true;
                     if own {
-                        let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), 3);
+                        let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
                         let seen = finder::scan_bitmap(&bitmap, s, deadline);
                         any = seen.plausible;
                         merge(&mut found, seen.codes);
@@ -168,7 +172,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                     let detail = binarize::downscale(plane, f);
                     if own {
                         let bitmap =
-                            binarize::local_mean_threshold(&detail, radius_for(&detail), 3);
+                            binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
                         let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
                         merge(&mut found, seen.codes);
                     } else {
@@ -180,7 +184,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 let double = binarize::upscale2(&work);
                 let mut any = true;
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&double, radius_for(&double), 3);
+                    let bitmap = binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
@@ -197,9 +201,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
 fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut prepared =
-            PreparedImage::prepare_from_greyscale(plane.width, plane.height, |x, y| {
-                plane.at(x, y)
-            });
+            PreparedImage::prepare_from_greyscale(plane.width, plane.height, |x, y| plane.at(x, y));
         decode_all!(prepared, scale)
     }));
     if let Ok(codes) = result {

@@ -44,7 +44,15 @@ impl Canvas {
 }
 
 /// Draw `text` as a QR code with `module` px per module at (ox, oy), dark = `dark`, light = `light`.
-fn draw_code(canvas: &mut Canvas, text: &str, module: usize, ox: usize, oy: usize, dark: u8, light: u8) {
+fn draw_code(
+    canvas: &mut Canvas,
+    text: &str,
+    module: usize,
+    ox: usize,
+    oy: usize,
+    dark: u8,
+    light: u8,
+) {
     let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
     let n = code.width();
     let colors = code.to_colors();
@@ -104,7 +112,12 @@ fn rotate(src: &Canvas, degrees: f32) -> Canvas {
 /// (camera looking up and from the side).
 fn perspective(src: &Canvas) -> Canvas {
     let (w, h) = (src.w as f64, src.h as f64);
-    let out = [(0.22 * w, 0.08 * h), (0.82 * w, 0.0), (w, h), (0.0, 0.9 * h)];
+    let out = [
+        (0.22 * w, 0.08 * h),
+        (0.82 * w, 0.0),
+        (w, h),
+        (0.0, 0.9 * h),
+    ];
     let square = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
     let inverse = super::finder::Homography::quad_to_quad(out, square).unwrap();
     warp(src, src.w, src.h, |x, y| {
@@ -169,7 +182,11 @@ fn reads_a_clean_code_with_corners() {
     assert!(code.version.is_some());
     // The code starts at 20 + 4 quiet modules of 6 px.
     let (x0, y0) = code.corners[0];
-    assert!((x0 - 44.0).abs() < 8.0 && (y0 - 44.0).abs() < 8.0, "{:?}", code.corners);
+    assert!(
+        (x0 - 44.0).abs() < 8.0 && (y0 - 44.0).abs() < 8.0,
+        "{:?}",
+        code.corners
+    );
 }
 
 #[test]
@@ -177,7 +194,11 @@ fn reads_rotated_codes() {
     let canvas = code_canvas(PAYLOAD, 6);
     for degrees in [30.0, 90.0, 135.0, 200.0] {
         let rotated = rotate(&canvas, degrees);
-        assert_eq!(texts(&scan(&rotated)), vec![PAYLOAD.to_owned()], "{degrees}°");
+        assert_eq!(
+            texts(&scan(&rotated)),
+            vec![PAYLOAD.to_owned()],
+            "{degrees}°"
+        );
     }
 }
 
@@ -246,17 +267,22 @@ fn reads_a_frame_with_padding_in_its_stride() {
     let stride = canvas.w + 13;
     let mut data = vec![0u8; stride * canvas.h];
     for y in 0..canvas.h {
-        data[y * stride..y * stride + canvas.w].copy_from_slice(&canvas.px[y * canvas.w..(y + 1) * canvas.w]);
+        data[y * stride..y * stride + canvas.w]
+            .copy_from_slice(&canvas.px[y * canvas.w..(y + 1) * canvas.w]);
     }
     let frame = LumaFrame::new(&data, canvas.w as u32, canvas.h as u32, stride as u32);
-    assert_eq!(texts(&scan_luma(&frame, &opts()).unwrap()), vec![PAYLOAD.to_owned()]);
+    assert_eq!(
+        texts(&scan_luma(&frame, &opts()).unwrap()),
+        vec![PAYLOAD.to_owned()]
+    );
 }
 
 #[test]
 fn reads_a_jpeg_and_a_png_file() {
     let canvas = code_canvas(PAYLOAD, 5);
     let blurred = box_blur(&canvas, 1);
-    let img = image::GrayImage::from_raw(blurred.w as u32, blurred.h as u32, blurred.px.clone()).unwrap();
+    let img =
+        image::GrayImage::from_raw(blurred.w as u32, blurred.h as u32, blurred.px.clone()).unwrap();
     for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
         let mut bytes = std::io::Cursor::new(Vec::new());
         img.write_to(&mut bytes, format).unwrap();
@@ -277,22 +303,30 @@ fn garbage_frames_are_errors() {
     let data = vec![0u8; 100];
     let zero = LumaFrame::new(&data, 0, 10, 10);
     assert_eq!(
-        scan_luma(&zero, &ScanOptions::default()).unwrap_err().code(),
+        scan_luma(&zero, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.empty_frame"
     );
     let narrow = LumaFrame::new(&data, 10, 10, 5);
     assert_eq!(
-        scan_luma(&narrow, &ScanOptions::default()).unwrap_err().code(),
+        scan_luma(&narrow, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.stride_too_small"
     );
     let short = LumaFrame::new(&data, 10, 11, 10);
     assert_eq!(
-        scan_luma(&short, &ScanOptions::default()).unwrap_err().code(),
+        scan_luma(&short, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.buffer_too_short"
     );
     let huge = LumaFrame::new(&data, 20_000, 20_000, 20_000);
     assert_eq!(
-        scan_luma(&huge, &ScanOptions::default()).unwrap_err().code(),
+        scan_luma(&huge, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.too_large"
     );
 }
@@ -300,22 +334,29 @@ fn garbage_frames_are_errors() {
 #[test]
 fn garbage_files_are_errors() {
     let canvas = code_canvas(PAYLOAD, 4);
-    let img = image::GrayImage::from_raw(canvas.w as u32, canvas.h as u32, canvas.px.clone()).unwrap();
+    let img =
+        image::GrayImage::from_raw(canvas.w as u32, canvas.h as u32, canvas.px.clone()).unwrap();
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png).unwrap();
     let png = png.into_inner();
 
     let truncated = &png[..png.len() / 2];
     assert_eq!(
-        scan_image_bytes(truncated, &ScanOptions::default()).unwrap_err().code(),
+        scan_image_bytes(truncated, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.image_decode"
     );
     assert_eq!(
-        scan_image_bytes(b"not an image", &ScanOptions::default()).unwrap_err().code(),
+        scan_image_bytes(b"not an image", &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.unsupported_format"
     );
     assert_eq!(
-        scan_image_bytes(&[], &ScanOptions::default()).unwrap_err().code(),
+        scan_image_bytes(&[], &ScanOptions::default())
+            .unwrap_err()
+            .code(),
         "scan.unsupported_format"
     );
 
@@ -333,8 +374,14 @@ fn garbage_files_are_errors() {
 #[test]
 fn every_error_explains_itself_in_both_languages() {
     let errors = [
-        ScanError::EmptyFrame { width: 0, height: 1 },
-        ScanError::StrideTooSmall { stride: 1, width: 2 },
+        ScanError::EmptyFrame {
+            width: 0,
+            height: 1,
+        },
+        ScanError::StrideTooSmall {
+            stride: 1,
+            width: 2,
+        },
         ScanError::BufferTooShort { needed: 2, got: 1 },
         ScanError::TooLarge {
             width: 20_000,
@@ -358,16 +405,27 @@ fn baseline_effort_is_plain_rqrr() {
         effort: Effort::Baseline,
         ..ScanOptions::default()
     };
-    assert_eq!(texts(&scan_luma(&canvas.frame(), &options).unwrap()), vec![PAYLOAD.to_owned()]);
+    assert_eq!(
+        texts(&scan_luma(&canvas.frame(), &options).unwrap()),
+        vec![PAYLOAD.to_owned()]
+    );
 }
 
 #[test]
 fn own_finder_reads_a_clean_code_alone() {
     // Our localisation and sampling alone (no rqrr detection) on our own threshold.
     let canvas = code_canvas(PAYLOAD, 6);
-    let plane = super::frame::Plane { width: canvas.w, height: canvas.h, pixels: canvas.px.clone() };
+    let plane = super::frame::Plane {
+        width: canvas.w,
+        height: canvas.h,
+        pixels: canvas.px.clone(),
+    };
     let bitmap = super::binarize::local_mean_threshold(&plane, plane.width / 10, 3);
-    let seen = super::finder::scan_bitmap(&bitmap, 1.0, std::time::Instant::now() + std::time::Duration::from_secs(60));
+    let seen = super::finder::scan_bitmap(
+        &bitmap,
+        1.0,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
     assert!(seen.plausible);
     assert_eq!(texts(&seen.codes), vec![PAYLOAD.to_owned()]);
 }
