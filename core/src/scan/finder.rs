@@ -624,8 +624,11 @@ pub(crate) struct FinderScan {
     /// Whether anything could be a code: a plausible triple, or three confirmed candidates
     /// (rqrr passes at this scale are skipped when not).
     pub plausible: bool,
-    /// Confirmed candidates not part of a decoded code: when ≥ 3, the frame may hold more codes.
-    pub unexplained: usize,
+    /// Finder-like candidates seen at all (confirmed or not).
+    pub candidates: usize,
+    /// Centres (frame pixels) of confirmed candidates not part of a decoded code: while three or
+    /// more are not inside any code found so far, the frame may hold more codes.
+    pub unexplained: Vec<(f32, f32)>,
 }
 
 /// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
@@ -677,9 +680,11 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         .iter()
         .zip(&used)
         .filter(|(f, u)| f.count >= CONFIRMED && !**u)
-        .count();
+        .map(|(f, _)| (f.x * scale, f.y * scale))
+        .collect();
     FinderScan {
         codes,
+        candidates: n,
         plausible: !triples.is_empty()
             || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
         unexplained,

@@ -104,13 +104,16 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     // Whether our finder saw finder-like patterns at the working scale that no decoded code
     // explains (then a later pass may still find another code), and whether it saw any at all
     // (rqrr needs three capstones too: without any, its passes at that scale are skipped).
-    let mut unexplained = false;
+    let mut unexplained: Vec<(f32, f32)> = Vec::new();
     let mut any_finder_at_work = true;
+    let mut any_candidate_at_work = true;
     for pass in passes {
-        if Instant::now() >= deadline {
+        // A pass cannot be interrupted once rqrr runs: start one only with a quarter of the
+        // budget left, so the worst frame stays near the budget.
+        if Instant::now() + budget / 4 >= deadline {
             break;
         }
-        if !found.is_empty() && !options.find_all && !unexplained {
+        if !found.is_empty() && !options.find_all && !still_unexplained(&unexplained, &found) {
             break;
         }
         match pass {
@@ -118,15 +121,21 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 if own {
                     let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
-                    unexplained = seen.unexplained >= 3;
+                    unexplained = seen.unexplained;
                     any_finder_at_work = seen.plausible;
+                    any_candidate_at_work = seen.candidates > 0;
                     merge(&mut found, seen.codes);
                     local_mean = Some(bitmap);
                 }
             }
-            // rqrr's own detection at the working scale always runs: it reads codes whose finders
-            // ours misses (blur, odd shapes).
-            Pass::Grey => rqrr_grey(&work, scale, &mut found),
+            // rqrr's own detection at the working scale runs unless our scan saw nothing
+            // finder-like at all: it reads codes whose finders ours cannot confirm (blur, odd
+            // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
+            Pass::Grey => {
+                if any_candidate_at_work {
+                    rqrr_grey(&work, scale, &mut found);
+                }
+            }
             Pass::LocalMean => {
                 if any_finder_at_work {
                     let bitmap = match local_mean.take() {
@@ -140,7 +149,8 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 let inverted = binarize::invert(&work);
                 let mut any = true;
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&inverted, radius_for(&work), OFFSET);
+                    let bitmap =
+                        binarize::local_mean_threshold(&inverted, radius_for(&work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
@@ -156,7 +166,8 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                     let s = scale * f as f32;
                     let mut any = true;
                     if own {
-                        let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+                        let bitmap =
+                            binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
                         let seen = finder::scan_bitmap(&bitmap, s, deadline);
                         any = seen.plausible;
                         merge(&mut found, seen.codes);
@@ -184,7 +195,8 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 let double = binarize::upscale2(&work);
                 let mut any = true;
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
+                    let bitmap =
+                        binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
@@ -196,6 +208,32 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
         }
     }
     found
+}
+
+/// Whether three or more finder candidates lie outside every code found so far.
+fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode]) -> bool {
+    finders
+        .iter()
+        .filter(|&&p| !found.iter().any(|code| inside(&code.corners, p)))
+        .count()
+        >= 3
+}
+
+/// Whether `p` lies inside the quadrilateral (either winding).
+fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
+    let mut sign = 0.0f32;
+    for i in 0..4 {
+        let a = quad[i];
+        let b = quad[(i + 1) % 4];
+        let cross = (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0);
+        if cross != 0.0 {
+            if sign != 0.0 && cross.signum() != sign {
+                return false;
+            }
+            sign = cross.signum();
+        }
+    }
+    true
 }
 
 fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>) {
