@@ -34,6 +34,46 @@ pub(crate) fn downscale(src: &Plane, factor: usize) -> Plane {
     }
 }
 
+/// Shrink so the longest side is at most `max_side` (fractional factor, each output pixel the mean
+/// of its source footprint); returns the plane and the factor (source pixels per output pixel).
+pub(crate) fn fit(src: &Plane, max_side: usize) -> (Plane, f32) {
+    let long = src.width.max(src.height);
+    if long <= max_side || max_side == 0 {
+        return (src.clone(), 1.0);
+    }
+    let f = long as f32 / max_side as f32;
+    let width = ((src.width as f32 / f).round() as usize).max(1);
+    let height = ((src.height as f32 / f).round() as usize).max(1);
+    let span = |o: usize, limit: usize| {
+        let a = ((o as f32 * f) as usize).min(limit - 1);
+        let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
+        (a, b)
+    };
+    let mut pixels = vec![0u8; width * height];
+    for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
+        let (y0, y1) = span(oy, src.height);
+        for (ox, out) in out_row.iter_mut().enumerate() {
+            let (x0, x1) = span(ox, src.width);
+            let mut sum = 0u32;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    sum += u32::from(src.at(x, y));
+                }
+            }
+            let count = ((y1 - y0) * (x1 - x0)).max(1) as u32;
+            *out = (sum / count) as u8;
+        }
+    }
+    (
+        Plane {
+            width,
+            height,
+            pixels,
+        },
+        f,
+    )
+}
+
 /// Grow by 2 with bilinear interpolation (helps modules of 2–4 px).
 pub(crate) fn upscale2(src: &Plane) -> Plane {
     let width = src.width * 2;

@@ -81,9 +81,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     let deadline = start + budget;
     let own = options.effort == Effort::Full;
     let long_side = plane.width.max(plane.height);
-    let factor = long_side.div_ceil(WORK_SIDE).max(1);
-    let work = binarize::downscale(plane, factor);
-    let scale = factor as f32;
+    let (work, scale) = binarize::fit(plane, WORK_SIDE);
 
     let mut passes = vec![
         Pass::Finder,
@@ -93,7 +91,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
         Pass::Inverted,
         Pass::Quarter,
     ];
-    if factor > 1 {
+    if scale > 1.0 {
         passes.push(Pass::Detail);
     } else if long_side <= WORK_SIDE / 2 + 100 {
         passes.push(Pass::Double);
@@ -179,7 +177,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
             }
             Pass::Detail => {
                 let f = long_side.div_ceil(DETAIL_SIDE).max(1);
-                if f < factor {
+                if (f as f32) < scale {
                     let detail = binarize::downscale(plane, f);
                     if own {
                         let bitmap =
