@@ -135,7 +135,9 @@ fn read_file(path: &PathBuf, lang: Lang) -> Result<Vec<u8>, ErrorOut> {
             code: "scan.file_too_large",
             message: match lang {
                 Lang::Zh => format!("文件有 {size} 字节，超过 {MAX_FILE_BYTES} 字节的上限"),
-                Lang::En => format!("the file has {size} bytes, over the {MAX_FILE_BYTES} byte limit"),
+                Lang::En => {
+                    format!("the file has {size} bytes, over the {MAX_FILE_BYTES} byte limit")
+                }
             },
         });
     }
@@ -171,8 +173,12 @@ mod camera {
 
     pub fn run(_index: u32, out: &Output) -> Result<(), Failure> {
         let message = match out.lang {
-            Lang::Zh => "此版本不含摄像头支持；请用 `cargo build -p weldguard-cli --features camera` 重新构建",
-            Lang::En => "this build has no camera support; rebuild with `cargo build -p weldguard-cli --features camera`",
+            Lang::Zh => {
+                "此版本不含摄像头支持；请用 `cargo build -p weldguard-cli --features camera` 重新构建"
+            }
+            Lang::En => {
+                "this build has no camera support; rebuild with `cargo build -p weldguard-cli --features camera`"
+            }
         };
         Err(Failure::runtime("scan.camera_unavailable", message))
     }
@@ -200,7 +206,8 @@ mod camera {
                 lang.pick("未找到摄像头", "no camera found on this computer"),
             ));
         }
-        let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::AbsoluteHighestFrameRate);
+        let format =
+            RequestedFormat::new::<LumaFormat>(RequestedFormatType::AbsoluteHighestFrameRate);
         let mut camera = Camera::new(CameraIndex::Index(index), format).map_err(|e| {
             Failure::runtime(
                 "scan.camera_open",
@@ -210,9 +217,9 @@ mod camera {
                 },
             )
         })?;
-        camera.open_stream().map_err(|e| {
-            Failure::runtime("scan.camera_open", format!("camera {index}: {e}"))
-        })?;
+        camera
+            .open_stream()
+            .map_err(|e| Failure::runtime("scan.camera_open", format!("camera {index}: {e}")))?;
         eprintln!(
             "{}",
             lang.pick("正在扫描，按 Ctrl+C 退出", "scanning, press Ctrl+C to stop")
@@ -233,7 +240,11 @@ mod camera {
             let ms = started.elapsed().as_millis();
             let texts: Vec<String> = codes
                 .iter()
-                .map(|c| c.text.clone().unwrap_or_else(|| format!("({} bytes)", c.bytes.len())))
+                .map(|c| {
+                    c.text
+                        .clone()
+                        .unwrap_or_else(|| format!("({} bytes)", c.bytes.len()))
+                })
                 .collect();
             let line = if texts.is_empty() {
                 format!("{w}×{h} {ms:>3} ms  -")
