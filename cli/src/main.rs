@@ -40,6 +40,8 @@ enum Command {
     Decide(Box<cmd::decide::DecideArgs>),
     /// The main job end to end in a fresh folder: keys, codes as PNG, scan back, verify, decide.
     Demo(cmd::demo::DemoArgs),
+    /// Read the QR codes in image files, or live from a camera.
+    Scan(cmd::scan::ScanArgs),
 }
 
 fn main() {
@@ -53,6 +55,7 @@ fn main() {
         Command::Code(args) => cmd::code::run(args, &out),
         Command::Decide(args) => cmd::decide::run(*args, &out),
         Command::Demo(args) => cmd::demo::run(args, &out),
+        Command::Scan(args) => cmd::scan::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

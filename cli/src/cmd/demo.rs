@@ -111,8 +111,12 @@ fn registry(credential: &WelderCredential) -> Vec<RegistryChange> {
 fn scan_png(path: &Path) -> Result<Option<String>, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| fail("demo.read", format!("cannot read {}: {e}", path.display())))?;
-    let codes = scan_image_bytes(&bytes, &ScanOptions::default())
-        .map_err(|e| fail("demo.scan", format!("{}: {}", path.display(), e.message_en())))?;
+    let codes = scan_image_bytes(&bytes, &ScanOptions::default()).map_err(|e| {
+        fail(
+            "demo.scan",
+            format!("{}: {}", path.display(), e.message_en()),
+        )
+    })?;
     Ok(codes.into_iter().find_map(|c| c.text))
 }
 
@@ -133,7 +137,11 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         .add(TrustedKey::for_key(&issuer, now.timestamp() - 86_400, None))
         .map_err(|e| fail("demo.key", e))?;
     std::fs::write(dir.join("trust.json"), trust.to_json()).map_err(|e| fail("demo.write", e))?;
-    say(out, "1. 生成签发密钥（Ed25519）和信任文件", "1. Generated an issuer key (Ed25519) and the trust file");
+    say(
+        out,
+        "1. 生成签发密钥（Ed25519）和信任文件",
+        "1. Generated an issuer key (Ed25519) and the trust file",
+    );
 
     // 2. The welder's phone key (a software key here; a phone keeps it in hardware).
     let phone = SoftwareSigner::generate().map_err(|e| fail("demo.key", e))?;
@@ -144,8 +152,12 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         name: "李四".into(),
         categories: vec![OperationCategory::FusionWeldingAndCutting],
         issued_on,
-        expires_on: issued_on.checked_add_days(Days::new(6 * 365)).unwrap_or(issued_on),
-        next_review_on: issued_on.checked_add_days(Days::new(3 * 365)).unwrap_or(issued_on),
+        expires_on: issued_on
+            .checked_add_days(Days::new(6 * 365))
+            .unwrap_or(issued_on),
+        next_review_on: issued_on
+            .checked_add_days(Days::new(3 * 365))
+            .unwrap_or(issued_on),
         photo_digest: vec![0x5a; 16],
         device_key: phone.public_key(),
     };
@@ -159,7 +171,8 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     };
 
     // 3. The device database with the registry the platform hands out.
-    let store = Store::open(dir.join("device.db")).map_err(|e| fail("demo.store", e.message_en()))?;
+    let store =
+        Store::open(dir.join("device.db")).map_err(|e| fail("demo.store", e.message_en()))?;
     store
         .apply_registry_changes(registry(&credential), None, now.timestamp_millis())
         .map_err(|e| fail("demo.store", e.message_en()))?;
@@ -171,11 +184,33 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let presentation_text =
         present(&credential_text, &phone, now.timestamp()).map_err(|e| fail("demo.issue", e))?;
     let images = [
-        ("machine_label", "设备码", "machine label", machine_text.as_str(), EcLevel::Q),
-        ("welder_credential", "人员码", "welder credential", credential_text.as_str(), EcLevel::M),
-        ("presentation", "亮码（动态）", "live presentation", presentation_text.as_str(), EcLevel::M),
+        (
+            "machine_label",
+            "设备码",
+            "machine label",
+            machine_text.as_str(),
+            EcLevel::Q,
+        ),
+        (
+            "welder_credential",
+            "人员码",
+            "welder credential",
+            credential_text.as_str(),
+            EcLevel::M,
+        ),
+        (
+            "presentation",
+            "亮码（动态）",
+            "live presentation",
+            presentation_text.as_str(),
+            EcLevel::M,
+        ),
     ];
-    say(out, "2. 签发设备码、人员码和动态亮码，保存为 PNG", "2. Issued a machine label, a welder credential and a live presentation as PNG images");
+    say(
+        out,
+        "2. 签发设备码、人员码和动态亮码，保存为 PNG",
+        "2. Issued a machine label, a welder credential and a live presentation as PNG images",
+    );
 
     // 5. Scan the images back and verify them.
     let revocations = RevocationSet::new();
@@ -186,7 +221,9 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         let png = dir.join(format!("{file}.png"));
         write_png(text, ec, &png)?;
         let scanned = scan_png(&png)?;
-        let check = scanned.as_deref().map(|t| verifier.verify(t, now.timestamp(), &mut ReplayCache::default()));
+        let check = scanned
+            .as_deref()
+            .map(|t| verifier.verify(t, now.timestamp(), &mut ReplayCache::default()));
         let (verified, reason) = match &check {
             Some(Ok(_)) => (true, None),
             Some(Err(e)) => (false, Some(e.code().to_owned())),
@@ -194,11 +231,38 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         };
         say(
             out,
-            &format!("   {zh}：{}，{}", if scanned.is_some() { "扫描成功" } else { "未识别" }, if verified { "验签通过" } else { "验签失败" }),
-            &format!("   {en}: {}, {}", if scanned.is_some() { "scanned" } else { "not found" }, if verified { "signature verified" } else { "NOT verified" }),
+            &format!(
+                "   {zh}：{}，{}",
+                if scanned.is_some() {
+                    "扫描成功"
+                } else {
+                    "未识别"
+                },
+                if verified {
+                    "验签通过"
+                } else {
+                    "验签失败"
+                }
+            ),
+            &format!(
+                "   {en}: {}, {}",
+                if scanned.is_some() {
+                    "scanned"
+                } else {
+                    "not found"
+                },
+                if verified {
+                    "signature verified"
+                } else {
+                    "NOT verified"
+                }
+            ),
         );
         if scanned.as_deref() != Some(text) {
-            return Err(fail("demo.scan", format!("{} did not scan back to the code it holds", png.display())));
+            return Err(fail(
+                "demo.scan",
+                format!("{} did not scan back to the code it holds", png.display()),
+            ));
         }
         scanned_texts.push(scanned.unwrap_or_default());
         report_images.push(ScannedImage {
@@ -214,7 +278,10 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let question = ScanToStart {
         machine_text: &scanned_texts[0],
         welder_text: &scanned_texts[2],
-        permit: PermitContext { permit: None, site_id: SITE },
+        permit: PermitContext {
+            permit: None,
+            site_id: SITE,
+        },
         at: now,
     };
     let outcome = scan_to_start(&question, &verifier, &mut ReplayCache::default(), &store);
@@ -225,19 +292,29 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
                 certificate_no: outcome.certificate_no.clone().unwrap_or_default(),
                 started_at_ms: now.timestamp_millis(),
                 allowed: outcome.decision.allowed,
-                reason_codes: outcome.decision.denials().map(|f| f.code.to_owned()).collect(),
+                reason_codes: outcome
+                    .decision
+                    .denials()
+                    .map(|f| f.code.to_owned())
+                    .collect(),
                 permit_id: outcome.permit_id.clone(),
             },
             now.timestamp_millis(),
         )
         .map_err(|e| fail("demo.store", e.message_en()))?;
-    let answer = DecideAnswer { outcome, session_id: Some(session.id) };
+    let answer = DecideAnswer {
+        outcome,
+        session_id: Some(session.id),
+    };
     say(out, "3. 扫码开机判定：", "3. Start-work decision:");
     if !out.json {
         print!("{}", human(&answer, Lang::Zh));
         print!("{}", human(&answer, Lang::En));
     }
-    let pending = store.outbox_counts().map_err(|e| fail("demo.store", e.message_en()))?.pending;
+    let pending = store
+        .outbox_counts()
+        .map_err(|e| fail("demo.store", e.message_en()))?
+        .pending;
     say(
         out,
         &format!("4. 待上传记录：{pending} 条（离线保存，联网后同步）"),

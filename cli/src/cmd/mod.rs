@@ -7,3 +7,4 @@ pub mod id;
 pub mod keys;
 pub mod outbox;
 pub mod registry;
+pub mod scan;

@@ -1,0 +1,263 @@
+//! `weldguard scan IMAGE…`: decode the QR codes in image files; `weldguard scan --camera [INDEX]`:
+//! live results from a desktop camera (builds with the `camera` feature only).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use weldguard_core::domain::Explain;
+use weldguard_core::scan::{ScanOptions, ScannedCode, scan_image_bytes};
+
+use crate::output::{Failure, Lang, Output};
+
+/// Files larger than this are refused before reading (no phone photo comes near it).
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// PNG or JPEG files to scan.
+    #[arg(required_unless_present = "camera")]
+    images: Vec<PathBuf>,
+    /// Scan live from a camera (default index 0); needs a build with `--features camera`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0", conflicts_with = "images")]
+    camera: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct CodeOut {
+    text: Option<String>,
+    /// The payload bytes in hex (always present; `text` is absent when they are not UTF-8).
+    bytes_hex: String,
+    corners: [(f32, f32); 4],
+    version: Option<u8>,
+    ecc_level: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorOut {
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FileOut {
+    path: String,
+    texts: Vec<String>,
+    codes: Vec<CodeOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct RunOut {
+    files: Vec<FileOut>,
+}
+
+fn code_out(code: &ScannedCode) -> CodeOut {
+    CodeOut {
+        text: code.text.clone(),
+        bytes_hex: code.bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        corners: code.corners,
+        version: code.version,
+        ecc_level: code.ecc_level.map(|e| format!("{e:?}")),
+    }
+}
+
+pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
+    if let Some(index) = args.camera {
+        return camera::run(index, out);
+    }
+    // Files are not a live preview: allow more time per image and report every code.
+    let options = ScanOptions {
+        time_budget_ms: 400,
+        find_all: true,
+        ..ScanOptions::default()
+    };
+    let mut files = Vec::new();
+    let mut failed = 0usize;
+    for path in &args.images {
+        let result = read_file(path, out.lang).and_then(|bytes| {
+            scan_image_bytes(&bytes, &options).map_err(|e| ErrorOut {
+                code: e.code(),
+                message: pick(out.lang, &e.message_zh(), &e.message_en()),
+            })
+        });
+        let file = match result {
+            Ok(codes) => FileOut {
+                path: path.display().to_string(),
+                texts: codes.iter().filter_map(|c| c.text.clone()).collect(),
+                codes: codes.iter().map(code_out).collect(),
+                error: None,
+            },
+            Err(error) => {
+                failed += 1;
+                FileOut {
+                    path: path.display().to_string(),
+                    texts: Vec::new(),
+                    codes: Vec::new(),
+                    error: Some(error),
+                }
+            }
+        };
+        if !out.json {
+            print_human(&file, out.lang);
+        }
+        files.push(file);
+    }
+    if out.json {
+        out.json(&RunOut { files })?;
+    }
+    if failed > 0 {
+        let message = match out.lang {
+            Lang::Zh => format!("{failed} 个文件无法扫描"),
+            Lang::En => format!("{failed} file(s) could not be scanned"),
+        };
+        return Err(Failure::input("scan.file_failed", message));
+    }
+    Ok(())
+}
+
+fn pick(lang: Lang, zh: &str, en: &str) -> String {
+    lang.pick(zh, en).to_owned()
+}
+
+fn read_file(path: &PathBuf, lang: Lang) -> Result<Vec<u8>, ErrorOut> {
+    let unreadable = |e: std::io::Error| ErrorOut {
+        code: "scan.file_unreadable",
+        message: match lang {
+            Lang::Zh => format!("无法读取文件：{e}"),
+            Lang::En => format!("cannot read the file: {e}"),
+        },
+    };
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(ErrorOut {
+            code: "scan.file_too_large",
+            message: match lang {
+                Lang::Zh => format!("文件有 {size} 字节，超过 {MAX_FILE_BYTES} 字节的上限"),
+                Lang::En => {
+                    format!("the file has {size} bytes, over the {MAX_FILE_BYTES} byte limit")
+                }
+            },
+        });
+    }
+    std::fs::read(path).map_err(unreadable)
+}
+
+fn print_human(file: &FileOut, lang: Lang) {
+    if let Some(error) = &file.error {
+        println!("{}: {}", file.path, error.message);
+        return;
+    }
+    match (lang, file.codes.len()) {
+        (Lang::Zh, 0) => println!("{}: 未找到二维码", file.path),
+        (Lang::En, 0) => println!("{}: no QR code found", file.path),
+        (Lang::Zh, n) => println!("{}: {n} 个二维码", file.path),
+        (Lang::En, n) => println!("{}: {n} QR code(s)", file.path),
+    }
+    for code in &file.codes {
+        let payload = match &code.text {
+            Some(text) => text.clone(),
+            None => format!("(bytes) {}", code.bytes_hex),
+        };
+        let version = code.version.map(|v| format!("V{v}")).unwrap_or_default();
+        let ecc = code.ecc_level.clone().unwrap_or_default();
+        let (x, y) = code.corners[0];
+        println!("  {payload}    [{version}-{ecc} at {x:.0},{y:.0}]");
+    }
+}
+
+#[cfg(not(feature = "camera"))]
+mod camera {
+    use crate::output::{Failure, Lang, Output};
+
+    pub fn run(_index: u32, out: &Output) -> Result<(), Failure> {
+        let message = match out.lang {
+            Lang::Zh => {
+                "此版本不含摄像头支持；请用 `cargo build -p weldguard-cli --features camera` 重新构建"
+            }
+            Lang::En => {
+                "this build has no camera support; rebuild with `cargo build -p weldguard-cli --features camera`"
+            }
+        };
+        Err(Failure::runtime("scan.camera_unavailable", message))
+    }
+}
+
+#[cfg(feature = "camera")]
+mod camera {
+    //! Live scanning from a desktop camera through nokhwa.
+
+    use std::io::Write;
+
+    use nokhwa::Camera;
+    use nokhwa::pixel_format::LumaFormat;
+    use nokhwa::utils::{ApiBackend, CameraIndex, RequestedFormat, RequestedFormatType};
+    use weldguard_core::scan::{LumaFrame, ScanOptions, scan_luma};
+
+    use crate::output::{Failure, Lang, Output};
+
+    pub fn run(index: u32, out: &Output) -> Result<(), Failure> {
+        let lang = out.lang;
+        let cameras = nokhwa::query(ApiBackend::Auto).unwrap_or_default();
+        if cameras.is_empty() {
+            return Err(Failure::runtime(
+                "scan.no_camera",
+                lang.pick("未找到摄像头", "no camera found on this computer"),
+            ));
+        }
+        let format =
+            RequestedFormat::new::<LumaFormat>(RequestedFormatType::AbsoluteHighestFrameRate);
+        let mut camera = Camera::new(CameraIndex::Index(index), format).map_err(|e| {
+            Failure::runtime(
+                "scan.camera_open",
+                match lang {
+                    Lang::Zh => format!("无法打开摄像头 {index}：{e}"),
+                    Lang::En => format!("cannot open camera {index}: {e}"),
+                },
+            )
+        })?;
+        camera
+            .open_stream()
+            .map_err(|e| Failure::runtime("scan.camera_open", format!("camera {index}: {e}")))?;
+        eprintln!(
+            "{}",
+            lang.pick("正在扫描，按 Ctrl+C 退出", "scanning, press Ctrl+C to stop")
+        );
+        let options = ScanOptions::live();
+        let mut last = String::new();
+        loop {
+            let frame = camera
+                .frame()
+                .map_err(|e| Failure::runtime("scan.camera_frame", e.to_string()))?;
+            let luma = frame
+                .decode_image::<LumaFormat>()
+                .map_err(|e| Failure::runtime("scan.camera_frame", e.to_string()))?;
+            let (w, h) = luma.dimensions();
+            let view = LumaFrame::new(luma.as_raw(), w, h, w);
+            let started = std::time::Instant::now();
+            let codes = scan_luma(&view, &options).unwrap_or_default();
+            let ms = started.elapsed().as_millis();
+            let texts: Vec<String> = codes
+                .iter()
+                .map(|c| {
+                    c.text
+                        .clone()
+                        .unwrap_or_else(|| format!("({} bytes)", c.bytes.len()))
+                })
+                .collect();
+            let line = if texts.is_empty() {
+                format!("{w}×{h} {ms:>3} ms  -")
+            } else {
+                format!("{w}×{h} {ms:>3} ms  {}", texts.join("  |  "))
+            };
+            if !texts.is_empty() && texts.join("|") != last {
+                println!("\r{line}\x1b[K");
+                last = texts.join("|");
+            } else {
+                print!("\r{line}\x1b[K");
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! Our own localisation and sampling: finder patterns found by 1:1:3:1:1 run scans with cross
+//! checks, grouped in size-consistent triples, the bottom-right alignment pattern searched by
+//! template, a perspective transform from module to pixel coordinates, and the sampled bit grid
+//! handed to rqrr for decoding and error correction.
+
+use std::time::Instant;
+
+use rqrr::SimpleGrid;
+
+use super::ScannedCode;
+use super::binarize::Bitmap;
+use super::pipeline::decode_grid;
+
+/// At most this many finder candidates are kept per bitmap (bounds the triple search).
+const MAX_CANDIDATES: usize = 48;
+/// At most this many triples are sampled and decoded per bitmap.
+const MAX_ATTEMPTS: usize = 24;
+/// Rows a finder must be met on to count as confirmed (noise rarely repeats on three rows).
+const CONFIRMED: u32 = 3;
+
+#[derive(Clone, Copy, Debug)]
+struct Finder {
+    x: f32,
+    y: f32,
+    module: f32,
+    count: u32,
+}
+
+#[inline]
+fn dark(bm: &Bitmap, x: i64, y: i64) -> bool {
+    if x < 0 || y < 0 || x as usize >= bm.width || y as usize >= bm.height {
+        return false;
+    }
+    bm.dark(x as usize, y as usize)
+}
+
+/// 1:1:3:1:1 within tolerance (`slack` is the allowed deviation per module, in modules).
+fn ratio_ok(c: &[u32; 5], slack: f32) -> bool {
+    let total: u32 = c.iter().sum();
+    // Modules under ~1.4 px cannot be sampled; skipping them keeps speckle out of the search.
+    if total < 10 || c.contains(&0) {
+        return false;
+    }
+    let m = total as f32 / 7.0;
+    let v = m * slack;
+    (m - c[0] as f32).abs() < v
+        && (m - c[1] as f32).abs() < v
+        && (3.0 * m - c[2] as f32).abs() < 3.0 * v
+        && (m - c[3] as f32).abs() < v
+        && (m - c[4] as f32).abs() < v
+}
+
+/// Runs along a line through (x, y) in direction (dx, dy): returns the centre offset along the
+/// line and the total length of the pattern, when it looks like a finder.
+fn cross_check(bm: &Bitmap, x: i64, y: i64, dx: i64, dy: i64, max_run: u32) -> Option<(f32, u32)> {
+    if !dark(bm, x, y) {
+        return None;
+    }
+    let mut c = [0u32; 5];
+    // Backwards from the centre: c[2] (dark), c[1] (light), c[0] (dark).
+    let mut i = 0i64;
+    while dark(bm, x - i * dx, y - i * dy) {
+        c[2] += 1;
+        i += 1;
+        if c[2] > max_run * 3 {
+            return None;
+        }
+    }
+    while in_bounds(bm, x - i * dx, y - i * dy) && !dark(bm, x - i * dx, y - i * dy) {
+        c[1] += 1;
+        i += 1;
+        if c[1] > max_run {
+            return None;
+        }
+    }
+    while dark(bm, x - i * dx, y - i * dy) {
+        c[0] += 1;
+        i += 1;
+        if c[0] > max_run {
+            return None;
+        }
+    }
+    let back = c[2];
+    // Forwards: rest of c[2], then c[3] (light), c[4] (dark).
+    let mut i = 1i64;
+    while dark(bm, x + i * dx, y + i * dy) {
+        c[2] += 1;
+        i += 1;
+        if c[2] > max_run * 3 {
+            return None;
+        }
+    }
+    while in_bounds(bm, x + i * dx, y + i * dy) && !dark(bm, x + i * dx, y + i * dy) {
+        c[3] += 1;
+        i += 1;
+        if c[3] > max_run {
+            return None;
+        }
+    }
+    while dark(bm, x + i * dx, y + i * dy) {
+        c[4] += 1;
+        i += 1;
+        if c[4] > max_run {
+            return None;
+        }
+    }
+    if !ratio_ok(&c, 0.7) {
+        return None;
+    }
+    let total: u32 = c.iter().sum();
+    // Centre of the middle run in continuous coordinates, relative to the pixel's left/top edge.
+    let centre = 1.0 - back as f32 + c[2] as f32 / 2.0;
+    Some((centre, total))
+}
+
+#[inline]
+fn in_bounds(bm: &Bitmap, x: i64, y: i64) -> bool {
+    x >= 0 && y >= 0 && (x as usize) < bm.width && (y as usize) < bm.height
+}
+
+fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
+    let mut found: Vec<Finder> = Vec::new();
+    let w = bm.width;
+    // Every other row on big planes: a finder's centre is at least 6 rows tall there.
+    let step = if bm.width * bm.height > 1_500_000 {
+        2
+    } else {
+        1
+    };
+    for y in (0..bm.height).step_by(step) {
+        let mut c = [0u32; 5];
+        let mut state = 0usize;
+        let mut x = 0usize;
+        while x <= w {
+            let is_dark = x < w && bm.dark(x, y);
+            if is_dark {
+                if state % 2 == 1 {
+                    state += 1;
+                }
+                if let Some(slot) = c.get_mut(state) {
+                    *slot += 1;
+                }
+            } else if state.is_multiple_of(2) {
+                if state == 4 {
+                    if ratio_ok(&c, 0.5) {
+                        consider(bm, &c, x, y, &mut found);
+                    }
+                    c = [c[2], c[3], c[4], 1, 0];
+                    state = 3;
+                } else {
+                    state += 1;
+                    if let Some(slot) = c.get_mut(state) {
+                        *slot += 1;
+                    }
+                }
+            } else if let Some(slot) = c.get_mut(state) {
+                *slot += 1;
+            }
+            x += 1;
+        }
+    }
+    found.sort_by_key(|f| std::cmp::Reverse(f.count));
+    let confirmed = found.iter().filter(|f| f.count >= CONFIRMED).count();
+    if confirmed >= 3 {
+        found.retain(|f| f.count >= CONFIRMED);
+    }
+    found.truncate(MAX_CANDIDATES);
+    found
+}
+
+fn consider(bm: &Bitmap, c: &[u32; 5], end: usize, y: usize, found: &mut Vec<Finder>) {
+    let total: u32 = c.iter().sum();
+    let cx = end as f32 - c[4] as f32 - c[3] as f32 - c[2] as f32 / 2.0;
+    let max_run = (total / 7 + 1) * 2 + 2;
+    let Some((dy, vtotal)) = cross_check(bm, cx as i64, y as i64, 0, 1, max_run) else {
+        return;
+    };
+    if 5 * vtotal.abs_diff(total) >= 3 * total {
+        return;
+    }
+    let cy = y as f32 + dy;
+    let Some((dx, htotal)) = cross_check(bm, cx as i64, cy.floor() as i64, 1, 0, max_run) else {
+        return;
+    };
+    let cx = cx.floor() + dx;
+    let module = (htotal + vtotal) as f32 / 14.0;
+    // Newest first: a finder is met again on the next rows, so its entry is near the end.
+    for f in found.iter_mut().rev() {
+        if (f.x - cx).abs() <= module.max(f.module)
+            && (f.y - cy).abs() <= module.max(f.module)
+            && (f.module - module).abs() <= 0.5 * f.module.max(module).max(1.0)
+        {
+            let n = f.count as f32;
+            f.x = (f.x * n + cx) / (n + 1.0);
+            f.y = (f.y * n + cy) / (n + 1.0);
+            f.module = (f.module * n + module) / (n + 1.0);
+            f.count += 1;
+            return;
+        }
+    }
+    if found.len() < 400 {
+        found.push(Finder {
+            x: cx,
+            y: cy,
+            module,
+            count: 1,
+        });
+    }
+}
+
+/// A triple of finders in code order with the estimated size.
+struct Triple {
+    tl: Finder,
+    tr: Finder,
+    bl: Finder,
+    ids: [usize; 3],
+    dim: usize,
+    score: f32,
+}
+
+fn dist(a: &Finder, b: &Finder) -> f32 {
+    (a.x - b.x).hypot(a.y - b.y)
+}
+
+fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
+    let [i, j, k] = ids;
+    let (a, b, c) = (*f.get(i)?, *f.get(j)?, *f.get(k)?);
+    let sizes = [a.module, b.module, c.module];
+    let max_m = sizes.iter().copied().fold(0.0f32, f32::max);
+    let min_m = sizes.iter().copied().fold(f32::MAX, f32::min);
+    if min_m <= 0.0 || max_m / min_m > 1.6 {
+        return None;
+    }
+    // The corner finder is opposite the longest side.
+    let (dab, dbc, dac) = (dist(&a, &b), dist(&b, &c), dist(&a, &c));
+    let (corner, p, q, cid, pid, qid) = if dbc >= dab && dbc >= dac {
+        (a, b, c, i, j, k)
+    } else if dac >= dab && dac >= dbc {
+        (b, a, c, j, i, k)
+    } else {
+        (c, a, b, k, i, j)
+    };
+    let (ux, uy) = (p.x - corner.x, p.y - corner.y);
+    let (vx, vy) = (q.x - corner.x, q.y - corner.y);
+    let cross = ux * vy - uy * vx;
+    let (tr, bl, trid, blid) = if cross > 0.0 {
+        (p, q, pid, qid)
+    } else {
+        (q, p, qid, pid)
+    };
+    let top = dist(&corner, &tr);
+    let left = dist(&corner, &bl);
+    let (long, short) = (top.max(left), top.min(left));
+    if short <= 0.0 || long / short > 1.8 {
+        return None;
+    }
+    let cos = (ux * vx + uy * vy) / (top * left);
+    if cos.abs() > 0.55 {
+        return None;
+    }
+    let m_top = (corner.module + tr.module) / 2.0;
+    let m_left = (corner.module + bl.module) / 2.0;
+    let est = (top / m_top + left / m_left) / 2.0 + 7.0;
+    if !(17.0..=185.0).contains(&est) {
+        return None;
+    }
+    let version = ((est - 17.0) / 4.0).round().clamp(1.0, 40.0) as usize;
+    let dim = 17 + 4 * version;
+    let size_mismatch = max_m / min_m - 1.0;
+    let leg_mismatch = long / short - 1.0;
+    let score = size_mismatch * 2.0 + leg_mismatch + cos.abs()
+        - 0.02 * (corner.count + tr.count + bl.count).min(60) as f32;
+    Some(Triple {
+        tl: corner,
+        tr,
+        bl,
+        ids: [cid, trid, blid],
+        dim,
+        score,
+    })
+}
+
+/// A projective transform (row-vector convention: [u v 1] · M).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Homography([[f64; 3]; 3]);
+
+impl Homography {
+    fn square_to_quad(p: [(f64, f64); 4]) -> Option<Self> {
+        let [(x0, y0), (x1, y1), (x2, y2), (x3, y3)] = p;
+        let dx3 = x0 - x1 + x2 - x3;
+        let dy3 = y0 - y1 + y2 - y3;
+        if dx3.abs() < 1e-9 && dy3.abs() < 1e-9 {
+            return Some(Self([
+                [x1 - x0, y1 - y0, 0.0],
+                [x2 - x1, y2 - y1, 0.0],
+                [x0, y0, 1.0],
+            ]));
+        }
+        let (dx1, dx2, dy1, dy2) = (x1 - x2, x3 - x2, y1 - y2, y3 - y2);
+        let den = dx1 * dy2 - dx2 * dy1;
+        if den.abs() < 1e-12 {
+            return None;
+        }
+        let a13 = (dx3 * dy2 - dx2 * dy3) / den;
+        let a23 = (dx1 * dy3 - dx3 * dy1) / den;
+        Some(Self([
+            [x1 - x0 + a13 * x1, y1 - y0 + a13 * y1, a13],
+            [x3 - x0 + a23 * x3, y3 - y0 + a23 * y3, a23],
+            [x0, y0, 1.0],
+        ]))
+    }
+
+    fn adjoint(&self) -> Self {
+        let m = &self.0;
+        let c = |r0: usize, c0: usize, r1: usize, c1: usize| {
+            m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]
+        };
+        Self([
+            [c(1, 1, 2, 2), -c(0, 1, 2, 2), c(0, 1, 1, 2)],
+            [-c(1, 0, 2, 2), c(0, 0, 2, 2), -c(0, 0, 1, 2)],
+            [c(1, 0, 2, 1), -c(0, 0, 2, 1), c(0, 0, 1, 1)],
+        ])
+    }
+
+    fn then(&self, other: &Self) -> Self {
+        let (a, b) = (&self.0, &other.0);
+        let mut out = [[0.0; 3]; 3];
+        for (r, row) in out.iter_mut().enumerate() {
+            for (c, cell) in row.iter_mut().enumerate() {
+                *cell = (0..3).map(|k| a[r][k] * b[k][c]).sum();
+            }
+        }
+        Self(out)
+    }
+
+    pub(crate) fn quad_to_quad(src: [(f64, f64); 4], dst: [(f64, f64); 4]) -> Option<Self> {
+        let to_square = Self::square_to_quad(src)?.adjoint();
+        Some(to_square.then(&Self::square_to_quad(dst)?))
+    }
+
+    pub(crate) fn apply(&self, u: f64, v: f64) -> (f64, f64) {
+        let m = &self.0;
+        let w = u * m[0][2] + v * m[1][2] + m[2][2];
+        if w.abs() < 1e-12 {
+            return (f64::NAN, f64::NAN);
+        }
+        (
+            (u * m[0][0] + v * m[1][0] + m[2][0]) / w,
+            (u * m[0][1] + v * m[1][1] + m[2][1]) / w,
+        )
+    }
+}
+
+fn dark_at(bm: &Bitmap, x: f64, y: f64) -> bool {
+    if !x.is_finite() || !y.is_finite() {
+        return false;
+    }
+    dark(bm, x.floor() as i64, y.floor() as i64)
+}
+
+/// Search the bottom-right alignment pattern near its affine estimate.
+fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
+    let d = dim as f64 - 7.0;
+    let ex = ((t.tr.x - t.tl.x) as f64 / d, (t.tr.y - t.tl.y) as f64 / d);
+    let ey = ((t.bl.x - t.tl.x) as f64 / d, (t.bl.y - t.tl.y) as f64 / d);
+    let u = dim as f64 - 10.0; // module offset of the alignment centre from the TL finder centre
+    let est = (
+        t.tl.x as f64 + u * (ex.0 + ey.0),
+        t.tl.y as f64 + u * (ex.1 + ey.1),
+    );
+    template_search(bm, est, ex, ey, 4.0, 23)
+}
+
+/// Best match of the 5×5-module alignment template (dark ring, light ring, dark centre) within
+/// `radius` modules of `est`, module axes `ex`, `ey`; `None` when the best scores under `min`.
+fn template_search(
+    bm: &Bitmap,
+    est: (f64, f64),
+    ex: (f64, f64),
+    ey: (f64, f64),
+    radius: f64,
+    min: i32,
+) -> Option<(f64, f64)> {
+    let module = ((ex.0.hypot(ex.1) + ey.0.hypot(ey.1)) / 2.0).max(1.0);
+    if !module.is_finite() || !est.0.is_finite() || !est.1.is_finite() {
+        return None;
+    }
+    let radius = (module * radius).min(bm.width.max(bm.height) as f64);
+    let step = (module / 2.0).max(1.0);
+    let mut best: Option<(i32, f64, (f64, f64))> = None;
+    let n = (radius / step).ceil() as i64;
+    for iy in -n..=n {
+        for ix in -n..=n {
+            let cx = est.0 + ix as f64 * step;
+            let cy = est.1 + iy as f64 * step;
+            let mut score = 0;
+            for j in -2i32..=2 {
+                for i in -2i32..=2 {
+                    let want_dark = i.abs().max(j.abs()) != 1;
+                    let x = cx + f64::from(i) * ex.0 + f64::from(j) * ey.0;
+                    let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
+                    if dark_at(bm, x, y) == want_dark {
+                        score += 1;
+                    }
+                }
+            }
+            let d2 = (cx - est.0).powi(2) + (cy - est.1).powi(2);
+            let better = match best {
+                None => true,
+                Some((s, bd, _)) => score > s || (score == s && d2 < bd),
+            };
+            if better {
+                best = Some((score, d2, (cx, cy)));
+            }
+        }
+    }
+    match best {
+        Some((score, _, point)) if score >= min => Some(point),
+        _ => None,
+    }
+}
+
+/// Module indices of the alignment pattern centres of a version (ISO/IEC 18004 table E.1, from
+/// its construction rule: first at 6, last at size − 7, the rest evenly spaced by an even step).
+fn alignment_positions(version: usize) -> Vec<usize> {
+    if !(2..=40).contains(&version) {
+        return Vec::new();
+    }
+    let size = 17 + 4 * version;
+    let count = version / 7 + 2;
+    let step = if version == 32 {
+        26
+    } else {
+        (version * 4 + count * 2 + 1) / (count * 2 - 2) * 2
+    };
+    let mut positions = vec![6];
+    let mut rest: Vec<usize> = (0..count - 1)
+        .filter_map(|i| (size - 7).checked_sub(i * step))
+        .collect();
+    rest.reverse();
+    positions.extend(rest);
+    positions
+}
+
+/// A piecewise perspective map for large codes: every alignment pattern located near where the
+/// global transform puts it, and each cell between four of them mapped on its own (follows
+/// curvature and lens distortion that one transform cannot).
+struct Piecewise {
+    positions: Vec<f64>,
+    cells: Vec<Homography>,
+}
+
+impl Piecewise {
+    fn build(bm: &Bitmap, h: &Homography, dim: usize) -> Option<Self> {
+        let version = (dim - 17) / 4;
+        let pos = alignment_positions(version);
+        let n = pos.len();
+        if n < 3 {
+            return None;
+        }
+        let last = n - 1;
+        let mut anchors = vec![(0.0f64, 0.0f64); n * n];
+        let mut located = 0;
+        for j in 0..n {
+            for i in 0..n {
+                let (u, v) = (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
+                let predicted = h.apply(u, v);
+                let corner = [(0, 0), (last, 0), (0, last)].contains(&(i, j));
+                let point = if corner {
+                    predicted
+                } else {
+                    let a = h.apply(u + 1.0, v);
+                    let b = h.apply(u, v + 1.0);
+                    let ex = (a.0 - predicted.0, a.1 - predicted.1);
+                    let ey = (b.0 - predicted.0, b.1 - predicted.1);
+                    match template_search(bm, predicted, ex, ey, 2.0, 21) {
+                        Some(p) => {
+                            located += 1;
+                            p
+                        }
+                        None => predicted,
+                    }
+                };
+                if let Some(slot) = anchors.get_mut(j * n + i) {
+                    *slot = point;
+                }
+            }
+        }
+        if located * 2 < n * n - 3 {
+            return None;
+        }
+        let mut cells = Vec::with_capacity((n - 1) * (n - 1));
+        for j in 0..n - 1 {
+            for i in 0..n - 1 {
+                let m = |i: usize, j: usize| (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
+                let a = |i: usize, j: usize| anchors.get(j * n + i).copied().unwrap_or((0.0, 0.0));
+                cells.push(Homography::quad_to_quad(
+                    [m(i, j), m(i + 1, j), m(i + 1, j + 1), m(i, j + 1)],
+                    [a(i, j), a(i + 1, j), a(i + 1, j + 1), a(i, j + 1)],
+                )?);
+            }
+        }
+        Some(Self {
+            positions: pos.iter().map(|&p| p as f64 + 0.5).collect(),
+            cells,
+        })
+    }
+
+    fn apply(&self, u: f64, v: f64) -> (f64, f64) {
+        let cells_per_row = self.positions.len() - 1;
+        let index = |x: f64| {
+            let mut k = 0;
+            while k + 1 < cells_per_row
+                && x >= self.positions.get(k + 1).copied().unwrap_or(f64::MAX)
+            {
+                k += 1;
+            }
+            k
+        };
+        let (i, j) = (index(u), index(v));
+        match self.cells.get(j * cells_per_row + i) {
+            Some(h) => h.apply(u, v),
+            None => (f64::NAN, f64::NAN),
+        }
+    }
+}
+
+fn sample(bm: &Bitmap, map: impl Fn(f64, f64) -> (f64, f64), dim: usize) -> Option<SimpleGrid> {
+    let mut outside = 0usize;
+    let mut bits = vec![false; dim * dim];
+    for my in 0..dim {
+        for mx in 0..dim {
+            let (x, y) = map(mx as f64 + 0.5, my as f64 + 0.5);
+            if !in_bounds(bm, x.floor() as i64, y.floor() as i64)
+                || !x.is_finite()
+                || !y.is_finite()
+            {
+                outside += 1;
+            }
+            if let Some(b) = bits.get_mut(my * dim + mx) {
+                *b = dark_at(bm, x, y);
+            }
+        }
+    }
+    if outside * 10 > dim * dim {
+        return None;
+    }
+    Some(SimpleGrid::from_func(dim, |x, y| {
+        bits.get(y * dim + x).copied().unwrap_or(false)
+    }))
+}
+
+fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<ScannedCode> {
+    let d = dim as f64;
+    let tl = (t.tl.x as f64, t.tl.y as f64);
+    let tr = (t.tr.x as f64, t.tr.y as f64);
+    let bl = (t.bl.x as f64, t.bl.y as f64);
+    let mut transforms = Vec::new();
+    if dim > 21
+        && let Some(ap) = find_alignment(bm, t, dim)
+    {
+        transforms.push(Homography::quad_to_quad(
+            [
+                (3.5, 3.5),
+                (d - 3.5, 3.5),
+                (d - 6.5, d - 6.5),
+                (3.5, d - 3.5),
+            ],
+            [tl, tr, ap, bl],
+        ));
+    }
+    let br = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
+    transforms.push(Homography::quad_to_quad(
+        [
+            (3.5, 3.5),
+            (d - 3.5, 3.5),
+            (d - 3.5, d - 3.5),
+            (3.5, d - 3.5),
+        ],
+        [tl, tr, br, bl],
+    ));
+    for h in transforms.into_iter().flatten() {
+        if dim >= 45
+            && let Some(pw) = Piecewise::build(bm, &h, dim)
+            && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
+        {
+            let corner = |u: f64, v: f64| {
+                let (x, y) = h.apply(u, v);
+                (x as f32 * scale, y as f32 * scale)
+            };
+            let corners = [
+                corner(0.0, 0.0),
+                corner(d, 0.0),
+                corner(d, d),
+                corner(0.0, d),
+            ];
+            if let Some(code) = decode_grid(grid, corners) {
+                return Some(code);
+            }
+        }
+        let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
+            continue;
+        };
+        let corner = |u: f64, v: f64| {
+            let (x, y) = h.apply(u, v);
+            (x as f32 * scale, y as f32 * scale)
+        };
+        let corners = [
+            corner(0.0, 0.0),
+            corner(d, 0.0),
+            corner(d, d),
+            corner(0.0, d),
+        ];
+        if let Some(code) = decode_grid(grid, corners) {
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// What one finder pass saw.
+pub(crate) struct FinderScan {
+    pub codes: Vec<ScannedCode>,
+    /// Whether anything could be a code: a plausible triple, or three confirmed candidates
+    /// (rqrr passes at this scale are skipped when not).
+    pub plausible: bool,
+    /// Finder-like candidates seen at all (confirmed or not).
+    pub candidates: usize,
+    /// Centres (frame pixels) of confirmed candidates not part of a decoded code: while three or
+    /// more are not inside any code found so far, the frame may hold more codes.
+    pub unexplained: Vec<(f32, f32)>,
+}
+
+/// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
+pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
+    let finders = find_candidates(bm);
+    let n = finders.len();
+    let mut triples = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            for k in j + 1..n {
+                if let Some(t) = make_triple(&finders, [i, j, k]) {
+                    triples.push(t);
+                }
+            }
+        }
+    }
+    triples.sort_by(|a, b| a.score.total_cmp(&b.score));
+    let mut used = vec![false; n];
+    let mut codes = Vec::new();
+    let mut attempts = 0;
+    for t in &triples {
+        if attempts >= MAX_ATTEMPTS || Instant::now() >= deadline {
+            break;
+        }
+        if t.ids.iter().any(|&i| used.get(i).copied().unwrap_or(true)) {
+            continue;
+        }
+        attempts += 1;
+        let mut dims = vec![t.dim];
+        if t.dim > 21 {
+            dims.push(t.dim - 4);
+        }
+        if t.dim < 177 {
+            dims.push(t.dim + 4);
+        }
+        for dim in dims {
+            if let Some(code) = try_decode(bm, t, dim, scale) {
+                for &i in &t.ids {
+                    if let Some(u) = used.get_mut(i) {
+                        *u = true;
+                    }
+                }
+                codes.push(code);
+                break;
+            }
+        }
+    }
+    let unexplained = finders
+        .iter()
+        .zip(&used)
+        .filter(|(f, u)| f.count >= CONFIRMED && !**u)
+        .map(|(f, _)| (f.x * scale, f.y * scale))
+        .collect();
+    FinderScan {
+        codes,
+        candidates: n,
+        plausible: !triples.is_empty()
+            || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
+        unexplained,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_positions_match_the_standard_table() {
+        assert!(alignment_positions(1).is_empty());
+        assert_eq!(alignment_positions(2), vec![6, 18]);
+        assert_eq!(alignment_positions(7), vec![6, 22, 38]);
+        assert_eq!(alignment_positions(15), vec![6, 26, 48, 70]);
+        assert_eq!(alignment_positions(32), vec![6, 34, 60, 86, 112, 138]);
+        assert_eq!(alignment_positions(36), vec![6, 24, 50, 76, 102, 128, 154]);
+        assert_eq!(alignment_positions(40), vec![6, 30, 58, 86, 114, 142, 170]);
+    }
+}

@@ -1,0 +1,305 @@
+//! The passes over one frame, from cheap to expensive, under a time budget; rqrr calls isolated so
+//! that a panic inside the library becomes "nothing found".
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use rqrr::{BitGrid, PreparedImage};
+
+use super::binarize::{self, Bitmap};
+use super::finder;
+use super::frame::{LumaFrame, Plane};
+use super::{EccLevel, Effort, ScanOptions, ScannedCode};
+
+/// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
+/// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
+const WORK_SIDE: usize = 1280;
+/// The longest side of the optional full-resolution pass (tiny codes in big photos).
+const DETAIL_SIDE: usize = 2600;
+
+/// Detect grids in a prepared rqrr image and decode each (the buffer type is private to rqrr, so
+/// this is a macro rather than a function).
+macro_rules! decode_all {
+    ($prepared:expr, $scale:expr) => {{
+        let mut codes = Vec::new();
+        for grid in $prepared.detect_grids() {
+            let corners = grid
+                .bounds
+                .map(|p| (p.x as f32 * $scale, p.y as f32 * $scale));
+            if let Some(code) = decode_grid(grid.grid, corners) {
+                codes.push(code);
+            }
+        }
+        codes
+    }};
+}
+
+pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCode> {
+    let plane = frame.to_tight();
+    match options.effort {
+        Effort::Baseline => {
+            let mut found = Vec::new();
+            rqrr_grey(&plane, 1.0, &mut found);
+            found
+        }
+        Effort::Full | Effort::Preprocessed => full(&plane, options),
+    }
+}
+
+/// A pass: what it works on, and how it turns that into codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Our finder and sampler on our local-mean bitmap of the capped plane.
+    Finder,
+    /// rqrr's own threshold on the capped plane.
+    Grey,
+    /// rqrr on our local-mean bitmap of the capped plane.
+    LocalMean,
+    /// Half the capped plane (very large modules, screens, close-ups).
+    Half,
+    /// The negative of the capped plane (light-on-dark codes).
+    Inverted,
+    /// A quarter of the capped plane.
+    Quarter,
+    /// The plane at up to DETAIL_SIDE (tiny codes in big photos).
+    Detail,
+    /// Twice the capped plane, for small frames (modules of 2–4 px).
+    Double,
+}
+
+/// How much darker than its neighbourhood's mean a pixel must be to count as dark: above sensor
+/// noise, so flat areas do not turn into speckle (which also costs the finder scan time).
+const OFFSET: i32 = 8;
+
+fn radius_for(plane: &Plane) -> usize {
+    (plane.width.max(plane.height) / 10).clamp(12, 200)
+}
+
+fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
+    let start = Instant::now();
+    let budget = Duration::from_millis(u64::from(options.time_budget_ms));
+    let deadline = start + budget;
+    let own = options.effort == Effort::Full;
+    let long_side = plane.width.max(plane.height);
+    let (work, scale) = binarize::fit(plane, WORK_SIDE);
+
+    let mut passes = vec![
+        Pass::Finder,
+        Pass::Grey,
+        Pass::LocalMean,
+        Pass::Half,
+        Pass::Inverted,
+        Pass::Quarter,
+    ];
+    if scale > 1.0 {
+        passes.push(Pass::Detail);
+    } else if long_side <= WORK_SIDE / 2 + 100 {
+        passes.push(Pass::Double);
+    }
+
+    let mut found: Vec<ScannedCode> = Vec::new();
+    let mut local_mean: Option<Bitmap> = None;
+    // Whether our finder saw finder-like patterns at the working scale that no decoded code
+    // explains (then a later pass may still find another code), and whether it saw any at all
+    // (rqrr needs three capstones too: without any, its passes at that scale are skipped).
+    let mut unexplained: Vec<(f32, f32)> = Vec::new();
+    let mut any_finder_at_work = true;
+    let mut any_candidate_at_work = true;
+    for pass in passes {
+        // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
+        // deadline between attempts), so a frame can overrun the budget by one pass.
+        if Instant::now() >= deadline {
+            break;
+        }
+        if !found.is_empty() && !options.find_all && !still_unexplained(&unexplained, &found) {
+            break;
+        }
+        match pass {
+            Pass::Finder => {
+                if own {
+                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    unexplained = seen.unexplained;
+                    any_finder_at_work = seen.plausible;
+                    any_candidate_at_work = seen.candidates > 0;
+                    merge(&mut found, seen.codes);
+                    local_mean = Some(bitmap);
+                }
+            }
+            // rqrr's own detection at the working scale runs unless our scan saw nothing
+            // finder-like at all: it reads codes whose finders ours cannot confirm (blur, odd
+            // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
+            Pass::Grey => {
+                if any_candidate_at_work {
+                    rqrr_grey(&work, scale, &mut found);
+                }
+            }
+            Pass::LocalMean => {
+                if any_finder_at_work {
+                    let bitmap = match local_mean.take() {
+                        Some(b) => b,
+                        None => binarize::local_mean_threshold(&work, radius_for(&work), OFFSET),
+                    };
+                    rqrr_bitmap(&bitmap, scale, &mut found);
+                }
+            }
+            Pass::Inverted => {
+                let inverted = binarize::invert(&work);
+                let mut any = true;
+                if own {
+                    let bitmap =
+                        binarize::local_mean_threshold(&inverted, radius_for(&work), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    any = seen.plausible;
+                    merge(&mut found, seen.codes);
+                }
+                if any {
+                    rqrr_grey(&inverted, scale, &mut found);
+                }
+            }
+            Pass::Half | Pass::Quarter => {
+                let f = if pass == Pass::Half { 2 } else { 4 };
+                if work.width >= 100 * f && work.height >= 100 * f {
+                    let small = binarize::downscale(&work, f);
+                    let s = scale * f as f32;
+                    let mut any = true;
+                    if own {
+                        let bitmap =
+                            binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+                        let seen = finder::scan_bitmap(&bitmap, s, deadline);
+                        any = seen.plausible;
+                        merge(&mut found, seen.codes);
+                    }
+                    if any {
+                        rqrr_grey(&small, s, &mut found);
+                    }
+                }
+            }
+            Pass::Detail => {
+                let f = long_side.div_ceil(DETAIL_SIDE).max(1);
+                if (f as f32) < scale {
+                    let detail = binarize::downscale(plane, f);
+                    if own {
+                        let bitmap =
+                            binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
+                        let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
+                        merge(&mut found, seen.codes);
+                    } else {
+                        rqrr_grey(&detail, f as f32, &mut found);
+                    }
+                }
+            }
+            Pass::Double => {
+                let double = binarize::upscale2(&work);
+                let mut any = true;
+                if own {
+                    let bitmap =
+                        binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
+                    any = seen.plausible;
+                    merge(&mut found, seen.codes);
+                }
+                if any {
+                    rqrr_grey(&double, 0.5, &mut found);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether three or more finder candidates lie outside every code found so far.
+fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode]) -> bool {
+    finders
+        .iter()
+        .filter(|&&p| !found.iter().any(|code| inside(&code.corners, p)))
+        .count()
+        >= 3
+}
+
+/// Whether `p` lies inside the quadrilateral (either winding).
+fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
+    let mut sign = 0.0f32;
+    for i in 0..4 {
+        let a = quad[i];
+        let b = quad[(i + 1) % 4];
+        let cross = (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0);
+        if cross != 0.0 {
+            if sign != 0.0 && cross.signum() != sign {
+                return false;
+            }
+            sign = cross.signum();
+        }
+    }
+    true
+}
+
+fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut prepared =
+            PreparedImage::prepare_from_greyscale(plane.width, plane.height, |x, y| plane.at(x, y));
+        decode_all!(prepared, scale)
+    }));
+    if let Ok(codes) = result {
+        merge(found, codes);
+    }
+}
+
+fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut prepared =
+            PreparedImage::prepare_from_bitmap(bitmap.width, bitmap.height, |x, y| {
+                bitmap.dark(x, y)
+            });
+        decode_all!(prepared, scale)
+    }));
+    if let Ok(codes) = result {
+        merge(found, codes);
+    }
+}
+
+/// Decode a sampled bit grid with rqrr (error correction included).
+pub(crate) fn decode_grid<G: BitGrid>(grid: G, corners: [(f32, f32); 4]) -> Option<ScannedCode> {
+    let grid = rqrr::Grid::new(grid);
+    let mut bytes = Vec::new();
+    let meta = catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes)))
+        .ok()?
+        .ok()?;
+    let ecc_level = match meta.ecc_level {
+        0 => Some(EccLevel::M),
+        1 => Some(EccLevel::L),
+        2 => Some(EccLevel::H),
+        3 => Some(EccLevel::Q),
+        _ => None,
+    };
+    Some(ScannedCode {
+        text: String::from_utf8(bytes.clone()).ok(),
+        bytes,
+        corners,
+        version: u8::try_from(meta.version.0).ok(),
+        ecc_level,
+    })
+}
+
+/// Add codes not already found (same payload with its centre inside an earlier one's box).
+pub(crate) fn merge(found: &mut Vec<ScannedCode>, codes: Vec<ScannedCode>) {
+    for code in codes {
+        let (cx, cy) = code.centre();
+        let duplicate = found.iter().any(|f| {
+            if f.bytes != code.bytes {
+                return false;
+            }
+            let (fx, fy) = f.centre();
+            let size = side(f).max(side(&code)).max(4.0);
+            (fx - cx).hypot(fy - cy) < size * 0.5
+        });
+        if !duplicate {
+            found.push(code);
+        }
+    }
+}
+
+fn side(code: &ScannedCode) -> f32 {
+    let [a, b, _, d] = code.corners;
+    ((b.0 - a.0).hypot(b.1 - a.1)).max((d.0 - a.0).hypot(d.1 - a.1))
+}

@@ -1,0 +1,431 @@
+//! Scanner tests on images the tests generate with the `qrcode` crate: rotation, perspective, blur,
+//! noise, low contrast, inversion, JPEG, two codes in one frame, and garbage input.
+
+use super::*;
+
+const PAYLOAD: &str = "WG1:machine:SH-2026-000123;welder:310101199001011234";
+
+/// A white canvas.
+struct Canvas {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(w: usize, h: usize, value: u8) -> Self {
+        Self {
+            w,
+            h,
+            px: vec![value; w * h],
+        }
+    }
+
+    fn frame(&self) -> LumaFrame<'_> {
+        LumaFrame::new(&self.px, self.w as u32, self.h as u32, self.w as u32)
+    }
+
+    fn get(&self, x: f32, y: f32) -> f32 {
+        let xi = x.floor();
+        let yi = y.floor();
+        let fx = x - xi;
+        let fy = y - yi;
+        let p = |x: f32, y: f32| -> f32 {
+            if x < 0.0 || y < 0.0 || x >= self.w as f32 || y >= self.h as f32 {
+                255.0
+            } else {
+                f32::from(self.px[y as usize * self.w + x as usize])
+            }
+        };
+        let top = p(xi, yi) * (1.0 - fx) + p(xi + 1.0, yi) * fx;
+        let bottom = p(xi, yi + 1.0) * (1.0 - fx) + p(xi + 1.0, yi + 1.0) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+}
+
+/// Draw `text` as a QR code with `module` px per module at (ox, oy), dark = `dark`, light = `light`.
+fn draw_code(
+    canvas: &mut Canvas,
+    text: &str,
+    module: usize,
+    ox: usize,
+    oy: usize,
+    dark: u8,
+    light: u8,
+) {
+    let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+    let n = code.width();
+    let colors = code.to_colors();
+    let quiet = 4;
+    for my in 0..n + 2 * quiet {
+        for mx in 0..n + 2 * quiet {
+            let is_dark = mx >= quiet
+                && my >= quiet
+                && mx - quiet < n
+                && my - quiet < n
+                && colors[(my - quiet) * n + (mx - quiet)] == qrcode::Color::Dark;
+            for dy in 0..module {
+                for dx in 0..module {
+                    let x = ox + mx * module + dx;
+                    let y = oy + my * module + dy;
+                    if x < canvas.w && y < canvas.h {
+                        canvas.px[y * canvas.w + x] = if is_dark { dark } else { light };
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn code_canvas(text: &str, module: usize) -> Canvas {
+    let n = qrcode::QrCode::new(text.as_bytes()).unwrap().width();
+    let side = (n + 8) * module + 40;
+    let mut canvas = Canvas::new(side, side, 255);
+    draw_code(&mut canvas, text, module, 20, 20, 0, 255);
+    canvas
+}
+
+/// Map every output pixel through `inverse` (output → source coordinates).
+fn warp(src: &Canvas, w: usize, h: usize, inverse: impl Fn(f32, f32) -> (f32, f32)) -> Canvas {
+    let mut out = Canvas::new(w, h, 255);
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = inverse(x as f32, y as f32);
+            out.px[y * w + x] = src.get(sx, sy).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+fn rotate(src: &Canvas, degrees: f32) -> Canvas {
+    let side = ((src.w.max(src.h) as f32) * 1.5) as usize;
+    let (s, c) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (side as f32 / 2.0, side as f32 / 2.0);
+    let (scx, scy) = (src.w as f32 / 2.0, src.h as f32 / 2.0);
+    warp(src, side, side, |x, y| {
+        let (dx, dy) = (x - cx, y - cy);
+        (c * dx + s * dy + scx, -s * dx + c * dy + scy)
+    })
+}
+
+/// A true perspective view: the label's square outline seen as a keystone quadrilateral
+/// (camera looking up and from the side).
+fn perspective(src: &Canvas) -> Canvas {
+    let (w, h) = (src.w as f64, src.h as f64);
+    let out = [
+        (0.22 * w, 0.08 * h),
+        (0.82 * w, 0.0),
+        (w, h),
+        (0.0, 0.9 * h),
+    ];
+    let square = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let inverse = super::finder::Homography::quad_to_quad(out, square).unwrap();
+    warp(src, src.w, src.h, |x, y| {
+        let (sx, sy) = inverse.apply(f64::from(x), f64::from(y));
+        (sx as f32, sy as f32)
+    })
+}
+
+fn box_blur(src: &Canvas, radius: usize) -> Canvas {
+    let mut out = Canvas::new(src.w, src.h, 255);
+    for y in 0..src.h {
+        for x in 0..src.w {
+            let mut sum = 0u32;
+            let mut count = 0u32;
+            for yy in y.saturating_sub(radius)..(y + radius + 1).min(src.h) {
+                for xx in x.saturating_sub(radius)..(x + radius + 1).min(src.w) {
+                    sum += u32::from(src.px[yy * src.w + xx]);
+                    count += 1;
+                }
+            }
+            out.px[y * src.w + x] = (sum / count) as u8;
+        }
+    }
+    out
+}
+
+fn add_noise(src: &mut Canvas, amplitude: i32, seed: u64) {
+    let mut state = seed;
+    for p in &mut src.px {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = ((state >> 33) % (2 * amplitude as u64 + 1)) as i32 - amplitude;
+        *p = (i32::from(*p) + r).clamp(0, 255) as u8;
+    }
+}
+
+fn texts(codes: &[ScannedCode]) -> Vec<String> {
+    codes.iter().filter_map(|c| c.text.clone()).collect()
+}
+
+/// Options with a budget large enough for unoptimised test builds (the budget is a safety net;
+/// these tests check what the passes can read, not how fast).
+fn opts() -> ScanOptions {
+    ScanOptions {
+        time_budget_ms: 60_000,
+        ..ScanOptions::default()
+    }
+}
+
+fn scan(canvas: &Canvas) -> Vec<ScannedCode> {
+    scan_luma(&canvas.frame(), &opts()).unwrap()
+}
+
+#[test]
+fn reads_a_clean_code_with_corners() {
+    let canvas = code_canvas(PAYLOAD, 6);
+    let codes = scan(&canvas);
+    assert_eq!(texts(&codes), vec![PAYLOAD.to_owned()]);
+    let code = &codes[0];
+    assert_eq!(code.bytes, PAYLOAD.as_bytes());
+    assert!(code.version.is_some());
+    // The code starts at 20 + 4 quiet modules of 6 px.
+    let (x0, y0) = code.corners[0];
+    assert!(
+        (x0 - 44.0).abs() < 8.0 && (y0 - 44.0).abs() < 8.0,
+        "{:?}",
+        code.corners
+    );
+}
+
+#[test]
+fn reads_rotated_codes() {
+    let canvas = code_canvas(PAYLOAD, 6);
+    for degrees in [30.0, 90.0, 135.0, 200.0] {
+        let rotated = rotate(&canvas, degrees);
+        assert_eq!(
+            texts(&scan(&rotated)),
+            vec![PAYLOAD.to_owned()],
+            "{degrees}°"
+        );
+    }
+}
+
+#[test]
+fn reads_a_code_in_perspective() {
+    let canvas = code_canvas(PAYLOAD, 7);
+    let skewed = perspective(&canvas);
+    assert_eq!(texts(&scan(&skewed)), vec![PAYLOAD.to_owned()]);
+}
+
+#[test]
+fn reads_a_blurred_noisy_low_contrast_code() {
+    let canvas = code_canvas(PAYLOAD, 6);
+    let mut blurred = box_blur(&canvas, 2);
+    // Squeeze into 90..160 (contrast 70 of 255) and add noise.
+    for p in &mut blurred.px {
+        *p = 90 + (u32::from(*p) * 70 / 255) as u8;
+    }
+    add_noise(&mut blurred, 12, 42);
+    assert_eq!(texts(&scan(&blurred)), vec![PAYLOAD.to_owned()]);
+}
+
+#[test]
+fn reads_an_inverted_code() {
+    let mut canvas = code_canvas(PAYLOAD, 6);
+    for p in &mut canvas.px {
+        *p = 255 - *p;
+    }
+    assert_eq!(texts(&scan(&canvas)), vec![PAYLOAD.to_owned()]);
+}
+
+#[test]
+fn reads_a_code_under_a_light_gradient() {
+    // One side of the label in shade, the other in glare.
+    let canvas = code_canvas(PAYLOAD, 6);
+    let mut lit = Canvas::new(canvas.w, canvas.h, 255);
+    for y in 0..canvas.h {
+        for x in 0..canvas.w {
+            let light = 0.25 + 0.75 * x as f32 / canvas.w as f32;
+            let v = f32::from(canvas.px[y * canvas.w + x]) * light + 30.0 * light;
+            lit.px[y * canvas.w + x] = v.clamp(0.0, 255.0) as u8;
+        }
+    }
+    assert_eq!(texts(&scan(&lit)), vec![PAYLOAD.to_owned()]);
+}
+
+#[test]
+fn reads_two_codes_in_one_frame() {
+    let a = "WG1:machine:A";
+    let b = "WG1:welder:B";
+    let mut canvas = Canvas::new(640, 320, 255);
+    draw_code(&mut canvas, a, 6, 10, 40, 0, 255);
+    draw_code(&mut canvas, b, 6, 340, 40, 0, 255);
+    let options = ScanOptions {
+        find_all: true,
+        ..opts()
+    };
+    let mut found = texts(&scan_luma(&canvas.frame(), &options).unwrap());
+    found.sort();
+    assert_eq!(found, vec![a.to_owned(), b.to_owned()]);
+}
+
+#[test]
+fn reads_a_frame_with_padding_in_its_stride() {
+    let canvas = code_canvas(PAYLOAD, 5);
+    let stride = canvas.w + 13;
+    let mut data = vec![0u8; stride * canvas.h];
+    for y in 0..canvas.h {
+        data[y * stride..y * stride + canvas.w]
+            .copy_from_slice(&canvas.px[y * canvas.w..(y + 1) * canvas.w]);
+    }
+    let frame = LumaFrame::new(&data, canvas.w as u32, canvas.h as u32, stride as u32);
+    assert_eq!(
+        texts(&scan_luma(&frame, &opts()).unwrap()),
+        vec![PAYLOAD.to_owned()]
+    );
+}
+
+#[test]
+fn reads_a_jpeg_and_a_png_file() {
+    let canvas = code_canvas(PAYLOAD, 5);
+    let blurred = box_blur(&canvas, 1);
+    let img =
+        image::GrayImage::from_raw(blurred.w as u32, blurred.h as u32, blurred.px.clone()).unwrap();
+    for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, format).unwrap();
+        let codes = scan_image_bytes(bytes.get_ref(), &opts()).unwrap();
+        assert_eq!(texts(&codes), vec![PAYLOAD.to_owned()], "{format:?}");
+    }
+}
+
+#[test]
+fn an_empty_scene_gives_no_code() {
+    let mut canvas = Canvas::new(320, 240, 128);
+    add_noise(&mut canvas, 40, 3);
+    assert!(scan(&canvas).is_empty());
+}
+
+#[test]
+fn garbage_frames_are_errors() {
+    let data = vec![0u8; 100];
+    let zero = LumaFrame::new(&data, 0, 10, 10);
+    assert_eq!(
+        scan_luma(&zero, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.empty_frame"
+    );
+    let narrow = LumaFrame::new(&data, 10, 10, 5);
+    assert_eq!(
+        scan_luma(&narrow, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.stride_too_small"
+    );
+    let short = LumaFrame::new(&data, 10, 11, 10);
+    assert_eq!(
+        scan_luma(&short, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.buffer_too_short"
+    );
+    let huge = LumaFrame::new(&data, 20_000, 20_000, 20_000);
+    assert_eq!(
+        scan_luma(&huge, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.too_large"
+    );
+}
+
+#[test]
+fn garbage_files_are_errors() {
+    let canvas = code_canvas(PAYLOAD, 4);
+    let img =
+        image::GrayImage::from_raw(canvas.w as u32, canvas.h as u32, canvas.px.clone()).unwrap();
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+
+    let truncated = &png[..png.len() / 2];
+    assert_eq!(
+        scan_image_bytes(truncated, &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.image_decode"
+    );
+    assert_eq!(
+        scan_image_bytes(b"not an image", &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.unsupported_format"
+    );
+    assert_eq!(
+        scan_image_bytes(&[], &ScanOptions::default())
+            .unwrap_err()
+            .code(),
+        "scan.unsupported_format"
+    );
+
+    // A PNG header claiming 20000×20000: refused from the header, before any pixel buffer.
+    let mut claim = png[..33].to_vec();
+    claim[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+    claim[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+    let err = scan_image_bytes(&claim, &ScanOptions::default()).unwrap_err();
+    assert!(
+        matches!(err.code(), "scan.too_large" | "scan.image_decode"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn every_error_explains_itself_in_both_languages() {
+    let errors = [
+        ScanError::EmptyFrame {
+            width: 0,
+            height: 1,
+        },
+        ScanError::StrideTooSmall {
+            stride: 1,
+            width: 2,
+        },
+        ScanError::BufferTooShort { needed: 2, got: 1 },
+        ScanError::TooLarge {
+            width: 20_000,
+            height: 20_000,
+            max_dimension: MAX_DIMENSION,
+            max_pixels: MAX_PIXELS,
+        },
+        ScanError::UnsupportedFormat,
+        ScanError::ImageDecode("x".to_owned()),
+    ];
+    for e in errors {
+        assert!(e.code().starts_with("scan."));
+        assert!(!e.message_zh().is_empty() && !e.message_en().is_empty());
+    }
+}
+
+#[test]
+fn baseline_effort_is_plain_rqrr() {
+    let canvas = code_canvas(PAYLOAD, 6);
+    let options = ScanOptions {
+        effort: Effort::Baseline,
+        ..ScanOptions::default()
+    };
+    assert_eq!(
+        texts(&scan_luma(&canvas.frame(), &options).unwrap()),
+        vec![PAYLOAD.to_owned()]
+    );
+}
+
+#[test]
+fn own_finder_reads_a_clean_code_alone() {
+    // Our localisation and sampling alone (no rqrr detection) on our own threshold.
+    let canvas = code_canvas(PAYLOAD, 6);
+    let plane = super::frame::Plane {
+        width: canvas.w,
+        height: canvas.h,
+        pixels: canvas.px.clone(),
+    };
+    let bitmap = super::binarize::local_mean_threshold(&plane, plane.width / 10, 3);
+    let seen = super::finder::scan_bitmap(
+        &bitmap,
+        1.0,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
+    assert!(seen.plausible);
+    assert_eq!(texts(&seen.codes), vec![PAYLOAD.to_owned()]);
+}
