@@ -51,6 +51,11 @@ impl Fx {
         }
     }
 
+    /// The approver's device key.
+    pub(crate) fn approver(&self) -> &SoftwareSigner {
+        &self.approver
+    }
+
     fn approver_role(&self) -> String {
         self.profile
             .level(PermitLevel::Level2)
