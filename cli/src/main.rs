@@ -36,6 +36,8 @@ enum Command {
     Keys(cmd::keys::KeysArgs),
     /// Signed QR codes: issue machine labels and welder credentials, verify scanned texts.
     Code(cmd::code::CodeArgs),
+    /// Hot-work permits: draft, sign each step, show, list, verify, site code.
+    Permit(cmd::permit::PermitArgs),
 }
 
 fn main() {
@@ -47,6 +49,7 @@ fn main() {
         Command::Outbox(args) => cmd::outbox::run(args, &out),
         Command::Keys(args) => cmd::keys::run(args, &out),
         Command::Code(args) => cmd::code::run(args, &out),
+        Command::Permit(args) => cmd::permit::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

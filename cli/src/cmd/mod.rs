@@ -4,4 +4,5 @@ pub mod code;
 pub mod id;
 pub mod keys;
 pub mod outbox;
+pub mod permit;
 pub mod registry;
