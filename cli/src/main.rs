@@ -38,6 +38,8 @@ enum Command {
     Code(cmd::code::CodeArgs),
     /// Hot-work permits: draft, sign each step, show, list, verify, site code.
     Permit(cmd::permit::PermitArgs),
+    /// On-site inspections: record (scans, permit, observations; sealed) and list.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 fn main() {
@@ -50,6 +52,7 @@ fn main() {
         Command::Keys(args) => cmd::keys::run(args, &out),
         Command::Code(args) => cmd::code::run(args, &out),
         Command::Permit(args) => cmd::permit::run(args, &out),
+        Command::Inspect(args) => cmd::inspect::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod id;
+pub mod inspect;
 pub mod keys;
 pub mod outbox;
 pub mod permit;
