@@ -1,6 +1,6 @@
 //! `weldguard permit …`: run a hot-work permit (动火作业许可) from the shell: make a device key,
 //! draft, submit, check on site, approve, record gas analyses, start, suspend, resume, complete,
-//! close, reject, cancel; show, list and verify stored permits; make the permit's site code.
+//! close, reject, cancel, expire; show, list and verify stored permits; make the permit's site code.
 //!
 //! Every step is checked by the core's life-cycle rules under the permit's rule profile and saved
 //! with its outbox entry in one transaction; a refused step prints one line and changes nothing.
@@ -284,6 +284,11 @@ enum PermitCommand {
         /// JSON list of post-work checklist answers.
         #[arg(long)]
         answers: PathBuf,
+    },
+    /// Mark an approved, active or suspended permit expired (at or after its validity end).
+    Expire {
+        #[command(flatten)]
+        step: PlainStepArgs,
     },
     /// Reject a submitted or checked permit.
     Reject {
@@ -1084,6 +1089,10 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
         PermitCommand::Complete { step: s } => {
             let at = time_or_now(s.at.as_deref())?;
             step(&s.data, &s.id, out, |_, _| Ok(Action::Complete { at }))
+        }
+        PermitCommand::Expire { step: s } => {
+            let at = time_or_now(s.at.as_deref())?;
+            step(&s.data, &s.id, out, |_, _| Ok(Action::Expire { at }))
         }
         PermitCommand::Reject {
             step: s,
