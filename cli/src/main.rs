@@ -42,6 +42,10 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Read the QR codes in image files, or live from a camera.
     Scan(cmd::scan::ScanArgs),
+    /// Hot-work permits: draft, sign each step, show, list, verify, site code.
+    Permit(cmd::permit::PermitArgs),
+    /// On-site inspections: record (scans, permit, observations; sealed) and list.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 fn main() {
@@ -56,6 +60,8 @@ fn main() {
         Command::Decide(args) => cmd::decide::run(*args, &out),
         Command::Demo(args) => cmd::demo::run(args, &out),
         Command::Scan(args) => cmd::scan::run(args, &out),
+        Command::Permit(args) => cmd::permit::run(args, &out),
+        Command::Inspect(args) => cmd::inspect::run(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -593,4 +593,4 @@ impl Inspection {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

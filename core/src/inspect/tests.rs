@@ -5,7 +5,7 @@ use crate::codes::signer::SoftwareSigner;
 use crate::domain::{MachineKind, OperationCategory};
 use crate::permit::tests::{Fx, actor, t};
 
-fn credential() -> WelderCredential {
+pub(crate) fn credential() -> WelderCredential {
     WelderCredential {
         certificate_no: "T370983199001011234".into(),
         id_number: "370983199001011234".into(),
@@ -19,7 +19,7 @@ fn credential() -> WelderCredential {
     }
 }
 
-fn label(class: MachineClass) -> MachineLabel {
+pub(crate) fn label(class: MachineClass) -> MachineLabel {
     MachineLabel {
         machine_id: "M-370983-0001".into(),
         kind: MachineKind::Arc,
@@ -30,7 +30,7 @@ fn label(class: MachineClass) -> MachineLabel {
     }
 }
 
-fn input<'a>(fx: &Fx, permit: Option<&'a Permit>) -> InspectionInput<'a> {
+pub(crate) fn input<'a>(fx: &Fx, permit: Option<&'a Permit>) -> InspectionInput<'a> {
     let observations = fx
         .catalog
         .items

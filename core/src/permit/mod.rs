@@ -6,6 +6,7 @@
 //! Everything here is pure: time is passed in as Unix seconds, no clock reads, no I/O.
 
 pub mod catalog;
+pub mod code;
 pub mod finding;
 pub mod lifecycle;
 pub mod model;
@@ -16,6 +17,9 @@ pub mod start_work;
 pub use catalog::{
     AnswerProblem, AnswerValue, Catalog, CatalogItem, ChecklistAnswer, Evidence,
     EvidenceRequirement, GasReading, PersonRole, Section, Severity,
+};
+pub use code::{
+    PermitCodeClaims, PermitCodeError, check_against_permit, issue_permit_code, read_permit_code,
 };
 pub use finding::{Finding, FindingCode};
 pub use lifecycle::{Action, MACHINE_DISTANCE_KEY, RuleContext, next_state};

@@ -51,6 +51,11 @@ impl Fx {
         }
     }
 
+    /// The approver's device key.
+    pub(crate) fn approver(&self) -> &SoftwareSigner {
+        &self.approver
+    }
+
     fn approver_role(&self) -> String {
         self.profile
             .level(PermitLevel::Level2)
@@ -139,7 +144,7 @@ impl Fx {
     }
 
     /// A valid action of each kind for a permit in the fixture's standard timeline.
-    fn action(&self, kind: ActionKind) -> Action<'_> {
+    pub(crate) fn action(&self, kind: ActionKind) -> Action<'_> {
         match kind {
             ActionKind::Edit => Action::Edit {
                 content: Box::new(self.content()),
@@ -201,7 +206,7 @@ impl Fx {
         }
     }
 
-    fn draft(&self) -> Permit {
+    pub(crate) fn draft(&self) -> Permit {
         Permit::draft(
             self.content(),
             &self.ctx(),

@@ -12,6 +12,7 @@
 mod error;
 pub mod import;
 pub mod outbox;
+pub mod permits;
 pub mod records;
 pub mod registry;
 pub mod schema;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
+pub use permits::{PermitStoreError, StoredInspection, StoredPermitStep};
 pub use records::{NewWorkSession, RecordKind, WorkSession};
 pub use registry::{ChangeCounts, RegistryChange, RegistryStats, SyncCursor, TrustedIssuerKey};
 

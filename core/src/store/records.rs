@@ -16,12 +16,18 @@ use super::{Store, StoreError};
 pub enum RecordKind {
     /// A start-work decision and the work it let start (or refused).
     WorkSession,
+    /// One life-cycle step of a hot-work permit (the payload carries the whole new permit).
+    PermitStep,
+    /// A sealed inspection record.
+    Inspection,
 }
 
 impl RecordKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::WorkSession => "work_session",
+            RecordKind::PermitStep => "permit_step",
+            RecordKind::Inspection => "inspection",
         }
     }
 }

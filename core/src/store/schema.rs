@@ -22,11 +22,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "registry cache, sync cursors, outbox, work sessions",
-    sql: include_str!("schema/v1.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "registry cache, sync cursors, outbox, work sessions",
+        sql: include_str!("schema/v1.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "hot-work permits, their life-cycle steps, inspections",
+        sql: include_str!("schema/v2.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -111,7 +118,10 @@ mod tests {
     use crate::store::test_support::TempDir;
 
     /// Frozen snapshots of every shipped schema version, oldest first.
-    const FROZEN: &[(u32, &str)] = &[(1, include_str!("schema/frozen/v1.sql"))];
+    const FROZEN: &[(u32, &str)] = &[
+        (1, include_str!("schema/frozen/v1.sql")),
+        (2, include_str!("schema/frozen/v2.sql")),
+    ];
 
     /// The schema as SQLite stores it, normalised: (type, name, table, sql) sorted by name.
     fn schema_of(conn: &Connection) -> Vec<(String, String, String, String)> {
@@ -214,7 +224,7 @@ mod tests {
 
     /// The framework itself, with a genuine second step that exists only in this test.
     const TEST_V2: Migration = Migration {
-        version: 2,
+        version: 3,
         description: "test-only: machine notes",
         sql: "ALTER TABLE machines ADD COLUMN note TEXT; \
               UPDATE machines SET note = 'migrated';",
@@ -230,15 +240,15 @@ mod tests {
             [],
         )
         .unwrap();
-        let migrations = [MIGRATIONS[0], TEST_V2];
-        assert_eq!(migrate(&mut conn, &migrations).unwrap(), 2);
+        let migrations = [MIGRATIONS[0], MIGRATIONS[1], TEST_V2];
+        assert_eq!(migrate(&mut conn, &migrations).unwrap(), 3);
         let note: String = conn
             .query_row("SELECT note FROM machines", [], |r| r.get(0))
             .unwrap();
         assert_eq!(note, "migrated");
-        assert_eq!(read_header(&conn).unwrap().version, 2);
+        assert_eq!(read_header(&conn).unwrap().version, 3);
         // Running again is a no-op.
-        assert_eq!(migrate(&mut conn, &migrations).unwrap(), 2);
+        assert_eq!(migrate(&mut conn, &migrations).unwrap(), 3);
     }
 
     #[test]
