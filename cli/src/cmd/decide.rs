@@ -87,7 +87,7 @@ pub fn run(args: DecideArgs, out: &Output) -> Result<(), Failure> {
         machine_text: &machine_text,
         welder_text: &welder_text,
         permit: PermitContext {
-            permit: None,
+            source: &store,
             site_id: &args.site,
         },
         at,

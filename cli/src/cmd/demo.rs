@@ -279,7 +279,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         machine_text: &scanned_texts[0],
         welder_text: &scanned_texts[2],
         permit: PermitContext {
-            permit: None,
+            source: &store,
             site_id: SITE,
         },
         at: now,

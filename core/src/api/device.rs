@@ -106,7 +106,7 @@ impl Device {
                 machine_text: &machine_text,
                 welder_text: &welder_text,
                 permit: PermitContext {
-                    permit: None,
+                    source: &self.store,
                     site_id: &site_id,
                 },
                 at,

@@ -18,18 +18,53 @@ use crate::rules::{
     Decision, Finding, MachineEvidence, RegistryView, Severity, StartWorkRequest, WelderEvidence,
     WorkTime, decide_start_work,
 };
+use crate::store::Store;
+
+/// Where the permit for a welder at a site comes from: the device database, or a permit given
+/// directly (tests, a permit scanned and checked by the caller).
+pub trait PermitSource {
+    /// The permit to check for this welder at this site at `at` (Unix seconds), already
+    /// signature-checked; an error (e.g. a tampered stored permit) is a refusal with its reason.
+    fn permit_for(
+        &self,
+        site_id: &str,
+        certificate_no: &str,
+        at: i64,
+    ) -> Result<Option<Permit>, Finding>;
+}
+
+/// A permit handed over directly (or none).
+#[derive(Debug, Clone, Copy)]
+pub struct GivenPermit<'a>(pub Option<&'a Permit>);
+
+impl PermitSource for GivenPermit<'_> {
+    fn permit_for(&self, _site: &str, _cert: &str, _at: i64) -> Result<Option<Permit>, Finding> {
+        Ok(self.0.cloned())
+    }
+}
+
+impl PermitSource for Store {
+    fn permit_for(
+        &self,
+        site_id: &str,
+        certificate_no: &str,
+        at: i64,
+    ) -> Result<Option<Permit>, Finding> {
+        self.permit_to_check(site_id, certificate_no, at)
+            .map_err(|e| Finding::from_explain(&e, Severity::Deny))
+    }
+}
 
 /// The hot-work permit part of a start-work question.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct PermitContext<'a> {
-    /// The permit the work runs under, already loaded and signature-checked, if there is one.
-    pub permit: Option<&'a Permit>,
+    pub source: &'a dyn PermitSource,
     /// The site where the work happens.
     pub site_id: &'a str,
 }
 
 /// One scan-to-start question.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ScanToStart<'a> {
     /// The text scanned from the machine's label.
     pub machine_text: &'a str,
@@ -136,12 +171,30 @@ pub fn scan_to_start<R: RegistryView + ?Sized>(
         (_, Some(id)) => registry.machine(id).ok().flatten().map(|m| m.class),
         _ => None,
     };
+    let mut permit_id = None;
     if let (Some(class), Some(mid), Some(cert)) = (
         machine_class,
         machine_id.as_deref(),
         certificate_no.as_deref(),
     ) {
-        extra.extend(permit_part(question.permit, cert, mid, class, now));
+        match question
+            .permit
+            .source
+            .permit_for(question.permit.site_id, cert, now)
+        {
+            Ok(permit) => {
+                permit_id = permit.as_ref().map(|p| p.content.permit_id.clone());
+                extra.extend(permit_part(
+                    permit.as_ref(),
+                    question.permit.site_id,
+                    cert,
+                    mid,
+                    class,
+                    now,
+                ));
+            }
+            Err(finding) => extra.push(finding),
+        }
     }
 
     let decision = match (&machine, &welder) {
@@ -189,25 +242,19 @@ pub fn scan_to_start<R: RegistryView + ?Sized>(
         welder,
         machine_id,
         certificate_no,
-        permit_id: question.permit.permit.map(|p| p.content.permit_id.clone()),
+        permit_id,
     }
 }
 
 fn permit_part(
-    context: PermitContext<'_>,
+    permit: Option<&Permit>,
+    site_id: &str,
     certificate_no: &str,
     machine_id: &str,
     class: MachineClass,
     now: i64,
 ) -> Vec<Finding> {
-    let check = permit_findings(
-        context.permit,
-        certificate_no,
-        machine_id,
-        class,
-        context.site_id,
-        now,
-    );
+    let check = permit_findings(permit, certificate_no, machine_id, class, site_id, now);
     check
         .findings
         .iter()

@@ -119,7 +119,7 @@ impl World {
             machine_text,
             welder_text,
             permit: PermitContext {
-                permit,
+                source: &GivenPermit(permit),
                 site_id: SITE,
             },
             at: at(now),
