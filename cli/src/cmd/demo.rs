@@ -28,7 +28,7 @@ use weldguard_core::permit::{
     Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
     MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, PermitState, Person,
     PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar, WorkConditions,
-    issue_permit_code,
+    check_against_permit, issue_permit_code, read_permit_code,
 };
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
@@ -361,12 +361,14 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     say(
         out,
         &format!(
-            "4. 动火作业证 {permit_id}：起草 → 提交（{}）→ 现场确认“十不准、九必须” → 现场审批，作业证码已保存为 PNG",
-            level_name(&permit, true)
+            "4. 动火作业证 {permit_id}：起草 → 提交（{}）→ 现场确认“十不准、九必须” → 现场审批；作业证码：{}",
+            level_name(&permit, true),
+            code_png.display()
         ),
         &format!(
-            "4. Hot-work permit {permit_id}: drafted → submitted ({}) → checked on site (ten prohibitions, nine musts) → approved on site; its site code saved as PNG",
-            level_name(&permit, false)
+            "4. Hot-work permit {permit_id}: drafted → submitted ({}) → checked on site (ten prohibitions, nine musts) → approved on site; site code: {}",
+            level_name(&permit, false),
+            code_png.display()
         ),
     );
 
@@ -404,17 +406,18 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         },
         out,
     )?;
+    let watch = (t_close - t_complete).num_minutes();
     say(
         out,
         &format!(
-            "6. 开始作业 {} → 作业结束 {} → 监护35分钟后完工验收、关闭作业证 {}：{}",
+            "6. 开始作业 {} → 作业结束 {} → 监护{watch}分钟后完工验收、关闭作业证 {}：{}",
             china_time(t_start.timestamp()),
             china_time(t_complete.timestamp()),
             china_time(t_close.timestamp()),
             closed.state.name_zh()
         ),
         &format!(
-            "6. Work started {} → completed {} → after a 35-minute fire watch, checked and closed {}: {}",
+            "6. Work started {} → completed {} → after a {watch}-minute fire watch, checked and closed {}: {}",
             china_time(t_start.timestamp()),
             china_time(t_complete.timestamp()),
             china_time(t_close.timestamp()),
@@ -835,6 +838,10 @@ fn approved_permit(
         .map_err(|e| explained(&e, out, false))?;
     let png = dir.join("permit.png");
     write_png(&text, EcLevel::M, &png)?;
+    // The printed site code reads back and matches the stored permit.
+    let scanned = scan_png(&png)?.unwrap_or_default();
+    let claims = read_permit_code(&scanned).map_err(|e| explained(&e, out, false))?;
+    check_against_permit(&claims, &approved).map_err(|e| explained(&e, out, false))?;
     Ok((approved, png))
 }
 
@@ -916,7 +923,11 @@ fn inspect(
                 VerifiedClaims::Presentation { credential, .. } => ScanOutcome::Verified {
                     claims: credential.credential,
                 },
-                VerifiedClaims::MachineLabel(_) => ScanOutcome::NotScanned,
+                VerifiedClaims::MachineLabel(_) => ScanOutcome::Failed {
+                    code: "inspect.wrong_code_kind".into(),
+                    message_zh: "扫描的不是人员码".into(),
+                    message_en: "the scanned code is not a welder credential".into(),
+                },
             },
             Err(e) => ScanOutcome::failed(&e),
         };
@@ -924,7 +935,11 @@ fn inspect(
         match verifier.verify(machine_text, at.timestamp(), &mut replay) {
             Ok(code) => match code.claims {
                 VerifiedClaims::MachineLabel(m) => ScanOutcome::Verified { claims: m },
-                _ => ScanOutcome::NotScanned,
+                _ => ScanOutcome::Failed {
+                    code: "inspect.wrong_code_kind".into(),
+                    message_zh: "扫描的不是设备码".into(),
+                    message_en: "the scanned code is not a machine label".into(),
+                },
             },
             Err(e) => ScanOutcome::failed(&e),
         };
