@@ -1,29 +1,45 @@
 //! `weldguard demo`: the main job end to end on an embedded default (a fresh folder, SQLite, software
 //! keys): an issuer key; a machine label, a welder credential and a live presentation printed as PNG
 //! QR images; the images scanned back and verified; the start-work decision (扫码开机) printed in
-//! Chinese and English and recorded with its outbox entry.
+//! Chinese and English and recorded with its outbox entry. It is denied (no hot-work permit); a
+//! permit is then walked from draft to approved, the decision is asked again and allowed, the work
+//! starts, completes and the permit is closed after the post-work watch; an inspection finds
+//! violations; finally the outbox shows every record waiting for upload.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{Days, Utc};
+use chrono::{DateTime, Days, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use clap::Args;
 use qrcode::EcLevel;
 use serde::Serialize;
 use weldguard_core::codes::{
     DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SoftwareSigner, TrustStore,
-    TrustedKey, Verifier, issue_credential, issue_machine_label, present,
+    TrustedKey, VerifiedClaims, Verifier, issue_credential, issue_machine_label, present,
 };
 use weldguard_core::domain::{
     Binding, Explain, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel,
     MachineStatus, OperationCategory, WelderCredential,
 };
+use weldguard_core::inspect::{
+    Inspection, InspectionInput, Observation, Outcome, ScanOutcome, Violation, assess,
+};
+use weldguard_core::permit::{
+    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
+    MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, PermitState, Person,
+    PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar, WorkConditions,
+    check_against_permit, issue_permit_code, read_permit_code,
+};
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
 use weldguard_core::startwork::{PermitContext, ScanToStart, scan_to_start};
+use weldguard_core::store::outbox::OutboxCounts;
+use weldguard_core::store::records::new_record_id;
 use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
 
 use crate::cmd::code::write_png;
 use crate::cmd::decide::{DecideAnswer, human};
+use crate::cmd::permit::{explained, now_ms, permit_store_failure};
 use crate::output::{Failure, Lang, Output};
 
 #[derive(Debug, Args)]
@@ -36,14 +52,46 @@ pub struct DemoArgs {
 const ORG: &str = "91370983MA3C4X1Y2K";
 const MACHINE_ID: &str = "370983-DH-2024-000123";
 const SITE: &str = "site-370983-001";
+const SITE_LAT: f64 = 36.182;
+const SITE_LON: f64 = 116.772;
+/// The demo site is a construction site: no gas analysis, no night escalation.
+const PROFILE: &str = "construction";
 
 /// What the demo did, for `--json`.
 #[derive(Serialize)]
 struct DemoReport {
     dir: String,
     images: Vec<ScannedImage>,
+    /// The first start-work decision (no permit yet: denied).
     decision: DecideAnswer,
+    /// Records waiting for upload (the same as `outbox.pending`).
     outbox_pending: u64,
+    permit: PermitReport,
+    /// The decision asked again once the permit is approved.
+    second_decision: DecideAnswer,
+    inspection: InspectionReport,
+    outbox: OutboxCounts,
+    /// Pending outbox entries by record kind.
+    outbox_by_kind: BTreeMap<String, u64>,
+}
+
+#[derive(Serialize)]
+struct PermitReport {
+    permit_id: String,
+    /// The final state (closed).
+    state: PermitState,
+    level: PermitLevel,
+    /// Saved steps, draft included.
+    steps: usize,
+    /// The permit's site code as a PNG.
+    code_png: String,
+}
+
+#[derive(Serialize)]
+struct InspectionReport {
+    inspection_id: String,
+    violations: Vec<Violation>,
+    report_required: bool,
 }
 
 #[derive(Serialize)]
@@ -111,7 +159,13 @@ fn registry(credential: &WelderCredential) -> Vec<RegistryChange> {
 fn scan_png(path: &Path) -> Result<Option<String>, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| fail("demo.read", format!("cannot read {}: {e}", path.display())))?;
-    let codes = scan_image_bytes(&bytes, &ScanOptions::default()).map_err(|e| {
+    // A printed label, not a live camera: no need to hurry (a debug build on a busy machine can
+    // spend the default budget before the pass that reads it).
+    let options = ScanOptions {
+        time_budget_ms: 5_000,
+        ..ScanOptions::default()
+    };
+    let codes = scan_image_bytes(&bytes, &options).map_err(|e| {
         fail(
             "demo.scan",
             format!("{}: {}", path.display(), e.message_en()),
@@ -122,6 +176,9 @@ fn scan_png(path: &Path) -> Result<Option<String>, Failure> {
 
 pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let now = Utc::now();
+    // The story starts two and a half hours ago, so that the work, the 30-minute fire watch after
+    // it and the inspection all lie in the past or now.
+    let t0 = now - Duration::minutes(150);
     let today = WorkTime::china(now).local_date;
     let dir = demo_dir(args.dir)?;
     say(
@@ -134,7 +191,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let issuer = IssuerKey::generate(IssuerAlg::EdDSA).map_err(|e| fail("demo.key", e))?;
     let mut trust = TrustStore::new();
     trust
-        .add(TrustedKey::for_key(&issuer, now.timestamp() - 86_400, None))
+        .add(TrustedKey::for_key(&issuer, t0.timestamp() - 86_400, None))
         .map_err(|e| fail("demo.key", e))?;
     std::fs::write(dir.join("trust.json"), trust.to_json()).map_err(|e| fail("demo.write", e))?;
     say(
@@ -167,22 +224,22 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         class: MachineClass::Mobile,
         owner_org: ORG.into(),
         region: 370983,
-        issued_at: now.timestamp() - 3600,
+        issued_at: t0.timestamp() - 3600,
     };
 
     // 3. The device database with the registry the platform hands out.
     let store =
         Store::open(dir.join("device.db")).map_err(|e| fail("demo.store", e.message_en()))?;
     store
-        .apply_registry_changes(registry(&credential), None, now.timestamp_millis())
+        .apply_registry_changes(registry(&credential), None, now_ms())
         .map_err(|e| fail("demo.store", e.message_en()))?;
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
-    let credential_text = issue_credential(&issuer, &credential, now.timestamp() - 3600)
+    let credential_text = issue_credential(&issuer, &credential, t0.timestamp() - 3600)
         .map_err(|e| fail("demo.issue", e))?;
     let presentation_text =
-        present(&credential_text, &phone, now.timestamp()).map_err(|e| fail("demo.issue", e))?;
+        present(&credential_text, &phone, t0.timestamp()).map_err(|e| fail("demo.issue", e))?;
     let images = [
         (
             "machine_label",
@@ -223,7 +280,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         let scanned = scan_png(&png)?;
         let check = scanned
             .as_deref()
-            .map(|t| verifier.verify(t, now.timestamp(), &mut ReplayCache::default()));
+            .map(|t| verifier.verify(t, t0.timestamp(), &mut ReplayCache::default()));
         let (verified, reason) = match &check {
             Some(Ok(_)) => (true, None),
             Some(Err(e)) => (false, Some(e.code().to_owned())),
@@ -275,22 +332,272 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     }
 
     // 6. Scan to start: the welder shows the live presentation, the machine label is scanned.
+    let mut replay = ReplayCache::default();
+    let machine_code = scanned_texts.first().cloned().unwrap_or_default();
+    let presentation = scanned_texts.get(2).cloned().unwrap_or_default();
+    let first = decide(
+        &store,
+        &verifier,
+        &mut replay,
+        &machine_code,
+        &presentation,
+        t0,
+    )?;
+    say(
+        out,
+        "3. 扫码开机判定（尚无动火作业证）：",
+        "3. Start-work decision (no hot-work permit yet):",
+    );
+    print_decision(&first, out);
+
+    // 7. The hot-work permit, draft to approved, and its site code.
+    let signers = Signers::generate()?;
+    let welder = Person {
+        name: credential.name.clone(),
+        id: credential.certificate_no.clone(),
+    };
+    let (permit, code_png) = approved_permit(&store, &signers, &welder, t0, &dir, out)?;
+    let permit_id = permit.content.permit_id.clone();
+    say(
+        out,
+        &format!(
+            "4. 动火作业证 {permit_id}：起草 → 提交（{}）→ 现场确认“十不准、九必须” → 现场审批；作业证码：{}",
+            level_name(&permit, true),
+            code_png.display()
+        ),
+        &format!(
+            "4. Hot-work permit {permit_id}: drafted → submitted ({}) → checked on site (ten prohibitions, nine musts) → approved on site; site code: {}",
+            level_name(&permit, false),
+            code_png.display()
+        ),
+    );
+
+    // 8. Scan to start again with a fresh presentation (each is single-use).
+    let t_start = t0 + Duration::minutes(15);
+    let fresh = present(&credential_text, &phone, t_start.timestamp())
+        .map_err(|e| fail("demo.issue", e))?;
+    let second = decide(
+        &store,
+        &verifier,
+        &mut replay,
+        &machine_code,
+        &fresh,
+        t_start,
+    )?;
+    say(
+        out,
+        "5. 再次扫码开机（新的动态亮码）：",
+        "5. Start-work decision again (a fresh live presentation):",
+    );
+    print_decision(&second, out);
+
+    // 9. Work starts, completes; the fire watch stays 35 minutes; the permit is closed.
+    let t_complete = now - Duration::minutes(45);
+    let t_close = now - Duration::minutes(10);
+    let closed = work_and_close(
+        &store,
+        &signers,
+        &permit_id,
+        &welder,
+        WorkTimes {
+            start: t_start.timestamp(),
+            complete: t_complete.timestamp(),
+            close: t_close.timestamp(),
+        },
+        out,
+    )?;
+    let watch = (t_close - t_complete).num_minutes();
+    say(
+        out,
+        &format!(
+            "6. 开始作业 {} → 作业结束 {} → 监护{watch}分钟后完工验收、关闭作业证 {}：{}",
+            china_time(t_start.timestamp()),
+            china_time(t_complete.timestamp()),
+            china_time(t_close.timestamp()),
+            closed.state.name_zh()
+        ),
+        &format!(
+            "6. Work started {} → completed {} → after a {watch}-minute fire watch, checked and closed {}: {}",
+            china_time(t_start.timestamp()),
+            china_time(t_complete.timestamp()),
+            china_time(t_close.timestamp()),
+            closed.state.name_en()
+        ),
+    );
+
+    // 10. An inspection: someone welds on the closed permit with a forged welder code, next to
+    // combustibles.
+    let forger = IssuerKey::generate(IssuerAlg::EdDSA).map_err(|e| fail("demo.key", e))?;
+    let forged = issue_credential(&forger, &credential, now.timestamp() - 600)
+        .map_err(|e| fail("demo.issue", e))?;
+    let inspection = inspect(
+        &store,
+        &signers,
+        &verifier,
+        (&forged, &machine_code),
+        &closed,
+        now,
+        out,
+    )?;
+    let b = &inspection.body;
+    say(
+        out,
+        &format!(
+            "7. 网格员现场检查（逢查必核）：发现 {} 项问题{}",
+            b.violations.len(),
+            if b.report_required {
+                "，须及时上报"
+            } else {
+                ""
+            }
+        ),
+        &format!(
+            "7. On-site inspection: {} violation(s){}",
+            b.violations.len(),
+            if b.report_required {
+                "; must be reported upward now"
+            } else {
+                ""
+            }
+        ),
+    );
+    for v in &b.violations {
+        say(
+            out,
+            &format!("   [{}] {}", v.kind.code(), v.message_zh),
+            &format!("   [{}] {}", v.kind.code(), v.message_en),
+        );
+    }
+
+    // 11. Everything written waits in the outbox.
+    let counts = store
+        .outbox_counts()
+        .map_err(|e| fail("demo.store", e.message_en()))?;
+    let mut by_kind = BTreeMap::new();
+    for e in store
+        .outbox_pending(10_000)
+        .map_err(|e| fail("demo.store", e.message_en()))?
+    {
+        *by_kind.entry(e.kind).or_insert(0u64) += 1;
+    }
+    let kinds_zh = by_kind
+        .iter()
+        .map(|(k, n)| format!("{} {n}", kind_zh(k)))
+        .collect::<Vec<_>>()
+        .join("，");
+    let kinds_en = by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    say(
+        out,
+        &format!(
+            "8. 待上传记录：{} 条（{kinds_zh}；离线保存，联网后同步）",
+            counts.pending
+        ),
+        &format!(
+            "8. Records waiting for upload: {} ({kinds_en}; kept offline, synced when online)",
+            counts.pending
+        ),
+    );
+    if out.json {
+        let steps = store
+            .permit_steps(&permit_id)
+            .map_err(|e| permit_store_failure(&e, out))?;
+        return out.json(&DemoReport {
+            dir: dir.display().to_string(),
+            images: report_images,
+            outbox_pending: counts.pending,
+            decision: first,
+            permit: PermitReport {
+                permit_id,
+                state: closed.state,
+                level: closed.level(),
+                steps: steps.len(),
+                code_png: code_png.display().to_string(),
+            },
+            second_decision: second,
+            inspection: InspectionReport {
+                inspection_id: inspection.body.inspection_id.clone(),
+                violations: inspection.body.violations.clone(),
+                report_required: inspection.body.report_required,
+            },
+            outbox: counts,
+            outbox_by_kind: by_kind,
+        });
+    }
+    Ok(())
+}
+
+fn kind_zh(kind: &str) -> &str {
+    match kind {
+        "work_session" => "开机记录",
+        "permit_step" => "作业证步骤",
+        "inspection" => "检查记录",
+        other => other,
+    }
+}
+
+fn china_time(t: i64) -> String {
+    FixedOffset::east_opt(8 * 3600)
+        .and_then(|o| o.timestamp_opt(t, 0).single())
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn level_name(permit: &Permit, zh: bool) -> String {
+    let level = permit.level();
+    ProfileSet::builtin()
+        .ok()
+        .and_then(|set| {
+            set.profiles
+                .iter()
+                .find(|p| p.id == permit.content.profile_id)
+                .and_then(|p| p.level(level))
+                .map(|l| {
+                    if zh {
+                        l.name_zh.clone()
+                    } else {
+                        l.name_en.clone()
+                    }
+                })
+        })
+        .unwrap_or_else(|| format!("{level:?}"))
+}
+
+fn print_decision(answer: &DecideAnswer, out: &Output) {
+    if !out.json {
+        print!("{}", human(answer, Lang::Zh));
+        print!("{}", human(answer, Lang::En));
+    }
+}
+
+/// Ask the start-work decision and record the work session with its outbox entry.
+fn decide(
+    store: &Store,
+    verifier: &Verifier<'_>,
+    replay: &mut ReplayCache,
+    machine_text: &str,
+    welder_text: &str,
+    at: DateTime<Utc>,
+) -> Result<DecideAnswer, Failure> {
     let question = ScanToStart {
-        machine_text: &scanned_texts[0],
-        welder_text: &scanned_texts[2],
+        machine_text,
+        welder_text,
         permit: PermitContext {
-            source: &store,
+            source: store,
             site_id: SITE,
         },
-        at: now,
+        at,
     };
-    let outcome = scan_to_start(&question, &verifier, &mut ReplayCache::default(), &store);
+    let outcome = scan_to_start(&question, verifier, replay, store);
     let session = store
         .record_work_session(
             NewWorkSession {
                 machine_id: outcome.machine_id.clone().unwrap_or_default(),
                 certificate_no: outcome.certificate_no.clone().unwrap_or_default(),
-                started_at_ms: now.timestamp_millis(),
+                started_at_ms: at.timestamp_millis(),
                 allowed: outcome.decision.allowed,
                 reason_codes: outcome
                     .decision
@@ -299,34 +606,370 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
                     .collect(),
                 permit_id: outcome.permit_id.clone(),
             },
-            now.timestamp_millis(),
+            now_ms(),
         )
         .map_err(|e| fail("demo.store", e.message_en()))?;
-    let answer = DecideAnswer {
+    Ok(DecideAnswer {
         outcome,
         session_id: Some(session.id),
+    })
+}
+
+/// The people who sign, each with a software key (a phone keeps it in hardware).
+struct Signers {
+    applicant: SoftwareSigner,
+    checker: SoftwareSigner,
+    approver: SoftwareSigner,
+    fire_watch: SoftwareSigner,
+    inspector: SoftwareSigner,
+}
+
+impl Signers {
+    fn generate() -> Result<Signers, Failure> {
+        let key = || SoftwareSigner::generate().map_err(|e| fail("demo.key", e));
+        Ok(Signers {
+            applicant: key()?,
+            checker: key()?,
+            approver: key()?,
+            fire_watch: key()?,
+            inspector: key()?,
+        })
+    }
+}
+
+fn person(name: &str, id: &str) -> Person {
+    Person {
+        name: name.into(),
+        id: id.into(),
+    }
+}
+
+fn signer_actor(p: &Person, role: &str) -> Actor {
+    Actor {
+        name: p.name.clone(),
+        id: p.id.clone(),
+        role: role.into(),
+    }
+}
+
+fn site_location() -> GeoPoint {
+    GeoPoint::from_degrees(SITE_LAT, SITE_LON)
+}
+
+/// Answers to every item of the given sections, with the evidence each requires.
+fn answers(
+    catalog: &Catalog,
+    sections: &[Section],
+    welder: &Person,
+    fire_watch: &Person,
+    gas_at: i64,
+) -> Vec<ChecklistAnswer> {
+    catalog
+        .items
+        .iter()
+        .filter(|i| sections.contains(&i.section))
+        .map(|item| {
+            let mut evidence: Vec<Evidence> = item
+                .evidence
+                .iter()
+                .map(|req| match req {
+                    EvidenceRequirement::Photo => Evidence::Photo {
+                        sha256: vec![0x7e; 32],
+                    },
+                    EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
+                        key: key.clone(),
+                        value: min.unwrap_or(1) + 1,
+                    },
+                    EvidenceRequirement::Person { role } => {
+                        let p = if *role == PersonRole::Welder {
+                            welder
+                        } else {
+                            fire_watch
+                        };
+                        Evidence::Person {
+                            role: *role,
+                            name: p.name.clone(),
+                            id: p.id.clone(),
+                        }
+                    }
+                    EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
+                        reading: GasReading {
+                            taken_at: gas_at,
+                            lel_centi_pct: 500,
+                            concentration_centi_pct: 10,
+                            point: "动火点".into(),
+                            analyst: "赵六".into(),
+                        },
+                    },
+                })
+                .collect();
+            if item.id == "must.01" {
+                evidence.push(Evidence::Number {
+                    key: MACHINE_DISTANCE_KEY.into(),
+                    value: 6,
+                });
+            }
+            ChecklistAnswer::confirmed(&item.id, evidence)
+        })
+        .collect()
+}
+
+fn rules() -> Result<(ProfileSet, Catalog), Failure> {
+    let profiles = ProfileSet::builtin().map_err(|e| fail("permit.profiles", format!("{e:?}")))?;
+    let catalog = Catalog::builtin().map_err(|e| fail("permit.catalog", e))?;
+    Ok((profiles, catalog))
+}
+
+fn profile(profiles: &ProfileSet, at: i64) -> Result<&RuleProfile, Failure> {
+    let date =
+        WorkTime::china(DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default()).local_date;
+    profiles
+        .select(PROFILE, date)
+        .ok_or_else(|| fail("permit.profile_unknown", PROFILE))
+}
+
+fn fire_watch() -> Person {
+    person("王五", "S-002")
+}
+
+/// Draft, submit, check on site and approve the demo permit; write its site code as a PNG.
+fn approved_permit(
+    store: &Store,
+    signers: &Signers,
+    welder: &Person,
+    t0: DateTime<Utc>,
+    dir: &Path,
+    out: &Output,
+) -> Result<(Permit, PathBuf), Failure> {
+    let (profiles, catalog) = rules()?;
+    let profile = profile(&profiles, t0.timestamp())?;
+    let ctx = RuleContext {
+        profile,
+        catalog: &catalog,
     };
-    say(out, "3. 扫码开机判定：", "3. Start-work decision:");
-    if !out.json {
-        print!("{}", human(&answer, Lang::Zh));
-        print!("{}", human(&answer, Lang::En));
-    }
-    let pending = store
-        .outbox_counts()
-        .map_err(|e| fail("demo.store", e.message_en()))?
-        .pending;
-    say(
-        out,
-        &format!("4. 待上传记录：{pending} 条（离线保存，联网后同步）"),
-        &format!("4. Records waiting for upload: {pending} (kept offline, synced when online)"),
-    );
-    if out.json {
-        return out.json(&DemoReport {
-            dir: dir.display().to_string(),
-            images: report_images,
-            decision: answer,
-            outbox_pending: pending,
-        });
-    }
-    Ok(())
+    let at = |minutes: i64| (t0 + Duration::minutes(minutes)).timestamp();
+    let level = profile
+        .levels
+        .iter()
+        .find(|l| l.level == PermitLevel::Level2)
+        .ok_or_else(|| fail("permit.level", "the profile has no level 2"))?;
+    let valid_from = t0.timestamp();
+    let valid_until = valid_from + level.max_validity_secs.min(8 * 3600);
+    let applicant = person("张三", "S-001");
+    let permit_id = new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?;
+    let content = PermitContent {
+        permit_id: permit_id.clone(),
+        site: Site {
+            site_id: SITE.into(),
+            name: "肥城市某商业综合体项目 3号楼".into(),
+            profile_id: profile.id.clone(),
+            location: site_location(),
+            utc_offset_secs: 8 * 3600,
+            night: NightHours {
+                start: NaiveTime::from_hms_opt(20, 0, 0).unwrap_or_default(),
+                end: NaiveTime::from_hms_opt(6, 0, 0).unwrap_or_default(),
+            },
+            approval_radius_m: None,
+        },
+        profile_id: profile.id.clone(),
+        profile_version: profile.version.clone(),
+        catalog_version: catalog.version.clone(),
+        work_description: "3号楼地下室钢结构支架焊接".into(),
+        hot_work_point: "3号楼地下一层东侧".into(),
+        hot_work_points: 1,
+        location: site_location(),
+        conditions: WorkConditions {
+            wind_force: None,
+            outdoor: false,
+            shields: false,
+            complex_environment: false,
+        },
+        requested_level: PermitLevel::Level2,
+        valid_from,
+        valid_until,
+        applicant: applicant.clone(),
+        welders: vec![welder.clone()],
+        machines: vec![MACHINE_ID.into()],
+        fire_watch: vec![fire_watch()],
+    };
+    let by = signer_actor(&applicant, "applicant");
+    let draft = Permit::draft(content, &ctx, &by, at(2)).map_err(|e| explained(&e, out, false))?;
+    store
+        .save_permit(None, &draft, None, now_ms())
+        .map_err(|e| permit_store_failure(&e, out))?;
+    let apply = |action: Action<'_>| {
+        store
+            .apply_permit_action(&permit_id, &ctx, action, now_ms())
+            .map(|(p, _)| p)
+            .map_err(|e| permit_store_failure(&e, out))
+    };
+    let calendar = WorkCalendar::default();
+    let submitted = apply(Action::Submit {
+        by,
+        signer: &signers.applicant,
+        calendar: &calendar,
+        at: at(4),
+        location: Some(site_location()),
+    })?;
+    apply(Action::SiteCheck {
+        by: signer_actor(&person("孙七", "S-003"), "supervisor"),
+        signer: &signers.checker,
+        answers: answers(
+            &catalog,
+            &[Section::Prohibition, Section::Must],
+            welder,
+            &fire_watch(),
+            at(6),
+        ),
+        at: at(8),
+        location: Some(site_location()),
+    })?;
+    let approver_role = profile
+        .level(submitted.level())
+        .map(|l| l.approver.id.clone())
+        .unwrap_or_else(|| "approver".into());
+    let approved = apply(Action::Approve {
+        by: signer_actor(&person("周八", "S-004"), &approver_role),
+        signer: &signers.approver,
+        at: at(12),
+        location: Some(site_location()),
+    })?;
+    let text = issue_permit_code(&approved, &signers.approver, at(12))
+        .map_err(|e| explained(&e, out, false))?;
+    let png = dir.join("permit.png");
+    write_png(&text, EcLevel::M, &png)?;
+    // The printed site code reads back and matches the stored permit.
+    let scanned = scan_png(&png)?.unwrap_or_default();
+    let claims = read_permit_code(&scanned).map_err(|e| explained(&e, out, false))?;
+    check_against_permit(&claims, &approved).map_err(|e| explained(&e, out, false))?;
+    Ok((approved, png))
+}
+
+/// When the work started and completed and the permit was closed (Unix seconds).
+struct WorkTimes {
+    start: i64,
+    complete: i64,
+    close: i64,
+}
+
+/// Work starts, completes, and the permit is closed after the post-work check.
+fn work_and_close(
+    store: &Store,
+    signers: &Signers,
+    permit_id: &str,
+    welder: &Person,
+    times: WorkTimes,
+    out: &Output,
+) -> Result<Permit, Failure> {
+    let WorkTimes {
+        start,
+        complete,
+        close,
+    } = times;
+    let (profiles, catalog) = rules()?;
+    let permit = store
+        .permit(permit_id)
+        .map_err(|e| permit_store_failure(&e, out))?
+        .ok_or_else(|| fail("permit_store.not_found", permit_id))?;
+    let profile = profiles
+        .profiles
+        .iter()
+        .find(|p| p.id == permit.content.profile_id && p.version == permit.content.profile_version)
+        .ok_or_else(|| fail("permit.profile_unknown", &permit.content.profile_id))?;
+    let ctx = RuleContext {
+        profile,
+        catalog: &catalog,
+    };
+    let apply = |action: Action<'_>| {
+        store
+            .apply_permit_action(permit_id, &ctx, action, now_ms())
+            .map(|(p, _)| p)
+            .map_err(|e| permit_store_failure(&e, out))
+    };
+    apply(Action::Start {
+        at: start,
+        continuous_monitoring: false,
+        by: Some(welder.id.clone()),
+    })?;
+    apply(Action::Complete { at: complete })?;
+    let watch = fire_watch();
+    apply(Action::Close {
+        by: signer_actor(&watch, "fire_watch"),
+        signer: &signers.fire_watch,
+        post_work: answers(&catalog, &[Section::PostWork], welder, &watch, close),
+        at: close,
+        location: Some(site_location()),
+    })
+}
+
+/// The inspector scans the welder's code and the machine label, sees the permit and the site, and
+/// seals the record.
+fn inspect(
+    store: &Store,
+    signers: &Signers,
+    verifier: &Verifier<'_>,
+    (welder_text, machine_text): (&str, &str),
+    permit: &Permit,
+    at: DateTime<Utc>,
+    out: &Output,
+) -> Result<Inspection, Failure> {
+    let mut replay = ReplayCache::default();
+    let welder: ScanOutcome<WelderCredential> =
+        match verifier.verify(welder_text, at.timestamp(), &mut replay) {
+            Ok(code) => match code.claims {
+                VerifiedClaims::WelderCredential(c) => ScanOutcome::Verified {
+                    claims: c.credential,
+                },
+                VerifiedClaims::Presentation { credential, .. } => ScanOutcome::Verified {
+                    claims: credential.credential,
+                },
+                VerifiedClaims::MachineLabel(_) => ScanOutcome::Failed {
+                    code: "inspect.wrong_code_kind".into(),
+                    message_zh: "扫描的不是人员码".into(),
+                    message_en: "the scanned code is not a welder credential".into(),
+                },
+            },
+            Err(e) => ScanOutcome::failed(&e),
+        };
+    let machine: ScanOutcome<MachineLabel> =
+        match verifier.verify(machine_text, at.timestamp(), &mut replay) {
+            Ok(code) => match code.claims {
+                VerifiedClaims::MachineLabel(m) => ScanOutcome::Verified { claims: m },
+                _ => ScanOutcome::Failed {
+                    code: "inspect.wrong_code_kind".into(),
+                    message_zh: "扫描的不是设备码".into(),
+                    message_en: "the scanned code is not a machine label".into(),
+                },
+            },
+            Err(e) => ScanOutcome::failed(&e),
+        };
+    let (_, catalog) = rules()?;
+    let input = InspectionInput {
+        inspection_id: new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?,
+        inspector: signer_actor(&person("网格员刘", "G-0042"), "inspector"),
+        site_id: SITE.into(),
+        location: Some(site_location()),
+        at: at.timestamp(),
+        today: WorkTime::china(at).local_date,
+        welder,
+        machine,
+        permit: Some(permit),
+        observations: vec![Observation {
+            item_id: "ban.08".into(),
+            outcome: Outcome::NotCompliant,
+            note: "焊割部位旁堆放木模板，未清理".into(),
+            photos: vec![vec![0xab; 32]],
+        }],
+        extra_violations: Vec::new(),
+        photos: vec![vec![0xab; 32]],
+        notes: String::new(),
+    };
+    let mut inspection = assess(input, &catalog).map_err(|e| explained(&e, out, false))?;
+    inspection
+        .sign(&signers.inspector)
+        .map_err(|e| explained(&e, out, false))?;
+    store
+        .record_inspection(&inspection, now_ms())
+        .map_err(|e| permit_store_failure(&e, out))?;
+    Ok(inspection)
 }
