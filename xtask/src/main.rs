@@ -54,6 +54,44 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// Run `cargo test`, echoing its output, and close with one line that adds up every test binary's
+/// `test result:` line (cargo's own last line is often a doc-test run with nothing in it).
+fn run_tests(mut command: Command) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: cargo test --workspace");
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo test: cannot start: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.trim().strip_prefix("test result: ") {
+                for part in rest.split([';', '.']) {
+                    let mut words = part.split_whitespace();
+                    if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match what {
+                            "passed" => passed += n,
+                            "failed" => failed += n,
+                            "ignored" => ignored += n,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() && failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("cargo test: failed ({status})"))
+    }
+}
+
 fn test() -> Result<(), String> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
@@ -72,7 +110,7 @@ fn test() -> Result<(), String> {
 
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
-    run(tests, "cargo test --workspace")?;
+    run_tests(tests)?;
 
     let out = root().join("target").join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
