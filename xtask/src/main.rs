@@ -56,7 +56,7 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
 
 /// Run `cargo test`, echoing its output, and close with one line that adds up every test binary's
 /// `test result:` line (cargo's own last line is often a doc-test run with nothing in it).
-fn run_tests(mut command: Command) -> Result<(), String> {
+fn run_tests(mut command: Command) -> Result<String, String> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: cargo test --workspace");
     let mut child = command
@@ -84,10 +84,11 @@ fn run_tests(mut command: Command) -> Result<(), String> {
         }
     }
     let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let summary = format!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if status.success() && failed == 0 {
-        Ok(())
+        Ok(summary)
     } else {
+        println!("{summary}");
         Err(format!("cargo test: failed ({status})"))
     }
 }
@@ -110,10 +111,11 @@ fn test() -> Result<(), String> {
 
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
-    run_tests(tests)?;
+    let summary = run_tests(tests)?;
 
     let out = root().join("target").join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
+    println!("{summary}");
     Ok(())
 }
 
