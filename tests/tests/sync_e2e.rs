@@ -288,14 +288,17 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
     assert_eq!(report.applied + report.duplicate, 10);
     assert_exactly_once(&admin, &keys);
 
-    // Pull pages through a truncated answer and a 500.
+    // Pull new registry changes through a truncated answer and a 500.
+    admin
+        .write_registry(&(20..45).map(|i| RegistryChange::UpsertLicence(licence(i))).collect::<Vec<_>>())
+        .unwrap();
     proxy.set_target("GET /v1/pull");
     proxy.faults.truncate.store(1, Ordering::SeqCst);
     proxy.faults.fail_500.store(1, Ordering::SeqCst);
     let report = sync(&device).unwrap();
     assert_eq!(proxy.faults.fired.swap(0, Ordering::SeqCst), 2);
-    assert_eq!(report.pulled_changes, 20);
-    assert_eq!(device.store.registry_stats().unwrap().licences, 20);
+    assert_eq!(report.pulled_changes, 25);
+    assert_eq!(device.store.registry_stats().unwrap().licences, 45);
     assert_eq!(admin.records(None).unwrap().records.len(), keys.len());
     assert_eq!(device.store.outbox_counts().unwrap().applied, keys.len() as u64);
 }
