@@ -57,7 +57,10 @@ mod tests {
             assert!(allowed(role, Endpoint::Push));
             assert!(allowed(role, Endpoint::Pull));
             assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
-            assert_eq!(allowed(role, Endpoint::CreateEnrolment), role == Role::Admin);
+            assert_eq!(
+                allowed(role, Endpoint::CreateEnrolment),
+                role == Role::Admin
+            );
         }
         assert!(allowed(Role::Supervisor, Endpoint::ListRecords));
         assert!(!allowed(Role::Welder, Endpoint::ListRecords));

@@ -76,7 +76,9 @@ pub const BOOTSTRAP_DEVICE: &str = "bootstrap-admin";
 pub enum DbError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the database was written by a newer server (schema {found}, this server knows {known})")]
+    #[error(
+        "the database was written by a newer server (schema {found}, this server knows {known})"
+    )]
     NewerSchema { found: i64, known: i64 },
     #[error("the random source failed: {0}")]
     Random(String),
@@ -146,7 +148,9 @@ pub fn entity_of(change: &RegistryChange) -> String {
     use weldguard_core::domain::RevocationTarget;
     match change {
         RegistryChange::UpsertLicence(l) => format!("licence\u{1f}{}", l.certificate_no),
-        RegistryChange::DeleteLicence { certificate_no } => format!("licence\u{1f}{certificate_no}"),
+        RegistryChange::DeleteLicence { certificate_no } => {
+            format!("licence\u{1f}{certificate_no}")
+        }
         RegistryChange::UpsertMachine(m) => format!("machine\u{1f}{}", m.machine_id),
         RegistryChange::DeleteMachine { machine_id } => format!("machine\u{1f}{machine_id}"),
         RegistryChange::Bind(b) | RegistryChange::Unbind(b) => {
@@ -188,9 +192,11 @@ impl Db {
         let epoch = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found: Option<String> = tx
-                .query_row("SELECT value FROM server_meta WHERE key = 'epoch'", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT value FROM server_meta WHERE key = 'epoch'",
+                    [],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let epoch = match found {
                 Some(e) => e,
@@ -251,8 +257,8 @@ impl Db {
         match row {
             None => Ok(None),
             Some((device_id, person, role)) => {
-                let role = Role::parse(&role)
-                    .ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
+                let role =
+                    Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
                 Ok(Some(Caller {
                     device_id,
                     person,
@@ -292,8 +298,7 @@ impl Db {
             })
             .optional()?;
         let (person, role) = found.ok_or(DbError::BadEnrolmentCode)?;
-        let role =
-            Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
+        let role = Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
         tx.execute(
             "UPDATE enrolment_codes SET used_by = ?2 WHERE code_hash = ?1",
             params![hash(code.trim()), device_id],
@@ -333,8 +338,7 @@ impl Db {
             )?;
             for (key, kind, payload) in items {
                 let digest = hash(payload);
-                let existing: Option<Vec<u8>> =
-                    find.query_row([key], |r| r.get(0)).optional()?;
+                let existing: Option<Vec<u8>> = find.query_row([key], |r| r.get(0)).optional()?;
                 out.push(match existing {
                     Some(h) if h == digest => Insert::Duplicate,
                     Some(_) => Insert::Conflict,
@@ -375,8 +379,8 @@ impl Db {
             let mut insert =
                 tx.prepare_cached("INSERT INTO changes (entity, change) VALUES (?1, ?2)")?;
             for change in changes {
-                let json = serde_json::to_string(change)
-                    .map_err(|e| DbError::Invalid(e.to_string()))?;
+                let json =
+                    serde_json::to_string(change).map_err(|e| DbError::Invalid(e.to_string()))?;
                 insert.execute(params![entity_of(change), json])?;
             }
         }
@@ -400,7 +404,9 @@ impl Db {
         let tombstones: Vec<i64> = {
             let mut stmt = tx.prepare("SELECT seq, change FROM changes WHERE seq <= ?1")?;
             let rows = stmt
-                .query_map([through], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .query_map([through], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .filter(|(_, json)| {
@@ -495,7 +501,11 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -546,7 +556,12 @@ mod tests {
             Err(DbError::MustRefetch)
         ));
         // The device at the high water is not affected; a refetch sees only the live binding.
-        assert!(db.pull(Some(&p2.next_cursor), 10).unwrap().changes.is_empty());
+        assert!(
+            db.pull(Some(&p2.next_cursor), 10)
+                .unwrap()
+                .changes
+                .is_empty()
+        );
         let fresh = db.pull(None, 10).unwrap();
         assert_eq!(fresh.changes, vec![RegistryChange::Bind(bind("M2", "T1"))]);
         assert_eq!(fresh.next_cursor, p2.next_cursor);
@@ -555,7 +570,10 @@ mod tests {
             db.pull(Some("0000.1"), 10),
             Err(DbError::MustRefetch)
         ));
-        assert!(matches!(db.pull(Some("junk"), 10), Err(DbError::InvalidCursor)));
+        assert!(matches!(
+            db.pull(Some("junk"), 10),
+            Err(DbError::InvalidCursor)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -564,11 +582,20 @@ mod tests {
         let dir = temp_dir("records");
         let mut db = Db::open(&dir).unwrap();
         let first = db
-            .insert_records("d1", &[("k1", "work_session", "{}"), ("k2", "work_session", "{}")])
+            .insert_records(
+                "d1",
+                &[("k1", "work_session", "{}"), ("k2", "work_session", "{}")],
+            )
             .unwrap();
         assert_eq!(first, vec![Insert::Applied, Insert::Applied]);
         let again = db
-            .insert_records("d1", &[("k1", "work_session", "{}"), ("k2", "work_session", "{\"x\":1}")])
+            .insert_records(
+                "d1",
+                &[
+                    ("k1", "work_session", "{}"),
+                    ("k2", "work_session", "{\"x\":1}"),
+                ],
+            )
             .unwrap();
         assert_eq!(again, vec![Insert::Duplicate, Insert::Conflict]);
         assert_eq!(db.records(None).unwrap().len(), 2);
@@ -580,7 +607,11 @@ mod tests {
         let dir = temp_dir("enrol");
         let mut db = Db::open(&dir).unwrap();
         let admin = db.bootstrap_admin(None).unwrap().unwrap();
-        assert_eq!(db.bootstrap_admin(None).unwrap(), None, "only at first start");
+        assert_eq!(
+            db.bootstrap_admin(None).unwrap(),
+            None,
+            "only at first start"
+        );
         assert_eq!(db.caller(&admin).unwrap().unwrap().role, Role::Admin);
         let code = db.create_enrolment("张三", Role::Welder).unwrap();
         let (token, caller) = db.enrol(&code, "04ab", "phone").unwrap();

@@ -65,12 +65,16 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::MustRefetch => ApiError::new(StatusCode::GONE, MUST_REFETCH, e.to_string()),
-            DbError::InvalidCursor => {
-                ApiError::new(StatusCode::BAD_REQUEST, "sync.invalid_cursor", e.to_string())
-            }
-            DbError::BadEnrolmentCode => {
-                ApiError::new(StatusCode::FORBIDDEN, "auth.bad_enrolment_code", e.to_string())
-            }
+            DbError::InvalidCursor => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "sync.invalid_cursor",
+                e.to_string(),
+            ),
+            DbError::BadEnrolmentCode => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth.bad_enrolment_code",
+                e.to_string(),
+            ),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server.database",
@@ -174,15 +178,23 @@ async fn authorize(state: &AppState, headers: &HeaderMap, endpoint: Endpoint) ->
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "auth.forbidden",
-            format!("a {} device may not call this endpoint", caller.role.as_str()),
+            format!(
+                "a {} device may not call this endpoint",
+                caller.role.as_str()
+            ),
         ));
     }
     Ok(caller)
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "request.invalid_json", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "request.invalid_json",
+            e.to_string(),
+        )
+    })
 }
 
 fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -197,7 +209,10 @@ async fn health(State(state): State<AppState>) -> ApiResult<&'static str> {
 async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<EnrolResponse>> {
     let request: EnrolRequest = parse(&body)?;
     if request.public_key.len() > 512 || request.device_name.chars().count() > 200 {
-        return Err(bad_request("request.too_long", "public key or device name too long"));
+        return Err(bad_request(
+            "request.too_long",
+            "public key or device name too long",
+        ));
     }
     let (token, caller) = with_db(&state, move |db| {
         db.enrol(&request.code, &request.public_key, &request.device_name)
@@ -229,7 +244,10 @@ async fn create_enrolment(
     let request: NewEnrolment = parse(&body)?;
     let person = request.person.trim().to_owned();
     if person.is_empty() || person.chars().count() > 100 {
-        return Err(bad_request("request.bad_person", "person must be 1-100 characters"));
+        return Err(bad_request(
+            "request.bad_person",
+            "person must be 1-100 characters",
+        ));
     }
     let role = request.role;
     let p = person.clone();
@@ -286,9 +304,17 @@ async fn put_licence(
     authorize(&state, &headers, Endpoint::RegistryWrite).await?;
     let licence: Licence = parse(&body)?;
     if licence.certificate_no != certificate_no {
-        return Err(bad_request("registry.key_mismatch", "certificate number differs from the path"));
+        return Err(bad_request(
+            "registry.key_mismatch",
+            "certificate number differs from the path",
+        ));
     }
-    write_changes(&state, &headers, vec![RegistryChange::UpsertLicence(licence)]).await
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::UpsertLicence(licence)],
+    )
+    .await
 }
 
 async fn delete_licence(
@@ -297,7 +323,12 @@ async fn delete_licence(
     Path(certificate_no): Path<String>,
 ) -> ApiResult<Json<RegistryWriteResponse>> {
     authorize(&state, &headers, Endpoint::RegistryWrite).await?;
-    write_changes(&state, &headers, vec![RegistryChange::DeleteLicence { certificate_no }]).await
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::DeleteLicence { certificate_no }],
+    )
+    .await
 }
 
 async fn put_machine(
@@ -309,9 +340,17 @@ async fn put_machine(
     authorize(&state, &headers, Endpoint::RegistryWrite).await?;
     let machine: Machine = parse(&body)?;
     if machine.machine_id != machine_id {
-        return Err(bad_request("registry.key_mismatch", "machine id differs from the path"));
+        return Err(bad_request(
+            "registry.key_mismatch",
+            "machine id differs from the path",
+        ));
     }
-    write_changes(&state, &headers, vec![RegistryChange::UpsertMachine(machine)]).await
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::UpsertMachine(machine)],
+    )
+    .await
 }
 
 async fn delete_machine(
@@ -320,7 +359,12 @@ async fn delete_machine(
     Path(machine_id): Path<String>,
 ) -> ApiResult<Json<RegistryWriteResponse>> {
     authorize(&state, &headers, Endpoint::RegistryWrite).await?;
-    write_changes(&state, &headers, vec![RegistryChange::DeleteMachine { machine_id }]).await
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::DeleteMachine { machine_id }],
+    )
+    .await
 }
 
 async fn put_binding(
@@ -435,7 +479,13 @@ async fn push(
             .iter()
             .zip(&verdicts)
             .filter(|(_, v)| v.is_ok())
-            .map(|(e, _)| (e.idempotency_key.as_str(), e.kind.as_str(), e.payload.as_str()))
+            .map(|(e, _)| {
+                (
+                    e.idempotency_key.as_str(),
+                    e.kind.as_str(),
+                    e.payload.as_str(),
+                )
+            })
             .collect();
         let inserted = db.insert_records(&device_id, &items)?;
         Ok((entries, verdicts, inserted))

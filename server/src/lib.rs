@@ -17,7 +17,10 @@ use clap::Parser;
 
 /// Command-line options of `weldguard-server`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "weldguard-server", about = "WeldGuard reference platform server")]
+#[command(
+    name = "weldguard-server",
+    about = "WeldGuard reference platform server"
+)]
 pub struct Options {
     /// Folder holding the SQLite database (created when missing).
     #[arg(long, default_value = "weldguard-server-data")]

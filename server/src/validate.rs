@@ -17,7 +17,9 @@ pub const MAX_KEY_CHARS: usize = 64;
 pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
     let key = entry.idempotency_key.as_str();
     if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err("record.bad_key: the idempotency key must be 1-64 printable ASCII characters".into());
+        return Err(
+            "record.bad_key: the idempotency key must be 1-64 printable ASCII characters".into(),
+        );
     }
     if entry.payload.len() > MAX_PAYLOAD_BYTES {
         return Err(format!(
@@ -25,7 +27,10 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
             entry.payload.len()
         ));
     }
-    if !matches!(entry.kind.as_str(), "work_session" | "permit" | "inspection") {
+    if !matches!(
+        entry.kind.as_str(),
+        "work_session" | "permit" | "inspection"
+    ) {
         return Err(format!("record.unknown_kind: {:?}", entry.kind));
     }
     if !may_push(role, &entry.kind) {
@@ -37,16 +42,18 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
     }
     match entry.kind.as_str() {
         "work_session" => {
-            let session: WorkSession = serde_json::from_str(&entry.payload)
-                .map_err(|e| format!("record.invalid: {e}"))?;
+            let session: WorkSession =
+                serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
             if session.id != key {
-                return Err("record.key_mismatch: the record's id is not its idempotency key".into());
+                return Err(
+                    "record.key_mismatch: the record's id is not its idempotency key".into(),
+                );
             }
             Ok(())
         }
         "permit" => {
-            let permit: weldguard_core::permit::Permit = serde_json::from_str(&entry.payload)
-                .map_err(|e| format!("record.invalid: {e}"))?;
+            let permit: weldguard_core::permit::Permit =
+                serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
             weldguard_core::permit::verify(&permit)
                 .map_err(|e| format!("{}: {}", e.code(), e.message_en()))
         }
@@ -89,10 +96,24 @@ mod tests {
 
     #[test]
     fn a_work_session_must_carry_its_key_and_come_from_a_role_that_works() {
-        assert_eq!(check(Role::Welder, &entry("work_session", "k1", &session_json("k1"))), Ok(()));
-        let err = check(Role::Welder, &entry("work_session", "k2", &session_json("k1"))).unwrap_err();
+        assert_eq!(
+            check(
+                Role::Welder,
+                &entry("work_session", "k1", &session_json("k1"))
+            ),
+            Ok(())
+        );
+        let err = check(
+            Role::Welder,
+            &entry("work_session", "k2", &session_json("k1")),
+        )
+        .unwrap_err();
         assert!(err.starts_with("record.key_mismatch"), "{err}");
-        let err = check(Role::Inspector, &entry("work_session", "k1", &session_json("k1"))).unwrap_err();
+        let err = check(
+            Role::Inspector,
+            &entry("work_session", "k1", &session_json("k1")),
+        )
+        .unwrap_err();
         assert!(err.starts_with("auth.role_may_not_record"), "{err}");
         let err = check(Role::Welder, &entry("work_session", "k1", "{not json")).unwrap_err();
         assert!(err.starts_with("record.invalid"), "{err}");

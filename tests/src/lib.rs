@@ -17,10 +17,8 @@ impl TempDir {
     pub fn new(name: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "weldguard-e2e-{name}-{}-{n}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("weldguard-e2e-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
@@ -222,7 +220,11 @@ fn serve_connection(client: TcpStream, upstream: SocketAddr, faults: Arc<Faults>
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let target = faults_r.target.lock().map(|t| t.clone()).unwrap_or_default();
+            let target = faults_r
+                .target
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default();
             if !target.is_empty() && chunk.starts_with(target.as_bytes()) {
                 let mut action = Action::Pass;
                 if take(&faults_r.drop_before) {

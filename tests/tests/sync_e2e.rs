@@ -110,9 +110,11 @@ fn work(device: &Device, n: usize, machine_id: &str, cert: &str) -> Vec<String> 
 
 fn sync(device: &Device) -> Result<weldguard_core::sync::SyncReport, SyncError> {
     let mut events: Vec<Progress> = Vec::new();
-    let result = device
-        .client
-        .sync(&device.store, &mut |p| events.push(p), &AtomicBool::new(false));
+    let result = device.client.sync(
+        &device.store,
+        &mut |p| events.push(p),
+        &AtomicBool::new(false),
+    );
     if result.is_ok() {
         assert!(!events.is_empty(), "progress events are reported");
     }
@@ -131,7 +133,11 @@ fn assert_exactly_once(admin: &SyncClient, keys: &[String]) {
         *seen.entry(r.idempotency_key.clone()).or_insert(0) += 1;
     }
     for k in keys {
-        assert_eq!(seen.get(k), Some(&1), "record {k} must be on the server exactly once");
+        assert_eq!(
+            seen.get(k),
+            Some(&1),
+            "record {k} must be on the server exactly once"
+        );
     }
 }
 
@@ -142,8 +148,9 @@ fn two_devices_work_offline_sync_and_every_record_arrives_exactly_once() {
     assert_eq!(raw_call(server.addr, "GET", "/health", None, None).0, 200);
     let admin = admin_client(&server);
 
-    let mut changes: Vec<RegistryChange> =
-        (0..50).map(|i| RegistryChange::UpsertLicence(licence(i))).collect();
+    let mut changes: Vec<RegistryChange> = (0..50)
+        .map(|i| RegistryChange::UpsertLicence(licence(i)))
+        .collect();
     changes.extend((0..5).map(|i| RegistryChange::UpsertMachine(machine(i))));
     changes.push(RegistryChange::Bind(Binding {
         machine_id: machine(0).machine_id,
@@ -152,13 +159,22 @@ fn two_devices_work_offline_sync_and_every_record_arrives_exactly_once() {
     admin.write_registry(&changes).unwrap();
 
     let a = enrol(&server.url(), &admin, "张三", Role::Welder, &server.url());
-    let b = enrol(&server.url(), &admin, "李四", Role::Supervisor, &server.url());
+    let b = enrol(
+        &server.url(),
+        &admin,
+        "李四",
+        Role::Supervisor,
+        &server.url(),
+    );
     // Offline work on both devices before any sync.
     let mut keys = work(&a, 130, "FC-M-00000", &licence(0).certificate_no);
     keys.extend(work(&b, 20, "FC-M-00001", &licence(1).certificate_no));
 
     let ra = sync(&a).unwrap();
-    assert_eq!((ra.pushed, ra.applied, ra.duplicate, ra.rejected), (130, 130, 0, 0));
+    assert_eq!(
+        (ra.pushed, ra.applied, ra.duplicate, ra.rejected),
+        (130, 130, 0, 0)
+    );
     assert_eq!(ra.pulled_changes, 56);
     let rb = sync(&b).unwrap();
     assert_eq!((rb.applied, rb.pulled_changes), (20, 56));
@@ -213,14 +229,23 @@ fn rejected_records_are_answered_and_not_pushed_again() {
     let server = ServerProcess::start(SERVER, data.path(), ADMIN);
     let admin = admin_client(&server);
     // An inspector does not start welding work: its work sessions are refused, one by one.
-    let inspector = enrol(&server.url(), &admin, "王五", Role::Inspector, &server.url());
+    let inspector = enrol(
+        &server.url(),
+        &admin,
+        "王五",
+        Role::Inspector,
+        &server.url(),
+    );
     let keys = work(&inspector, 3, "FC-M-00000", "T1");
     let report = sync(&inspector).unwrap();
     assert_eq!((report.applied, report.rejected), (0, 3));
     let entry = inspector.store.outbox_entry(&keys[0]).unwrap().unwrap();
     assert_eq!(entry.state, OutboxState::Rejected);
     assert!(
-        entry.last_error.unwrap().starts_with("auth.role_may_not_record"),
+        entry
+            .last_error
+            .unwrap()
+            .starts_with("auth.role_may_not_record"),
         "reason kept"
     );
     assert_eq!(sync(&inspector).unwrap().pushed, 0);
@@ -233,7 +258,11 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
     let server = ServerProcess::start(SERVER, data.path(), ADMIN);
     let admin = admin_client(&server);
     admin
-        .write_registry(&(0..20).map(|i| RegistryChange::UpsertLicence(licence(i))).collect::<Vec<_>>())
+        .write_registry(
+            &(0..20)
+                .map(|i| RegistryChange::UpsertLicence(licence(i)))
+                .collect::<Vec<_>>(),
+        )
         .unwrap();
     let proxy = FaultProxy::start(server.addr);
     let device = enrol(&server.url(), &admin, "赵六", Role::Welder, &proxy.url());
@@ -257,7 +286,10 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
     let report = sync(&device).unwrap();
     assert_eq!(proxy.faults.fired.swap(0, Ordering::SeqCst), 3);
     assert_eq!(report.applied + report.duplicate, 25);
-    assert!(report.duplicate == 25, "the truncated answer came after the commit");
+    assert!(
+        report.duplicate == 25,
+        "the truncated answer came after the commit"
+    );
     assert_exactly_once(&admin, &keys);
 
     // An answer delayed past the client's timeout.
@@ -290,7 +322,11 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
 
     // Pull new registry changes through a truncated answer and a 500.
     admin
-        .write_registry(&(20..45).map(|i| RegistryChange::UpsertLicence(licence(i))).collect::<Vec<_>>())
+        .write_registry(
+            &(20..45)
+                .map(|i| RegistryChange::UpsertLicence(licence(i)))
+                .collect::<Vec<_>>(),
+        )
         .unwrap();
     proxy.set_target("GET /v1/pull");
     proxy.faults.truncate.store(1, Ordering::SeqCst);
@@ -300,7 +336,10 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
     assert_eq!(report.pulled_changes, 25);
     assert_eq!(device.store.registry_stats().unwrap().licences, 45);
     assert_eq!(admin.records(None).unwrap().records.len(), keys.len());
-    assert_eq!(device.store.outbox_counts().unwrap().applied, keys.len() as u64);
+    assert_eq!(
+        device.store.outbox_counts().unwrap().applied,
+        keys.len() as u64
+    );
 }
 
 #[test]
@@ -317,10 +356,21 @@ fn a_network_failure_leaves_the_outbox_pending_and_the_next_sync_resumes() {
     assert!(matches!(err, SyncError::Network(_)), "{err:?}");
     let counts = device.store.outbox_counts().unwrap();
     assert_eq!(counts.pending, 5, "unanswered entries stay pending");
-    assert!(device.store.outbox_entry(&keys[0]).unwrap().unwrap().attempts >= 1);
+    assert!(
+        device
+            .store
+            .outbox_entry(&keys[0])
+            .unwrap()
+            .unwrap()
+            .attempts
+            >= 1
+    );
     proxy.faults.drop_after.store(0, Ordering::SeqCst);
     let report = sync(&device).unwrap();
-    assert_eq!(report.duplicate, 5, "the server had committed the first attempt");
+    assert_eq!(
+        report.duplicate, 5,
+        "the server had committed the first attempt"
+    );
     assert_exactly_once(&admin, &keys);
 }
 
@@ -329,7 +379,8 @@ fn authorization_table_every_endpoint_every_role() {
     let data = TempDir::new("server");
     let server = ServerProcess::start(SERVER, data.path(), ADMIN);
     let admin = admin_client(&server);
-    let mut tokens: Vec<(&str, Option<String>)> = vec![("none", None), ("bad", Some("forged".into()))];
+    let mut tokens: Vec<(&str, Option<String>)> =
+        vec![("none", None), ("bad", Some("forged".into()))];
     for role in Role::ALL {
         let code = admin.create_enrolment(role.as_str(), role).unwrap();
         let token = SyncClient::new(&server.url(), None, fast_policy())
@@ -349,16 +400,36 @@ fn authorization_table_every_endpoint_every_role() {
     let everyone: &[&str] = &["welder", "inspector", "supervisor", "admin"];
     let table: Vec<(&str, &str, Option<&str>, &[&str])> = vec![
         ("GET", "/v1/me", None, everyone),
-        ("POST", "/v1/admin/enrolments", Some(r#"{"person":"x","role":"welder"}"#), admin_only),
+        (
+            "POST",
+            "/v1/admin/enrolments",
+            Some(r#"{"person":"x","role":"welder"}"#),
+            admin_only,
+        ),
         ("POST", "/v1/admin/registry", Some("[]"), admin_only),
         ("PUT", &licence_path, Some(&licence_json), admin_only),
         ("DELETE", &licence_path, None, admin_only),
-        ("PUT", "/v1/admin/machines/FC-M-00007", Some(&machine_json), admin_only),
+        (
+            "PUT",
+            "/v1/admin/machines/FC-M-00007",
+            Some(&machine_json),
+            admin_only,
+        ),
         ("DELETE", "/v1/admin/machines/FC-M-00007", None, admin_only),
         ("PUT", &binding_path, None, admin_only),
         ("DELETE", &binding_path, None, admin_only),
-        ("PUT", "/v1/admin/revocations/credential/C-1", None, admin_only),
-        ("DELETE", "/v1/admin/revocations/credential/C-1", None, admin_only),
+        (
+            "PUT",
+            "/v1/admin/revocations/credential/C-1",
+            None,
+            admin_only,
+        ),
+        (
+            "DELETE",
+            "/v1/admin/revocations/credential/C-1",
+            None,
+            admin_only,
+        ),
         ("POST", "/v1/admin/history/compact", Some("{}"), admin_only),
         ("GET", "/v1/admin/records", None, &["supervisor", "admin"]),
         ("POST", "/v1/push", Some(r#"{"entries":[]}"#), everyone),
@@ -375,7 +446,9 @@ fn authorization_table_every_endpoint_every_role() {
             };
             let (status, text) = raw_call(server.addr, method, path, token.as_deref(), *body);
             if status != expected {
-                failures.push(format!("{who} {method} {path}: {status} (expected {expected}) {text}"));
+                failures.push(format!(
+                    "{who} {method} {path}: {status} (expected {expected}) {text}"
+                ));
             }
         }
     }
@@ -397,13 +470,31 @@ fn authorization_table_every_endpoint_every_role() {
 fn hostile_requests_get_clear_errors() {
     let data = TempDir::new("server");
     let server = ServerProcess::start(SERVER, data.path(), ADMIN);
-    let (status, body) = raw_call(server.addr, "POST", "/v1/push", Some(ADMIN), Some("{not json"));
+    let (status, body) = raw_call(
+        server.addr,
+        "POST",
+        "/v1/push",
+        Some(ADMIN),
+        Some("{not json"),
+    );
     assert_eq!(status, 400);
     assert!(body.contains("request.invalid_json"));
-    let (status, body) = raw_call(server.addr, "GET", "/v1/pull?cursor=garbage", Some(ADMIN), None);
+    let (status, body) = raw_call(
+        server.addr,
+        "GET",
+        "/v1/pull?cursor=garbage",
+        Some(ADMIN),
+        None,
+    );
     assert_eq!(status, 400);
     assert!(body.contains("sync.invalid_cursor"));
-    let (status, body) = raw_call(server.addr, "GET", "/v1/pull?cursor=ffff.3", Some(ADMIN), None);
+    let (status, body) = raw_call(
+        server.addr,
+        "GET",
+        "/v1/pull?cursor=ffff.3",
+        Some(ADMIN),
+        None,
+    );
     assert_eq!(status, 410);
     assert!(body.contains("sync.must_refetch"));
     let (status, _) = raw_call(server.addr, "GET", "/v1/pull?limit=0", Some(ADMIN), None);
@@ -416,5 +507,9 @@ fn hostile_requests_get_clear_errors() {
         None,
     );
     assert_eq!(status, 400);
-    assert_eq!(raw_call(server.addr, "GET", "/health", None, None).0, 200, "still up");
+    assert_eq!(
+        raw_call(server.addr, "GET", "/health", None, None).0,
+        200,
+        "still up"
+    );
 }

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use super::backoff::RetryPolicy;
 use super::error::SyncError;
 use super::protocol::{
-    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity,
-    MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus,
-    REGISTRY_FEED, RecordList, RegistryWriteResponse, Role,
+    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity, MUST_REFETCH,
+    NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED,
+    RecordList, RegistryWriteResponse, Role,
 };
 use crate::store::{OutboxResult, RegistryChange, Store, SyncCursor};
 
@@ -252,7 +252,12 @@ impl SyncClient {
             public_key: public_key_hex.to_owned(),
             device_name: device_name.to_owned(),
         })?;
-        self.call(Method::POST, "/v1/enrol", Some(body), &AtomicBool::new(false))
+        self.call(
+            Method::POST,
+            "/v1/enrol",
+            Some(body),
+            &AtomicBool::new(false),
+        )
     }
 
     /// Who this client's token belongs to.
@@ -389,7 +394,9 @@ impl SyncClient {
                     .collect(),
             };
             let answer = Self::json(&request)
-                .and_then(|body| self.call::<PushResponse>(Method::POST, "/v1/push", Some(body), cancel))
+                .and_then(|body| {
+                    self.call::<PushResponse>(Method::POST, "/v1/push", Some(body), cancel)
+                })
                 .and_then(|response| answers_for(&keys, response));
             let results = match answer {
                 Ok(results) => results,

@@ -60,11 +60,16 @@ mod tests {
                 1_764_374_400_000,
             )
             .unwrap();
-        store.clear_registry(super::protocol::REGISTRY_FEED).unwrap();
+        store
+            .clear_registry(super::protocol::REGISTRY_FEED)
+            .unwrap();
         let stats = store.registry_stats().unwrap();
         assert_eq!((stats.bindings, stats.revocations), (0, 0));
         assert!(stats.cursors.is_empty());
-        assert_eq!(store.sync_cursor(super::protocol::REGISTRY_FEED).unwrap(), None);
+        assert_eq!(
+            store.sync_cursor(super::protocol::REGISTRY_FEED).unwrap(),
+            None
+        );
         assert_eq!(store.outbox_counts().unwrap().pending, 1, "records stay");
     }
 }
