@@ -32,6 +32,10 @@ enum Command {
     Registry(cmd::registry::RegistryArgs),
     /// Records made on this device and their upload state.
     Outbox(cmd::outbox::OutboxArgs),
+    /// Enrol this device with a platform server, using an enrolment code.
+    Enroll(cmd::sync::EnrollArgs),
+    /// Push the outbox to the platform, then pull registry changes.
+    Sync(cmd::sync::SyncArgs),
 }
 
 fn main() {
@@ -41,6 +45,8 @@ fn main() {
         Command::Id(args) => cmd::id::run(args, &out),
         Command::Registry(args) => cmd::registry::run(args, &out),
         Command::Outbox(args) => cmd::outbox::run(args, &out),
+        Command::Enroll(args) => cmd::sync::enroll(args, &out),
+        Command::Sync(args) => cmd::sync::sync(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

@@ -3,3 +3,4 @@
 pub mod id;
 pub mod outbox;
 pub mod registry;
+pub mod sync;
