@@ -46,9 +46,9 @@ fn licence(serial: u64) -> Licence {
         issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).unwrap(),
         expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
         next_review_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
-        review_extended: serial % 7 == 0,
+        review_extended: serial.is_multiple_of(7),
         status: LicenceStatus::Valid,
-        employer_org: (serial % 3 != 0).then(|| "91370983MA3C000000".to_owned()),
+        employer_org: (!serial.is_multiple_of(3)).then(|| "91370983MA3C000000".to_owned()),
     }
 }
 
