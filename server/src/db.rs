@@ -109,10 +109,11 @@ pub enum Insert {
     Conflict,
 }
 
-/// One page of the feed.
+/// One page of the feed. Changes are kept as the JSON text stored when they were written (by
+/// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    pub changes: Vec<RegistryChange>,
+    pub changes_json: Vec<String>,
     pub next_cursor: String,
     pub has_more: bool,
 }
@@ -454,19 +455,17 @@ impl Db {
             .collect::<Result<Vec<_>, _>>()?
         };
         let has_more = rows.len() > limit as usize;
-        let mut changes = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut changes_json = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last = after;
         for (seq, json) in rows.into_iter().take(limit as usize) {
-            let change: RegistryChange = serde_json::from_str(&json)
-                .map_err(|e| DbError::Invalid(format!("change {seq}: {e}")))?;
-            changes.push(change);
+            changes_json.push(json);
             last = seq;
         }
         // The last page brings the device to the high water (covers compacted-away seqs).
         let next = if has_more { last } else { top.max(last) };
         tx.commit()?;
         Ok(Page {
-            changes,
+            changes_json,
             next_cursor: format!("{epoch}.{next}"),
             has_more,
         })
@@ -523,6 +522,13 @@ mod tests {
         dir
     }
 
+    fn changes(page: &Page) -> Vec<RegistryChange> {
+        page.changes_json
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect()
+    }
+
     fn bind(m: &str, c: &str) -> Binding {
         Binding {
             machine_id: m.into(),
@@ -541,13 +547,13 @@ mod tests {
         ])
         .unwrap();
         let p1 = db.pull(None, 2).unwrap();
-        assert_eq!(p1.changes.len(), 2);
+        assert_eq!(p1.changes_json.len(), 2);
         assert!(p1.has_more);
         let p2 = db.pull(Some(&p1.next_cursor), 2).unwrap();
-        assert_eq!(p2.changes, vec![RegistryChange::Unbind(bind("M1", "T1"))]);
+        assert_eq!(changes(&p2), vec![RegistryChange::Unbind(bind("M1", "T1"))]);
         assert!(!p2.has_more);
         let p3 = db.pull(Some(&p2.next_cursor), 2).unwrap();
-        assert!(p3.changes.is_empty());
+        assert!(p3.changes_json.is_empty());
         assert_eq!(p3.next_cursor, p2.next_cursor);
 
         db.compact(None).unwrap();
@@ -559,11 +565,14 @@ mod tests {
         assert!(
             db.pull(Some(&p2.next_cursor), 10)
                 .unwrap()
-                .changes
+                .changes_json
                 .is_empty()
         );
         let fresh = db.pull(None, 10).unwrap();
-        assert_eq!(fresh.changes, vec![RegistryChange::Bind(bind("M2", "T1"))]);
+        assert_eq!(
+            changes(&fresh),
+            vec![RegistryChange::Bind(bind("M2", "T1"))]
+        );
         assert_eq!(fresh.next_cursor, p2.next_cursor);
         // A cursor from another database must refetch too.
         assert!(matches!(
