@@ -214,6 +214,12 @@ async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Enr
             "public key or device name too long",
         ));
     }
+    if !request.public_key.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad_request(
+            "request.bad_public_key",
+            "the public key must be hex",
+        ));
+    }
     let (token, caller) = with_db(&state, move |db| {
         db.enrol(&request.code, &request.public_key, &request.device_name)
     })
