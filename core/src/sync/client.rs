@@ -422,6 +422,20 @@ impl SyncClient {
         }
     }
 
+    fn fetch_page(
+        &self,
+        cursor: Option<&str>,
+        cancel: &AtomicBool,
+    ) -> Result<PullResponse, SyncError> {
+        let path = match cursor {
+            Some(c) => format!("/v1/pull?limit={PULL_PAGE}&cursor={}", encode(c)),
+            None => format!("/v1/pull?limit={PULL_PAGE}"),
+        };
+        self.call(Method::GET, &path, None, cancel)
+    }
+
+    /// Pages are applied in order, each with its cursor in one transaction; the next page is
+    /// fetched while the current one is applied (its cursor is known once the page arrives).
     fn pull_into(
         &self,
         store: &Store,
@@ -429,25 +443,22 @@ impl SyncClient {
         cancel: &AtomicBool,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
-        let mut cursor = store.sync_cursor(REGISTRY_FEED)?;
+        let cursor = store.sync_cursor(REGISTRY_FEED)?;
         progress(Progress {
             phase: SyncPhase::Pull,
             done: 0,
             total: None,
         });
+        let mut fetched = self.fetch_page(cursor.as_deref(), cancel);
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/v1/pull?limit={PULL_PAGE}&cursor={}", encode(c)),
-                None => format!("/v1/pull?limit={PULL_PAGE}"),
-            };
-            let page: PullResponse = match self.call(Method::GET, &path, None, cancel) {
+            let page = match fetched {
                 Err(SyncError::Refused { code, .. }) if code == MUST_REFETCH => {
                     if report.refetches >= MAX_REFETCHES {
                         return Err(SyncError::RefetchLoop);
                     }
                     report.refetches += 1;
                     store.clear_registry(REGISTRY_FEED)?;
-                    cursor = None;
+                    fetched = self.fetch_page(None, cancel);
                     continue;
                 }
                 other => other?,
@@ -462,21 +473,30 @@ impl SyncClient {
                 feed: REGISTRY_FEED.to_owned(),
                 cursor: page.next_cursor,
             };
-            store.apply_registry_changes(page.changes, Some(&next), now_ms())?;
-            cursor = Some(next.cursor);
+            let has_more = page.has_more;
+            let changes = page.changes;
+            let (applied, prefetched) = std::thread::scope(|scope| {
+                let prefetch =
+                    has_more.then(|| scope.spawn(|| self.fetch_page(Some(&next.cursor), cancel)));
+                let applied = store.apply_registry_changes(changes, Some(&next), now_ms());
+                let prefetched = prefetch.map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(SyncError::BadResponse("the page fetch failed".to_owned()))
+                    })
+                });
+                (applied, prefetched)
+            });
+            applied?;
             report.pulled_changes += n;
             report.pages += 1;
-            let done = !page.has_more;
             progress(Progress {
                 phase: SyncPhase::Pull,
                 done: report.pulled_changes,
-                total: done.then_some(report.pulled_changes),
+                total: (!has_more).then_some(report.pulled_changes),
             });
-            if done {
-                return Ok(());
-            }
-            if cancel.load(Ordering::Relaxed) {
-                return Err(SyncError::Cancelled);
+            match prefetched {
+                None => return Ok(()),
+                Some(next_page) => fetched = next_page,
             }
         }
     }
