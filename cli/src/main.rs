@@ -46,6 +46,10 @@ enum Command {
     Permit(cmd::permit::PermitArgs),
     /// On-site inspections: record (scans, permit, observations; sealed) and list.
     Inspect(cmd::inspect::InspectArgs),
+    /// Enrol this device with a platform server, using an enrolment code.
+    Enroll(cmd::sync::EnrollArgs),
+    /// Push the outbox to the platform, then pull registry changes.
+    Sync(cmd::sync::SyncArgs),
 }
 
 fn main() {
@@ -62,6 +66,8 @@ fn main() {
         Command::Scan(args) => cmd::scan::run(args, &out),
         Command::Permit(args) => cmd::permit::run(args, &out),
         Command::Inspect(args) => cmd::inspect::run(args, &out),
+        Command::Enroll(args) => cmd::sync::enroll(args, &out),
+        Command::Sync(args) => cmd::sync::sync(args, &out),
     };
     if let Err(failure) = result {
         out.fail(&failure);

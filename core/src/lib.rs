@@ -9,6 +9,7 @@
 //! - [`permit`]: hot-work permits: checklist catalog, rule profiles, life cycle, signatures.
 //! - [`inspect`]: on-site inspections (逢查必核): scans, observations, violations, signature.
 //! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
+//! - [`sync`]: the device's sync client (push the outbox, pull registry changes) and the wire protocol.
 //! - [`api`]: the UniFFI surface, and the only module that knows about FFI.
 
 pub mod api;
@@ -20,5 +21,6 @@ pub mod rules;
 pub mod scan;
 pub mod startwork;
 pub mod store;
+pub mod sync;
 
 uniffi::setup_scaffolding!("weldguard_core");

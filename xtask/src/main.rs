@@ -192,6 +192,12 @@ fn bench(args: &[String]) -> Result<(), String> {
         ));
     }
     let mut command = cargo();
+    if name == "sync" {
+        // The sync benchmark runs the real server binary next to it.
+        let mut server = cargo();
+        server.args(["build", "--release", "-p", "weldguard-server"]);
+        run(server, "build the server (release)")?;
+    }
     command.args(["bench", "-p", "weldguard-core", "--bench", name, "--"]);
     command.args(rest);
     run(command, &format!("benchmark {name}"))

@@ -10,3 +10,4 @@ pub mod outbox;
 pub mod permit;
 pub mod registry;
 pub mod scan;
+pub mod sync;

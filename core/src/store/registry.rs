@@ -468,6 +468,21 @@ impl Store {
         Ok(counts)
     }
 
+    /// Empty the registry cache (licences, machines, bindings, revocations, issuer keys) and forget
+    /// the feed's cursor, in one transaction: the device must refetch the feed from the start
+    /// (the platform answered `must refetch`). Records and the outbox are not touched.
+    pub fn clear_registry(&self, feed: &str) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM licences; DELETE FROM machines; DELETE FROM bindings; \
+             DELETE FROM revocations; DELETE FROM issuer_keys;",
+        )?;
+        tx.execute("DELETE FROM sync_cursors WHERE feed = ?1", [feed])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The cursor stored for a feed, if it was ever synced.
     pub fn sync_cursor(&self, feed: &str) -> Result<Option<String>, StoreError> {
         let conn = self.reader();

@@ -1,0 +1,248 @@
+//! `cargo xtask bench sync [--licences N] [--server-bin PATH] [--dir DIR]`: sync over loopback
+//! against the real server binary (xtask builds it in release first).
+//!
+//! Prints:
+//! - the admin load of N licences into the server (batches of 10 000 through the admin API),
+//! - the initial registry sync of a fresh device (pages pulled and applied with their cursor), next
+//!   to a bare rusqlite prepared-insert load of the same rows in one transaction (the store's table
+//!   definition, WAL, synchronous=NORMAL), and their ratio (target ≤ 3×),
+//! - an incremental sync of 100 changes,
+//! - push throughput: 10 000 work sessions recorded offline, then pushed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, NaiveDate};
+use rusqlite::{Connection, params};
+use weldguard_core::domain::{Licence, LicenceStatus, OperationCategory};
+use weldguard_core::store::import::id_check_char;
+use weldguard_core::store::schema::MIGRATIONS;
+use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
+use weldguard_core::sync::protocol::Role;
+use weldguard_core::sync::{RetryPolicy, SyncClient};
+
+const ADMIN: &str = "bench-admin-token";
+
+fn licence(serial: u64) -> Licence {
+    // 370983 + birth date 1960-01-01 + serial spread over days and the 3-digit sequence.
+    let birth = NaiveDate::from_ymd_opt(1960, 1, 1).unwrap() + chrono::Days::new(serial / 1000);
+    let first17 = format!(
+        "370983{:04}{:02}{:02}{:03}",
+        birth.year(),
+        birth.month(),
+        birth.day(),
+        serial % 1000
+    );
+    let bytes: [u8; 17] = first17.as_bytes().try_into().unwrap();
+    let id = format!("{first17}{}", id_check_char(&bytes));
+    Licence {
+        certificate_no: format!("T{id}"),
+        id_number: id,
+        name: format!("焊工{serial}"),
+        categories: vec![OperationCategory::FusionWeldingAndCutting],
+        issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).unwrap(),
+        expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
+        next_review_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        review_extended: serial.is_multiple_of(7),
+        status: LicenceStatus::Valid,
+        employer_org: (!serial.is_multiple_of(3)).then(|| "91370983MA3C000000".to_owned()),
+    }
+}
+
+fn day_number(date: NaiveDate) -> i64 {
+    i64::from(date.num_days_from_ce() - 719_163)
+}
+
+fn bare_load(path: &Path, rows: &[Licence]) -> Duration {
+    let mut conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .unwrap();
+    conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+    let started = Instant::now();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare("INSERT INTO licences VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+            .unwrap();
+        for l in rows {
+            stmt.execute(params![
+                l.certificate_no,
+                l.id_number,
+                l.name,
+                1,
+                day_number(l.issued_on),
+                day_number(l.expires_on),
+                day_number(l.next_review_on),
+                l.review_extended,
+                "valid",
+                l.employer_org,
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    started.elapsed()
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(bin: &Path, data: &Path) -> Server {
+    let mut child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server(child, url)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn main() {
+    let mut n: u64 = 1_000_000;
+    let mut server_bin: Option<PathBuf> = None;
+    let mut dir: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--licences" => {
+                n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--licences N")
+            }
+            "--server-bin" => server_bin = args.next().map(PathBuf::from),
+            "--dir" => dir = args.next().map(PathBuf::from),
+            "--bench" => {}
+            other => panic!("unknown argument {other:?}"),
+        }
+    }
+    let server_bin = server_bin.unwrap_or_else(|| {
+        // target/release/deps/sync-HASH → target/release/weldguard-server
+        let exe = std::env::current_exe().unwrap();
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|d| d.join(format!("weldguard-server{}", std::env::consts::EXE_SUFFIX)))
+            .unwrap()
+    });
+    let base = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("wg-sync-bench-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+
+    let server = start_server(&server_bin, &base.join("server"));
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_secs(300),
+        ..RetryPolicy::default()
+    };
+    let admin = SyncClient::new(&server.1, Some(ADMIN.into()), policy).unwrap();
+    println!("sync bench: {n} licences, server {}", server.1);
+
+    let rows: Vec<Licence> = (0..n).map(licence).collect();
+    let started = Instant::now();
+    for chunk in rows.chunks(10_000) {
+        let changes: Vec<RegistryChange> = chunk
+            .iter()
+            .cloned()
+            .map(RegistryChange::UpsertLicence)
+            .collect();
+        admin.write_registry(&changes).unwrap();
+    }
+    let admin_load = started.elapsed();
+    println!("admin load into the server: {:.2} s", secs(admin_load));
+
+    let code = admin.create_enrolment("bench", Role::Welder).unwrap();
+    let token = SyncClient::new(&server.1, None, policy)
+        .unwrap()
+        .enrol(&code.code, "04", "bench")
+        .unwrap()
+        .token;
+    let device = SyncClient::new(&server.1, Some(token), policy).unwrap();
+    let store = Store::open(base.join("device.sqlite")).unwrap();
+    let cancel = AtomicBool::new(false);
+    let started = Instant::now();
+    let report = device.pull(&store, &mut |_| {}, &cancel).unwrap();
+    let initial = started.elapsed();
+    assert_eq!(report.pulled_changes, n);
+    assert_eq!(store.registry_stats().unwrap().licences, n);
+
+    let bare = bare_load(&base.join("bare.sqlite"), &rows);
+    println!(
+        "initial sync: {:.2} s ({} pages, {:.0} licences/s); bare SQLite load: {:.2} s; ratio {:.2}× (target ≤ 3×)",
+        secs(initial),
+        report.pages,
+        n as f64 / secs(initial),
+        secs(bare),
+        secs(initial) / secs(bare)
+    );
+
+    let changes: Vec<RegistryChange> = (0..100)
+        .map(|i| {
+            let mut l = licence(i * (n / 100).max(1) % n.max(1));
+            l.review_extended = !l.review_extended;
+            RegistryChange::UpsertLicence(l)
+        })
+        .collect();
+    admin.write_registry(&changes).unwrap();
+    let started = Instant::now();
+    let report = device.pull(&store, &mut |_| {}, &cancel).unwrap();
+    let incremental = started.elapsed();
+    assert_eq!(report.pulled_changes, 100);
+    println!(
+        "incremental sync of 100 changes: {:.1} ms",
+        incremental.as_secs_f64() * 1e3
+    );
+
+    let sessions = 10_000;
+    for i in 0..sessions {
+        store
+            .record_work_session(
+                NewWorkSession {
+                    machine_id: "M-370983-000001".into(),
+                    certificate_no: rows
+                        .first()
+                        .map(|l| l.certificate_no.clone())
+                        .unwrap_or_default(),
+                    started_at_ms: 1_764_374_400_000 + i,
+                    allowed: true,
+                    reason_codes: vec![],
+                    permit_id: None,
+                },
+                1_764_374_400_000 + i,
+            )
+            .unwrap();
+    }
+    let started = Instant::now();
+    let report = device.push(&store, &mut |_| {}, &cancel).unwrap();
+    let push = started.elapsed();
+    assert_eq!(report.applied, sessions as u64);
+    println!(
+        "push: {sessions} records in {:.2} s ({:.0} records/s)",
+        secs(push),
+        sessions as f64 / secs(push)
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&base);
+}

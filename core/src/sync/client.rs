@@ -1,0 +1,611 @@
+//! The device's sync client: a blocking HTTP client (reqwest + rustls, no OpenSSL) that pushes the
+//! outbox and pulls registry pages into the [`Store`]. Run it on a background thread; watch it with
+//! the progress callback, stop it with the cancellation flag.
+//!
+//! Failures without an answer (network errors, timeouts, truncated or unreadable answers, 5xx, 408,
+//! 429) are retried with [`RetryPolicy`]'s backoff; other 4xx answers are not. Push is safe to
+//! retry because the platform applies each idempotency key at most once; pull is a read, and
+//! each page lands in the store with its cursor in one transaction.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::Client;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::backoff::RetryPolicy;
+use super::error::SyncError;
+use super::protocol::{
+    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity, MUST_REFETCH,
+    NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED,
+    RecordList, RegistryWriteResponse, Role,
+};
+use crate::store::{OutboxResult, RegistryChange, Store, SyncCursor};
+
+/// Outbox entries per push request.
+pub const PUSH_BATCH: usize = 100;
+/// Registry changes per pull page.
+pub const PULL_PAGE: u32 = 5000;
+/// Refetches allowed in one sync before giving up.
+const MAX_REFETCHES: u32 = 2;
+
+/// Which part of a sync is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    Push,
+    Pull,
+}
+
+/// A progress event: `done` of `total` units (outbox entries; registry changes, whose total is
+/// unknown until the last page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: SyncPhase,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub pushed: u64,
+    pub applied: u64,
+    pub duplicate: u64,
+    pub rejected: u64,
+    pub pulled_changes: u64,
+    pub pages: u64,
+    pub refetches: u32,
+    /// Requests retried after a failure without an answer.
+    pub retries: u32,
+}
+
+/// A client of one platform server, acting for one device (its token).
+#[derive(Debug)]
+pub struct SyncClient {
+    base: String,
+    token: Option<String>,
+    http: Client,
+    policy: RetryPolicy,
+    retries: AtomicU32,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    match getrandom::fill(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}
+
+/// Percent-encode a query value (cursors are opaque to the device).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// How one attempt ended.
+enum Failure {
+    Retry(SyncError),
+    Stop(SyncError),
+}
+
+impl SyncClient {
+    /// A client of the server at `base_url` (`http://HOST:PORT` or `https://…`), authenticating
+    /// with `token` (none before enrolment).
+    pub fn new(
+        base_url: &str,
+        token: Option<String>,
+        policy: RetryPolicy,
+    ) -> Result<Self, SyncError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
+            return Err(SyncError::InvalidAddress(base_url.to_owned()));
+        }
+        // TLS through rustls with the ring provider; installing fails harmlessly when done before.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = Client::builder()
+            .timeout(policy.request_timeout)
+            .connect_timeout(policy.connect_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| SyncError::InvalidAddress(format!("{base_url}: {e}")))?;
+        Ok(SyncClient {
+            base,
+            token,
+            http,
+            policy,
+            retries: AtomicU32::new(0),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// One request, retried per the policy. `body` is JSON.
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        cancel: &AtomicBool,
+    ) -> Result<T, SyncError> {
+        let mut retry = 0u32;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SyncError::Cancelled);
+            }
+            match self.attempt(method.clone(), path_and_query, body.clone()) {
+                Ok(value) => return Ok(value),
+                Err(Failure::Stop(e)) => return Err(e),
+                Err(Failure::Retry(e)) => {
+                    if retry + 1 >= self.policy.max_attempts.max(1) {
+                        return Err(e);
+                    }
+                    self.sleep(self.policy.delay(retry, jitter()), cancel)?;
+                    retry += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sleep in short slices so a cancellation is seen quickly.
+    fn sleep(&self, total: Duration, cancel: &AtomicBool) -> Result<(), SyncError> {
+        let slice = Duration::from_millis(50);
+        let mut left = total;
+        while !left.is_zero() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SyncError::Cancelled);
+            }
+            let step = left.min(slice);
+            std::thread::sleep(step);
+            left -= step;
+        }
+        Ok(())
+    }
+
+    fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, Failure> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .map_err(|e| Failure::Retry(SyncError::Network(describe(&e))))?;
+        let status = response.status();
+        // A body cut short shows here as a read error: retried like any network failure.
+        let bytes = response
+            .bytes()
+            .map_err(|e| Failure::Retry(SyncError::Network(describe(&e))))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::Retry(SyncError::BadResponse(e.to_string())));
+        }
+        let error: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        let (code, message) = match error {
+            Some(e) => (e.code, e.message),
+            None => (
+                String::new(),
+                String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes)).into_owned(),
+            ),
+        };
+        let code_num = status.as_u16();
+        if status.is_server_error() || code_num == 408 || code_num == 429 {
+            Err(Failure::Retry(SyncError::Server {
+                status: code_num,
+                message: format!("{code} {message}").trim().to_owned(),
+            }))
+        } else if code_num == 401 {
+            Err(Failure::Stop(SyncError::Unauthorized(message)))
+        } else {
+            Err(Failure::Stop(SyncError::Refused {
+                status: code_num,
+                code,
+                message,
+            }))
+        }
+    }
+
+    fn json<B: Serialize>(body: &B) -> Result<Vec<u8>, SyncError> {
+        serde_json::to_vec(body).map_err(|e| SyncError::BadResponse(e.to_string()))
+    }
+
+    /// Trade an enrolment code for a device token. Use the answer's token for a new client.
+    pub fn enrol(
+        &self,
+        code: &str,
+        public_key_hex: &str,
+        device_name: &str,
+    ) -> Result<EnrolResponse, SyncError> {
+        let body = Self::json(&EnrolRequest {
+            code: code.to_owned(),
+            public_key: public_key_hex.to_owned(),
+            device_name: device_name.to_owned(),
+        })?;
+        self.call(
+            Method::POST,
+            "/v1/enrol",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Who this client's token belongs to.
+    pub fn identity(&self) -> Result<Identity, SyncError> {
+        self.call(Method::GET, "/v1/me", None, &AtomicBool::new(false))
+    }
+
+    /// Admin: a one-time enrolment code for a person and role.
+    pub fn create_enrolment(&self, person: &str, role: Role) -> Result<EnrolmentCode, SyncError> {
+        let body = Self::json(&NewEnrolment {
+            person: person.to_owned(),
+            role,
+        })?;
+        self.call(
+            Method::POST,
+            "/v1/admin/enrolments",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin: record registry changes (one transaction on the server).
+    pub fn write_registry(
+        &self,
+        changes: &[RegistryChange],
+    ) -> Result<RegistryWriteResponse, SyncError> {
+        let body = Self::json(&changes)?;
+        self.call(
+            Method::POST,
+            "/v1/admin/registry",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin: forget change history through `through_seq` (all of it when `None`).
+    pub fn compact_history(
+        &self,
+        through_seq: Option<i64>,
+    ) -> Result<RegistryWriteResponse, SyncError> {
+        let body = Self::json(&CompactRequest { through_seq })?;
+        self.call(
+            Method::POST,
+            "/v1/admin/history/compact",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin or supervisor: the records the platform holds (of one kind, or all).
+    pub fn records(&self, kind: Option<&str>) -> Result<RecordList, SyncError> {
+        let path = match kind {
+            Some(k) => format!("/v1/admin/records?kind={}", encode(k)),
+            None => "/v1/admin/records".to_owned(),
+        };
+        self.call(Method::GET, &path, None, &AtomicBool::new(false))
+    }
+
+    /// Push the outbox, then pull the registry.
+    pub fn sync(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<SyncReport, SyncError> {
+        self.retries.store(0, Ordering::Relaxed);
+        let mut report = SyncReport::default();
+        self.push_into(store, progress, cancel, &mut report)?;
+        self.pull_into(store, progress, cancel, &mut report)?;
+        report.retries = self.retries.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Push every unresolved outbox entry.
+    pub fn push(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<SyncReport, SyncError> {
+        self.retries.store(0, Ordering::Relaxed);
+        let mut report = SyncReport::default();
+        self.push_into(store, progress, cancel, &mut report)?;
+        report.retries = self.retries.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Pull registry changes after the stored cursor, page by page.
+    pub fn pull(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<SyncReport, SyncError> {
+        self.retries.store(0, Ordering::Relaxed);
+        let mut report = SyncReport::default();
+        self.pull_into(store, progress, cancel, &mut report)?;
+        report.retries = self.retries.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn push_into(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let counts = store.outbox_counts()?;
+        let total = counts.pending + counts.sent;
+        progress(Progress {
+            phase: SyncPhase::Push,
+            done: 0,
+            total: Some(total),
+        });
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SyncError::Cancelled);
+            }
+            let batch = store.outbox_pending(PUSH_BATCH)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let keys: Vec<&str> = batch.iter().map(|e| e.idempotency_key.as_str()).collect();
+            store.outbox_mark_sent(&keys, now_ms())?;
+            let request = PushRequest {
+                entries: batch
+                    .iter()
+                    .map(|e| PushEntry {
+                        idempotency_key: e.idempotency_key.clone(),
+                        kind: e.kind.clone(),
+                        payload: e.payload.clone(),
+                    })
+                    .collect(),
+            };
+            let answer = Self::json(&request)
+                .and_then(|body| {
+                    self.call::<PushResponse>(Method::POST, "/v1/push", Some(body), cancel)
+                })
+                .and_then(|response| answers_for(&keys, response));
+            let results = match answer {
+                Ok(results) => results,
+                Err(e) => {
+                    store.outbox_record_failure(&keys, &e.to_string(), now_ms())?;
+                    return Err(e);
+                }
+            };
+            for (_, result) in &results {
+                match result {
+                    OutboxResult::Applied => report.applied += 1,
+                    OutboxResult::Duplicate => report.duplicate += 1,
+                    OutboxResult::Rejected { .. } => report.rejected += 1,
+                }
+            }
+            store.outbox_mark_results(&results, now_ms())?;
+            report.pushed += keys.len() as u64;
+            progress(Progress {
+                phase: SyncPhase::Push,
+                done: report.pushed,
+                total: Some(total.max(report.pushed)),
+            });
+        }
+    }
+
+    fn fetch_page(
+        &self,
+        cursor: Option<&str>,
+        cancel: &AtomicBool,
+    ) -> Result<PullResponse, SyncError> {
+        let path = match cursor {
+            Some(c) => format!("/v1/pull?limit={PULL_PAGE}&cursor={}", encode(c)),
+            None => format!("/v1/pull?limit={PULL_PAGE}"),
+        };
+        self.call(Method::GET, &path, None, cancel)
+    }
+
+    /// Pages are applied in order, each with its cursor in one transaction; the next page is
+    /// fetched while the current one is applied (its cursor is known once the page arrives).
+    fn pull_into(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let cursor = store.sync_cursor(REGISTRY_FEED)?;
+        progress(Progress {
+            phase: SyncPhase::Pull,
+            done: 0,
+            total: None,
+        });
+        let mut fetched = self.fetch_page(cursor.as_deref(), cancel);
+        loop {
+            let page = match fetched {
+                Err(SyncError::Refused { code, .. }) if code == MUST_REFETCH => {
+                    if report.refetches >= MAX_REFETCHES {
+                        return Err(SyncError::RefetchLoop);
+                    }
+                    report.refetches += 1;
+                    store.clear_registry(REGISTRY_FEED)?;
+                    fetched = self.fetch_page(None, cancel);
+                    continue;
+                }
+                other => other?,
+            };
+            if page.next_cursor.is_empty() || (page.has_more && page.changes.is_empty()) {
+                return Err(SyncError::BadResponse(
+                    "a page without a cursor, or an empty page announcing more".to_owned(),
+                ));
+            }
+            let n = page.changes.len() as u64;
+            let next = SyncCursor {
+                feed: REGISTRY_FEED.to_owned(),
+                cursor: page.next_cursor,
+            };
+            let has_more = page.has_more;
+            let changes = page.changes;
+            let (applied, prefetched) = std::thread::scope(|scope| {
+                let prefetch =
+                    has_more.then(|| scope.spawn(|| self.fetch_page(Some(&next.cursor), cancel)));
+                let applied = store.apply_registry_changes(changes, Some(&next), now_ms());
+                let prefetched = prefetch.map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(SyncError::BadResponse("the page fetch failed".to_owned()))
+                    })
+                });
+                (applied, prefetched)
+            });
+            applied?;
+            report.pulled_changes += n;
+            report.pages += 1;
+            progress(Progress {
+                phase: SyncPhase::Pull,
+                done: report.pulled_changes,
+                total: (!has_more).then_some(report.pulled_changes),
+            });
+            match prefetched {
+                None => return Ok(()),
+                Some(next_page) => fetched = next_page,
+            }
+        }
+    }
+}
+
+/// The answers for exactly the pushed keys, or an error when any is missing.
+fn answers_for<'a>(
+    keys: &[&'a str],
+    response: PushResponse,
+) -> Result<Vec<(&'a str, OutboxResult)>, SyncError> {
+    let mut by_key: std::collections::HashMap<String, OutboxResult> = response
+        .results
+        .into_iter()
+        .map(|r| {
+            let result = match r.status {
+                PushStatus::Applied => OutboxResult::Applied,
+                PushStatus::Duplicate => OutboxResult::Duplicate,
+                PushStatus::Rejected => OutboxResult::Rejected {
+                    reason: r.reason.unwrap_or_else(|| "rejected".to_owned()),
+                },
+            };
+            (r.idempotency_key, result)
+        })
+        .collect();
+    keys.iter()
+        .map(|k| {
+            by_key
+                .remove(*k)
+                .map(|r| (*k, r))
+                .ok_or_else(|| SyncError::BadResponse(format!("no answer for outbox entry {k}")))
+        })
+        .collect()
+}
+
+/// A reqwest error with its causes (reqwest's top line alone says little).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::protocol::PushResult;
+
+    #[test]
+    fn every_pushed_key_must_be_answered() {
+        let response = PushResponse {
+            results: vec![
+                PushResult {
+                    idempotency_key: "b".into(),
+                    status: PushStatus::Duplicate,
+                    reason: None,
+                },
+                PushResult {
+                    idempotency_key: "a".into(),
+                    status: PushStatus::Rejected,
+                    reason: Some("record.invalid: x".into()),
+                },
+            ],
+        };
+        let answers = answers_for(&["a", "b"], response.clone()).unwrap();
+        assert_eq!(
+            answers,
+            vec![
+                (
+                    "a",
+                    OutboxResult::Rejected {
+                        reason: "record.invalid: x".into()
+                    }
+                ),
+                ("b", OutboxResult::Duplicate)
+            ]
+        );
+        assert!(matches!(
+            answers_for(&["a", "b", "c"], response),
+            Err(SyncError::BadResponse(_))
+        ));
+    }
+
+    #[test]
+    fn addresses_are_checked_and_cursors_encoded() {
+        assert!(SyncClient::new("ftp://x", None, RetryPolicy::default()).is_err());
+        assert!(SyncClient::new("http://127.0.0.1:9", None, RetryPolicy::default()).is_ok());
+        assert_eq!(encode("ab.12"), "ab.12");
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_then_reported_as_a_network_error() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        // Port 9 (discard) on loopback: nothing listens in the test environment.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = SyncClient::new(&format!("http://{addr}"), None, policy).unwrap();
+        let err = client.identity().unwrap_err();
+        assert!(matches!(err, SyncError::Network(_)), "{err:?}");
+        assert_eq!(client.retries.load(Ordering::Relaxed), 2);
+    }
+}

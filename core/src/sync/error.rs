@@ -1,0 +1,83 @@
+//! Why a sync stopped, with a stable code and a reason in Chinese and English.
+
+use crate::domain::Explain;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    /// The server address is not an `http://` or `https://` URL.
+    #[error("invalid server address: {0}")]
+    InvalidAddress(String),
+    /// The network failed (after every retry).
+    #[error("network error: {0}")]
+    Network(String),
+    /// The server failed (5xx, after every retry).
+    #[error("server error {status}: {message}")]
+    Server { status: u16, message: String },
+    /// The device is not enrolled, or its token is no longer valid.
+    #[error("not authorised: {0}")]
+    Unauthorized(String),
+    /// The server refused the request (4xx); retrying would not help.
+    #[error("refused by the server ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server's answer could not be understood.
+    #[error("malformed server answer: {0}")]
+    BadResponse(String),
+    /// The server asked for a refetch twice in a row.
+    #[error("the server keeps asking for a full refetch")]
+    RefetchLoop,
+    /// The caller cancelled.
+    #[error("sync cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl Explain for SyncError {
+    fn code(&self) -> &'static str {
+        match self {
+            SyncError::InvalidAddress(_) => "sync.invalid_address",
+            SyncError::Network(_) => "sync.network",
+            SyncError::Server { .. } => "sync.server_error",
+            SyncError::Unauthorized(_) => "sync.unauthorized",
+            SyncError::Refused { .. } => "sync.refused",
+            SyncError::BadResponse(_) => "sync.bad_response",
+            SyncError::RefetchLoop => "sync.refetch_loop",
+            SyncError::Cancelled => "sync.cancelled",
+            SyncError::Store(e) => e.code(),
+        }
+    }
+
+    fn message_zh(&self) -> String {
+        match self {
+            SyncError::InvalidAddress(d) => format!("服务器地址无效：{d}"),
+            SyncError::Network(d) => format!("网络错误，稍后会自动重试：{d}"),
+            SyncError::Server { status, message } => {
+                format!("平台服务器出错（{status}），稍后会自动重试：{message}")
+            }
+            SyncError::Unauthorized(d) => format!("本设备未注册或授权已失效，请重新注册：{d}"),
+            SyncError::Refused { code, message, .. } => {
+                format!("平台拒绝了请求（{code}）：{message}")
+            }
+            SyncError::BadResponse(d) => format!("平台的应答无法识别：{d}"),
+            SyncError::RefetchLoop => "平台反复要求重新下载全部数据，请联系管理员".to_owned(),
+            SyncError::Cancelled => "同步已取消，下次会从中断处继续".to_owned(),
+            SyncError::Store(e) => e.message_zh(),
+        }
+    }
+
+    fn message_en(&self) -> String {
+        match self {
+            SyncError::Network(_) | SyncError::Server { .. } => {
+                format!("{self}; it will be retried later")
+            }
+            SyncError::Cancelled => "sync cancelled; the next sync resumes where it stopped".into(),
+            SyncError::Store(e) => e.message_en(),
+            _ => self.to_string(),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Who may call what: one table, checked on every authenticated call (the authorization test walks
+//! the same table against the running server).
+
+use weldguard_core::sync::protocol::Role;
+
+/// The endpoints that need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Me,
+    CreateEnrolment,
+    RegistryWrite,
+    CompactHistory,
+    ListRecords,
+    Push,
+    Pull,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Me,
+        Endpoint::CreateEnrolment,
+        Endpoint::RegistryWrite,
+        Endpoint::CompactHistory,
+        Endpoint::ListRecords,
+        Endpoint::Push,
+        Endpoint::Pull,
+    ];
+}
+
+/// Whether `role` may call `endpoint`.
+pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
+    use Endpoint::*;
+    match endpoint {
+        Me | Push | Pull => true,
+        CreateEnrolment | RegistryWrite | CompactHistory => role == Role::Admin,
+        ListRecords => matches!(role, Role::Admin | Role::Supervisor),
+    }
+}
+
+/// Whether `role` may push records of `kind` (checked per entry; a refusal is a rejected entry).
+pub fn may_push(role: Role, kind: &str) -> bool {
+    match kind {
+        "work_session" => matches!(role, Role::Welder | Role::Supervisor | Role::Admin),
+        "permit" => matches!(role, Role::Welder | Role::Supervisor | Role::Admin),
+        "inspection" => matches!(role, Role::Inspector | Role::Supervisor | Role::Admin),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admins_administer_and_everyone_enrolled_syncs() {
+        for role in Role::ALL {
+            assert!(allowed(role, Endpoint::Push));
+            assert!(allowed(role, Endpoint::Pull));
+            assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
+            assert_eq!(
+                allowed(role, Endpoint::CreateEnrolment),
+                role == Role::Admin
+            );
+        }
+        assert!(allowed(Role::Supervisor, Endpoint::ListRecords));
+        assert!(!allowed(Role::Welder, Endpoint::ListRecords));
+        assert!(!may_push(Role::Inspector, "work_session"));
+        assert!(!may_push(Role::Welder, "inspection"));
+        assert!(!may_push(Role::Admin, "anything_else"));
+    }
+}

@@ -1,0 +1,566 @@
+//! The HTTP surface: routes, authentication (bearer device tokens), the role check of
+//! [`crate::authz`] on every call, and JSON error answers with stable codes. Database work runs on
+//! tokio's blocking pool.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use weldguard_core::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
+use weldguard_core::store::RegistryChange;
+use weldguard_core::sync::protocol::{
+    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity,
+    MAX_PULL_LIMIT, MAX_PUSH_ENTRIES, MUST_REFETCH, NewEnrolment, PushRequest, PushResponse,
+    PushResult, PushStatus, RecordList, RegistryWriteResponse,
+};
+
+use crate::authz::{Endpoint, allowed};
+use crate::db::{Caller, Db, DbError, Insert};
+use crate::validate;
+
+/// Pull page size when the device does not ask for one.
+pub const DEFAULT_PULL_LIMIT: u32 = 1000;
+/// Largest request body (a full push batch).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Shared by every handler: the database behind a mutex (SQLite has one writer anyway).
+#[derive(Clone)]
+pub struct AppState {
+    db: Arc<Mutex<Db>>,
+}
+
+impl AppState {
+    pub fn new(db: Db) -> Self {
+        AppState {
+            db: Arc::new(Mutex::new(db)),
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::MustRefetch => ApiError::new(StatusCode::GONE, MUST_REFETCH, e.to_string()),
+            DbError::InvalidCursor => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "sync.invalid_cursor",
+                e.to_string(),
+            ),
+            DbError::BadEnrolmentCode => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth.bad_enrolment_code",
+                e.to_string(),
+            ),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.database",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/me", get(me))
+        .route("/v1/admin/enrolments", post(create_enrolment))
+        .route("/v1/admin/registry", post(registry_write))
+        .route(
+            "/v1/admin/licences/{certificate_no}",
+            put(put_licence).delete(delete_licence),
+        )
+        .route(
+            "/v1/admin/machines/{machine_id}",
+            put(put_machine).delete(delete_machine),
+        )
+        .route(
+            "/v1/admin/bindings/{machine_id}/{certificate_no}",
+            put(put_binding).delete(delete_binding),
+        )
+        .route(
+            "/v1/admin/revocations/{target}/{id}",
+            put(put_revocation).delete(delete_revocation),
+        )
+        .route("/v1/admin/history/compact", post(compact))
+        .route("/v1/admin/records", get(records))
+        .route("/v1/push", post(push))
+        .route("/v1/pull", get(pull))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Run `f` on the database on the blocking pool.
+async fn with_db<T, F>(state: &AppState, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Db) -> Result<T, DbError> + Send + 'static,
+{
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            e.to_string(),
+        )
+    })?
+    .map_err(ApiError::from)
+}
+
+/// Authenticate the bearer token and check the role may call `endpoint`.
+async fn authorize(state: &AppState, headers: &HeaderMap, endpoint: Endpoint) -> ApiResult<Caller> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.missing_token",
+                "an Authorization: Bearer token is required",
+            )
+        })?
+        .to_owned();
+    let caller = with_db(state, move |db| db.caller(&token))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.bad_token",
+                "unknown or disabled device token",
+            )
+        })?;
+    if !allowed(caller.role, endpoint) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden",
+            format!(
+                "a {} device may not call this endpoint",
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "request.invalid_json",
+            e.to_string(),
+        )
+    })
+}
+
+fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+async fn health(State(state): State<AppState>) -> ApiResult<&'static str> {
+    with_db(&state, |db| db.caller("").map(|_| ())).await?;
+    Ok("ok")
+}
+
+async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<EnrolResponse>> {
+    let request: EnrolRequest = parse(&body)?;
+    if request.public_key.len() > 512 || request.device_name.chars().count() > 200 {
+        return Err(bad_request(
+            "request.too_long",
+            "public key or device name too long",
+        ));
+    }
+    if !request.public_key.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad_request(
+            "request.bad_public_key",
+            "the public key must be hex",
+        ));
+    }
+    let (token, caller) = with_db(&state, move |db| {
+        db.enrol(&request.code, &request.public_key, &request.device_name)
+    })
+    .await?;
+    Ok(Json(EnrolResponse {
+        device_id: caller.device_id,
+        token,
+        person: caller.person,
+        role: caller.role,
+    }))
+}
+
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Identity>> {
+    let caller = authorize(&state, &headers, Endpoint::Me).await?;
+    Ok(Json(Identity {
+        device_id: caller.device_id,
+        person: caller.person,
+        role: caller.role,
+    }))
+}
+
+async fn create_enrolment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<EnrolmentCode>> {
+    authorize(&state, &headers, Endpoint::CreateEnrolment).await?;
+    let request: NewEnrolment = parse(&body)?;
+    let person = request.person.trim().to_owned();
+    if person.is_empty() || person.chars().count() > 100 {
+        return Err(bad_request(
+            "request.bad_person",
+            "person must be 1-100 characters",
+        ));
+    }
+    let role = request.role;
+    let p = person.clone();
+    let code = with_db(&state, move |db| db.create_enrolment(&p, role)).await?;
+    Ok(Json(EnrolmentCode { code, person, role }))
+}
+
+/// Basic shape checks of an admin's registry change (keys present).
+fn check_change(change: &RegistryChange) -> ApiResult<()> {
+    let key = crate::db::entity_of(change);
+    let empty_part = key.split('\u{1f}').skip(1).any(|p| p.trim().is_empty());
+    if empty_part || key.len() > 300 {
+        return Err(bad_request(
+            "registry.bad_key",
+            format!("a change has an empty or overlong key: {key:?}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn write_changes(
+    state: &AppState,
+    headers: &HeaderMap,
+    changes: Vec<RegistryChange>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    for change in &changes {
+        check_change(change)?;
+    }
+    let n = changes.len() as u64;
+    let last_seq = with_db(state, move |db| db.write_changes(&changes)).await?;
+    let _ = headers;
+    Ok(Json(RegistryWriteResponse {
+        changes: n,
+        last_seq,
+    }))
+}
+
+async fn registry_write(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let changes: Vec<RegistryChange> = parse(&body)?;
+    write_changes(&state, &headers, changes).await
+}
+
+async fn put_licence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(certificate_no): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let licence: Licence = parse(&body)?;
+    if licence.certificate_no != certificate_no {
+        return Err(bad_request(
+            "registry.key_mismatch",
+            "certificate number differs from the path",
+        ));
+    }
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::UpsertLicence(licence)],
+    )
+    .await
+}
+
+async fn delete_licence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(certificate_no): Path<String>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::DeleteLicence { certificate_no }],
+    )
+    .await
+}
+
+async fn put_machine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(machine_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let machine: Machine = parse(&body)?;
+    if machine.machine_id != machine_id {
+        return Err(bad_request(
+            "registry.key_mismatch",
+            "machine id differs from the path",
+        ));
+    }
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::UpsertMachine(machine)],
+    )
+    .await
+}
+
+async fn delete_machine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(machine_id): Path<String>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    write_changes(
+        &state,
+        &headers,
+        vec![RegistryChange::DeleteMachine { machine_id }],
+    )
+    .await
+}
+
+async fn put_binding(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((machine_id, certificate_no)): Path<(String, String)>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let binding = Binding {
+        machine_id,
+        certificate_no,
+    };
+    write_changes(&state, &headers, vec![RegistryChange::Bind(binding)]).await
+}
+
+async fn delete_binding(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((machine_id, certificate_no)): Path<(String, String)>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let binding = Binding {
+        machine_id,
+        certificate_no,
+    };
+    write_changes(&state, &headers, vec![RegistryChange::Unbind(binding)]).await
+}
+
+fn revocation(target: &str, id: String) -> ApiResult<Revocation> {
+    let target: RevocationTarget =
+        serde_json::from_value(serde_json::Value::String(target.to_owned())).map_err(|_| {
+            bad_request(
+                "registry.bad_target",
+                "target must be licence, credential, issuer_key or machine",
+            )
+        })?;
+    Ok(Revocation { target, id })
+}
+
+async fn put_revocation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((target, id)): Path<(String, String)>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let r = revocation(&target, id)?;
+    write_changes(&state, &headers, vec![RegistryChange::Revoke(r)]).await
+}
+
+async fn delete_revocation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((target, id)): Path<(String, String)>,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::RegistryWrite).await?;
+    let r = revocation(&target, id)?;
+    write_changes(&state, &headers, vec![RegistryChange::Unrevoke(r)]).await
+}
+
+async fn compact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<RegistryWriteResponse>> {
+    authorize(&state, &headers, Endpoint::CompactHistory).await?;
+    let request: CompactRequest = if body.is_empty() {
+        CompactRequest::default()
+    } else {
+        parse(&body)?
+    };
+    let floor = with_db(&state, move |db| db.compact(request.through_seq)).await?;
+    Ok(Json(RegistryWriteResponse {
+        changes: 0,
+        last_seq: floor,
+    }))
+}
+
+async fn records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<RecordList>> {
+    authorize(&state, &headers, Endpoint::ListRecords).await?;
+    let kind = query.get("kind").cloned();
+    let records = with_db(&state, move |db| db.records(kind.as_deref())).await?;
+    Ok(Json(RecordList { records }))
+}
+
+async fn push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<PushResponse>> {
+    let caller = authorize(&state, &headers, Endpoint::Push).await?;
+    let request: PushRequest = parse(&body)?;
+    if request.entries.len() > MAX_PUSH_ENTRIES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "push.too_many_entries",
+            format!("at most {MAX_PUSH_ENTRIES} entries per push"),
+        ));
+    }
+    let verdicts: Vec<Result<(), String>> = request
+        .entries
+        .iter()
+        .map(|e| validate::check(caller.role, e))
+        .collect();
+    let entries = request.entries;
+    let device_id = caller.device_id.clone();
+    let (entries, verdicts, inserted) = with_db(&state, move |db| {
+        let items: Vec<(&str, &str, &str)> = entries
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.is_ok())
+            .map(|(e, _)| {
+                (
+                    e.idempotency_key.as_str(),
+                    e.kind.as_str(),
+                    e.payload.as_str(),
+                )
+            })
+            .collect();
+        let inserted = db.insert_records(&device_id, &items)?;
+        Ok((entries, verdicts, inserted))
+    })
+    .await?;
+    let mut inserted = inserted.into_iter();
+    let results = entries
+        .into_iter()
+        .zip(verdicts)
+        .map(|(entry, verdict)| {
+            let (status, reason) = match verdict {
+                Err(reason) => (PushStatus::Rejected, Some(reason)),
+                Ok(()) => match inserted.next() {
+                    Some(Insert::Applied) => (PushStatus::Applied, None),
+                    Some(Insert::Duplicate) => (PushStatus::Duplicate, None),
+                    Some(Insert::Conflict) | None => (
+                        PushStatus::Rejected,
+                        Some(
+                            "record.key_conflict: this key was applied with a different payload"
+                                .to_owned(),
+                        ),
+                    ),
+                },
+            };
+            PushResult {
+                idempotency_key: entry.idempotency_key,
+                status,
+                reason,
+            }
+        })
+        .collect();
+    Ok(Json(PushResponse { results }))
+}
+
+async fn pull(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    authorize(&state, &headers, Endpoint::Pull).await?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_PULL_LIMIT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PULL_LIMIT).contains(n))
+            .ok_or_else(|| {
+                bad_request(
+                    "request.bad_limit",
+                    format!("limit must be 1..={MAX_PULL_LIMIT}"),
+                )
+            })?,
+    };
+    let cursor = query.get("cursor").filter(|c| !c.is_empty()).cloned();
+    let page = with_db(&state, move |db| db.pull(cursor.as_deref(), limit)).await?;
+    // A `PullResponse` written out by hand around the stored change texts (no re-encoding).
+    let size: usize = page.changes_json.iter().map(|c| c.len() + 1).sum();
+    let mut body = String::with_capacity(size + 128);
+    body.push_str("{\"changes\":[");
+    for (i, change) in page.changes_json.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(change);
+    }
+    body.push_str("],\"next_cursor\":");
+    body.push_str(&serde_json::Value::String(page.next_cursor).to_string());
+    body.push_str(",\"has_more\":");
+    body.push_str(if page.has_more { "true" } else { "false" });
+    body.push('}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

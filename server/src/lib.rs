@@ -1,0 +1,109 @@
+//! WeldGuard reference platform server: device enrolment, registry administration, record push
+//! (idempotent, verified) and registry pull (paged, cursor-based), over HTTP + JSON.
+//!
+//! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`. The wire types are
+//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`
+//! and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles may call it.
+
+pub mod authz;
+pub mod db;
+pub mod http;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Command-line options of `weldguard-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "weldguard-server",
+    about = "WeldGuard reference platform server"
+)]
+pub struct Options {
+    /// Folder holding the SQLite database (created when missing).
+    #[arg(long, default_value = "weldguard-server-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0: any free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Admin token to accept (replaces the bootstrap admin's token). Without it, a token is made
+    /// and printed at first start.
+    #[arg(long)]
+    pub admin_token: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data folder {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Run the server until Ctrl-C / SIGTERM. Prints `listening on http://ADDR` once ready.
+pub fn run(options: Options) -> Result<(), StartError> {
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
+    let mut database = db::Db::open(&options.data_dir)?;
+    if let Some(token) = database.bootstrap_admin(options.admin_token.as_deref())? {
+        println!("admin token: {token}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Serve)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| StartError::Listen(options.listen, e))?;
+        let local = listener.local_addr().map_err(StartError::Serve)?;
+        let app = http::router(http::AppState::new(database));
+        println!("listening on http://{local}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(StartError::Serve)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// The binary's `main`, shared with test harnesses that run the server as a child process.
+pub fn main_from_env() -> std::process::ExitCode {
+    let options = Options::parse();
+    match run(options) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weldguard-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Kill -9 of the device during sync, many times: after a final clean sync every record is on the
+//! server exactly once, the device's outbox is fully applied, its registry cache matches the
+//! server's feed, and its database passes the integrity check. Rounds: `WG_CRASH_ROUNDS` (default 40;
+//! the full run is 200).
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use weldguard_core::domain::Binding;
+use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
+use weldguard_core::sync::protocol::Role;
+use weldguard_core::sync::{RetryPolicy, SyncClient};
+use weldguard_tests::{ServerProcess, TempDir};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
+const CLIENT: &str = env!("CARGO_BIN_EXE_wg-sync-client");
+const ADMIN: &str = "crash-admin-token";
+const T0: i64 = 1_764_374_400_000;
+
+/// xorshift64: deterministic delays.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn killing_the_client_mid_sync_never_loses_or_duplicates_a_record() {
+    let rounds: u32 = std::env::var("WG_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let data = TempDir::new("crash-server");
+    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    };
+    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy).unwrap();
+    let code = admin.create_enrolment("张三", Role::Welder).unwrap();
+    let token = SyncClient::new(&server.url(), None, policy)
+        .unwrap()
+        .enrol(&code.code, "04", "crash")
+        .unwrap()
+        .token;
+    let device_dir = TempDir::new("crash-device");
+    let db = device_dir.path().join("device.sqlite");
+    let store = Store::open(&db).unwrap();
+
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut keys = Vec::new();
+    let mut registry_changes = 0u64;
+    let mut killed_running = 0;
+    for round in 0..rounds {
+        // Work keeps happening on the device, and the registry keeps changing.
+        for i in 0..25 {
+            let at = T0 + i64::from(round) * 1000 + i;
+            keys.push(
+                store
+                    .record_work_session(
+                        NewWorkSession {
+                            machine_id: format!("M-{round}"),
+                            certificate_no: "T1".into(),
+                            started_at_ms: at,
+                            allowed: true,
+                            reason_codes: vec![],
+                            permit_id: None,
+                        },
+                        at,
+                    )
+                    .unwrap()
+                    .id,
+            );
+        }
+        let changes: Vec<RegistryChange> = (0..200)
+            .map(|i| {
+                RegistryChange::Bind(Binding {
+                    machine_id: format!("M-{round}"),
+                    certificate_no: format!("T{i}"),
+                })
+            })
+            .collect();
+        admin.write_registry(&changes).unwrap();
+        registry_changes += 200;
+
+        let mut child = Command::new(CLIENT)
+            .args([server.url().as_str(), token.as_str()])
+            .arg(&db)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(next(&mut rng) % 40_000));
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    assert!(
+        killed_running * 2 >= rounds,
+        "most kills should land mid-sync ({killed_running} of {rounds})"
+    );
+
+    // A clean sync at the end converges.
+    let client = SyncClient::new(&server.url(), Some(token), policy).unwrap();
+    client
+        .sync(&store, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap();
+    store.integrity_check().unwrap();
+    let counts = store.outbox_counts().unwrap();
+    assert_eq!(counts.applied, keys.len() as u64);
+    assert_eq!(counts.pending + counts.sent + counts.rejected, 0);
+    let records = admin.records(Some("work_session")).unwrap().records;
+    assert_eq!(
+        records.len(),
+        keys.len(),
+        "nothing lost, nothing duplicated"
+    );
+    let mut on_server: Vec<&str> = records.iter().map(|r| r.idempotency_key.as_str()).collect();
+    on_server.sort_unstable();
+    let mut expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(on_server, expected);
+    assert_eq!(
+        store.registry_stats().unwrap().bindings,
+        registry_changes,
+        "every binding pulled once"
+    );
+}
