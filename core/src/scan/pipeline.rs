@@ -9,6 +9,7 @@ use rqrr::{BitGrid, PreparedImage};
 use super::binarize::{self, Bitmap};
 use super::finder;
 use super::frame::{LumaFrame, Plane};
+use super::screen;
 use super::{EccLevel, Effort, ScanOptions, ScannedCode};
 
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
@@ -95,6 +96,14 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
         passes.push(Pass::Detail);
     } else if long_side <= WORK_SIDE / 2 + 100 {
         passes.push(Pass::Double);
+    }
+    // The early exit: nothing finder-like at the working scale means no pass there can read a
+    // code; only tiny codes in big photos remain possible (the detail pass).
+    if !screen::any_finder(&work) {
+        passes.retain(|&p| p == Pass::Detail);
+        if passes.is_empty() {
+            return Vec::new();
+        }
     }
 
     let mut found: Vec<ScannedCode> = Vec::new();
