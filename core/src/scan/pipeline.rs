@@ -36,6 +36,16 @@ macro_rules! decode_all {
 }
 
 pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCode> {
+    // The early exit before any copy: a frame no larger than the working size where the screen
+    // sees nothing finder-like has no readable code (bigger frames are screened after the
+    // downscale, where the detail pass is still considered).
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    if options.effort == Effort::Full
+        && w.max(h) <= WORK_SIDE
+        && !screen::any_finder_in(frame.data, w, h, frame.stride as usize)
+    {
+        return Vec::new();
+    }
     let plane = frame.to_tight();
     match options.effort {
         Effort::Baseline => {

@@ -1,4 +1,4 @@
-//! The cheap early exit: a run-length screen for finder-like 1:1:3:1:1 patterns on every third row
+//! The cheap early exit: a run-length screen for finder-like 1:1:3:1:1 patterns on every third or fourth row
 //! of a plane (each row thresholded against its own moving average, as rqrr does), confirmed by a
 //! vertical run check. A frame where it sees nothing, in either polarity, cannot hold a readable
 //! code, so the expensive passes are skipped; live camera frames without a code return in a few
@@ -12,38 +12,51 @@ const OFFSET: u32 = 8;
 /// Whether any sampled row holds a finder-like pattern (dark-on-light or light-on-dark) that a
 /// vertical check through its centre confirms.
 pub(crate) fn any_finder(plane: &Plane) -> bool {
-    let w = plane.width;
-    let h = plane.height;
-    if w < 7 || h < 7 {
+    any_finder_in(&plane.pixels, plane.width, plane.height, plane.width)
+}
+
+/// [`any_finder`] on a strided luma buffer read in place (a camera frame before any copy).
+pub(crate) fn any_finder_in(data: &[u8], w: usize, h: usize, stride: usize) -> bool {
+    if w < 7 || h < 7 || stride < w {
         return false;
     }
+    let plane = Strided { data, w, h, stride };
     // Window half-width: an eighth of the width, as rqrr's own threshold.
     let r = (w / 16).max(8);
     let mut prefix = vec![0u32; w + 1];
     let mut classes = vec![0i8; w];
-    for (y, row) in plane.pixels.chunks_exact(w).enumerate().step_by(3) {
+    // A finder's centre run is at least 4 px tall in any readable code at the working size; small
+    // frames (upscaled later, modules down to 1 px) are screened more densely.
+    let step = if w.max(h) > 800 { 4 } else { 3 };
+    for (y, row) in data.chunks(stride).take(h).enumerate().step_by(step) {
         let mut s = 0u32;
         for (p, &v) in prefix.iter_mut().skip(1).zip(row) {
             s += u32::from(v);
             *p = s;
         }
+        // The interior, where the window is whole (a straight loop the compiler vectorises),
+        // then the borders with clipped windows.
+        let n = (2 * r + 1) as u32;
+        let interior = w.checked_sub(r).filter(|&end| end > r).map(|end| r..end);
+        if let Some(range) = interior.clone()
+            && let (Some(cls), Some(vals)) = (classes.get_mut(range.clone()), row.get(range))
+        {
+            let hi = prefix.iter().skip(2 * r + 1);
+            for ((class, &v), (&a, &b)) in cls.iter_mut().zip(vals).zip(hi.zip(prefix.iter())) {
+                *class = classify(u32::from(v), a - b, n);
+            }
+        }
         for (x, (class, &v)) in classes.iter_mut().zip(row).enumerate() {
+            if interior.as_ref().is_some_and(|i| i.contains(&x)) {
+                continue;
+            }
             let x0 = x.saturating_sub(r);
             let x1 = (x + r + 1).min(w);
             let sum = prefix.get(x1).copied().unwrap_or(0) - prefix.get(x0).copied().unwrap_or(0);
-            // v ± OFFSET against the window mean, without a division per pixel.
-            let n = (x1 - x0) as u32;
-            let v = u32::from(v);
-            *class = if (v + OFFSET) * n < sum {
-                1
-            } else if v.saturating_sub(OFFSET) * n > sum {
-                -1
-            } else {
-                0
-            };
+            *class = classify(u32::from(v), sum, (x1 - x0) as u32);
         }
         for polarity in [1i8, -1] {
-            if row_has_finder(plane, &classes, y, polarity) {
+            if row_has_finder(&plane, &classes, y, polarity) {
                 return true;
             }
         }
@@ -51,9 +64,29 @@ pub(crate) fn any_finder(plane: &Plane) -> bool {
     false
 }
 
+/// 1 dark, −1 light, 0 neither: `v` ± OFFSET against the mean `sum / n` (no division).
+#[inline]
+fn classify(v: u32, sum: u32, n: u32) -> i8 {
+    if (v + OFFSET) * n < sum {
+        1
+    } else if v.saturating_sub(OFFSET) * n > sum {
+        -1
+    } else {
+        0
+    }
+}
+
+/// A luma buffer with a row stride.
+struct Strided<'a> {
+    data: &'a [u8],
+    w: usize,
+    h: usize,
+    stride: usize,
+}
+
 /// Scan one classified row for five alternating runs (the middle one of `polarity`) in
 /// 1:1:3:1:1, then check the column through the centre.
-fn row_has_finder(plane: &Plane, classes: &[i8], y: usize, polarity: i8) -> bool {
+fn row_has_finder(plane: &Strided<'_>, classes: &[i8], y: usize, polarity: i8) -> bool {
     // Runs of "is polarity" / "is not polarity" (neutral pixels count as not).
     let mut runs = [0u32; 5];
     let mut filled = 0usize;
@@ -118,18 +151,19 @@ fn ratio_ok(c: &[u32; 5]) -> bool {
 /// The column through (x, y): pixels classed against the row's local level at (x, y) (the
 /// midpoint of the centre pixel and its light neighbour run), five runs in about 1:1:3:1:1 with
 /// a total within a factor of two of the row's.
-fn column_ok(plane: &Plane, x: i64, y: usize, total: u32, polarity: i8) -> bool {
-    if x < 0 || x as usize >= plane.width {
+fn column_ok(plane: &Strided<'_>, x: i64, y: usize, total: u32, polarity: i8) -> bool {
+    if x < 0 || x as usize >= plane.w {
         return false;
     }
     let x = x as usize;
-    let w = plane.width;
-    let px = |yy: usize| -> i32 { i32::from(plane.pixels.get(yy * w + x).copied().unwrap_or(255)) };
+    let stride = plane.stride;
+    let px =
+        |yy: usize| -> i32 { i32::from(plane.data.get(yy * stride + x).copied().unwrap_or(255)) };
     let centre = px(y);
     // The light level: the brightest (darkest for inverted) pixel within the pattern's reach.
-    let reach = (total as usize).min(plane.height);
+    let reach = (total as usize).min(plane.h);
     let lo = y.saturating_sub(reach);
-    let hi = (y + reach).min(plane.height - 1);
+    let hi = (y + reach).min(plane.h - 1);
     let other = (lo..=hi).map(px).fold(
         centre,
         |a, b| if polarity > 0 { a.max(b) } else { a.min(b) },
@@ -159,7 +193,7 @@ fn column_ok(plane: &Plane, x: i64, y: usize, total: u32, polarity: i8) -> bool 
     }
     let mut yy = y as i64 + 1;
     for (slot, want) in [(2usize, true), (3, false), (4, true)] {
-        while (yy as usize) < plane.height && on(yy as usize) == want {
+        while (yy as usize) < plane.h && on(yy as usize) == want {
             if let Some(s) = c.get_mut(slot) {
                 *s += 1;
                 if *s > max_run {
