@@ -1,10 +1,12 @@
 //! `weldguard scan IMAGE…`: decode the QR codes in image files; `weldguard scan --camera [INDEX]`:
-//! live results from a desktop camera (builds with the `camera` feature only).
+//! live results from a desktop camera (builds with the `camera` feature only). With `--trust FILE`
+//! every WG1 code found is verified against that trust list and shown as valid or invalid.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
+use weldguard_core::codes::{PREFIX, ReplayCache, RevocationSet, TrustStore, Verifier};
 use weldguard_core::domain::Explain;
 use weldguard_core::scan::{ScanOptions, ScannedCode, scan_image_bytes};
 
@@ -21,6 +23,26 @@ pub struct ScanArgs {
     /// Scan live from a camera (default index 0); needs a build with `--features camera`.
     #[arg(long, num_args = 0..=1, default_missing_value = "0", conflicts_with = "images")]
     camera: Option<u32>,
+    /// Verify the WG1 codes found against this trust list (JSON, as `weldguard code verify` takes).
+    #[arg(long, value_name = "FILE", conflicts_with = "camera")]
+    trust: Option<PathBuf>,
+}
+
+/// The verdict on one WG1 code (present only with `--trust`).
+#[derive(Debug, Serialize)]
+struct VerificationOut {
+    valid: bool,
+    /// The code kind (`machine_label`, …) when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    /// Hex key id of the issuer key, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    /// The stable reason code, when invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +53,8 @@ struct CodeOut {
     corners: [(f32, f32); 4],
     version: Option<u8>,
     ecc_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<VerificationOut>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +84,43 @@ fn code_out(code: &ScannedCode) -> CodeOut {
         corners: code.corners,
         version: code.version,
         ecc_level: code.ecc_level.map(|e| format!("{e:?}")),
+        verification: None,
     }
+}
+
+/// Verify a scanned code when it is a WG1 code (others get no verdict).
+fn verify_code(
+    code: &ScannedCode,
+    verifier: &Verifier<'_>,
+    now: i64,
+    lang: Lang,
+) -> Option<VerificationOut> {
+    let text = code.text.as_deref()?.trim();
+    if !text.starts_with(PREFIX) {
+        return None;
+    }
+    // A fresh replay cache per code: the same presentation photographed twice is not a replay.
+    Some(
+        match verifier.verify(text, now, &mut ReplayCache::default()) {
+            Ok(verified) => VerificationOut {
+                valid: true,
+                kind: serde_json::to_value(verified.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .or_else(|| Some(format!("{:?}", verified.kind))),
+                kid: Some(verified.kid),
+                reason_code: None,
+                reason: None,
+            },
+            Err(e) => VerificationOut {
+                valid: false,
+                kind: None,
+                kid: None,
+                reason_code: Some(e.code()),
+                reason: Some(pick(lang, &e.message_zh(), &e.message_en())),
+            },
+        },
+    )
 }
 
 pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
@@ -73,6 +133,21 @@ pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
         find_all: true,
         ..ScanOptions::default()
     };
+    let trust = match &args.trust {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::input("scan.trust_unreadable", format!("{}: {e}", path.display()))
+            })?;
+            Some(
+                TrustStore::from_json(&text)
+                    .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let revocations = RevocationSet::new();
+    let verifier = trust.as_ref().map(|t| Verifier::new(t, &revocations));
+    let now = chrono::Utc::now().timestamp();
     let mut files = Vec::new();
     let mut failed = 0usize;
     for path in &args.images {
@@ -86,7 +161,15 @@ pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
             Ok(codes) => FileOut {
                 path: path.display().to_string(),
                 texts: codes.iter().filter_map(|c| c.text.clone()).collect(),
-                codes: codes.iter().map(code_out).collect(),
+                codes: codes
+                    .iter()
+                    .map(|c| CodeOut {
+                        verification: verifier
+                            .as_ref()
+                            .and_then(|v| verify_code(c, v, now, out.lang)),
+                        ..code_out(c)
+                    })
+                    .collect(),
                 error: None,
             },
             Err(error) => {
@@ -164,6 +247,20 @@ fn print_human(file: &FileOut, lang: Lang) {
         let ecc = code.ecc_level.clone().unwrap_or_default();
         let (x, y) = code.corners[0];
         println!("  {payload}    [{version}-{ecc} at {x:.0},{y:.0}]");
+        if let Some(v) = &code.verification {
+            if v.valid {
+                let kind = v.kind.clone().unwrap_or_default();
+                let kid = v.kid.clone().unwrap_or_default();
+                println!("    {} {kind} (kid {kid})", lang.pick("有效：", "VALID:"));
+            } else {
+                println!(
+                    "    {} {} [{}]",
+                    lang.pick("无效：", "INVALID:"),
+                    v.reason.clone().unwrap_or_default(),
+                    v.reason_code.unwrap_or_default()
+                );
+            }
+        }
     }
 }
 

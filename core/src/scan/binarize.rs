@@ -134,40 +134,116 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (the plane is capped
     // to a few megapixels), so differences of wrapped prefix sums are exact.
     let mut integral = vec![0u32; iw * (h + 1)];
-    for y in 0..h {
-        let mut row_sum = 0u32;
-        for x in 0..w {
-            row_sum = row_sum.wrapping_add(u32::from(src.at(x, y)));
-            let above = integral.get(y * iw + x + 1).copied().unwrap_or(0);
-            if let Some(cell) = integral.get_mut((y + 1) * iw + x + 1) {
-                *cell = above.wrapping_add(row_sum);
+    {
+        let mut rows = integral.chunks_exact_mut(iw);
+        if let Some(mut prev) = rows.next() {
+            for (cur, src_row) in rows.zip(src.pixels.chunks_exact(w.max(1))) {
+                let mut row_sum = 0u32;
+                for ((c, &p), &v) in cur.iter_mut().skip(1).zip(prev.iter().skip(1)).zip(src_row) {
+                    row_sum = row_sum.wrapping_add(u32::from(v));
+                    *c = p.wrapping_add(row_sum);
+                }
+                prev = cur;
             }
         }
     }
-    let at = |x: usize, y: usize| integral.get(y * iw + x).copied().unwrap_or(0);
+    let row = |y: usize| integral.get(y * iw..(y + 1) * iw).unwrap_or(&[]);
     let radius = radius.max(1);
+    let offset = u64::try_from(offset.max(0)).unwrap_or(0);
+    // Dark when p < floor(sum / count) − offset, i.e. (p + offset + 1) · count ≤ sum.
+    let is_dark =
+        |p: u8, sum: u32, count: u64| (u64::from(p) + offset + 1) * count <= u64::from(sum);
     let mut bits = vec![false; w * h];
-    for y in 0..h {
+    for (y, (out, src_row)) in bits
+        .chunks_exact_mut(w.max(1))
+        .zip(src.pixels.chunks_exact(w.max(1)))
+        .enumerate()
+    {
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
-        for x in 0..w {
+        let (top, bot) = (row(y0), row(y1));
+        let rows = (y1 - y0) as u64;
+        // The interior, where the window is whole horizontally: one straight loop.
+        let span = 2 * radius + 1;
+        let interior = if w > span {
+            radius..w - radius - 1
+        } else {
+            0..0
+        };
+        let count = rows * span as u64;
+        if let (Some(o), Some(s)) = (out.get_mut(interior.clone()), src_row.get(interior.clone())) {
+            let right = bot.iter().skip(span).zip(top.iter().skip(span));
+            let left = bot.iter().zip(top.iter());
+            for ((bit, &p), ((&br, &tr), (&bl, &tl))) in o.iter_mut().zip(s).zip(right.zip(left)) {
+                let sum = br.wrapping_add(tl).wrapping_sub(tr).wrapping_sub(bl);
+                *bit = is_dark(p, sum, count);
+            }
+        }
+        for (x, (bit, &p)) in out.iter_mut().zip(src_row).enumerate() {
+            if interior.contains(&x) {
+                continue;
+            }
             let x0 = x.saturating_sub(radius);
             let x1 = (x + radius + 1).min(w);
-            let count = ((y1 - y0) * (x1 - x0)) as u32;
-            let sum = at(x1, y1)
-                .wrapping_add(at(x0, y0))
-                .wrapping_sub(at(x1, y0))
-                .wrapping_sub(at(x0, y1));
-            let mean = (sum / count.max(1)) as i32;
-            let p = i32::from(src.at(x, y));
-            if let Some(bit) = bits.get_mut(y * w + x) {
-                *bit = p < mean - offset;
-            }
+            let at = |r: &[u32], i: usize| r.get(i).copied().unwrap_or(0);
+            let sum = at(bot, x1)
+                .wrapping_add(at(top, x0))
+                .wrapping_sub(at(top, x1))
+                .wrapping_sub(at(bot, x0));
+            *bit = is_dark(p, sum, rows * (x1 - x0) as u64);
         }
     }
     Bitmap {
         width: w,
         height: h,
         bits,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct definition: the mean of the clipped window, compared pixel by pixel.
+    fn naive(src: &Plane, radius: usize, offset: i32) -> Vec<bool> {
+        let mut out = Vec::new();
+        for y in 0..src.height {
+            for x in 0..src.width {
+                let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(src.height));
+                let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(src.width));
+                let mut sum = 0u32;
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        sum += u32::from(src.at(xx, yy));
+                    }
+                }
+                let mean = (sum / ((y1 - y0) * (x1 - x0)) as u32) as i32;
+                out.push(i32::from(src.at(x, y)) < mean - offset);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn local_mean_threshold_matches_its_definition() {
+        let mut seed = 3u64;
+        for (w, h, radius) in [(61, 37, 5), (9, 40, 12), (100, 3, 2), (1, 1, 1)] {
+            let pixels = (0..w * h)
+                .map(|i| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((i % w) * 2 + (seed >> 58) as usize * 3) as u8
+                })
+                .collect();
+            let plane = Plane {
+                width: w,
+                height: h,
+                pixels,
+            };
+            let fast = local_mean_threshold(&plane, radius, 8);
+            assert_eq!(fast.bits, naive(&plane, radius, 8), "{w}×{h} r{radius}");
+            assert!(fast.bits.iter().any(|&b| b) || w * h < 10);
+        }
     }
 }

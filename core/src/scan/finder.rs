@@ -280,6 +280,56 @@ fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
     })
 }
 
+/// The 18-bit version information word of a version 7–40 (6 data bits, BCH(18,6) remainder of
+/// x^12 + x^11 + x^10 + x^9 + x^8 + x^5 + x^2 + 1).
+fn version_word(version: u32) -> u32 {
+    let mut rem = version << 12;
+    for bit in (12..18).rev() {
+        if rem & (1 << bit) != 0 {
+            rem ^= 0x1F25 << (bit - 12);
+        }
+    }
+    (version << 12) | rem
+}
+
+/// The version whose word is nearest to `bits` (at most 2 bits apart: random bits come that
+/// close to one of the 34 words about 2 % of the time), if any.
+fn nearest_version(bits: u32) -> Option<usize> {
+    (7..=40u32)
+        .map(|v| (v, (version_word(v) ^ bits).count_ones()))
+        .filter(|&(_, d)| d <= 2)
+        .min_by_key(|&(_, d)| d)
+        .map(|(v, _)| v as usize)
+}
+
+/// Read the version from the version information blocks beside the top-right and bottom-left
+/// finders (sampled in each finder's own module size, so the code's size is not needed).
+fn read_version(bm: &Bitmap, t: &Triple) -> Option<usize> {
+    let unit = |a: &Finder, b: &Finder| {
+        let d = dist(a, b).max(1e-3);
+        (f64::from((b.x - a.x) / d), f64::from((b.y - a.y) / d))
+    };
+    let u = unit(&t.tl, &t.tr);
+    let v = unit(&t.tl, &t.bl);
+    let read = |f: &Finder, transposed: bool| {
+        let m = f64::from(f.module);
+        let mut bits = 0u32;
+        for i in 0..18i32 {
+            // Offsets from the finder centre in modules: the block is 3 wide and 6 tall beside the
+            // top-right finder, and its transpose above the bottom-left one.
+            let (a, b) = (f64::from(i % 3 - 7), f64::from(i / 3 - 3));
+            let (ou, ov) = if transposed { (b, a) } else { (a, b) };
+            let x = f64::from(f.x) + m * (ou * u.0 + ov * v.0);
+            let y = f64::from(f.y) + m * (ou * u.1 + ov * v.1);
+            if dark_at(bm, x, y) {
+                bits |= 1 << i;
+            }
+        }
+        nearest_version(bits)
+    };
+    read(&t.tr, false).or_else(|| read(&t.bl, true))
+}
+
 /// A projective transform (row-vector convention: [u v 1] · M).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Homography([[f64; 3]; 3]);
@@ -664,6 +714,17 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         if t.dim < 177 {
             dims.push(t.dim + 4);
         }
+        // From version 7 on the code states its version beside two finders: try that first
+        // (finder spacing alone is often a version or two off on large codes).
+        let estimate = (t.dim - 17) / 4;
+        if t.dim >= 41
+            && let Some(version) = read_version(bm, t)
+            && version.abs_diff(estimate) <= estimate / 3 + 2
+        {
+            let dim = 17 + 4 * version;
+            dims.retain(|&d| d != dim);
+            dims.insert(0, dim);
+        }
         for dim in dims {
             if let Some(code) = try_decode(bm, t, dim, scale) {
                 for &i in &t.ids {
@@ -694,6 +755,67 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_words_match_the_standard() {
+        // ISO/IEC 18004 table D.1: version 7 is 0x07C94, version 40 is 0x28C69.
+        assert_eq!(version_word(7), 0x07C94);
+        assert_eq!(version_word(40), 0x28C69);
+        assert_eq!(nearest_version(0x07C94 ^ 0b1_0001), Some(7));
+        assert_eq!(nearest_version(0), None);
+    }
+
+    #[test]
+    fn reads_the_version_block_of_a_generated_code() {
+        let code = qrcode::QrCode::with_version(
+            b"WG1:version-block",
+            qrcode::Version::Normal(12),
+            qrcode::EcLevel::M,
+        )
+        .unwrap();
+        let n = code.width();
+        let colors = code.to_colors();
+        let (module, quiet) = (4usize, 4usize);
+        let side = (n + 2 * quiet) * module;
+        let mut bits = vec![false; side * side];
+        for y in 0..side {
+            for x in 0..side {
+                let (mx, my) = ((x / module) as i64 - 4, (y / module) as i64 - 4);
+                bits[y * side + x] = mx >= 0
+                    && my >= 0
+                    && (mx as usize) < n
+                    && (my as usize) < n
+                    && colors[my as usize * n + mx as usize] == qrcode::Color::Dark;
+            }
+        }
+        let bm = Bitmap {
+            width: side,
+            height: side,
+            bits,
+        };
+        let centre = |mx: f32, my: f32| Finder {
+            x: (mx + 4.0) * module as f32,
+            y: (my + 4.0) * module as f32,
+            module: module as f32,
+            count: 3,
+        };
+        let d = n as f32;
+        let t = Triple {
+            tl: centre(3.5, 3.5),
+            tr: centre(d - 3.5, 3.5),
+            bl: centre(3.5, d - 3.5),
+            ids: [0, 1, 2],
+            dim: n,
+            score: 0.0,
+        };
+        assert_eq!(read_version(&bm, &t), Some(12));
+        let mut scan = Vec::new();
+        for code in scan_bitmap(&bm, 1.0, Instant::now() + std::time::Duration::from_secs(5)).codes
+        {
+            scan.push(code.version);
+        }
+        assert_eq!(scan, vec![Some(12)]);
+    }
 
     #[test]
     fn alignment_positions_match_the_standard_table() {

@@ -14,6 +14,7 @@ mod binarize;
 mod finder;
 mod frame;
 mod pipeline;
+mod screen;
 
 pub use frame::{LumaFrame, MAX_DIMENSION, MAX_PIXELS};
 

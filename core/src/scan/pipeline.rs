@@ -9,6 +9,7 @@ use rqrr::{BitGrid, PreparedImage};
 use super::binarize::{self, Bitmap};
 use super::finder;
 use super::frame::{LumaFrame, Plane};
+use super::screen;
 use super::{EccLevel, Effort, ScanOptions, ScannedCode};
 
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
@@ -35,6 +36,16 @@ macro_rules! decode_all {
 }
 
 pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCode> {
+    // The early exit before any copy: a frame no larger than the working size where the screen
+    // sees nothing finder-like has no readable code (bigger frames are screened after the
+    // downscale, where the detail pass is still considered).
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    if options.effort == Effort::Full
+        && w.max(h) <= WORK_SIDE
+        && !screen::any_finder_in(frame.data, w, h, frame.stride as usize)
+    {
+        return Vec::new();
+    }
     let plane = frame.to_tight();
     match options.effort {
         Effort::Baseline => {
@@ -79,6 +90,7 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     let start = Instant::now();
     let budget = Duration::from_millis(u64::from(options.time_budget_ms));
     let deadline = start + budget;
+    let hard_limit = start + budget.mul_f64(1.5);
     let own = options.effort == Effort::Full;
     let long_side = plane.width.max(plane.height);
     let (work, scale) = binarize::fit(plane, WORK_SIDE);
@@ -96,6 +108,14 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     } else if long_side <= WORK_SIDE / 2 + 100 {
         passes.push(Pass::Double);
     }
+    // The early exit: nothing finder-like at the working scale means no pass there can read a
+    // code; only tiny codes in big photos remain possible (the detail pass).
+    if !screen::any_finder(&work) {
+        passes.retain(|&p| p == Pass::Detail);
+        if passes.is_empty() {
+            return Vec::new();
+        }
+    }
 
     let mut found: Vec<ScannedCode> = Vec::new();
     let mut local_mean: Option<Bitmap> = None;
@@ -105,12 +125,23 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     let mut unexplained: Vec<(f32, f32)> = Vec::new();
     let mut any_finder_at_work = true;
     let mut any_candidate_at_work = true;
+    let mut per_pixel: Option<Duration> = None;
     for pass in passes {
         // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
-        // deadline between attempts), so a frame can overrun the budget by one pass.
-        if Instant::now() >= deadline {
+        // deadline between attempts). Passes start until the deadline, but only when their
+        // estimated cost (the slowest per-pixel time seen so far on this frame, times their
+        // pixels) ends before the hard limit of one and a half budgets.
+        let now = Instant::now();
+        if now >= deadline {
             break;
         }
+        let pixels = pass_pixels(pass, &work, long_side, scale);
+        if let Some(per_px) = per_pixel
+            && now + per_px.mul_f64(pixels as f64) > hard_limit
+        {
+            continue;
+        }
+        let pass_start = now;
         if !found.is_empty() && !options.find_all && !still_unexplained(&unexplained, &found) {
             break;
         }
@@ -204,8 +235,28 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
                 }
             }
         }
+        let spent = pass_start.elapsed();
+        if pixels > 0 {
+            let this = spent.div_f64(pixels as f64);
+            per_pixel = Some(per_pixel.map_or(this, |p: Duration| p.max(this)));
+        }
     }
     found
+}
+
+/// The pixels a pass works on (for its cost estimate).
+fn pass_pixels(pass: Pass, work: &Plane, long_side: usize, scale: f32) -> usize {
+    let n = work.width * work.height;
+    match pass {
+        Pass::Finder | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
+        Pass::Half => n / 4,
+        Pass::Quarter => n / 16,
+        Pass::Double => n * 4,
+        Pass::Detail => {
+            let f = long_side.div_ceil(DETAIL_SIDE).max(1) as f32;
+            ((n as f32) * (scale / f).powi(2)) as usize
+        }
+    }
 }
 
 /// Whether three or more finder candidates lie outside every code found so far.
