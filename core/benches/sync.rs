@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{Connection, params};
 use weldguard_core::domain::{Licence, LicenceStatus, OperationCategory};
-use weldguard_core::store::import::id_check_char;
+use weldguard_core::rules::id_number::check_character;
 use weldguard_core::store::schema::MIGRATIONS;
 use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
 use weldguard_core::sync::protocol::Role;
@@ -37,7 +37,7 @@ fn licence(serial: u64) -> Licence {
         serial % 1000
     );
     let bytes: [u8; 17] = first17.as_bytes().try_into().unwrap();
-    let id = format!("{first17}{}", id_check_char(&bytes));
+    let id = format!("{first17}{}", check_character(&bytes).unwrap());
     Licence {
         certificate_no: format!("T{id}"),
         id_number: id,

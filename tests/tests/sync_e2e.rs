@@ -10,7 +10,7 @@ use weldguard_core::domain::{
     Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
     OperationCategory, Revocation, RevocationTarget,
 };
-use weldguard_core::store::import::id_check_char;
+use weldguard_core::rules::id_number::check_character;
 use weldguard_core::store::{NewWorkSession, OutboxState, RegistryChange, Store};
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{Progress, RetryPolicy, SyncClient, SyncError};
@@ -35,7 +35,7 @@ fn fast_policy() -> RetryPolicy {
 fn id_number(serial: u32) -> String {
     let first17 = format!("370983199001{:02}{:03}", 1 + serial % 28, serial % 1000);
     let bytes: [u8; 17] = first17.as_bytes().try_into().unwrap();
-    format!("{first17}{}", id_check_char(&bytes))
+    format!("{first17}{}", check_character(&bytes).unwrap())
 }
 
 fn licence(serial: u32) -> Licence {
