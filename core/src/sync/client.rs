@@ -323,12 +323,7 @@ impl SyncClient {
         progress: &mut dyn FnMut(Progress),
         cancel: &AtomicBool,
     ) -> Result<SyncReport, SyncError> {
-        self.retries.store(0, Ordering::Relaxed);
-        let mut report = SyncReport::default();
-        self.push_into(store, progress, cancel, &mut report)?;
-        self.pull_into(store, progress, cancel, &mut report)?;
-        report.retries = self.retries.load(Ordering::Relaxed);
-        Ok(report)
+        self.run(store, progress, cancel, true, true)
     }
 
     /// Push every unresolved outbox entry.
@@ -338,11 +333,7 @@ impl SyncClient {
         progress: &mut dyn FnMut(Progress),
         cancel: &AtomicBool,
     ) -> Result<SyncReport, SyncError> {
-        self.retries.store(0, Ordering::Relaxed);
-        let mut report = SyncReport::default();
-        self.push_into(store, progress, cancel, &mut report)?;
-        report.retries = self.retries.load(Ordering::Relaxed);
-        Ok(report)
+        self.run(store, progress, cancel, true, false)
     }
 
     /// Pull registry changes after the stored cursor, page by page.
@@ -352,9 +343,26 @@ impl SyncClient {
         progress: &mut dyn FnMut(Progress),
         cancel: &AtomicBool,
     ) -> Result<SyncReport, SyncError> {
+        self.run(store, progress, cancel, false, true)
+    }
+
+    /// One sync run of the phases asked for, with its retry count in the report.
+    fn run(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        push: bool,
+        pull: bool,
+    ) -> Result<SyncReport, SyncError> {
         self.retries.store(0, Ordering::Relaxed);
         let mut report = SyncReport::default();
-        self.pull_into(store, progress, cancel, &mut report)?;
+        if push {
+            self.push_into(store, progress, cancel, &mut report)?;
+        }
+        if pull {
+            self.pull_into(store, progress, cancel, &mut report)?;
+        }
         report.retries = self.retries.load(Ordering::Relaxed);
         Ok(report)
     }
