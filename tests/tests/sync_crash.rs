@@ -1,9 +1,15 @@
 //! Kill -9 of the device during sync, many times: after a final clean sync every record is on the
 //! server exactly once, the device's outbox is fully applied, its registry cache matches the
-//! server's feed, and its database passes the integrity check. Rounds: `WG_CRASH_ROUNDS` (default 40;
-//! the full run is 200).
+//! server's feed, and its database passes the integrity check. Rounds: `WG_CRASH_ROUNDS` (default
+//! 200).
+//!
+//! The kill is placed by the client's own progress lines, not by a guessed delay: each round reads
+//! one to three events (never the last one, so the sync is still under way), then kills at once or
+//! after a further random delay of up to 3 ms, which lands inside requests and transactions.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -31,7 +37,7 @@ fn killing_the_client_mid_sync_never_loses_or_duplicates_a_record() {
     let rounds: u32 = std::env::var("WG_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(200);
     let data = TempDir::new("crash-server");
     let server = ServerProcess::start(SERVER, data.path(), ADMIN);
     let policy = RetryPolicy {
@@ -89,21 +95,34 @@ fn killing_the_client_mid_sync_never_loses_or_duplicates_a_record() {
         let mut child = Command::new(CLIENT)
             .args([server.url().as_str(), token.as_str()])
             .arg(&db)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_micros(next(&mut rng) % 40_000));
-        if child.try_wait().unwrap().is_none() {
-            killed_running += 1;
+        // A round's sync has at least four events (push start, a pushed batch, pull start, a
+        // pulled page): stopping after one to three of them is always mid-sync.
+        let events = 1 + next(&mut rng) % 3;
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in 0..events {
+            if lines.next().is_none() {
+                break;
+            }
+        }
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_micros(next(&mut rng) % 3_000));
         }
         let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let status = child.wait().unwrap();
+        if status.signal() == Some(9) {
+            killed_running += 1;
+        }
     }
+    // Every immediate kill lands mid-sync; the delayed ones mostly do.
     assert!(
         killed_running * 2 >= rounds,
         "most kills should land mid-sync ({killed_running} of {rounds})"
     );
+    eprintln!("crash test: {killed_running} of {rounds} rounds killed mid-sync");
 
     // A clean sync at the end converges.
     let client = SyncClient::new(&server.url(), Some(token), policy).unwrap();
