@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use chrono::DateTime;
 
 use super::error::WeldGuardError;
-use super::types::{CodeCheck, OutboxSummary, Reason, StartWorkResult};
+use super::types::{CodeCheck, OutboxSummary, Reason, RevocationStatus, StartWorkResult};
 use crate::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
 use crate::startwork::{PermitContext, ScanToStart, scan_to_start};
 use crate::store::{NewWorkSession, Store};
@@ -145,6 +145,21 @@ impl Device {
             reasons: decision.findings.iter().map(Reason::from).collect(),
             session_id,
         })
+    }
+
+    /// The signed revocation status list the device holds and its age at `now_unix`; `None` before
+    /// the first sync that fetched one (then the shell says revocation data was never updated).
+    pub fn revocation_status(
+        &self,
+        now_unix: i64,
+    ) -> Result<Option<RevocationStatus>, WeldGuardError> {
+        Ok(self.store.status_list_info()?.map(|info| RevocationStatus {
+            sequence: info.sequence,
+            issued_at: info.issued_at,
+            fetched_at_ms: info.fetched_at_ms,
+            age_secs: info.age_secs(now_unix),
+            entries: info.entries,
+        }))
     }
 
     /// Counts of the outbox by state.

@@ -233,3 +233,41 @@ fn bad_input_is_an_error_and_changes_nothing() {
         b"this is not a database, it is a shopping list"
     );
 }
+
+#[test]
+fn a_signed_status_list_revokes_offline_and_its_age_is_shown() {
+    use crate::codes::{StatusList, sign_status_list, verify_status_list};
+    use crate::domain::{Revocation, RevocationTarget};
+    let f = fixture();
+    let device = Device::open(f.db.clone()).unwrap();
+    device.set_trust(f.trust_json.clone()).unwrap();
+    assert_eq!(device.revocation_status(NOW).unwrap(), None);
+    let code =
+        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    assert!(device.verify_code(code.clone(), NOW).valid);
+
+    // What a sync does: verify the platform's list, keep it, reload.
+    let list = StatusList {
+        sequence: 3,
+        issued_at: NOW - 3 * 3600,
+        entries: vec![Revocation {
+            target: RevocationTarget::Licence,
+            id: "T11010519491231002X".into(),
+        }],
+    };
+    let document = sign_status_list(&f.issuer, &list).unwrap();
+    let trust = TrustStore::from_json(&f.trust_json).unwrap();
+    let verified = verify_status_list(&document, &trust, NOW, 600).unwrap();
+    let store = Store::open(&f.db).unwrap();
+    store
+        .save_status_list(&verified, "kid", &document, NOW * 1000)
+        .unwrap();
+    device.reload_revocations().unwrap();
+
+    let check = device.verify_code(code, NOW);
+    assert!(!check.valid);
+    assert_eq!(check.reason.unwrap().code, "code.revoked");
+    let status = device.revocation_status(NOW).unwrap().unwrap();
+    assert_eq!((status.sequence, status.entries), (3, 1));
+    assert_eq!(status.age_secs, 3 * 3600);
+}

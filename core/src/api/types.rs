@@ -247,6 +247,21 @@ pub struct StartWorkResult {
     pub session_id: Option<String>,
 }
 
+/// How fresh the device's revocation data is: the signed status list it holds, if any.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RevocationStatus {
+    /// The list's sequence number at the platform.
+    pub sequence: u64,
+    /// When the platform issued it (Unix seconds).
+    pub issued_at: i64,
+    /// When the device last fetched and verified a list (Unix milliseconds).
+    pub fetched_at_ms: i64,
+    /// How old the revocation data is, in seconds: what the shell shows ("updated 3 h ago").
+    pub age_secs: i64,
+    /// Revocations the list holds.
+    pub entries: u64,
+}
+
 /// How many records wait for upload, and what happened to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct OutboxSummary {

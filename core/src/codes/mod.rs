@@ -8,6 +8,7 @@
 //! are [`classify`]ed: they prove nothing by themselves.
 
 mod claims;
+mod document;
 mod envelope;
 mod error;
 pub mod fuzzing;
@@ -22,6 +23,9 @@ mod verify;
 mod tests;
 
 pub use claims::{CodeKind, CredentialClaims, PresentationClaims};
+pub use document::{
+    DocumentType, MAX_DOCUMENT_BYTES, StatusList, sign_status_list, verify_status_list,
+};
 pub use envelope::{MAX_TEXT_LEN, PREFIX, from_text, to_text};
 pub use error::{CodeError, IssueError, KeyError, SignatureRole};
 pub use issue::{

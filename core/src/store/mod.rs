@@ -16,6 +16,7 @@ pub mod permits;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod status_list;
 
 #[cfg(test)]
 mod crash_tests;
@@ -33,6 +34,7 @@ pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
 pub use permits::{PermitStoreError, StoredInspection, StoredPermitStep};
 pub use records::{NewWorkSession, RecordKind, WorkSession};
 pub use registry::{ChangeCounts, RegistryChange, RegistryStats, SyncCursor, TrustedIssuerKey};
+pub use status_list::{StatusListInfo, StatusListSaved};
 
 /// How long a connection waits for another process's lock before reporting `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -531,12 +531,14 @@ impl Store {
             .optional()?)
     }
 
-    /// Every revocation the registry cache holds (the list is small: the device keeps it in memory
-    /// for offline code verification).
+    /// Every revocation the device knows, from the registry feed and from the signed status list
+    /// (the list is small: the device keeps it in memory for offline code verification).
     pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         let conn = self.reader();
-        let mut stmt =
-            conn.prepare_cached("SELECT target, id FROM revocations ORDER BY target, id")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT target, id FROM revocations UNION \
+                 SELECT target, id FROM status_revocations ORDER BY 1, 2",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut list = Vec::new();
         for row in rows {

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "hot-work permits, their life-cycle steps, inspections",
         sql: include_str!("schema/v2.sql"),
     },
+    Migration {
+        version: 3,
+        description: "signed revocation status list",
+        sql: include_str!("schema/v3.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -121,6 +126,7 @@ mod tests {
     const FROZEN: &[(u32, &str)] = &[
         (1, include_str!("schema/frozen/v1.sql")),
         (2, include_str!("schema/frozen/v2.sql")),
+        (3, include_str!("schema/frozen/v3.sql")),
     ];
 
     /// The schema as SQLite stores it, normalised: (type, name, table, sql) sorted by name.

@@ -20,9 +20,10 @@ use super::error::SyncError;
 use super::protocol::{
     CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity, MUST_REFETCH,
     NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED,
-    RecordList, RegistryWriteResponse, Role,
+    RecordList, RegistryWriteResponse, Role, StatusListResponse,
 };
-use crate::store::{OutboxResult, RegistryChange, Store, SyncCursor};
+use crate::codes::{TrustStore, verify_status_list};
+use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
 
 /// Outbox entries per push request.
 pub const PUSH_BATCH: usize = 100;
@@ -59,6 +60,23 @@ pub struct SyncReport {
     pub refetches: u32,
     /// Requests retried after a failure without an answer.
     pub retries: u32,
+    /// What became of the signed revocation status list fetched first.
+    pub status_list: StatusListCheck,
+}
+
+/// The status list step of a sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusListCheck {
+    /// The client has no trust store to verify a list with, or the run did not pull.
+    #[default]
+    NotChecked,
+    /// A newer list was verified and stored.
+    Updated { sequence: u64 },
+    /// The server's list is the one held; its fetch time was refreshed.
+    Unchanged { sequence: u64 },
+    /// The server sent an older list than the device holds (a lagging replica or a replay): kept
+    /// the newer one.
+    Older { held: u64, received: u64 },
 }
 
 /// A client of one platform server, acting for one device (its token).
@@ -69,6 +87,8 @@ pub struct SyncClient {
     http: Client,
     policy: RetryPolicy,
     retries: AtomicU32,
+    /// Issuer keys that may sign the revocation status list; without them the list is not fetched.
+    trust: Option<TrustStore>,
 }
 
 fn now_ms() -> i64 {
@@ -132,7 +152,15 @@ impl SyncClient {
             http,
             policy,
             retries: AtomicU32::new(0),
+            trust: None,
         })
+    }
+
+    /// Verify the revocation status list with these issuer keys; a sync that pulls fetches the
+    /// list first.
+    pub fn with_trust(mut self, trust: TrustStore) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -357,6 +385,9 @@ impl SyncClient {
     ) -> Result<SyncReport, SyncError> {
         self.retries.store(0, Ordering::Relaxed);
         let mut report = SyncReport::default();
+        if pull && let Some(trust) = &self.trust {
+            report.status_list = self.fetch_status_list(store, trust, cancel)?;
+        }
         if push {
             self.push_into(store, progress, cancel, &mut report)?;
         }
@@ -365,6 +396,40 @@ impl SyncClient {
         }
         report.retries = self.retries.load(Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Fetch the signed revocation status list, verify it with `trust` and keep it when it is newer
+    /// than the one held. A list that does not verify stops the sync and changes nothing.
+    pub fn fetch_status_list(
+        &self,
+        store: &Store,
+        trust: &TrustStore,
+        cancel: &AtomicBool,
+    ) -> Result<StatusListCheck, SyncError> {
+        use base64::Engine as _;
+        let response: StatusListResponse =
+            self.call(Method::GET, "/v1/revocations/status-list", None, cancel)?;
+        let document = base64::engine::general_purpose::STANDARD
+            .decode(response.document.as_bytes())
+            .map_err(|e| SyncError::BadResponse(format!("status list: {e}")))?;
+        let now = now_ms();
+        let list = verify_status_list(&document, trust, now / 1000, STATUS_LIST_SKEW_SECS)
+            .map_err(SyncError::StatusList)?;
+        let signer = status_list_signer(&document);
+        Ok(
+            match store.save_status_list(&list, &signer, &document, now)? {
+                StatusListSaved::Replaced => StatusListCheck::Updated {
+                    sequence: list.sequence,
+                },
+                StatusListSaved::Unchanged => StatusListCheck::Unchanged {
+                    sequence: list.sequence,
+                },
+                StatusListSaved::Older { held } => StatusListCheck::Older {
+                    held,
+                    received: list.sequence,
+                },
+            },
+        )
     }
 
     fn push_into(
@@ -549,6 +614,17 @@ fn describe(error: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// How far in the future a status list may claim to be issued (device clocks drift).
+const STATUS_LIST_SKEW_SECS: i64 = 600;
+
+/// The hex key id in a verified document's protected header (for display; empty if absent).
+fn status_list_signer(document: &[u8]) -> String {
+    use coset::CborSerializable as _;
+    coset::CoseSign1::from_slice(document)
+        .map(|s| crate::codes::to_hex(&s.protected.header.key_id))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ pub enum SyncError {
     /// The caller cancelled.
     #[error("sync cancelled")]
     Cancelled,
+    /// The revocation status list the server sent does not verify (unknown or expired issuer key,
+    /// bad signature, malformed): nothing was stored and the sync stopped.
+    #[error("the revocation status list does not verify: {0}")]
+    StatusList(crate::codes::CodeError),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -48,6 +52,7 @@ impl Explain for SyncError {
             SyncError::BadResponse(_) => "sync.bad_response",
             SyncError::RefetchLoop => "sync.refetch_loop",
             SyncError::Cancelled => "sync.cancelled",
+            SyncError::StatusList(_) => "sync.status_list_invalid",
             SyncError::Store(e) => e.code(),
         }
     }
@@ -66,6 +71,9 @@ impl Explain for SyncError {
             SyncError::BadResponse(d) => format!("平台的应答无法识别：{d}"),
             SyncError::RefetchLoop => "平台反复要求重新下载全部数据，请联系管理员".to_owned(),
             SyncError::Cancelled => "同步已取消，下次会从中断处继续".to_owned(),
+            SyncError::StatusList(e) => {
+                format!("平台下发的吊销名单验签失败，未予采用：{}", e.message_zh())
+            }
             SyncError::Store(e) => e.message_zh(),
         }
     }
@@ -76,6 +84,10 @@ impl Explain for SyncError {
                 format!("{self}; it will be retried later")
             }
             SyncError::Cancelled => "sync cancelled; the next sync resumes where it stopped".into(),
+            SyncError::StatusList(e) => format!(
+                "the revocation status list from the platform does not verify and was not used: {}",
+                e.message_en()
+            ),
             SyncError::Store(e) => e.message_en(),
             _ => self.to_string(),
         }

@@ -14,7 +14,7 @@ mod error;
 pub mod protocol;
 
 pub use backoff::RetryPolicy;
-pub use client::{Progress, SyncClient, SyncPhase, SyncReport};
+pub use client::{Progress, StatusListCheck, SyncClient, SyncPhase, SyncReport};
 pub use error::SyncError;
 
 #[cfg(test)]

@@ -166,6 +166,13 @@ pub struct PullResponse {
     pub has_more: bool,
 }
 
+/// The platform's signed revocation status list (`GET /v1/revocations/status-list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusListResponse {
+    /// The COSE_Sign1 document ([`crate::codes::verify_status_list`]), standard Base64.
+    pub document: String,
+}
+
 /// A record the platform holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredRecord {

@@ -439,8 +439,7 @@ fn a_frozen_v1_file_migrates_to_v2_keeps_its_records_and_takes_permits() {
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(CURRENT_VERSION, 2);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
     assert_eq!(count(&store, "SELECT count(*) FROM work_sessions"), 1);
     let fx = Fx::new("gb30871");
     let p = walk(&store, &fx, &[ActionKind::Submit]);

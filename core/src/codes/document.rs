@@ -1,0 +1,424 @@
+//! Signed documents the platform hands to devices outside QR codes: the revocation status list (fetched
+//! first at every sync, so a revoked licence is known even before the registry pull finishes) and the
+//! registry snapshot manifest (chunk digests of a first sync). Each is an untagged COSE_Sign1 by an
+//! issuer key, with the algorithm, the key id and a content type in its protected header; the content
+//! type keeps one kind of document from passing for another, or for a QR code.
+//!
+//! Payloads are compact CBOR maps with small integer keys, decoded strictly (every key known, no
+//! duplicates, no trailing bytes). Verification takes the trust store and the time of signing the
+//! document claims; nothing in the bytes is trusted before the signature checks.
+
+use std::collections::BTreeMap;
+
+use ciborium::value::{Integer, Value};
+use coset::{
+    CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, RegisteredLabelWithPrivate, iana,
+};
+
+use crate::domain::{Revocation, RevocationTarget};
+
+use super::keys::{IssuerAlg, IssuerKey, KID_LEN, to_hex, verify_issuer_signature};
+use super::trust::TrustStore;
+use super::{CodeError, IssueError, SignatureRole};
+
+/// Largest signed document accepted (bytes): a status list of a few hundred thousand entries.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Longest identifier in a status list entry (characters).
+const MAX_ID_LEN: usize = 128;
+
+/// Which document a COSE_Sign1 carries (its protected content type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentType {
+    StatusList,
+    SnapshotManifest,
+}
+
+impl DocumentType {
+    fn content_type(self) -> &'static str {
+        match self {
+            DocumentType::StatusList => "application/weldguard-status-list+cbor",
+            DocumentType::SnapshotManifest => "application/weldguard-snapshot+cbor",
+        }
+    }
+}
+
+/// Sign `payload` (CBOR) as a document of type `doc`.
+fn sign(key: &IssuerKey, doc: DocumentType, payload: Vec<u8>) -> Result<Vec<u8>, IssueError> {
+    let protected = HeaderBuilder::new()
+        .algorithm(key.alg().cose())
+        .key_id(key.kid())
+        .content_type(doc.content_type().to_owned())
+        .build();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+        .try_create_signature(b"", |tbs| key.sign(tbs))
+        .map_err(IssueError::Signing)?
+        .build()
+        .to_vec()
+        .map_err(|e| IssueError::InvalidClaims(e.to_string()))
+}
+
+/// A document whose signature checked, with the key that signed it.
+struct Opened {
+    payload: Vec<u8>,
+    kid: Vec<u8>,
+}
+
+/// Parse and check the signature of a document of type `doc`. The key's validity period is checked
+/// by the caller against the time the payload claims.
+fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, CodeError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(CodeError::malformed("document too large"));
+    }
+    let sign1 = CoseSign1::from_slice(bytes)
+        .map_err(|e| CodeError::malformed(format!("not a COSE_Sign1: {e}")))?;
+    let protected = &sign1.protected.header;
+    let content_type = match &protected.content_type {
+        Some(coset::ContentType::Text(t)) => t.as_str(),
+        _ => return Err(CodeError::malformed("document without a content type")),
+    };
+    if content_type != doc.content_type() {
+        return Err(CodeError::malformed(format!(
+            "expected {}, found {content_type}",
+            doc.content_type()
+        )));
+    }
+    if !protected.crit.is_empty() || !protected.rest.is_empty() || !sign1.unprotected.is_empty() {
+        return Err(CodeError::malformed("unexpected header"));
+    }
+    let alg = match &protected.alg {
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => IssuerAlg::EdDSA,
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => IssuerAlg::ES256,
+        Some(other) => {
+            return Err(CodeError::UnsupportedVersion {
+                detail: format!("algorithm {other:?}"),
+            });
+        }
+        None => return Err(CodeError::malformed("no algorithm")),
+    };
+    if protected.key_id.len() != KID_LEN {
+        return Err(CodeError::malformed(
+            "key id missing or of the wrong length",
+        ));
+    }
+    let kid = protected.key_id.clone();
+    let key = trust
+        .get(&kid)
+        .ok_or_else(|| CodeError::UnknownIssuer { kid: to_hex(&kid) })?;
+    if key.alg != alg {
+        return Err(CodeError::BadSignature {
+            role: SignatureRole::Issuer,
+        });
+    }
+    let tbs = sign1.tbs_data(b"");
+    if !verify_issuer_signature(alg, &key.public_key, &tbs, &sign1.signature) {
+        return Err(CodeError::BadSignature {
+            role: SignatureRole::Issuer,
+        });
+    }
+    let payload = sign1
+        .payload
+        .ok_or_else(|| CodeError::malformed("no payload"))?;
+    Ok(Opened { payload, kid })
+}
+
+/// Check that the signing key was valid at `signed_at`.
+fn check_key_valid(trust: &TrustStore, kid: &[u8], signed_at: i64) -> Result<(), CodeError> {
+    match trust.get(kid) {
+        Some(key) if key.valid_at(signed_at) => Ok(()),
+        Some(_) => Err(CodeError::IssuerKeyNotValid { kid: to_hex(kid) }),
+        None => Err(CodeError::UnknownIssuer { kid: to_hex(kid) }),
+    }
+}
+
+/// The platform's revocations at one moment, signed: what a device fetches first at every sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusList {
+    /// Increases with every list the platform publishes; a device never goes back to a lower one.
+    pub sequence: u64,
+    /// When the platform produced the list (Unix seconds): the age the device shows.
+    pub issued_at: i64,
+    /// Every revocation in force, sorted by (target, id) with no repeats.
+    pub entries: Vec<Revocation>,
+}
+
+fn target_number(target: RevocationTarget) -> u8 {
+    match target {
+        RevocationTarget::Licence => 1,
+        RevocationTarget::Credential => 2,
+        RevocationTarget::IssuerKey => 3,
+        RevocationTarget::Machine => 4,
+    }
+}
+
+fn target_from(n: u8) -> Option<RevocationTarget> {
+    match n {
+        1 => Some(RevocationTarget::Licence),
+        2 => Some(RevocationTarget::Credential),
+        3 => Some(RevocationTarget::IssuerKey),
+        4 => Some(RevocationTarget::Machine),
+        _ => None,
+    }
+}
+
+fn sort_key(r: &Revocation) -> (u8, &str) {
+    (target_number(r.target), r.id.as_str())
+}
+
+/// Sign a status list (entries are sorted and de-duplicated first). Keys: 1 sequence, 2 issued at,
+/// 3 entries as `[target, id]` pairs (target 1 licence, 2 credential, 3 issuer key, 4 machine).
+pub fn sign_status_list(key: &IssuerKey, list: &StatusList) -> Result<Vec<u8>, IssueError> {
+    let mut entries: Vec<&Revocation> = list.entries.iter().collect();
+    entries.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    entries.dedup();
+    for entry in &entries {
+        if entry.id.is_empty() || entry.id.chars().count() > MAX_ID_LEN {
+            return Err(IssueError::InvalidClaims(format!(
+                "revocation id {:?} is empty or too long",
+                entry.id
+            )));
+        }
+    }
+    let map = Value::Map(vec![
+        (Value::from(1u8), Value::from(list.sequence)),
+        (Value::from(2u8), Value::from(list.issued_at)),
+        (
+            Value::from(3u8),
+            Value::Array(
+                entries
+                    .iter()
+                    .map(|e| {
+                        Value::Array(vec![
+                            Value::from(target_number(e.target)),
+                            Value::Text(e.id.clone()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::ser::into_writer(&map, &mut payload)
+        .map_err(|e| IssueError::InvalidClaims(e.to_string()))?;
+    sign(key, DocumentType::StatusList, payload)
+}
+
+/// Verify a status list: signature by a trusted issuer key valid when the list was issued, a list not
+/// issued in the future (beyond `skew_secs`), and a strictly decoded payload.
+pub fn verify_status_list(
+    bytes: &[u8],
+    trust: &TrustStore,
+    now: i64,
+    skew_secs: i64,
+) -> Result<StatusList, CodeError> {
+    let opened = open(bytes, DocumentType::StatusList, trust)?;
+    let list = decode_status_list(&opened.payload)?;
+    check_key_valid(trust, &opened.kid, list.issued_at)?;
+    if list.issued_at > now.saturating_add(skew_secs) {
+        return Err(CodeError::NotYetValid);
+    }
+    Ok(list)
+}
+
+fn decode_map(bytes: &[u8]) -> Result<BTreeMap<u8, Value>, CodeError> {
+    let mut reader = bytes;
+    let value: Value = ciborium::de::from_reader(&mut reader)
+        .map_err(|e| CodeError::malformed(format!("bad CBOR: {e}")))?;
+    if !reader.is_empty() {
+        return Err(CodeError::malformed("trailing bytes"));
+    }
+    let Value::Map(pairs) = value else {
+        return Err(CodeError::malformed("payload is not a map"));
+    };
+    let mut map = BTreeMap::new();
+    for (k, v) in pairs {
+        let key = k
+            .as_integer()
+            .and_then(|i| u8::try_from(i).ok())
+            .ok_or_else(|| CodeError::malformed("bad payload key"))?;
+        if map.insert(key, v).is_some() {
+            return Err(CodeError::malformed("repeated payload key"));
+        }
+    }
+    Ok(map)
+}
+
+fn integer<T: TryFrom<Integer>>(value: Option<Value>, what: &str) -> Result<T, CodeError> {
+    value
+        .and_then(|v| v.as_integer())
+        .and_then(|i| T::try_from(i).ok())
+        .ok_or_else(|| CodeError::malformed(format!("bad or missing {what}")))
+}
+
+fn decode_status_list(bytes: &[u8]) -> Result<StatusList, CodeError> {
+    let mut map = decode_map(bytes)?;
+    let sequence: u64 = integer(map.remove(&1), "sequence")?;
+    let issued_at: i64 = integer(map.remove(&2), "issued at")?;
+    let Some(Value::Array(items)) = map.remove(&3) else {
+        return Err(CodeError::malformed("bad or missing entries"));
+    };
+    if !map.is_empty() {
+        return Err(CodeError::malformed("unknown payload key"));
+    }
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(CodeError::malformed("an entry is not a pair"));
+        };
+        let [Value::Integer(target), Value::Text(id)] = pair.as_slice() else {
+            return Err(CodeError::malformed("an entry is not [target, id]"));
+        };
+        let target = u8::try_from(*target)
+            .ok()
+            .and_then(target_from)
+            .ok_or_else(|| CodeError::malformed("unknown revocation target"))?;
+        if id.is_empty() || id.chars().count() > MAX_ID_LEN {
+            return Err(CodeError::malformed("revocation id empty or too long"));
+        }
+        let entry = Revocation {
+            target,
+            id: id.clone(),
+        };
+        // Sorted without repeats, as signed: one canonical form per list.
+        if let Some(last) = entries.last()
+            && sort_key(last) >= sort_key(&entry)
+        {
+            return Err(CodeError::malformed("entries not sorted or repeated"));
+        }
+        entries.push(entry);
+    }
+    Ok(StatusList {
+        sequence,
+        issued_at,
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::TrustedKey;
+
+    const NOW: i64 = 1_764_374_400; // 2025-11-29
+
+    fn setup(alg: IssuerAlg) -> (IssuerKey, TrustStore) {
+        let key = IssuerKey::generate(alg).unwrap();
+        let mut trust = TrustStore::new();
+        trust
+            .add(TrustedKey::for_key(&key, NOW - 86_400, Some(NOW + 86_400)))
+            .unwrap();
+        (key, trust)
+    }
+
+    fn list() -> StatusList {
+        StatusList {
+            sequence: 7,
+            issued_at: NOW - 60,
+            entries: vec![
+                Revocation {
+                    target: RevocationTarget::Machine,
+                    id: "M-370983-00017".into(),
+                },
+                Revocation {
+                    target: RevocationTarget::Licence,
+                    id: "T370983199003150018".into(),
+                },
+                Revocation {
+                    target: RevocationTarget::Licence,
+                    id: "T370983199003150018".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_status_list_round_trips_sorted_and_deduplicated() {
+        for alg in [IssuerAlg::EdDSA, IssuerAlg::ES256] {
+            let (key, trust) = setup(alg);
+            let bytes = sign_status_list(&key, &list()).unwrap();
+            let got = verify_status_list(&bytes, &trust, NOW, 300).unwrap();
+            assert_eq!(got.sequence, 7);
+            assert_eq!(got.issued_at, NOW - 60);
+            assert_eq!(got.entries.len(), 2);
+            assert_eq!(got.entries[0].target, RevocationTarget::Licence);
+            assert_eq!(got.entries[1].id, "M-370983-00017");
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_is_refused() {
+        let (key, trust) = setup(IssuerAlg::EdDSA);
+        let bytes = sign_status_list(&key, &list()).unwrap();
+        for i in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(
+                verify_status_list(&bad, &trust, NOW, 300).is_err(),
+                "bit {i} flipped was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_expired_key_future_and_garbage_are_refused() {
+        let (key, trust) = setup(IssuerAlg::EdDSA);
+        let (other, _) = setup(IssuerAlg::EdDSA);
+        let bytes = sign_status_list(&other, &list()).unwrap();
+        assert!(matches!(
+            verify_status_list(&bytes, &trust, NOW, 300),
+            Err(CodeError::UnknownIssuer { .. })
+        ));
+        let mut old = list();
+        old.issued_at = NOW - 3 * 86_400;
+        let bytes = sign_status_list(&key, &old).unwrap();
+        assert!(matches!(
+            verify_status_list(&bytes, &trust, NOW, 300),
+            Err(CodeError::IssuerKeyNotValid { .. })
+        ));
+        let mut future = list();
+        future.issued_at = NOW + 3_600;
+        let bytes = sign_status_list(&key, &future).unwrap();
+        assert_eq!(
+            verify_status_list(&bytes, &trust, NOW, 300),
+            Err(CodeError::NotYetValid)
+        );
+        for garbage in [&b""[..], b"\xa0", b"WG1:abc", &[0xff; 64]] {
+            assert!(matches!(
+                verify_status_list(garbage, &trust, NOW, 300),
+                Err(CodeError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_snapshot_manifest_cannot_pass_for_a_status_list() {
+        let (key, trust) = setup(IssuerAlg::EdDSA);
+        let mut payload = Vec::new();
+        let empty = Value::Map(vec![
+            (Value::from(1u8), Value::from(1u8)),
+            (Value::from(2u8), Value::from(NOW)),
+            (Value::from(3u8), Value::Array(vec![])),
+        ]);
+        ciborium::ser::into_writer(&empty, &mut payload).unwrap();
+        let bytes = sign(&key, DocumentType::SnapshotManifest, payload).unwrap();
+        assert!(matches!(
+            verify_status_list(&bytes, &trust, NOW, 300),
+            Err(CodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn an_empty_id_cannot_be_signed() {
+        let (key, _) = setup(IssuerAlg::EdDSA);
+        let mut bad = list();
+        bad.entries.push(Revocation {
+            target: RevocationTarget::Credential,
+            id: String::new(),
+        });
+        assert!(matches!(
+            sign_status_list(&key, &bad),
+            Err(IssueError::InvalidClaims(_))
+        ));
+    }
+}
