@@ -534,11 +534,20 @@ impl Store {
     /// Every revocation the device knows, from the registry feed and from the signed status list
     /// (the list is small: the device keeps it in memory for offline code verification).
     pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
+        self.revocations_from(
             "SELECT target, id FROM revocations UNION \
-                 SELECT target, id FROM status_revocations ORDER BY 1, 2",
-        )?;
+             SELECT target, id FROM status_revocations ORDER BY 1, 2",
+        )
+    }
+
+    /// The revocations the registry feed brought (not the status list's).
+    pub fn feed_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        self.revocations_from("SELECT target, id FROM revocations ORDER BY target, id")
+    }
+
+    fn revocations_from(&self, sql: &str) -> Result<Vec<Revocation>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut list = Vec::new();
         for row in rows {
@@ -555,6 +564,50 @@ impl Store {
             list.push(Revocation { target, id });
         }
         Ok(list)
+    }
+
+    /// The per-collection checksums of the registry cache ([`crate::sync::checksum`]): what the device
+    /// compares with the platform's to detect drift. Reads every row (about a second for 10^6
+    /// licences on a phone), so the shells run it now and then, not at every sync.
+    pub fn registry_checksums(
+        &self,
+    ) -> Result<crate::sync::checksum::RegistryChecksums, StoreError> {
+        let mut sums = crate::sync::checksum::RegistryChecksums::new();
+        for revocation in self.feed_revocations()? {
+            sums.add_row(&RegistryChange::Revoke(revocation));
+        }
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!("SELECT {LICENCE_COLUMNS} FROM licences"))?;
+        for licence in stmt.query_map([], licence_from_row)? {
+            sums.add_row(&RegistryChange::UpsertLicence(licence?));
+        }
+        let mut stmt = conn
+            .prepare("SELECT machine_id, kind, class, owner_org, region, status FROM machines")?;
+        for machine in stmt.query_map([], machine_from_row)? {
+            sums.add_row(&RegistryChange::UpsertMachine(machine?));
+        }
+        let mut stmt = conn.prepare("SELECT machine_id, certificate_no FROM bindings")?;
+        for binding in stmt.query_map([], |r| {
+            Ok(Binding {
+                machine_id: r.get(0)?,
+                certificate_no: r.get(1)?,
+            })
+        })? {
+            sums.add_row(&RegistryChange::Bind(binding?));
+        }
+        let mut stmt =
+            conn.prepare("SELECT kid, algorithm, public_key, issuer FROM issuer_keys")?;
+        for key in stmt.query_map([], |r| {
+            Ok(TrustedIssuerKey {
+                kid: r.get(0)?,
+                algorithm: r.get(1)?,
+                public_key: r.get(2)?,
+                issuer: r.get(3)?,
+            })
+        })? {
+            sums.add_row(&RegistryChange::UpsertIssuerKey(key?));
+        }
+        Ok(sums)
     }
 
     fn lookup_licence(&self, certificate_no: &str) -> Result<Option<Licence>, StoreError> {

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use super::backoff::RetryPolicy;
 use super::error::SyncError;
 use super::protocol::{
-    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity, MUST_REFETCH,
-    NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED,
-    RecordList, RegistryWriteResponse, Role, StatusListResponse,
+    ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
+    Identity, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse,
+    PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, StatusListResponse,
 };
 use crate::codes::{TrustStore, verify_status_list};
 use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
@@ -62,6 +62,22 @@ pub struct SyncReport {
     pub retries: u32,
     /// What became of the signed revocation status list fetched first.
     pub status_list: StatusListCheck,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftCheck {
+    /// Every collection matches the platform's checksums.
+    InSync,
+    /// The device's cursor is not the one the platform's checksums are for (a change arrived in
+    /// between, or the device has not pulled): nothing compared; pull and check again.
+    NotComparable,
+    /// These collections differed: the registry cache was cleared and fetched again (records and
+    /// the outbox are untouched).
+    Refetched {
+        collections: Vec<super::checksum::Collection>,
+        report: SyncReport,
+    },
 }
 
 /// The status list step of a sync.
@@ -430,6 +446,32 @@ impl SyncClient {
                 },
             },
         )
+    }
+
+    /// Compare the registry cache with the platform's per-collection checksums; on drift, clear the
+    /// cache and pull it again. Reads the whole cache, so shells run it now and then (e.g. daily on
+    /// Wi-Fi), not at every sync.
+    pub fn check_drift(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<DriftCheck, SyncError> {
+        let platform: ChecksumsResponse =
+            self.call(Method::GET, "/v1/registry/checksums", None, cancel)?;
+        if store.sync_cursor(REGISTRY_FEED)?.as_deref() != Some(platform.cursor.as_str()) {
+            return Ok(DriftCheck::NotComparable);
+        }
+        let collections = store.registry_checksums()?.drifted(&platform.collections);
+        if collections.is_empty() {
+            return Ok(DriftCheck::InSync);
+        }
+        store.clear_registry(REGISTRY_FEED)?;
+        let report = self.run(store, progress, cancel, false, true)?;
+        Ok(DriftCheck::Refetched {
+            collections,
+            report,
+        })
     }
 
     fn push_into(

@@ -3,18 +3,20 @@
 //! - [`protocol`]: the wire types, shared with the reference server.
 //! - [`client`]: the blocking HTTP client ([`SyncClient`]); run it on a background thread.
 //! - [`backoff`]: the retry policy (exponential backoff with jitter).
+//! - [`checksum`]: per-collection registry checksums, to detect a drifted cache.
 //!
 //! Nothing is lost or duplicated: every outbox entry is pushed under its idempotency key until the
 //! platform answers (applied / duplicate / rejected), and each pulled page is applied together with
 //! its cursor in one store transaction, so a sync interrupted anywhere resumes where it stopped.
 
 pub mod backoff;
+pub mod checksum;
 pub mod client;
 mod error;
 pub mod protocol;
 
 pub use backoff::RetryPolicy;
-pub use client::{Progress, StatusListCheck, SyncClient, SyncPhase, SyncReport};
+pub use client::{DriftCheck, Progress, StatusListCheck, SyncClient, SyncPhase, SyncReport};
 pub use error::SyncError;
 
 #[cfg(test)]
@@ -71,5 +73,79 @@ mod tests {
             None
         );
         assert_eq!(store.outbox_counts().unwrap().pending, 1, "records stay");
+    }
+
+    #[test]
+    fn the_device_cache_checksums_equal_the_platform_rows_it_was_fed() {
+        use super::checksum::{Collection, RegistryChecksums};
+        use crate::domain::{
+            Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
+            OperationCategory,
+        };
+        use crate::store::TrustedIssuerKey;
+        use chrono::NaiveDate;
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let rows = vec![
+            RegistryChange::UpsertLicence(Licence {
+                certificate_no: "T37098319900315001X".into(),
+                id_number: "37098319900315001X".into(),
+                name: "李四".into(),
+                // Out of order on the platform; the device stores a bit set.
+                categories: vec![
+                    OperationCategory::Brazing,
+                    OperationCategory::FusionWeldingAndCutting,
+                ],
+                issued_on: date(2022, 3, 1),
+                expires_on: date(2028, 3, 1),
+                next_review_on: date(2025, 3, 1),
+                review_extended: true,
+                status: LicenceStatus::Valid,
+                employer_org: Some("91370983MA3C4X1Y2K".into()),
+            }),
+            RegistryChange::UpsertMachine(Machine {
+                machine_id: "M-370983-00017".into(),
+                kind: MachineKind::Arc,
+                class: MachineClass::Mobile,
+                owner_org: "91370983MA3C4X1Y2K".into(),
+                region: 370983,
+                status: MachineStatus::Active,
+            }),
+            RegistryChange::Bind(Binding {
+                machine_id: "M-370983-00017".into(),
+                certificate_no: "T37098319900315001X".into(),
+            }),
+            RegistryChange::Revoke(Revocation {
+                target: RevocationTarget::Credential,
+                id: "c0ffee".into(),
+            }),
+            RegistryChange::UpsertIssuerKey(TrustedIssuerKey {
+                kid: "0a0b".into(),
+                algorithm: "EdDSA".into(),
+                public_key: vec![7; 32],
+                issuer: "肥城市应急管理局".into(),
+            }),
+        ];
+        let mut platform = RegistryChecksums::new();
+        rows.iter().for_each(|r| platform.add_row(r));
+
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        store.apply_registry_changes(rows.clone(), None, 1).unwrap();
+        let device = store.registry_checksums().unwrap();
+        assert_eq!(device.drifted(&platform.all()), Vec::<Collection>::new());
+
+        // A row lost on the device (a restored backup, a bug) shows as drift in its collection.
+        store
+            .apply_registry_changes(
+                [RegistryChange::Unbind(Binding {
+                    machine_id: "M-370983-00017".into(),
+                    certificate_no: "T37098319900315001X".into(),
+                })],
+                None,
+                2,
+            )
+            .unwrap();
+        let device = store.registry_checksums().unwrap();
+        assert_eq!(device.drifted(&platform.all()), vec![Collection::Bindings]);
     }
 }

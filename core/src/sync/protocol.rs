@@ -173,6 +173,15 @@ pub struct StatusListResponse {
     pub document: String,
 }
 
+/// The platform's per-collection registry checksums at a feed position
+/// (`GET /v1/registry/checksums`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksumsResponse {
+    /// The cursor a device holds when it has every change these checksums cover.
+    pub cursor: String,
+    pub collections: Vec<super::checksum::CollectionChecksum>,
+}
+
 /// A record the platform holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredRecord {
