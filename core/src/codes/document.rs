@@ -295,6 +295,153 @@ fn decode_status_list(bytes: &[u8]) -> Result<StatusList, CodeError> {
     })
 }
 
+/// Most chunks a snapshot manifest may list.
+const MAX_CHUNKS: usize = 100_000;
+/// Longest snapshot id or cursor (characters).
+const MAX_TOKEN_LEN: usize = 256;
+
+/// One chunk of a registry snapshot: its exact bytes are what the digest covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// Registry changes in the chunk.
+    pub changes: u32,
+    /// Length of the chunk's body in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the chunk's body.
+    pub sha256: [u8; 32],
+}
+
+/// A registry snapshot's manifest: the platform's whole registry at one feed position, cut into
+/// chunks a device downloads (and resumes) one at a time, each checked against its digest here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotManifest {
+    /// Names the snapshot in chunk requests.
+    pub snapshot_id: String,
+    /// The feed cursor a device holds once every chunk is applied.
+    pub cursor: String,
+    /// When the platform made the snapshot (Unix seconds).
+    pub created_at: i64,
+    pub chunks: Vec<SnapshotChunk>,
+}
+
+fn check_token(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty()
+        || value.chars().count() > MAX_TOKEN_LEN
+        || value.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "{what} is empty, too long or has control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Sign a snapshot manifest. Keys: 1 snapshot id, 2 cursor, 3 created at, 4 chunks as
+/// `[changes, bytes, sha256]` triples.
+pub fn sign_snapshot_manifest(
+    key: &IssuerKey,
+    manifest: &SnapshotManifest,
+) -> Result<Vec<u8>, IssueError> {
+    check_token("snapshot id", &manifest.snapshot_id).map_err(IssueError::InvalidClaims)?;
+    check_token("cursor", &manifest.cursor).map_err(IssueError::InvalidClaims)?;
+    if manifest.chunks.len() > MAX_CHUNKS {
+        return Err(IssueError::InvalidClaims("too many chunks".into()));
+    }
+    let chunks = manifest
+        .chunks
+        .iter()
+        .map(|c| {
+            Value::Array(vec![
+                Value::from(c.changes),
+                Value::from(c.bytes),
+                Value::Bytes(c.sha256.to_vec()),
+            ])
+        })
+        .collect();
+    let map = Value::Map(vec![
+        (Value::from(1u8), Value::Text(manifest.snapshot_id.clone())),
+        (Value::from(2u8), Value::Text(manifest.cursor.clone())),
+        (Value::from(3u8), Value::from(manifest.created_at)),
+        (Value::from(4u8), Value::Array(chunks)),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::ser::into_writer(&map, &mut payload)
+        .map_err(|e| IssueError::InvalidClaims(e.to_string()))?;
+    sign(key, DocumentType::SnapshotManifest, payload)
+}
+
+/// Verify a snapshot manifest: signature by a trusted issuer key valid when it was made, not made in
+/// the future (beyond `skew_secs`), strictly decoded.
+pub fn verify_snapshot_manifest(
+    bytes: &[u8],
+    trust: &TrustStore,
+    now: i64,
+    skew_secs: i64,
+) -> Result<SnapshotManifest, CodeError> {
+    let opened = open(bytes, DocumentType::SnapshotManifest, trust)?;
+    let manifest = decode_manifest(&opened.payload)?;
+    check_key_valid(trust, &opened.kid, manifest.created_at)?;
+    if manifest.created_at > now.saturating_add(skew_secs) {
+        return Err(CodeError::NotYetValid);
+    }
+    Ok(manifest)
+}
+
+fn decode_manifest(bytes: &[u8]) -> Result<SnapshotManifest, CodeError> {
+    let mut map = decode_map(bytes)?;
+    let text = |v: Option<Value>, what: &str| -> Result<String, CodeError> {
+        match v {
+            Some(Value::Text(t)) => {
+                check_token(what, &t).map_err(CodeError::malformed)?;
+                Ok(t)
+            }
+            _ => Err(CodeError::malformed(format!("bad or missing {what}"))),
+        }
+    };
+    let snapshot_id = text(map.remove(&1), "snapshot id")?;
+    let cursor = text(map.remove(&2), "cursor")?;
+    let created_at: i64 = integer(map.remove(&3), "created at")?;
+    let Some(Value::Array(items)) = map.remove(&4) else {
+        return Err(CodeError::malformed("bad or missing chunks"));
+    };
+    if !map.is_empty() {
+        return Err(CodeError::malformed("unknown payload key"));
+    }
+    if items.len() > MAX_CHUNKS {
+        return Err(CodeError::malformed("too many chunks"));
+    }
+    let mut chunks = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(triple) = item else {
+            return Err(CodeError::malformed("a chunk is not a triple"));
+        };
+        let [
+            Value::Integer(changes),
+            Value::Integer(len),
+            Value::Bytes(digest),
+        ] = triple.as_slice()
+        else {
+            return Err(CodeError::malformed(
+                "a chunk is not [changes, bytes, sha256]",
+            ));
+        };
+        chunks.push(SnapshotChunk {
+            changes: u32::try_from(*changes)
+                .map_err(|_| CodeError::malformed("chunk change count out of range"))?,
+            bytes: u64::try_from(*len)
+                .map_err(|_| CodeError::malformed("chunk length out of range"))?,
+            sha256: <[u8; 32]>::try_from(digest.as_slice())
+                .map_err(|_| CodeError::malformed("chunk digest is not 32 bytes"))?,
+        });
+    }
+    Ok(SnapshotManifest {
+        snapshot_id,
+        cursor,
+        created_at,
+        chunks,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +553,44 @@ mod tests {
             verify_status_list(&bytes, &trust, NOW, 300),
             Err(CodeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_snapshot_manifest_round_trips_and_refuses_tampering_and_confusion() {
+        let (key, trust) = setup(IssuerAlg::ES256);
+        let manifest = SnapshotManifest {
+            snapshot_id: "s-42".into(),
+            cursor: "3f2a.1000000".into(),
+            created_at: NOW - 10,
+            chunks: (0..3u8)
+                .map(|i| SnapshotChunk {
+                    changes: 50_000,
+                    bytes: 9_000_000 + u64::from(i),
+                    sha256: [i; 32],
+                })
+                .collect(),
+        };
+        let bytes = sign_snapshot_manifest(&key, &manifest).unwrap();
+        assert_eq!(
+            verify_snapshot_manifest(&bytes, &trust, NOW, 300).unwrap(),
+            manifest
+        );
+        // A manifest is not a status list, nor the other way round.
+        assert!(verify_status_list(&bytes, &trust, NOW, 300).is_err());
+        let list = sign_status_list(&key, &list()).unwrap();
+        assert!(verify_snapshot_manifest(&list, &trust, NOW, 300).is_err());
+        // Any flipped byte is refused.
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(
+                verify_snapshot_manifest(&bad, &trust, NOW, 300).is_err(),
+                "byte {i}"
+            );
+        }
+        let mut bad = manifest.clone();
+        bad.cursor = "a\nb".into();
+        assert!(sign_snapshot_manifest(&key, &bad).is_err());
     }
 
     #[test]

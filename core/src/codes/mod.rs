@@ -24,7 +24,8 @@ mod tests;
 
 pub use claims::{CodeKind, CredentialClaims, PresentationClaims};
 pub use document::{
-    DocumentType, MAX_DOCUMENT_BYTES, StatusList, sign_status_list, verify_status_list,
+    DocumentType, MAX_DOCUMENT_BYTES, SnapshotChunk, SnapshotManifest, StatusList,
+    sign_snapshot_manifest, sign_status_list, verify_snapshot_manifest, verify_status_list,
 };
 pub use envelope::{MAX_TEXT_LEN, PREFIX, from_text, to_text};
 pub use error::{CodeError, IssueError, KeyError, SignatureRole};
