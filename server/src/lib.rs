@@ -2,8 +2,11 @@
 //! (idempotent, verified) and registry pull (paged, cursor-based), over HTTP + JSON.
 //!
 //! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`. The wire types are
-//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`
-//! and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles may call it.
+//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
+//! `/openapi.json` and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles
+//! may call it. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
+//! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
+//! [`metrics`] (`GET /metrics`, admins).
 
 pub mod authz;
 pub mod db;

@@ -252,8 +252,11 @@ fn escape(value: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    /// A parsed sample: name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
     /// One sample line: (name, labels, value). Fails on anything the text format does not allow.
-    pub(crate) fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
+    pub(crate) fn parse_sample(line: &str) -> Result<Sample, String> {
         let (head, value) = line
             .rsplit_once(' ')
             .ok_or_else(|| format!("no value: {line}"))?;
@@ -308,7 +311,7 @@ pub(crate) mod tests {
     }
 
     /// Every line is a HELP, a TYPE or a sample of a declared family; returns the samples.
-    pub(crate) fn parse(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    pub(crate) fn parse(text: &str) -> Vec<Sample> {
         let mut typed: Vec<(String, String)> = Vec::new();
         let mut helped: Vec<String> = Vec::new();
         let mut samples = Vec::new();
@@ -339,11 +342,7 @@ pub(crate) mod tests {
         samples
     }
 
-    fn value(
-        samples: &[(String, Vec<(String, String)>, f64)],
-        name: &str,
-        labels: &[(&str, &str)],
-    ) -> f64 {
+    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         samples
             .iter()
             .filter(|(n, l, _)| {

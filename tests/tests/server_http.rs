@@ -47,9 +47,9 @@ fn licence(serial: u32) -> Licence {
         issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).unwrap(),
         expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
         next_review_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
-        review_extended: serial % 7 == 0,
+        review_extended: serial.is_multiple_of(7),
         status: LicenceStatus::Valid,
-        employer_org: (serial % 3 != 0).then(|| "91370983MA3C000000".to_owned()),
+        employer_org: (!serial.is_multiple_of(3)).then(|| "91370983MA3C000000".to_owned()),
     }
 }
 
@@ -310,9 +310,12 @@ fn the_served_openapi_is_the_checked_in_one_and_its_roles_hold_on_the_running_se
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A parsed sample: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
 /// Samples of the exposition; panics on a line the text format does not allow or a sample of a
 /// family without HELP and TYPE.
-fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+fn parse_metrics(text: &str) -> Vec<Sample> {
     let mut help = Vec::new();
     let mut types = Vec::new();
     let mut samples = Vec::new();
@@ -375,11 +378,7 @@ fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
     samples
 }
 
-fn sample(
-    samples: &[(String, BTreeMap<String, String>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| {
