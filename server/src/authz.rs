@@ -13,10 +13,13 @@ pub enum Endpoint {
     ListRecords,
     Push,
     Pull,
+    /// `GET /metrics`: request counts by route and device activity totals, so admins only
+    /// (a Prometheus scraper authenticates with an admin device's token).
+    ReadMetrics,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -24,6 +27,7 @@ impl Endpoint {
         Endpoint::ListRecords,
         Endpoint::Push,
         Endpoint::Pull,
+        Endpoint::ReadMetrics,
     ];
 }
 
@@ -32,7 +36,7 @@ pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
     use Endpoint::*;
     match endpoint {
         Me | Push | Pull => true,
-        CreateEnrolment | RegistryWrite | CompactHistory => role == Role::Admin,
+        CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics => role == Role::Admin,
         ListRecords => matches!(role, Role::Admin | Role::Supervisor),
     }
 }
@@ -57,6 +61,7 @@ mod tests {
             assert!(allowed(role, Endpoint::Push));
             assert!(allowed(role, Endpoint::Pull));
             assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
+            assert_eq!(allowed(role, Endpoint::ReadMetrics), role == Role::Admin);
             assert_eq!(
                 allowed(role, Endpoint::CreateEnrolment),
                 role == Role::Admin

@@ -1,15 +1,18 @@
 //! The HTTP surface: routes, authentication (bearer device tokens), the role check of
 //! [`crate::authz`] on every call, and JSON error answers with stable codes. Database work runs on
-//! tokio's blocking pool.
+//! tokio's blocking pool. Every route is declared once in [`router`] through a recording builder,
+//! so [`route_table`] lists exactly what the router serves (the OpenAPI test compares the two).
+//! Around the routes: gzip compression of answers and [`crate::observe`] (request id, log, metrics).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use weldguard_core::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
@@ -22,7 +25,8 @@ use weldguard_core::sync::protocol::{
 
 use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert};
-use crate::validate;
+use crate::metrics::Metrics;
+use crate::{observe, validate};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
@@ -86,6 +90,7 @@ impl From<DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        observe::note_error(self.code);
         let body = ErrorBody {
             code: self.code.to_owned(),
             message: self.message,
@@ -96,34 +101,118 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// One route the router serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// The path template, e.g. `/v1/admin/licences/{certificate_no}`.
+    pub path: &'static str,
+    /// The endpoint checked by [`crate::authz::allowed`]; `None`: open to anyone.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// Builds the router and the list of what it serves in one go.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteInfo>,
+}
+
+impl Routes {
+    fn add<H, T>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        endpoint: Option<Endpoint>,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            _ => MethodFilter::DELETE,
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.table.push(RouteInfo {
+            method,
+            path,
+            endpoint,
+        });
+        self
+    }
+}
+
+fn routes() -> Routes {
+    use Endpoint::*;
+    let licence = "/v1/admin/licences/{certificate_no}";
+    let machine = "/v1/admin/machines/{machine_id}";
+    let binding = "/v1/admin/bindings/{machine_id}/{certificate_no}";
+    let revocation = "/v1/admin/revocations/{target}/{id}";
+    Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    }
+    .add("GET", "/health", None, health)
+    .add("GET", "/openapi.json", None, openapi)
+    .add("GET", "/metrics", Some(ReadMetrics), metrics)
+    .add("POST", "/v1/enrol", None, enrol)
+    .add("GET", "/v1/me", Some(Me), me)
+    .add(
+        "POST",
+        "/v1/admin/enrolments",
+        Some(CreateEnrolment),
+        create_enrolment,
+    )
+    .add(
+        "POST",
+        "/v1/admin/registry",
+        Some(RegistryWrite),
+        registry_write,
+    )
+    .add("PUT", licence, Some(RegistryWrite), put_licence)
+    .add("DELETE", licence, Some(RegistryWrite), delete_licence)
+    .add("PUT", machine, Some(RegistryWrite), put_machine)
+    .add("DELETE", machine, Some(RegistryWrite), delete_machine)
+    .add("PUT", binding, Some(RegistryWrite), put_binding)
+    .add("DELETE", binding, Some(RegistryWrite), delete_binding)
+    .add("PUT", revocation, Some(RegistryWrite), put_revocation)
+    .add("DELETE", revocation, Some(RegistryWrite), delete_revocation)
+    .add(
+        "POST",
+        "/v1/admin/history/compact",
+        Some(CompactHistory),
+        compact,
+    )
+    .add("GET", "/v1/admin/records", Some(ListRecords), records)
+    .add("POST", "/v1/push", Some(Push), push)
+    .add("GET", "/v1/pull", Some(Pull), pull)
+}
+
+/// Every route the router serves, in declaration order.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().table
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/v1/enrol", post(enrol))
-        .route("/v1/me", get(me))
-        .route("/v1/admin/enrolments", post(create_enrolment))
-        .route("/v1/admin/registry", post(registry_write))
-        .route(
-            "/v1/admin/licences/{certificate_no}",
-            put(put_licence).delete(delete_licence),
-        )
-        .route(
-            "/v1/admin/machines/{machine_id}",
-            put(put_machine).delete(delete_machine),
-        )
-        .route(
-            "/v1/admin/bindings/{machine_id}/{certificate_no}",
-            put(put_binding).delete(delete_binding),
-        )
-        .route(
-            "/v1/admin/revocations/{target}/{id}",
-            put(put_revocation).delete(delete_revocation),
-        )
-        .route("/v1/admin/history/compact", post(compact))
-        .route("/v1/admin/records", get(records))
-        .route("/v1/push", post(push))
-        .route("/v1/pull", get(pull))
+    let metrics = Arc::new(Metrics::default());
+    routes()
+        .router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Answers compressed with gzip when the client accepts it (and they are over 32 bytes).
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
+        .layer(Extension(metrics.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -174,6 +263,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, endpoint: Endpoint) ->
                 "unknown or disabled device token",
             )
         })?;
+    observe::note_caller(&caller.device_id, caller.role.as_str());
     if !allowed(caller.role, endpoint) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -204,6 +294,29 @@ fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
 async fn health(State(state): State<AppState>) -> ApiResult<&'static str> {
     with_db(&state, |db| db.caller("").map(|_| ())).await?;
     Ok("ok")
+}
+
+/// The API's OpenAPI description (open, like `/health`).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition of this process's metrics.
+async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(metrics): Extension<Arc<Metrics>>,
+) -> ApiResult<Response> {
+    authorize(&state, &headers, Endpoint::ReadMetrics).await?;
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(),
+    )
+        .into_response())
 }
 
 async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<EnrolResponse>> {
@@ -522,7 +635,8 @@ async fn push(
                 reason,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    observe::note_push(&results);
     Ok(Json(PushResponse { results }))
 }
 
@@ -547,6 +661,7 @@ async fn pull(
     };
     let cursor = query.get("cursor").filter(|c| !c.is_empty()).cloned();
     let page = with_db(&state, move |db| db.pull(cursor.as_deref(), limit)).await?;
+    observe::note_pull(page.changes_json.len());
     // A `PullResponse` written out by hand around the stored change texts (no re-encoding).
     let size: usize = page.changes_json.iter().map(|c| c.len() + 1).sum();
     let mut body = String::with_capacity(size + 128);

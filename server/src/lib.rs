@@ -2,12 +2,19 @@
 //! (idempotent, verified) and registry pull (paged, cursor-based), over HTTP + JSON.
 //!
 //! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`. The wire types are
-//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`
-//! and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles may call it.
+//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
+//! `/openapi.json` and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles
+//! may call it. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
+//! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
+//! [`metrics`] (`GET /metrics`, admins).
 
 pub mod authz;
 pub mod db;
 pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -32,6 +39,10 @@ pub struct Options {
     /// and printed at first start.
     #[arg(long)]
     pub admin_token: Option<String>,
+    /// Log line format on standard error (level from the WELDGUARD_LOG environment variable,
+    /// RUST_LOG syntax, default `info`).
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
 }
 
 /// Why the server could not start.
@@ -49,6 +60,7 @@ pub enum StartError {
 
 /// Run the server until Ctrl-C / SIGTERM. Prints `listening on http://ADDR` once ready.
 pub fn run(options: Options) -> Result<(), StartError> {
+    logging::init(options.log_format);
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
     let mut database = db::Db::open(&options.data_dir)?;
@@ -68,10 +80,21 @@ pub fn run(options: Options) -> Result<(), StartError> {
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, app)
+        tracing::info!(
+            listen = %local,
+            data_dir = %options.data_dir.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "server started"
+        );
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
-            .map_err(StartError::Serve)
+            .map_err(StartError::Serve);
+        match &served {
+            Ok(()) => tracing::info!("server stopped"),
+            Err(e) => tracing::error!(error = %e, "server stopped on an error"),
+        }
+        served
     })
 }
 
@@ -94,6 +117,7 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+    tracing::info!("shutdown requested; finishing open requests");
 }
 
 /// The binary's `main`, shared with test harnesses that run the server as a child process.

@@ -50,6 +50,11 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--admin-token", admin_token])
+            // Request logs only when asked for (they would flood the test output).
+            .env(
+                "WELDGUARD_LOG",
+                std::env::var("WELDGUARD_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -434,6 +434,7 @@ fn authorization_table_every_endpoint_every_role() {
         ("GET", "/v1/admin/records", None, &["supervisor", "admin"]),
         ("POST", "/v1/push", Some(r#"{"entries":[]}"#), everyone),
         ("GET", "/v1/pull", None, everyone),
+        ("GET", "/metrics", None, admin_only),
     ];
     let mut failures = Vec::new();
     for (method, path, body, allowed) in &table {
@@ -454,6 +455,10 @@ fn authorization_table_every_endpoint_every_role() {
     }
     // Open endpoints.
     assert_eq!(raw_call(server.addr, "GET", "/health", None, None).0, 200);
+    assert_eq!(
+        raw_call(server.addr, "GET", "/openapi.json", None, None).0,
+        200
+    );
     let (status, body) = raw_call(
         server.addr,
         "POST",

@@ -156,7 +156,9 @@ impl SyncClient {
         }
         // TLS through rustls with the ring provider; installing fails harmlessly when done before.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Answers come gzip-compressed when asked (`Accept-Encoding: gzip`); reqwest decodes them.
         let http = Client::builder()
+            .gzip(true)
             .timeout(policy.request_timeout)
             .connect_timeout(policy.connect_timeout)
             .no_proxy()

@@ -1,0 +1,509 @@
+//! The API's OpenAPI 3.1 description: `server/openapi.json`, written by hand (see
+//! docs/adr/0008-openapi.md), compiled in and served at `GET /openapi.json`. The tests keep it true
+//! to the code: the same routes as [`crate::http::route_table`], the roles of
+//! [`crate::authz::allowed`] per operation (`x-roles`), and schemas with the fields the wire types
+//! of [`weldguard_core::sync::protocol`] actually serialize.
+
+/// The document, as checked in.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::NaiveDate;
+    use serde::Serialize;
+    use serde_json::Value;
+    use weldguard_core::domain::{
+        Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
+        OperationCategory, Revocation, RevocationTarget,
+    };
+    use weldguard_core::store::{RegistryChange, TrustedIssuerKey};
+    use weldguard_core::sync::protocol::*;
+
+    use super::OPENAPI_JSON;
+    use crate::authz::allowed;
+    use crate::http::route_table;
+
+    fn doc() -> Value {
+        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    }
+
+    const METHODS: [&str; 4] = ["get", "post", "put", "delete"];
+
+    #[test]
+    fn it_is_openapi_3_and_documents_exactly_the_routes_the_router_serves() {
+        let doc = doc();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                assert!(METHODS.contains(&method.as_str()), "{path} {method}");
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = route_table()
+            .iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "served but not documented: {missing:?}; documented but not served: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn every_operation_states_the_security_and_roles_of_the_role_table() {
+        let doc = doc();
+        for route in route_table() {
+            let op = &doc["paths"][route.path][route.method.to_lowercase()];
+            let name = format!("{} {}", route.method, route.path);
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no security"));
+            let roles: Option<BTreeSet<&str>> = op["x-roles"]
+                .as_array()
+                .map(|a| a.iter().map(|r| r.as_str().unwrap()).collect());
+            match route.endpoint {
+                None => {
+                    assert!(security.is_empty(), "{name} is open: security must be []");
+                    assert!(roles.is_none(), "{name} is open: no x-roles");
+                }
+                Some(endpoint) => {
+                    assert_eq!(
+                        security,
+                        &vec![serde_json::json!({"deviceToken": []})],
+                        "{name}"
+                    );
+                    let expected: BTreeSet<&str> = Role::ALL
+                        .into_iter()
+                        .filter(|r| allowed(*r, endpoint))
+                        .map(Role::as_str)
+                        .collect();
+                    assert_eq!(roles.as_ref(), Some(&expected), "{name}: x-roles");
+                    assert!(op["responses"]["401"].is_object(), "{name}: 401");
+                    assert_eq!(
+                        op["responses"]["403"].is_object(),
+                        expected.len() < Role::ALL.len(),
+                        "{name}: a 403 answer exactly when some role is refused"
+                    );
+                }
+            }
+            // Path parameters: exactly the template's.
+            let in_template: BTreeSet<&str> = route
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(in_template, declared, "{name}: path parameters");
+            assert!(op["responses"]["200"].is_object(), "{name}: 200");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = doc();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        fn walk(v: &Value, refs: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        refs.push(r.clone());
+                    }
+                    m.values().for_each(|v| walk(v, refs));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+                _ => {}
+            }
+        }
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(refs.len() > 30);
+        for r in refs {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(schemas.contains_key(name), "dangling {r}");
+        }
+    }
+
+    fn licence(employer: Option<&str>) -> Licence {
+        Licence {
+            certificate_no: "T370983199001010012".into(),
+            id_number: "370983199001010012".into(),
+            name: "焊工".into(),
+            categories: vec![OperationCategory::FusionWeldingAndCutting],
+            issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).unwrap(),
+            expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
+            next_review_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            review_extended: false,
+            status: LicenceStatus::Valid,
+            employer_org: employer.map(str::to_owned),
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            machine_id: "FC-M-00001".into(),
+            kind: MachineKind::Arc,
+            class: MachineClass::Mobile,
+            owner_org: "91370983MA3C000000".into(),
+            region: 370983,
+            status: MachineStatus::Active,
+        }
+    }
+
+    fn json<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    /// The object schema's property names equal the sample's keys, and its required names are
+    /// among them.
+    fn assert_fields(doc: &Value, schema: &str, samples: &[Value]) {
+        let s = &doc["components"]["schemas"][schema];
+        let props: BTreeSet<&str> = s["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema}: no properties"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut seen = BTreeSet::new();
+        for sample in samples {
+            let keys: BTreeSet<&str> = sample
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert!(
+                keys.is_subset(&props),
+                "{schema}: undocumented fields {:?}",
+                keys.difference(&props).collect::<Vec<_>>()
+            );
+            for r in s["required"].as_array().unwrap() {
+                assert!(
+                    keys.contains(r.as_str().unwrap()),
+                    "{schema}: required {r} missing in {sample}"
+                );
+            }
+            seen.extend(keys);
+        }
+        assert_eq!(
+            seen, props,
+            "{schema}: documented fields the type never writes"
+        );
+    }
+
+    fn assert_enum(doc: &Value, schema: &str, values: &[Value]) {
+        let documented: BTreeSet<&str> = doc["components"]["schemas"][schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}: no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let actual: BTreeSet<&str> = values.iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(documented, actual, "{schema}");
+    }
+
+    #[test]
+    fn schemas_have_the_fields_the_wire_types_write() {
+        let doc = doc();
+        let d = &doc;
+        let role = Role::Welder;
+        assert_fields(
+            d,
+            "ErrorBody",
+            &[json(&ErrorBody {
+                code: "c".into(),
+                message: "m".into(),
+            })],
+        );
+        assert_fields(
+            d,
+            "NewEnrolment",
+            &[json(&NewEnrolment {
+                person: "p".into(),
+                role,
+            })],
+        );
+        assert_fields(
+            d,
+            "EnrolmentCode",
+            &[json(&EnrolmentCode {
+                code: "c".into(),
+                person: "p".into(),
+                role,
+            })],
+        );
+        assert_fields(
+            d,
+            "EnrolRequest",
+            &[json(&EnrolRequest {
+                code: "c".into(),
+                public_key: "04".into(),
+                device_name: "d".into(),
+            })],
+        );
+        assert_fields(
+            d,
+            "EnrolResponse",
+            &[json(&EnrolResponse {
+                device_id: "d".into(),
+                token: "t".into(),
+                person: "p".into(),
+                role,
+            })],
+        );
+        assert_fields(
+            d,
+            "Identity",
+            &[json(&Identity {
+                device_id: "d".into(),
+                person: "p".into(),
+                role,
+            })],
+        );
+        assert_fields(
+            d,
+            "RegistryWriteResponse",
+            &[json(&RegistryWriteResponse {
+                changes: 1,
+                last_seq: 2,
+            })],
+        );
+        assert_fields(
+            d,
+            "CompactRequest",
+            &[json(&CompactRequest {
+                through_seq: Some(3),
+            })],
+        );
+        let entry = PushEntry {
+            idempotency_key: "k".into(),
+            kind: "work_session".into(),
+            payload: "{}".into(),
+        };
+        assert_fields(d, "PushEntry", &[json(&entry)]);
+        assert_fields(
+            d,
+            "PushRequest",
+            &[json(&PushRequest {
+                entries: vec![entry],
+            })],
+        );
+        let applied = PushResult {
+            idempotency_key: "k".into(),
+            status: PushStatus::Applied,
+            reason: None,
+        };
+        let rejected = PushResult {
+            idempotency_key: "k".into(),
+            status: PushStatus::Rejected,
+            reason: Some("r".into()),
+        };
+        assert_fields(d, "PushResult", &[json(&applied), json(&rejected)]);
+        assert_fields(
+            d,
+            "PushResponse",
+            &[json(&PushResponse {
+                results: vec![applied],
+            })],
+        );
+        assert_fields(
+            d,
+            "PullResponse",
+            &[json(&PullResponse {
+                changes: vec![],
+                next_cursor: "c".into(),
+                has_more: false,
+            })],
+        );
+        let record = StoredRecord {
+            idempotency_key: "k".into(),
+            kind: "permit".into(),
+            payload: "{}".into(),
+            device_id: "d".into(),
+            received_at_ms: 1,
+        };
+        assert_fields(d, "StoredRecord", &[json(&record)]);
+        assert_fields(
+            d,
+            "RecordList",
+            &[json(&RecordList {
+                records: vec![record],
+            })],
+        );
+        assert_fields(
+            d,
+            "Licence",
+            &[json(&licence(None)), json(&licence(Some("org")))],
+        );
+        assert_fields(d, "Machine", &[json(&machine())]);
+        let binding = Binding {
+            machine_id: "m".into(),
+            certificate_no: "c".into(),
+        };
+        assert_fields(d, "Binding", &[json(&binding)]);
+        let revocation = Revocation {
+            target: RevocationTarget::Credential,
+            id: "C-1".into(),
+        };
+        assert_fields(d, "Revocation", &[json(&revocation)]);
+        let key = TrustedIssuerKey {
+            kid: "k1".into(),
+            algorithm: "ES256".into(),
+            public_key: vec![4, 1],
+            issuer: "370983".into(),
+        };
+        assert_fields(d, "TrustedIssuerKey", &[json(&key)]);
+
+        assert_enum(d, "Role", &Role::ALL.map(|r| json(&r)));
+        assert_enum(
+            d,
+            "PushStatus",
+            &[
+                PushStatus::Applied,
+                PushStatus::Duplicate,
+                PushStatus::Rejected,
+            ]
+            .map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "OperationCategory",
+            &[
+                OperationCategory::FusionWeldingAndCutting,
+                OperationCategory::PressureWelding,
+                OperationCategory::Brazing,
+            ]
+            .map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "LicenceStatus",
+            &[LicenceStatus::Valid, LicenceStatus::Revoked].map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "MachineKind",
+            &[
+                MachineKind::Arc,
+                MachineKind::Plasma,
+                MachineKind::GasCutting,
+                MachineKind::GasWelding,
+                MachineKind::Resistance,
+                MachineKind::Spot,
+                MachineKind::Friction,
+                MachineKind::Brazing,
+                MachineKind::Soldering,
+            ]
+            .map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "MachineClass",
+            &[
+                MachineClass::Mobile,
+                MachineClass::FixedStation,
+                MachineClass::LegacyRegistered,
+            ]
+            .map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "MachineStatus",
+            &[MachineStatus::Active, MachineStatus::Retired].map(|s| json(&s)),
+        );
+        assert_enum(
+            d,
+            "RevocationTarget",
+            &[
+                RevocationTarget::Licence,
+                RevocationTarget::Credential,
+                RevocationTarget::IssuerKey,
+                RevocationTarget::Machine,
+            ]
+            .map(|s| json(&s)),
+        );
+
+        // Every registry change: its `op` has a variant, whose fields are the rest of the object.
+        let changes = vec![
+            RegistryChange::UpsertLicence(licence(None)),
+            RegistryChange::DeleteLicence {
+                certificate_no: "c".into(),
+            },
+            RegistryChange::UpsertMachine(machine()),
+            RegistryChange::DeleteMachine {
+                machine_id: "m".into(),
+            },
+            RegistryChange::Bind(binding.clone()),
+            RegistryChange::Unbind(binding),
+            RegistryChange::Revoke(revocation.clone()),
+            RegistryChange::Unrevoke(revocation),
+            RegistryChange::UpsertIssuerKey(key),
+            RegistryChange::DeleteIssuerKey { kid: "k1".into() },
+        ];
+        let variants = d["components"]["schemas"]["RegistryChange"]["oneOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            variants.len(),
+            changes.len(),
+            "one documented variant per change kind"
+        );
+        for change in &changes {
+            exhaustive(change);
+            let mut value = json(change);
+            let op = value["op"].as_str().unwrap().to_owned();
+            let variant = variants
+                .iter()
+                .find(|v| v["title"] == op.as_str())
+                .unwrap_or_else(|| panic!("no variant for op {op}"));
+            let rest = value.as_object_mut().unwrap();
+            rest.remove("op");
+            let rest = Value::Object(rest.clone());
+            let op_schema = variant["allOf"].get(0).unwrap_or(variant);
+            assert_eq!(op_schema["properties"]["op"]["const"], op.as_str());
+            match variant["allOf"].get(1).and_then(|r| r["$ref"].as_str()) {
+                Some(r) => assert_fields(d, r.rsplit('/').next().unwrap(), &[rest]),
+                None => {
+                    let keys: BTreeSet<String> =
+                        rest.as_object().unwrap().keys().cloned().collect();
+                    let props: BTreeSet<String> = variant["properties"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .filter(|k| *k != "op")
+                        .cloned()
+                        .collect();
+                    assert_eq!(keys, props, "{op}");
+                }
+            }
+        }
+    }
+
+    /// Fails to compile when a change kind is added, so the list above is revisited.
+    fn exhaustive(change: &RegistryChange) {
+        match change {
+            RegistryChange::UpsertLicence(_)
+            | RegistryChange::DeleteLicence { .. }
+            | RegistryChange::UpsertMachine(_)
+            | RegistryChange::DeleteMachine { .. }
+            | RegistryChange::Bind(_)
+            | RegistryChange::Unbind(_)
+            | RegistryChange::Revoke(_)
+            | RegistryChange::Unrevoke(_)
+            | RegistryChange::UpsertIssuerKey(_)
+            | RegistryChange::DeleteIssuerKey { .. } => {}
+        }
+    }
+}
