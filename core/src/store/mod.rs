@@ -16,6 +16,7 @@ pub mod permits;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod snapshot;
 pub mod status_list;
 
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
 pub use permits::{PermitStoreError, StoredInspection, StoredPermitStep};
 pub use records::{NewWorkSession, RecordKind, WorkSession};
 pub use registry::{ChangeCounts, RegistryChange, RegistryStats, SyncCursor, TrustedIssuerKey};
+pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};
 
 /// How long a connection waits for another process's lock before reporting `Busy`.

@@ -412,7 +412,11 @@ impl<'a> SortEntry<'a> {
     }
 }
 
-fn store_cursor(tx: &Transaction<'_>, cursor: &SyncCursor, at_ms: i64) -> rusqlite::Result<()> {
+pub(crate) fn store_cursor(
+    tx: &Transaction<'_>,
+    cursor: &SyncCursor,
+    at_ms: i64,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO sync_cursors (feed, cursor, updated_at_ms) VALUES (?1, ?2, ?3)",
         params![cursor.feed, cursor.cursor, at_ms],
@@ -431,6 +435,25 @@ impl Store {
     ) -> Result<ChangeCounts, StoreError>
     where
         I: IntoIterator<Item = RegistryChange>,
+    {
+        self.apply_registry_batch(changes, |tx| {
+            if let Some(cursor) = next_cursor {
+                store_cursor(tx, cursor, at_ms)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Apply a batch of changes, then run `finish` in the same transaction before it commits (a
+    /// cursor, snapshot progress): both land or neither.
+    pub(crate) fn apply_registry_batch<I, F>(
+        &self,
+        changes: I,
+        finish: F,
+    ) -> Result<ChangeCounts, StoreError>
+    where
+        I: IntoIterator<Item = RegistryChange>,
+        F: FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
     {
         let mut conn = self.writer();
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -455,9 +478,7 @@ impl Store {
                     apply_change(&tx, &mut stmts, entry.change, &mut counts)?;
                 }
             }
-            if let Some(cursor) = next_cursor {
-                store_cursor(&tx, cursor, at_ms)?;
-            }
+            finish(&tx)?;
             tx.commit()?;
             Ok::<_, StoreError>(counts)
         })();

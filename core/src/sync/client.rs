@@ -20,9 +20,12 @@ use super::error::SyncError;
 use super::protocol::{
     ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
     Identity, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse,
-    PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, StatusListResponse,
+    PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, SnapshotResponse,
+    StatusListResponse,
 };
-use crate::codes::{TrustStore, verify_status_list};
+use crate::codes::{
+    SnapshotChunk, SnapshotManifest, TrustStore, verify_snapshot_manifest, verify_status_list,
+};
 use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
 
 /// Outbox entries per push request.
@@ -62,6 +65,8 @@ pub struct SyncReport {
     pub retries: u32,
     /// What became of the signed revocation status list fetched first.
     pub status_list: StatusListCheck,
+    /// Snapshot chunks downloaded and applied (a first sync or a refetch with a trust store).
+    pub snapshot_chunks: u64,
 }
 
 /// What a drift check found.
@@ -185,7 +190,7 @@ impl SyncClient {
         &self.base
     }
 
-    /// One request, retried per the policy. `body` is JSON.
+    /// One request, retried per the policy. `body` is JSON; so is the answer.
     fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -193,12 +198,27 @@ impl SyncClient {
         body: Option<Vec<u8>>,
         cancel: &AtomicBool,
     ) -> Result<T, SyncError> {
+        self.call_with(method, path_and_query, body, cancel, &|bytes| {
+            serde_json::from_slice(bytes).map_err(|e| SyncError::BadResponse(e.to_string()))
+        })
+    }
+
+    /// One request, retried per the policy, its successful answer read by `parse` (an answer
+    /// `parse` refuses is retried like a garbled one).
+    fn call_with<T>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        cancel: &AtomicBool,
+        parse: &dyn Fn(&[u8]) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
         let mut retry = 0u32;
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return Err(SyncError::Cancelled);
             }
-            match self.attempt(method.clone(), path_and_query, body.clone()) {
+            match self.attempt(method.clone(), path_and_query, body.clone(), parse) {
                 Ok(value) => return Ok(value),
                 Err(Failure::Stop(e)) => return Err(e),
                 Err(Failure::Retry(e)) => {
@@ -228,11 +248,12 @@ impl SyncClient {
         Ok(())
     }
 
-    fn attempt<T: DeserializeOwned>(
+    fn attempt<T>(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<Vec<u8>>,
+        parse: &dyn Fn(&[u8]) -> Result<T, SyncError>,
     ) -> Result<T, Failure> {
         let mut request = self
             .http
@@ -254,8 +275,7 @@ impl SyncClient {
             .bytes()
             .map_err(|e| Failure::Retry(SyncError::Network(describe(&e))))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::Retry(SyncError::BadResponse(e.to_string())));
+            return parse(&bytes).map_err(Failure::Retry);
         }
         let error: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
         let (code, message) = match error {
@@ -424,14 +444,11 @@ impl SyncClient {
         trust: &TrustStore,
         cancel: &AtomicBool,
     ) -> Result<StatusListCheck, SyncError> {
-        use base64::Engine as _;
         let response: StatusListResponse =
             self.call(Method::GET, "/v1/revocations/status-list", None, cancel)?;
-        let document = base64::engine::general_purpose::STANDARD
-            .decode(response.document.as_bytes())
-            .map_err(|e| SyncError::BadResponse(format!("status list: {e}")))?;
+        let document = decode_base64(&response.document, "status list")?;
         let now = now_ms();
-        let list = verify_status_list(&document, trust, now / 1000, STATUS_LIST_SKEW_SECS)
+        let list = verify_status_list(&document, trust, now / 1000, DOCUMENT_SKEW_SECS)
             .map_err(SyncError::StatusList)?;
         let signer = status_list_signer(&document);
         Ok(
@@ -539,6 +556,129 @@ impl SyncClient {
         }
     }
 
+    /// Load the platform's signed registry snapshot chunk by chunk, resuming a download under way
+    /// unless `fresh`. `Ok(false)` when the platform offers no snapshot (the paged feed is used).
+    fn load_snapshot(
+        &self,
+        store: &Store,
+        trust: &TrustStore,
+        fresh: bool,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<bool, SyncError> {
+        let mut restarts = 0u32;
+        let mut fresh = fresh;
+        loop {
+            let resumed = match store.snapshot_progress()? {
+                Some(held) if !fresh => {
+                    let now = now_ms() / 1000;
+                    match verify_snapshot_manifest(&held.manifest, trust, now, DOCUMENT_SKEW_SECS) {
+                        Ok(manifest) => Some((manifest, held.next_chunk)),
+                        // The trust store changed since: start over with a new snapshot.
+                        Err(_) => None,
+                    }
+                }
+                _ => None,
+            };
+            let (manifest, first) = match resumed {
+                Some(resumed) => resumed,
+                None => {
+                    let response: SnapshotResponse =
+                        match self.call(Method::GET, "/v1/snapshot", None, cancel) {
+                            Ok(r) => r,
+                            Err(SyncError::Refused { status: 404, .. }) => {
+                                store.abandon_snapshot()?;
+                                return Ok(false);
+                            }
+                            Err(e) => return Err(e),
+                        };
+                    let document = decode_base64(&response.document, "snapshot manifest")?;
+                    let now = now_ms();
+                    let manifest =
+                        verify_snapshot_manifest(&document, trust, now / 1000, DOCUMENT_SKEW_SECS)
+                            .map_err(SyncError::Snapshot)?;
+                    store.begin_snapshot(REGISTRY_FEED, &manifest.snapshot_id, &document, now)?;
+                    (manifest, 0)
+                }
+            };
+            match self.load_chunks(store, &manifest, first, progress, cancel, report) {
+                Err(SyncError::Refused { status: 404, .. }) if restarts < 1 => {
+                    // The platform replaced the snapshot while this device was loading it.
+                    restarts += 1;
+                    store.abandon_snapshot()?;
+                    fresh = true;
+                }
+                other => return other.map(|()| true),
+            }
+        }
+    }
+
+    fn load_chunks(
+        &self,
+        store: &Store,
+        manifest: &SnapshotManifest,
+        first: u32,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let total: u64 = manifest.chunks.iter().map(|c| u64::from(c.changes)).sum();
+        let final_cursor = SyncCursor {
+            feed: REGISTRY_FEED.to_owned(),
+            cursor: manifest.cursor.clone(),
+        };
+        if manifest.chunks.is_empty() {
+            store.apply_snapshot_chunk(
+                &manifest.snapshot_id,
+                0,
+                Vec::new(),
+                Some(&final_cursor),
+                now_ms(),
+            )?;
+            return Ok(());
+        }
+        let last = manifest.chunks.len() - 1;
+        let mut done: u64 = manifest
+            .chunks
+            .iter()
+            .take(first as usize)
+            .map(|c| u64::from(c.changes))
+            .sum();
+        for (index, chunk) in manifest.chunks.iter().enumerate().skip(first as usize) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SyncError::Cancelled);
+            }
+            let path = format!(
+                "/v1/snapshot/{}/chunks/{index}",
+                encode(&manifest.snapshot_id)
+            );
+            let changes: Vec<RegistryChange> =
+                self.call_with(Method::GET, &path, None, cancel, &|bytes| {
+                    check_chunk(bytes, chunk)
+                })?;
+            let index32 = u32::try_from(index)
+                .map_err(|_| SyncError::BadResponse("too many snapshot chunks".to_owned()))?;
+            let n = changes.len() as u64;
+            store.apply_snapshot_chunk(
+                &manifest.snapshot_id,
+                index32,
+                changes,
+                (index == last).then_some(&final_cursor),
+                now_ms(),
+            )?;
+            done += n;
+            report.pulled_changes += n;
+            report.snapshot_chunks += 1;
+            progress(Progress {
+                phase: SyncPhase::Pull,
+                done,
+                total: Some(total),
+            });
+        }
+        Ok(())
+    }
+
     fn fetch_page(
         &self,
         cursor: Option<&str>,
@@ -560,12 +700,19 @@ impl SyncClient {
         cancel: &AtomicBool,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
-        let cursor = store.sync_cursor(REGISTRY_FEED)?;
         progress(Progress {
             phase: SyncPhase::Pull,
             done: 0,
             total: None,
         });
+        // A first sync, or one resuming a snapshot download, loads the signed snapshot when the
+        // device can verify it and the platform offers one.
+        if let Some(trust) = &self.trust
+            && (store.snapshot_progress()?.is_some() || store.sync_cursor(REGISTRY_FEED)?.is_none())
+        {
+            self.load_snapshot(store, trust, false, progress, cancel, report)?;
+        }
+        let cursor = store.sync_cursor(REGISTRY_FEED)?;
         let mut fetched = self.fetch_page(cursor.as_deref(), cancel);
         loop {
             let page = match fetched {
@@ -574,8 +721,17 @@ impl SyncClient {
                         return Err(SyncError::RefetchLoop);
                     }
                     report.refetches += 1;
-                    store.clear_registry(REGISTRY_FEED)?;
-                    fetched = self.fetch_page(None, cancel);
+                    let reloaded = match &self.trust {
+                        Some(trust) => {
+                            self.load_snapshot(store, trust, true, progress, cancel, report)?
+                        }
+                        None => false,
+                    };
+                    if !reloaded {
+                        store.clear_registry(REGISTRY_FEED)?;
+                    }
+                    let cursor = store.sync_cursor(REGISTRY_FEED)?;
+                    fetched = self.fetch_page(cursor.as_deref(), cancel);
                     continue;
                 }
                 other => other?,
@@ -660,8 +816,35 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// How far in the future a status list may claim to be issued (device clocks drift).
-const STATUS_LIST_SKEW_SECS: i64 = 600;
+/// A Base64 field of an answer.
+fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, SyncError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| SyncError::BadResponse(format!("{what}: {e}")))
+}
+
+/// A snapshot chunk's body checked against its manifest entry (length, SHA-256, change count), then
+/// read.
+fn check_chunk(bytes: &[u8], chunk: &SnapshotChunk) -> Result<Vec<RegistryChange>, SyncError> {
+    use sha2::Digest as _;
+    if bytes.len() as u64 != chunk.bytes || sha2::Sha256::digest(bytes).as_slice() != chunk.sha256 {
+        return Err(SyncError::BadResponse(
+            "a snapshot chunk does not match its manifest digest".to_owned(),
+        ));
+    }
+    let changes: Vec<RegistryChange> =
+        serde_json::from_slice(bytes).map_err(|e| SyncError::BadResponse(e.to_string()))?;
+    if changes.len() as u64 != u64::from(chunk.changes) {
+        return Err(SyncError::BadResponse(
+            "a snapshot chunk holds another number of changes than its manifest says".to_owned(),
+        ));
+    }
+    Ok(changes)
+}
+
+/// How far in the future a signed document may claim to be made (device clocks drift).
+const DOCUMENT_SKEW_SECS: i64 = 600;
 
 /// The hex key id in a verified document's protected header (for display; empty if absent).
 fn status_list_signer(document: &[u8]) -> String {

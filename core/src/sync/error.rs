@@ -37,6 +37,9 @@ pub enum SyncError {
     /// bad signature, malformed): nothing was stored and the sync stopped.
     #[error("the revocation status list does not verify: {0}")]
     StatusList(crate::codes::CodeError),
+    /// The registry snapshot manifest the server sent does not verify: nothing was loaded.
+    #[error("the registry snapshot does not verify: {0}")]
+    Snapshot(crate::codes::CodeError),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -53,6 +56,7 @@ impl Explain for SyncError {
             SyncError::RefetchLoop => "sync.refetch_loop",
             SyncError::Cancelled => "sync.cancelled",
             SyncError::StatusList(_) => "sync.status_list_invalid",
+            SyncError::Snapshot(_) => "sync.snapshot_invalid",
             SyncError::Store(e) => e.code(),
         }
     }
@@ -74,6 +78,12 @@ impl Explain for SyncError {
             SyncError::StatusList(e) => {
                 format!("平台下发的吊销名单验签失败，未予采用：{}", e.message_zh())
             }
+            SyncError::Snapshot(e) => {
+                format!(
+                    "平台下发的登记数据快照验签失败，未予采用：{}",
+                    e.message_zh()
+                )
+            }
             SyncError::Store(e) => e.message_zh(),
         }
     }
@@ -86,6 +96,10 @@ impl Explain for SyncError {
             SyncError::Cancelled => "sync cancelled; the next sync resumes where it stopped".into(),
             SyncError::StatusList(e) => format!(
                 "the revocation status list from the platform does not verify and was not used: {}",
+                e.message_en()
+            ),
+            SyncError::Snapshot(e) => format!(
+                "the registry snapshot from the platform does not verify and was not used: {}",
                 e.message_en()
             ),
             SyncError::Store(e) => e.message_en(),

@@ -173,6 +173,15 @@ pub struct StatusListResponse {
     pub document: String,
 }
 
+/// The platform's current registry snapshot (`GET /v1/snapshot`); its chunks are
+/// `GET /v1/snapshot/{snapshot_id}/chunks/{index}`, each a JSON array of registry changes whose exact
+/// bytes the manifest's digest covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    /// The signed manifest ([`crate::codes::verify_snapshot_manifest`]), standard Base64.
+    pub document: String,
+}
+
 /// The platform's per-collection registry checksums at a feed position
 /// (`GET /v1/registry/checksums`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,3 +17,15 @@ CREATE TABLE status_revocations (
     id     TEXT NOT NULL,
     PRIMARY KEY (target, id)
 ) WITHOUT ROWID;
+
+-- A first sync (or a refetch) downloads the platform's registry snapshot chunk by chunk; this row
+-- says which snapshot is being loaded and which chunk comes next, so an interrupted download resumes
+-- at that chunk. Each chunk and this row change in one transaction; the row goes with the last chunk,
+-- when the feed cursor is stored.
+CREATE TABLE snapshot_progress (
+    singleton     INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),
+    snapshot_id   TEXT NOT NULL,
+    manifest      BLOB NOT NULL,
+    next_chunk    INTEGER NOT NULL,
+    started_at_ms INTEGER NOT NULL
+);
