@@ -10,6 +10,7 @@
 
 pub mod authz;
 pub mod db;
+pub mod documents;
 pub mod http;
 pub mod logging;
 pub mod metrics;

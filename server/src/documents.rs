@@ -1,0 +1,297 @@
+//! What the server derives from its registry feed for devices: the signed revocation status list,
+//! the signed registry snapshot (manifest + chunks) for first syncs, and per-collection checksums.
+//!
+//! All three come from one in-memory view of the registry, [`RegistryView`], built by replaying the
+//! change feed through the same pull API devices use and then kept current by replaying only the
+//! changes after its cursor. The view is a cache, not state: any server process builds its own, and a
+//! restart rebuilds it. Snapshots are cut from the view at most every [`SNAPSHOT_MAX_AGE_MS`] (a device
+//! pulls the changes after a snapshot's cursor as usual), so a busy registry does not re-serialise a
+//! million rows for every first sync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use weldguard_core::codes::{
+    IssuerKey, SnapshotChunk, SnapshotManifest, StatusList, sign_snapshot_manifest,
+    sign_status_list,
+};
+use weldguard_core::domain::Revocation;
+use weldguard_core::store::RegistryChange;
+use weldguard_core::sync::checksum::{CollectionChecksum, RegistryChecksums};
+
+use crate::db::{DbError, Page, entity_of};
+
+/// Changes per page when replaying the feed.
+const REPLAY_PAGE: u32 = 20_000;
+/// Registry changes per snapshot chunk.
+pub const SNAPSHOT_CHUNK_CHANGES: usize = 20_000;
+/// A snapshot is reused for this long before a new one is cut (milliseconds).
+pub const SNAPSHOT_MAX_AGE_MS: i64 = 15 * 60 * 1000;
+
+/// Why a document could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("a stored registry change does not parse: {0}")]
+    BadChange(String),
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// The registry as of a feed cursor: every live row, keyed by entity (the feed's own key), with
+/// running checksums.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryView {
+    /// The cursor after the last change replayed (`None` before the first page).
+    pub cursor: Option<String>,
+    rows: BTreeMap<String, RegistryChange>,
+    checksums: RegistryChecksums,
+}
+
+fn creates_row(change: &RegistryChange) -> bool {
+    matches!(
+        change,
+        RegistryChange::UpsertLicence(_)
+            | RegistryChange::UpsertMachine(_)
+            | RegistryChange::Bind(_)
+            | RegistryChange::Revoke(_)
+            | RegistryChange::UpsertIssuerKey(_)
+    )
+}
+
+impl RegistryView {
+    /// Apply one change as a device would.
+    fn apply(&mut self, change: RegistryChange) {
+        let entity = entity_of(&change);
+        if let Some(old) = self.rows.remove(&entity) {
+            self.checksums.remove_row(&old);
+        }
+        if creates_row(&change) {
+            self.checksums.add_row(&change);
+            self.rows.insert(entity, change);
+        }
+    }
+
+    /// Replay the feed after the view's cursor through `pull` (the server's pull, as devices see
+    /// it). A cursor the feed no longer serves (history compacted past it) starts the view over.
+    pub fn catch_up(
+        &mut self,
+        pull: &mut dyn FnMut(Option<&str>, u32) -> Result<Page, DbError>,
+    ) -> Result<(), DocumentError> {
+        loop {
+            let page = match pull(self.cursor.as_deref(), REPLAY_PAGE) {
+                Err(DbError::MustRefetch) if self.cursor.is_some() => {
+                    *self = RegistryView::default();
+                    continue;
+                }
+                other => other?,
+            };
+            for json in &page.changes_json {
+                let change: RegistryChange = serde_json::from_str(json)
+                    .map_err(|e| DocumentError::BadChange(e.to_string()))?;
+                self.apply(change);
+            }
+            self.cursor = Some(page.next_cursor);
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &RegistryChange> {
+        self.rows.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn checksums(&self) -> Vec<CollectionChecksum> {
+        self.checksums.all()
+    }
+
+    /// The revocations in force.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.rows
+            .values()
+            .filter_map(|row| match row {
+                RegistryChange::Revoke(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The sequence number in a feed cursor (`EPOCH.SEQ`): status lists are numbered by it, so a later
+/// list never has a lower number.
+fn cursor_sequence(cursor: &str) -> u64 {
+    cursor
+        .rsplit('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The signed status list of the view's revocations, issued at `now` (Unix seconds).
+pub fn status_list(
+    view: &RegistryView,
+    key: &IssuerKey,
+    now: i64,
+) -> Result<Vec<u8>, DocumentError> {
+    let list = StatusList {
+        sequence: view.cursor.as_deref().map_or(0, cursor_sequence),
+        issued_at: now,
+        entries: view.revocations(),
+    };
+    sign_status_list(key, &list).map_err(|e| DocumentError::Signing(e.to_string()))
+}
+
+/// A registry snapshot: the signed manifest and the chunk bodies it lists.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub snapshot_id: String,
+    pub manifest: Vec<u8>,
+    pub chunks: Vec<Vec<u8>>,
+    /// When it was cut (Unix milliseconds).
+    pub made_at_ms: i64,
+}
+
+/// Cut a snapshot of the view, made at `now_ms`. The id names the cursor it was cut at, so every
+/// server process cutting at the same cursor names it alike.
+pub fn snapshot(
+    view: &RegistryView,
+    key: &IssuerKey,
+    now_ms: i64,
+) -> Result<Arc<Snapshot>, DocumentError> {
+    let cursor = view.cursor.clone().unwrap_or_default();
+    let rows: Vec<&RegistryChange> = view.rows().collect();
+    let mut chunks = Vec::new();
+    let mut listed = Vec::new();
+    for part in rows.chunks(SNAPSHOT_CHUNK_CHANGES) {
+        let body = serde_json::to_vec(part).map_err(|e| DocumentError::BadChange(e.to_string()))?;
+        listed.push(SnapshotChunk {
+            changes: u32::try_from(part.len()).unwrap_or(u32::MAX),
+            bytes: body.len() as u64,
+            sha256: Sha256::digest(&body).into(),
+        });
+        chunks.push(body);
+    }
+    let digest = Sha256::digest(cursor.as_bytes());
+    let snapshot_id = format!("s{}", weldguard_core::codes::to_hex(&digest[..12]));
+    let manifest = SnapshotManifest {
+        snapshot_id: snapshot_id.clone(),
+        cursor: if cursor.is_empty() {
+            "start".to_owned()
+        } else {
+            cursor
+        },
+        created_at: now_ms / 1000,
+        chunks: listed,
+    };
+    let manifest = sign_snapshot_manifest(key, &manifest)
+        .map_err(|e| DocumentError::Signing(e.to_string()))?;
+    Ok(Arc::new(Snapshot {
+        snapshot_id,
+        manifest,
+        chunks,
+        made_at_ms: now_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weldguard_core::codes::{
+        IssuerAlg, TrustStore, TrustedKey, verify_snapshot_manifest, verify_status_list,
+    };
+    use weldguard_core::domain::{Binding, RevocationTarget};
+
+    fn bind(m: &str) -> RegistryChange {
+        RegistryChange::Bind(Binding {
+            machine_id: m.into(),
+            certificate_no: "T1".into(),
+        })
+    }
+
+    fn revoke(id: &str) -> RegistryChange {
+        RegistryChange::Revoke(Revocation {
+            target: RevocationTarget::Licence,
+            id: id.into(),
+        })
+    }
+
+    /// A feed in memory, paged like the server's.
+    fn feed(
+        changes: Vec<RegistryChange>,
+    ) -> impl FnMut(Option<&str>, u32) -> Result<Page, DbError> {
+        move |cursor, limit| {
+            let from: usize = cursor.map_or(0, |c| cursor_sequence(c) as usize);
+            let to = (from + limit as usize).min(changes.len());
+            Ok(Page {
+                changes_json: changes[from..to]
+                    .iter()
+                    .map(|c| serde_json::to_string(c).unwrap())
+                    .collect(),
+                next_cursor: format!("e.{to}"),
+                has_more: to < changes.len(),
+            })
+        }
+    }
+
+    #[test]
+    fn the_view_replays_deletes_and_signs_what_devices_verify() {
+        let mut changes: Vec<RegistryChange> =
+            (0..45_000).map(|i| bind(&format!("M-{i}"))).collect();
+        changes.push(revoke("T9"));
+        changes.push(revoke("T8"));
+        changes.push(RegistryChange::Unrevoke(Revocation {
+            target: RevocationTarget::Licence,
+            id: "T8".into(),
+        }));
+        changes.push(RegistryChange::Unbind(Binding {
+            machine_id: "M-0".into(),
+            certificate_no: "T1".into(),
+        }));
+        let mut view = RegistryView::default();
+        view.catch_up(&mut feed(changes.clone())).unwrap();
+        assert_eq!(view.len(), 45_000, "44,999 bindings and one revocation");
+        assert_eq!(view.cursor.as_deref(), Some("e.45004"));
+
+        // The same rows counted from scratch give the same checksums.
+        let mut fresh = RegistryChecksums::new();
+        view.rows().for_each(|r| fresh.add_row(r));
+        assert_eq!(fresh.all(), view.checksums());
+
+        let key = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
+        let mut trust = TrustStore::new();
+        trust.add(TrustedKey::for_key(&key, 0, None)).unwrap();
+        let now = 1_796_000_400;
+        let list =
+            verify_status_list(&status_list(&view, &key, now).unwrap(), &trust, now, 60).unwrap();
+        assert_eq!(list.sequence, 45_004);
+        assert_eq!(list.entries.len(), 1);
+        assert_eq!(list.entries[0].id, "T9");
+
+        let snap = snapshot(&view, &key, now * 1000).unwrap();
+        let manifest = verify_snapshot_manifest(&snap.manifest, &trust, now, 60).unwrap();
+        assert_eq!(manifest.chunks.len(), 3);
+        assert_eq!(manifest.cursor, "e.45004");
+        let total: u32 = manifest.chunks.iter().map(|c| c.changes).sum();
+        assert_eq!(total, 45_000);
+        for (chunk, body) in manifest.chunks.iter().zip(&snap.chunks) {
+            assert_eq!(chunk.sha256, <[u8; 32]>::from(Sha256::digest(body)));
+        }
+
+        // Catching up later replays only what is new.
+        changes.push(bind("M-new"));
+        view.catch_up(&mut feed(changes)).unwrap();
+        assert_eq!(view.len(), 45_001);
+        assert_eq!(view.cursor.as_deref(), Some("e.45005"));
+    }
+}
