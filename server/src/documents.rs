@@ -29,6 +29,9 @@ pub const SNAPSHOT_CHUNK_CHANGES: usize = 20_000;
 /// A snapshot is reused for this long before a new one is cut (milliseconds).
 pub const SNAPSHOT_MAX_AGE_MS: i64 = 15 * 60 * 1000;
 
+/// The feed's pull, as devices see it: changes after a cursor, at most a limit.
+pub type PullFn<'a> = dyn FnMut(Option<&str>, u32) -> Result<Page, DbError> + 'a;
+
 /// Why a document could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
@@ -78,7 +81,7 @@ impl RegistryView {
     /// it). A cursor the feed no longer serves (history compacted past it) starts the view over.
     pub fn catch_up(
         &mut self,
-        pull: &mut dyn FnMut(Option<&str>, u32) -> Result<Page, DbError>,
+        pull: &mut PullFn<'_>,
     ) -> Result<(), DocumentError> {
         loop {
             let page = match pull(self.cursor.as_deref(), REPLAY_PAGE) {
