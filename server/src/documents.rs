@@ -79,10 +79,7 @@ impl RegistryView {
 
     /// Replay the feed after the view's cursor through `pull` (the server's pull, as devices see
     /// it). A cursor the feed no longer serves (history compacted past it) starts the view over.
-    pub fn catch_up(
-        &mut self,
-        pull: &mut PullFn<'_>,
-    ) -> Result<(), DocumentError> {
+    pub fn catch_up(&mut self, pull: &mut PullFn<'_>) -> Result<(), DocumentError> {
         loop {
             let page = match pull(self.cursor.as_deref(), REPLAY_PAGE) {
                 Err(DbError::MustRefetch) if self.cursor.is_some() => {

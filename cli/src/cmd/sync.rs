@@ -1,15 +1,20 @@
 //! `weldguard enroll` and `weldguard sync`: enrol this profile's device with a platform server, then
 //! push its outbox and pull registry changes. The server address and device token are kept beside
-//! the profile's database in `sync.json` (readable by the owner only).
+//! the profile's database in `sync.json` (readable by the owner only), and the platform's issuer keys
+//! in `trust.json`: with them a sync fetches and verifies the signed revocation status list first, and
+//! a first sync loads the signed registry snapshot.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use weldguard_core::codes::TrustStore;
 use weldguard_core::domain::Explain;
 use weldguard_core::sync::protocol::Role;
-use weldguard_core::sync::{Progress, RetryPolicy, SyncClient, SyncError, SyncPhase};
+use weldguard_core::sync::{
+    DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncError, SyncPhase,
+};
 
 use crate::data_dir::{StateArgs, store_failure};
 use crate::output::{Failure, Output};
@@ -37,9 +42,12 @@ pub struct SyncArgs {
     /// Use this server instead of the one given at enrolment.
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Hide progress lines.
+    /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Afterwards compare the registry cache with the platform's checksums, refetching on drift.
+    #[arg(long)]
+    check_drift: bool,
     #[command(flatten)]
     data: StateArgs,
 }
@@ -89,10 +97,29 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
         role: answer.role,
     };
     let path = enrolment_path(&args.data, out)?;
-    write_private(&path, &saved).map_err(|e| {
+    let text = serde_json::to_string_pretty(&saved)
+        .map_err(|e| Failure::runtime("sync.save_enrolment", e.to_string()))?;
+    write_private(&path, &text).map_err(|e| {
         Failure::runtime(
             "sync.save_enrolment",
             format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    // The platform's issuer keys, over the channel the enrolment code just opened.
+    let enrolled = SyncClient::new(
+        &saved.server,
+        Some(saved.token.clone()),
+        RetryPolicy::default(),
+    )
+    .map_err(|e| sync_failure(&e, out))?;
+    let trust = enrolled.trust_file().map_err(|e| sync_failure(&e, out))?;
+    let trust_text = serde_json::to_string_pretty(&trust)
+        .map_err(|e| Failure::runtime("sync.save_trust", e.to_string()))?;
+    let trust_path = path.with_file_name(TRUST_FILE);
+    write_private(&trust_path, &trust_text).map_err(|e| {
+        Failure::runtime(
+            "sync.save_trust",
+            format!("cannot write {}: {e}", trust_path.display()),
         )
     })?;
     if out.json {
@@ -101,6 +128,7 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             "person": saved.person,
             "role": saved.role,
             "server": saved.server,
+            "issuer_keys": trust.keys.len(),
         }));
     }
     println!(
@@ -113,8 +141,10 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write_private(path: &std::path::Path, value: &Enrolment) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+/// The platform's trust file, beside `sync.json`.
+const TRUST_FILE: &str = "trust.json";
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     {
         use std::io::Write;
@@ -151,26 +181,40 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
     })?;
     let store = args.data.open_store(out)?;
     let server = args.server.unwrap_or(saved.server);
-    let client = SyncClient::new(&server, Some(saved.token), RetryPolicy::default())
+    let mut client = SyncClient::new(&server, Some(saved.token), RetryPolicy::default())
         .map_err(|e| sync_failure(&e, out))?;
-    let quiet = args.quiet || out.json;
+    let trust_path = path.with_file_name(TRUST_FILE);
+    if let Ok(text) = std::fs::read_to_string(&trust_path) {
+        let trust = TrustStore::from_json(&text).map_err(|e| {
+            Failure::input(
+                "sync.bad_trust_file",
+                format!("{}: {e}", trust_path.display()),
+            )
+        })?;
+        client = client.with_trust(trust);
+    }
     let lang = out.lang;
-    let mut progress = |p: Progress| {
-        if quiet {
-            return;
-        }
-        let phase = match p.phase {
-            SyncPhase::Push => lang.pick("上传记录", "push"),
-            SyncPhase::Pull => lang.pick("下载名录", "pull"),
-        };
-        match p.total {
-            Some(total) => eprintln!("{phase}: {}/{total}", p.done),
-            None => eprintln!("{phase}: {}", p.done),
-        }
-    };
+    let mut bar = ProgressBar::new(!(args.quiet || out.json), lang);
     let report = client
-        .sync(&store, &mut progress, &AtomicBool::new(false))
-        .map_err(|e| sync_failure(&e, out))?;
+        .sync(&store, &mut |p| bar.show(p), &AtomicBool::new(false))
+        .map_err(|e| sync_failure(&e, out));
+    bar.finish();
+    let report = report?;
+    let drift = if args.check_drift {
+        let drift = client
+            .check_drift(&store, &mut |p| bar.show(p), &AtomicBool::new(false))
+            .map_err(|e| sync_failure(&e, out));
+        bar.finish();
+        Some(drift?)
+    } else {
+        None
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let revocations = store
+        .status_list_info()
+        .map_err(|e| store_failure(&e, out))?;
     if out.json {
         return out.json(&serde_json::json!({
             "pushed": report.pushed,
@@ -181,6 +225,10 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             "pages": report.pages,
             "refetches": report.refetches,
             "retries": report.retries,
+            "snapshot_chunks": report.snapshot_chunks,
+            "status_list": status_list_json(report.status_list),
+            "revocation_data_age_secs": revocations.as_ref().map(|r| r.age_secs(now)),
+            "drift": drift.as_ref().map(drift_json),
         }));
     }
     println!(
@@ -196,5 +244,150 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
         lang.pick("名录变更", "registry changes"),
         report.pulled_changes
     );
+    match &revocations {
+        Some(info) => println!(
+            "{} {} ({} {}, {})",
+            lang.pick("吊销名单", "revocation list"),
+            info.sequence,
+            info.entries,
+            lang.pick("条", "entries"),
+            age_text(info.age_secs(now), lang),
+        ),
+        None => println!(
+            "{}",
+            lang.pick(
+                "吊销名单：从未更新（需要平台信任文件 trust.json）",
+                "revocation list: never updated (needs the platform's trust.json)"
+            )
+        ),
+    }
+    if let Some(drift) = &drift {
+        let text = match drift {
+            DriftCheck::InSync => lang
+                .pick("名录校验一致", "registry matches the platform")
+                .to_owned(),
+            DriftCheck::NotComparable => lang
+                .pick(
+                    "名录校验跳过：平台数据刚有变化",
+                    "drift check skipped: the platform changed meanwhile",
+                )
+                .to_owned(),
+            DriftCheck::Refetched {
+                collections,
+                report,
+            } => format!(
+                "{} {:?}; {} {}",
+                lang.pick(
+                    "名录与平台不一致，已重新下载",
+                    "registry drifted, refetched"
+                ),
+                collections,
+                report.pulled_changes,
+                lang.pick("条", "changes")
+            ),
+        };
+        println!("{text}");
+    }
     Ok(())
+}
+
+fn age_text(secs: i64, lang: crate::output::Lang) -> String {
+    let (n, zh, en) = if secs < 3600 {
+        (secs / 60, "分钟前", "min ago")
+    } else if secs < 2 * 86_400 {
+        (secs / 3600, "小时前", "h ago")
+    } else {
+        (secs / 86_400, "天前", "days ago")
+    };
+    format!("{n} {}", lang.pick(zh, en))
+}
+
+fn status_list_json(check: StatusListCheck) -> serde_json::Value {
+    match check {
+        StatusListCheck::NotChecked => serde_json::json!({"outcome": "not_checked"}),
+        StatusListCheck::Updated { sequence } => {
+            serde_json::json!({"outcome": "updated", "sequence": sequence})
+        }
+        StatusListCheck::Unchanged { sequence } => {
+            serde_json::json!({"outcome": "unchanged", "sequence": sequence})
+        }
+        StatusListCheck::Older { held, received } => {
+            serde_json::json!({"outcome": "older_refused", "held": held, "received": received})
+        }
+    }
+}
+
+fn drift_json(drift: &DriftCheck) -> serde_json::Value {
+    match drift {
+        DriftCheck::InSync => serde_json::json!({"outcome": "in_sync"}),
+        DriftCheck::NotComparable => serde_json::json!({"outcome": "not_comparable"}),
+        DriftCheck::Refetched {
+            collections,
+            report,
+        } => serde_json::json!({
+            "outcome": "refetched",
+            "collections": collections,
+            "pulled_changes": report.pulled_changes,
+        }),
+    }
+}
+
+/// A one-line progress bar on a terminal (redrawn in place), plain lines otherwise.
+struct ProgressBar {
+    enabled: bool,
+    terminal: bool,
+    lang: crate::output::Lang,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(enabled: bool, lang: crate::output::Lang) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            enabled,
+            terminal: std::io::stderr().is_terminal(),
+            lang,
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, p: Progress) {
+        if !self.enabled {
+            return;
+        }
+        let phase = match p.phase {
+            SyncPhase::Push => self.lang.pick("上传记录", "push"),
+            SyncPhase::Pull => self.lang.pick("下载名录", "pull"),
+        };
+        let counts = match p.total {
+            Some(total) => format!("{}/{total}", p.done),
+            None => p.done.to_string(),
+        };
+        if !self.terminal {
+            eprintln!("{phase}: {counts}");
+            return;
+        }
+        const WIDTH: u64 = 30;
+        let bar = match p.total {
+            Some(total) if total > 0 => {
+                let filled = (p.done.min(total) * WIDTH / total) as usize;
+                format!(
+                    "[{}{}] {:>3}%",
+                    "#".repeat(filled),
+                    "-".repeat(WIDTH as usize - filled),
+                    p.done.min(total) * 100 / total
+                )
+            }
+            _ => format!("[{}]", "?".repeat(WIDTH as usize)),
+        };
+        eprint!("\r\x1b[2K{phase} {bar} {counts}");
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
 }

@@ -16,8 +16,8 @@ use crate::store::{NewWorkSession, Store};
 /// One user profile's offline state.
 #[derive(uniffi::Object)]
 pub struct Device {
-    store: Store,
-    trust: RwLock<TrustStore>,
+    pub(super) store: Store,
+    pub(super) trust: RwLock<TrustStore>,
     revocations: RwLock<RevocationSet>,
     replay: Mutex<ReplayCache>,
 }

@@ -22,6 +22,16 @@ pub enum WeldGuardError {
         message_zh: String,
         message_en: String,
     },
+    /// A sync with the platform failed. `retryable`: the network or the server failed and a later
+    /// sync will go on where this one stopped; otherwise the platform refused (re-enrol, update the
+    /// app) or the sync was cancelled.
+    #[error("{code}: {message_en}")]
+    Sync {
+        code: String,
+        message_zh: String,
+        message_en: String,
+        retryable: bool,
+    },
     /// The phone's key store could not sign (key missing, user cancelled, hardware error).
     #[error("{code}: {message_en}")]
     Signing {
@@ -58,6 +68,7 @@ impl WeldGuardError {
         match self {
             WeldGuardError::InvalidInput { code, .. }
             | WeldGuardError::Storage { code, .. }
+            | WeldGuardError::Sync { code, .. }
             | WeldGuardError::Signing { code, .. } => code,
         }
     }
@@ -70,6 +81,24 @@ impl From<StoreError> for WeldGuardError {
             code,
             message_zh,
             message_en,
+        }
+    }
+}
+
+impl From<crate::sync::SyncError> for WeldGuardError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match e {
+            SyncError::Store(store) => store.into(),
+            other => {
+                let (code, message_zh, message_en) = Self::parts(&other);
+                WeldGuardError::Sync {
+                    code,
+                    message_zh,
+                    message_en,
+                    retryable: matches!(other, SyncError::Network(_) | SyncError::Server { .. }),
+                }
+            }
         }
     }
 }

@@ -7,16 +7,20 @@
 //!   presenting a credential with the phone's hardware key).
 //! - [`device`]: [`Device`], the handle a shell keeps for one user profile: its database, trust data
 //!   and replay cache; scan-to-start decisions recorded with their outbox entries.
+//! - [`sync`]: [`Device::sync`] with a progress listener the shell implements and a cancellable
+//!   [`SyncTask`].
 //!
 //! Times cross the boundary as Unix seconds (UTC) passed in by the shell; the core reads no clock.
 
 pub mod device;
 pub mod error;
 pub mod functions;
+pub mod sync;
 pub mod types;
 
 pub use device::Device;
 pub use error::WeldGuardError;
+pub use sync::{SyncListener, SyncStage, SyncSummary, SyncTask};
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,8 @@ use super::protocol::{
     StatusListResponse,
 };
 use crate::codes::{
-    SnapshotChunk, SnapshotManifest, TrustStore, verify_snapshot_manifest, verify_status_list,
+    SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, verify_snapshot_manifest,
+    verify_status_list,
 };
 use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
 
@@ -324,6 +325,13 @@ impl SyncClient {
             Some(body),
             &AtomicBool::new(false),
         )
+    }
+
+    /// The platform's issuer keys with their validity periods (`GET /v1/trust`): what a device
+    /// verifies codes, status lists and snapshots with. Fetched at enrolment over the enrolled
+    /// channel; later key rotations reach the device through it again.
+    pub fn trust_file(&self) -> Result<TrustFile, SyncError> {
+        self.call(Method::GET, "/v1/trust", None, &AtomicBool::new(false))
     }
 
     /// Who this client's token belongs to.

@@ -1,0 +1,118 @@
+//! Sync through the FFI: [`Device::sync`] runs one blocking sync on the shell's background thread,
+//! reports progress through a [`SyncListener`] the shell implements, and stops early when the shell
+//! cancels its [`SyncTask`] (the user left the screen, the OS is suspending the app).
+
+use std::sync::Arc;
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::Device;
+use super::error::WeldGuardError;
+use crate::sync::{Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase};
+
+/// Which part of a sync is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncStage {
+    /// Uploading records made on the device.
+    Push,
+    /// Downloading registry changes (or the first-sync snapshot).
+    Pull,
+}
+
+/// Progress of a sync, implemented by the shell (update a progress bar; keep it cheap).
+#[uniffi::export(with_foreign)]
+pub trait SyncListener: Send + Sync {
+    /// `done` of `total` units; `total` is unknown while registry pages are still coming.
+    fn on_progress(&self, stage: SyncStage, done: u64, total: Option<u64>);
+}
+
+/// A handle to stop a running sync. Cancelling takes effect at the next request or page; what was
+/// already applied stays, and the next sync goes on from there.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct SyncTask {
+    cancelled: AtomicBool,
+}
+
+#[uniffi::export]
+impl SyncTask {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    /// Records uploaded; of them applied now, already held by the platform, refused.
+    pub pushed: u64,
+    pub applied: u64,
+    pub duplicate: u64,
+    pub rejected: u64,
+    /// Registry changes downloaded (pages and snapshot chunks).
+    pub pulled_changes: u64,
+    pub snapshot_chunks: u64,
+    /// The revocation status list held after the sync (its sequence), if the device has one.
+    pub status_list_sequence: Option<u64>,
+    /// Requests retried after network or server failures.
+    pub retries: u32,
+}
+
+#[uniffi::export]
+impl Device {
+    /// Push the outbox and pull the registry from the platform at `server_url` with this device's
+    /// `token`. Blocking: call it from a background thread. With trusted issuer keys set
+    /// ([`Device::set_trust`]), the signed revocation status list is fetched and verified first and a
+    /// first sync loads the signed snapshot. Revocations are reloaded afterwards.
+    pub fn sync(
+        &self,
+        server_url: String,
+        token: String,
+        listener: Arc<dyn SyncListener>,
+        task: Arc<SyncTask>,
+    ) -> Result<SyncSummary, WeldGuardError> {
+        let trust = self
+            .trust
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
+        if !trust.keys().is_empty() {
+            client = client.with_trust(trust);
+        }
+        let mut progress = |p: Progress| {
+            let stage = match p.phase {
+                SyncPhase::Push => SyncStage::Push,
+                SyncPhase::Pull => SyncStage::Pull,
+            };
+            listener.on_progress(stage, p.done, p.total);
+        };
+        let report = client.sync(&self.store, &mut progress, &task.cancelled)?;
+        self.reload_revocations()?;
+        let status_list_sequence = match report.status_list {
+            StatusListCheck::Updated { sequence } | StatusListCheck::Unchanged { sequence } => {
+                Some(sequence)
+            }
+            StatusListCheck::Older { held, .. } => Some(held),
+            StatusListCheck::NotChecked => self.store.status_list_info()?.map(|i| i.sequence),
+        };
+        Ok(SyncSummary {
+            pushed: report.pushed,
+            applied: report.applied,
+            duplicate: report.duplicate,
+            rejected: report.rejected,
+            pulled_changes: report.pulled_changes,
+            snapshot_chunks: report.snapshot_chunks,
+            status_list_sequence,
+            retries: report.retries,
+        })
+    }
+}
