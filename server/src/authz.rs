@@ -16,10 +16,12 @@ pub enum Endpoint {
     /// `GET /metrics`: request counts by route and device activity totals, so admins only
     /// (a Prometheus scraper authenticates with an admin device's token).
     ReadMetrics,
+    /// Signing machine labels and welder credentials with the platform's key, and rotating it.
+    IssueCodes,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -28,6 +30,7 @@ impl Endpoint {
         Endpoint::Push,
         Endpoint::Pull,
         Endpoint::ReadMetrics,
+        Endpoint::IssueCodes,
     ];
 }
 
@@ -36,7 +39,9 @@ pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
     use Endpoint::*;
     match endpoint {
         Me | Push | Pull => true,
-        CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics => role == Role::Admin,
+        CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes => {
+            role == Role::Admin
+        }
         ListRecords => matches!(role, Role::Admin | Role::Supervisor),
     }
 }

@@ -31,7 +31,8 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE server_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -67,7 +68,28 @@ CREATE TABLE changes (
     change TEXT NOT NULL
 ) STRICT;
 CREATE INDEX changes_by_entity ON changes (entity, seq);
-"#];
+"#,
+    r#"
+CREATE TABLE issuer_keys (
+    kid            TEXT PRIMARY KEY,
+    key_json       TEXT NOT NULL,
+    valid_from_ms  INTEGER NOT NULL,
+    valid_until_ms INTEGER,
+    created_at_ms  INTEGER NOT NULL
+) STRICT;
+"#,
+];
+
+/// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIssuerKey {
+    pub kid: String,
+    /// [`weldguard_core::codes::IssuerKey::to_json`].
+    pub key_json: String,
+    pub valid_from_ms: i64,
+    /// Set when the key was rotated out; `None` for the signing key.
+    pub valid_until_ms: Option<i64>,
+}
 
 /// The device id of the admin created from the bootstrap token.
 pub const BOOTSTRAP_DEVICE: &str = "bootstrap-admin";
@@ -220,6 +242,54 @@ impl Db {
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// The issuer keys the server holds, oldest first.
+    pub fn issuer_keys(&mut self) -> Result<Vec<StoredIssuerKey>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
+             ORDER BY created_at_ms, kid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredIssuerKey {
+                kid: r.get(0)?,
+                key_json: r.get(1)?,
+                valid_from_ms: r.get(2)?,
+                valid_until_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Make `new` the signing key from `now_ms`: the signing key until now stops signing (its
+    /// validity ends now, so codes it signed before stay valid until they expire), in one
+    /// transaction. With `only_if_none`, nothing happens when a signing key exists (first start).
+    pub fn install_issuer_key(
+        &mut self,
+        new: &StoredIssuerKey,
+        now_ms: i64,
+        only_if_none: bool,
+    ) -> Result<bool, DbError> {
+        let tx = self.immediate()?;
+        let active: i64 = tx.query_row(
+            "SELECT count(*) FROM issuer_keys WHERE valid_until_ms IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        if only_if_none && active > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE issuer_keys SET valid_until_ms = ?1 WHERE valid_until_ms IS NULL",
+            [now_ms],
+        )?;
+        tx.execute(
+            "INSERT INTO issuer_keys (kid, key_json, valid_from_ms, valid_until_ms, created_at_ms) \
+             VALUES (?1, ?2, ?3, NULL, ?3)",
+            params![new.kid, new.key_json, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's

@@ -26,7 +26,7 @@ use weldguard_core::sync::protocol::{
 use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert};
 use crate::metrics::Metrics;
-use crate::{observe, validate};
+use crate::{observe, publish, validate};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
@@ -37,13 +37,20 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     db: Arc<Mutex<Db>>,
+    publisher: Arc<crate::publish::Publisher>,
 }
 
 impl AppState {
     pub fn new(db: Db) -> Self {
         AppState {
             db: Arc::new(Mutex::new(db)),
+            publisher: Arc::default(),
         }
+    }
+
+    /// The registry documents cache of this process.
+    pub(crate) fn publisher(&self) -> Arc<crate::publish::Publisher> {
+        self.publisher.clone()
     }
 }
 
@@ -56,7 +63,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -99,7 +106,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// One route the router serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +197,44 @@ fn routes() -> Routes {
     .add("GET", "/v1/admin/records", Some(ListRecords), records)
     .add("POST", "/v1/push", Some(Push), push)
     .add("GET", "/v1/pull", Some(Pull), pull)
+    .add("GET", "/v1/trust", Some(Pull), publish::trust)
+    .add(
+        "GET",
+        "/v1/revocations/status-list",
+        Some(Pull),
+        publish::status_list,
+    )
+    .add("GET", "/v1/snapshot", Some(Pull), publish::snapshot)
+    .add(
+        "GET",
+        "/v1/snapshot/{snapshot_id}/chunks/{index}",
+        Some(Pull),
+        publish::snapshot_chunk,
+    )
+    .add(
+        "GET",
+        "/v1/registry/checksums",
+        Some(Pull),
+        publish::checksums,
+    )
+    .add(
+        "POST",
+        "/v1/admin/codes/machine",
+        Some(IssueCodes),
+        publish::issue_machine,
+    )
+    .add(
+        "POST",
+        "/v1/admin/codes/credential",
+        Some(IssueCodes),
+        publish::issue_welder,
+    )
+    .add(
+        "POST",
+        "/v1/admin/keys/rotate",
+        Some(IssueCodes),
+        publish::rotate_key,
+    )
 }
 
 /// Every route the router serves, in declaration order.
@@ -217,7 +262,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Run `f` on the database on the blocking pool.
-async fn with_db<T, F>(state: &AppState, f: F) -> ApiResult<T>
+pub(crate) async fn with_db<T, F>(state: &AppState, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut Db) -> Result<T, DbError> + Send + 'static,
@@ -239,7 +284,11 @@ where
 }
 
 /// Authenticate the bearer token and check the role may call `endpoint`.
-async fn authorize(state: &AppState, headers: &HeaderMap, endpoint: Endpoint) -> ApiResult<Caller> {
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+) -> ApiResult<Caller> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -277,7 +326,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, endpoint: Endpoint) ->
     Ok(caller)
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -12,10 +12,12 @@ pub mod authz;
 pub mod db;
 pub mod documents;
 pub mod http;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod publish;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -53,6 +55,8 @@ pub enum StartError {
     DataDir(PathBuf, std::io::Error),
     #[error("{0}")]
     Db(#[from] db::DbError),
+    #[error("{0}")]
+    Keys(#[from] keys::KeyStoreError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("server error: {0}")]
@@ -68,6 +72,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
     if let Some(token) = database.bootstrap_admin(options.admin_token.as_deref())? {
         println!("admin token: {token}");
     }
+    keys::ensure_signing_key(&mut database, db::now_ms())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -491,6 +491,108 @@ mod tests {
         }
     }
 
+    #[test]
+    fn publishing_and_issuing_schemas_match_their_wire_types() {
+        use weldguard_core::codes::{IssuerAlg, IssuerKey, TrustStore, TrustedKey};
+        use weldguard_core::domain::{MachineClass, MachineKind, MachineLabel, WelderCredential};
+        use weldguard_core::sync::checksum::{Collection, RegistryChecksums};
+        let d = &doc();
+        let key = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
+        let mut trust = TrustStore::new();
+        trust.add(TrustedKey::for_key(&key, 0, Some(100))).unwrap();
+        let file = json(&trust.to_file());
+        assert_fields(d, "TrustFile", std::slice::from_ref(&file));
+        assert_fields(d, "TrustFileKey", &[file["keys"][0].clone()]);
+        assert_enum(
+            d,
+            "IssuerAlg",
+            &[json(&IssuerAlg::EdDSA), json(&IssuerAlg::ES256)],
+        );
+        let doc_body = |v: &str| serde_json::json!({ "document": v });
+        assert_fields(
+            d,
+            "StatusListResponse",
+            &[json(&StatusListResponse {
+                document: "AA==".into(),
+            })],
+        );
+        assert_fields(
+            d,
+            "SnapshotResponse",
+            &[json(&SnapshotResponse {
+                document: "AA==".into(),
+            })],
+        );
+        assert_eq!(
+            json(&SnapshotResponse {
+                document: "x".into()
+            }),
+            doc_body("x")
+        );
+        assert_fields(
+            d,
+            "ChecksumsResponse",
+            &[json(&ChecksumsResponse {
+                cursor: "e.1".into(),
+                collections: RegistryChecksums::new().all(),
+            })],
+        );
+        assert_fields(
+            d,
+            "CollectionChecksum",
+            &[json(&RegistryChecksums::new().all()[0])],
+        );
+        assert_enum(
+            d,
+            "Collection",
+            &Collection::ALL.iter().map(json).collect::<Vec<_>>(),
+        );
+        assert_fields(
+            d,
+            "IssuedCode",
+            &[json(&IssuedCode {
+                code: "WG1:".into(),
+                kid: "k".into(),
+            })],
+        );
+        assert_fields(
+            d,
+            "RotateKeyRequest",
+            &[json(&RotateKeyRequest {
+                algorithm: Some(IssuerAlg::ES256),
+            })],
+        );
+        assert_fields(d, "RotatedKey", &[json(&RotatedKey { kid: "k".into() })]);
+        assert_fields(
+            d,
+            "MachineLabel",
+            &[json(&MachineLabel {
+                machine_id: "M-1".into(),
+                kind: MachineKind::Arc,
+                class: MachineClass::Mobile,
+                owner_org: "o".into(),
+                region: 370983,
+                issued_at: 1,
+            })],
+        );
+        let date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        assert_fields(
+            d,
+            "WelderCredential",
+            &[json(&WelderCredential {
+                certificate_no: "T1".into(),
+                id_number: "11010519491231002X".into(),
+                name: "王五".into(),
+                categories: vec![],
+                issued_on: date,
+                expires_on: date,
+                next_review_on: date,
+                photo_digest: vec![1],
+                device_key: vec![2],
+            })],
+        );
+    }
+
     /// Fails to compile when a change kind is added, so the list above is revisited.
     fn exhaustive(change: &RegistryChange) {
         match change {

@@ -19,14 +19,15 @@ use super::backoff::RetryPolicy;
 use super::error::SyncError;
 use super::protocol::{
     ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
-    Identity, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest, PushResponse,
-    PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, SnapshotResponse,
-    StatusListResponse,
+    Identity, IssuedCode, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest,
+    PushResponse, PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role,
+    RotateKeyRequest, RotatedKey, SnapshotResponse, StatusListResponse,
 };
 use crate::codes::{
     SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, verify_snapshot_manifest,
     verify_status_list,
 };
+use crate::domain::{MachineLabel, WelderCredential};
 use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
 
 /// Outbox entries per push request.
@@ -332,6 +333,43 @@ impl SyncClient {
     /// channel; later key rotations reach the device through it again.
     pub fn trust_file(&self) -> Result<TrustFile, SyncError> {
         self.call(Method::GET, "/v1/trust", None, &AtomicBool::new(false))
+    }
+
+    /// Admin: have the platform sign a machine label with its current issuer key (the label's
+    /// `issued_at` becomes the signing time).
+    pub fn issue_machine_label(&self, label: &MachineLabel) -> Result<IssuedCode, SyncError> {
+        let body = Self::json(label)?;
+        self.call(
+            Method::POST,
+            "/v1/admin/codes/machine",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin: have the platform sign a welder credential, signed now.
+    pub fn issue_credential(&self, credential: &WelderCredential) -> Result<IssuedCode, SyncError> {
+        let body = Self::json(credential)?;
+        self.call(
+            Method::POST,
+            "/v1/admin/codes/credential",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin: start a new issuer key (EdDSA unless `algorithm` says otherwise).
+    pub fn rotate_issuer_key(
+        &self,
+        algorithm: Option<crate::codes::IssuerAlg>,
+    ) -> Result<RotatedKey, SyncError> {
+        let body = Self::json(&RotateKeyRequest { algorithm })?;
+        self.call(
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            Some(body),
+            &AtomicBool::new(false),
+        )
     }
 
     /// Who this client's token belongs to.

@@ -16,6 +16,17 @@
 //! - `POST /v1/push` (any role; [`PushRequest`] → [`PushResponse`]).
 //! - `GET  /v1/pull?cursor=C&limit=N` (any role) → [`PullResponse`], or 410 with code
 //!   `sync.must_refetch` when the cursor is older than the history the server keeps.
+//! - `GET  /v1/trust` (any role) → the trust file ([`crate::codes::TrustFile`]): every issuer key
+//!   with its validity period.
+//! - `GET  /v1/revocations/status-list` (any role) → [`StatusListResponse`].
+//! - `GET  /v1/snapshot` (any role) → [`SnapshotResponse`]; `GET /v1/snapshot/{id}/chunks/{index}`
+//!   → the chunk's bytes (a JSON array of [`RegistryChange`]); 404 `sync.snapshot_gone` once the
+//!   platform cut a newer snapshot.
+//! - `GET  /v1/registry/checksums` (any role) → [`ChecksumsResponse`].
+//! - `POST /v1/admin/codes/machine` (admin; a machine label → [`IssuedCode`]) and
+//!   `POST /v1/admin/codes/credential` (admin; a welder credential → [`IssuedCode`]).
+//! - `POST /v1/admin/keys/rotate` (admin; [`RotateKeyRequest`] → [`RotatedKey`]).
+//! - `GET  /metrics` (admin): Prometheus text; `GET /openapi.json`: this API described.
 //!
 //! Errors come as [`ErrorBody`] with a stable code.
 
@@ -164,6 +175,29 @@ pub struct PullResponse {
     pub next_cursor: String,
     /// More changes wait after this page.
     pub has_more: bool,
+}
+
+/// A code the platform issued (`POST /v1/admin/codes/machine`, `…/credential`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCode {
+    /// The `WG1:` text to print or hand to the welder's phone.
+    pub code: String,
+    /// The issuer key that signed it (hex).
+    pub kid: String,
+}
+
+/// Start a new issuer key (`POST /v1/admin/keys/rotate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateKeyRequest {
+    /// `EdDSA` (default) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<crate::codes::IssuerAlg>,
+}
+
+/// The key that signs from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedKey {
+    pub kid: String,
 }
 
 /// The platform's signed revocation status list (`GET /v1/revocations/status-list`).
