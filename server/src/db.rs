@@ -190,6 +190,12 @@ pub fn entity_of(change: &RegistryChange) -> String {
         }
         RegistryChange::UpsertIssuerKey(k) => format!("issuer_key\u{1f}{}", k.kid),
         RegistryChange::DeleteIssuerKey { kid } => format!("issuer_key\u{1f}{kid}"),
+        RegistryChange::SetCalendarDay(day) => format!("calendar_day\u{1f}{}", day.date),
+        RegistryChange::ClearCalendarDay { date } => format!("calendar_day\u{1f}{date}"),
+        RegistryChange::AnnouncePeriod(p) => format!("sensitive_period\u{1f}{}", p.period_id),
+        RegistryChange::WithdrawPeriod { period_id } => {
+            format!("sensitive_period\u{1f}{period_id}")
+        }
     }
 }
 
@@ -201,6 +207,8 @@ fn is_tombstone(change: &RegistryChange) -> bool {
             | RegistryChange::Unbind(_)
             | RegistryChange::Unrevoke(_)
             | RegistryChange::DeleteIssuerKey { .. }
+            | RegistryChange::ClearCalendarDay { .. }
+            | RegistryChange::WithdrawPeriod { .. }
     )
 }
 

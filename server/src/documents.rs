@@ -61,6 +61,8 @@ fn creates_row(change: &RegistryChange) -> bool {
             | RegistryChange::Bind(_)
             | RegistryChange::Revoke(_)
             | RegistryChange::UpsertIssuerKey(_)
+            | RegistryChange::SetCalendarDay(_)
+            | RegistryChange::AnnouncePeriod(_)
     )
 }
 

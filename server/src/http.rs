@@ -433,6 +433,17 @@ fn check_change(change: &RegistryChange) -> ApiResult<()> {
             format!("a change has an empty or overlong key: {key:?}"),
         ));
     }
+    if let RegistryChange::AnnouncePeriod(p) = change
+        && (p.from >= p.until || p.name.trim().is_empty())
+    {
+        return Err(bad_request(
+            "registry.bad_period",
+            format!(
+                "a sensitive period needs a name and must end after it starts: {:?}",
+                p.period_id
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -18,7 +18,9 @@ mod tests {
         Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
         OperationCategory, Revocation, RevocationTarget,
     };
-    use weldguard_core::store::{RegistryChange, TrustedIssuerKey};
+    use weldguard_core::store::{
+        AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey,
+    };
     use weldguard_core::sync::protocol::*;
 
     use super::OPENAPI_JSON;
@@ -451,7 +453,33 @@ mod tests {
             RegistryChange::Unrevoke(revocation),
             RegistryChange::UpsertIssuerKey(key),
             RegistryChange::DeleteIssuerKey { kid: "k1".into() },
+            RegistryChange::SetCalendarDay(CalendarDay {
+                date: NaiveDate::from_ymd_opt(2027, 10, 1).unwrap(),
+                kind: CalendarDayKind::Holiday,
+            }),
+            RegistryChange::ClearCalendarDay {
+                date: NaiveDate::from_ymd_opt(2027, 10, 1).unwrap(),
+            },
+            RegistryChange::AnnouncePeriod(AnnouncedPeriod {
+                period_id: "p".into(),
+                name: "n".into(),
+                from: 1,
+                until: 2,
+            }),
+            RegistryChange::WithdrawPeriod {
+                period_id: "p".into(),
+            },
         ];
+        assert_enum(
+            d,
+            "CalendarDayKind",
+            &[
+                CalendarDayKind::Holiday,
+                CalendarDayKind::RestDay,
+                CalendarDayKind::Workday,
+            ]
+            .map(|k| json(&k)),
+        );
         let variants = d["components"]["schemas"]["RegistryChange"]["oneOf"]
             .as_array()
             .unwrap();
@@ -605,7 +633,11 @@ mod tests {
             | RegistryChange::Revoke(_)
             | RegistryChange::Unrevoke(_)
             | RegistryChange::UpsertIssuerKey(_)
-            | RegistryChange::DeleteIssuerKey { .. } => {}
+            | RegistryChange::DeleteIssuerKey { .. }
+            | RegistryChange::SetCalendarDay(_)
+            | RegistryChange::ClearCalendarDay { .. }
+            | RegistryChange::AnnouncePeriod(_)
+            | RegistryChange::WithdrawPeriod { .. } => {}
         }
     }
 }

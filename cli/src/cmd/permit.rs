@@ -210,7 +210,8 @@ enum PermitCommand {
     Submit {
         #[command(flatten)]
         step: SignedStepArgs,
-        /// Work calendar JSON (holidays, rest days, sensitive periods); default: weekends only.
+        /// Work calendar JSON (holidays, rest days, sensitive periods); default: the platform's
+        /// calendar synced into this profile (weekends only before the first sync).
         #[arg(long)]
         calendar: Option<PathBuf>,
     },
@@ -543,7 +544,7 @@ fn step(
 
 /// What a signed step does.
 enum SignedKind {
-    Submit(WorkCalendar),
+    Submit(Option<WorkCalendar>),
     Check(Vec<ChecklistAnswer>),
     Approve,
     Close(Vec<ChecklistAnswer>),
@@ -567,7 +568,12 @@ fn signed_step(args: SignedStepArgs, kind: SignedKind, out: &Output) -> Result<(
     let calendar;
     let action = match kind {
         SignedKind::Submit(c) => {
-            calendar = c;
+            calendar = match c {
+                Some(given) => given,
+                None => store
+                    .work_calendar()
+                    .map_err(|e| crate::data_dir::store_failure(&e, out))?,
+            };
             Action::Submit {
                 by,
                 signer: &signer,
@@ -1019,7 +1025,7 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
         PermitCommand::Key { out: path } => make_key(path, out),
         PermitCommand::Draft(a) => draft(*a, out),
         PermitCommand::Submit { step, calendar } => {
-            let calendar: WorkCalendar = match &calendar {
+            let calendar: Option<WorkCalendar> = match &calendar {
                 Some(path) => {
                     serde_json::from_str(&read_file(path, "calendar file")?).map_err(|e| {
                         Failure::input(
@@ -1028,7 +1034,7 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
                         )
                     })?
                 }
-                None => WorkCalendar::default(),
+                None => None,
             };
             signed_step(step, SignedKind::Submit(calendar), out)
         }

@@ -34,7 +34,10 @@ pub use error::StoreError;
 pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
 pub use permits::{PermitStoreError, StoredInspection, StoredPermitStep};
 pub use records::{NewWorkSession, RecordKind, WorkSession};
-pub use registry::{ChangeCounts, RegistryChange, RegistryStats, SyncCursor, TrustedIssuerKey};
+pub use registry::{
+    AnnouncedPeriod, CalendarDay, CalendarDayKind, ChangeCounts, RegistryChange, RegistryStats,
+    SyncCursor, TrustedIssuerKey,
+};
 pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};
 

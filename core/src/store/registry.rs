@@ -1,5 +1,5 @@
-//! The registry cache: licences, machines, person–machine bindings, revocations and trusted issuer
-//! keys as the platform hands them out, with the sync cursor each feed came with. Changes arrive in
+//! The registry cache: licences, machines, person–machine bindings, revocations, trusted issuer keys
+//! and the work calendar (holidays, adjusted days, sensitive periods) as the platform hands them out, with the sync cursor each feed came with. Changes arrive in
 //! batches (a sync page or an import file) applied in one transaction, together with the feed's next
 //! cursor; bulk loads commit with `synchronous=NORMAL`, since a lost batch can be fetched again.
 //!
@@ -29,6 +29,36 @@ pub struct TrustedIssuerKey {
     pub issuer: String,
 }
 
+/// How the platform's calendar marks a day (国务院办公厅 holiday arrangements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarDayKind {
+    /// A statutory holiday (法定节假日).
+    Holiday,
+    /// A rest day that is not a weekend (调休).
+    RestDay,
+    /// A weekend day that is a working day (调休上班).
+    Workday,
+}
+
+/// One day of the platform's work calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarDay {
+    pub date: NaiveDate,
+    pub kind: CalendarDayKind,
+}
+
+/// A sensitive period the platform announces (特殊敏感时期): hot work in it is raised one level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncedPeriod {
+    /// The platform's id for the announcement (e.g. `2027-lianghui`).
+    pub period_id: String,
+    pub name: String,
+    /// [from, until) in Unix seconds.
+    pub from: i64,
+    pub until: i64,
+}
+
 /// One change to the registry cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -43,6 +73,10 @@ pub enum RegistryChange {
     Unrevoke(Revocation),
     UpsertIssuerKey(TrustedIssuerKey),
     DeleteIssuerKey { kid: String },
+    SetCalendarDay(CalendarDay),
+    ClearCalendarDay { date: NaiveDate },
+    AnnouncePeriod(AnnouncedPeriod),
+    WithdrawPeriod { period_id: String },
 }
 
 /// The position in one registry feed up to which the cache is current.
@@ -71,6 +105,8 @@ pub struct RegistryStats {
     pub bindings: u64,
     pub revocations: u64,
     pub issuer_keys: u64,
+    pub calendar_days: u64,
+    pub sensitive_periods: u64,
     /// (feed, cursor, stored at ms) for every feed synced so far.
     pub cursors: Vec<(String, String, i64)>,
 }
@@ -180,6 +216,23 @@ fn machine_status_from_db(text: &str) -> Option<MachineStatus> {
         .find(|s| machine_status_to_db(*s) == text)
 }
 
+fn calendar_kind_to_db(kind: CalendarDayKind) -> &'static str {
+    match kind {
+        CalendarDayKind::Holiday => "holiday",
+        CalendarDayKind::RestDay => "rest_day",
+        CalendarDayKind::Workday => "workday",
+    }
+}
+
+fn calendar_kind_from_db(text: &str) -> Option<CalendarDayKind> {
+    match text {
+        "holiday" => Some(CalendarDayKind::Holiday),
+        "rest_day" => Some(CalendarDayKind::RestDay),
+        "workday" => Some(CalendarDayKind::Workday),
+        _ => None,
+    }
+}
+
 pub(crate) fn revocation_target_to_db(target: RevocationTarget) -> &'static str {
     match target {
         RevocationTarget::Licence => "licence",
@@ -234,6 +287,11 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
 }
 
 // ---- SQL, shared with the benchmark's comparison so both load the same table. ----
+
+/// Empties every registry table (a refetch, a snapshot load).
+pub(crate) const CLEAR_REGISTRY_SQL: &str = "DELETE FROM licences; DELETE FROM machines; \
+     DELETE FROM bindings; DELETE FROM revocations; DELETE FROM issuer_keys; \
+     DELETE FROM calendar_days; DELETE FROM sensitive_periods;";
 
 /// The bulk path's licence upsert.
 pub const UPSERT_LICENCE_SQL: &str = "INSERT INTO licences (certificate_no, id_number, name, \
@@ -357,6 +415,29 @@ fn apply_change<'tx>(
             let sql = "DELETE FROM issuer_keys WHERE kid = ?1";
             counts.deleted += prepared(&mut stmts.delete_key, tx, sql)?.execute([kid])? as u64;
         }
+        RegistryChange::SetCalendarDay(day) => {
+            tx.prepare_cached("INSERT OR REPLACE INTO calendar_days (date, kind) VALUES (?1, ?2)")?
+                .execute(params![date_to_db(day.date), calendar_kind_to_db(day.kind)])?;
+            counts.upserted += 1;
+        }
+        RegistryChange::ClearCalendarDay { date } => {
+            counts.deleted += tx
+                .prepare_cached("DELETE FROM calendar_days WHERE date = ?1")?
+                .execute([date_to_db(*date)])? as u64;
+        }
+        RegistryChange::AnnouncePeriod(p) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO sensitive_periods (period_id, name, from_s, until_s) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![p.period_id, p.name, p.from, p.until])?;
+            counts.upserted += 1;
+        }
+        RegistryChange::WithdrawPeriod { period_id } => {
+            counts.deleted += tx
+                .prepare_cached("DELETE FROM sensitive_periods WHERE period_id = ?1")?
+                .execute([period_id])? as u64;
+        }
     }
     Ok(())
 }
@@ -376,6 +457,10 @@ fn sort_key(change: &RegistryChange) -> (u8, &str, &str) {
         }
         RegistryChange::UpsertIssuerKey(k) => (4, &k.kid, ""),
         RegistryChange::DeleteIssuerKey { kid } => (4, kid, ""),
+        // A handful of rows a year: kept in the order given.
+        RegistryChange::SetCalendarDay(_) | RegistryChange::ClearCalendarDay { .. } => (5, "", ""),
+        RegistryChange::AnnouncePeriod(p) => (6, &p.period_id, ""),
+        RegistryChange::WithdrawPeriod { period_id } => (6, period_id, ""),
     }
 }
 
@@ -495,13 +580,43 @@ impl Store {
     pub fn clear_registry(&self, feed: &str) -> Result<(), StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        tx.execute_batch(
-            "DELETE FROM licences; DELETE FROM machines; DELETE FROM bindings; \
-             DELETE FROM revocations; DELETE FROM issuer_keys;",
-        )?;
+        tx.execute_batch(CLEAR_REGISTRY_SQL)?;
         tx.execute("DELETE FROM sync_cursors WHERE feed = ?1", [feed])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The platform's work calendar as the device holds it: what permit escalation reads.
+    pub fn work_calendar(&self) -> Result<crate::permit::WorkCalendar, StoreError> {
+        let mut calendar = crate::permit::WorkCalendar::default();
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached("SELECT date, kind FROM calendar_days ORDER BY date")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (days, kind) = row?;
+            let date = date_from_db(days)
+                .ok_or_else(|| StoreError::InvalidData(format!("calendar day {days}")))?;
+            match calendar_kind_from_db(&kind) {
+                Some(CalendarDayKind::Holiday) => calendar.holidays.push(date),
+                Some(CalendarDayKind::RestDay) => calendar.extra_rest_days.push(date),
+                Some(CalendarDayKind::Workday) => calendar.adjusted_workdays.push(date),
+                None => return Err(StoreError::InvalidData(format!("calendar kind {kind:?}"))),
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, from_s, until_s FROM sensitive_periods ORDER BY from_s, period_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::permit::SensitivePeriod {
+                name: r.get(0)?,
+                from: r.get(1)?,
+                until: r.get(2)?,
+            })
+        })?;
+        for row in rows {
+            calendar.sensitive_periods.push(row?);
+        }
+        Ok(calendar)
     }
 
     /// The cursor stored for a feed, if it was ever synced.
@@ -530,6 +645,8 @@ impl Store {
             bindings: count("bindings")?,
             revocations: count("revocations")?,
             issuer_keys: count("issuer_keys")?,
+            calendar_days: count("calendar_days")?,
+            sensitive_periods: count("sensitive_periods")?,
             cursors,
         })
     }
@@ -627,6 +744,31 @@ impl Store {
             })
         })? {
             sums.add_row(&RegistryChange::UpsertIssuerKey(key?));
+        }
+        let mut stmt = conn.prepare("SELECT date, kind FROM calendar_days")?;
+        for day in stmt.query_map([], |r| {
+            let days: i64 = r.get(0)?;
+            let kind: String = r.get(1)?;
+            Ok(CalendarDay {
+                date: date_from_db(days)
+                    .ok_or_else(|| invalid(0, format!("day number {days} out of range")))?,
+                kind: calendar_kind_from_db(&kind)
+                    .ok_or_else(|| invalid(1, format!("calendar kind {kind:?}")))?,
+            })
+        })? {
+            sums.add_row(&RegistryChange::SetCalendarDay(day?));
+        }
+        let mut stmt =
+            conn.prepare("SELECT period_id, name, from_s, until_s FROM sensitive_periods")?;
+        for period in stmt.query_map([], |r| {
+            Ok(AnnouncedPeriod {
+                period_id: r.get(0)?,
+                name: r.get(1)?,
+                from: r.get(2)?,
+                until: r.get(3)?,
+            })
+        })? {
+            sums.add_row(&RegistryChange::AnnouncePeriod(period?));
         }
         Ok(sums)
     }

@@ -35,7 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "signed revocation status list, snapshot download progress",
+        description: "signed revocation status list, snapshot download progress, work calendar",
         sql: include_str!("schema/v3.sql"),
     },
 ];

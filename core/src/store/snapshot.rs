@@ -30,10 +30,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        tx.execute_batch(
-            "DELETE FROM licences; DELETE FROM machines; DELETE FROM bindings; \
-             DELETE FROM revocations; DELETE FROM issuer_keys;",
-        )?;
+        tx.execute_batch(super::registry::CLEAR_REGISTRY_SQL)?;
         tx.execute("DELETE FROM sync_cursors WHERE feed = ?1", [feed])?;
         tx.execute(
             "INSERT OR REPLACE INTO snapshot_progress \

@@ -22,15 +22,19 @@ pub enum Collection {
     Bindings,
     Revocations,
     IssuerKeys,
+    CalendarDays,
+    SensitivePeriods,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 5] = [
+    pub const ALL: [Collection; 7] = [
         Collection::Licences,
         Collection::Machines,
         Collection::Bindings,
         Collection::Revocations,
         Collection::IssuerKeys,
+        Collection::CalendarDays,
+        Collection::SensitivePeriods,
     ];
 
     fn index(self) -> usize {
@@ -40,6 +44,8 @@ impl Collection {
             Collection::Bindings => 2,
             Collection::Revocations => 3,
             Collection::IssuerKeys => 4,
+            Collection::CalendarDays => 5,
+            Collection::SensitivePeriods => 6,
         }
     }
 }
@@ -56,8 +62,8 @@ pub struct CollectionChecksum {
 /// The running checksums of every collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RegistryChecksums {
-    rows: [u64; 5],
-    sums: [[u64; 4]; 5],
+    rows: [u64; 7],
+    sums: [[u64; 4]; 7],
 }
 
 /// The collection a row-creating change belongs to, or `None` for deletes.
@@ -68,11 +74,15 @@ fn collection_of(change: &RegistryChange) -> Option<Collection> {
         RegistryChange::Bind(_) => Some(Collection::Bindings),
         RegistryChange::Revoke(_) => Some(Collection::Revocations),
         RegistryChange::UpsertIssuerKey(_) => Some(Collection::IssuerKeys),
+        RegistryChange::SetCalendarDay(_) => Some(Collection::CalendarDays),
+        RegistryChange::AnnouncePeriod(_) => Some(Collection::SensitivePeriods),
         RegistryChange::DeleteLicence { .. }
         | RegistryChange::DeleteMachine { .. }
         | RegistryChange::Unbind(_)
         | RegistryChange::Unrevoke(_)
-        | RegistryChange::DeleteIssuerKey { .. } => None,
+        | RegistryChange::DeleteIssuerKey { .. }
+        | RegistryChange::ClearCalendarDay { .. }
+        | RegistryChange::WithdrawPeriod { .. } => None,
     }
 }
 

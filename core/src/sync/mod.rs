@@ -124,6 +124,20 @@ mod tests {
                 public_key: vec![7; 32],
                 issuer: "肥城市应急管理局".into(),
             }),
+            RegistryChange::SetCalendarDay(crate::store::CalendarDay {
+                date: date(2027, 10, 1),
+                kind: crate::store::CalendarDayKind::Holiday,
+            }),
+            RegistryChange::SetCalendarDay(crate::store::CalendarDay {
+                date: date(2027, 9, 26),
+                kind: crate::store::CalendarDayKind::Workday,
+            }),
+            RegistryChange::AnnouncePeriod(crate::store::AnnouncedPeriod {
+                period_id: "2027-lianghui".into(),
+                name: "全国两会".into(),
+                from: 1_803_600_000,
+                until: 1_804_800_000,
+            }),
         ];
         let mut platform = RegistryChecksums::new();
         rows.iter().for_each(|r| platform.add_row(r));
@@ -133,6 +147,15 @@ mod tests {
         store.apply_registry_changes(rows.clone(), None, 1).unwrap();
         let device = store.registry_checksums().unwrap();
         assert_eq!(device.drifted(&platform.all()), Vec::<Collection>::new());
+        assert_eq!(device.get(Collection::CalendarDays).rows, 2);
+
+        // The calendar the permit rules read comes from the same rows.
+        let calendar = store.work_calendar().unwrap();
+        assert_eq!(calendar.holidays, vec![date(2027, 10, 1)]);
+        assert_eq!(calendar.adjusted_workdays, vec![date(2027, 9, 26)]);
+        assert!(!calendar.is_rest_day(date(2027, 9, 26)), "a working Sunday");
+        assert_eq!(calendar.sensitive_periods.len(), 1);
+        assert_eq!(calendar.sensitive_periods[0].name, "全国两会");
 
         // A row lost on the device (a restored backup, a bug) shows as drift in its collection.
         store

@@ -158,3 +158,17 @@ CREATE TABLE snapshot_progress (
     next_chunk    INTEGER NOT NULL,
     started_at_ms INTEGER NOT NULL
 );
+
+-- The platform's work calendar: holiday arrangements by day, and announced sensitive periods. Permit
+-- escalation (holidays, rest days, sensitive periods) reads them.
+CREATE TABLE calendar_days (
+    date INTEGER NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('holiday', 'rest_day', 'workday'))
+) WITHOUT ROWID;
+
+CREATE TABLE sensitive_periods (
+    period_id TEXT NOT NULL PRIMARY KEY,
+    name      TEXT NOT NULL,
+    from_s    INTEGER NOT NULL,
+    until_s   INTEGER NOT NULL
+) WITHOUT ROWID;
