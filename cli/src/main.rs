@@ -50,6 +50,8 @@ enum Command {
     Enroll(cmd::sync::EnrollArgs),
     /// Push the outbox to the platform, then pull registry changes.
     Sync(cmd::sync::SyncArgs),
+    /// Run the reference platform server (the same as the `weldguard-server` binary).
+    Server(weldguard_server::Options),
 }
 
 fn main() {
@@ -68,6 +70,8 @@ fn main() {
         Command::Inspect(args) => cmd::inspect::run(args, &out),
         Command::Enroll(args) => cmd::sync::enroll(args, &out),
         Command::Sync(args) => cmd::sync::sync(args, &out),
+        Command::Server(options) => weldguard_server::run(options)
+            .map_err(|e| Failure::runtime("server.start", e.to_string())),
     };
     if let Err(failure) = result {
         out.fail(&failure);
