@@ -2,33 +2,12 @@
 //! without a permit, the permit walked from draft to closed, allowed with it, an inspection that finds
 //! violations, and every record waiting in the outbox; once as JSON and once as bilingual text.
 
-use std::path::PathBuf;
+mod common;
+use common::Tmp;
+
 use std::process::Command;
 
 use serde_json::Value;
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let dir = std::env::temp_dir().join(format!(
-            "weldguard-demo-test-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Tmp(dir)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn demo(dir: &std::path::Path, json: bool) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weldguard"));
@@ -59,7 +38,7 @@ fn denial_codes(decision: &Value) -> Vec<String> {
 #[test]
 fn the_demo_walks_a_permit_to_closed_and_an_inspection_finds_violations() {
     let tmp = Tmp::new("json");
-    let report: Value = serde_json::from_str(&demo(&tmp.0, true)).unwrap();
+    let report: Value = serde_json::from_str(&demo(tmp.dir(), true)).unwrap();
 
     let first = &report["decision"];
     assert_eq!(first["decision"]["allowed"], false, "{first}");
@@ -106,7 +85,7 @@ fn the_demo_walks_a_permit_to_closed_and_an_inspection_finds_violations() {
         "presentation",
         "permit",
     ] {
-        let png = tmp.0.join(format!("{name}.png"));
+        let png = tmp.dir().join(format!("{name}.png"));
         assert!(png.is_file(), "{} missing", png.display());
     }
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
@@ -122,7 +101,7 @@ fn the_demo_walks_a_permit_to_closed_and_an_inspection_finds_violations() {
 #[test]
 fn the_demo_speaks_chinese_and_english() {
     let tmp = Tmp::new("text");
-    let text = demo(&tmp.0, false);
+    let text = demo(tmp.dir(), false);
     // "不允许开机" contains "允许开机": the allowed verdict must be a line of its own.
     assert!(
         text.lines().any(|l| l.trim() == "允许开机"),

@@ -2,7 +2,10 @@
 //! data folder, checks that a refused step changes nothing, makes and scans the permit's site code,
 //! and records an inspection that finds violations.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::Tmp;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -13,32 +16,6 @@ use weldguard_core::permit::{
 
 const WELDER: &str = "T370983199001011234";
 const ID: &str = "0193a1b2-0000-7000-8000-0000000000c1";
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let dir = std::env::temp_dir().join(format!(
-            "weldguard-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Tmp(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     let data = dir.join("data");
@@ -164,7 +141,7 @@ const SITE: [&str; 4] = ["--lat", "36.182", "--lon", "116.772"];
 #[test]
 fn a_permit_runs_from_draft_to_closed_and_an_inspection_finds_violations() {
     let tmp = Tmp::new("permit");
-    let dir = tmp.0.as_path();
+    let dir = tmp.dir();
     let applicant = key(dir, "applicant");
     let checker = key(dir, "checker");
     let approver = key(dir, "approver");

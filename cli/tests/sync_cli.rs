@@ -3,8 +3,11 @@
 //! trust file), a first sync that loads the signed snapshot and the signed status list, its age in
 //! the answer, and a drift check.
 
+mod common;
+use common::Tmp;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,29 +19,6 @@ use weldguard_core::sync::{RetryPolicy, SyncClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_weldguard");
 const ADMIN: &str = "cli-admin-token-0123456789";
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let dir = std::env::temp_dir().join(format!(
-            "weldguard-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Tmp(dir)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `weldguard server` on a free loopback port; killed on drop.
 struct Server(Child, String);
@@ -88,7 +68,7 @@ fn cli(data: &Path, args: &[&str]) -> Value {
 #[test]
 fn enroll_then_sync_loads_the_signed_registry_and_shows_revocation_age() {
     let tmp = Tmp::new("sync");
-    let server = start_server(&tmp.0.join("server"));
+    let server = start_server(&tmp.dir().join("server"));
     let policy = RetryPolicy {
         request_timeout: Duration::from_secs(20),
         ..RetryPolicy::default()
@@ -117,7 +97,7 @@ fn enroll_then_sync_loads_the_signed_registry_and_shows_revocation_age() {
     admin.write_registry(&changes).unwrap();
     let code = admin.create_enrolment("李四", Role::Supervisor).unwrap();
 
-    let data = tmp.0.join("device");
+    let data = tmp.dir().join("device");
     let enrolled = cli(
         &data,
         &["enroll", "--server", &server.1, "--code", &code.code],

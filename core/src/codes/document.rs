@@ -11,13 +11,12 @@
 use std::collections::BTreeMap;
 
 use ciborium::value::{Integer, Value};
-use coset::{
-    CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, RegisteredLabelWithPrivate, iana,
-};
+use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
 
 use crate::domain::{Revocation, RevocationTarget};
 
-use super::keys::{IssuerAlg, IssuerKey, KID_LEN, to_hex, verify_issuer_signature};
+use super::envelope::algorithm_of;
+use super::keys::{IssuerKey, KID_LEN, to_hex, verify_issuer_signature};
 use super::trust::TrustStore;
 use super::{CodeError, IssueError, SignatureRole};
 
@@ -84,19 +83,16 @@ fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, C
             doc.content_type()
         )));
     }
-    if !protected.crit.is_empty() || !protected.rest.is_empty() || !sign1.unprotected.is_empty() {
+    if !protected.crit.is_empty()
+        || !protected.rest.is_empty()
+        || !protected.iv.is_empty()
+        || !protected.partial_iv.is_empty()
+        || !protected.counter_signatures.is_empty()
+        || !sign1.unprotected.is_empty()
+    {
         return Err(CodeError::malformed("unexpected header"));
     }
-    let alg = match &protected.alg {
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => IssuerAlg::EdDSA,
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => IssuerAlg::ES256,
-        Some(other) => {
-            return Err(CodeError::UnsupportedVersion {
-                detail: format!("algorithm {other:?}"),
-            });
-        }
-        None => return Err(CodeError::malformed("no algorithm")),
-    };
+    let alg = algorithm_of(protected)?;
     if protected.key_id.len() != KID_LEN {
         return Err(CodeError::malformed(
             "key id missing or of the wrong length",
@@ -445,7 +441,7 @@ fn decode_manifest(bytes: &[u8]) -> Result<SnapshotManifest, CodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codes::TrustedKey;
+    use crate::codes::{IssuerAlg, TrustedKey};
 
     const NOW: i64 = 1_764_374_400; // 2025-11-29
 

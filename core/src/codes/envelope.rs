@@ -87,6 +87,18 @@ fn header_has_extras(h: &Header) -> bool {
         || !h.counter_signatures.is_empty()
 }
 
+/// The signature algorithm a protected header names (EdDSA or ES256; others are a later version).
+pub(crate) fn algorithm_of(protected: &Header) -> Result<IssuerAlg, CodeError> {
+    match &protected.alg {
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => Ok(IssuerAlg::EdDSA),
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => Ok(IssuerAlg::ES256),
+        Some(other) => Err(CodeError::UnsupportedVersion {
+            detail: format!("algorithm {other:?}"),
+        }),
+        None => Err(CodeError::malformed("no algorithm")),
+    }
+}
+
 /// Parse COSE bytes strictly.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, CodeError> {
     let sign1 = CoseSign1::from_slice(bytes)
@@ -95,16 +107,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, CodeError> {
     if header_has_extras(protected) || !protected.rest.is_empty() {
         return Err(CodeError::malformed("unexpected protected header"));
     }
-    let alg = match &protected.alg {
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => IssuerAlg::EdDSA,
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => IssuerAlg::ES256,
-        Some(other) => {
-            return Err(CodeError::UnsupportedVersion {
-                detail: format!("algorithm {other:?}"),
-            });
-        }
-        None => return Err(CodeError::malformed("no algorithm")),
-    };
+    let alg = algorithm_of(protected)?;
     if sign1.signature.len() != 64 {
         return Err(CodeError::malformed("signature is not 64 bytes"));
     }

@@ -1,0 +1,36 @@
+//! What the CLI's integration tests share: a temporary folder removed on drop.
+
+use std::path::{Path, PathBuf};
+
+/// A fresh folder under the system's temp dir, removed on drop.
+pub struct Tmp(PathBuf);
+
+impl Tmp {
+    pub fn new(name: &str) -> Tmp {
+        let dir = std::env::temp_dir().join(format!(
+            "weldguard-cli-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Tmp(dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
+    #[allow(dead_code)] // not every test file names files inside it
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
