@@ -3,7 +3,7 @@
 //! tokio's blocking pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -29,17 +29,20 @@ pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// Largest request body (a full push batch).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Shared by every handler: the database behind a mutex (SQLite has one writer anyway).
+/// Shared by every handler: the database (SQLite behind its own mutex, PostgreSQL pooled).
 #[derive(Clone)]
 pub struct AppState {
-    db: Arc<Mutex<Db>>,
+    db: Arc<Db>,
 }
 
 impl AppState {
     pub fn new(db: Db) -> Self {
-        AppState {
-            db: Arc::new(Mutex::new(db)),
-        }
+        Self::shared(Arc::new(db))
+    }
+
+    /// A state over a database the caller keeps a handle to.
+    pub fn shared(db: Arc<Db>) -> Self {
+        AppState { db }
     }
 }
 
@@ -131,22 +134,19 @@ pub fn router(state: AppState) -> Router {
 async fn with_db<T, F>(state: &AppState, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Db) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
 {
     let db = state.db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = db.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server.internal",
-            e.to_string(),
-        )
-    })?
-    .map_err(ApiError::from)
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server.internal",
+                e.to_string(),
+            )
+        })?
+        .map_err(ApiError::from)
 }
 
 /// Authenticate the bearer token and check the role may call `endpoint`.
