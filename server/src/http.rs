@@ -137,16 +137,19 @@ where
     F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
 {
     let db = state.db.clone();
-    tokio::task::spawn_blocking(move || f(&db))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server.internal",
-                e.to_string(),
-            )
-        })?
-        .map_err(ApiError::from)
+    tokio::task::spawn_blocking(move || {
+        let db: &Db = &db;
+        f(db)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server.internal",
+            e.to_string(),
+        )
+    })?
+    .map_err(ApiError::from)
 }
 
 /// Authenticate the bearer token and check the role may call `endpoint`.

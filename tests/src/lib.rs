@@ -49,7 +49,7 @@ pub enum ServerBackend {
 /// PostgreSQL cluster; removed or dropped after the server is stopped.
 pub enum ServerData {
     Dir(TempDir),
-    Postgres(TestDatabase),
+    Postgres(Box<TestDatabase>),
 }
 
 impl ServerData {
@@ -58,7 +58,9 @@ impl ServerData {
     pub fn new(backend: ServerBackend, name: &str) -> Option<Self> {
         match backend {
             ServerBackend::Sqlite => Some(ServerData::Dir(TempDir::new(name))),
-            ServerBackend::Postgres => TestDatabase::for_test(name).map(ServerData::Postgres),
+            ServerBackend::Postgres => {
+                TestDatabase::for_test(name).map(|db| ServerData::Postgres(Box::new(db)))
+            }
         }
     }
 

@@ -154,7 +154,7 @@ fn a_device_pulling_during_writes_on_two_servers_misses_nothing() {
             .map(|w| {
                 // Writers alternate between the two servers; every change is a licence of its
                 // own, so a change passed over stays missing on the device.
-                let client = admin(if w % 2 == 0 { &a } else { &b });
+                let client = admin(if w.is_multiple_of(2) { &a } else { &b });
                 s.spawn(move || {
                     for i in 0..WRITES {
                         let serial = w * WRITES + i;
@@ -173,7 +173,11 @@ fn a_device_pulling_during_writes_on_two_servers_misses_nothing() {
             writing.store(false, Ordering::SeqCst);
         });
         while writing.load(Ordering::SeqCst) {
-            let via = if pulls % 2 == 0 { &pull_a } else { &pull_b };
+            let via = if pulls.is_multiple_of(2) {
+                &pull_a
+            } else {
+                &pull_b
+            };
             via.pull(&store, &mut |_| {}, &AtomicBool::new(false))
                 .unwrap();
             pulls += 1;

@@ -92,7 +92,7 @@ pub struct Page {
 /// writer anyway), PostgreSQL work runs on pooled connections in parallel.
 pub enum Db {
     Sqlite(Mutex<sqlite::SqliteDb>),
-    Postgres(postgres::PgDb),
+    Postgres(Box<postgres::PgDb>),
 }
 
 pub fn now_ms() -> i64 {
@@ -228,7 +228,7 @@ impl Db {
 
     /// Connect to PostgreSQL at `url` (`postgres://…`) and migrate the database.
     pub fn connect_postgres(url: &str) -> Result<Self, DbError> {
-        Ok(Db::Postgres(postgres::PgDb::connect(url)?))
+        Ok(Db::Postgres(Box::new(postgres::PgDb::connect(url)?)))
     }
 
     /// The backend the options select: PostgreSQL when `database` is given, else SQLite in
@@ -351,7 +351,7 @@ mod tests {
     /// A database of one backend, with what must live as long as it.
     enum Fixture {
         Sqlite(std::path::PathBuf),
-        Postgres(TestDatabase),
+        Postgres(Box<TestDatabase>),
     }
 
     impl Drop for Fixture {
@@ -381,7 +381,7 @@ mod tests {
             Backend::Postgres => {
                 let fixture = TestDatabase::for_test(name)?;
                 let db = Db::connect_postgres(fixture.url()).unwrap();
-                Some((db, Fixture::Postgres(fixture)))
+                Some((db, Fixture::Postgres(Box::new(fixture))))
             }
         }
     }

@@ -14,7 +14,7 @@
 //!   the rows that were not inserted decides duplicate or conflict.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use weldguard_core::store::RegistryChange;
@@ -30,8 +30,8 @@ pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
 /// Advisory lock key serialising feed writers and compaction ("wgfeed").
 pub const FEED_LOCK: i64 = 0x7767_6665_6564;
 
-/// How many idle connections the pool keeps.
-const MAX_IDLE: usize = 16;
+/// How many connections one server process opens at most.
+const MAX_OPEN: usize = 16;
 
 /// The numbered migrations; migration `i` has version `i + 1`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -75,10 +75,19 @@ CREATE TABLE changes (
 CREATE INDEX changes_by_entity ON changes (entity, seq);
 "#];
 
-/// A small pool of blocking connections.
+/// A small pool of blocking connections: at most [`MAX_OPEN`] open, idle ones reused, broken
+/// ones dropped; a caller waits when all are busy.
 struct Pool {
     config: Config,
-    idle: Mutex<Vec<Client>>,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Client>,
+    /// Connections open, idle or lent out.
+    open: usize,
 }
 
 /// A connection taken from the pool, given back on drop unless it broke.
@@ -88,26 +97,48 @@ struct Pooled<'a> {
 }
 
 impl Pool {
+    fn new(config: Config) -> Self {
+        Pool {
+            config,
+            state: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn get(&self) -> Result<Pooled<'_>, DbError> {
-        let reused = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let mut found = None;
-            while let Some(c) = idle.pop() {
-                if !c.is_closed() {
-                    found = Some(c);
-                    break;
+        let mut state = self.lock();
+        loop {
+            if let Some(client) = state.idle.pop() {
+                if client.is_closed() {
+                    state.open = state.open.saturating_sub(1);
+                    continue;
                 }
+                return Ok(Pooled {
+                    pool: self,
+                    client: Some(client),
+                });
             }
-            found
-        };
-        let client = match reused {
-            Some(c) => c,
-            None => self.config.connect(NoTls)?,
-        };
-        Ok(Pooled {
-            pool: self,
-            client: Some(client),
-        })
+            if state.open < MAX_OPEN {
+                state.open += 1;
+                drop(state);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Pooled {
+                        pool: self,
+                        client: Some(client),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -115,7 +146,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // Closing a blocking client drives its own small runtime; do it on a plain thread so a
         // pool dropped inside an async context cannot trip tokio's nested-runtime check.
-        let clients = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let clients = std::mem::take(&mut self.lock().idle);
         if !clients.is_empty() {
             let _ = std::thread::spawn(move || drop(clients)).join();
         }
@@ -133,16 +164,14 @@ impl Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            let mut state = self.pool.lock();
             if client.is_closed() {
-                return;
-            }
-            let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(client);
+                state.open = state.open.saturating_sub(1);
             } else {
-                drop(idle);
-                let _ = std::thread::spawn(move || drop(client)).join();
+                state.idle.push(client);
             }
+            drop(state);
+            self.pool.freed.notify_one();
         }
     }
 }
@@ -161,10 +190,7 @@ impl PgDb {
     /// Connect, migrate (under [`MIGRATE_LOCK`]) and read or create the feed epoch.
     pub fn connect(url: &str) -> Result<Self, DbError> {
         let config: Config = url.parse()?;
-        let pool = Pool {
-            config,
-            idle: Mutex::new(Vec::new()),
-        };
+        let pool = Pool::new(config);
         let epoch = {
             let mut conn = pool.get()?;
             migrate(conn.client()?)?
