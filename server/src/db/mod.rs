@@ -570,6 +570,41 @@ mod tests {
         drop(again);
     }
 
+    /// Servers starting together on a fresh database: the migration lock lets exactly one of
+    /// them migrate, and all of them agree on the feed epoch.
+    #[test]
+    fn postgres_servers_starting_together_migrate_once() {
+        let Some(fixture) = TestDatabase::for_test("startup") else {
+            return;
+        };
+        let url = fixture.url().to_owned();
+        let started: Vec<(String, bool)> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        let db = Db::connect_postgres(&url).unwrap();
+                        let fresh = db.bootstrap_admin(None).unwrap().is_some();
+                        (db.pull(None, 1).unwrap().next_cursor, fresh)
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(started.windows(2).all(|w| w[0].0 == w[1].0), "{started:?}");
+        assert_eq!(
+            started.iter().filter(|(_, fresh)| *fresh).count(),
+            1,
+            "one server mints the first admin token"
+        );
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let applied: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(applied, 1);
+        drop(client);
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
