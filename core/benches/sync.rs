@@ -1,5 +1,6 @@
-//! `cargo xtask bench sync [--licences N] [--server-bin PATH] [--dir DIR]`: sync over loopback
-//! against the real server binary (xtask builds it in release first).
+//! `cargo xtask bench sync [--licences N] [--server-bin PATH] [--dir DIR] [--postgres URL |
+//! --no-postgres]`: sync over loopback against the real server binary (xtask builds it in release
+//! first).
 //!
 //! Prints:
 //! - the admin load of N licences into the server (batches of 10 000 through the admin API),
@@ -7,7 +8,10 @@
 //!   to a bare rusqlite prepared-insert load of the same rows in one transaction (the store's table
 //!   definition, WAL, synchronous=NORMAL), and their ratio (target ≤ 3×),
 //! - an incremental sync of 100 changes,
-//! - push throughput: 10 000 work sessions recorded offline, then pushed.
+//! - push throughput: 10 000 work sessions recorded offline, then pushed; to the SQLite server, then
+//!   to a second server on PostgreSQL (`--postgres URL` of a cluster, where a database is created
+//!   for the run and dropped after; without it the cluster of `scripts/postgres.sh` is started).
+//!   When PostgreSQL is unavailable the run says so and keeps the SQLite figures.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -97,9 +101,12 @@ impl Drop for Server {
 }
 
 fn start_server(bin: &Path, data: &Path) -> Server {
+    start_server_with(bin, &["--data-dir".as_ref(), data.as_os_str()])
+}
+
+fn start_server_with(bin: &Path, storage: &[&std::ffi::OsStr]) -> Server {
     let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(data)
+        .args(storage)
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
         .stdout(Stdio::piped())
         .spawn()
@@ -115,6 +122,118 @@ fn start_server(bin: &Path, data: &Path) -> Server {
     Server(child, url)
 }
 
+/// The PostgreSQL cluster to use: `--postgres URL`, else the one `scripts/postgres.sh` starts.
+fn postgres_cluster(given: Option<String>) -> Result<String, String> {
+    if let Some(url) = given {
+        return Ok(url);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scripts")
+        .join("postgres.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() && url.starts_with("postgres://") {
+        Ok(url)
+    } else {
+        Err(format!("{} failed ({})", script.display(), output.status))
+    }
+}
+
+/// Run one SQL statement with the `psql` client (no PostgreSQL crate in the core's benches).
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(scheme_end);
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{head}{authority}/{name}{query}")
+}
+
+/// Record `sessions` work sessions in a fresh device store enrolled with `server`, push them and
+/// return the time the push took.
+fn push_run(server: &Server, policy: RetryPolicy, store_path: &Path, sessions: i64) -> Duration {
+    let admin = SyncClient::new(&server.1, Some(ADMIN.into()), policy).unwrap();
+    let code = admin.create_enrolment("bench", Role::Welder).unwrap();
+    let token = SyncClient::new(&server.1, None, policy)
+        .unwrap()
+        .enrol(&code.code, "04", "bench")
+        .unwrap()
+        .token;
+    let device = SyncClient::new(&server.1, Some(token), policy).unwrap();
+    let store = Store::open(store_path).unwrap();
+    record_sessions(&store, sessions, &licence(0).certificate_no);
+    let started = Instant::now();
+    let report = device
+        .push(&store, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.applied, sessions as u64);
+    took
+}
+
+fn record_sessions(store: &Store, sessions: i64, certificate_no: &str) {
+    for i in 0..sessions {
+        store
+            .record_work_session(
+                NewWorkSession {
+                    machine_id: "M-370983-000001".into(),
+                    certificate_no: certificate_no.to_owned(),
+                    started_at_ms: 1_764_374_400_000 + i,
+                    allowed: true,
+                    reason_codes: vec![],
+                    permit_id: None,
+                },
+                1_764_374_400_000 + i,
+            )
+            .unwrap();
+    }
+}
+
+/// Push throughput against a server on PostgreSQL, in a database made for this run.
+fn postgres_push(
+    bin: &Path,
+    cluster: &str,
+    policy: RetryPolicy,
+    store_path: &Path,
+    sessions: i64,
+) -> Result<Duration, String> {
+    let name = format!("wg_bench_{}", std::process::id());
+    psql(cluster, &format!("DROP DATABASE IF EXISTS {name}"))?;
+    psql(cluster, &format!("CREATE DATABASE {name}"))?;
+    let url = with_database(cluster, &name);
+    let took = {
+        let server = start_server_with(bin, &["--database".as_ref(), url.as_ref()]);
+        push_run(&server, policy, store_path, sessions)
+    };
+    psql(
+        cluster,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
+    Ok(took)
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -123,6 +242,8 @@ fn main() {
     let mut n: u64 = 1_000_000;
     let mut server_bin: Option<PathBuf> = None;
     let mut dir: Option<PathBuf> = None;
+    let mut postgres: Option<String> = None;
+    let mut use_postgres = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -134,6 +255,8 @@ fn main() {
             }
             "--server-bin" => server_bin = args.next().map(PathBuf::from),
             "--dir" => dir = args.next().map(PathBuf::from),
+            "--postgres" => postgres = Some(args.next().expect("--postgres URL")),
+            "--no-postgres" => use_postgres = false,
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
         }
@@ -215,34 +338,34 @@ fn main() {
         incremental.as_secs_f64() * 1e3
     );
 
-    let sessions = 10_000;
-    for i in 0..sessions {
-        store
-            .record_work_session(
-                NewWorkSession {
-                    machine_id: "M-370983-000001".into(),
-                    certificate_no: rows
-                        .first()
-                        .map(|l| l.certificate_no.clone())
-                        .unwrap_or_default(),
-                    started_at_ms: 1_764_374_400_000 + i,
-                    allowed: true,
-                    reason_codes: vec![],
-                    permit_id: None,
-                },
-                1_764_374_400_000 + i,
-            )
-            .unwrap();
-    }
-    let started = Instant::now();
-    let report = device.push(&store, &mut |_| {}, &cancel).unwrap();
-    let push = started.elapsed();
-    assert_eq!(report.applied, sessions as u64);
+    let sessions: i64 = 10_000;
+    let push = push_run(&server, policy, &base.join("push-sqlite.sqlite"), sessions);
     println!(
-        "push: {sessions} records in {:.2} s ({:.0} records/s)",
+        "push (SQLite server): {sessions} records in {:.2} s ({:.0} records/s)",
         secs(push),
         sessions as f64 / secs(push)
     );
+    if use_postgres {
+        let result = postgres_cluster(postgres).and_then(|cluster| {
+            postgres_push(
+                &server_bin,
+                &cluster,
+                policy,
+                &base.join("push-postgres.sqlite"),
+                sessions,
+            )
+        });
+        match result {
+            Ok(push) => println!(
+                "push (PostgreSQL server): {sessions} records in {:.2} s ({:.0} records/s)",
+                secs(push),
+                sessions as f64 / secs(push)
+            ),
+            Err(why) => println!("push (PostgreSQL server): unavailable: {why}"),
+        }
+    } else {
+        println!("push (PostgreSQL server): skipped (--no-postgres)");
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -5,7 +5,7 @@
 //! Around the routes: gzip compression of answers and [`crate::observe`] (request id, log, metrics).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
@@ -33,17 +33,22 @@ pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// Largest request body (a full push batch).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Shared by every handler: the database behind a mutex (SQLite has one writer anyway).
+/// Shared by every handler: the database (SQLite behind its own mutex, PostgreSQL pooled).
 #[derive(Clone)]
 pub struct AppState {
-    db: Arc<Mutex<Db>>,
+    db: Arc<Db>,
     publisher: Arc<crate::publish::Publisher>,
 }
 
 impl AppState {
     pub fn new(db: Db) -> Self {
+        Self::shared(Arc::new(db))
+    }
+
+    /// A state over a database the caller keeps a handle to.
+    pub fn shared(db: Arc<Db>) -> Self {
         AppState {
-            db: Arc::new(Mutex::new(db)),
+            db,
             publisher: Arc::default(),
         }
     }
@@ -265,12 +270,12 @@ pub fn router(state: AppState) -> Router {
 pub(crate) async fn with_db<T, F>(state: &AppState, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Db) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
 {
     let db = state.db.clone();
     tokio::task::spawn_blocking(move || {
-        let mut guard = db.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        let db: &Db = &db;
+        f(db)
     })
     .await
     .map_err(|e| {

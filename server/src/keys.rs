@@ -34,7 +34,7 @@ pub fn new_key(alg: IssuerAlg) -> Result<StoredIssuerKey, KeyStoreError> {
 }
 
 /// At first start: make a signing key when there is none.
-pub fn ensure_signing_key(db: &mut Db, now_ms: i64) -> Result<(), KeyStoreError> {
+pub fn ensure_signing_key(db: &Db, now_ms: i64) -> Result<(), KeyStoreError> {
     if db.issuer_keys()?.iter().any(|k| k.valid_until_ms.is_none()) {
         return Ok(());
     }
@@ -48,7 +48,7 @@ fn load(stored: &StoredIssuerKey) -> Result<IssuerKey, KeyStoreError> {
 }
 
 /// The current signing key.
-pub fn signing_key(db: &mut Db) -> Result<IssuerKey, KeyStoreError> {
+pub fn signing_key(db: &Db) -> Result<IssuerKey, KeyStoreError> {
     let keys = db.issuer_keys()?;
     let active = keys
         .iter()
@@ -76,7 +76,7 @@ pub fn trust_store(keys: &[StoredIssuerKey]) -> Result<TrustStore, KeyStoreError
 }
 
 /// The trust file published at `GET /v1/trust`.
-pub fn trust_file(db: &mut Db) -> Result<TrustFile, KeyStoreError> {
+pub fn trust_file(db: &Db) -> Result<TrustFile, KeyStoreError> {
     Ok(trust_store(&db.issuer_keys()?)?.to_file())
 }
 
@@ -102,22 +102,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wg-keys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut db = Db::open(&dir).unwrap();
+        let db = Db::open(&dir).unwrap();
         let t0 = 1_796_000_400_000i64;
-        ensure_signing_key(&mut db, t0).unwrap();
-        ensure_signing_key(&mut db, t0 + 1).unwrap();
+        ensure_signing_key(&db, t0).unwrap();
+        ensure_signing_key(&db, t0 + 1).unwrap();
         assert_eq!(
             db.issuer_keys().unwrap().len(),
             1,
             "first start makes one key"
         );
-        let old = signing_key(&mut db).unwrap();
+        let old = signing_key(&db).unwrap();
         let old_code = issue_machine_label(&old, &label(t0 / 1000 + 60)).unwrap();
 
         let t1 = t0 + 86_400_000;
         db.install_issuer_key(&new_key(IssuerAlg::ES256).unwrap(), t1, false)
             .unwrap();
-        let new = signing_key(&mut db).unwrap();
+        let new = signing_key(&db).unwrap();
         assert_ne!(new.kid(), old.kid());
         let new_code = issue_machine_label(&new, &label(t1 / 1000 + 60)).unwrap();
 

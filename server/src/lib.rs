@@ -1,12 +1,14 @@
 //! WeldGuard reference platform server: device enrolment, registry administration, record push
 //! (idempotent, verified) and registry pull (paged, cursor-based), over HTTP + JSON.
 //!
-//! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`. The wire types are
+//! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`, or PostgreSQL with
+//! `--database postgres://…` (several server processes may share it). The wire types are
 //! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
 //! `/openapi.json` and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles
 //! may call it. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
 //! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
-//! [`metrics`] (`GET /metrics`, admins).
+//! [`metrics`] (`GET /metrics`, admins). The platform's issuer keys ([`keys`]) sign the codes it
+//! issues and the documents it publishes ([`publish`]).
 
 pub mod authz;
 pub mod db;
@@ -35,6 +37,10 @@ pub struct Options {
     /// Folder holding the SQLite database (created when missing).
     #[arg(long, default_value = "weldguard-server-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL database to use instead of SQLite (`postgres://USER@HOST:PORT/DB`); several
+    /// servers may share it.
+    #[arg(long)]
+    pub database: Option<String>,
     /// Address to listen on (port 0: any free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
@@ -66,13 +72,19 @@ pub enum StartError {
 /// Run the server until Ctrl-C / SIGTERM. Prints `listening on http://ADDR` once ready.
 pub fn run(options: Options) -> Result<(), StartError> {
     logging::init(options.log_format);
-    std::fs::create_dir_all(&options.data_dir)
-        .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
-    let mut database = db::Db::open(&options.data_dir)?;
+    if options.database.is_none() {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
+    }
+    let database = std::sync::Arc::new(db::Db::from_options(
+        options.database.as_deref(),
+        &options.data_dir,
+    )?);
     if let Some(token) = database.bootstrap_admin(options.admin_token.as_deref())? {
         println!("admin token: {token}");
     }
-    keys::ensure_signing_key(&mut database, db::now_ms())?;
+    keys::ensure_signing_key(&database, db::now_ms())?;
+    let app_db = database.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,7 +94,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Listen(options.listen, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
-        let app = http::router(http::AppState::new(database));
+        let app = http::router(http::AppState::shared(app_db));
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

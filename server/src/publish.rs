@@ -38,7 +38,7 @@ impl Publisher {
     /// Bring the view up to the feed's head and run `f` on it.
     fn with_view<T>(
         &self,
-        db: &mut Db,
+        db: &Db,
         f: impl FnOnce(&RegistryView) -> Result<T, DocumentError>,
     ) -> Result<T, DocumentError> {
         let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
@@ -104,7 +104,7 @@ impl From<Failed> for ApiError {
 async fn with_db_docs<T, F>(state: &AppState, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut Db) -> Result<T, Failed> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, Failed> + Send + 'static,
 {
     // The database error channel carries only `DbError`; other failures travel in the value.
     with_db(state, move |db| Ok(f(db)))

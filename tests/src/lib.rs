@@ -1,7 +1,8 @@
 //! Shared helpers for the cross-crate tests in `tests/tests/`: temporary folders, the server as a
-//! child process on a loopback port, a raw HTTP/1.1 call for status checks, and a fault-injecting
+//! child process on a loopback port (SQLite in a folder or a PostgreSQL test database), a raw HTTP/1.1 call for status checks, and a fault-injecting
 //! TCP proxy between a device and the server.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use weldguard_server::db::test_support::TestDatabase;
 
 /// A folder removed on drop.
 pub struct TempDir(PathBuf);
@@ -35,20 +38,75 @@ impl Drop for TempDir {
     }
 }
 
-/// The server running as a child process; killed on drop.
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a test server keeps its data: a folder (SQLite) or a database of its own in the test
+/// PostgreSQL cluster; removed or dropped after the server is stopped.
+pub enum ServerData {
+    Dir(TempDir),
+    Postgres(Box<TestDatabase>),
+}
+
+impl ServerData {
+    /// Fresh storage for `backend`; `None` (after printing why) when PostgreSQL is not configured
+    /// and not required (see [`TestDatabase::for_test`]).
+    pub fn new(backend: ServerBackend, name: &str) -> Option<Self> {
+        match backend {
+            ServerBackend::Sqlite => Some(ServerData::Dir(TempDir::new(name))),
+            ServerBackend::Postgres => {
+                TestDatabase::for_test(name).map(|db| ServerData::Postgres(Box::new(db)))
+            }
+        }
+    }
+
+    /// The server's command-line options selecting this storage.
+    pub fn args(&self) -> Vec<OsString> {
+        match self {
+            ServerData::Dir(dir) => vec!["--data-dir".into(), dir.path().into()],
+            ServerData::Postgres(db) => vec!["--database".into(), db.url().into()],
+        }
+    }
+}
+
+/// The server running as a child process; killed on drop (before its storage is removed).
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     pub admin_token: String,
+    _data: Option<ServerData>,
 }
 
 impl ServerProcess {
     /// Start `binary` on 127.0.0.1 with an ephemeral port over `data_dir`, and wait until it
     /// prints its address.
     pub fn start(binary: &str, data_dir: &Path, admin_token: &str) -> Self {
+        let args: [OsString; 2] = ["--data-dir".into(), data_dir.into()];
+        Self::start_with_args(binary, &args, admin_token, None)
+    }
+
+    /// Start `binary` over `data`, which the process keeps until it is dropped.
+    pub fn start_on(binary: &str, data: ServerData, admin_token: &str) -> Self {
+        Self::start_with_args(binary, &data.args(), admin_token, Some(data))
+    }
+
+    /// Start another server process over the same storage as `data` (it is not taken over).
+    pub fn start_sharing(binary: &str, data: &ServerData, admin_token: &str) -> Self {
+        Self::start_with_args(binary, &data.args(), admin_token, None)
+    }
+
+    fn start_with_args(
+        binary: &str,
+        storage: &[OsString],
+        admin_token: &str,
+        data: Option<ServerData>,
+    ) -> Self {
         let mut child = Command::new(binary)
-            .arg("--data-dir")
-            .arg(data_dir)
+            .args(storage)
             .args(["--listen", "127.0.0.1:0", "--admin-token", admin_token])
             // Request logs only when asked for (they would flood the test output).
             .env(
@@ -76,6 +134,7 @@ impl ServerProcess {
             child,
             addr,
             admin_token: admin_token.to_owned(),
+            _data: data,
         }
     }
 

@@ -14,12 +14,23 @@ use weldguard_core::rules::id_number::check_character;
 use weldguard_core::store::{NewWorkSession, OutboxState, RegistryChange, Store};
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{Progress, RetryPolicy, SyncClient, SyncError};
-use weldguard_tests::{FaultProxy, ServerProcess, TempDir, raw_call};
+use weldguard_tests::{FaultProxy, ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 const ADMIN: &str = "e2e-admin-token-0123456789";
 /// 2025-11-29T00:00:00Z
 const T0: i64 = 1_764_374_400_000;
+
+/// The database of these flows' servers. `sync_e2e_postgres.rs` includes this file as a module and
+/// defines its own `BACKEND` at its root, so the same flows run against PostgreSQL there.
+#[allow(dead_code)]
+const BACKEND: ServerBackend = ServerBackend::Sqlite;
+
+/// A server on `crate::BACKEND`; `None` when that backend's tests are skipped.
+fn start_server() -> Option<ServerProcess> {
+    let data = ServerData::new(crate::BACKEND, "server")?;
+    Some(ServerProcess::start_on(SERVER, data, ADMIN))
+}
 
 fn fast_policy() -> RetryPolicy {
     RetryPolicy {
@@ -143,8 +154,9 @@ fn assert_exactly_once(admin: &SyncClient, keys: &[String]) {
 
 #[test]
 fn two_devices_work_offline_sync_and_every_record_arrives_exactly_once() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     assert_eq!(raw_call(server.addr, "GET", "/health", None, None).0, 200);
     let admin = admin_client(&server);
 
@@ -225,8 +237,9 @@ fn two_devices_work_offline_sync_and_every_record_arrives_exactly_once() {
 
 #[test]
 fn rejected_records_are_answered_and_not_pushed_again() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     let admin = admin_client(&server);
     // An inspector does not start welding work: its work sessions are refused, one by one.
     let inspector = enrol(
@@ -254,8 +267,9 @@ fn rejected_records_are_answered_and_not_pushed_again() {
 
 #[test]
 fn faults_between_device_and_server_still_give_each_record_exactly_once() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     let admin = admin_client(&server);
     admin
         .write_registry(
@@ -344,8 +358,9 @@ fn faults_between_device_and_server_still_give_each_record_exactly_once() {
 
 #[test]
 fn a_network_failure_leaves_the_outbox_pending_and_the_next_sync_resumes() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     let admin = admin_client(&server);
     let proxy = FaultProxy::start(server.addr);
     let device = enrol(&server.url(), &admin, "孙七", Role::Welder, &proxy.url());
@@ -376,8 +391,9 @@ fn a_network_failure_leaves_the_outbox_pending_and_the_next_sync_resumes() {
 
 #[test]
 fn authorization_table_every_endpoint_every_role() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     let admin = admin_client(&server);
     let mut tokens: Vec<(&str, Option<String>)> =
         vec![("none", None), ("bad", Some("forged".into()))];
@@ -473,8 +489,9 @@ fn authorization_table_every_endpoint_every_role() {
 
 #[test]
 fn hostile_requests_get_clear_errors() {
-    let data = TempDir::new("server");
-    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let Some(server) = start_server() else {
+        return;
+    };
     let (status, body) = raw_call(
         server.addr,
         "POST",

@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's tasks in one place.
 //!
-//! - `cargo xtask test`: every check the project has: format, clippy, Rust tests, binding generation.
+//! - `cargo xtask test`: every check the project has: format, clippy, Rust tests (with a PostgreSQL
+//!   cluster from `scripts/postgres.sh` for the server's tests), binding generation.
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
 //!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
@@ -109,14 +110,46 @@ fn test() -> Result<(), String> {
     ]);
     run(clippy, "cargo clippy -D warnings")?;
 
+    // The server's PostgreSQL tests need a cluster: start it (installing it when missing) and make
+    // a missing database a failure rather than a skip.
+    let postgres_url = start_postgres()?;
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
+    tests.env("WG_TEST_POSTGRES_URL", &postgres_url);
+    tests.env("WG_REQUIRE_POSTGRES", "1");
     let summary = run_tests(tests)?;
 
     let out = root().join("target").join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
     println!("{summary}");
     Ok(())
+}
+
+/// Run `scripts/postgres.sh` (install when missing, start when stopped) and return the URL it
+/// prints.
+fn start_postgres() -> Result<String, String> {
+    let script = root().join("scripts").join("postgres.sh");
+    eprintln!(
+        "xtask: start PostgreSQL for the tests ({})",
+        script.display()
+    );
+    let output = Command::new("bash")
+        .arg(&script)
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: cannot start: {e}", script.display()))?;
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || !url.starts_with("postgres://") {
+        return Err(format!(
+            "{} failed ({}); the PostgreSQL tests need it",
+            script.display(),
+            output.status
+        ));
+    }
+    eprintln!("xtask: PostgreSQL at {url}");
+    Ok(url)
 }
 
 /// Build the core library and generate Kotlin and Swift bindings from it (library mode).

@@ -1,34 +1,19 @@
-//! The server's SQLite database: devices and enrolment codes, the records devices pushed (one row
-//! per idempotency key), and the registry change feed.
-//!
-//! ## The change feed and its cursors
-//! Every registry write appends rows to `changes`, whose `seq` increases by one per change. A
-//! device's cursor is `EPOCH.SEQ`: the database's random epoch (so a cursor from another database
-//! is recognised) and the last `seq` it holds. Pull answers the changes with `seq > SEQ` in order.
-//!
-//! Nothing can be skipped on SQLite: there is one writer at a time (`BEGIN IMMEDIATE`, also across
-//! processes sharing the file), so `seq` values become visible in the order they were assigned.
-//! On PostgreSQL a plain sequence is not enough: a transaction can take seq 7, commit after seq 8
-//! was read, and a device that moved past 8 would never see 7. The PostgreSQL backend (a later
-//! step) must therefore serialise feed writers at commit time: each writing transaction takes
-//! `pg_advisory_xact_lock(FEED_LOCK)` just before it inserts its change rows and assigns `seq` from
-//! a counter row updated under that lock, so seq order equals commit order. (The alternative, a
-//! transaction-id watermark — serve only rows whose `xmin` is below `pg_snapshot_xmin` of the
-//! reader's snapshot — avoids the lock at the price of a little latency.)
-//!
-//! ## History and must-refetch
-//! [`Db::compact`] forgets history: for every registry entity it keeps only the newest change, and
-//! it drops deletes (tombstones) altogether, up to a `seq`; that `seq` becomes the history floor.
-//! A cursor below the floor may have missed a delete, so its pull is answered with
-//! [`DbError::MustRefetch`]; the device then clears its cache and pulls from the start.
+//! The SQLite backend of the server's store: one file in `--data-dir`, one writer at a time
+//! (`BEGIN IMMEDIATE`, also across processes sharing the file), so feed `seq` values become
+//! visible in the order they were assigned. Schema migrations are numbered; `PRAGMA user_version`
+//! holds how many were applied.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
 use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
+
+use super::{
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, StoredIssuerKey, change_json, entity_of, hash,
+    make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -80,139 +65,13 @@ CREATE TABLE issuer_keys (
 "#,
 ];
 
-/// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredIssuerKey {
-    pub kid: String,
-    /// [`weldguard_core::codes::IssuerKey::to_json`].
-    pub key_json: String,
-    pub valid_from_ms: i64,
-    /// Set when the key was rotated out; `None` for the signing key.
-    pub valid_until_ms: Option<i64>,
-}
-
-/// The device id of the admin created from the bootstrap token.
-pub const BOOTSTRAP_DEVICE: &str = "bootstrap-admin";
-
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(
-        "the database was written by a newer server (schema {found}, this server knows {known})"
-    )]
-    NewerSchema { found: i64, known: i64 },
-    #[error("the random source failed: {0}")]
-    Random(String),
-    #[error("the cursor is older than the history the server keeps, or from another server")]
-    MustRefetch,
-    #[error("invalid cursor")]
-    InvalidCursor,
-    #[error("unknown or used enrolment code")]
-    BadEnrolmentCode,
-    #[error("stored data is invalid: {0}")]
-    Invalid(String),
-}
-
-/// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub device_id: String,
-    pub person: String,
-    pub role: Role,
-}
-
-/// How one pushed entry ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Insert {
-    Applied,
-    Duplicate,
-    /// The key is known with a different payload.
-    Conflict,
-}
-
-/// One page of the feed. Changes are kept as the JSON text stored when they were written (by
-/// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub changes_json: Vec<String>,
-    pub next_cursor: String,
-    pub has_more: bool,
-}
-
-pub struct Db {
+/// The SQLite store (see the module documentation).
+pub struct SqliteDb {
     conn: Connection,
     epoch: String,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-pub fn random_hex(bytes: usize) -> Result<String, DbError> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| DbError::Random(e.to_string()))?;
-    Ok(hex(&buf))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
-/// The feed entity a change is about: later changes to the same entity supersede earlier ones.
-pub fn entity_of(change: &RegistryChange) -> String {
-    use weldguard_core::domain::RevocationTarget;
-    match change {
-        RegistryChange::UpsertLicence(l) => format!("licence\u{1f}{}", l.certificate_no),
-        RegistryChange::DeleteLicence { certificate_no } => {
-            format!("licence\u{1f}{certificate_no}")
-        }
-        RegistryChange::UpsertMachine(m) => format!("machine\u{1f}{}", m.machine_id),
-        RegistryChange::DeleteMachine { machine_id } => format!("machine\u{1f}{machine_id}"),
-        RegistryChange::Bind(b) | RegistryChange::Unbind(b) => {
-            format!("binding\u{1f}{}\u{1f}{}", b.machine_id, b.certificate_no)
-        }
-        RegistryChange::Revoke(r) | RegistryChange::Unrevoke(r) => {
-            let target = match r.target {
-                RevocationTarget::Licence => "licence",
-                RevocationTarget::Credential => "credential",
-                RevocationTarget::IssuerKey => "issuer_key",
-                RevocationTarget::Machine => "machine",
-            };
-            format!("revocation\u{1f}{target}\u{1f}{}", r.id)
-        }
-        RegistryChange::UpsertIssuerKey(k) => format!("issuer_key\u{1f}{}", k.kid),
-        RegistryChange::DeleteIssuerKey { kid } => format!("issuer_key\u{1f}{kid}"),
-        RegistryChange::SetCalendarDay(day) => format!("calendar_day\u{1f}{}", day.date),
-        RegistryChange::ClearCalendarDay { date } => format!("calendar_day\u{1f}{date}"),
-        RegistryChange::AnnouncePeriod(p) => format!("sensitive_period\u{1f}{}", p.period_id),
-        RegistryChange::WithdrawPeriod { period_id } => {
-            format!("sensitive_period\u{1f}{period_id}")
-        }
-    }
-}
-
-fn is_tombstone(change: &RegistryChange) -> bool {
-    matches!(
-        change,
-        RegistryChange::DeleteLicence { .. }
-            | RegistryChange::DeleteMachine { .. }
-            | RegistryChange::Unbind(_)
-            | RegistryChange::Unrevoke(_)
-            | RegistryChange::DeleteIssuerKey { .. }
-            | RegistryChange::ClearCalendarDay { .. }
-            | RegistryChange::WithdrawPeriod { .. }
-    )
-}
-
-impl Db {
+impl SqliteDb {
     /// Open (creating) `DIR/weldguard-server.sqlite` and migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, DbError> {
         let mut conn = Connection::open(data_dir.join("weldguard-server.sqlite"))?;
@@ -243,7 +102,7 @@ impl Db {
             tx.commit()?;
             epoch
         };
-        Ok(Db { conn, epoch })
+        Ok(SqliteDb { conn, epoch })
     }
 
     fn immediate(&mut self) -> Result<Transaction<'_>, DbError> {
@@ -252,7 +111,6 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
-    /// The issuer keys the server holds, oldest first.
     pub fn issuer_keys(&mut self) -> Result<Vec<StoredIssuerKey>, DbError> {
         let mut stmt = self.conn.prepare(
             "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
@@ -269,9 +127,6 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Make `new` the signing key from `now_ms`: the signing key until now stops signing (its
-    /// validity ends now, so codes it signed before stay valid until they expire), in one
-    /// transaction. With `only_if_none`, nothing happens when a signing key exists (first start).
     pub fn install_issuer_key(
         &mut self,
         new: &StoredIssuerKey,
@@ -458,9 +313,7 @@ impl Db {
             let mut insert =
                 tx.prepare_cached("INSERT INTO changes (entity, change) VALUES (?1, ?2)")?;
             for change in changes {
-                let json =
-                    serde_json::to_string(change).map_err(|e| DbError::Invalid(e.to_string()))?;
-                insert.execute(params![entity_of(change), json])?;
+                insert.execute(params![entity_of(change), change_json(change)?])?;
             }
         }
         let last = high_water(&tx)?;
@@ -487,12 +340,7 @@ impl Db {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .filter(|(_, json)| {
-                    serde_json::from_str::<RegistryChange>(json).is_ok_and(|c| is_tombstone(&c))
-                })
-                .map(|(seq, _)| seq)
-                .collect()
+            tombstone_seqs(rows)
         };
         for seq in tombstones {
             tx.execute("DELETE FROM changes WHERE seq = ?1", [seq])?;
@@ -512,17 +360,7 @@ impl Db {
         let tx = self.conn.transaction()?;
         let floor = floor(&tx)?;
         let top = high_water(&tx)?;
-        let after = match cursor {
-            None => 0,
-            Some(text) => {
-                let (their_epoch, seq) = text.split_once('.').ok_or(DbError::InvalidCursor)?;
-                let seq: i64 = seq.parse().map_err(|_| DbError::InvalidCursor)?;
-                if their_epoch != epoch || seq < floor || seq > top {
-                    return Err(DbError::MustRefetch);
-                }
-                seq
-            }
-        };
+        let after = parse_cursor(cursor, &epoch, floor, top)?;
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT seq, change FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -532,21 +370,8 @@ impl Db {
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
-        let has_more = rows.len() > limit as usize;
-        let mut changes_json = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = after;
-        for (seq, json) in rows.into_iter().take(limit as usize) {
-            changes_json.push(json);
-            last = seq;
-        }
-        // The last page brings the device to the high water (covers compacted-away seqs).
-        let next = if has_more { last } else { top.max(last) };
         tx.commit()?;
-        Ok(Page {
-            changes_json,
-            next_cursor: format!("{epoch}.{next}"),
-            has_more,
-        })
+        Ok(make_page(&epoch, after, top, rows, limit))
     }
 }
 
@@ -586,129 +411,4 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use weldguard_core::domain::Binding;
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("wg-server-db-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn changes(page: &Page) -> Vec<RegistryChange> {
-        page.changes_json
-            .iter()
-            .map(|j| serde_json::from_str(j).unwrap())
-            .collect()
-    }
-
-    fn bind(m: &str, c: &str) -> Binding {
-        Binding {
-            machine_id: m.into(),
-            certificate_no: c.into(),
-        }
-    }
-
-    #[test]
-    fn pages_follow_the_feed_and_compaction_forces_old_cursors_to_refetch() {
-        let dir = temp_dir("feed");
-        let mut db = Db::open(&dir).unwrap();
-        db.write_changes(&[
-            RegistryChange::Bind(bind("M1", "T1")),
-            RegistryChange::Bind(bind("M2", "T1")),
-            RegistryChange::Unbind(bind("M1", "T1")),
-        ])
-        .unwrap();
-        let p1 = db.pull(None, 2).unwrap();
-        assert_eq!(p1.changes_json.len(), 2);
-        assert!(p1.has_more);
-        let p2 = db.pull(Some(&p1.next_cursor), 2).unwrap();
-        assert_eq!(changes(&p2), vec![RegistryChange::Unbind(bind("M1", "T1"))]);
-        assert!(!p2.has_more);
-        let p3 = db.pull(Some(&p2.next_cursor), 2).unwrap();
-        assert!(p3.changes_json.is_empty());
-        assert_eq!(p3.next_cursor, p2.next_cursor);
-
-        db.compact(None).unwrap();
-        assert!(matches!(
-            db.pull(Some(&p1.next_cursor), 10),
-            Err(DbError::MustRefetch)
-        ));
-        // The device at the high water is not affected; a refetch sees only the live binding.
-        assert!(
-            db.pull(Some(&p2.next_cursor), 10)
-                .unwrap()
-                .changes_json
-                .is_empty()
-        );
-        let fresh = db.pull(None, 10).unwrap();
-        assert_eq!(
-            changes(&fresh),
-            vec![RegistryChange::Bind(bind("M2", "T1"))]
-        );
-        assert_eq!(fresh.next_cursor, p2.next_cursor);
-        // A cursor from another database must refetch too.
-        assert!(matches!(
-            db.pull(Some("0000.1"), 10),
-            Err(DbError::MustRefetch)
-        ));
-        assert!(matches!(
-            db.pull(Some("junk"), 10),
-            Err(DbError::InvalidCursor)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_key_is_applied_once_and_a_changed_payload_under_it_is_a_conflict() {
-        let dir = temp_dir("records");
-        let mut db = Db::open(&dir).unwrap();
-        let first = db
-            .insert_records(
-                "d1",
-                &[("k1", "work_session", "{}"), ("k2", "work_session", "{}")],
-            )
-            .unwrap();
-        assert_eq!(first, vec![Insert::Applied, Insert::Applied]);
-        let again = db
-            .insert_records(
-                "d1",
-                &[
-                    ("k1", "work_session", "{}"),
-                    ("k2", "work_session", "{\"x\":1}"),
-                ],
-            )
-            .unwrap();
-        assert_eq!(again, vec![Insert::Duplicate, Insert::Conflict]);
-        assert_eq!(db.records(None).unwrap().len(), 2);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn enrolment_codes_work_once_and_tokens_identify_the_device() {
-        let dir = temp_dir("enrol");
-        let mut db = Db::open(&dir).unwrap();
-        let admin = db.bootstrap_admin(None).unwrap().unwrap();
-        assert_eq!(
-            db.bootstrap_admin(None).unwrap(),
-            None,
-            "only at first start"
-        );
-        assert_eq!(db.caller(&admin).unwrap().unwrap().role, Role::Admin);
-        let code = db.create_enrolment("张三", Role::Welder).unwrap();
-        let (token, caller) = db.enrol(&code, "04ab", "phone").unwrap();
-        assert_eq!(caller.role, Role::Welder);
-        assert_eq!(db.caller(&token).unwrap().unwrap().person, "张三");
-        assert!(matches!(
-            db.enrol(&code, "04ab", "phone"),
-            Err(DbError::BadEnrolmentCode)
-        ));
-        assert_eq!(db.caller("nope").unwrap(), None);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

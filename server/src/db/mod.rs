@@ -1,0 +1,669 @@
+//! The server's store, behind one backend-neutral API the HTTP handlers call: devices and
+//! enrolment codes, the records devices pushed (one row per idempotency key), and the registry
+//! change feed. Two backends: embedded SQLite ([`sqlite`], the default, a file in `--data-dir`)
+//! and PostgreSQL ([`postgres`], `--database postgres://…`, several server processes may share
+//! one database).
+//!
+//! ## The change feed and its cursors
+//! Every registry write appends rows to `changes`, whose `seq` increases with every change. A
+//! device's cursor is `EPOCH.SEQ` ([`format_cursor`]): the database's random epoch (so a cursor
+//! from another database is recognised) and the last `seq` it holds. Pull answers the changes with
+//! `seq > SEQ` in order.
+//!
+//! A cursor must never pass over a change that commits late. On SQLite there is one writer at a
+//! time (`BEGIN IMMEDIATE`, also across processes sharing the file), so `seq` values become
+//! visible in the order they were assigned. On PostgreSQL a plain sequence is not enough: a
+//! transaction can take seq 7, commit after seq 8 was read, and a device that moved past 8 would
+//! never see 7. The PostgreSQL backend therefore serialises feed writers: each writing transaction
+//! takes `pg_advisory_xact_lock(FEED_LOCK)` before it draws its `seq` values, and holds it until
+//! it commits, so seq order equals commit order (see docs/adr/0007-server-postgres.md).
+//!
+//! ## History and must-refetch
+//! [`Db::compact`] forgets history: for every registry entity it keeps only the newest change, and
+//! it drops deletes (tombstones) altogether, up to a `seq`; that `seq` becomes the history floor.
+//! A cursor below the floor may have missed a delete, so its pull is answered with
+//! [`DbError::MustRefetch`]; the device then clears its cache and pulls from the start.
+
+pub mod postgres;
+pub mod sqlite;
+pub mod test_support;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use weldguard_core::store::RegistryChange;
+use weldguard_core::sync::protocol::{Role, StoredRecord};
+
+/// The device id of the admin created from the bootstrap token.
+pub const BOOTSTRAP_DEVICE: &str = "bootstrap-admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error(
+        "the database was written by a newer server (schema {found}, this server knows {known})"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("the random source failed: {0}")]
+    Random(String),
+    #[error("the cursor is older than the history the server keeps, or from another server")]
+    MustRefetch,
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("unknown or used enrolment code")]
+    BadEnrolmentCode,
+    #[error("stored data is invalid: {0}")]
+    Invalid(String),
+    #[error("unsupported database address {0:?} (expected postgres://… or postgresql://…)")]
+    UnsupportedUrl(String),
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub device_id: String,
+    pub person: String,
+    pub role: Role,
+}
+
+/// How one pushed entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insert {
+    Applied,
+    Duplicate,
+    /// The key is known with a different payload.
+    Conflict,
+}
+
+/// One page of the feed. Changes are kept as the JSON text stored when they were written (by
+/// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub changes_json: Vec<String>,
+    pub next_cursor: String,
+    pub has_more: bool,
+}
+
+/// The store. Methods take `&self`: the SQLite connection sits behind a mutex (SQLite has one
+/// writer anyway), PostgreSQL work runs on pooled connections in parallel.
+pub enum Db {
+    Sqlite(Mutex<sqlite::SqliteDb>),
+    Postgres(Box<postgres::PgDb>),
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub fn random_hex(bytes: usize) -> Result<String, DbError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| DbError::Random(e.to_string()))?;
+    Ok(hex(&buf))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How secrets (tokens, codes) and payloads are stored: their SHA-256.
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// The cursor text for `seq` of the database with `epoch`.
+pub fn format_cursor(epoch: &str, seq: i64) -> String {
+    format!("{epoch}.{seq}")
+}
+
+/// The `seq` a cursor stands for, checked against this database: its epoch, the history floor
+/// and the high water of the reader's snapshot. `None` starts from the beginning.
+pub(crate) fn parse_cursor(
+    cursor: Option<&str>,
+    epoch: &str,
+    floor: i64,
+    top: i64,
+) -> Result<i64, DbError> {
+    match cursor {
+        None => Ok(0),
+        Some(text) => {
+            let (their_epoch, seq) = text.split_once('.').ok_or(DbError::InvalidCursor)?;
+            let seq: i64 = seq.parse().map_err(|_| DbError::InvalidCursor)?;
+            if their_epoch != epoch || seq < floor || seq > top {
+                return Err(DbError::MustRefetch);
+            }
+            Ok(seq)
+        }
+    }
+}
+
+/// Build a page from up to `limit + 1` rows `(seq, json)` read after `after`; the last page
+/// brings the device to the high water `top` (covers compacted-away seqs).
+pub(crate) fn make_page(
+    epoch: &str,
+    after: i64,
+    top: i64,
+    rows: Vec<(i64, String)>,
+    limit: u32,
+) -> Page {
+    let has_more = rows.len() > limit as usize;
+    let mut changes_json = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut last = after;
+    for (seq, json) in rows.into_iter().take(limit as usize) {
+        changes_json.push(json);
+        last = seq;
+    }
+    let next = if has_more { last } else { top.max(last) };
+    Page {
+        changes_json,
+        next_cursor: format_cursor(epoch, next),
+        has_more,
+    }
+}
+
+/// The feed entity a change is about: later changes to the same entity supersede earlier ones.
+pub fn entity_of(change: &RegistryChange) -> String {
+    use weldguard_core::domain::RevocationTarget;
+    match change {
+        RegistryChange::UpsertLicence(l) => format!("licence\u{1f}{}", l.certificate_no),
+        RegistryChange::DeleteLicence { certificate_no } => {
+            format!("licence\u{1f}{certificate_no}")
+        }
+        RegistryChange::UpsertMachine(m) => format!("machine\u{1f}{}", m.machine_id),
+        RegistryChange::DeleteMachine { machine_id } => format!("machine\u{1f}{machine_id}"),
+        RegistryChange::Bind(b) | RegistryChange::Unbind(b) => {
+            format!("binding\u{1f}{}\u{1f}{}", b.machine_id, b.certificate_no)
+        }
+        RegistryChange::Revoke(r) | RegistryChange::Unrevoke(r) => {
+            let target = match r.target {
+                RevocationTarget::Licence => "licence",
+                RevocationTarget::Credential => "credential",
+                RevocationTarget::IssuerKey => "issuer_key",
+                RevocationTarget::Machine => "machine",
+            };
+            format!("revocation\u{1f}{target}\u{1f}{}", r.id)
+        }
+        RegistryChange::UpsertIssuerKey(k) => format!("issuer_key\u{1f}{}", k.kid),
+        RegistryChange::DeleteIssuerKey { kid } => format!("issuer_key\u{1f}{kid}"),
+        RegistryChange::SetCalendarDay(day) => format!("calendar_day\u{1f}{}", day.date),
+        RegistryChange::ClearCalendarDay { date } => format!("calendar_day\u{1f}{date}"),
+        RegistryChange::AnnouncePeriod(p) => format!("sensitive_period\u{1f}{}", p.period_id),
+        RegistryChange::WithdrawPeriod { period_id } => {
+            format!("sensitive_period\u{1f}{period_id}")
+        }
+    }
+}
+
+pub(crate) fn is_tombstone(change: &RegistryChange) -> bool {
+    matches!(
+        change,
+        RegistryChange::DeleteLicence { .. }
+            | RegistryChange::DeleteMachine { .. }
+            | RegistryChange::Unbind(_)
+            | RegistryChange::Unrevoke(_)
+            | RegistryChange::DeleteIssuerKey { .. }
+            | RegistryChange::ClearCalendarDay { .. }
+            | RegistryChange::WithdrawPeriod { .. }
+    )
+}
+
+/// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIssuerKey {
+    pub kid: String,
+    /// [`weldguard_core::codes::IssuerKey::to_json`].
+    pub key_json: String,
+    pub valid_from_ms: i64,
+    /// Set when the key was rotated out; `None` for the signing key.
+    pub valid_until_ms: Option<i64>,
+}
+
+/// Serialise a change for the feed.
+pub(crate) fn change_json(change: &RegistryChange) -> Result<String, DbError> {
+    serde_json::to_string(change).map_err(|e| DbError::Invalid(e.to_string()))
+}
+
+/// The seqs among `rows` whose change is a tombstone.
+pub(crate) fn tombstone_seqs(rows: Vec<(i64, String)>) -> Vec<i64> {
+    rows.into_iter()
+        .filter(|(_, json)| {
+            serde_json::from_str::<RegistryChange>(json).is_ok_and(|c| is_tombstone(&c))
+        })
+        .map(|(seq, _)| seq)
+        .collect()
+}
+
+impl Db {
+    /// Open (creating) the SQLite database `DIR/weldguard-server.sqlite` and migrate it.
+    pub fn open(data_dir: &Path) -> Result<Self, DbError> {
+        Ok(Db::Sqlite(Mutex::new(sqlite::SqliteDb::open(data_dir)?)))
+    }
+
+    /// Connect to PostgreSQL at `url` (`postgres://…`) and migrate the database.
+    pub fn connect_postgres(url: &str) -> Result<Self, DbError> {
+        Ok(Db::Postgres(Box::new(postgres::PgDb::connect(url)?)))
+    }
+
+    /// The backend the options select: PostgreSQL when `database` is given, else SQLite in
+    /// `data_dir` (which is created when missing by the caller).
+    pub fn from_options(database: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
+        match database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Db::connect_postgres(url)
+            }
+            Some(other) => Err(DbError::UnsupportedUrl(other.to_owned())),
+            None => Db::open(data_dir),
+        }
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    fn sqlite(m: &Mutex<sqlite::SqliteDb>) -> std::sync::MutexGuard<'_, sqlite::SqliteDb> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's
+    /// token), else with a new token when no admin exists yet. Returns the new token to print.
+    pub fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).bootstrap_admin(token),
+            Db::Postgres(p) => p.bootstrap_admin(token),
+        }
+    }
+
+    /// The issuer keys the server holds, oldest first.
+    pub fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).issuer_keys(),
+            Db::Postgres(p) => p.issuer_keys(),
+        }
+    }
+
+    /// Make `new` the signing key from `now_ms`: the signing key until now stops signing (its
+    /// validity ends now, so codes it signed before stay valid until they expire), in one
+    /// transaction, also across server processes. With `only_if_none`, nothing happens when a
+    /// signing key exists (first start). Returns whether the key was installed.
+    pub fn install_issuer_key(
+        &self,
+        new: &StoredIssuerKey,
+        now_ms: i64,
+        only_if_none: bool,
+    ) -> Result<bool, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).install_issuer_key(new, now_ms, only_if_none),
+            Db::Postgres(p) => p.install_issuer_key(new, now_ms, only_if_none),
+        }
+    }
+
+    /// The device a bearer token belongs to.
+    pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).caller(token),
+            Db::Postgres(p) => p.caller(token),
+        }
+    }
+
+    pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).create_enrolment(person, role),
+            Db::Postgres(p) => p.create_enrolment(person, role),
+        }
+    }
+
+    /// Use an enrolment code (once): register the device and return (token, caller).
+    pub fn enrol(
+        &self,
+        code: &str,
+        public_key: &str,
+        device_name: &str,
+    ) -> Result<(String, Caller), DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).enrol(code, public_key, device_name),
+            Db::Postgres(p) => p.enrol(code, public_key, device_name),
+        }
+    }
+
+    /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
+    /// already rejected by validation are not passed here. A key is applied at most once, also
+    /// across server processes; a known key with another payload is a conflict.
+    pub fn insert_records(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+    ) -> Result<Vec<Insert>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).insert_records(device_id, items),
+            Db::Postgres(p) => p.insert_records(device_id, items),
+        }
+    }
+
+    /// The stored records (of one kind), in arrival order.
+    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).records(kind),
+            Db::Postgres(p) => p.records(kind),
+        }
+    }
+
+    /// Append registry changes to the feed in one transaction; returns the last seq.
+    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).write_changes(changes),
+            Db::Postgres(p) => p.write_changes(changes),
+        }
+    }
+
+    /// Forget history through `through` (default: everything): keep the newest change of each
+    /// entity, drop tombstones. Returns the new floor.
+    pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).compact(through),
+            Db::Postgres(p) => p.compact(through),
+        }
+    }
+
+    /// One page of changes after `cursor` (`None`: from the start).
+    pub fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).pull(cursor, limit),
+            Db::Postgres(p) => p.pull(cursor, limit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The same test bodies run on both backends: `sqlite_*` always, `postgres_*` when a test
+    //! cluster is configured (see [`test_support`]).
+    use super::test_support::TestDatabase;
+    use super::*;
+    use weldguard_core::domain::Binding;
+
+    /// A database of one backend, with what must live as long as it.
+    enum Fixture {
+        Sqlite(std::path::PathBuf),
+        Postgres(Box<TestDatabase>),
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if let Fixture::Sqlite(dir) = self {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// Open a fresh database; `None` when the PostgreSQL test is skipped.
+    fn open(backend: Backend, name: &str) -> Option<(Db, Fixture)> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir()
+                    .join(format!("wg-server-db-{name}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                Some((Db::open(&dir).unwrap(), Fixture::Sqlite(dir)))
+            }
+            Backend::Postgres => {
+                let fixture = TestDatabase::for_test(name)?;
+                let db = Db::connect_postgres(fixture.url()).unwrap();
+                Some((db, Fixture::Postgres(Box::new(fixture))))
+            }
+        }
+    }
+
+    fn changes(page: &Page) -> Vec<RegistryChange> {
+        page.changes_json
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect()
+    }
+
+    fn bind(m: &str, c: &str) -> Binding {
+        Binding {
+            machine_id: m.into(),
+            certificate_no: c.into(),
+        }
+    }
+
+    fn pages_follow_the_feed_and_compaction_forces_old_cursors_to_refetch(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "feed") else {
+            return;
+        };
+        db.write_changes(&[
+            RegistryChange::Bind(bind("M1", "T1")),
+            RegistryChange::Bind(bind("M2", "T1")),
+            RegistryChange::Unbind(bind("M1", "T1")),
+        ])
+        .unwrap();
+        let p1 = db.pull(None, 2).unwrap();
+        assert_eq!(p1.changes_json.len(), 2);
+        assert!(p1.has_more);
+        let p2 = db.pull(Some(&p1.next_cursor), 2).unwrap();
+        assert_eq!(changes(&p2), vec![RegistryChange::Unbind(bind("M1", "T1"))]);
+        assert!(!p2.has_more);
+        let p3 = db.pull(Some(&p2.next_cursor), 2).unwrap();
+        assert!(p3.changes_json.is_empty());
+        assert_eq!(p3.next_cursor, p2.next_cursor);
+
+        db.compact(None).unwrap();
+        assert!(matches!(
+            db.pull(Some(&p1.next_cursor), 10),
+            Err(DbError::MustRefetch)
+        ));
+        // The device at the high water is not affected; a refetch sees only the live binding.
+        assert!(
+            db.pull(Some(&p2.next_cursor), 10)
+                .unwrap()
+                .changes_json
+                .is_empty()
+        );
+        let fresh = db.pull(None, 10).unwrap();
+        assert_eq!(
+            changes(&fresh),
+            vec![RegistryChange::Bind(bind("M2", "T1"))]
+        );
+        assert_eq!(fresh.next_cursor, p2.next_cursor);
+        // A cursor from another database must refetch too.
+        assert!(matches!(
+            db.pull(Some("0000.1"), 10),
+            Err(DbError::MustRefetch)
+        ));
+        assert!(matches!(
+            db.pull(Some("junk"), 10),
+            Err(DbError::InvalidCursor)
+        ));
+    }
+
+    fn a_key_is_applied_once_and_a_changed_payload_under_it_is_a_conflict(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "records") else {
+            return;
+        };
+        let first = db
+            .insert_records(
+                "d1",
+                &[("k1", "work_session", "{}"), ("k2", "work_session", "{}")],
+            )
+            .unwrap();
+        assert_eq!(first, vec![Insert::Applied, Insert::Applied]);
+        let again = db
+            .insert_records(
+                "d1",
+                &[
+                    ("k1", "work_session", "{}"),
+                    ("k2", "work_session", "{\"x\":1}"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(again, vec![Insert::Duplicate, Insert::Conflict]);
+        // The same key twice in one batch: the first is applied, the second is its duplicate.
+        let twice = db
+            .insert_records(
+                "d2",
+                &[("k3", "inspection", "{}"), ("k3", "inspection", "{}")],
+            )
+            .unwrap();
+        assert_eq!(twice, vec![Insert::Applied, Insert::Duplicate]);
+        let stored = db.records(None).unwrap();
+        assert_eq!(
+            stored
+                .iter()
+                .map(|r| r.idempotency_key.as_str())
+                .collect::<Vec<_>>(),
+            vec!["k1", "k2", "k3"]
+        );
+        assert_eq!(db.records(Some("inspection")).unwrap().len(), 1);
+    }
+
+    fn enrolment_codes_work_once_and_tokens_identify_the_device(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "enrol") else {
+            return;
+        };
+        let admin = db.bootstrap_admin(None).unwrap().unwrap();
+        assert_eq!(
+            db.bootstrap_admin(None).unwrap(),
+            None,
+            "only at first start"
+        );
+        assert_eq!(db.caller(&admin).unwrap().unwrap().role, Role::Admin);
+        let code = db.create_enrolment("张三", Role::Welder).unwrap();
+        let (token, caller) = db.enrol(&code, "04ab", "phone").unwrap();
+        assert_eq!(caller.role, Role::Welder);
+        assert_eq!(db.caller(&token).unwrap().unwrap().person, "张三");
+        assert!(matches!(
+            db.enrol(&code, "04ab", "phone"),
+            Err(DbError::BadEnrolmentCode)
+        ));
+        assert_eq!(db.caller("nope").unwrap(), None);
+    }
+
+    /// Writers and readers at once: every page a reader walks is a prefix of the final feed,
+    /// in order, so following cursors never passes over a change.
+    fn concurrent_writers_never_make_a_reader_skip(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "concurrent") else {
+            return;
+        };
+        let db = std::sync::Arc::new(db);
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        db.write_changes(&[RegistryChange::Bind(bind(
+                            &format!("M{w}"),
+                            &format!("T{i}"),
+                        ))])
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut done = false;
+        loop {
+            let page = db.pull(cursor.as_deref(), 7).unwrap();
+            seen.extend(page.changes_json);
+            cursor = Some(page.next_cursor);
+            if done && !page.has_more {
+                break;
+            }
+            if !page.has_more && writers.iter().all(|w| w.is_finished()) {
+                done = true;
+            }
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        let all = db.pull(None, 10_000).unwrap().changes_json;
+        assert_eq!(all.len(), 160);
+        assert_eq!(seen, all, "the reader missed or reordered changes");
+    }
+
+    fn migrations_are_idempotent_and_keep_the_epoch(backend: Backend) {
+        let Some((db, fixture)) = open(backend, "reopen") else {
+            return;
+        };
+        db.write_changes(&[RegistryChange::Bind(bind("M1", "T1"))])
+            .unwrap();
+        let cursor = db.pull(None, 10).unwrap().next_cursor;
+        let again = match &fixture {
+            Fixture::Sqlite(dir) => Db::open(dir).unwrap(),
+            Fixture::Postgres(t) => Db::connect_postgres(t.url()).unwrap(),
+        };
+        assert_eq!(again.pull(Some(&cursor), 10).unwrap().next_cursor, cursor);
+        drop(db);
+        drop(again);
+    }
+
+    /// Servers starting together on a fresh database: the migration lock lets exactly one of
+    /// them migrate, and all of them agree on the feed epoch.
+    #[test]
+    fn postgres_servers_starting_together_migrate_once() {
+        let Some(fixture) = TestDatabase::for_test("startup") else {
+            return;
+        };
+        let url = fixture.url().to_owned();
+        let started: Vec<(String, bool)> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        let db = Db::connect_postgres(&url).unwrap();
+                        let fresh = db.bootstrap_admin(None).unwrap().is_some();
+                        (db.pull(None, 1).unwrap().next_cursor, fresh)
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(started.windows(2).all(|w| w[0].0 == w[1].0), "{started:?}");
+        assert_eq!(
+            started.iter().filter(|(_, fresh)| *fresh).count(),
+            1,
+            "one server mints the first admin token"
+        );
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let applied: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(applied, 1);
+        drop(client);
+    }
+
+    macro_rules! both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite_backend {
+                $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+            }
+            mod postgres_backend {
+                $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+            }
+        };
+    }
+
+    both_backends!(
+        pages_follow_the_feed_and_compaction_forces_old_cursors_to_refetch,
+        a_key_is_applied_once_and_a_changed_payload_under_it_is_a_conflict,
+        enrolment_codes_work_once_and_tokens_identify_the_device,
+        concurrent_writers_never_make_a_reader_skip,
+        migrations_are_idempotent_and_keep_the_epoch,
+    );
+}

@@ -1,0 +1,585 @@
+//! The PostgreSQL backend of the server's store, for deployments where several server processes
+//! share one database.
+//!
+//! - Connections: the blocking `postgres` client (rust-postgres) in a small pool; handlers call
+//!   it on tokio's blocking pool. No TLS here (`NoTls`): run the database on loopback or a unix
+//!   socket, or put TLS in front of it (see docs/adr/0007-server-postgres.md).
+//! - Migrations: numbered, each applied in one transaction that first takes the advisory lock
+//!   [`MIGRATE_LOCK`], so two servers starting together do not race; `schema_migrations` records
+//!   which were applied.
+//! - Feed: a writer takes the advisory transaction lock [`FEED_LOCK`] before drawing `seq`
+//!   values from a sequence and holds it until commit, so seq order equals commit order and a
+//!   reader that sees seq N also sees every seq below N that will ever exist (or was compacted).
+//! - Push: `INSERT … ON CONFLICT DO NOTHING` on the idempotency key, then the payload digest of
+//!   the rows that were not inserted decides duplicate or conflict.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use weldguard_core::store::RegistryChange;
+use weldguard_core::sync::protocol::{Role, StoredRecord};
+
+use super::{
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, StoredIssuerKey, change_json, entity_of, hash,
+    make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+};
+
+/// Advisory lock key held while migrations run ("wgmigrat").
+pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
+/// Advisory lock key serialising feed writers and compaction ("wgfeed").
+pub const FEED_LOCK: i64 = 0x7767_6665_6564;
+/// Advisory lock taken while the signing key changes.
+pub const KEYS_LOCK: i64 = 0x7767_6b65_7973;
+
+/// How many connections one server process opens at most.
+const MAX_OPEN: usize = 16;
+
+/// The numbered migrations; migration `i` has version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE server_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE devices (
+    device_id     TEXT PRIMARY KEY,
+    token_hash    BYTEA NOT NULL UNIQUE,
+    person        TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    public_key    TEXT NOT NULL,
+    device_name   TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    disabled      BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE enrolment_codes (
+    code_hash     BYTEA PRIMARY KEY,
+    person        TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    used_by       TEXT
+);
+CREATE TABLE records (
+    idempotency_key TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    payload_hash    BYTEA NOT NULL,
+    device_id       TEXT NOT NULL,
+    received_at_ms  BIGINT NOT NULL,
+    arrival         BIGSERIAL NOT NULL
+);
+CREATE INDEX records_by_arrival ON records (arrival);
+CREATE SEQUENCE changes_seq;
+CREATE TABLE changes (
+    seq    BIGINT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    change TEXT NOT NULL
+);
+CREATE INDEX changes_by_entity ON changes (entity, seq);
+"#,
+    r#"
+CREATE TABLE issuer_keys (
+    kid            TEXT PRIMARY KEY,
+    key_json       TEXT NOT NULL,
+    valid_from_ms  BIGINT NOT NULL,
+    valid_until_ms BIGINT,
+    created_at_ms  BIGINT NOT NULL
+);
+"#,
+];
+
+/// A small pool of blocking connections: at most [`MAX_OPEN`] open, idle ones reused, broken
+/// ones dropped; a caller waits when all are busy.
+struct Pool {
+    config: Config,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Client>,
+    /// Connections open, idle or lent out.
+    open: usize,
+}
+
+/// A connection taken from the pool, given back on drop unless it broke.
+struct Pooled<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+}
+
+impl Pool {
+    fn new(config: Config) -> Self {
+        Pool {
+            config,
+            state: Mutex::new(PoolState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self) -> Result<Pooled<'_>, DbError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(client) = state.idle.pop() {
+                if client.is_closed() {
+                    state.open = state.open.saturating_sub(1);
+                    continue;
+                }
+                return Ok(Pooled {
+                    pool: self,
+                    client: Some(client),
+                });
+            }
+            if state.open < MAX_OPEN {
+                state.open += 1;
+                drop(state);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Pooled {
+                        pool: self,
+                        client: Some(client),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing a blocking client drives its own small runtime; do it on a plain thread so a
+        // pool dropped inside an async context cannot trip tokio's nested-runtime check.
+        let clients = std::mem::take(&mut self.lock().idle);
+        if !clients.is_empty() {
+            let _ = std::thread::spawn(move || drop(clients)).join();
+        }
+    }
+}
+
+impl Pooled<'_> {
+    fn client(&mut self) -> Result<&mut Client, DbError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| DbError::Invalid("pooled connection already returned".into()))
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let mut state = self.pool.lock();
+            if client.is_closed() {
+                state.open = state.open.saturating_sub(1);
+            } else {
+                state.idle.push(client);
+            }
+            drop(state);
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+/// The PostgreSQL store (see the module documentation).
+pub struct PgDb {
+    pool: Pool,
+    epoch: String,
+}
+
+fn parse_role(role: &str) -> Result<Role, DbError> {
+    Role::parse(role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))
+}
+
+impl PgDb {
+    /// Connect, migrate (under [`MIGRATE_LOCK`]) and read or create the feed epoch.
+    pub fn connect(url: &str) -> Result<Self, DbError> {
+        let config: Config = url.parse()?;
+        let pool = Pool::new(config);
+        let epoch = {
+            let mut conn = pool.get()?;
+            migrate(conn.client()?)?
+        };
+        Ok(PgDb { pool, epoch })
+    }
+
+    pub fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
+             ORDER BY created_at_ms, kid",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredIssuerKey {
+                    kid: r.try_get(0)?,
+                    key_json: r.try_get(1)?,
+                    valid_from_ms: r.try_get(2)?,
+                    valid_until_ms: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn install_issuer_key(
+        &self,
+        new: &StoredIssuerKey,
+        now_ms: i64,
+        only_if_none: bool,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Two servers starting together, or two rotations at once, must leave one signing key.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])?;
+        let active: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM issuer_keys WHERE valid_until_ms IS NULL",
+                &[],
+            )?
+            .try_get(0)?;
+        if only_if_none && active > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE issuer_keys SET valid_until_ms = $1 WHERE valid_until_ms IS NULL",
+            &[&now_ms],
+        )?;
+        tx.execute(
+            "INSERT INTO issuer_keys (kid, key_json, valid_from_ms, valid_until_ms, created_at_ms) \
+             VALUES ($1, $2, $3, NULL, $3)",
+            &[&new.kid, &new.key_json, &now_ms],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Two servers starting together must not both mint a first admin.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+        let has_admin = tx
+            .query_opt(
+                "SELECT 1 FROM devices WHERE role = 'admin' AND NOT disabled LIMIT 1",
+                &[],
+            )?
+            .is_some();
+        let (token, fresh) = match token {
+            Some(t) => (t.to_owned(), false),
+            None if has_admin => return Ok(None),
+            None => (random_hex(32)?, true),
+        };
+        tx.execute(
+            "INSERT INTO devices \
+             (device_id, token_hash, person, role, public_key, device_name, created_at_ms) \
+             VALUES ($1, $2, 'bootstrap', 'admin', '', 'bootstrap', $3) \
+             ON CONFLICT (device_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, disabled = FALSE",
+            &[&BOOTSTRAP_DEVICE, &hash(&token), &now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(fresh.then_some(token))
+    }
+
+    pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT device_id, person, role FROM devices WHERE token_hash = $1 AND NOT disabled",
+            &[&hash(token)],
+        )?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let role: String = row.try_get(2)?;
+                Ok(Some(Caller {
+                    device_id: row.try_get(0)?,
+                    person: row.try_get(1)?,
+                    role: parse_role(&role)?,
+                }))
+            }
+        }
+    }
+
+    pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
+        let code = random_hex(10)?.to_uppercase();
+        let mut conn = self.pool.get()?;
+        conn.client()?.execute(
+            "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms) VALUES ($1, $2, $3, $4)",
+            &[&hash(&code), &person, &role.as_str(), &now_ms()],
+        )?;
+        Ok(code)
+    }
+
+    pub fn enrol(
+        &self,
+        code: &str,
+        public_key: &str,
+        device_name: &str,
+    ) -> Result<(String, Caller), DbError> {
+        let token = random_hex(32)?;
+        let device_id = random_hex(8)?;
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Claim the code in one statement: of two servers racing with the same code, one wins.
+        let row = tx.query_opt(
+            "UPDATE enrolment_codes SET used_by = $2 WHERE code_hash = $1 AND used_by IS NULL \
+             RETURNING person, role",
+            &[&hash(code.trim()), &device_id],
+        )?;
+        let row = row.ok_or(DbError::BadEnrolmentCode)?;
+        let person: String = row.try_get(0)?;
+        let role = parse_role(&row.try_get::<_, String>(1)?)?;
+        tx.execute(
+            "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&device_id, &hash(&token), &person, &role.as_str(), &public_key, &device_name, &now_ms()],
+        )?;
+        tx.commit()?;
+        Ok((
+            token,
+            Caller {
+                device_id,
+                person,
+                role,
+            },
+        ))
+    }
+
+    pub fn insert_records(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+    ) -> Result<Vec<Insert>, DbError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = now_ms();
+        let digests: Vec<Vec<u8>> = items.iter().map(|(_, _, p)| hash(p)).collect();
+        // Insert in key order: two batches sharing keys then lock them in the same order and
+        // cannot deadlock each other. Items are indexes into `items`.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| items.get(a).map(|i| i.0).cmp(&items.get(b).map(|i| i.0)));
+        let mut keys = Vec::with_capacity(items.len());
+        let mut kinds = Vec::with_capacity(items.len());
+        let mut payloads = Vec::with_capacity(items.len());
+        let mut hashes = Vec::with_capacity(items.len());
+        for &i in &order {
+            if let (Some((k, kind, p)), Some(d)) = (items.get(i), digests.get(i)) {
+                keys.push(*k);
+                kinds.push(*kind);
+                payloads.push(*p);
+                hashes.push(d.as_slice());
+            }
+        }
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key (another server)
+        // to finish, so a key is applied by exactly one transaction.
+        let inserted: HashSet<String> = tx
+            .query(
+                "INSERT INTO records (idempotency_key, kind, payload, payload_hash, device_id, received_at_ms) \
+                 SELECT k, t, p, h, $5, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) \
+                 WITH ORDINALITY AS u(k, t, p, h, n) ORDER BY n \
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+                &[&keys, &kinds, &payloads, &hashes, &device_id, &at],
+            )?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
+        let stored: HashMap<String, Vec<u8>> = tx
+            .query(
+                "SELECT idempotency_key, payload_hash FROM records WHERE idempotency_key = ANY($1)",
+                &[&keys],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
+            .collect::<Result<_, postgres::Error>>()?;
+        tx.commit()?;
+        let mut claimed: HashSet<&str> = HashSet::new();
+        let mut out = Vec::with_capacity(items.len());
+        for ((key, _, _), digest) in items.iter().zip(&digests) {
+            let verdict = if inserted.contains(*key) && claimed.insert(key) {
+                Insert::Applied
+            } else {
+                match stored.get(*key) {
+                    Some(h) if h == digest => Insert::Duplicate,
+                    Some(_) => Insert::Conflict,
+                    None => {
+                        return Err(DbError::Invalid(format!(
+                            "record {key:?} neither inserted nor found"
+                        )));
+                    }
+                }
+            };
+            out.push(verdict);
+        }
+        Ok(out)
+    }
+
+    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT idempotency_key, kind, payload, device_id, received_at_ms FROM records \
+             WHERE $1::text IS NULL OR kind = $1 ORDER BY arrival",
+            &[&kind],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRecord {
+                    idempotency_key: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                    device_id: r.try_get(3)?,
+                    received_at_ms: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+        let mut entities = Vec::with_capacity(changes.len());
+        let mut jsons = Vec::with_capacity(changes.len());
+        for change in changes {
+            entities.push(entity_of(change));
+            jsons.push(change_json(change)?);
+        }
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Seq order = commit order: no other writer draws seqs until this one committed.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+        tx.execute(
+            "INSERT INTO changes (seq, entity, change) \
+             SELECT nextval('changes_seq'), e, c FROM unnest($1::text[], $2::text[]) \
+             WITH ORDINALITY AS u(e, c, n) ORDER BY n",
+            &[&entities, &jsons],
+        )?;
+        let last = high_water(&mut tx)?;
+        tx.commit()?;
+        Ok(last)
+    }
+
+    pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+        let top = high_water(&mut tx)?;
+        let floor_now = floor(&mut tx)?;
+        let through = through.unwrap_or(top).clamp(floor_now, top);
+        tx.execute(
+            "DELETE FROM changes c WHERE c.seq <= $1 AND EXISTS \
+             (SELECT 1 FROM changes later WHERE later.entity = c.entity AND later.seq > c.seq)",
+            &[&through],
+        )?;
+        let rows: Vec<(i64, String)> = tx
+            .query(
+                "SELECT seq, change FROM changes WHERE seq <= $1",
+                &[&through],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()?;
+        let dead = tombstone_seqs(rows);
+        tx.execute("DELETE FROM changes WHERE seq = ANY($1)", &[&dead])?;
+        tx.execute(
+            "INSERT INTO server_meta (key, value) VALUES ('history_floor', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&through.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(through)
+    }
+
+    pub fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+        let mut conn = self.pool.get()?;
+        // One snapshot for the floor, the high water and the rows.
+        let mut tx = conn
+            .client()?
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let floor = floor(&mut tx)?;
+        let top = high_water(&mut tx)?;
+        let after = parse_cursor(cursor, &self.epoch, floor, top)?;
+        let rows: Vec<(i64, String)> = tx
+            .query(
+                "SELECT seq, change FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &(i64::from(limit) + 1)],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()?;
+        tx.commit()?;
+        Ok(make_page(&self.epoch, after, top, rows, limit))
+    }
+}
+
+/// The newest seq visible in this transaction's snapshot (not the sequence's value: a seq drawn
+/// by a writer that has not committed must not be counted), at least the history floor.
+fn high_water(tx: &mut Transaction<'_>) -> Result<i64, DbError> {
+    let max: Option<i64> = tx
+        .query_one("SELECT max(seq) FROM changes", &[])?
+        .try_get(0)?;
+    Ok(max.unwrap_or(0).max(floor(tx)?))
+}
+
+fn floor(tx: &mut Transaction<'_>) -> Result<i64, DbError> {
+    let v: Option<String> = tx
+        .query_opt(
+            "SELECT value FROM server_meta WHERE key = 'history_floor'",
+            &[],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Apply the missing migrations under [`MIGRATE_LOCK`] and return the feed epoch.
+fn migrate(client: &mut Client) -> Result<String, DbError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version    INTEGER PRIMARY KEY, \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )?;
+    let version: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_migrations",
+            &[],
+        )?
+        .try_get(0)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(DbError::NewerSchema {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.batch_execute(sql)?;
+        let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&v])?;
+    }
+    tx.execute(
+        "INSERT INTO server_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+        &[&random_hex(8)?],
+    )?;
+    let epoch: String = tx
+        .query_one("SELECT value FROM server_meta WHERE key = 'epoch'", &[])?
+        .try_get(0)?;
+    tx.commit()?;
+    Ok(epoch)
+}
