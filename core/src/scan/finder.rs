@@ -9,7 +9,7 @@ use rqrr::SimpleGrid;
 
 use super::ScannedCode;
 use super::binarize::Bitmap;
-use super::pipeline::decode_grid;
+use super::pipeline::decode_grid_or_format;
 
 /// At most this many finder candidates are kept per bitmap (bounds the triple search).
 const MAX_CANDIDATES: usize = 48;
@@ -258,6 +258,17 @@ fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
     if cos.abs() > 0.55 {
         return None;
     }
+    // The module sizes come from horizontal and vertical runs through the finder centres; on a
+    // code turned by θ those cross each finder's squares at a slant and come out longer by
+    // 1 / max(|cos θ|, |sin θ|) (√2 at 45°). The code's own axes give θ: scale them back, or the
+    // size estimate is short by up to 40 % and every rotated code is sampled with the wrong
+    // dimension (and its version blocks with the wrong step).
+    let axis = |x: f32, y: f32, len: f32| x.abs().max(y.abs()) / len;
+    let f = (axis(ux, uy, top) + axis(vx, vy, left)) / 2.0;
+    let (mut corner, mut tr, mut bl) = (corner, tr, bl);
+    for finder in [&mut corner, &mut tr, &mut bl] {
+        finder.module *= f;
+    }
     let m_top = (corner.module + tr.module) / 2.0;
     let m_left = (corner.module + bl.module) / 2.0;
     let est = (top / m_top + left / m_left) / 2.0 + 7.0;
@@ -418,11 +429,33 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         t.tl.x as f64 + u * (ex.0 + ey.0),
         t.tl.y as f64 + u * (ex.1 + ey.1),
     );
-    template_search(bm, est, ex, ey, 4.0, 23)
+    // Near the affine estimate first; under strong perspective the pattern lies further off.
+    template_search(bm, est, ex, ey, 5.0, 21).or_else(|| template_search(bm, est, ex, ey, 10.0, 22))
 }
 
-/// Best match of the 5×5-module alignment template (dark ring, light ring, dark centre) within
-/// `radius` modules of `est`, module axes `ex`, `ey`; `None` when the best scores under `min`.
+/// Matches of the 5×5-module alignment template (dark ring, light ring, dark centre) sampled at
+/// one point per module, module axes `ex`, `ey`, centred at `(cx, cy)`.
+fn template_score(bm: &Bitmap, cx: f64, cy: f64, ex: (f64, f64), ey: (f64, f64)) -> i32 {
+    let mut score = 0;
+    for j in -2i32..=2 {
+        for i in -2i32..=2 {
+            let want_dark = i.abs().max(j.abs()) != 1;
+            let x = cx + f64::from(i) * ex.0 + f64::from(j) * ey.0;
+            let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
+            if dark_at(bm, x, y) == want_dark {
+                score += 1;
+            }
+        }
+    }
+    score
+}
+
+/// Best match of the alignment template within `radius` modules of `est` (module axes `ex`,
+/// `ey`); `None` when the best scores under `min`. A coarse search in half-module steps, then a
+/// fine one in sixth-module steps around its best, whose answer is the centroid of the positions
+/// sharing the best fine score: the template matches on a plateau about a module wide, and its
+/// middle is the pattern's centre to a fraction of a module (the coarse best alone can be half a
+/// module off, which on a perspective-distorted code costs the far corner's modules).
 fn template_search(
     bm: &Bitmap,
     est: (f64, f64),
@@ -443,17 +476,7 @@ fn template_search(
         for ix in -n..=n {
             let cx = est.0 + ix as f64 * step;
             let cy = est.1 + iy as f64 * step;
-            let mut score = 0;
-            for j in -2i32..=2 {
-                for i in -2i32..=2 {
-                    let want_dark = i.abs().max(j.abs()) != 1;
-                    let x = cx + f64::from(i) * ex.0 + f64::from(j) * ey.0;
-                    let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
-                    if dark_at(bm, x, y) == want_dark {
-                        score += 1;
-                    }
-                }
-            }
+            let score = template_score(bm, cx, cy, ex, ey);
             let d2 = (cx - est.0).powi(2) + (cy - est.1).powi(2);
             let better = match best {
                 None => true,
@@ -464,9 +487,32 @@ fn template_search(
             }
         }
     }
-    match best {
-        Some((score, _, point)) if score >= min => Some(point),
-        _ => None,
+    let (score, _, coarse) = best?;
+    if score < min {
+        return None;
+    }
+    let fine = (module / 6.0).max(0.5);
+    let m = (module / fine).ceil() as i64;
+    let (mut top, mut sx, mut sy, mut count) = (score, 0.0, 0.0, 0.0f64);
+    for iy in -m..=m {
+        for ix in -m..=m {
+            let cx = coarse.0 + ix as f64 * fine;
+            let cy = coarse.1 + iy as f64 * fine;
+            let s = template_score(bm, cx, cy, ex, ey);
+            if s > top {
+                (top, sx, sy, count) = (s, 0.0, 0.0, 0.0);
+            }
+            if s == top {
+                sx += cx;
+                sy += cy;
+                count += 1.0;
+            }
+        }
+    }
+    if count > 0.0 {
+        Some((sx / count, sy / count))
+    } else {
+        Some(coarse)
     }
 }
 
@@ -600,27 +646,109 @@ fn sample(bm: &Bitmap, map: impl Fn(f64, f64) -> (f64, f64), dim: usize) -> Opti
     }))
 }
 
-fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<ScannedCode> {
+/// The transform from module coordinates (finder centres at 3.5, the bottom-right alignment
+/// centre at dim − 6.5) to pixels.
+fn alignment_homography(t: &Triple, dim: usize, ap: (f64, f64)) -> Option<Homography> {
     let d = dim as f64;
-    let tl = (t.tl.x as f64, t.tl.y as f64);
-    let tr = (t.tr.x as f64, t.tr.y as f64);
-    let bl = (t.bl.x as f64, t.bl.y as f64);
-    let mut transforms = Vec::new();
+    Homography::quad_to_quad(
+        [
+            (3.5, 3.5),
+            (d - 3.5, 3.5),
+            (d - 6.5, d - 6.5),
+            (3.5, d - 3.5),
+        ],
+        [
+            (f64::from(t.tl.x), f64::from(t.tl.y)),
+            (f64::from(t.tr.x), f64::from(t.tr.y)),
+            ap,
+            (f64::from(t.bl.x), f64::from(t.bl.y)),
+        ],
+    )
+}
+
+/// Sample through `h` (and, for large codes, through every alignment pattern located near where
+/// `h` puts it) and decode; `Err(true)` when the format was read but the data did not correct.
+fn decode_through(
+    bm: &Bitmap,
+    h: &Homography,
+    dim: usize,
+    scale: f32,
+) -> Result<ScannedCode, bool> {
+    let d = dim as f64;
+    let corner = |u: f64, v: f64| {
+        let (x, y) = h.apply(u, v);
+        (x as f32 * scale, y as f32 * scale)
+    };
+    let corners = [
+        corner(0.0, 0.0),
+        corner(d, 0.0),
+        corner(d, d),
+        corner(0.0, d),
+    ];
+    let mut format_read = false;
+    if dim >= 45
+        && let Some(pw) = Piecewise::build(bm, h, dim)
+        && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
+    {
+        match decode_grid_or_format(grid, corners) {
+            Ok(code) => return Ok(code),
+            Err(read) => format_read |= read,
+        }
+    }
+    let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
+        return Err(format_read);
+    };
+    decode_grid_or_format(grid, corners).map_err(|read| read || format_read)
+}
+
+fn try_decode(
+    bm: &Bitmap,
+    t: &Triple,
+    dim: usize,
+    scale: f32,
+    deadline: Instant,
+) -> Option<ScannedCode> {
+    let tl = (f64::from(t.tl.x), f64::from(t.tl.y));
+    let tr = (f64::from(t.tr.x), f64::from(t.tr.y));
+    let bl = (f64::from(t.bl.x), f64::from(t.bl.y));
     if dim > 21
         && let Some(ap) = find_alignment(bm, t, dim)
+        && let Some(h) = alignment_homography(t, dim, ap)
     {
-        transforms.push(Homography::quad_to_quad(
-            [
-                (3.5, 3.5),
-                (d - 3.5, 3.5),
-                (d - 6.5, d - 6.5),
-                (3.5, d - 3.5),
-            ],
-            [tl, tr, ap, bl],
-        ));
+        match decode_through(bm, &h, dim, scale) {
+            Ok(code) => return Some(code),
+            // The format was read, so the grid is nearly right: the far corner (where the
+            // alignment pattern's position matters most) may be a fraction of a module off.
+            // Resample with the alignment point nudged by a third of a module each way.
+            Err(true) => {
+                let m = f64::from(t.tl.module + t.tr.module + t.bl.module) / 9.0;
+                for (dx, dy) in [
+                    (1.0, 0.0),
+                    (-1.0, 0.0),
+                    (0.0, 1.0),
+                    (0.0, -1.0),
+                    (1.0, 1.0),
+                    (-1.0, -1.0),
+                    (1.0, -1.0),
+                    (-1.0, 1.0),
+                ] {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    let nudged = (ap.0 + dx * m, ap.1 + dy * m);
+                    if let Some(h) = alignment_homography(t, dim, nudged)
+                        && let Ok(code) = decode_through(bm, &h, dim, scale)
+                    {
+                        return Some(code);
+                    }
+                }
+            }
+            Err(false) => {}
+        }
     }
+    let d = dim as f64;
     let br = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
-    transforms.push(Homography::quad_to_quad(
+    let h = Homography::quad_to_quad(
         [
             (3.5, 3.5),
             (d - 3.5, 3.5),
@@ -628,44 +756,8 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
             (3.5, d - 3.5),
         ],
         [tl, tr, br, bl],
-    ));
-    for h in transforms.into_iter().flatten() {
-        if dim >= 45
-            && let Some(pw) = Piecewise::build(bm, &h, dim)
-            && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
-        {
-            let corner = |u: f64, v: f64| {
-                let (x, y) = h.apply(u, v);
-                (x as f32 * scale, y as f32 * scale)
-            };
-            let corners = [
-                corner(0.0, 0.0),
-                corner(d, 0.0),
-                corner(d, d),
-                corner(0.0, d),
-            ];
-            if let Some(code) = decode_grid(grid, corners) {
-                return Some(code);
-            }
-        }
-        let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
-            continue;
-        };
-        let corner = |u: f64, v: f64| {
-            let (x, y) = h.apply(u, v);
-            (x as f32 * scale, y as f32 * scale)
-        };
-        let corners = [
-            corner(0.0, 0.0),
-            corner(d, 0.0),
-            corner(d, d),
-            corner(0.0, d),
-        ];
-        if let Some(code) = decode_grid(grid, corners) {
-            return Some(code);
-        }
-    }
-    None
+    )?;
+    decode_through(bm, &h, dim, scale).ok()
 }
 
 /// What one finder pass saw.
@@ -726,7 +818,10 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
             dims.insert(0, dim);
         }
         for dim in dims {
-            if let Some(code) = try_decode(bm, t, dim, scale) {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Some(code) = try_decode(bm, t, dim, scale, deadline) {
                 for &i in &t.ids {
                     if let Some(u) = used.get_mut(i) {
                         *u = true;
