@@ -429,8 +429,57 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         t.tl.x as f64 + u * (ex.0 + ey.0),
         t.tl.y as f64 + u * (ex.1 + ey.1),
     );
-    // Near the affine estimate first; under strong perspective the pattern lies further off.
-    template_search(bm, est, ex, ey, 5.0, 21).or_else(|| template_search(bm, est, ex, ey, 10.0, 22))
+    // Near the affine estimate first; then near a perspective estimate from the finders' sizes;
+    // then widely (under strong perspective the pattern lies far off the affine estimate).
+    template_search(bm, est, ex, ey, 5.0, 21)
+        .or_else(|| {
+            let (p, pex, pey) = perspective_estimate(t, dim)?;
+            let apart = (p.0 - est.0).hypot(p.1 - est.1);
+            let module = ex.0.hypot(ex.1).max(1e-3);
+            if apart < module {
+                return None;
+            }
+            template_search(bm, p, pex, pey, 5.0, 21)
+        })
+        .or_else(|| template_search(bm, est, ex, ey, 10.0, 22))
+}
+
+/// Where the bottom-right alignment centre lies under the perspective the finders' module sizes
+/// suggest, with the module axes there. On a plane seen in perspective, x = (TL + A·p) / w with
+/// w = 1 + g·p, and the local scale goes as w^(−3/2) (the Jacobian's determinant is
+/// det H / w³), so each finder's module size relative to the top-left one gives w at its centre,
+/// and w at the top-right and bottom-left finders fixes g.
+fn perspective_estimate(t: &Triple, dim: usize) -> Option<((f64, f64), (f64, f64), (f64, f64))> {
+    let d = dim as f64 - 7.0;
+    let (m0, m1, m2) = (
+        f64::from(t.tl.module),
+        f64::from(t.tr.module),
+        f64::from(t.bl.module),
+    );
+    if m0 <= 0.0 || m1 <= 0.0 || m2 <= 0.0 {
+        return None;
+    }
+    let w_tr = (m0 / m1).powf(2.0 / 3.0).clamp(0.5, 2.0);
+    let w_bl = (m0 / m2).powf(2.0 / 3.0).clamp(0.5, 2.0);
+    let (tl, tr, bl) = (
+        (f64::from(t.tl.x), f64::from(t.tl.y)),
+        (f64::from(t.tr.x), f64::from(t.tr.y)),
+        (f64::from(t.bl.x), f64::from(t.bl.y)),
+    );
+    let at = |u: f64, v: f64| {
+        let w = 1.0 + (w_tr - 1.0) * u / d + (w_bl - 1.0) * v / d;
+        let x = tl.0 + (tr.0 * w_tr - tl.0) * u / d + (bl.0 * w_bl - tl.0) * v / d;
+        let y = tl.1 + (tr.1 * w_tr - tl.1) * u / d + (bl.1 * w_bl - tl.1) * v / d;
+        (x / w, y / w)
+    };
+    let u = dim as f64 - 10.0;
+    let p = at(u, u);
+    let px = at(u + 1.0, u);
+    let py = at(u, u + 1.0);
+    let ok = [p, px, py]
+        .iter()
+        .all(|q| q.0.is_finite() && q.1.is_finite());
+    ok.then_some((p, (px.0 - p.0, px.1 - p.1), (py.0 - p.0, py.1 - p.1)))
 }
 
 /// Matches of the 5×5-module alignment template (dark ring, light ring, dark centre) sampled at
@@ -805,6 +854,11 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         }
         if t.dim < 177 {
             dims.push(t.dim + 4);
+        }
+        // Small, turned codes with modules of 2–4 px: their finders' runs come out long (the
+        // blurred edges of a turned square), so the size is underestimated by up to two versions.
+        if t.dim <= 29 {
+            dims.push(t.dim + 8);
         }
         // From version 7 on the code states its version beside two finders: try that first
         // (finder spacing alone is often a version or two off on large codes).
