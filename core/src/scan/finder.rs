@@ -809,6 +809,20 @@ fn try_decode(
     decode_through(bm, &h, dim, scale).ok()
 }
 
+/// The version read from the triple's version blocks, when the code is large enough to have
+/// them and the finder spacing agrees with it.
+fn agreeing_version(bm: &Bitmap, t: &Triple) -> Option<usize> {
+    let estimate = (t.dim - 17) / 4;
+    if t.dim < 41 {
+        return None;
+    }
+    read_version(bm, t).filter(|v| v.abs_diff(estimate) <= estimate / 3 + 2)
+}
+
+fn version_agrees(bm: &Bitmap, t: &Triple) -> bool {
+    agreeing_version(bm, t).is_some()
+}
+
 /// What one finder pass saw.
 pub(crate) struct FinderScan {
     pub codes: Vec<ScannedCode>,
@@ -837,6 +851,14 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         }
     }
     triples.sort_by(|a, b| a.score.total_cmp(&b.score));
+    // A large code's version blocks, read beside its top-right or bottom-left finder, agreeing
+    // with its finder spacing is strong evidence the triple is a real code: such triples go
+    // first among the leading ones (a dense code's data modules hold many finder-like runs that
+    // form better-shaped triples than its own perspective-skewed finders).
+    let lead = triples.len().min(4 * MAX_ATTEMPTS);
+    if let Some(head) = triples.get_mut(..lead) {
+        head.sort_by_key(|t| !version_agrees(bm, t));
+    }
     let mut used = vec![false; n];
     let mut codes = Vec::new();
     let mut attempts = 0;
@@ -862,11 +884,7 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         }
         // From version 7 on the code states its version beside two finders: try that first
         // (finder spacing alone is often a version or two off on large codes).
-        let estimate = (t.dim - 17) / 4;
-        if t.dim >= 41
-            && let Some(version) = read_version(bm, t)
-            && version.abs_diff(estimate) <= estimate / 3 + 2
-        {
+        if let Some(version) = agreeing_version(bm, t) {
             let dim = 17 + 4 * version;
             dims.retain(|&d| d != dim);
             dims.insert(0, dim);
