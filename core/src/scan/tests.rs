@@ -534,3 +534,17 @@ fn own_finder_reads_a_turned_code_in_perspective() {
         );
     }
 }
+
+#[test]
+fn half_width_katakana_in_shift_jis_becomes_text() {
+    // "ﾃﾞｻﾞｲﾝQR" in Shift_JIS: ﾃ 0xC3, ﾞ 0xDE, ｻ 0xBB, ﾞ 0xDE, ｲ 0xB2, ﾝ 0xDD.
+    let sjis = [0xC3, 0xDE, 0xBB, 0xDE, 0xB2, 0xDD, b'Q', b'R'];
+    assert_eq!(super::pipeline::text_of(&sjis).as_deref(), Some("ﾃﾞｻﾞｲﾝQR"));
+    assert_eq!(
+        super::pipeline::text_of(b"WG1:ok").as_deref(),
+        Some("WG1:ok")
+    );
+    // Kanji (double-byte Shift_JIS) and arbitrary binary stay bytes only.
+    assert_eq!(super::pipeline::text_of(&[0x93, 0xFC, 0x97, 0xCD]), None);
+    assert_eq!(super::pipeline::text_of(&[0xFF, 0x00, 0xC3]), None);
+}
