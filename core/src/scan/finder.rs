@@ -518,7 +518,14 @@ fn template_search(
         return None;
     }
     let radius = (module * radius).min(bm.width.max(bm.height) as f64);
-    let step = (module / 2.0).max(1.0);
+    // Half-module steps near the estimate; whole-module steps for the wide search (a quarter of
+    // the positions: the fine search below recovers the precision).
+    let step = if radius > 5.0 * module {
+        module
+    } else {
+        module / 2.0
+    }
+    .max(1.0);
     let mut best: Option<(i32, f64, (f64, f64))> = None;
     let n = (radius / step).ceil() as i64;
     for iy in -n..=n {
