@@ -444,12 +444,15 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         .or_else(|| template_search(bm, est, ex, ey, 10.0, 22))
 }
 
+/// A point or a vector in pixels.
+type Point = (f64, f64);
+
 /// Where the bottom-right alignment centre lies under the perspective the finders' module sizes
 /// suggest, with the module axes there. On a plane seen in perspective, x = (TL + A·p) / w with
 /// w = 1 + g·p, and the local scale goes as w^(−3/2) (the Jacobian's determinant is
 /// det H / w³), so each finder's module size relative to the top-left one gives w at its centre,
 /// and w at the top-right and bottom-left finders fixes g.
-fn perspective_estimate(t: &Triple, dim: usize) -> Option<((f64, f64), (f64, f64), (f64, f64))> {
+fn perspective_estimate(t: &Triple, dim: usize) -> Option<(Point, Point, Point)> {
     let d = dim as f64 - 7.0;
     let (m0, m1, m2) = (
         f64::from(t.tl.module),

@@ -112,7 +112,8 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     }
     // The early exit: nothing finder-like at the working scale means no pass there can read a
     // code; only tiny codes in big photos remain possible (the detail pass).
-    if !(screened && own) && !screen::any_finder(&work) {
+    let already_screened = screened && own;
+    if !already_screened && !screen::any_finder(&work) {
         passes.retain(|&p| p == Pass::Detail);
         if passes.is_empty() {
             return Vec::new();
