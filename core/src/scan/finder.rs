@@ -9,7 +9,7 @@ use rqrr::SimpleGrid;
 
 use super::ScannedCode;
 use super::binarize::Bitmap;
-use super::pipeline::decode_grid;
+use super::pipeline::decode_grid_or_format;
 
 /// At most this many finder candidates are kept per bitmap (bounds the triple search).
 const MAX_CANDIDATES: usize = 48;
@@ -258,6 +258,17 @@ fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
     if cos.abs() > 0.55 {
         return None;
     }
+    // The module sizes come from horizontal and vertical runs through the finder centres; on a
+    // code turned by θ those cross each finder's squares at a slant and come out longer by
+    // 1 / max(|cos θ|, |sin θ|) (√2 at 45°). The code's own axes give θ: scale them back, or the
+    // size estimate is short by up to 40 % and every rotated code is sampled with the wrong
+    // dimension (and its version blocks with the wrong step).
+    let axis = |x: f32, y: f32, len: f32| x.abs().max(y.abs()) / len;
+    let f = (axis(ux, uy, top) + axis(vx, vy, left)) / 2.0;
+    let (mut corner, mut tr, mut bl) = (corner, tr, bl);
+    for finder in [&mut corner, &mut tr, &mut bl] {
+        finder.module *= f;
+    }
     let m_top = (corner.module + tr.module) / 2.0;
     let m_left = (corner.module + bl.module) / 2.0;
     let est = (top / m_top + left / m_left) / 2.0 + 7.0;
@@ -418,11 +429,85 @@ fn find_alignment(bm: &Bitmap, t: &Triple, dim: usize) -> Option<(f64, f64)> {
         t.tl.x as f64 + u * (ex.0 + ey.0),
         t.tl.y as f64 + u * (ex.1 + ey.1),
     );
-    template_search(bm, est, ex, ey, 4.0, 23)
+    // Near the affine estimate first; then near a perspective estimate from the finders' sizes;
+    // then widely (under strong perspective the pattern lies far off the affine estimate).
+    template_search(bm, est, ex, ey, 5.0, 21)
+        .or_else(|| {
+            let (p, pex, pey) = perspective_estimate(t, dim)?;
+            let apart = (p.0 - est.0).hypot(p.1 - est.1);
+            let module = ex.0.hypot(ex.1).max(1e-3);
+            if apart < module {
+                return None;
+            }
+            template_search(bm, p, pex, pey, 5.0, 21)
+        })
+        .or_else(|| template_search(bm, est, ex, ey, 10.0, 22))
 }
 
-/// Best match of the 5×5-module alignment template (dark ring, light ring, dark centre) within
-/// `radius` modules of `est`, module axes `ex`, `ey`; `None` when the best scores under `min`.
+/// A point or a vector in pixels.
+type Point = (f64, f64);
+
+/// Where the bottom-right alignment centre lies under the perspective the finders' module sizes
+/// suggest, with the module axes there. On a plane seen in perspective, x = (TL + A·p) / w with
+/// w = 1 + g·p, and the local scale goes as w^(−3/2) (the Jacobian's determinant is
+/// det H / w³), so each finder's module size relative to the top-left one gives w at its centre,
+/// and w at the top-right and bottom-left finders fixes g.
+fn perspective_estimate(t: &Triple, dim: usize) -> Option<(Point, Point, Point)> {
+    let d = dim as f64 - 7.0;
+    let (m0, m1, m2) = (
+        f64::from(t.tl.module),
+        f64::from(t.tr.module),
+        f64::from(t.bl.module),
+    );
+    if m0 <= 0.0 || m1 <= 0.0 || m2 <= 0.0 {
+        return None;
+    }
+    let w_tr = (m0 / m1).powf(2.0 / 3.0).clamp(0.5, 2.0);
+    let w_bl = (m0 / m2).powf(2.0 / 3.0).clamp(0.5, 2.0);
+    let (tl, tr, bl) = (
+        (f64::from(t.tl.x), f64::from(t.tl.y)),
+        (f64::from(t.tr.x), f64::from(t.tr.y)),
+        (f64::from(t.bl.x), f64::from(t.bl.y)),
+    );
+    let at = |u: f64, v: f64| {
+        let w = 1.0 + (w_tr - 1.0) * u / d + (w_bl - 1.0) * v / d;
+        let x = tl.0 + (tr.0 * w_tr - tl.0) * u / d + (bl.0 * w_bl - tl.0) * v / d;
+        let y = tl.1 + (tr.1 * w_tr - tl.1) * u / d + (bl.1 * w_bl - tl.1) * v / d;
+        (x / w, y / w)
+    };
+    let u = dim as f64 - 10.0;
+    let p = at(u, u);
+    let px = at(u + 1.0, u);
+    let py = at(u, u + 1.0);
+    let ok = [p, px, py]
+        .iter()
+        .all(|q| q.0.is_finite() && q.1.is_finite());
+    ok.then_some((p, (px.0 - p.0, px.1 - p.1), (py.0 - p.0, py.1 - p.1)))
+}
+
+/// Matches of the 5×5-module alignment template (dark ring, light ring, dark centre) sampled at
+/// one point per module, module axes `ex`, `ey`, centred at `(cx, cy)`.
+fn template_score(bm: &Bitmap, cx: f64, cy: f64, ex: (f64, f64), ey: (f64, f64)) -> i32 {
+    let mut score = 0;
+    for j in -2i32..=2 {
+        for i in -2i32..=2 {
+            let want_dark = i.abs().max(j.abs()) != 1;
+            let x = cx + f64::from(i) * ex.0 + f64::from(j) * ey.0;
+            let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
+            if dark_at(bm, x, y) == want_dark {
+                score += 1;
+            }
+        }
+    }
+    score
+}
+
+/// Best match of the alignment template within `radius` modules of `est` (module axes `ex`,
+/// `ey`); `None` when the best scores under `min`. A coarse search in half-module steps, then a
+/// fine one in sixth-module steps around its best, whose answer is the centroid of the positions
+/// sharing the best fine score: the template matches on a plateau about a module wide, and its
+/// middle is the pattern's centre to a fraction of a module (the coarse best alone can be half a
+/// module off, which on a perspective-distorted code costs the far corner's modules).
 fn template_search(
     bm: &Bitmap,
     est: (f64, f64),
@@ -436,24 +521,21 @@ fn template_search(
         return None;
     }
     let radius = (module * radius).min(bm.width.max(bm.height) as f64);
-    let step = (module / 2.0).max(1.0);
+    // Half-module steps near the estimate; whole-module steps for the wide search (a quarter of
+    // the positions: the fine search below recovers the precision).
+    let step = if radius > 5.0 * module {
+        module
+    } else {
+        module / 2.0
+    }
+    .max(1.0);
     let mut best: Option<(i32, f64, (f64, f64))> = None;
     let n = (radius / step).ceil() as i64;
     for iy in -n..=n {
         for ix in -n..=n {
             let cx = est.0 + ix as f64 * step;
             let cy = est.1 + iy as f64 * step;
-            let mut score = 0;
-            for j in -2i32..=2 {
-                for i in -2i32..=2 {
-                    let want_dark = i.abs().max(j.abs()) != 1;
-                    let x = cx + f64::from(i) * ex.0 + f64::from(j) * ey.0;
-                    let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
-                    if dark_at(bm, x, y) == want_dark {
-                        score += 1;
-                    }
-                }
-            }
+            let score = template_score(bm, cx, cy, ex, ey);
             let d2 = (cx - est.0).powi(2) + (cy - est.1).powi(2);
             let better = match best {
                 None => true,
@@ -464,9 +546,32 @@ fn template_search(
             }
         }
     }
-    match best {
-        Some((score, _, point)) if score >= min => Some(point),
-        _ => None,
+    let (score, _, coarse) = best?;
+    if score < min {
+        return None;
+    }
+    let fine = (module / 6.0).max(0.5);
+    let m = (module / fine).ceil() as i64;
+    let (mut top, mut sx, mut sy, mut count) = (score, 0.0, 0.0, 0.0f64);
+    for iy in -m..=m {
+        for ix in -m..=m {
+            let cx = coarse.0 + ix as f64 * fine;
+            let cy = coarse.1 + iy as f64 * fine;
+            let s = template_score(bm, cx, cy, ex, ey);
+            if s > top {
+                (top, sx, sy, count) = (s, 0.0, 0.0, 0.0);
+            }
+            if s == top {
+                sx += cx;
+                sy += cy;
+                count += 1.0;
+            }
+        }
+    }
+    if count > 0.0 {
+        Some((sx / count, sy / count))
+    } else {
+        Some(coarse)
     }
 }
 
@@ -600,27 +705,109 @@ fn sample(bm: &Bitmap, map: impl Fn(f64, f64) -> (f64, f64), dim: usize) -> Opti
     }))
 }
 
-fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<ScannedCode> {
+/// The transform from module coordinates (finder centres at 3.5, the bottom-right alignment
+/// centre at dim − 6.5) to pixels.
+fn alignment_homography(t: &Triple, dim: usize, ap: (f64, f64)) -> Option<Homography> {
     let d = dim as f64;
-    let tl = (t.tl.x as f64, t.tl.y as f64);
-    let tr = (t.tr.x as f64, t.tr.y as f64);
-    let bl = (t.bl.x as f64, t.bl.y as f64);
-    let mut transforms = Vec::new();
+    Homography::quad_to_quad(
+        [
+            (3.5, 3.5),
+            (d - 3.5, 3.5),
+            (d - 6.5, d - 6.5),
+            (3.5, d - 3.5),
+        ],
+        [
+            (f64::from(t.tl.x), f64::from(t.tl.y)),
+            (f64::from(t.tr.x), f64::from(t.tr.y)),
+            ap,
+            (f64::from(t.bl.x), f64::from(t.bl.y)),
+        ],
+    )
+}
+
+/// Sample through `h` (and, for large codes, through every alignment pattern located near where
+/// `h` puts it) and decode; `Err(true)` when the format was read but the data did not correct.
+fn decode_through(
+    bm: &Bitmap,
+    h: &Homography,
+    dim: usize,
+    scale: f32,
+) -> Result<ScannedCode, bool> {
+    let d = dim as f64;
+    let corner = |u: f64, v: f64| {
+        let (x, y) = h.apply(u, v);
+        (x as f32 * scale, y as f32 * scale)
+    };
+    let corners = [
+        corner(0.0, 0.0),
+        corner(d, 0.0),
+        corner(d, d),
+        corner(0.0, d),
+    ];
+    let mut format_read = false;
+    if dim >= 45
+        && let Some(pw) = Piecewise::build(bm, h, dim)
+        && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
+    {
+        match decode_grid_or_format(grid, corners) {
+            Ok(code) => return Ok(code),
+            Err(read) => format_read |= read,
+        }
+    }
+    let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
+        return Err(format_read);
+    };
+    decode_grid_or_format(grid, corners).map_err(|read| read || format_read)
+}
+
+fn try_decode(
+    bm: &Bitmap,
+    t: &Triple,
+    dim: usize,
+    scale: f32,
+    deadline: Instant,
+) -> Option<ScannedCode> {
+    let tl = (f64::from(t.tl.x), f64::from(t.tl.y));
+    let tr = (f64::from(t.tr.x), f64::from(t.tr.y));
+    let bl = (f64::from(t.bl.x), f64::from(t.bl.y));
     if dim > 21
         && let Some(ap) = find_alignment(bm, t, dim)
+        && let Some(h) = alignment_homography(t, dim, ap)
     {
-        transforms.push(Homography::quad_to_quad(
-            [
-                (3.5, 3.5),
-                (d - 3.5, 3.5),
-                (d - 6.5, d - 6.5),
-                (3.5, d - 3.5),
-            ],
-            [tl, tr, ap, bl],
-        ));
+        match decode_through(bm, &h, dim, scale) {
+            Ok(code) => return Some(code),
+            // The format was read, so the grid is nearly right: the far corner (where the
+            // alignment pattern's position matters most) may be a fraction of a module off.
+            // Resample with the alignment point nudged by a third of a module each way.
+            Err(true) => {
+                let m = f64::from(t.tl.module + t.tr.module + t.bl.module) / 9.0;
+                for (dx, dy) in [
+                    (1.0, 0.0),
+                    (-1.0, 0.0),
+                    (0.0, 1.0),
+                    (0.0, -1.0),
+                    (1.0, 1.0),
+                    (-1.0, -1.0),
+                    (1.0, -1.0),
+                    (-1.0, 1.0),
+                ] {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    let nudged = (ap.0 + dx * m, ap.1 + dy * m);
+                    if let Some(h) = alignment_homography(t, dim, nudged)
+                        && let Ok(code) = decode_through(bm, &h, dim, scale)
+                    {
+                        return Some(code);
+                    }
+                }
+            }
+            Err(false) => {}
+        }
     }
+    let d = dim as f64;
     let br = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
-    transforms.push(Homography::quad_to_quad(
+    let h = Homography::quad_to_quad(
         [
             (3.5, 3.5),
             (d - 3.5, 3.5),
@@ -628,44 +815,22 @@ fn try_decode(bm: &Bitmap, t: &Triple, dim: usize, scale: f32) -> Option<Scanned
             (3.5, d - 3.5),
         ],
         [tl, tr, br, bl],
-    ));
-    for h in transforms.into_iter().flatten() {
-        if dim >= 45
-            && let Some(pw) = Piecewise::build(bm, &h, dim)
-            && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
-        {
-            let corner = |u: f64, v: f64| {
-                let (x, y) = h.apply(u, v);
-                (x as f32 * scale, y as f32 * scale)
-            };
-            let corners = [
-                corner(0.0, 0.0),
-                corner(d, 0.0),
-                corner(d, d),
-                corner(0.0, d),
-            ];
-            if let Some(code) = decode_grid(grid, corners) {
-                return Some(code);
-            }
-        }
-        let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
-            continue;
-        };
-        let corner = |u: f64, v: f64| {
-            let (x, y) = h.apply(u, v);
-            (x as f32 * scale, y as f32 * scale)
-        };
-        let corners = [
-            corner(0.0, 0.0),
-            corner(d, 0.0),
-            corner(d, d),
-            corner(0.0, d),
-        ];
-        if let Some(code) = decode_grid(grid, corners) {
-            return Some(code);
-        }
+    )?;
+    decode_through(bm, &h, dim, scale).ok()
+}
+
+/// The version read from the triple's version blocks, when the code is large enough to have
+/// them and the finder spacing agrees with it.
+fn agreeing_version(bm: &Bitmap, t: &Triple) -> Option<usize> {
+    let estimate = (t.dim - 17) / 4;
+    if t.dim < 41 {
+        return None;
     }
-    None
+    read_version(bm, t).filter(|v| v.abs_diff(estimate) <= estimate / 3 + 2)
+}
+
+fn version_agrees(bm: &Bitmap, t: &Triple) -> bool {
+    agreeing_version(bm, t).is_some()
 }
 
 /// What one finder pass saw.
@@ -696,6 +861,14 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         }
     }
     triples.sort_by(|a, b| a.score.total_cmp(&b.score));
+    // A large code's version blocks, read beside its top-right or bottom-left finder, agreeing
+    // with its finder spacing is strong evidence the triple is a real code: such triples go
+    // first among the leading ones (a dense code's data modules hold many finder-like runs that
+    // form better-shaped triples than its own perspective-skewed finders).
+    let lead = triples.len().min(4 * MAX_ATTEMPTS);
+    if let Some(head) = triples.get_mut(..lead) {
+        head.sort_by_key(|t| !version_agrees(bm, t));
+    }
     let mut used = vec![false; n];
     let mut codes = Vec::new();
     let mut attempts = 0;
@@ -714,19 +887,23 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
         if t.dim < 177 {
             dims.push(t.dim + 4);
         }
+        // Small, turned codes with modules of 2–4 px: their finders' runs come out long (the
+        // blurred edges of a turned square), so the size is underestimated by up to two versions.
+        if t.dim <= 29 {
+            dims.push(t.dim + 8);
+        }
         // From version 7 on the code states its version beside two finders: try that first
         // (finder spacing alone is often a version or two off on large codes).
-        let estimate = (t.dim - 17) / 4;
-        if t.dim >= 41
-            && let Some(version) = read_version(bm, t)
-            && version.abs_diff(estimate) <= estimate / 3 + 2
-        {
+        if let Some(version) = agreeing_version(bm, t) {
             let dim = 17 + 4 * version;
             dims.retain(|&d| d != dim);
             dims.insert(0, dim);
         }
         for dim in dims {
-            if let Some(code) = try_decode(bm, t, dim, scale) {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Some(code) = try_decode(bm, t, dim, scale, deadline) {
                 for &i in &t.ids {
                     if let Some(u) = used.get_mut(i) {
                         *u = true;

@@ -53,7 +53,7 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
             rqrr_grey(&plane, 1.0, &mut found);
             found
         }
-        Effort::Full | Effort::Preprocessed => full(&plane, options),
+        Effort::Full | Effort::Preprocessed => full(&plane, options, w.max(h) <= WORK_SIDE),
     }
 }
 
@@ -86,7 +86,9 @@ fn radius_for(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 10).clamp(12, 200)
 }
 
-fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
+/// `screened`: the frame already passed the early-exit screen at this size (in [`run`]), so it is
+/// not screened again.
+fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
     let start = Instant::now();
     let budget = Duration::from_millis(u64::from(options.time_budget_ms));
     let deadline = start + budget;
@@ -110,7 +112,8 @@ fn full(plane: &Plane, options: &ScanOptions) -> Vec<ScannedCode> {
     }
     // The early exit: nothing finder-like at the working scale means no pass there can read a
     // code; only tiny codes in big photos remain possible (the detail pass).
-    if !screen::any_finder(&work) {
+    let already_screened = screened && own;
+    if !already_screened && !screen::any_finder(&work) {
         passes.retain(|&p| p == Pass::Detail);
         if passes.is_empty() {
             return Vec::new();
@@ -311,11 +314,22 @@ fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>) {
 
 /// Decode a sampled bit grid with rqrr (error correction included).
 pub(crate) fn decode_grid<G: BitGrid>(grid: G, corners: [(f32, f32); 4]) -> Option<ScannedCode> {
+    decode_grid_or_format(grid, corners).ok()
+}
+
+/// [`decode_grid`], telling on failure whether the format information was read (the grid is then
+/// close to right and only some data modules are off: a slightly shifted resample may decode).
+pub(crate) fn decode_grid_or_format<G: BitGrid>(
+    grid: G,
+    corners: [(f32, f32); 4],
+) -> Result<ScannedCode, bool> {
     let grid = rqrr::Grid::new(grid);
     let mut bytes = Vec::new();
-    let meta = catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes)))
-        .ok()?
-        .ok()?;
+    let meta = match catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes))) {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(rqrr::DeQRError::DataEcc)) => return Err(true),
+        _ => return Err(false),
+    };
     let ecc_level = match meta.ecc_level {
         0 => Some(EccLevel::M),
         1 => Some(EccLevel::L),
@@ -323,13 +337,41 @@ pub(crate) fn decode_grid<G: BitGrid>(grid: G, corners: [(f32, f32); 4]) -> Opti
         3 => Some(EccLevel::Q),
         _ => None,
     };
-    Some(ScannedCode {
-        text: String::from_utf8(bytes.clone()).ok(),
+    Ok(ScannedCode {
+        text: text_of(&bytes),
         bytes,
         corners,
         version: u8::try_from(meta.version.0).ok(),
         ecc_level,
     })
+}
+
+/// The payload as text: UTF-8 when it is valid UTF-8; otherwise Shift_JIS when the bytes are
+/// ASCII plus half-width katakana (JIS X 0201, 0xA1–0xDF, as Japanese labels often carry) and
+/// hold at least two of those; otherwise none. Shift_JIS double-byte text (kanji) needs the JIS
+/// X 0208 table and is left as bytes.
+pub(crate) fn text_of(bytes: &[u8]) -> Option<String> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Some(text.to_owned());
+    }
+    let kana = bytes.iter().filter(|b| (0xA1..=0xDF).contains(*b)).count();
+    let single_byte = bytes
+        .iter()
+        .all(|&b| b < 0x80 || (0xA1..=0xDF).contains(&b));
+    if !single_byte || kana < 2 {
+        return None;
+    }
+    // U+FF61 (halfwidth ideographic full stop) … U+FF9F (halfwidth semi-voiced mark).
+    bytes
+        .iter()
+        .map(|&b| {
+            if b < 0x80 {
+                Some(char::from(b))
+            } else {
+                char::from_u32(0xFF61 + u32::from(b) - 0xA1)
+            }
+        })
+        .collect()
 }
 
 /// Add codes not already found (same payload with its centre inside an earlier one's box).
