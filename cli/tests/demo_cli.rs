@@ -1,6 +1,7 @@
 //! Runs the built `weldguard demo` in a temporary folder and checks the whole story it tells: denied
 //! without a permit, the permit walked from draft to closed, allowed with it, an inspection that finds
-//! violations, and every record waiting in the outbox; once as JSON and once as bilingual text.
+//! violations, every record waiting in the outbox, then synced to a local platform server and all
+//! applied there; once as JSON and once as bilingual text.
 
 mod common;
 use common::Tmp;
@@ -78,6 +79,15 @@ fn the_demo_walks_a_permit_to_closed_and_an_inspection_finds_violations() {
     assert_eq!(report["outbox_by_kind"]["work_session"], 2);
     assert_eq!(report["outbox_by_kind"]["permit_step"], steps);
     assert_eq!(report["outbox_by_kind"]["inspection"], 1);
+
+    // The local platform took every record (permit steps verified server-side), and the device
+    // loaded its registry from the signed snapshot after a verified status list.
+    let sync = &report["sync"];
+    assert_eq!(sync["pushed"].as_u64().unwrap(), written, "{sync}");
+    assert_eq!(sync["applied"].as_u64().unwrap(), written, "{sync}");
+    assert_eq!(sync["rejected"], 0, "{sync}");
+    assert_eq!(sync["snapshot_chunks"], 1, "{sync}");
+    assert!(sync["revocation_data_age_secs"].as_i64().unwrap() >= 0);
 
     for name in [
         "machine_label",

@@ -50,7 +50,7 @@ pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
 pub fn may_push(role: Role, kind: &str) -> bool {
     match kind {
         "work_session" => matches!(role, Role::Welder | Role::Supervisor | Role::Admin),
-        "permit" => matches!(role, Role::Welder | Role::Supervisor | Role::Admin),
+        "permit_step" => matches!(role, Role::Welder | Role::Supervisor | Role::Admin),
         "inspection" => matches!(role, Role::Inspector | Role::Supervisor | Role::Admin),
         _ => false,
     }

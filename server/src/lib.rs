@@ -116,6 +116,64 @@ pub fn run(options: Options) -> Result<(), StartError> {
     })
 }
 
+/// A server on a background thread over SQLite in `data_dir`, on a free loopback port: the demo's
+/// local platform. Stopped (gracefully) when dropped.
+pub struct Background {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), StartError>>>,
+}
+
+impl Background {
+    /// Start it with `admin_token` as the admin's token; returns once it accepts connections.
+    pub fn start(data_dir: &std::path::Path, admin_token: &str) -> Result<Self, StartError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StartError::DataDir(data_dir.to_path_buf(), e))?;
+        let database = std::sync::Arc::new(db::Db::open(data_dir)?);
+        database.bootstrap_admin(Some(admin_token))?;
+        keys::ensure_signing_key(&database, db::now_ms())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(StartError::Serve)?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(any_port))
+            .map_err(|e| StartError::Listen(any_port, e))?;
+        let local = listener.local_addr().map_err(StartError::Serve)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = http::router(http::AppState::shared(database));
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .map_err(StartError::Serve)
+            })
+        });
+        Ok(Background {
+            url: format!("http://{local}"),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -331,7 +331,7 @@ mod tests {
         );
         let record = StoredRecord {
             idempotency_key: "k".into(),
-            kind: "permit".into(),
+            kind: "permit_step".into(),
             payload: "{}".into(),
             device_id: "d".into(),
             received_at_ms: 1,

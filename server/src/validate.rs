@@ -29,7 +29,7 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
     }
     if !matches!(
         entry.kind.as_str(),
-        "work_session" | "permit" | "inspection"
+        "work_session" | "permit_step" | "inspection"
     ) {
         return Err(format!("record.unknown_kind: {:?}", entry.kind));
     }
@@ -51,11 +51,26 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
             }
             Ok(())
         }
-        "permit" => {
-            let permit: weldguard_core::permit::Permit =
+        "permit_step" => {
+            let record: weldguard_core::store::PermitStepRecord =
                 serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
-            weldguard_core::permit::verify(&permit)
-                .map_err(|e| format!("{}: {}", e.code(), e.message_en()))
+            if record.step_id != key {
+                return Err("record.key_mismatch: the step's id is not its idempotency key".into());
+            }
+            let permit = &record.permit;
+            if record.permit_id != permit.content.permit_id || record.state != permit.state {
+                return Err(
+                    "record.inconsistent: the step's permit id or state is not the permit's".into(),
+                );
+            }
+            weldguard_core::permit::verify(permit)
+                .map_err(|e| format!("{}: {}", e.code(), e.message_en()))?;
+            let digest = weldguard_core::permit::digest(permit)
+                .map_err(|e| format!("{}: {}", e.code(), e.message_en()))?;
+            if weldguard_core::codes::to_hex(&digest) != record.digest {
+                return Err("record.inconsistent: the step's digest is not the permit's".into());
+            }
+            Ok(())
         }
         "inspection" => {
             let inspection: weldguard_core::inspect::Inspection =
@@ -125,7 +140,7 @@ mod tests {
 
     #[test]
     fn garbage_permits_and_inspections_are_rejected() {
-        let err = check(Role::Supervisor, &entry("permit", "p1", "{}")).unwrap_err();
+        let err = check(Role::Supervisor, &entry("permit_step", "p1", "{}")).unwrap_err();
         assert!(err.starts_with("record.invalid"), "{err}");
         let err = check(Role::Inspector, &entry("inspection", "i1", "[]")).unwrap_err();
         assert!(err.starts_with("record.invalid"), "{err}");

@@ -73,6 +73,19 @@ struct DemoReport {
     outbox: OutboxCounts,
     /// Pending outbox entries by record kind.
     outbox_by_kind: BTreeMap<String, u64>,
+    /// The sync with the local platform server at the end.
+    sync: SyncSummary,
+}
+
+#[derive(Serialize)]
+struct SyncSummary {
+    pushed: u64,
+    applied: u64,
+    rejected: u64,
+    pulled_changes: u64,
+    snapshot_chunks: u64,
+    status_list_entries: u64,
+    revocation_data_age_secs: i64,
 }
 
 #[derive(Serialize)]
@@ -501,6 +514,31 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             counts.pending
         ),
     );
+    // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
+    let sync = sync_with_local_platform(&dir, &store, &credential)?;
+    say(
+        out,
+        &format!(
+            "9. 与本地平台同步：上传 {} 条（接收 {}，拒收 {}）；下载名录 {} 条（快照 {} 块）；吊销名单已验签，{} 条，{} 秒前更新",
+            sync.pushed,
+            sync.applied,
+            sync.rejected,
+            sync.pulled_changes,
+            sync.snapshot_chunks,
+            sync.status_list_entries,
+            sync.revocation_data_age_secs
+        ),
+        &format!(
+            "9. Synced with a local platform server: pushed {} ({} applied, {} rejected); pulled {} registry changes ({} snapshot chunks); revocation list verified, {} entries, {} s old",
+            sync.pushed,
+            sync.applied,
+            sync.rejected,
+            sync.pulled_changes,
+            sync.snapshot_chunks,
+            sync.status_list_entries,
+            sync.revocation_data_age_secs
+        ),
+    );
     if out.json {
         let steps = store
             .permit_steps(&permit_id)
@@ -525,9 +563,60 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             },
             outbox: counts,
             outbox_by_kind: by_kind,
+            sync,
         });
     }
     Ok(())
+}
+
+/// The demo's platform admin token (the server lives in the demo folder only).
+const DEMO_ADMIN: &str = "demo-admin-token";
+
+/// Start a platform server in `dir/platform`, hand it the registry, enrol this device as a
+/// supervisor (fetching the platform's trust file), and sync: status list, push, snapshot.
+fn sync_with_local_platform(
+    dir: &Path,
+    store: &Store,
+    credential: &WelderCredential,
+) -> Result<SyncSummary, Failure> {
+    use std::sync::atomic::AtomicBool;
+    use weldguard_core::sync::protocol::Role;
+    use weldguard_core::sync::{RetryPolicy, SyncClient};
+    let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
+    let server = weldguard_server::Background::start(&dir.join("platform"), DEMO_ADMIN)
+        .map_err(|e| fail("demo.server", e))?;
+    let policy = RetryPolicy::default();
+    let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), policy).map_err(net)?;
+    admin.write_registry(&registry(credential)).map_err(net)?;
+    let code = admin
+        .create_enrolment("王监护", Role::Supervisor)
+        .map_err(net)?;
+    let enrolled = SyncClient::new(&server.url, None, policy)
+        .map_err(net)?
+        .enrol(&code.code, "", "weldguard demo")
+        .map_err(net)?;
+    let device = SyncClient::new(&server.url, Some(enrolled.token), policy).map_err(net)?;
+    let trust_file = device.trust_file().map_err(net)?;
+    let trust = TrustStore::from_json(&serde_json::to_string(&trust_file).unwrap_or_default())
+        .map_err(|e| fail("demo.trust", e))?;
+    let report = device
+        .with_trust(trust)
+        .sync(store, &mut |_| {}, &AtomicBool::new(false))
+        .map_err(net)?;
+    let status = store
+        .status_list_info()
+        .map_err(|e| fail("demo.store", e.message_en()))?;
+    let now = Utc::now().timestamp();
+    drop(server);
+    Ok(SyncSummary {
+        pushed: report.pushed,
+        applied: report.applied,
+        rejected: report.rejected,
+        pulled_changes: report.pulled_changes,
+        snapshot_chunks: report.snapshot_chunks,
+        status_list_entries: status.as_ref().map_or(0, |s| s.entries),
+        revocation_data_age_secs: status.map_or(-1, |s| s.age_secs(now)),
+    })
 }
 
 fn kind_zh(kind: &str) -> &str {

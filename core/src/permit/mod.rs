@@ -31,7 +31,7 @@ pub use profile::{
     EscalationReason, GeoPoint, LevelDecision, LevelRule, NightHours, PermitLevel, ProfileSet,
     RuleProfile, SensitivePeriod, Site, WorkCalendar, WorkConditions,
 };
-pub use sign::verify;
+pub use sign::{digest, verify};
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
 
 #[cfg(test)]

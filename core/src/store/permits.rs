@@ -108,15 +108,20 @@ pub struct StoredInspection {
     pub created_at_ms: i64,
 }
 
-/// The outbox payload of a permit step.
-#[derive(Serialize)]
-struct StepPayload<'a> {
-    step_id: &'a str,
-    permit_id: &'a str,
-    action: &'a str,
-    state: PermitState,
-    digest: &'a str,
-    permit: &'a Permit,
+/// The outbox payload of a permit step (record kind `permit_step`): the whole new permit and the
+/// step that made it. The platform reads the same type.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PermitStepRecord {
+    /// The step's record id: its idempotency key.
+    pub step_id: String,
+    pub permit_id: String,
+    /// `draft`, `submit`, `site_check`, … ([`action_name`]).
+    pub action: String,
+    /// The permit's state after the step.
+    pub state: PermitState,
+    /// Hex SHA-256 of the permit ([`crate::permit::digest`]).
+    pub digest: String,
+    pub permit: Permit,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -298,13 +303,13 @@ impl Store {
             digest: hex(&digest_bytes),
             created_at_ms,
         };
-        let payload = serde_json::to_string(&StepPayload {
-            step_id: &step.id,
-            permit_id: &permit_id,
-            action: &step.action,
+        let payload = serde_json::to_string(&PermitStepRecord {
+            step_id: step.id.clone(),
+            permit_id: permit_id.clone(),
+            action: step.action.clone(),
             state: permit.state,
-            digest: &step.digest,
-            permit,
+            digest: step.digest.clone(),
+            permit: permit.clone(),
         })
         .map_err(invalid)?;
         let mut refused: Option<PermitStoreError> = None;
