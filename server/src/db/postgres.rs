@@ -36,7 +36,7 @@ pub const KEYS_LOCK: i64 = 0x7767_6b65_7973;
 const MAX_OPEN: usize = 16;
 
 /// The numbered migrations; migration `i` has version `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE server_meta (
     key   TEXT PRIMARY KEY,
