@@ -644,7 +644,11 @@ mod tests {
             .query_one("SELECT count(*) FROM schema_migrations", &[])
             .unwrap()
             .get(0);
-        assert_eq!(applied, postgres::MIGRATIONS.len() as i64, "every migration once");
+        assert_eq!(
+            applied,
+            postgres::MIGRATIONS.len() as i64,
+            "every migration once"
+        );
         drop(client);
     }
 
