@@ -177,9 +177,11 @@ pub async fn snapshot(
 pub async fn snapshot_chunk(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((snapshot_id, index)): Path<(String, usize)>,
+    Path((snapshot_id, index)): Path<(String, String)>,
 ) -> ApiResult<Response> {
+    // The token is checked before the path is read: a caller without one learns nothing.
     authorize(&state, &headers, Endpoint::Pull).await?;
+    let index: Option<usize> = index.parse().ok();
     let held = state
         .publisher()
         .snapshot
@@ -188,7 +190,7 @@ pub async fn snapshot_chunk(
         .clone();
     let body = held
         .filter(|s| s.snapshot_id == snapshot_id)
-        .and_then(|s| s.chunks.get(index).cloned())
+        .and_then(|s| index.and_then(|i| s.chunks.get(i).cloned()))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
