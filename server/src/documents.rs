@@ -18,7 +18,7 @@ use weldguard_core::codes::{
 };
 use weldguard_core::domain::Revocation;
 use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::checksum::{CollectionChecksum, RegistryChecksums};
+use weldguard_core::sync::checksum::{CollectionChecksum, RegistryChecksums, collection_of};
 
 use crate::db::{DbError, Page, entity_of};
 
@@ -53,19 +53,6 @@ pub struct RegistryView {
     checksums: RegistryChecksums,
 }
 
-fn creates_row(change: &RegistryChange) -> bool {
-    matches!(
-        change,
-        RegistryChange::UpsertLicence(_)
-            | RegistryChange::UpsertMachine(_)
-            | RegistryChange::Bind(_)
-            | RegistryChange::Revoke(_)
-            | RegistryChange::UpsertIssuerKey(_)
-            | RegistryChange::SetCalendarDay(_)
-            | RegistryChange::AnnouncePeriod(_)
-    )
-}
-
 impl RegistryView {
     /// Apply one change as a device would.
     fn apply(&mut self, change: RegistryChange) {
@@ -73,7 +60,7 @@ impl RegistryView {
         if let Some(old) = self.rows.remove(&entity) {
             self.checksums.remove_row(&old);
         }
-        if creates_row(&change) {
+        if collection_of(&change).is_some() {
             self.checksums.add_row(&change);
             self.rows.insert(entity, change);
         }

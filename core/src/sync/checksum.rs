@@ -66,8 +66,9 @@ pub struct RegistryChecksums {
     sums: [[u64; 4]; 7],
 }
 
-/// The collection a row-creating change belongs to, or `None` for deletes.
-fn collection_of(change: &RegistryChange) -> Option<Collection> {
+/// The collection a row-creating change belongs to, or `None` for deletes (tombstones). The one
+/// place that says which changes create rows; the server's feed compaction and registry view ask it.
+pub fn collection_of(change: &RegistryChange) -> Option<Collection> {
     match change {
         RegistryChange::UpsertLicence(_) => Some(Collection::Licences),
         RegistryChange::UpsertMachine(_) => Some(Collection::Machines),

@@ -201,16 +201,7 @@ pub fn entity_of(change: &RegistryChange) -> String {
 }
 
 pub(crate) fn is_tombstone(change: &RegistryChange) -> bool {
-    matches!(
-        change,
-        RegistryChange::DeleteLicence { .. }
-            | RegistryChange::DeleteMachine { .. }
-            | RegistryChange::Unbind(_)
-            | RegistryChange::Unrevoke(_)
-            | RegistryChange::DeleteIssuerKey { .. }
-            | RegistryChange::ClearCalendarDay { .. }
-            | RegistryChange::WithdrawPeriod { .. }
-    )
+    weldguard_core::sync::checksum::collection_of(change).is_none()
 }
 
 /// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
