@@ -108,6 +108,11 @@ fn start_server_with(bin: &Path, storage: &[&std::ffi::OsStr]) -> Server {
     let mut child = Command::new(bin)
         .args(storage)
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        // Request logs at info level would flood the figures; warnings and errors still show.
+        .env(
+            "WELDGUARD_LOG",
+            std::env::var("WELDGUARD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));

@@ -223,6 +223,12 @@ fn routes() -> Routes {
         publish::checksums,
     )
     .add(
+        "GET",
+        "/v1/registry/collections/{name}",
+        Some(Pull),
+        publish::collection,
+    )
+    .add(
         "POST",
         "/v1/admin/codes/machine",
         Some(IssueCodes),
@@ -341,7 +347,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
-fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 

@@ -6,33 +6,53 @@
 //! The documents come from [`Publisher`], a per-process cache of the registry view
 //! ([`crate::documents`]) kept current from the feed on each request.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use weldguard_core::codes::{IssuerAlg, TrustFile, issue_credential, issue_machine_label, to_hex};
 use weldguard_core::domain::{MachineLabel, WelderCredential};
+use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{
-    ChecksumsResponse, IssuedCode, RotateKeyRequest, RotatedKey, SnapshotResponse,
+    ChecksumsResponse, CollectionPage, IssuedCode, RotateKeyRequest, RotatedKey, SnapshotResponse,
     StatusListResponse,
 };
 
 use crate::authz::Endpoint;
-use crate::db::{Db, now_ms};
-use crate::documents::{self, DocumentError, RegistryView, SNAPSHOT_MAX_AGE_MS, Snapshot};
-use crate::http::{ApiError, ApiResult, AppState, authorize, parse, with_db};
+use crate::db::{Db, SnapshotHead, now_ms};
+use crate::documents::{self, DocumentError, RegistryView, SNAPSHOT_MAX_AGE_MS};
+use crate::http::{ApiError, ApiResult, AppState, authorize, bad_request, parse, with_db};
 use crate::keys::{self, KeyStoreError};
 
-/// The registry view and the current snapshot of this process.
+/// The registry view of this process, the newest snapshot it knows of (the chunks stay in the
+/// database), and the last status list it signed.
 #[derive(Default)]
 pub struct Publisher {
     view: Mutex<RegistryView>,
-    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    snapshot: Mutex<Option<Arc<SnapshotHead>>>,
+    status_list: Mutex<Option<SignedList>>,
 }
+
+/// A signed status list and what it was signed for.
+struct SignedList {
+    cursor: Option<String>,
+    kid: String,
+    signed_at_ms: i64,
+    document: Arc<Vec<u8>>,
+}
+
+/// A status list is re-signed at least this often, so its `issued_at` tells devices how fresh
+/// their revocation data is even when nothing changes (milliseconds).
+const STATUS_LIST_MAX_AGE_MS: i64 = 60_000;
+
+/// How many snapshots the database keeps: the newest, and the one before it for devices still
+/// downloading it.
+const SNAPSHOTS_KEPT: u32 = 2;
 
 impl Publisher {
     /// Bring the view up to the feed's head and run `f` on it.
@@ -45,12 +65,73 @@ impl Publisher {
         view.catch_up(&mut |cursor, limit| db.pull(cursor, limit))?;
         f(&view)
     }
+
+    /// The signed status list of the feed's head: the one signed last when the feed, the key and
+    /// the minute are the same, else a new one.
+    fn status_list(&self, db: &Db, now_ms: i64) -> Result<Arc<Vec<u8>>, Failed> {
+        let key = keys::signing_key(db)?;
+        let kid = to_hex(&key.kid());
+        Ok(self.with_view(db, |view| {
+            let mut held = self
+                .status_list
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(list) = held.as_ref()
+                && list.cursor == view.cursor
+                && list.kid == kid
+                && (0..STATUS_LIST_MAX_AGE_MS).contains(&(now_ms - list.signed_at_ms))
+            {
+                return Ok(list.document.clone());
+            }
+            let document = Arc::new(documents::status_list(view, &key, now_ms.div_euclid(1000))?);
+            *held = Some(SignedList {
+                cursor: view.cursor.clone(),
+                kid,
+                signed_at_ms: now_ms,
+                document: document.clone(),
+            });
+            Ok(document)
+        })?)
+    }
+
+    /// The newest snapshot younger than [`SNAPSHOT_MAX_AGE_MS`]: this process's, another
+    /// process's from the database, or a new one cut from the view and stored.
+    fn snapshot(&self, db: &Db, now_ms: i64) -> Result<Arc<SnapshotHead>, Failed> {
+        let fresh =
+            |head: &SnapshotHead| (0..SNAPSHOT_MAX_AGE_MS).contains(&(now_ms - head.made_at_ms));
+        let mut held = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(head) = held.as_ref()
+            && fresh(head)
+        {
+            return Ok(head.clone());
+        }
+        if let Some(head) = db.latest_snapshot().map_err(DocumentError::from)?
+            && fresh(&head)
+        {
+            let head = Arc::new(head);
+            *held = Some(head.clone());
+            return Ok(head);
+        }
+        let key = keys::signing_key(db)?;
+        let cut = self.with_view(db, |view| documents::snapshot(view, &key, now_ms))?;
+        db.save_snapshot(&cut, SNAPSHOTS_KEPT)
+            .map_err(DocumentError::from)?;
+        let head = Arc::new(SnapshotHead {
+            chunks: cut.chunks_gzip.len() as i64,
+            snapshot_id: cut.snapshot_id,
+            manifest: cut.manifest,
+            made_at_ms: cut.made_at_ms,
+        });
+        *held = Some(head.clone());
+        Ok(head)
+    }
 }
 
 impl From<DocumentError> for ApiError {
     fn from(e: DocumentError) -> Self {
         match e {
             DocumentError::Db(db) => db.into(),
+            DocumentError::BadPosition => bad_request("request.bad_after", e.to_string()),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server.documents",
@@ -131,49 +212,27 @@ pub async fn status_list(
 ) -> ApiResult<Json<StatusListResponse>> {
     authorize(&state, &headers, Endpoint::Pull).await?;
     let publisher = state.publisher();
-    let document = with_db_docs(&state, move |db| {
-        let key = keys::signing_key(db)?;
-        Ok(publisher.with_view(db, |view| documents::status_list(view, &key, now_secs()))?)
-    })
-    .await?;
+    let document = with_db_docs(&state, move |db| publisher.status_list(db, now_ms())).await?;
     Ok(Json(StatusListResponse {
-        document: base64::engine::general_purpose::STANDARD.encode(document),
+        document: base64::engine::general_purpose::STANDARD.encode(document.as_slice()),
     }))
 }
 
-/// The current snapshot, cut anew when the cached one is older than [`SNAPSHOT_MAX_AGE_MS`].
+/// The current snapshot's signed manifest (see [`Publisher::snapshot`]).
 pub async fn snapshot(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<SnapshotResponse>> {
     authorize(&state, &headers, Endpoint::Pull).await?;
     let publisher = state.publisher();
-    let snapshot = with_db_docs(&state, move |db| {
-        let now = now_ms();
-        if let Some(held) = publisher
-            .snapshot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            && now - held.made_at_ms < SNAPSHOT_MAX_AGE_MS
-        {
-            return Ok(held);
-        }
-        let key = keys::signing_key(db)?;
-        let cut = publisher.with_view(db, |view| documents::snapshot(view, &key, now))?;
-        *publisher
-            .snapshot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(cut.clone());
-        Ok(cut)
-    })
-    .await?;
+    let snapshot = with_db_docs(&state, move |db| publisher.snapshot(db, now_ms())).await?;
     Ok(Json(SnapshotResponse {
         document: base64::engine::general_purpose::STANDARD.encode(&snapshot.manifest),
     }))
 }
 
-/// One chunk's exact bytes, which the manifest's digest covers.
+/// One chunk's exact bytes, which the manifest's digest covers, from the database whichever
+/// process cut the snapshot: sent as stored (gzip) to clients that accept it.
 pub async fn snapshot_chunk(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -181,24 +240,48 @@ pub async fn snapshot_chunk(
 ) -> ApiResult<Response> {
     // The token is checked before the path is read: a caller without one learns nothing.
     authorize(&state, &headers, Endpoint::Pull).await?;
-    let index: Option<usize> = index.parse().ok();
-    let held = state
-        .publisher()
-        .snapshot
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let body = held
-        .filter(|s| s.snapshot_id == snapshot_id)
-        .and_then(|s| index.and_then(|i| s.chunks.get(i).cloned()))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "sync.snapshot_gone",
-                "this process holds no such snapshot chunk; fetch the current snapshot",
-            )
-        })?;
+    let gone = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "sync.snapshot_gone",
+            "no such snapshot chunk (the snapshot was replaced); fetch the current snapshot",
+        )
+    };
+    let index: i64 = index.parse().map_err(|_| gone())?;
+    let stored = with_db(&state, move |db| db.snapshot_chunk(&snapshot_id, index))
+        .await?
+        .ok_or_else(gone)?;
+    if accepts_gzip(&headers) {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            stored,
+        )
+            .into_response());
+    }
+    let body = documents::gunzip(&stored)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Whether the request's `Accept-Encoding` allows gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 pub async fn checksums(
@@ -217,6 +300,55 @@ pub async fn checksums(
     })
     .await?;
     Ok(Json(answer))
+}
+
+/// Rows per collection page unless the device asks for fewer, and the most it may ask for.
+const COLLECTION_PAGE: usize = 5_000;
+const MAX_COLLECTION_PAGE: usize = 20_000;
+
+/// One page of a collection as the registry view holds it, for a device refetching it.
+pub async fn collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<CollectionPage>> {
+    authorize(&state, &headers, Endpoint::Pull).await?;
+    let collection = Collection::from_name(&name).ok_or_else(|| {
+        bad_request(
+            "request.unknown_collection",
+            format!("no collection {name:?}"),
+        )
+    })?;
+    let limit = match query.get("limit") {
+        None => COLLECTION_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_COLLECTION_PAGE).contains(n))
+            .ok_or_else(|| {
+                bad_request(
+                    "request.bad_limit",
+                    format!("limit must be 1..={MAX_COLLECTION_PAGE}"),
+                )
+            })?,
+    };
+    let after = query.get("after").filter(|a| !a.is_empty()).cloned();
+    let publisher = state.publisher();
+    let page = with_db_docs(&state, move |db| {
+        Ok(publisher.with_view(db, |view| {
+            let (changes, next_after) =
+                view.collection_page(collection, after.as_deref(), limit)?;
+            Ok(CollectionPage {
+                collection,
+                cursor: view.cursor.clone().unwrap_or_default(),
+                changes,
+                next_after,
+            })
+        })?)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 fn signing_failed(e: impl std::fmt::Display) -> ApiError {

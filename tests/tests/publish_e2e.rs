@@ -18,7 +18,7 @@ use weldguard_core::store::{RegistryChange, Store};
 use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{REGISTRY_FEED, Role};
 use weldguard_core::sync::{DriftCheck, RetryPolicy, StatusListCheck, SyncClient, SyncError};
-use weldguard_tests::{ServerProcess, TempDir};
+use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 const ADMIN: &str = "publish-admin-token-0123456789";
@@ -157,11 +157,61 @@ fn a_first_sync_loads_the_signed_snapshot_resumes_it_and_keeps_the_status_list()
             report,
         } => {
             assert_eq!(collections, vec![Collection::Bindings]);
-            assert_eq!(report.pulled_changes, 45_012);
+            // Only the drifted collection comes again; the revocations are not fetched.
+            assert_eq!(report.refetched_rows, 45_010);
+            assert_eq!(report.pulled_changes, 0, "nothing changed after the cursor");
         }
         other => panic!("expected a refetch, got {other:?}"),
     }
-    assert_eq!(store.registry_stats().unwrap().bindings, 45_010);
+    let stats = store.registry_stats().unwrap();
+    assert_eq!((stats.bindings, stats.revocations), (45_010, 2));
+    assert_eq!(
+        client
+            .check_drift(&store, &mut |_| {}, &AtomicBool::new(false))
+            .unwrap(),
+        DriftCheck::InSync
+    );
+
+    // A refetch cut short resumes at its next page, and changes written meanwhile still arrive.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("d.sqlite")).unwrap();
+        conn.execute("DELETE FROM bindings WHERE machine_id < 'FC-M-00100'", [])
+            .unwrap();
+    }
+    let cancel = AtomicBool::new(false);
+    let err = client
+        .check_drift(
+            &store,
+            &mut |p| {
+                if p.done >= 5_000 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Cancelled), "{err:?}");
+    assert_eq!(
+        store.registry_stats().unwrap().bindings,
+        5_000,
+        "one page in"
+    );
+    s.admin
+        .write_registry(&[RegistryChange::Unbind(Binding {
+            machine_id: "FC-M-00001".into(),
+            certificate_no: "T1".into(),
+        })])
+        .unwrap();
+    let report = client
+        .sync(&store, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(
+        report.refetched_rows,
+        45_010 - 5_000,
+        "the rest of the bindings"
+    );
+    assert_eq!(report.pulled_changes, 1);
+    assert_eq!(store.registry_stats().unwrap().bindings, 45_009);
     assert_eq!(
         client
             .check_drift(&store, &mut |_| {}, &AtomicBool::new(false))
@@ -192,6 +242,124 @@ fn a_first_sync_loads_the_signed_snapshot_resumes_it_and_keeps_the_status_list()
         .map(|r| r.id)
         .collect();
     assert_eq!(ids, vec!["T7".to_owned()]);
+}
+
+/// Snapshots live in the database: a device that started a snapshot through one server process
+/// finishes it through another, although the registry changed in between (a process cutting its
+/// own snapshot would have made the device start over).
+#[test]
+fn a_snapshot_cut_by_one_server_process_is_served_by_another() {
+    let data = ServerData::new(ServerBackend::Sqlite, "publish-shared").unwrap();
+    let first = ServerProcess::start_sharing(SERVER, &data, ADMIN);
+    let second = ServerProcess::start_sharing(SERVER, &data, ADMIN);
+    let admin = SyncClient::new(&first.url(), Some(ADMIN.into()), policy()).unwrap();
+    admin.write_registry(&bindings(0, 45_000)).unwrap();
+    let code = admin.create_enrolment("张三", Role::Welder).unwrap();
+    let token = SyncClient::new(&first.url(), None, policy())
+        .unwrap()
+        .enrol(&code.code, "04aa", "publish")
+        .unwrap()
+        .token;
+    let via_first = SyncClient::new(&first.url(), Some(token.clone()), policy()).unwrap();
+    let trust = trust_of(&via_first);
+    let via_first = via_first.with_trust(trust.clone());
+    let dir = TempDir::new("publish-shared-device");
+    let store = Store::open(dir.path().join("d.sqlite")).unwrap();
+    let cancel = AtomicBool::new(false);
+    let err = via_first
+        .sync(
+            &store,
+            &mut |p| {
+                if p.total == Some(45_000) && p.done > 0 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            },
+            &cancel,
+        )
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Cancelled), "{err:?}");
+    assert_eq!(store.snapshot_progress().unwrap().unwrap().next_chunk, 1);
+
+    admin.write_registry(&bindings(45_000, 45_005)).unwrap();
+    let via_second = SyncClient::new(&second.url(), Some(token), policy())
+        .unwrap()
+        .with_trust(trust);
+    let report = via_second
+        .sync(&store, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(
+        report.snapshot_chunks, 2,
+        "chunks 1 and 2 of the same snapshot"
+    );
+    assert_eq!(report.pages, 1, "then the changes after it");
+    assert_eq!(report.pulled_changes, 25_005, "two chunks and five changes");
+    assert_eq!(store.registry_stats().unwrap().bindings, 45_005);
+    drop((first, second));
+}
+
+/// Chunks are stored compressed and sent as stored to clients that accept gzip; others get the
+/// exact bytes the manifest's digest covers.
+#[test]
+fn snapshot_chunks_go_out_gzip_encoded_only_when_accepted() {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+
+    let s = setup();
+    s.admin.write_registry(&bindings(0, 300)).unwrap();
+    let token = token(&s, Role::Inspector);
+    let (status, body) = raw_call(s.server.addr, "GET", "/v1/snapshot", Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let manifest = base64::engine::general_purpose::STANDARD
+        .decode(document["document"].as_str().unwrap())
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let manifest =
+        weldguard_core::codes::verify_snapshot_manifest(&manifest, &trust_of(&s.admin), now, 60)
+            .unwrap();
+    assert_eq!(manifest.chunks.len(), 1);
+
+    let get_chunk = |accept: &str| {
+        let mut stream = std::net::TcpStream::connect(s.server.addr).unwrap();
+        write!(
+            stream,
+            "GET /v1/snapshot/{}/chunks/0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\n{accept}\r\n",
+            manifest.snapshot_id
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("transfer-encoding: chunked"), "{head}");
+        (head, response[split + 4..].to_vec())
+    };
+    let digest = |bytes: &[u8]| <[u8; 32]>::from(Sha256::digest(bytes));
+
+    let (head, plain) = get_chunk("");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert_eq!(digest(&plain), manifest.chunks[0].sha256);
+    assert_eq!(plain.len() as u64, manifest.chunks[0].bytes);
+
+    let (head, compressed) = get_chunk("Accept-Encoding: gzip\r\n");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        compressed.len() * 4 < plain.len(),
+        "{} of {}",
+        compressed.len(),
+        plain.len()
+    );
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_slice())
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, plain);
+
+    let (head, _) = get_chunk("Accept-Encoding: gzip;q=0, identity\r\n");
+    assert!(!head.contains("content-encoding"), "gzip refused: {head}");
 }
 
 #[test]

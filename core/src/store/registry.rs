@@ -15,6 +15,7 @@ use crate::domain::{
     OperationCategory, Revocation, RevocationTarget,
 };
 use crate::rules::registry::{RegistryError, RegistryView};
+use crate::sync::checksum::Collection;
 
 /// An issuer key the device trusts to sign codes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,9 +290,28 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
 // ---- SQL, shared with the benchmark's comparison so both load the same table. ----
 
 /// Empties every registry table (a refetch, a snapshot load).
+/// Collection refetches under way are forgotten too: the whole registry comes again.
 pub(crate) const CLEAR_REGISTRY_SQL: &str = "DELETE FROM licences; DELETE FROM machines; \
      DELETE FROM bindings; DELETE FROM revocations; DELETE FROM issuer_keys; \
-     DELETE FROM calendar_days; DELETE FROM sensitive_periods;";
+     DELETE FROM calendar_days; DELETE FROM sensitive_periods; \
+     DELETE FROM sync_cursors WHERE feed LIKE 'refetch:%';";
+
+/// The `sync_cursors` row of a collection refetch under way: its cursor is where the next page
+/// starts (empty before the first page).
+const REFETCH_PREFIX: &str = "refetch:";
+
+/// The table holding a collection's rows.
+fn collection_table(collection: Collection) -> &'static str {
+    match collection {
+        Collection::Licences => "licences",
+        Collection::Machines => "machines",
+        Collection::Bindings => "bindings",
+        Collection::Revocations => "revocations",
+        Collection::IssuerKeys => "issuer_keys",
+        Collection::CalendarDays => "calendar_days",
+        Collection::SensitivePeriods => "sensitive_periods",
+    }
+}
 
 /// The bulk path's licence upsert.
 pub const UPSERT_LICENCE_SQL: &str = "INSERT INTO licences (certificate_no, id_number, name, \
@@ -586,6 +606,87 @@ impl Store {
         Ok(())
     }
 
+    /// Start refetching `collection` (its rows drifted from the platform's): empty its table and
+    /// note the refetch, in one transaction. The feed cursor stays: once the collection's pages are
+    /// in, the usual pull replays every change after the cursor, which brings rows read at a later
+    /// feed position and rows read before it to the same state. Records and the outbox are not
+    /// touched.
+    pub fn begin_collection_refetch(
+        &self,
+        collection: Collection,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        tx.execute(&format!("DELETE FROM {}", collection_table(collection)), [])?;
+        store_cursor(
+            &tx,
+            &SyncCursor {
+                feed: format!("{REFETCH_PREFIX}{}", collection.name()),
+                cursor: String::new(),
+            },
+            at_ms,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Apply one page of a collection refetch and note where the next starts (`None`: the refetch
+    /// is complete), in one transaction: an interrupted refetch resumes at the next page.
+    pub fn apply_collection_page(
+        &self,
+        collection: Collection,
+        changes: Vec<RegistryChange>,
+        next_after: Option<&str>,
+        at_ms: i64,
+    ) -> Result<ChangeCounts, StoreError> {
+        if let Some(wrong) = changes
+            .iter()
+            .find(|c| crate::sync::checksum::collection_of(c) != Some(collection))
+        {
+            return Err(StoreError::InvalidData(format!(
+                "a {} refetch page holds another kind of change: {wrong:?}",
+                collection.name()
+            )));
+        }
+        let feed = format!("{REFETCH_PREFIX}{}", collection.name());
+        self.apply_registry_batch(changes, |tx| {
+            match next_after {
+                Some(after) => store_cursor(
+                    tx,
+                    &SyncCursor {
+                        feed,
+                        cursor: after.to_owned(),
+                    },
+                    at_ms,
+                )?,
+                None => {
+                    tx.execute("DELETE FROM sync_cursors WHERE feed = ?1", [&feed])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Collection refetches under way, with where each resumes (empty: from the start).
+    pub fn collection_refetches(&self) -> Result<Vec<(Collection, String)>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT feed, cursor FROM sync_cursors WHERE feed LIKE 'refetch:%' ORDER BY feed",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut pending = Vec::new();
+        for row in rows {
+            let (feed, after) = row?;
+            let collection = feed
+                .strip_prefix(REFETCH_PREFIX)
+                .and_then(Collection::from_name)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown refetch {feed:?}")))?;
+            pending.push((collection, after));
+        }
+        Ok(pending)
+    }
+
     /// The platform's work calendar as the device holds it: what permit escalation reads.
     pub fn work_calendar(&self) -> Result<crate::permit::WorkCalendar, StoreError> {
         let mut calendar = crate::permit::WorkCalendar::default();
@@ -874,6 +975,75 @@ pub(crate) mod tests {
 
     fn open(dir: &TempDir) -> Store {
         Store::open(dir.path().join("db.sqlite")).unwrap()
+    }
+
+    #[test]
+    fn a_collection_refetch_replaces_one_table_resumes_and_refuses_foreign_rows() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let cursor = SyncCursor {
+            feed: "registry".into(),
+            cursor: "e.2".into(),
+        };
+        store
+            .apply_registry_changes(
+                [
+                    RegistryChange::UpsertLicence(licence("T1")),
+                    RegistryChange::UpsertMachine(machine("M-1")),
+                ],
+                Some(&cursor),
+                T0,
+            )
+            .unwrap();
+        store
+            .begin_collection_refetch(Collection::Machines, T0)
+            .unwrap();
+        let stats = store.registry_stats().unwrap();
+        assert_eq!((stats.licences, stats.machines), (1, 0));
+        assert_eq!(
+            store.collection_refetches().unwrap(),
+            vec![(Collection::Machines, String::new())]
+        );
+
+        // A page holding a licence is not a machines page: refused, nothing changes.
+        let err = store
+            .apply_collection_page(
+                Collection::Machines,
+                vec![RegistryChange::UpsertLicence(licence("T2"))],
+                None,
+                T0,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidData(_)), "{err:?}");
+        assert_eq!(store.registry_stats().unwrap().licences, 1);
+
+        store
+            .apply_collection_page(
+                Collection::Machines,
+                vec![RegistryChange::UpsertMachine(machine("M-1"))],
+                Some("next"),
+                T0,
+            )
+            .unwrap();
+        assert_eq!(
+            store.collection_refetches().unwrap(),
+            vec![(Collection::Machines, "next".into())]
+        );
+        store
+            .apply_collection_page(
+                Collection::Machines,
+                vec![RegistryChange::UpsertMachine(machine("M-2"))],
+                None,
+                T0,
+            )
+            .unwrap();
+        assert!(store.collection_refetches().unwrap().is_empty());
+        assert_eq!(store.registry_stats().unwrap().machines, 2);
+        assert_eq!(
+            store.sync_cursor("registry").unwrap().as_deref(),
+            Some("e.2"),
+            "the feed cursor never moved"
+        );
     }
 
     #[test]

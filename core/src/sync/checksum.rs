@@ -37,6 +37,24 @@ impl Collection {
         Collection::SensitivePeriods,
     ];
 
+    /// The collection's name on the wire (as serialised) and in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Licences => "licences",
+            Collection::Machines => "machines",
+            Collection::Bindings => "bindings",
+            Collection::Revocations => "revocations",
+            Collection::IssuerKeys => "issuer_keys",
+            Collection::CalendarDays => "calendar_days",
+            Collection::SensitivePeriods => "sensitive_periods",
+        }
+    }
+
+    /// The collection a name names.
+    pub fn from_name(name: &str) -> Option<Collection> {
+        Collection::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     fn index(self) -> usize {
         match self {
             Collection::Licences => 0,
@@ -190,6 +208,18 @@ impl RegistryChecksums {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_are_the_wire_names_and_read_back() {
+        for c in Collection::ALL {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
+            assert_eq!(Collection::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Collection::from_name("payroll"), None);
+    }
+
     use chrono::NaiveDate;
 
     use super::*;

@@ -69,6 +69,8 @@ pub struct SyncReport {
     pub status_list: StatusListCheck,
     /// Snapshot chunks downloaded and applied (a first sync or a refetch with a trust store).
     pub snapshot_chunks: u64,
+    /// Rows downloaded again for collections that drifted ([`SyncClient::check_drift`]).
+    pub refetched_rows: u64,
 }
 
 /// What a drift check found.
@@ -79,8 +81,8 @@ pub enum DriftCheck {
     /// The device's cursor is not the one the platform's checksums are for (a change arrived in
     /// between, or the device has not pulled): nothing compared; pull and check again.
     NotComparable,
-    /// These collections differed: the registry cache was cleared and fetched again (records and
-    /// the outbox are untouched).
+    /// These collections differed: each was emptied and fetched again, then the feed pulled as
+    /// usual (the other collections, records and the outbox are untouched).
     Refetched {
         collections: Vec<super::checksum::Collection>,
         report: SyncReport,
@@ -114,7 +116,7 @@ pub struct SyncClient {
     trust: Option<TrustStore>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -130,7 +132,7 @@ fn jitter() -> f64 {
 }
 
 /// Percent-encode a query value (cursors are opaque to the device).
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
@@ -193,7 +195,7 @@ impl SyncClient {
     }
 
     /// One request, retried per the policy. `body` is JSON; so is the answer.
-    fn call<T: DeserializeOwned>(
+    pub(super) fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path_and_query: &str,
@@ -476,6 +478,7 @@ impl SyncClient {
             self.push_into(store, progress, cancel, &mut report)?;
         }
         if pull {
+            self.finish_refetches(store, progress, cancel, &mut report)?;
             self.pull_into(store, progress, cancel, &mut report)?;
         }
         report.retries = self.retries.load(Ordering::Relaxed);
@@ -513,8 +516,8 @@ impl SyncClient {
         )
     }
 
-    /// Compare the registry cache with the platform's per-collection checksums; on drift, clear the
-    /// cache and pull it again. Reads the whole cache, so shells run it now and then (e.g. daily on
+    /// Compare the registry cache with the platform's per-collection checksums; on drift, refetch
+    /// the collections that differ (see [`super::refetch`]) and pull. Reads the whole cache, so shells run it now and then (e.g. daily on
     /// Wi-Fi), not at every sync.
     pub fn check_drift(
         &self,
@@ -531,7 +534,9 @@ impl SyncClient {
         if collections.is_empty() {
             return Ok(DriftCheck::InSync);
         }
-        store.clear_registry(REGISTRY_FEED)?;
+        for collection in &collections {
+            store.begin_collection_refetch(*collection, now_ms())?;
+        }
         let report = self.run(store, progress, cancel, false, true)?;
         Ok(DriftCheck::Refetched {
             collections,

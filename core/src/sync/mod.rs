@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod client;
 mod error;
 pub mod protocol;
+mod refetch;
 
 pub use backoff::RetryPolicy;
 pub use client::{DriftCheck, Progress, StatusListCheck, SyncClient, SyncPhase, SyncReport};

@@ -23,6 +23,7 @@
 //!   → the chunk's bytes (a JSON array of [`RegistryChange`]); 404 `sync.snapshot_gone` once the
 //!   platform cut a newer snapshot.
 //! - `GET  /v1/registry/checksums` (any role) → [`ChecksumsResponse`].
+//! - `GET  /v1/registry/collections/{name}?after=…&limit=…` (any role) → [`CollectionPage`].
 //! - `POST /v1/admin/codes/machine` (admin; a machine label → [`IssuedCode`]) and
 //!   `POST /v1/admin/codes/credential` (admin; a welder credential → [`IssuedCode`]).
 //! - `POST /v1/admin/keys/rotate` (admin; [`RotateKeyRequest`] → [`RotatedKey`]).
@@ -246,4 +247,18 @@ pub struct ErrorBody {
     /// Stable code, e.g. `auth.missing_token`, `auth.forbidden`, `sync.must_refetch`.
     pub code: String,
     pub message: String,
+}
+
+/// One page of a registry collection as the platform holds it now (`GET
+/// /v1/registry/collections/{name}?after=…&limit=…`), for a device refetching that collection after
+/// drift. Rows come in a stable order; `next_after` (opaque) asks for the rest, `None` on the last
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionPage {
+    pub collection: super::checksum::Collection,
+    /// The platform's feed cursor the rows were read at.
+    pub cursor: String,
+    /// Each row as the change that creates it.
+    pub changes: Vec<RegistryChange>,
+    pub next_after: Option<String>,
 }

@@ -215,6 +215,25 @@ pub struct StoredIssuerKey {
     pub valid_until_ms: Option<i64>,
 }
 
+/// A published registry snapshot as the database keeps it: the signed manifest and each chunk's
+/// exact bytes, gzip-compressed (served as they are to clients that accept gzip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    pub snapshot_id: String,
+    pub manifest: Vec<u8>,
+    pub made_at_ms: i64,
+    pub chunks_gzip: Vec<Vec<u8>>,
+}
+
+/// The newest stored snapshot without its chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHead {
+    pub snapshot_id: String,
+    pub manifest: Vec<u8>,
+    pub made_at_ms: i64,
+    pub chunks: i64,
+}
+
 /// Serialise a change for the feed.
 pub(crate) fn change_json(change: &RegistryChange) -> Result<String, DbError> {
     serde_json::to_string(change).map_err(|e| DbError::Invalid(e.to_string()))
@@ -370,6 +389,31 @@ impl Db {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).pull(cursor, limit),
             Db::Postgres(p) => p.pull(cursor, limit),
+        }
+    }
+
+    /// Store a published snapshot (once per id, also across processes) and drop all but the
+    /// newest `keep`, so a device still downloading the previous one can finish.
+    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).save_snapshot(snapshot, keep),
+            Db::Postgres(p) => p.save_snapshot(snapshot, keep),
+        }
+    }
+
+    /// The newest stored snapshot, whichever process cut it.
+    pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).latest_snapshot(),
+            Db::Postgres(p) => p.latest_snapshot(),
+        }
+    }
+
+    /// One stored chunk's gzip bytes.
+    pub fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).snapshot_chunk(snapshot_id, idx),
+            Db::Postgres(p) => p.snapshot_chunk(snapshot_id, idx),
         }
     }
 }
@@ -643,6 +687,46 @@ mod tests {
         drop(client);
     }
 
+    /// A stored snapshot is read back whole by id, a second store of the same id changes nothing,
+    /// and only the newest `keep` survive.
+    fn snapshots_are_kept_by_id_and_the_oldest_dropped(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "snapshots") else {
+            return;
+        };
+        assert_eq!(db.latest_snapshot().unwrap(), None);
+        let snap = |id: &str, at: i64| StoredSnapshot {
+            snapshot_id: id.into(),
+            manifest: format!("manifest of {id}").into_bytes(),
+            made_at_ms: at,
+            chunks_gzip: vec![vec![1, 2, 3], format!("second of {id}").into_bytes()],
+        };
+        db.save_snapshot(&snap("s1", 1_000), 2).unwrap();
+        // The same id again (another process cut at the same cursor): the first one stays.
+        db.save_snapshot(&snap("s1", 5_000), 2).unwrap();
+        let head = db.latest_snapshot().unwrap().unwrap();
+        assert_eq!(
+            (head.snapshot_id.as_str(), head.made_at_ms, head.chunks),
+            ("s1", 1_000, 2)
+        );
+        assert_eq!(head.manifest, b"manifest of s1");
+        assert_eq!(
+            db.snapshot_chunk("s1", 1).unwrap().unwrap(),
+            b"second of s1"
+        );
+        assert_eq!(db.snapshot_chunk("s1", 2).unwrap(), None);
+        assert_eq!(db.snapshot_chunk("s9", 0).unwrap(), None);
+
+        db.save_snapshot(&snap("s2", 2_000), 2).unwrap();
+        db.save_snapshot(&snap("s3", 3_000), 2).unwrap();
+        assert_eq!(db.latest_snapshot().unwrap().unwrap().snapshot_id, "s3");
+        assert_eq!(db.snapshot_chunk("s1", 0).unwrap(), None, "dropped");
+        assert!(
+            db.snapshot_chunk("s2", 0).unwrap().is_some(),
+            "kept for late readers"
+        );
+        assert!(db.snapshot_chunk("s3", 1).unwrap().is_some());
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -660,5 +744,6 @@ mod tests {
         enrolment_codes_work_once_and_tokens_identify_the_device,
         concurrent_writers_never_make_a_reader_skip,
         migrations_are_idempotent_and_keep_the_epoch,
+        snapshots_are_kept_by_id_and_the_oldest_dropped,
     );
 }

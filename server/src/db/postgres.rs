@@ -21,8 +21,8 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, StoredIssuerKey, change_json, entity_of, hash,
-    make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, SnapshotHead, StoredIssuerKey, StoredSnapshot,
+    change_json, entity_of, hash, make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
 };
 
 /// Advisory lock key held while migrations run ("wgmigrat").
@@ -84,6 +84,20 @@ CREATE TABLE issuer_keys (
     valid_from_ms  BIGINT NOT NULL,
     valid_until_ms BIGINT,
     created_at_ms  BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE snapshots (
+    snapshot_id TEXT PRIMARY KEY,
+    manifest    BYTEA NOT NULL,
+    made_at_ms  BIGINT NOT NULL,
+    chunks      BIGINT NOT NULL
+);
+CREATE TABLE snapshot_chunks (
+    snapshot_id TEXT NOT NULL REFERENCES snapshots (snapshot_id) ON DELETE CASCADE,
+    idx         BIGINT NOT NULL,
+    body_gzip   BYTEA NOT NULL,
+    PRIMARY KEY (snapshot_id, idx)
 );
 "#,
 ];
@@ -582,4 +596,67 @@ fn migrate(client: &mut Client) -> Result<String, DbError> {
         .try_get(0)?;
     tx.commit()?;
     Ok(epoch)
+}
+
+/// Published snapshots, shared by every server process on the database.
+impl PgDb {
+    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        let chunks = snapshot.chunks_gzip.len() as i64;
+        // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
+        let inserted = tx.execute(
+            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (snapshot_id) DO NOTHING",
+            &[
+                &snapshot.snapshot_id,
+                &snapshot.manifest,
+                &snapshot.made_at_ms,
+                &chunks,
+            ],
+        )?;
+        if inserted == 1 {
+            let insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES ($1, $2, $3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                tx.execute(&insert, &[&snapshot.snapshot_id, &(idx as i64), body])?;
+            }
+        }
+        let keep = i64::from(keep);
+        tx.execute(
+            "DELETE FROM snapshots WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id OFFSET $1)",
+            &[&keep],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+            &[],
+        )?;
+        row.map(|r| {
+            Ok(SnapshotHead {
+                snapshot_id: r.try_get(0)?,
+                manifest: r.try_get(1)?,
+                made_at_ms: r.try_get(2)?,
+                chunks: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = $1 AND idx = $2",
+            &[&snapshot_id, &idx],
+        )?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
 }

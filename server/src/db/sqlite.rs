@@ -11,8 +11,8 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, StoredIssuerKey, change_json, entity_of, hash,
-    make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, SnapshotHead, StoredIssuerKey, StoredSnapshot,
+    change_json, entity_of, hash, make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
 };
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
@@ -61,6 +61,20 @@ CREATE TABLE issuer_keys (
     valid_from_ms  INTEGER NOT NULL,
     valid_until_ms INTEGER,
     created_at_ms  INTEGER NOT NULL
+) STRICT;
+"#,
+    r#"
+CREATE TABLE snapshots (
+    snapshot_id TEXT PRIMARY KEY,
+    manifest    BLOB NOT NULL,
+    made_at_ms  INTEGER NOT NULL,
+    chunks      INTEGER NOT NULL
+) STRICT;
+CREATE TABLE snapshot_chunks (
+    snapshot_id TEXT NOT NULL REFERENCES snapshots (snapshot_id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    body_gzip   BLOB NOT NULL,
+    PRIMARY KEY (snapshot_id, idx)
 ) STRICT;
 "#,
 ];
@@ -411,4 +425,76 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Published snapshots, shared by every server process on the file.
+impl SqliteDb {
+    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+        let tx = self.immediate()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                snapshot.snapshot_id,
+                snapshot.manifest,
+                snapshot.made_at_ms,
+                snapshot.chunks_gzip.len() as i64
+            ],
+        )?;
+        if inserted == 1 {
+            let mut insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES (?1, ?2, ?3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                insert.execute(params![snapshot.snapshot_id, idx as i64, body])?;
+            }
+        }
+        let stale: Vec<String> = tx
+            .prepare(
+                "SELECT snapshot_id FROM snapshots ORDER BY made_at_ms DESC, snapshot_id \
+                 LIMIT -1 OFFSET ?1",
+            )?
+            .query_map([keep], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in stale {
+            tx.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn latest_snapshot(&mut self) -> Result<Option<SnapshotHead>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+                 ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+                [],
+                |r| {
+                    Ok(SnapshotHead {
+                        snapshot_id: r.get(0)?,
+                        manifest: r.get(1)?,
+                        made_at_ms: r.get(2)?,
+                        chunks: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn snapshot_chunk(
+        &mut self,
+        snapshot_id: &str,
+        idx: i64,
+    ) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = ?1 AND idx = ?2",
+                params![snapshot_id, idx],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
 }
