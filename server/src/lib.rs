@@ -45,9 +45,14 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
     /// Admin token to accept (replaces the bootstrap admin's token). Without it, a token is made
-    /// and printed at first start.
+    /// and printed at first start. The bootstrap admin's token does not expire: it is the
+    /// operator's credential, so keep it like a root password.
     #[arg(long)]
     pub admin_token: Option<String>,
+    /// Lifetime of device tokens, in seconds (from enrolment or refresh); a device refreshes an
+    /// expired token by signing a challenge with its enrolled key. 0: tokens do not expire.
+    #[arg(long, value_name = "SECS", default_value_t = http::DEFAULT_TOKEN_TTL_SECS)]
+    pub token_ttl: u64,
     /// Log line format on standard error (level from the WELDGUARD_LOG environment variable,
     /// RUST_LOG syntax, default `info`).
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
@@ -94,7 +99,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Listen(options.listen, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
-        let app = http::router(http::AppState::shared(app_db));
+        let app = http::router(http::AppState::shared(app_db).with_token_ttl(options.token_ttl));
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

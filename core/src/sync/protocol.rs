@@ -5,6 +5,10 @@
 //! - `GET  /health`: 200 when the server is ready.
 //! - `POST /v1/enrol` ([`EnrolRequest`] → [`EnrolResponse`]): a device trades a one-time enrolment
 //!   code for a device token.
+//! - `POST /v1/auth/challenge` ([`AuthChallengeRequest`] → [`AuthChallenge`]) and
+//!   `POST /v1/auth/refresh` ([`TokenRefreshRequest`] → [`TokenRefreshResponse`]), both without a
+//!   token: a device whose token expired (401 [`TOKEN_EXPIRED`]) proves it holds the key it enrolled
+//!   with by signing [`token_refresh_message`] over a fresh single-use nonce, and gets a new token.
 //! - `GET  /v1/me` (any role) → [`Identity`].
 //! - `POST /v1/admin/enrolments` (admin; [`NewEnrolment`] → [`EnrolmentCode`]).
 //! - `POST /v1/admin/registry` (admin; `[RegistryChange]` → [`RegistryWriteResponse`]), and the
@@ -42,6 +46,10 @@ pub const MAX_PUSH_ENTRIES: usize = 500;
 pub const MAX_PULL_LIMIT: u32 = 10_000;
 /// The error code of a cursor older than the server's history.
 pub const MUST_REFETCH: &str = "sync.must_refetch";
+/// The error code (401) of a device token past its expiry: refresh it with the device key.
+pub const TOKEN_EXPIRED: &str = "auth.token_expired";
+/// The domain-separation prefix of the message a device signs to refresh its token.
+pub const TOKEN_REFRESH_DOMAIN: &str = "weldguard-token-refresh";
 
 /// Who a device acts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,6 +111,56 @@ pub struct EnrolResponse {
     pub token: String,
     pub person: String,
     pub role: Role,
+    /// When the token stops working (Unix milliseconds); absent: it does not expire. Before
+    /// then, or on a 401 [`TOKEN_EXPIRED`], the device refreshes it with its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// A device asks for a nonce to sign (`POST /v1/auth/challenge`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallengeRequest {
+    pub device_id: String,
+}
+
+/// A random single-use nonce for one token refresh, valid until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallenge {
+    pub nonce: String,
+    /// Unix milliseconds.
+    pub expires_at_ms: i64,
+}
+
+/// Proof of possession of the device key (`POST /v1/auth/refresh`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRefreshRequest {
+    pub device_id: String,
+    pub nonce: String,
+    /// The device key's ES256 signature (64-byte `r || s`, hex) over
+    /// [`token_refresh_message`]`(device_id, nonce)`.
+    pub signature: String,
+}
+
+/// The device's new token; the one it had stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRefreshResponse {
+    pub token: String,
+    /// Unix milliseconds; absent: it does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// What a device signs to refresh its token: `weldguard-token-refresh`, NUL, the device id, NUL,
+/// the nonce. The prefix keeps this signature from ever meaning anything else the device key signs
+/// (permit steps, inspections, presentations).
+pub fn token_refresh_message(device_id: &str, nonce: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TOKEN_REFRESH_DOMAIN.len() + device_id.len() + nonce.len() + 2);
+    m.extend_from_slice(TOKEN_REFRESH_DOMAIN.as_bytes());
+    m.push(0);
+    m.extend_from_slice(device_id.as_bytes());
+    m.push(0);
+    m.extend_from_slice(nonce.as_bytes());
+    m
 }
 
 /// Who the calling device is.
