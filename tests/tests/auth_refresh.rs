@@ -181,6 +181,18 @@ fn an_expired_token_is_refreshed_once_with_the_device_key_and_the_old_one_is_ref
     let keyless = SyncClient::new(&server.url(), Some(current), policy()).unwrap();
     let err = keyless.identity().unwrap_err();
     assert!(matches!(err, SyncError::TokenExpired(_)), "{err:?}");
+    // Only `auth.token_expired` triggers a refresh: a forged token is refused as it was.
+    let refreshed = Arc::new(Mutex::new(0));
+    let seen = refreshed.clone();
+    let forged = SyncClient::new(&server.url(), Some("forged".into()), policy())
+        .unwrap()
+        .with_refresh(&enrolled.device_id, key.clone(), move |_| {
+            *seen.lock().unwrap() += 1
+        });
+    let err = forged.identity().unwrap_err();
+    assert!(matches!(err, SyncError::Unauthorized(_)), "{err:?}");
+    assert_eq!(*refreshed.lock().unwrap(), 0);
+    assert_eq!(forged.token().as_deref(), Some("forged"));
     // The bootstrap admin's token does not expire.
     assert_eq!(admin.identity().unwrap().role, Role::Admin);
     // An unknown token is still `auth.bad_token`.

@@ -305,3 +305,30 @@ pub struct ErrorBody {
     pub code: String,
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_message_is_domain_separated_and_unambiguous() {
+        assert_eq!(
+            token_refresh_message("ab12", "n0nce"),
+            b"weldguard-token-refresh\0ab12\0n0nce".to_vec()
+        );
+        // The NUL separators keep (device, nonce) pairs apart.
+        assert_ne!(
+            token_refresh_message("ab", "1n"),
+            token_refresh_message("ab1", "n")
+        );
+    }
+
+    #[test]
+    fn enrolment_answers_without_an_expiry_still_parse() {
+        let old = r#"{"device_id":"d","token":"t","person":"p","role":"welder"}"#;
+        let answer: EnrolResponse = serde_json::from_str(old).unwrap();
+        assert_eq!(answer.token_expires_at_ms, None);
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(!text.contains("token_expires_at_ms"), "{text}");
+    }
+}
