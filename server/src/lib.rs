@@ -4,8 +4,10 @@
 //! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`, or PostgreSQL with
 //! `--database postgres://…` (several server processes may share it). The wire types are
 //! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
-//! `/openapi.json` and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles
-//! may call it. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
+//! `/openapi.json`, `/v1/enrol` and the token refresh pair (`/v1/auth/challenge`,
+//! `/v1/auth/refresh`: the device key is the credential there) needs a device token, and
+//! [`authz::allowed`] says which roles may call it. Device tokens expire after `--token-ttl`
+//! (docs/adr/0010-token-refresh.md); the admin token given with `--admin-token` does not. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
 //! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
 //! [`metrics`] (`GET /metrics`, admins). The platform's issuer keys ([`keys`]) sign the codes it
 //! issues and the documents it publishes ([`publish`]).

@@ -1,7 +1,8 @@
 //! The sync protocol's wire types (JSON over HTTP), shared by the device client and the reference
 //! server so both sides always agree.
 //!
-//! Endpoints (every one but `/health` and `/v1/enrol` needs `Authorization: Bearer TOKEN`):
+//! Endpoints (every one but `/health`, `/v1/enrol` and `/v1/auth/*` needs
+//! `Authorization: Bearer TOKEN`):
 //! - `GET  /health`: 200 when the server is ready.
 //! - `POST /v1/enrol` ([`EnrolRequest`] → [`EnrolResponse`]): a device trades a one-time enrolment
 //!   code for a device token.
