@@ -31,8 +31,13 @@ impl Drop for Server {
 }
 
 fn start_server(data: &Path) -> Server {
+    start_server_with(data, &[])
+}
+
+fn start_server_with(data: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["server", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(extra)
         .arg("--data-dir")
         .arg(data)
         .env("WELDGUARD_LOG", "warn")
@@ -131,4 +136,55 @@ fn find(dir: &Path, name: &str) -> bool {
             let p = e.path();
             p.file_name().is_some_and(|n| n == name) || (p.is_dir() && find(&p, name))
         })
+}
+
+/// The path of the first file of this name under `dir`.
+fn find_path(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == name) {
+            Some(p)
+        } else if p.is_dir() {
+            find_path(&p, name)
+        } else {
+            None
+        }
+    })
+}
+
+#[test]
+fn sync_refreshes_an_expired_token_with_the_enrolled_key_and_saves_it() {
+    let tmp = Tmp::new("sync-refresh");
+    let server = start_server_with(&tmp.dir().join("server"), &["--token-ttl", "3"]);
+    let admin = SyncClient::new(&server.1, Some(ADMIN.into()), RetryPolicy::default()).unwrap();
+    let code = admin.create_enrolment("王五", Role::Welder).unwrap();
+    let data = tmp.dir().join("device");
+    let enrolled = cli(
+        &data,
+        &["enroll", "--server", &server.1, "--code", &code.code],
+    );
+    assert_eq!(enrolled["can_refresh"], true, "{enrolled}");
+    assert!(enrolled["token_expires_at_ms"].as_i64().is_some());
+    assert!(find(&data, "device-key.json"), "a device key was made");
+    let sync_json = find_path(&data, "sync.json").unwrap();
+    let read =
+        || serde_json::from_str::<Value>(&std::fs::read_to_string(&sync_json).unwrap()).unwrap();
+    let before = read();
+
+    let first = cli(&data, &["sync"]);
+    assert_eq!(first["token_refreshes"], 0, "{first}");
+    std::thread::sleep(Duration::from_millis(3600));
+    let second = cli(&data, &["sync"]);
+    assert_eq!(second["token_refreshes"], 1, "{second}");
+    let after = read();
+    assert_ne!(after["token"], before["token"], "the new token was saved");
+    assert!(after["token_expires_at_ms"].as_i64() > before["token_expires_at_ms"].as_i64());
+    assert_eq!(after["device_id"], before["device_id"]);
+    assert!(
+        !find(&data, "sync.json.tmp"),
+        "written through a renamed temporary file"
+    );
+    // The saved token is the live one: the next sync needs no refresh.
+    let third = cli(&data, &["sync"]);
+    assert_eq!(third["token_refreshes"], 0, "{third}");
 }

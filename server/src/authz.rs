@@ -1,5 +1,7 @@
 //! Who may call what: one table, checked on every authenticated call (the authorization test walks
-//! the same table against the running server).
+//! the same table against the running server). Open routes (`/health`, `/openapi.json`,
+//! `/v1/enrol`, `/v1/auth/challenge`, `/v1/auth/refresh`) have no endpoint here: the last two
+//! authenticate by the device key's signature instead of a token (docs/adr/0010-token-refresh.md).
 
 use weldguard_core::sync::protocol::Role;
 

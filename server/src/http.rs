@@ -18,13 +18,14 @@ use serde::de::DeserializeOwned;
 use weldguard_core::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
 use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{
-    CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody, Identity,
-    MAX_PULL_LIMIT, MAX_PUSH_ENTRIES, MUST_REFETCH, NewEnrolment, PushRequest, PushResponse,
-    PushResult, PushStatus, RecordList, RegistryWriteResponse,
+    AuthChallenge, AuthChallengeRequest, CompactRequest, EnrolRequest, EnrolResponse,
+    EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES, MUST_REFETCH,
+    NewEnrolment, PushRequest, PushResponse, PushResult, PushStatus, RecordList,
+    RegistryWriteResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
 };
 
 use crate::authz::{Endpoint, allowed};
-use crate::db::{Caller, Db, DbError, Insert};
+use crate::db::{Caller, Db, DbError, Insert, TokenCheck};
 use crate::metrics::Metrics;
 use crate::{observe, publish, validate};
 
@@ -32,12 +33,18 @@ use crate::{observe, publish, validate};
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// Largest request body (a full push batch).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long a device token lives unless the server is told otherwise (`--token-ttl`): 24 h.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// How long a refresh nonce may wait for its signature: 5 min.
+pub const NONCE_TTL_MS: i64 = 5 * 60 * 1000;
 
 /// Shared by every handler: the database (SQLite behind its own mutex, PostgreSQL pooled).
 #[derive(Clone)]
 pub struct AppState {
     db: Arc<Db>,
     publisher: Arc<crate::publish::Publisher>,
+    /// Lifetime of device tokens issued at enrolment and refresh; `None`: they do not expire.
+    token_ttl_ms: Option<i64>,
 }
 
 impl AppState {
@@ -50,7 +57,20 @@ impl AppState {
         AppState {
             db,
             publisher: Arc::default(),
+            token_ttl_ms: Some(DEFAULT_TOKEN_TTL_SECS as i64 * 1000),
         }
+    }
+
+    /// Device tokens issued from now live `secs` seconds (0: they do not expire).
+    pub fn with_token_ttl(mut self, secs: u64) -> Self {
+        self.token_ttl_ms =
+            (secs > 0).then(|| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// When a token issued at `now_ms` expires.
+    fn token_expiry(&self, now_ms: i64) -> Option<i64> {
+        self.token_ttl_ms.map(|ttl| now_ms.saturating_add(ttl))
     }
 
     /// The registry documents cache of this process.
@@ -90,6 +110,11 @@ impl From<DbError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "auth.bad_enrolment_code",
                 e.to_string(),
+            ),
+            DbError::Refresh(refusal) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                refusal.code(),
+                refusal.to_string(),
             ),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +197,8 @@ fn routes() -> Routes {
     .add("GET", "/openapi.json", None, openapi)
     .add("GET", "/metrics", Some(ReadMetrics), metrics)
     .add("POST", "/v1/enrol", None, enrol)
+    .add("POST", "/v1/auth/challenge", None, auth_challenge)
+    .add("POST", "/v1/auth/refresh", None, auth_refresh)
     .add("GET", "/v1/me", Some(Me), me)
     .add(
         "POST",
@@ -314,15 +341,25 @@ pub(crate) async fn authorize(
             )
         })?
         .to_owned();
-    let caller = with_db(state, move |db| db.caller(&token))
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
+    let caller = match with_db(state, move |db| db.check_token(&token, crate::db::now_ms())).await?
+    {
+        TokenCheck::Valid(caller) => caller,
+        TokenCheck::Expired => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                TOKEN_EXPIRED,
+                "the device token has expired; refresh it with the device key \
+                 (POST /v1/auth/challenge, then POST /v1/auth/refresh)",
+            ));
+        }
+        TokenCheck::Unknown => {
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "auth.bad_token",
                 "unknown or disabled device token",
-            )
-        })?;
+            ));
+        }
+    };
     observe::note_caller(&caller.device_id, caller.role.as_str());
     if !allowed(caller.role, endpoint) {
         return Err(ApiError::new(
@@ -393,8 +430,14 @@ async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Enr
             "the public key must be hex",
         ));
     }
+    let expires = state.token_expiry(crate::db::now_ms());
     let (token, caller) = with_db(&state, move |db| {
-        db.enrol(&request.code, &request.public_key, &request.device_name)
+        db.enrol_expiring(
+            &request.code,
+            &request.public_key,
+            &request.device_name,
+            expires,
+        )
     })
     .await?;
     Ok(Json(EnrolResponse {
@@ -402,6 +445,66 @@ async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Enr
         token,
         person: caller.person,
         role: caller.role,
+        token_expires_at_ms: expires,
+    }))
+}
+
+fn check_device_id(device_id: &str) -> ApiResult<()> {
+    if device_id.is_empty() || device_id.len() > 100 {
+        return Err(bad_request(
+            "request.bad_device_id",
+            "device_id must be 1-100 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A single-use nonce for a device to sign with its enrolled key (no token: the device's token
+/// may have expired).
+async fn auth_challenge(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<AuthChallenge>> {
+    let request: AuthChallengeRequest = parse(&body)?;
+    check_device_id(&request.device_id)?;
+    let (nonce, expires_at_ms) = with_db(&state, move |db| {
+        db.create_auth_nonce(&request.device_id, crate::db::now_ms(), NONCE_TTL_MS)
+    })
+    .await?;
+    Ok(Json(AuthChallenge {
+        nonce,
+        expires_at_ms,
+    }))
+}
+
+/// A new device token for a nonce signed with the device key; the previous token stops working.
+async fn auth_refresh(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<TokenRefreshResponse>> {
+    let request: TokenRefreshRequest = parse(&body)?;
+    check_device_id(&request.device_id)?;
+    if request.nonce.len() > 200 || request.signature.len() > 200 {
+        return Err(bad_request(
+            "request.too_long",
+            "nonce or signature too long",
+        ));
+    }
+    let now = crate::db::now_ms();
+    let expires = state.token_expiry(now);
+    let issued = with_db(&state, move |db| {
+        db.refresh_token(
+            &request.device_id,
+            &request.nonce,
+            &request.signature,
+            now,
+            expires,
+        )
+    })
+    .await?;
+    Ok(Json(TokenRefreshResponse {
+        token: issued.token,
+        token_expires_at_ms: issued.expires_at_ms,
     }))
 }
 

@@ -4,8 +4,10 @@
 //! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`, or PostgreSQL with
 //! `--database postgres://…` (several server processes may share it). The wire types are
 //! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
-//! `/openapi.json` and `/v1/enrol` needs a device token, and [`authz::allowed`] says which roles
-//! may call it. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
+//! `/openapi.json`, `/v1/enrol` and the token refresh pair (`/v1/auth/challenge`,
+//! `/v1/auth/refresh`: the device key is the credential there) needs a device token, and
+//! [`authz::allowed`] says which roles may call it. Device tokens expire after `--token-ttl`
+//! (docs/adr/0010-token-refresh.md); the admin token given with `--admin-token` does not. The API is described in `openapi.json` ([`openapi`]); answers are gzip-compressed
 //! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
 //! [`metrics`] (`GET /metrics`, admins). The platform's issuer keys ([`keys`]) sign the codes it
 //! issues and the documents it publishes ([`publish`]).
@@ -45,9 +47,14 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
     /// Admin token to accept (replaces the bootstrap admin's token). Without it, a token is made
-    /// and printed at first start.
+    /// and printed at first start. The bootstrap admin's token does not expire: it is the
+    /// operator's credential, so keep it like a root password.
     #[arg(long)]
     pub admin_token: Option<String>,
+    /// Lifetime of device tokens, in seconds (from enrolment or refresh); a device refreshes an
+    /// expired token by signing a challenge with its enrolled key. 0: tokens do not expire.
+    #[arg(long, value_name = "SECS", default_value_t = http::DEFAULT_TOKEN_TTL_SECS)]
+    pub token_ttl: u64,
     /// Log line format on standard error (level from the WELDGUARD_LOG environment variable,
     /// RUST_LOG syntax, default `info`).
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
@@ -94,7 +101,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Listen(options.listen, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
-        let app = http::router(http::AppState::shared(app_db));
+        let app = http::router(http::AppState::shared(app_db).with_token_ttl(options.token_ttl));
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

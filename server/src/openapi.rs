@@ -258,12 +258,60 @@ mod tests {
         assert_fields(
             d,
             "EnrolResponse",
-            &[json(&EnrolResponse {
+            &[
+                json(&EnrolResponse {
+                    device_id: "d".into(),
+                    token: "t".into(),
+                    person: "p".into(),
+                    role,
+                    token_expires_at_ms: Some(1),
+                }),
+                json(&EnrolResponse {
+                    device_id: "d".into(),
+                    token: "t".into(),
+                    person: "p".into(),
+                    role,
+                    token_expires_at_ms: None,
+                }),
+            ],
+        );
+        assert_fields(
+            d,
+            "AuthChallengeRequest",
+            &[json(&AuthChallengeRequest {
                 device_id: "d".into(),
-                token: "t".into(),
-                person: "p".into(),
-                role,
             })],
+        );
+        assert_fields(
+            d,
+            "AuthChallenge",
+            &[json(&AuthChallenge {
+                nonce: "n".into(),
+                expires_at_ms: 1,
+            })],
+        );
+        assert_fields(
+            d,
+            "TokenRefreshRequest",
+            &[json(&TokenRefreshRequest {
+                device_id: "d".into(),
+                nonce: "n".into(),
+                signature: "00".into(),
+            })],
+        );
+        assert_fields(
+            d,
+            "TokenRefreshResponse",
+            &[
+                json(&TokenRefreshResponse {
+                    token: "t".into(),
+                    token_expires_at_ms: Some(1),
+                }),
+                json(&TokenRefreshResponse {
+                    token: "t".into(),
+                    token_expires_at_ms: None,
+                }),
+            ],
         );
         assert_fields(
             d,

@@ -86,17 +86,29 @@ impl ServerProcess {
     /// prints its address.
     pub fn start(binary: &str, data_dir: &Path, admin_token: &str) -> Self {
         let args: [OsString; 2] = ["--data-dir".into(), data_dir.into()];
-        Self::start_with_args(binary, &args, admin_token, None)
+        Self::start_with_args(binary, &args, admin_token, None, &[])
     }
 
     /// Start `binary` over `data`, which the process keeps until it is dropped.
     pub fn start_on(binary: &str, data: ServerData, admin_token: &str) -> Self {
-        Self::start_with_args(binary, &data.args(), admin_token, Some(data))
+        Self::start_with_args(binary, &data.args(), admin_token, Some(data), &[])
+    }
+
+    /// Start `binary` over `data` with device tokens living `token_ttl_secs` seconds
+    /// (`--token-ttl`).
+    pub fn start_with_token_ttl(
+        binary: &str,
+        data: ServerData,
+        admin_token: &str,
+        token_ttl_secs: u64,
+    ) -> Self {
+        let ttl: [OsString; 2] = ["--token-ttl".into(), token_ttl_secs.to_string().into()];
+        Self::start_with_args(binary, &data.args(), admin_token, Some(data), &ttl)
     }
 
     /// Start another server process over the same storage as `data` (it is not taken over).
     pub fn start_sharing(binary: &str, data: &ServerData, admin_token: &str) -> Self {
-        Self::start_with_args(binary, &data.args(), admin_token, None)
+        Self::start_with_args(binary, &data.args(), admin_token, None, &[])
     }
 
     fn start_with_args(
@@ -104,9 +116,11 @@ impl ServerProcess {
         storage: &[OsString],
         admin_token: &str,
         data: Option<ServerData>,
+        extra: &[OsString],
     ) -> Self {
         let mut child = Command::new(binary)
             .args(storage)
+            .args(extra)
             .args(["--listen", "127.0.0.1:0", "--admin-token", admin_token])
             // Request logs only when asked for (they would flood the test output).
             .env(

@@ -462,6 +462,10 @@ impl SyncListener for Listener {
         self.events.fetch_add(1, Ordering::Relaxed);
         *self.last.lock().unwrap() = Some((stage, done, total));
     }
+
+    fn on_token(&self, _token: String, _expires_at_ms: Option<i64>) {
+        panic!("Device::sync does not refresh tokens");
+    }
 }
 
 #[test]

@@ -484,6 +484,25 @@ fn authorization_table_every_endpoint_every_role() {
     );
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("auth.bad_enrolment_code"));
+    // Token refresh is open too (the token may have expired): the device key is the credential.
+    let (status, body) = raw_call(
+        server.addr,
+        "POST",
+        "/v1/auth/challenge",
+        None,
+        Some(r#"{"device_id":"nobody"}"#),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("auth.unknown_device"), "{body}");
+    let (status, body) = raw_call(
+        server.addr,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(r#"{"device_id":"nobody","nonce":"n","signature":"00"}"#),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("auth.bad_nonce"), "{body}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -3,13 +3,19 @@
 //! the profile's database in `sync.json` (readable by the owner only), and the platform's issuer keys
 //! in `trust.json`: with them a sync fetches and verifies the signed revocation status list first, and
 //! a first sync loads the signed registry snapshot.
+//!
+//! Device tokens expire (24 h by default). `enroll` registers the public part of a device key:
+//! the file given with `--key` (from `weldguard permit key`), or a new `device-key.json` beside
+//! `sync.json`; `sync` then refreshes an expired token by signing the server's nonce with that key
+//! and rewrites `sync.json` (a temporary file renamed over it) with the new token at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use weldguard_core::codes::TrustStore;
+use weldguard_core::codes::{DeviceSigner, SoftwareSigner, TrustStore, to_hex};
 use weldguard_core::domain::Explain;
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{
@@ -30,9 +36,14 @@ pub struct EnrollArgs {
     /// A label for this device, shown to administrators.
     #[arg(long, default_value = "weldguard-cli")]
     device_name: String,
-    /// The device key's public part (hex), when the device has one.
-    #[arg(long, default_value = "")]
+    /// The device key's public part (hex), when the key is kept elsewhere (this profile then
+    /// cannot refresh its token by itself).
+    #[arg(long, default_value = "", conflicts_with = "key")]
     public_key: String,
+    /// The device key file (from `weldguard permit key`) to enrol with; `sync` refreshes the
+    /// token with it. Without this or `--public-key`, a new key is made beside `sync.json`.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
     #[command(flatten)]
     data: StateArgs,
 }
@@ -60,6 +71,39 @@ struct Enrolment {
     device_id: String,
     person: String,
     role: Role,
+    /// When `token` expires (Unix ms); absent: never, or not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_expires_at_ms: Option<i64>,
+    /// The device key file that refreshes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_file: Option<PathBuf>,
+}
+
+/// The key file made at enrolment when none is given, beside `sync.json`.
+const DEVICE_KEY_FILE: &str = "device-key.json";
+
+/// Write a new device key file (the format of `weldguard permit key`), readable by the owner.
+fn make_device_key(path: &Path) -> Result<SoftwareSigner, Failure> {
+    let signer =
+        SoftwareSigner::generate().map_err(|e| Failure::runtime("keys.generate", e.to_string()))?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "format": "weldguard/device-key/1",
+        "secret": to_hex(&signer.secret()),
+        "public_key": to_hex(&signer.public_key()),
+    }))
+    .map_err(|e| Failure::runtime("output.json", e.to_string()))?;
+    write_private(path, &text).map_err(|e| {
+        Failure::runtime(
+            "sync.save_key",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    Ok(signer)
+}
+
+fn save_enrolment(path: &Path, saved: &Enrolment) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(saved).map_err(std::io::Error::other)?;
+    write_private(path, &text)
 }
 
 fn enrolment_path(data: &StateArgs, out: &Output) -> Result<PathBuf, Failure> {
@@ -74,9 +118,11 @@ fn sync_failure(error: &SyncError, out: &Output) -> Failure {
         .pick(&error.message_zh(), &error.message_en())
         .to_owned();
     match error {
-        SyncError::InvalidAddress(_) | SyncError::Refused { .. } | SyncError::Unauthorized(_) => {
-            Failure::input(error.code(), message)
-        }
+        SyncError::InvalidAddress(_)
+        | SyncError::Refused { .. }
+        | SyncError::Unauthorized(_)
+        | SyncError::TokenExpired(_)
+        | SyncError::RefreshFailed { .. } => Failure::input(error.code(), message),
         _ => Failure::runtime(error.code(), message),
     }
 }
@@ -86,8 +132,25 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
     args.data.open_store(out)?;
     let client = SyncClient::new(&args.server, None, RetryPolicy::default())
         .map_err(|e| sync_failure(&e, out))?;
+    let path = enrolment_path(&args.data, out)?;
+    let (public_key, key_file) = match (&args.key, args.public_key.is_empty()) {
+        (Some(file), _) => {
+            let signer = super::permit::load_signer(file)?;
+            let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            (to_hex(&signer.public_key()), Some(absolute))
+        }
+        (None, false) => (args.public_key.clone(), None),
+        (None, true) => {
+            let file = path.with_file_name(DEVICE_KEY_FILE);
+            let signer = match super::permit::load_signer(&file) {
+                Ok(signer) => signer,
+                Err(_) => make_device_key(&file)?,
+            };
+            (to_hex(&signer.public_key()), Some(file))
+        }
+    };
     let answer = client
-        .enrol(&args.code, &args.public_key, &args.device_name)
+        .enrol(&args.code, &public_key, &args.device_name)
         .map_err(|e| sync_failure(&e, out))?;
     let saved = Enrolment {
         server: client.base_url().to_owned(),
@@ -95,11 +158,10 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
         device_id: answer.device_id,
         person: answer.person,
         role: answer.role,
+        token_expires_at_ms: answer.token_expires_at_ms,
+        key_file,
     };
-    let path = enrolment_path(&args.data, out)?;
-    let text = serde_json::to_string_pretty(&saved)
-        .map_err(|e| Failure::runtime("sync.save_enrolment", e.to_string()))?;
-    write_private(&path, &text).map_err(|e| {
+    save_enrolment(&path, &saved).map_err(|e| {
         Failure::runtime(
             "sync.save_enrolment",
             format!("cannot write {}: {e}", path.display()),
@@ -129,6 +191,8 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             "role": saved.role,
             "server": saved.server,
             "issuer_keys": trust.keys.len(),
+            "token_expires_at_ms": saved.token_expires_at_ms,
+            "can_refresh": saved.key_file.is_some(),
         }));
     }
     println!(
@@ -144,6 +208,8 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
 /// The platform's trust file, beside `sync.json`.
 const TRUST_FILE: &str = "trust.json";
 
+/// Write `text` to a temporary file (owner-only) and rename it over `path`: readers see the old
+/// file or the new one, never a part.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     {
@@ -180,9 +246,30 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
         )
     })?;
     let store = args.data.open_store(out)?;
-    let server = args.server.unwrap_or(saved.server);
-    let mut client = SyncClient::new(&server, Some(saved.token), RetryPolicy::default())
+    let server = args.server.clone().unwrap_or(saved.server.clone());
+    let mut client = SyncClient::new(&server, Some(saved.token.clone()), RetryPolicy::default())
         .map_err(|e| sync_failure(&e, out))?;
+    if let Some(key_file) = &saved.key_file {
+        let signer = super::permit::load_signer(key_file)?;
+        let device_id = saved.device_id.clone();
+        let enrolment = std::sync::Mutex::new(saved.clone());
+        let file = path.clone();
+        client = client.with_refresh(&device_id, Arc::new(signer), move |t| {
+            // Saved at once: the previous token no longer works.
+            let mut e = enrolment
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            e.token = t.token.clone();
+            e.token_expires_at_ms = t.expires_at_ms;
+            if let Err(err) = save_enrolment(&file, &e) {
+                eprintln!(
+                    "weldguard: cannot save the refreshed token to {}: {err} \
+                     (the next sync refreshes again)",
+                    file.display()
+                );
+            }
+        });
+    }
     let trust_path = path.with_file_name(TRUST_FILE);
     if let Ok(text) = std::fs::read_to_string(&trust_path) {
         let trust = TrustStore::from_json(&text).map_err(|e| {
@@ -225,6 +312,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             "pages": report.pages,
             "refetches": report.refetches,
             "retries": report.retries,
+            "token_refreshes": report.token_refreshes,
             "snapshot_chunks": report.snapshot_chunks,
             "status_list": status_list_json(report.status_list),
             "revocation_data_age_secs": revocations.as_ref().map(|r| r.age_secs(now)),

@@ -1,6 +1,11 @@
 //! Sync through the FFI: [`Device::sync`] runs one blocking sync on the shell's background thread,
 //! reports progress through a [`SyncListener`] the shell implements, and stops early when the shell
 //! cancels its [`SyncTask`] (the user left the screen, the OS is suspending the app).
+//!
+//! Device tokens expire. [`Device::sync_with_key`] refreshes an expired token by signing a server
+//! nonce with the phone's device key (the one it enrolled with) and hands the new token to
+//! [`SyncListener::on_token`] at once: the shell stores it in the Android Keystore / iOS Keychain,
+//! never in the profile database.
 
 use std::sync::Arc;
 use std::sync::PoisonError;
@@ -8,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Device;
 use super::error::WeldGuardError;
+use super::functions::{DeviceKey, ForeignSigner};
 use crate::sync::{Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase};
 
 /// Which part of a sync is running.
@@ -24,6 +30,11 @@ pub enum SyncStage {
 pub trait SyncListener: Send + Sync {
     /// `done` of `total` units; `total` is unknown while registry pages are still coming.
     fn on_progress(&self, stage: SyncStage, done: u64, total: Option<u64>);
+    /// The device token was refreshed: the previous one no longer works. Store `token` in the
+    /// platform's secure storage (Keystore / Keychain) right away and use it for the next sync;
+    /// `expires_at_ms` is when it expires (Unix ms; `None`: never). Called even when the sync
+    /// fails later. Should the shell lose it, the next sync refreshes again with the device key.
+    fn on_token(&self, token: String, expires_at_ms: Option<i64>);
 }
 
 /// A handle to stop a running sync. Cancelling takes effect at the next request or page; what was
@@ -64,6 +75,8 @@ pub struct SyncSummary {
     pub status_list_sequence: Option<u64>,
     /// Requests retried after network or server failures.
     pub retries: u32,
+    /// Device tokens refreshed (each was given to [`SyncListener::on_token`]).
+    pub token_refreshes: u32,
 }
 
 #[uniffi::export]
@@ -72,10 +85,46 @@ impl Device {
     /// `token`. Blocking: call it from a background thread. With trusted issuer keys set
     /// ([`Device::set_trust`]), the signed revocation status list is fetched and verified first and a
     /// first sync loads the signed snapshot. Revocations are reloaded afterwards.
+    ///
+    /// This form cannot refresh an expired token (the sync then fails with `sync.token_expired`);
+    /// shells use [`Device::sync_with_key`].
     pub fn sync(
         &self,
         server_url: String,
         token: String,
+        listener: Arc<dyn SyncListener>,
+        task: Arc<SyncTask>,
+    ) -> Result<SyncSummary, WeldGuardError> {
+        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
+        self.run_sync(client, listener, task)
+    }
+
+    /// [`Device::sync`], refreshing an expired token with the device key: `device_id` is the id
+    /// the platform gave at enrolment and `key` the key the device enrolled with. A new token goes
+    /// to [`SyncListener::on_token`] before the sync goes on. A refused refresh (device disabled,
+    /// key mismatch) ends the sync with `sync.refresh_failed`.
+    pub fn sync_with_key(
+        &self,
+        server_url: String,
+        token: String,
+        device_id: String,
+        key: Arc<dyn DeviceKey>,
+        listener: Arc<dyn SyncListener>,
+        task: Arc<SyncTask>,
+    ) -> Result<SyncSummary, WeldGuardError> {
+        let tokens = listener.clone();
+        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?
+            .with_refresh(&device_id, Arc::new(ForeignSigner(key)), move |t| {
+                tokens.on_token(t.token.clone(), t.expires_at_ms)
+            });
+        self.run_sync(client, listener, task)
+    }
+}
+
+impl Device {
+    fn run_sync(
+        &self,
+        client: SyncClient,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
     ) -> Result<SyncSummary, WeldGuardError> {
@@ -84,7 +133,7 @@ impl Device {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let mut client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
+        let mut client = client;
         if !trust.keys().is_empty() {
             client = client.with_trust(trust);
         }
@@ -113,6 +162,7 @@ impl Device {
             snapshot_chunks: report.snapshot_chunks,
             status_list_sequence,
             retries: report.retries,
+            token_refreshes: report.token_refreshes,
         })
     }
 }

@@ -3,11 +3,15 @@
 //! the progress callback, stop it with the cancellation flag.
 //!
 //! Failures without an answer (network errors, timeouts, truncated or unreadable answers, 5xx, 408,
-//! 429) are retried with [`RetryPolicy`]'s backoff; other 4xx answers are not. Push is safe to
-//! retry because the platform applies each idempotency key at most once; pull is a read, and
-//! each page lands in the store with its cursor in one transaction.
+//! 429) are retried with [`RetryPolicy`]'s backoff; other 4xx answers are not, with one exception:
+//! a 401 `auth.token_expired` when the client was given the device key ([`SyncClient::with_refresh`])
+//! is answered by one token refresh (the device signs a fresh server nonce with its enrolled key)
+//! and the call is made again with the new token, which is handed to the caller's callback at once
+//! to be stored. Push is safe to retry because the platform applies each idempotency key at most
+//! once; pull is a read, and each page lands in the store with its cursor in one transaction.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -18,14 +22,16 @@ use serde::de::DeserializeOwned;
 use super::backoff::RetryPolicy;
 use super::error::SyncError;
 use super::protocol::{
-    ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
-    Identity, IssuedCode, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest,
-    PushResponse, PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role,
-    RotateKeyRequest, RotatedKey, SnapshotResponse, StatusListResponse,
+    AuthChallenge, AuthChallengeRequest, ChecksumsResponse, CompactRequest, EnrolRequest,
+    EnrolResponse, EnrolmentCode, ErrorBody, Identity, IssuedCode, MUST_REFETCH, NewEnrolment,
+    PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED, RecordList,
+    RegistryWriteResponse, Role, RotateKeyRequest, RotatedKey, SnapshotResponse,
+    StatusListResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
+    token_refresh_message,
 };
 use crate::codes::{
-    SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, verify_snapshot_manifest,
-    verify_status_list,
+    DeviceSigner, SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, to_hex,
+    verify_snapshot_manifest, verify_status_list,
 };
 use crate::domain::{MachineLabel, WelderCredential};
 use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCursor};
@@ -71,6 +77,48 @@ pub struct SyncReport {
     pub snapshot_chunks: u64,
     /// Rows downloaded again for collections that drifted ([`SyncClient::check_drift`]).
     pub refetched_rows: u64,
+    /// Device tokens refreshed during the run (each was handed to the token callback at once).
+    pub token_refreshes: u32,
+}
+
+/// A device token the client obtained by refreshing. The previous token no longer works: store
+/// this one at once (Keystore/Keychain on a phone), even if the sync fails afterwards. A token
+/// lost anyway is not fatal: the next sync refreshes again with the device key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshedToken {
+    pub token: String,
+    /// Unix milliseconds; `None`: it does not expire.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for RefreshedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshedToken")
+            .field("token", &"…")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+/// Called with every new token, on the thread that refreshed it.
+pub type TokenCallback = Box<dyn Fn(&RefreshedToken) + Send + Sync>;
+
+/// How the client refreshes an expired token: the device's id and enrolled key, and where new
+/// tokens go.
+struct Refresher {
+    device_id: String,
+    signer: Arc<dyn DeviceSigner>,
+    on_token: TokenCallback,
+    /// One refresh at a time (a prefetching pull makes calls from two threads).
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresher")
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a drift check found.
@@ -108,12 +156,15 @@ pub enum StatusListCheck {
 #[derive(Debug)]
 pub struct SyncClient {
     base: String,
-    token: Option<String>,
+    /// The device token; replaced by a refresh.
+    token: RwLock<Option<String>>,
     http: Client,
     policy: RetryPolicy,
     retries: AtomicU32,
+    refreshes: AtomicU32,
     /// Issuer keys that may sign the revocation status list; without them the list is not fetched.
     trust: Option<TrustStore>,
+    refresher: Option<Refresher>,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -149,6 +200,11 @@ pub(super) fn encode(value: &str) -> String {
 enum Failure {
     Retry(SyncError),
     Stop(SyncError),
+    /// 401 with this error code and message.
+    Denied {
+        code: String,
+        message: String,
+    },
 }
 
 impl SyncClient {
@@ -175,12 +231,42 @@ impl SyncClient {
             .map_err(|e| SyncError::InvalidAddress(format!("{base_url}: {e}")))?;
         Ok(SyncClient {
             base,
-            token,
+            token: RwLock::new(token),
             http,
             policy,
             retries: AtomicU32::new(0),
+            refreshes: AtomicU32::new(0),
             trust: None,
+            refresher: None,
         })
+    }
+
+    /// Refresh an expired token with the device key: on a 401 `auth.token_expired` the client
+    /// signs a fresh server nonce with `signer` (the key `device_id` enrolled with), takes the new
+    /// token, hands it to `on_token` at once (store it: the old one no longer works) and makes
+    /// the call again. At most one refresh per call; a refused refresh stops with
+    /// [`SyncError::RefreshFailed`].
+    pub fn with_refresh(
+        mut self,
+        device_id: &str,
+        signer: Arc<dyn DeviceSigner>,
+        on_token: impl Fn(&RefreshedToken) + Send + Sync + 'static,
+    ) -> Self {
+        self.refresher = Some(Refresher {
+            device_id: device_id.to_owned(),
+            signer,
+            on_token: Box::new(on_token),
+            lock: Mutex::new(()),
+        });
+        self
+    }
+
+    /// The token the client uses now (the latest refreshed one).
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Verify the revocation status list with these issuer keys; a sync that pulls fetches the
@@ -218,13 +304,33 @@ impl SyncClient {
         parse: &dyn Fn(&[u8]) -> Result<T, SyncError>,
     ) -> Result<T, SyncError> {
         let mut retry = 0u32;
+        let mut refreshed = false;
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return Err(SyncError::Cancelled);
             }
-            match self.attempt(method.clone(), path_and_query, body.clone(), parse) {
+            let token = self.token();
+            match self.attempt(
+                method.clone(),
+                path_and_query,
+                body.clone(),
+                token.as_deref(),
+                parse,
+            ) {
                 Ok(value) => return Ok(value),
                 Err(Failure::Stop(e)) => return Err(e),
+                Err(Failure::Denied { code, message }) if code == TOKEN_EXPIRED => {
+                    match &self.refresher {
+                        Some(refresher) if !refreshed => {
+                            refreshed = true;
+                            self.refresh_after(refresher, token.as_deref(), cancel)?;
+                        }
+                        _ => return Err(SyncError::TokenExpired(message)),
+                    }
+                }
+                Err(Failure::Denied { message, .. }) => {
+                    return Err(SyncError::Unauthorized(message));
+                }
                 Err(Failure::Retry(e)) => {
                     if retry + 1 >= self.policy.max_attempts.max(1) {
                         return Err(e);
@@ -252,17 +358,111 @@ impl SyncClient {
         Ok(())
     }
 
+    /// Replace the token `used` (which the server called expired) by a refreshed one, unless
+    /// another thread already did; the new token goes to the callback before anything else.
+    fn refresh_after(
+        &self,
+        refresher: &Refresher,
+        used: Option<&str>,
+        cancel: &AtomicBool,
+    ) -> Result<(), SyncError> {
+        let _one_at_a_time = refresher
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.token().as_deref() != used {
+            return Ok(());
+        }
+        let issued = self.refresh_token(refresher, cancel)?;
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = Some(issued.token.clone());
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        (refresher.on_token)(&issued);
+        Ok(())
+    }
+
+    /// Challenge, sign, refresh; the pair is retried as a whole (with a new nonce) after failures
+    /// without an answer, so a refresh whose answer was lost is simply done again.
+    fn refresh_token(
+        &self,
+        refresher: &Refresher,
+        cancel: &AtomicBool,
+    ) -> Result<RefreshedToken, SyncError> {
+        let failed = |code: &str, message: String| SyncError::RefreshFailed {
+            code: code.to_owned(),
+            message,
+        };
+        let mut retry = 0u32;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SyncError::Cancelled);
+            }
+            let attempt = || -> Result<TokenRefreshResponse, Failure> {
+                let challenge = Self::json(&AuthChallengeRequest {
+                    device_id: refresher.device_id.clone(),
+                })
+                .map_err(Failure::Stop)?;
+                let challenge: AuthChallenge = self.attempt(
+                    Method::POST,
+                    "/v1/auth/challenge",
+                    Some(challenge),
+                    None,
+                    &parse_json::<AuthChallenge>,
+                )?;
+                let message = token_refresh_message(&refresher.device_id, &challenge.nonce);
+                let signature = refresher
+                    .signer
+                    .sign(&message)
+                    .map_err(|e| Failure::Stop(failed("signer.failed", e.to_string())))?;
+                let request = Self::json(&TokenRefreshRequest {
+                    device_id: refresher.device_id.clone(),
+                    nonce: challenge.nonce,
+                    signature: to_hex(&signature),
+                })
+                .map_err(Failure::Stop)?;
+                self.attempt(
+                    Method::POST,
+                    "/v1/auth/refresh",
+                    Some(request),
+                    None,
+                    &parse_json::<TokenRefreshResponse>,
+                )
+            };
+            match attempt() {
+                Ok(answer) => {
+                    return Ok(RefreshedToken {
+                        token: answer.token,
+                        expires_at_ms: answer.token_expires_at_ms,
+                    });
+                }
+                Err(Failure::Denied { code, message }) => return Err(failed(&code, message)),
+                Err(Failure::Stop(SyncError::Refused { code, message, .. })) => {
+                    return Err(failed(&code, message));
+                }
+                Err(Failure::Stop(e)) => return Err(e),
+                Err(Failure::Retry(e)) => {
+                    if retry + 1 >= self.policy.max_attempts.max(1) {
+                        return Err(e);
+                    }
+                    self.sleep(self.policy.delay(retry, jitter()), cancel)?;
+                    retry += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     fn attempt<T>(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<Vec<u8>>,
+        token: Option<&str>,
         parse: &dyn Fn(&[u8]) -> Result<T, SyncError>,
     ) -> Result<T, Failure> {
         let mut request = self
             .http
             .request(method, format!("{}{path_and_query}", self.base));
-        if let Some(token) = &self.token {
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
@@ -296,7 +496,7 @@ impl SyncClient {
                 message: format!("{code} {message}").trim().to_owned(),
             }))
         } else if code_num == 401 {
-            Err(Failure::Stop(SyncError::Unauthorized(message)))
+            Err(Failure::Denied { code, message })
         } else {
             Err(Failure::Stop(SyncError::Refused {
                 status: code_num,
@@ -470,6 +670,7 @@ impl SyncClient {
         pull: bool,
     ) -> Result<SyncReport, SyncError> {
         self.retries.store(0, Ordering::Relaxed);
+        self.refreshes.store(0, Ordering::Relaxed);
         let mut report = SyncReport::default();
         if pull && let Some(trust) = &self.trust {
             report.status_list = self.fetch_status_list(store, trust, cancel)?;
@@ -482,6 +683,7 @@ impl SyncClient {
             self.pull_into(store, progress, cancel, &mut report)?;
         }
         report.retries = self.retries.load(Ordering::Relaxed);
+        report.token_refreshes = self.refreshes.load(Ordering::Relaxed);
         Ok(report)
     }
 
@@ -824,6 +1026,11 @@ impl SyncClient {
             }
         }
     }
+}
+
+/// A JSON answer.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
+    serde_json::from_slice(bytes).map_err(|e| SyncError::BadResponse(e.to_string()))
 }
 
 /// The answers for exactly the pushed keys, or an error when any is missing.

@@ -17,6 +17,14 @@ pub enum SyncError {
     /// The device is not enrolled, or its token is no longer valid.
     #[error("not authorised: {0}")]
     Unauthorized(String),
+    /// The device token expired and the client has no device key to refresh it with (or the
+    /// refreshed token was called expired too).
+    #[error("the device token has expired: {0}")]
+    TokenExpired(String),
+    /// Refreshing the expired token was refused (the device was disabled, its key does not match
+    /// the enrolled one, …) or the device key could not sign; not retried.
+    #[error("the device token could not be refreshed ({code}): {message}")]
+    RefreshFailed { code: String, message: String },
     /// The server refused the request (4xx); retrying would not help.
     #[error("refused by the server ({status} {code}): {message}")]
     Refused {
@@ -51,6 +59,8 @@ impl Explain for SyncError {
             SyncError::Network(_) => "sync.network",
             SyncError::Server { .. } => "sync.server_error",
             SyncError::Unauthorized(_) => "sync.unauthorized",
+            SyncError::TokenExpired(_) => "sync.token_expired",
+            SyncError::RefreshFailed { .. } => "sync.refresh_failed",
             SyncError::Refused { .. } => "sync.refused",
             SyncError::BadResponse(_) => "sync.bad_response",
             SyncError::RefetchLoop => "sync.refetch_loop",
@@ -69,6 +79,12 @@ impl Explain for SyncError {
                 format!("平台服务器出错（{status}），稍后会自动重试：{message}")
             }
             SyncError::Unauthorized(d) => format!("本设备未注册或授权已失效，请重新注册：{d}"),
+            SyncError::TokenExpired(d) => {
+                format!("本设备的登录凭证已过期，且无法用设备密钥自动续期：{d}")
+            }
+            SyncError::RefreshFailed { code, message } => {
+                format!("登录凭证续期被拒绝（{code}），请联系管理员或重新注册：{message}")
+            }
             SyncError::Refused { code, message, .. } => {
                 format!("平台拒绝了请求（{code}）：{message}")
             }

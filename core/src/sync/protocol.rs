@@ -1,10 +1,15 @@
 //! The sync protocol's wire types (JSON over HTTP), shared by the device client and the reference
 //! server so both sides always agree.
 //!
-//! Endpoints (every one but `/health` and `/v1/enrol` needs `Authorization: Bearer TOKEN`):
+//! Endpoints (every one but `/health`, `/v1/enrol` and `/v1/auth/*` needs
+//! `Authorization: Bearer TOKEN`):
 //! - `GET  /health`: 200 when the server is ready.
 //! - `POST /v1/enrol` ([`EnrolRequest`] → [`EnrolResponse`]): a device trades a one-time enrolment
 //!   code for a device token.
+//! - `POST /v1/auth/challenge` ([`AuthChallengeRequest`] → [`AuthChallenge`]) and
+//!   `POST /v1/auth/refresh` ([`TokenRefreshRequest`] → [`TokenRefreshResponse`]), both without a
+//!   token: a device whose token expired (401 [`TOKEN_EXPIRED`]) proves it holds the key it enrolled
+//!   with by signing [`token_refresh_message`] over a fresh single-use nonce, and gets a new token.
 //! - `GET  /v1/me` (any role) → [`Identity`].
 //! - `POST /v1/admin/enrolments` (admin; [`NewEnrolment`] → [`EnrolmentCode`]).
 //! - `POST /v1/admin/registry` (admin; `[RegistryChange]` → [`RegistryWriteResponse`]), and the
@@ -43,6 +48,10 @@ pub const MAX_PUSH_ENTRIES: usize = 500;
 pub const MAX_PULL_LIMIT: u32 = 10_000;
 /// The error code of a cursor older than the server's history.
 pub const MUST_REFETCH: &str = "sync.must_refetch";
+/// The error code (401) of a device token past its expiry: refresh it with the device key.
+pub const TOKEN_EXPIRED: &str = "auth.token_expired";
+/// The domain-separation prefix of the message a device signs to refresh its token.
+pub const TOKEN_REFRESH_DOMAIN: &str = "weldguard-token-refresh";
 
 /// Who a device acts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,6 +113,56 @@ pub struct EnrolResponse {
     pub token: String,
     pub person: String,
     pub role: Role,
+    /// When the token stops working (Unix milliseconds); absent: it does not expire. Before
+    /// then, or on a 401 [`TOKEN_EXPIRED`], the device refreshes it with its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// A device asks for a nonce to sign (`POST /v1/auth/challenge`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallengeRequest {
+    pub device_id: String,
+}
+
+/// A random single-use nonce for one token refresh, valid until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallenge {
+    pub nonce: String,
+    /// Unix milliseconds.
+    pub expires_at_ms: i64,
+}
+
+/// Proof of possession of the device key (`POST /v1/auth/refresh`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRefreshRequest {
+    pub device_id: String,
+    pub nonce: String,
+    /// The device key's ES256 signature (64-byte `r || s`, hex) over
+    /// [`token_refresh_message`]`(device_id, nonce)`.
+    pub signature: String,
+}
+
+/// The device's new token; the one it had stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRefreshResponse {
+    pub token: String,
+    /// Unix milliseconds; absent: it does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// What a device signs to refresh its token: `weldguard-token-refresh`, NUL, the device id, NUL,
+/// the nonce. The prefix keeps this signature from ever meaning anything else the device key signs
+/// (permit steps, inspections, presentations).
+pub fn token_refresh_message(device_id: &str, nonce: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TOKEN_REFRESH_DOMAIN.len() + device_id.len() + nonce.len() + 2);
+    m.extend_from_slice(TOKEN_REFRESH_DOMAIN.as_bytes());
+    m.push(0);
+    m.extend_from_slice(device_id.as_bytes());
+    m.push(0);
+    m.extend_from_slice(nonce.as_bytes());
+    m
 }
 
 /// Who the calling device is.
@@ -261,4 +320,31 @@ pub struct CollectionPage {
     /// Each row as the change that creates it.
     pub changes: Vec<RegistryChange>,
     pub next_after: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_message_is_domain_separated_and_unambiguous() {
+        assert_eq!(
+            token_refresh_message("ab12", "n0nce"),
+            b"weldguard-token-refresh\0ab12\0n0nce".to_vec()
+        );
+        // The NUL separators keep (device, nonce) pairs apart.
+        assert_ne!(
+            token_refresh_message("ab", "1n"),
+            token_refresh_message("ab1", "n")
+        );
+    }
+
+    #[test]
+    fn enrolment_answers_without_an_expiry_still_parse() {
+        let old = r#"{"device_id":"d","token":"t","person":"p","role":"welder"}"#;
+        let answer: EnrolResponse = serde_json::from_str(old).unwrap();
+        assert_eq!(answer.token_expires_at_ms, None);
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(!text.contains("token_expires_at_ms"), "{text}");
+    }
 }

@@ -60,6 +60,72 @@ pub enum DbError {
     Invalid(String),
     #[error("unsupported database address {0:?} (expected postgres://… or postgresql://…)")]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    Refresh(RefreshRefusal),
+}
+
+/// Why a token refresh (or the challenge before it) was refused; nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshRefusal {
+    #[error("unknown device")]
+    UnknownDevice,
+    #[error("the device is disabled")]
+    DeviceDisabled,
+    #[error("unknown or already used nonce")]
+    BadNonce,
+    #[error("the nonce has expired; ask for a new challenge")]
+    NonceExpired,
+    #[error("the signature does not verify with the device's enrolled key")]
+    BadSignature,
+}
+
+impl RefreshRefusal {
+    /// The stable error code of the answer (all are 401).
+    pub fn code(self) -> &'static str {
+        match self {
+            RefreshRefusal::UnknownDevice => "auth.unknown_device",
+            RefreshRefusal::DeviceDisabled => "auth.device_disabled",
+            RefreshRefusal::BadNonce => "auth.bad_nonce",
+            RefreshRefusal::NonceExpired => "auth.nonce_expired",
+            RefreshRefusal::BadSignature => "auth.bad_signature",
+        }
+    }
+}
+
+/// What a bearer token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// A live token of an enabled device.
+    Valid(Caller),
+    /// The device's token past its expiry, or the token it had before its last refresh.
+    Expired,
+    /// Not a token of any enabled device.
+    Unknown,
+}
+
+/// A token a device received, with its expiry (Unix ms; `None`: it does not expire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Most refresh nonces one device may hold at once (older ones are dropped).
+pub const MAX_NONCES_PER_DEVICE: i64 = 5;
+
+/// Whether `signature_hex` is the ES256 signature of the refresh message by `public_key_hex`.
+pub(crate) fn refresh_signature_ok(
+    public_key_hex: &str,
+    device_id: &str,
+    nonce: &str,
+    signature_hex: &str,
+) -> bool {
+    use weldguard_core::codes::{from_hex, verify_es256};
+    let (Some(key), Some(signature)) = (from_hex(public_key_hex), from_hex(signature_hex)) else {
+        return false;
+    };
+    let message = weldguard_core::sync::protocol::token_refresh_message(device_id, nonce);
+    verify_es256(&key, &message, &signature)
 }
 
 /// The authenticated caller.
@@ -317,11 +383,77 @@ impl Db {
         }
     }
 
-    /// The device a bearer token belongs to.
+    /// The device a live bearer token belongs to (an expired token is `None`).
     pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
+        Ok(match self.check_token(token, now_ms())? {
+            TokenCheck::Valid(caller) => Some(caller),
+            TokenCheck::Expired | TokenCheck::Unknown => None,
+        })
+    }
+
+    /// What `token` is at `now_ms`: live, expired (or replaced by a refresh), or unknown.
+    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
         match self {
-            Db::Sqlite(m) => Self::sqlite(m).caller(token),
-            Db::Postgres(p) => p.caller(token),
+            Db::Sqlite(m) => Self::sqlite(m).check_token(token, now_ms),
+            Db::Postgres(p) => p.check_token(token, now_ms),
+        }
+    }
+
+    /// Use an enrolment code (once) like [`Db::enrol`], the token expiring at `expires_at_ms`.
+    pub fn enrol_expiring(
+        &self,
+        code: &str,
+        public_key: &str,
+        device_name: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(String, Caller), DbError> {
+        match self {
+            Db::Sqlite(m) => {
+                Self::sqlite(m).enrol_expiring(code, public_key, device_name, expires_at_ms)
+            }
+            Db::Postgres(p) => p.enrol_expiring(code, public_key, device_name, expires_at_ms),
+        }
+    }
+
+    /// A random single-use nonce for `device_id` to sign, valid until `now_ms + ttl_ms` (returned
+    /// with its expiry). Expired nonces are dropped, and a device holds at most
+    /// [`MAX_NONCES_PER_DEVICE`]. Refused for an unknown or disabled device.
+    pub fn create_auth_nonce(
+        &self,
+        device_id: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(String, i64), DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).create_auth_nonce(device_id, now_ms, ttl_ms),
+            Db::Postgres(p) => p.create_auth_nonce(device_id, now_ms, ttl_ms),
+        }
+    }
+
+    /// Trade a nonce signed by the device key for a new token expiring at `expires_at_ms`; the
+    /// device's current token stops working (it then reads as expired). The nonce is consumed by
+    /// exactly one successful refresh, also with servers racing (a conditional
+    /// `DELETE … RETURNING`); every refusal leaves the database as it was (an expired nonce is
+    /// dropped).
+    pub fn refresh_token(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        signature_hex: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<IssuedToken, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).refresh_token(
+                device_id,
+                nonce,
+                signature_hex,
+                now_ms,
+                expires_at_ms,
+            ),
+            Db::Postgres(p) => {
+                p.refresh_token(device_id, nonce, signature_hex, now_ms, expires_at_ms)
+            }
         }
     }
 
@@ -339,10 +471,7 @@ impl Db {
         public_key: &str,
         device_name: &str,
     ) -> Result<(String, Caller), DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).enrol(code, public_key, device_name),
-            Db::Postgres(p) => p.enrol(code, public_key, device_name),
-        }
+        self.enrol_expiring(code, public_key, device_name, None)
     }
 
     /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
@@ -589,6 +718,155 @@ mod tests {
         assert_eq!(db.caller("nope").unwrap(), None);
     }
 
+    /// Tokens expire; a nonce signed with the enrolled key buys a new token once; every refusal
+    /// (used, foreign or expired nonce, bad signature, disabled or unknown device) changes nothing.
+    fn tokens_expire_and_a_signed_nonce_refreshes_them_once(backend: Backend) {
+        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_core::sync::protocol::token_refresh_message;
+        let Some((db, _fixture)) = open(backend, "refresh") else {
+            return;
+        };
+        let admin = db.bootstrap_admin(None).unwrap().unwrap();
+        let key = SoftwareSigner::generate().unwrap();
+        let other_key = SoftwareSigner::generate().unwrap();
+        let t0 = now_ms();
+        let code = db.create_enrolment("李四", Role::Inspector).unwrap();
+        let (token, caller) = db
+            .enrol_expiring(&code, &to_hex(&key.public_key()), "phone", Some(t0 + 1000))
+            .unwrap();
+        let id = caller.device_id.clone();
+        assert!(matches!(
+            db.check_token(&token, t0),
+            Ok(TokenCheck::Valid(_))
+        ));
+        assert_eq!(
+            db.check_token(&token, t0 + 1000).unwrap(),
+            TokenCheck::Expired
+        );
+        assert_eq!(db.check_token("nope", t0).unwrap(), TokenCheck::Unknown);
+        // The bootstrap admin's token never expires.
+        assert!(matches!(
+            db.check_token(&admin, i64::MAX),
+            Ok(TokenCheck::Valid(_))
+        ));
+        let sign = |k: &SoftwareSigner, nonce: &str| {
+            to_hex(&k.sign(&token_refresh_message(&id, nonce)).unwrap())
+        };
+        let refused = |r: Result<IssuedToken, DbError>| match r {
+            Err(DbError::Refresh(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+
+        // A signature by another key, or over another device's message: refused, nonce kept.
+        let (nonce, expires) = db.create_auth_nonce(&id, t0, 300_000).unwrap();
+        assert_eq!(expires, t0 + 300_000);
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce, &sign(&other_key, &nonce), t0, None)),
+            RefreshRefusal::BadSignature
+        );
+        let wrong_message = to_hex(&key.sign(&token_refresh_message("x", &nonce)).unwrap());
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce, &wrong_message, t0, None)),
+            RefreshRefusal::BadSignature
+        );
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce, "zz", t0, None)),
+            RefreshRefusal::BadSignature
+        );
+        assert_eq!(
+            db.check_token(&token, t0).unwrap(),
+            TokenCheck::Valid(caller.clone())
+        );
+        // The right signature: a new token; the old one reads as expired from now on.
+        let fresh = db
+            .refresh_token(&id, &nonce, &sign(&key, &nonce), t0 + 1, Some(t0 + 5000))
+            .unwrap();
+        assert_eq!(fresh.expires_at_ms, Some(t0 + 5000));
+        assert_ne!(fresh.token, token);
+        assert_eq!(db.check_token(&token, t0).unwrap(), TokenCheck::Expired);
+        assert_eq!(
+            db.check_token(&fresh.token, t0 + 4999).unwrap(),
+            TokenCheck::Valid(caller.clone())
+        );
+        // The nonce was single-use.
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce, &sign(&key, &nonce), t0 + 2, None)),
+            RefreshRefusal::BadNonce
+        );
+        // A nonce of this device presented for another device is unknown there.
+        let (nonce2, _) = db.create_auth_nonce(&id, t0, 300_000).unwrap();
+        let code2 = db.create_enrolment("王五", Role::Welder).unwrap();
+        let (_, other) = db
+            .enrol_expiring(&code2, &to_hex(&other_key.public_key()), "p2", None)
+            .unwrap();
+        assert_eq!(
+            refused(db.refresh_token(&other.device_id, &nonce2, "00", t0, None)),
+            RefreshRefusal::BadNonce
+        );
+        // An expired nonce is refused and dropped.
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce2, &sign(&key, &nonce2), t0 + 300_000, None)),
+            RefreshRefusal::NonceExpired
+        );
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonce2, &sign(&key, &nonce2), t0, None)),
+            RefreshRefusal::BadNonce
+        );
+        // Unknown devices get no nonce; the bootstrap admin has no key to prove.
+        assert!(matches!(
+            db.create_auth_nonce("nobody", t0, 1000),
+            Err(DbError::Refresh(RefreshRefusal::UnknownDevice))
+        ));
+        let (n3, _) = db.create_auth_nonce(BOOTSTRAP_DEVICE, t0, 1000).unwrap();
+        assert_eq!(
+            refused(db.refresh_token(BOOTSTRAP_DEVICE, &n3, &sign(&key, &n3), t0, None)),
+            RefreshRefusal::BadSignature
+        );
+        // A device holds a few nonces at most: the oldest go.
+        let nonces: Vec<String> = (0..MAX_NONCES_PER_DEVICE + 2)
+            .map(|i| db.create_auth_nonce(&id, t0 + i, 300_000).unwrap().0)
+            .collect();
+        assert_eq!(
+            refused(db.refresh_token(&id, &nonces[0], &sign(&key, &nonces[0]), t0 + 10, None)),
+            RefreshRefusal::BadNonce
+        );
+        let last = nonces.last().unwrap();
+        db.refresh_token(&id, last, &sign(&key, last), t0 + 10, None)
+            .unwrap();
+    }
+
+    /// Many threads race to spend one nonce: exactly one gets a token.
+    fn a_nonce_is_spent_exactly_once_under_a_race(backend: Backend) {
+        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_core::sync::protocol::token_refresh_message;
+        let Some((db, _fixture)) = open(backend, "nonce-race") else {
+            return;
+        };
+        let key = SoftwareSigner::generate().unwrap();
+        let code = db.create_enrolment("赵六", Role::Welder).unwrap();
+        let (_, caller) = db
+            .enrol_expiring(&code, &to_hex(&key.public_key()), "phone", Some(1))
+            .unwrap();
+        let id = caller.device_id;
+        let (nonce, _) = db.create_auth_nonce(&id, now_ms(), 300_000).unwrap();
+        let signature = to_hex(&key.sign(&token_refresh_message(&id, &nonce)).unwrap());
+        let won: Vec<bool> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(
+                        || match db.refresh_token(&id, &nonce, &signature, now_ms(), None) {
+                            Ok(_) => true,
+                            Err(DbError::Refresh(RefreshRefusal::BadNonce)) => false,
+                            Err(e) => panic!("{e}"),
+                        },
+                    )
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    }
+
     /// Writers and readers at once: every page a reader walks is a prefix of the final feed,
     /// in order, so following cursors never passes over a change.
     fn concurrent_writers_never_make_a_reader_skip(backend: Backend) {
@@ -745,5 +1023,7 @@ mod tests {
         concurrent_writers_never_make_a_reader_skip,
         migrations_are_idempotent_and_keep_the_epoch,
         snapshots_are_kept_by_id_and_the_oldest_dropped,
+        tokens_expire_and_a_signed_nonce_refreshes_them_once,
+        a_nonce_is_spent_exactly_once_under_a_race,
     );
 }

@@ -21,8 +21,10 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, SnapshotHead, StoredIssuerKey, StoredSnapshot,
-    change_json, entity_of, hash, make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json,
+    entity_of, hash, make_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
+    tombstone_seqs,
 };
 
 /// Advisory lock key held while migrations run ("wgmigrat").
@@ -86,6 +88,20 @@ CREATE TABLE issuer_keys (
     created_at_ms  BIGINT NOT NULL
 );
 "#,
+    // 3: token expiry and refresh by device-key proof (docs/adr/0010-token-refresh.md).
+    r#"
+ALTER TABLE devices ADD COLUMN token_expires_at_ms BIGINT;
+ALTER TABLE devices ADD COLUMN retired_token_hash BYTEA;
+CREATE INDEX devices_by_retired_token ON devices (retired_token_hash);
+CREATE TABLE auth_nonces (
+    nonce_hash    BYTEA PRIMARY KEY,
+    device_id     TEXT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX auth_nonces_by_device ON auth_nonces (device_id, expires_at_ms);
+CREATE INDEX auth_nonces_by_expiry ON auth_nonces (expires_at_ms);
+"#,
+    // 4: published snapshots, shared by every server process (docs/adr/0009-*).
     r#"
 CREATE TABLE snapshots (
     snapshot_id TEXT PRIMARY KEY,
@@ -303,23 +319,130 @@ impl PgDb {
         Ok(fresh.then_some(token))
     }
 
-    pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
+    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+        let digest = hash(token);
         let mut conn = self.pool.get()?;
-        let row = conn.client()?.query_opt(
-            "SELECT device_id, person, role FROM devices WHERE token_hash = $1 AND NOT disabled",
-            &[&hash(token)],
+        let client = conn.client()?;
+        let row = client.query_opt(
+            "SELECT device_id, person, role, token_expires_at_ms FROM devices \
+             WHERE token_hash = $1 AND NOT disabled",
+            &[&digest],
         )?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let role: String = row.try_get(2)?;
-                Ok(Some(Caller {
-                    device_id: row.try_get(0)?,
-                    person: row.try_get(1)?,
-                    role: parse_role(&role)?,
-                }))
-            }
+        let Some(row) = row else {
+            let retired = client
+                .query_opt(
+                    "SELECT 1 FROM devices WHERE retired_token_hash = $1 AND NOT disabled LIMIT 1",
+                    &[&digest],
+                )?
+                .is_some();
+            return Ok(if retired {
+                TokenCheck::Expired
+            } else {
+                TokenCheck::Unknown
+            });
+        };
+        let expires: Option<i64> = row.try_get(3)?;
+        if expires.is_some_and(|e| e <= now_ms) {
+            return Ok(TokenCheck::Expired);
         }
+        let role: String = row.try_get(2)?;
+        Ok(TokenCheck::Valid(Caller {
+            device_id: row.try_get(0)?,
+            person: row.try_get(1)?,
+            role: parse_role(&role)?,
+        }))
+    }
+
+    pub fn create_auth_nonce(
+        &self,
+        device_id: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(String, i64), DbError> {
+        let nonce = random_hex(32)?;
+        let expires = now_ms.saturating_add(ttl_ms);
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        let disabled: Option<bool> = tx
+            .query_opt(
+                "SELECT disabled FROM devices WHERE device_id = $1",
+                &[&device_id],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        match disabled {
+            None => return Err(DbError::Refresh(RefreshRefusal::UnknownDevice)),
+            Some(true) => return Err(DbError::Refresh(RefreshRefusal::DeviceDisabled)),
+            Some(false) => {}
+        }
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE expires_at_ms <= $1",
+            &[&now_ms],
+        )?;
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE device_id = $1 AND nonce_hash NOT IN \
+             (SELECT nonce_hash FROM auth_nonces WHERE device_id = $1 \
+              ORDER BY expires_at_ms DESC LIMIT $2)",
+            &[&device_id, &(MAX_NONCES_PER_DEVICE - 1)],
+        )?;
+        tx.execute(
+            "INSERT INTO auth_nonces (nonce_hash, device_id, expires_at_ms) VALUES ($1, $2, $3)",
+            &[&hash(&nonce), &device_id, &expires],
+        )?;
+        tx.commit()?;
+        Ok((nonce, expires))
+    }
+
+    pub fn refresh_token(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        signature_hex: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<IssuedToken, DbError> {
+        let token = random_hex(32)?;
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Consume the nonce in one statement: of two servers racing with it, the second waits for
+        // the first to commit and then finds nothing (or, if the first was refused and rolled
+        // back, the nonce). A refusal below rolls this back (dropping `tx`).
+        let nonce_expires: i64 = tx
+            .query_opt(
+                "DELETE FROM auth_nonces WHERE nonce_hash = $1 AND device_id = $2 \
+                 RETURNING expires_at_ms",
+                &[&hash(nonce), &device_id],
+            )?
+            .ok_or(DbError::Refresh(RefreshRefusal::BadNonce))?
+            .try_get(0)?;
+        if nonce_expires <= now_ms {
+            tx.commit()?;
+            return Err(DbError::Refresh(RefreshRefusal::NonceExpired));
+        }
+        let device = tx
+            .query_opt(
+                "SELECT public_key, disabled FROM devices WHERE device_id = $1 FOR UPDATE",
+                &[&device_id],
+            )?
+            .ok_or(DbError::Refresh(RefreshRefusal::UnknownDevice))?;
+        let public_key: String = device.try_get(0)?;
+        let disabled: bool = device.try_get(1)?;
+        if disabled {
+            return Err(DbError::Refresh(RefreshRefusal::DeviceDisabled));
+        }
+        if !refresh_signature_ok(&public_key, device_id, nonce, signature_hex) {
+            return Err(DbError::Refresh(RefreshRefusal::BadSignature));
+        }
+        tx.execute(
+            "UPDATE devices SET retired_token_hash = token_hash, token_hash = $2, \
+             token_expires_at_ms = $3 WHERE device_id = $1",
+            &[&device_id, &hash(&token), &expires_at_ms],
+        )?;
+        tx.commit()?;
+        Ok(IssuedToken {
+            token,
+            expires_at_ms,
+        })
     }
 
     pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
@@ -332,11 +455,12 @@ impl PgDb {
         Ok(code)
     }
 
-    pub fn enrol(
+    pub fn enrol_expiring(
         &self,
         code: &str,
         public_key: &str,
         device_name: &str,
+        expires_at_ms: Option<i64>,
     ) -> Result<(String, Caller), DbError> {
         let token = random_hex(32)?;
         let device_id = random_hex(8)?;
@@ -352,9 +476,18 @@ impl PgDb {
         let person: String = row.try_get(0)?;
         let role = parse_role(&row.try_get::<_, String>(1)?)?;
         tx.execute(
-            "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&device_id, &hash(&token), &person, &role.as_str(), &public_key, &device_name, &now_ms()],
+            "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
+             created_at_ms, token_expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &device_id,
+                &hash(&token),
+                &person,
+                &role.as_str(),
+                &public_key,
+                &device_name,
+                &now_ms(),
+                &expires_at_ms,
+            ],
         )?;
         tx.commit()?;
         Ok((

@@ -11,8 +11,10 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, Page, SnapshotHead, StoredIssuerKey, StoredSnapshot,
-    change_json, entity_of, hash, make_page, now_ms, parse_cursor, random_hex, tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json,
+    entity_of, hash, make_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
+    tombstone_seqs,
 };
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
@@ -63,6 +65,20 @@ CREATE TABLE issuer_keys (
     created_at_ms  INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 3: token expiry and refresh by device-key proof (docs/adr/0010-token-refresh.md).
+    r#"
+ALTER TABLE devices ADD COLUMN token_expires_at_ms INTEGER;
+ALTER TABLE devices ADD COLUMN retired_token_hash BLOB;
+CREATE INDEX devices_by_retired_token ON devices (retired_token_hash);
+CREATE TABLE auth_nonces (
+    nonce_hash    BLOB PRIMARY KEY,
+    device_id     TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX auth_nonces_by_device ON auth_nonces (device_id, expires_at_ms);
+CREATE INDEX auth_nonces_by_expiry ON auth_nonces (expires_at_ms);
+"#,
+    // 4: published snapshots, shared by every server process (docs/adr/0009-*).
     r#"
 CREATE TABLE snapshots (
     snapshot_id TEXT PRIMARY KEY,
@@ -191,29 +207,132 @@ impl SqliteDb {
         Ok(fresh.then_some(token))
     }
 
-    /// The device a bearer token belongs to.
-    pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
+    /// What a bearer token is at `now_ms`.
+    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+        let digest = hash(token);
         let row = self
             .conn
             .prepare_cached(
-                "SELECT device_id, person, role FROM devices WHERE token_hash = ?1 AND disabled = 0",
+                "SELECT device_id, person, role, token_expires_at_ms FROM devices \
+                 WHERE token_hash = ?1 AND disabled = 0",
             )?
-            .query_row([hash(token)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            .query_row([&digest], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
             })
             .optional()?;
         match row {
-            None => Ok(None),
-            Some((device_id, person, role)) => {
+            None => {
+                let retired = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT 1 FROM devices WHERE retired_token_hash = ?1 AND disabled = 0",
+                    )?
+                    .exists([&digest])?;
+                Ok(if retired {
+                    TokenCheck::Expired
+                } else {
+                    TokenCheck::Unknown
+                })
+            }
+            Some((_, _, _, Some(expires))) if expires <= now_ms => Ok(TokenCheck::Expired),
+            Some((device_id, person, role, _)) => {
                 let role =
                     Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
-                Ok(Some(Caller {
+                Ok(TokenCheck::Valid(Caller {
                     device_id,
                     person,
                     role,
                 }))
             }
         }
+    }
+
+    pub fn create_auth_nonce(
+        &mut self,
+        device_id: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(String, i64), DbError> {
+        let nonce = random_hex(32)?;
+        let expires = now_ms.saturating_add(ttl_ms);
+        let tx = self.immediate()?;
+        let disabled: Option<bool> = tx
+            .prepare_cached("SELECT disabled <> 0 FROM devices WHERE device_id = ?1")?
+            .query_row([device_id], |r| r.get(0))
+            .optional()?;
+        match disabled {
+            None => return Err(DbError::Refresh(RefreshRefusal::UnknownDevice)),
+            Some(true) => return Err(DbError::Refresh(RefreshRefusal::DeviceDisabled)),
+            Some(false) => {}
+        }
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE expires_at_ms <= ?1",
+            [now_ms],
+        )?;
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE device_id = ?1 AND nonce_hash NOT IN \
+             (SELECT nonce_hash FROM auth_nonces WHERE device_id = ?1 \
+              ORDER BY expires_at_ms DESC LIMIT ?2)",
+            params![device_id, MAX_NONCES_PER_DEVICE - 1],
+        )?;
+        tx.execute(
+            "INSERT INTO auth_nonces (nonce_hash, device_id, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![hash(&nonce), device_id, expires],
+        )?;
+        tx.commit()?;
+        Ok((nonce, expires))
+    }
+
+    pub fn refresh_token(
+        &mut self,
+        device_id: &str,
+        nonce: &str,
+        signature_hex: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<IssuedToken, DbError> {
+        let token = random_hex(32)?;
+        let tx = self.immediate()?;
+        // Consume the nonce; a refusal below rolls this back (dropping `tx`).
+        let nonce_expires: Option<i64> = tx
+            .prepare_cached(
+                "DELETE FROM auth_nonces WHERE nonce_hash = ?1 AND device_id = ?2 \
+                 RETURNING expires_at_ms",
+            )?
+            .query_row(params![hash(nonce), device_id], |r| r.get(0))
+            .optional()?;
+        let nonce_expires = nonce_expires.ok_or(DbError::Refresh(RefreshRefusal::BadNonce))?;
+        if nonce_expires <= now_ms {
+            tx.commit()?;
+            return Err(DbError::Refresh(RefreshRefusal::NonceExpired));
+        }
+        let device: Option<(String, bool)> = tx
+            .prepare_cached("SELECT public_key, disabled <> 0 FROM devices WHERE device_id = ?1")?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (public_key, disabled) =
+            device.ok_or(DbError::Refresh(RefreshRefusal::UnknownDevice))?;
+        if disabled {
+            return Err(DbError::Refresh(RefreshRefusal::DeviceDisabled));
+        }
+        if !refresh_signature_ok(&public_key, device_id, nonce, signature_hex) {
+            return Err(DbError::Refresh(RefreshRefusal::BadSignature));
+        }
+        tx.execute(
+            "UPDATE devices SET retired_token_hash = token_hash, token_hash = ?2, \
+             token_expires_at_ms = ?3 WHERE device_id = ?1",
+            params![device_id, hash(&token), expires_at_ms],
+        )?;
+        tx.commit()?;
+        Ok(IssuedToken {
+            token,
+            expires_at_ms,
+        })
     }
 
     pub fn create_enrolment(&mut self, person: &str, role: Role) -> Result<String, DbError> {
@@ -227,12 +346,13 @@ impl SqliteDb {
         Ok(code)
     }
 
-    /// Use an enrolment code (once): register the device and return (device id, token, caller).
-    pub fn enrol(
+    /// Use an enrolment code (once): register the device and return (token, caller).
+    pub fn enrol_expiring(
         &mut self,
         code: &str,
         public_key: &str,
         device_name: &str,
+        expires_at_ms: Option<i64>,
     ) -> Result<(String, Caller), DbError> {
         let token = random_hex(32)?;
         let device_id = random_hex(8)?;
@@ -252,9 +372,18 @@ impl SqliteDb {
             params![hash(code.trim()), device_id],
         )?;
         tx.execute(
-            "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![device_id, hash(&token), person, role.as_str(), public_key, device_name, now_ms()],
+            "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
+             created_at_ms, token_expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                device_id,
+                hash(&token),
+                person,
+                role.as_str(),
+                public_key,
+                device_name,
+                now_ms(),
+                expires_at_ms
+            ],
         )?;
         tx.commit()?;
         Ok((
