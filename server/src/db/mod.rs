@@ -77,7 +77,45 @@ pub enum Insert {
     Duplicate,
     /// The key is known with a different payload.
     Conflict,
+    /// Refused after reading the database (a permit step that loses a conflict or follows no
+    /// version the platform holds); the reason starts with a stable code.
+    Refused(String),
 }
+
+/// One page of the permit head feed: each head as `(step_id, action, state, digest, body)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitPage {
+    pub heads: Vec<HeadEntry>,
+    pub next_cursor: String,
+    pub has_more: bool,
+}
+
+/// A permit's current version as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadEntry {
+    pub permit_id: String,
+    pub step_id: String,
+    pub action: String,
+    pub state: String,
+    pub digest: String,
+    /// The permit version, JSON.
+    pub body: String,
+    pub seq: i64,
+}
+
+/// A stored permit step with its standing (audit view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitStepStanding {
+    pub step_id: String,
+    pub base: Option<String>,
+    pub action: String,
+    /// `applied`, `superseded` or `lost` ([`crate::permits`]).
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// The record kind whose entries go through [`crate::permits::push_step`].
+pub const PERMIT_STEP_KIND: &str = "permit_step";
 
 /// One page of the feed. Changes are kept as the JSON text stored when they were written (by
 /// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
@@ -162,6 +200,26 @@ pub(crate) fn make_page(
     let next = if has_more { last } else { top.max(last) };
     Page {
         changes_json,
+        next_cursor: format_cursor(epoch, next),
+        has_more,
+    }
+}
+
+/// A page of permit heads from up to `limit + 1` rows read after `after`, in seq order; the last
+/// page brings the device to `top`, the newest head seq.
+pub(crate) fn make_permit_page(
+    epoch: &str,
+    after: i64,
+    top: i64,
+    mut rows: Vec<HeadEntry>,
+    limit: u32,
+) -> PermitPage {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let last = rows.last().map_or(after, |h| h.seq);
+    let next = if has_more { last } else { top.max(last) };
+    PermitPage {
+        heads: rows,
         next_cursor: format_cursor(epoch, next),
         has_more,
     }
@@ -326,10 +384,77 @@ impl Db {
         }
     }
 
-    /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
-    /// already rejected by validation are not passed here. A key is applied at most once, also
-    /// across server processes; a known key with another payload is a conflict.
+    /// Insert pushed records. Each item is (key, kind, payload); items already rejected by
+    /// validation are not passed here. A key is applied at most once, also across server
+    /// processes; a known key with another payload is a conflict. Permit steps are placed one by
+    /// one, in order, each in its own transaction against its permit's head
+    /// ([`crate::permits::push_step`]); the other records go in together in one transaction.
     pub fn insert_records(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+    ) -> Result<Vec<Insert>, DbError> {
+        if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
+            return self.insert_plain_records(device_id, items);
+        }
+        let plain: Vec<(&str, &str, &str)> = items
+            .iter()
+            .filter(|(_, kind, _)| *kind != PERMIT_STEP_KIND)
+            .copied()
+            .collect();
+        let mut plain_results = self.insert_plain_records(device_id, &plain)?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for (key, kind, payload) in items {
+            out.push(if *kind == PERMIT_STEP_KIND {
+                self.push_permit_step(device_id, key, payload)?
+            } else {
+                plain_results
+                    .next()
+                    .ok_or_else(|| DbError::Invalid("a record was not answered".into()))?
+            });
+        }
+        Ok(out)
+    }
+
+    /// Place one permit step (see [`crate::permits`]) in its own transaction.
+    pub fn push_permit_step(
+        &self,
+        device_id: &str,
+        key: &str,
+        payload: &str,
+    ) -> Result<Insert, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).push_permit_step(device_id, key, payload),
+            Db::Postgres(p) => p.push_permit_step(device_id, key, payload),
+        }
+    }
+
+    /// Permit heads changed after `cursor` (`None`: all), oldest change first; only the permits
+    /// naming `person` when given (a welder's pull).
+    pub fn permit_heads(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+        person: Option<&str>,
+    ) -> Result<PermitPage, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).permit_heads(cursor, limit, person),
+            Db::Postgres(p) => p.permit_heads(cursor, limit, person),
+        }
+    }
+
+    /// The stored steps of a permit with their standing, in arrival order.
+    pub fn permit_step_standings(
+        &self,
+        permit_id: &str,
+    ) -> Result<Vec<PermitStepStanding>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).permit_step_standings(permit_id),
+            Db::Postgres(p) => p.permit_step_standings(permit_id),
+        }
+    }
+
+    fn insert_plain_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
