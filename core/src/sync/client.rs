@@ -19,7 +19,8 @@ use super::backoff::RetryPolicy;
 use super::error::SyncError;
 use super::protocol::{
     ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
-    Identity, IssuedCode, MUST_REFETCH, NewEnrolment, PullResponse, PushEntry, PushRequest,
+    Identity, IssuedCode, MUST_REFETCH, NewEnrolment, PERMITS_FEED, PermitPage, PullResponse,
+    PushEntry, PushRequest,
     PushResponse, PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role,
     RotateKeyRequest, RotatedKey, SnapshotResponse, StatusListResponse,
 };
@@ -34,6 +35,8 @@ use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCur
 pub const PUSH_BATCH: usize = 100;
 /// Registry changes per pull page.
 pub const PULL_PAGE: u32 = 5000;
+/// Permit heads per page of `GET /v1/permits`.
+pub const PERMIT_PAGE: u32 = 200;
 /// Refetches allowed in one sync before giving up.
 const MAX_REFETCHES: u32 = 2;
 
@@ -69,6 +72,9 @@ pub struct SyncReport {
     pub status_list: StatusListCheck,
     /// Snapshot chunks downloaded and applied (a first sync or a refetch with a trust store).
     pub snapshot_chunks: u64,
+    /// Permit heads received from `GET /v1/permits`, and how many of them changed a local permit.
+    pub pulled_permits: u64,
+    pub permits_changed: u64,
 }
 
 /// What a drift check found.
@@ -477,6 +483,7 @@ impl SyncClient {
         }
         if pull {
             self.pull_into(store, progress, cancel, &mut report)?;
+            self.pull_permits_into(store, cancel, &mut report)?;
         }
         report.retries = self.retries.load(Ordering::Relaxed);
         Ok(report)
@@ -817,6 +824,64 @@ impl SyncClient {
                 None => return Ok(()),
                 Some(next_page) => fetched = next_page,
             }
+        }
+    }
+}
+
+impl SyncClient {
+    /// Pull the permit heads changed since the stored cursor (feed [`PERMITS_FEED`]), page by page,
+    /// each page with its cursor in one transaction ([`Store::apply_permit_heads`]): the device's
+    /// permits become the platform's versions. A cursor of another server database starts over.
+    pub fn pull_permits(&self, store: &Store, cancel: &AtomicBool) -> Result<SyncReport, SyncError> {
+        self.retries.store(0, Ordering::Relaxed);
+        let mut report = SyncReport::default();
+        self.pull_permits_into(store, cancel, &mut report)?;
+        report.retries = self.retries.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn pull_permits_into(
+        &self,
+        store: &Store,
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let mut cursor = store.sync_cursor(PERMITS_FEED)?;
+        let mut restarted = false;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/permits?limit={PERMIT_PAGE}&after={}", encode(c)),
+                None => format!("/v1/permits?limit={PERMIT_PAGE}"),
+            };
+            let page: PermitPage = match self.call(Method::GET, &path, None, cancel) {
+                Err(SyncError::Refused { code, .. }) if code == MUST_REFETCH && !restarted => {
+                    restarted = true;
+                    cursor = None;
+                    continue;
+                }
+                other => other?,
+            };
+            if page.next_cursor.is_empty() || (page.has_more && page.heads.is_empty()) {
+                return Err(SyncError::BadResponse(
+                    "a permit page without a cursor, or an empty one announcing more".to_owned(),
+                ));
+            }
+            let next = SyncCursor {
+                feed: PERMITS_FEED.to_owned(),
+                cursor: page.next_cursor,
+            };
+            let changed = store
+                .apply_permit_heads(&page.heads, &next, now_ms())
+                .map_err(|e| match e {
+                    crate::store::PermitStoreError::Store(e) => SyncError::Store(e),
+                    other => SyncError::BadResponse(format!("a permit head: {other}")),
+                })?;
+            report.pulled_permits += page.heads.len() as u64;
+            report.permits_changed += changed;
+            if !page.has_more {
+                return Ok(());
+            }
+            cursor = Some(next.cursor);
         }
     }
 }
