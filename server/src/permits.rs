@@ -341,3 +341,369 @@ pub fn push_step(
     }
 }
 
+
+/// Real permits for the server's tests: the 十不准、九必须 checklist of the built-in catalog, the
+/// GB 30871-2022 profile, fixed device keys (so versions are reproducible).
+#[cfg(test)]
+pub(crate) mod fixture {
+    use chrono::{NaiveDate, NaiveTime};
+    use weldguard_core::codes::signer::SoftwareSigner;
+    use weldguard_core::permit::{
+        Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading,
+        GeoPoint, MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, Person,
+        PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar,
+        WorkConditions,
+    };
+    use weldguard_core::store::PermitStepRecord;
+    use weldguard_core::store::permits::state_name;
+
+    pub const H: i64 = 3600;
+    /// 2026-11-30 00:00 China time.
+    pub const DAY: i64 = 1_795_968_000;
+    pub const PERMIT_ID: &str = "0193a1b2-0000-7000-8000-0000000000d1";
+
+    pub struct Fx {
+        pub profile: RuleProfile,
+        pub catalog: Catalog,
+        calendar: WorkCalendar,
+        keys: [SoftwareSigner; 3],
+    }
+
+    fn actor(name: &str, id: &str, role: &str) -> Actor {
+        Actor {
+            name: name.into(),
+            id: id.into(),
+            role: role.into(),
+        }
+    }
+
+    impl Fx {
+        pub fn new() -> Self {
+            Fx {
+                profile: ProfileSet::builtin()
+                    .unwrap()
+                    .select("gb30871", NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
+                    .unwrap()
+                    .clone(),
+                catalog: Catalog::builtin().unwrap(),
+                calendar: WorkCalendar::default(),
+                keys: [1u8, 2, 3].map(|n| SoftwareSigner::from_secret(&[n; 32]).unwrap()),
+            }
+        }
+
+        fn ctx(&self) -> RuleContext<'_> {
+            RuleContext {
+                profile: &self.profile,
+                catalog: &self.catalog,
+            }
+        }
+
+        fn location() -> GeoPoint {
+            GeoPoint::from_degrees(36.182, 116.772)
+        }
+
+        pub fn draft(&self) -> Permit {
+            let location = Self::location();
+            let content = PermitContent {
+                permit_id: PERMIT_ID.into(),
+                site: Site {
+                    site_id: "site-370983-001".into(),
+                    name: "肥城某化工厂三车间".into(),
+                    profile_id: "gb30871".into(),
+                    location,
+                    utc_offset_secs: 8 * 3600,
+                    night: NightHours {
+                        start: NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
+                        end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+                    },
+                    approval_radius_m: None,
+                },
+                profile_id: self.profile.id.clone(),
+                profile_version: self.profile.version.clone(),
+                catalog_version: self.catalog.version.clone(),
+                work_description: "更换3号储罐出口管线法兰".into(),
+                hot_work_point: "3号储罐东侧管廊".into(),
+                hot_work_points: 1,
+                location,
+                conditions: WorkConditions::default(),
+                requested_level: PermitLevel::Level2,
+                valid_from: DAY + 8 * H,
+                valid_until: DAY + 17 * H,
+                applicant: Person {
+                    name: "张三".into(),
+                    id: "S-001".into(),
+                },
+                welders: vec![Person {
+                    name: "李四".into(),
+                    id: "T370983199001011234".into(),
+                }],
+                machines: vec!["M-370983-0001".into()],
+                fire_watch: vec![Person {
+                    name: "王五".into(),
+                    id: "S-002".into(),
+                }],
+            };
+            Permit::draft(
+                content,
+                &self.ctx(),
+                &actor("张三", "S-001", "applicant"),
+                DAY + 6 * H,
+            )
+            .unwrap()
+        }
+
+        fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
+            self.catalog
+                .items
+                .iter()
+                .filter(|i| matches!(i.section, Section::Prohibition | Section::Must))
+                .map(|item| {
+                    let mut evidence: Vec<Evidence> = item
+                        .evidence
+                        .iter()
+                        .map(|req| match req {
+                            EvidenceRequirement::Photo => Evidence::Photo {
+                                sha256: vec![7; 32],
+                            },
+                            EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
+                                key: key.clone(),
+                                value: min.unwrap_or(0) + 1,
+                            },
+                            EvidenceRequirement::Person { role } => {
+                                let (name, id) = match role {
+                                    PersonRole::Welder => ("李四", "T370983199001011234"),
+                                    _ => ("王五", "S-002"),
+                                };
+                                Evidence::Person {
+                                    role: *role,
+                                    name: name.into(),
+                                    id: id.into(),
+                                }
+                            }
+                            EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
+                                reading: GasReading {
+                                    taken_at: at,
+                                    lel_centi_pct: 500,
+                                    concentration_centi_pct: 10,
+                                    point: "动火点".into(),
+                                    analyst: "赵六".into(),
+                                },
+                            },
+                        })
+                        .collect();
+                    if item.id == "must.01" {
+                        evidence.push(Evidence::Number {
+                            key: MACHINE_DISTANCE_KEY.into(),
+                            value: 8,
+                        });
+                    }
+                    ChecklistAnswer::confirmed(&item.id, evidence)
+                })
+                .collect()
+        }
+
+        /// `permit` after one action: `submit`, `site_check`, `approve` (at `at`), `reject`,
+        /// `cancel` (at `at`).
+        pub fn step(&self, permit: &Permit, action: &str, at: i64) -> Permit {
+            let [applicant, checker, approver] = &self.keys;
+            let location = Some(Self::location());
+            let approver_role = self
+                .profile
+                .level(PermitLevel::Level2)
+                .unwrap()
+                .approver
+                .id
+                .clone();
+            let a = match action {
+                "submit" => Action::Submit {
+                    by: actor("张三", "S-001", "applicant"),
+                    signer: applicant,
+                    calendar: &self.calendar,
+                    at,
+                    location: None,
+                },
+                "site_check" => Action::SiteCheck {
+                    by: actor("孙七", "S-003", "supervisor"),
+                    signer: checker,
+                    answers: self.answers(at - 300),
+                    at,
+                    location,
+                },
+                "approve" => Action::Approve {
+                    by: actor("周八", "S-004", &approver_role),
+                    signer: approver,
+                    at,
+                    location,
+                },
+                "reject" => Action::Reject {
+                    by: actor("吴九", "S-009", "supervisor"),
+                    at,
+                    reason: "动火点周边可燃物未清理".into(),
+                },
+                "cancel" => Action::Cancel {
+                    by: actor("张三", "S-001", "applicant"),
+                    at,
+                    reason: "工期调整".into(),
+                },
+                other => panic!("no fixture action {other}"),
+            };
+            let mut next = permit.clone();
+            next.apply(&self.ctx(), a).unwrap();
+            next
+        }
+    }
+
+    /// The outbox record of a step (`draft` for the first version).
+    pub fn record(step_id: &str, action: &str, permit: &Permit) -> PermitStepRecord {
+        PermitStepRecord {
+            step_id: step_id.into(),
+            permit_id: permit.content.permit_id.clone(),
+            action: action.into(),
+            state: permit.state,
+            digest: weldguard_core::codes::to_hex(&weldguard_core::permit::digest(permit).unwrap()),
+            permit: permit.clone(),
+        }
+    }
+
+    /// (key, payload) of a step as a device pushes it.
+    pub fn payload(step_id: &str, action: &str, permit: &Permit) -> (String, String) {
+        let _ = state_name;
+        (
+            step_id.to_owned(),
+            serde_json::to_string(&record(step_id, action, permit)).unwrap(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{DAY, Fx, H, record};
+    use super::*;
+
+    fn row(step_id: &str, base: Option<&str>, status: &str, r: &PermitStepRecord) -> StepRow {
+        StepRow {
+            step_id: step_id.into(),
+            base: base.map(Into::into),
+            status: status.into(),
+            action: r.action.clone(),
+            body: serde_json::to_string(&r.permit).unwrap(),
+        }
+    }
+
+    #[test]
+    fn first_versions_extend_and_unknown_bases_are_refused() {
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        assert_eq!(
+            decide(None, &[], &record("s0", "draft", &draft)),
+            Decision::Extend { base: None }
+        );
+        let Decision::Refuse(reason) = decide(None, &[], &record("s1", "submit", &submitted))
+        else {
+            panic!("a submission without its draft must be refused");
+        };
+        assert!(reason.starts_with("permit.unknown_base"), "{reason}");
+        // Two steps ahead of the head: no version it follows is held.
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let steps = [row("s0", None, APPLIED, &record("s0", "draft", &draft))];
+        let Decision::Refuse(reason) = decide(Some("s0"), &steps, &record("s2", "site_check", &checked))
+        else {
+            panic!("expected a refusal");
+        };
+        assert!(reason.starts_with("permit.unknown_base"), "{reason}");
+        assert!(reason.contains("permit.not_successor"), "{reason}");
+    }
+
+    /// The stored chain draft → submit → site check, as rows.
+    fn chain(f: &Fx) -> (Permit, Vec<StepRow>) {
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let rows = vec![
+            row("s0", None, APPLIED, &record("s0", "draft", &draft)),
+            row("s1", Some("s0"), APPLIED, &record("s1", "submit", &submitted)),
+            row("s2", Some("s1"), APPLIED, &record("s2", "site_check", &checked)),
+        ];
+        (checked, rows)
+    }
+
+    #[test]
+    fn a_fork_is_decided_the_same_whichever_arrives_first() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let rejected = f.step(&checked, "reject", DAY + 7 * H + 3000);
+        let approve = record("a", "approve", &approved);
+        let reject = record("r", "reject", &rejected);
+        // Approval first: it extends the head; the rejection then wins and supersedes it.
+        assert_eq!(
+            decide(Some("s2"), &rows, &approve),
+            Decision::Extend {
+                base: Some("s2".into())
+            }
+        );
+        let mut approve_first = rows.clone();
+        approve_first.push(row("a", Some("s2"), APPLIED, &approve));
+        assert_eq!(
+            decide(Some("a"), &approve_first, &reject),
+            Decision::Win {
+                base: "s2".into(),
+                superseded: vec!["a".into()]
+            }
+        );
+        // Rejection first: the approval loses.
+        rows.push(row("r", Some("s2"), APPLIED, &reject));
+        let Decision::Lose { base, reason } = decide(Some("r"), &rows, &approve) else {
+            panic!("the approval must lose");
+        };
+        assert_eq!(base, "s2");
+        assert!(reason.starts_with("permit.conflict"), "{reason}");
+        // A later step on the approval's branch (A cancels its approved permit) loses with it.
+        rows.push(row("a", Some("s2"), LOST, &approve));
+        let cancelled = f.step(&approved, "cancel", DAY + 8 * H);
+        let Decision::Lose { base, reason } =
+            decide(Some("r"), &rows, &record("ca", "cancel", &cancelled))
+        else {
+            panic!("a step on a lost branch loses");
+        };
+        assert_eq!(base, "a");
+        assert!(reason.starts_with("permit.conflict"), "{reason}");
+    }
+
+    #[test]
+    fn a_winning_fork_supersedes_the_whole_losing_branch() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        // Checked → approved → (cancel wins later over approve on the checked version).
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        rows.push(row("a", Some("s2"), APPLIED, &record("a", "approve", &approved)));
+        let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
+        let Decision::Win { base, superseded } =
+            decide(Some("a"), &rows, &record("c", "cancel", &cancelled))
+        else {
+            panic!("a cancellation wins over an approval");
+        };
+        assert_eq!((base.as_str(), superseded), ("s2", vec!["a".to_owned()]));
+        // A fork further back (on the submitted version): rejected beats the site check, and the
+        // site check and the approval after it are both superseded.
+        let submitted: Permit = serde_json::from_str(&rows[1].body).unwrap();
+        let rejected_early = f.step(&submitted, "reject", DAY + 7 * H + 100);
+        let Decision::Win { base, superseded } =
+            decide(Some("a"), &rows, &record("re", "reject", &rejected_early))
+        else {
+            panic!("a rejection wins over a site check");
+        };
+        assert_eq!(base, "s1");
+        assert_eq!(superseded, vec!["a".to_owned(), "s2".to_owned()]);
+    }
+
+    #[test]
+    fn people_named_are_the_applicant_and_welders_by_id_and_name() {
+        let f = Fx::new();
+        assert_eq!(
+            people_of(&f.draft()),
+            vec!["S-001", "T370983199001011234", "张三", "李四"]
+        );
+    }
+}

@@ -768,6 +768,156 @@ mod tests {
         drop(client);
     }
 
+    /// Permit steps on the database: applied, duplicate, a fork decided the same in both arrival
+    /// orders, the loser kept as lost (not a record), heads in the feed, a welder's scope.
+    fn permit_forks_end_on_the_same_head_in_either_order(backend: Backend) {
+        use crate::permits::fixture::{DAY, Fx, H, PERMIT_ID, payload};
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let rejected = f.step(&checked, "reject", DAY + 7 * H + 3000);
+        let mut heads = Vec::new();
+        for approve_first in [true, false] {
+            let name = if approve_first { "fork-a" } else { "fork-r" };
+            let Some((db, _fixture)) = open(backend, name) else {
+                return;
+            };
+            let push = |device: &str, (key, body): (String, String)| {
+                let out = db
+                    .insert_records(device, &[(&key, PERMIT_STEP_KIND, &body)])
+                    .unwrap();
+                out.into_iter().next().unwrap()
+            };
+            let chain = [
+                payload("s0", "draft", &draft),
+                payload("s1", "submit", &submitted),
+                payload("s2", "site_check", &checked),
+            ];
+            // A batch mixing kinds: answered in order.
+            let batch: Vec<(&str, &str, &str)> = vec![
+                (&chain[0].0, PERMIT_STEP_KIND, &chain[0].1),
+                ("w1", "work_session", "{}"),
+                (&chain[1].0, PERMIT_STEP_KIND, &chain[1].1),
+                (&chain[2].0, PERMIT_STEP_KIND, &chain[2].1),
+            ];
+            assert_eq!(db.insert_records("welder", &batch).unwrap(), vec![Insert::Applied; 4]);
+            assert_eq!(push("welder", chain[1].clone()), Insert::Duplicate);
+            let a = payload("a", "approve", &approved);
+            let r = payload("r", "reject", &rejected);
+            let (first, second) = if approve_first { (a, r) } else { (r, a) };
+            assert_eq!(push("first", first), Insert::Applied);
+            let late = push("second", second.clone());
+            if approve_first {
+                assert_eq!(late, Insert::Applied, "the rejection wins");
+            } else {
+                let Insert::Refused(reason) = &late else {
+                    panic!("the approval loses: {late:?}");
+                };
+                assert!(reason.starts_with("permit.conflict"), "{reason}");
+                // Pushed again: the same answer, still not a record.
+                assert_eq!(push("second", second), late);
+            }
+            let standings = db.permit_step_standings(PERMIT_ID).unwrap();
+            let status = |id: &str| {
+                standings
+                    .iter()
+                    .find(|s| s.step_id == id)
+                    .map(|s| s.status.as_str())
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_eq!(status("r"), "applied");
+            assert_eq!(status("a"), if approve_first { "superseded" } else { "lost" });
+            // Records: each applied step once; a lost step is no record.
+            let keys: Vec<String> = db
+                .records(Some(PERMIT_STEP_KIND))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.idempotency_key)
+                .collect();
+            assert_eq!(keys.iter().filter(|k| *k == "a").count(), usize::from(approve_first));
+            assert_eq!(keys.iter().filter(|k| *k == "r").count(), 1);
+            // The feed: the one head, for everyone and for the welder it names, not for others.
+            let page = db.permit_heads(None, 10, None).unwrap();
+            assert_eq!(page.heads.len(), 1);
+            assert!(!page.has_more);
+            let head = page.heads.into_iter().next().unwrap();
+            assert_eq!((head.step_id.as_str(), head.state.as_str()), ("r", "rejected"));
+            assert_eq!(db.permit_heads(None, 10, Some("李四")).unwrap().heads.len(), 1);
+            assert!(db.permit_heads(None, 10, Some("赵六")).unwrap().heads.is_empty());
+            // Nothing after the cursor until the head moves again; a foreign cursor refetches.
+            let after = db.permit_heads(Some(&page.next_cursor), 10, None).unwrap();
+            assert!(after.heads.is_empty());
+            assert_eq!(after.next_cursor, page.next_cursor);
+            assert!(matches!(
+                db.permit_heads(Some("0000.1"), 10, None),
+                Err(DbError::MustRefetch)
+            ));
+            heads.push(head.body);
+        }
+        assert_eq!(heads[0], heads[1], "the same head in both arrival orders");
+    }
+
+    /// Several threads (on PostgreSQL: several pooled connections, as several servers would) push
+    /// competing steps of one permit at once: exactly one head, the rule's winner.
+    fn concurrent_forks_leave_one_head(backend: Backend) {
+        use crate::permits::fixture::{DAY, Fx, H, payload};
+        let Some((db, _fixture)) = open(backend, "fork-race") else {
+            return;
+        };
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        for (k, p, a) in [
+            ("s0", &draft, "draft"),
+            ("s1", &submitted, "submit"),
+            ("s2", &checked, "site_check"),
+        ] {
+            let (key, body) = payload(k, a, p);
+            db.insert_records("w", &[(&key, PERMIT_STEP_KIND, &body)])
+                .unwrap();
+        }
+        let forks: Vec<(String, String)> = (0..6)
+            .map(|i| {
+                let action = if i % 2 == 0 { "approve" } else { "reject" };
+                let next = f.step(&checked, action, DAY + 7 * H + 1200 + i * 60);
+                payload(&format!("f{i}"), action, &next)
+            })
+            .collect();
+        let db = std::sync::Arc::new(db);
+        let answers: Vec<Insert> = std::thread::scope(|s| {
+            let handles: Vec<_> = forks
+                .iter()
+                .map(|(key, body)| {
+                    let db = db.clone();
+                    s.spawn(move || {
+                        db.insert_records("d", &[(key, PERMIT_STEP_KIND, body)])
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(answers.len(), 6);
+        // The earliest rejection (f1, at +1260 s) wins whatever the interleaving.
+        let head = db.permit_heads(None, 10, None).unwrap().heads;
+        assert_eq!(head.len(), 1);
+        assert_eq!(head[0].step_id, "f1");
+        let applied = db
+            .permit_step_standings(crate::permits::fixture::PERMIT_ID)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.status == "applied")
+            .count();
+        assert_eq!(applied, 4, "draft, submit, site check and the winner");
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -785,5 +935,7 @@ mod tests {
         enrolment_codes_work_once_and_tokens_identify_the_device,
         concurrent_writers_never_make_a_reader_skip,
         migrations_are_idempotent_and_keep_the_epoch,
+        permit_forks_end_on_the_same_head_in_either_order,
+        concurrent_forks_leave_one_head,
     );
 }
