@@ -279,7 +279,8 @@ pub fn push_step(
     let head = ledger.head_step(permit_id)?;
     let steps = ledger.steps(permit_id)?;
     let decision = decide(head.as_deref(), &steps, &record);
-    let body = serde_json::to_string(&record.permit).map_err(|e| DbError::Invalid(e.to_string()))?;
+    let body =
+        serde_json::to_string(&record.permit).map_err(|e| DbError::Invalid(e.to_string()))?;
     let state = state_name(record.state);
     let mut step = NewStep {
         step_id: key,
@@ -341,7 +342,6 @@ pub fn push_step(
     }
 }
 
-
 /// Real permits for the server's tests: the 十不准、九必须 checklist of the built-in catalog, the
 /// GB 30871-2022 profile, fixed device keys (so versions are reproducible).
 #[cfg(test)]
@@ -355,7 +355,6 @@ pub(crate) mod fixture {
         WorkConditions,
     };
     use weldguard_core::store::PermitStepRecord;
-    use weldguard_core::store::permits::state_name;
 
     pub const H: i64 = 3600;
     /// 2026-11-30 00:00 China time.
@@ -567,7 +566,6 @@ pub(crate) mod fixture {
 
     /// (key, payload) of a step as a device pushes it.
     pub fn payload(step_id: &str, action: &str, permit: &Permit) -> (String, String) {
-        let _ = state_name;
         (
             step_id.to_owned(),
             serde_json::to_string(&record(step_id, action, permit)).unwrap(),
@@ -607,7 +605,8 @@ mod tests {
         // Two steps ahead of the head: no version it follows is held.
         let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
         let steps = [row("s0", None, APPLIED, &record("s0", "draft", &draft))];
-        let Decision::Refuse(reason) = decide(Some("s0"), &steps, &record("s2", "site_check", &checked))
+        let Decision::Refuse(reason) =
+            decide(Some("s0"), &steps, &record("s2", "site_check", &checked))
         else {
             panic!("expected a refusal");
         };
@@ -622,8 +621,18 @@ mod tests {
         let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
         let rows = vec![
             row("s0", None, APPLIED, &record("s0", "draft", &draft)),
-            row("s1", Some("s0"), APPLIED, &record("s1", "submit", &submitted)),
-            row("s2", Some("s1"), APPLIED, &record("s2", "site_check", &checked)),
+            row(
+                "s1",
+                Some("s0"),
+                APPLIED,
+                &record("s1", "submit", &submitted),
+            ),
+            row(
+                "s2",
+                Some("s1"),
+                APPLIED,
+                &record("s2", "site_check", &checked),
+            ),
         ];
         (checked, rows)
     }
@@ -677,7 +686,12 @@ mod tests {
         let (checked, mut rows) = chain(&f);
         // Checked → approved → (cancel wins later over approve on the checked version).
         let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
-        rows.push(row("a", Some("s2"), APPLIED, &record("a", "approve", &approved)));
+        rows.push(row(
+            "a",
+            Some("s2"),
+            APPLIED,
+            &record("a", "approve", &approved),
+        ));
         let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
         let Decision::Win { base, superseded } =
             decide(Some("a"), &rows, &record("c", "cancel", &cancelled))

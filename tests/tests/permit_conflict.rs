@@ -12,9 +12,9 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveTime};
 use weldguard_core::codes::signer::SoftwareSigner;
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading,
-    GeoPoint, MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, PermitState,
-    Person, PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar, WorkConditions,
+    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
+    MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, PermitState, Person,
+    PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar, WorkConditions,
 };
 use weldguard_core::store::{OutboxState, StepStanding, Store};
 use weldguard_core::sync::protocol::{PermitPage, Role};
@@ -215,7 +215,11 @@ fn sync(device: &Device) -> SyncReport {
 }
 
 fn held(device: &Device) -> Permit {
-    device.store.permit(PERMIT_ID).unwrap().expect("the device holds the permit")
+    device
+        .store
+        .permit(PERMIT_ID)
+        .unwrap()
+        .expect("the device holds the permit")
 }
 
 /// The platform's current version of the permit, as an admin pulls it.

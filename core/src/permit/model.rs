@@ -362,10 +362,7 @@ pub enum PermitError {
     UnsignedData { what: &'static str },
     /// A version that does not follow the one it should by exactly one action.
     #[error("not a successor of the earlier version: {en}")]
-    NotASuccessor {
-        en: &'static str,
-        zh: &'static str,
-    },
+    NotASuccessor { en: &'static str, zh: &'static str },
 }
 
 impl Explain for PermitError {

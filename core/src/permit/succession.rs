@@ -87,10 +87,7 @@ pub fn successor_action(prev: &Permit, next: &Permit) -> Result<ActionKind, Perm
         .all(|e| matches!(e.kind, EventKind::Flagged { .. }))
         && (before.is_empty() || kind == ActionKind::Approve);
     if !flags_ok {
-        return Err(gap(
-            "more than one action was added",
-            "一次新增了多项操作",
-        ));
+        return Err(gap("more than one action was added", "一次新增了多项操作"));
     }
     let expected = next_state(prev.state, kind).ok_or(PermitError::TransitionRefused {
         from: prev.state,

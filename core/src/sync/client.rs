@@ -20,9 +20,9 @@ use super::error::SyncError;
 use super::protocol::{
     ChecksumsResponse, CompactRequest, EnrolRequest, EnrolResponse, EnrolmentCode, ErrorBody,
     Identity, IssuedCode, MUST_REFETCH, NewEnrolment, PERMITS_FEED, PermitPage, PullResponse,
-    PushEntry, PushRequest,
-    PushResponse, PushStatus, REGISTRY_FEED, RecordList, RegistryWriteResponse, Role,
-    RotateKeyRequest, RotatedKey, SnapshotResponse, StatusListResponse,
+    PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED, RecordList,
+    RegistryWriteResponse, Role, RotateKeyRequest, RotatedKey, SnapshotResponse,
+    StatusListResponse,
 };
 use crate::codes::{
     SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, verify_snapshot_manifest,
@@ -832,7 +832,11 @@ impl SyncClient {
     /// Pull the permit heads changed since the stored cursor (feed [`PERMITS_FEED`]), page by page,
     /// each page with its cursor in one transaction ([`Store::apply_permit_heads`]): the device's
     /// permits become the platform's versions. A cursor of another server database starts over.
-    pub fn pull_permits(&self, store: &Store, cancel: &AtomicBool) -> Result<SyncReport, SyncError> {
+    pub fn pull_permits(
+        &self,
+        store: &Store,
+        cancel: &AtomicBool,
+    ) -> Result<SyncReport, SyncError> {
         self.retries.store(0, Ordering::Relaxed);
         let mut report = SyncReport::default();
         self.pull_permits_into(store, cancel, &mut report)?;

@@ -802,7 +802,10 @@ mod tests {
                 (&chain[1].0, PERMIT_STEP_KIND, &chain[1].1),
                 (&chain[2].0, PERMIT_STEP_KIND, &chain[2].1),
             ];
-            assert_eq!(db.insert_records("welder", &batch).unwrap(), vec![Insert::Applied; 4]);
+            assert_eq!(
+                db.insert_records("welder", &batch).unwrap(),
+                vec![Insert::Applied; 4]
+            );
             assert_eq!(push("welder", chain[1].clone()), Insert::Duplicate);
             let a = payload("a", "approve", &approved);
             let r = payload("r", "reject", &rejected);
@@ -829,7 +832,10 @@ mod tests {
                     .to_owned()
             };
             assert_eq!(status("r"), "applied");
-            assert_eq!(status("a"), if approve_first { "superseded" } else { "lost" });
+            assert_eq!(
+                status("a"),
+                if approve_first { "superseded" } else { "lost" }
+            );
             // Records: each applied step once; a lost step is no record.
             let keys: Vec<String> = db
                 .records(Some(PERMIT_STEP_KIND))
@@ -837,16 +843,30 @@ mod tests {
                 .into_iter()
                 .map(|r| r.idempotency_key)
                 .collect();
-            assert_eq!(keys.iter().filter(|k| *k == "a").count(), usize::from(approve_first));
+            assert_eq!(
+                keys.iter().filter(|k| *k == "a").count(),
+                usize::from(approve_first)
+            );
             assert_eq!(keys.iter().filter(|k| *k == "r").count(), 1);
             // The feed: the one head, for everyone and for the welder it names, not for others.
             let page = db.permit_heads(None, 10, None).unwrap();
             assert_eq!(page.heads.len(), 1);
             assert!(!page.has_more);
             let head = page.heads.into_iter().next().unwrap();
-            assert_eq!((head.step_id.as_str(), head.state.as_str()), ("r", "rejected"));
-            assert_eq!(db.permit_heads(None, 10, Some("李四")).unwrap().heads.len(), 1);
-            assert!(db.permit_heads(None, 10, Some("赵六")).unwrap().heads.is_empty());
+            assert_eq!(
+                (head.step_id.as_str(), head.state.as_str()),
+                ("r", "rejected")
+            );
+            assert_eq!(
+                db.permit_heads(None, 10, Some("李四")).unwrap().heads.len(),
+                1
+            );
+            assert!(
+                db.permit_heads(None, 10, Some("赵六"))
+                    .unwrap()
+                    .heads
+                    .is_empty()
+            );
             // Nothing after the cursor until the head moves again; a foreign cursor refetches.
             let after = db.permit_heads(Some(&page.next_cursor), 10, None).unwrap();
             assert!(after.heads.is_empty());

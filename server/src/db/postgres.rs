@@ -593,7 +593,10 @@ impl PgDb {
             .read_only(true)
             .start()?;
         let top: i64 = tx
-            .query_one("SELECT coalesce(max(seq), 0)::bigint FROM permit_heads", &[])?
+            .query_one(
+                "SELECT coalesce(max(seq), 0)::bigint FROM permit_heads",
+                &[],
+            )?
             .try_get(0)?;
         let after = parse_cursor(cursor, &self.epoch, 0, top)?;
         let rows = tx

@@ -611,9 +611,9 @@ impl PermitLedger for SqliteLedger<'_, '_> {
         self.0
             .prepare_cached("DELETE FROM permit_people WHERE permit_id = ?1")?
             .execute([h.permit_id])?;
-        let mut insert = self
-            .0
-            .prepare_cached("INSERT OR IGNORE INTO permit_people (person, permit_id) VALUES (?1, ?2)")?;
+        let mut insert = self.0.prepare_cached(
+            "INSERT OR IGNORE INTO permit_people (person, permit_id) VALUES (?1, ?2)",
+        )?;
         for person in &h.people {
             insert.execute([person, h.permit_id])?;
         }

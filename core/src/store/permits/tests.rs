@@ -472,11 +472,26 @@ fn the_platforms_version_replaces_a_lost_local_step_which_stays_listed_as_supers
     let store = open(&dir);
     let fx = Fx::new("gb30871");
     // This device checked the permit, then approved it offline; the approval was answered.
-    let approved = walk(&store, &fx, &[ActionKind::Submit, ActionKind::SiteCheck, ActionKind::Approve]);
+    let approved = walk(
+        &store,
+        &fx,
+        &[
+            ActionKind::Submit,
+            ActionKind::SiteCheck,
+            ActionKind::Approve,
+        ],
+    );
     let id = approved.content.permit_id.clone();
-    let keys: Vec<String> = store.permit_steps(&id).unwrap().into_iter().map(|s| s.id).collect();
-    let results: Vec<(&str, OutboxResult)> =
-        keys.iter().map(|k| (k.as_str(), OutboxResult::Applied)).collect();
+    let keys: Vec<String> = store
+        .permit_steps(&id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let results: Vec<(&str, OutboxResult)> = keys
+        .iter()
+        .map(|k| (k.as_str(), OutboxResult::Applied))
+        .collect();
     store.outbox_mark_results(&results, MS + 10).unwrap();
     // Meanwhile another supervisor rejected the checked version, and that won on the platform.
     let mut checked = fx.draft();
@@ -489,11 +504,16 @@ fn the_platforms_version_replaces_a_lost_local_step_which_stays_listed_as_supers
         .unwrap();
     assert_eq!(changed, 1);
     assert_eq!(store.permit(&id).unwrap().unwrap(), rejected);
-    assert_eq!(store.sync_cursor("permits").unwrap().as_deref(), Some("e.7"));
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.7")
+    );
     // The device's own steps are all kept; the approval is shown as superseded.
     let standings = store.permit_step_standings(&id).unwrap();
-    let by_action: Vec<(&str, StepStanding)> =
-        standings.iter().map(|(s, st)| (s.action.as_str(), *st)).collect();
+    let by_action: Vec<(&str, StepStanding)> = standings
+        .iter()
+        .map(|(s, st)| (s.action.as_str(), *st))
+        .collect();
     assert_eq!(
         by_action,
         vec![
@@ -520,7 +540,9 @@ fn the_platforms_version_replaces_a_lost_local_step_which_stays_listed_as_supers
     // Work continues on the platform's version.
     assert!(matches!(
         store.apply_permit_action(&id, &fx.ctx(), fx.action(ActionKind::Start), MS + 40),
-        Err(PermitStoreError::Permit(PermitError::TransitionRefused { .. }))
+        Err(PermitStoreError::Permit(
+            PermitError::TransitionRefused { .. }
+        ))
     ));
 }
 
@@ -538,23 +560,50 @@ fn an_unanswered_local_step_is_not_overwritten_and_a_bad_head_changes_nothing() 
         .unwrap();
     assert_eq!(changed, 0);
     assert_eq!(store.permit(&id).unwrap().unwrap(), submitted);
-    assert_eq!(store.sync_cursor("permits").unwrap().as_deref(), Some("e.1"));
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.1")
+    );
     // A head whose digest is not its permit's: the page is refused, cursor unchanged.
     let mut bad = head("x", "submit", &submitted);
     bad.digest = "00".repeat(32);
-    assert!(store.apply_permit_heads(&[bad], &cursor("e.2"), MS + 6).is_err());
-    assert_eq!(store.sync_cursor("permits").unwrap().as_deref(), Some("e.1"));
+    assert!(
+        store
+            .apply_permit_heads(&[bad], &cursor("e.2"), MS + 6)
+            .is_err()
+    );
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.1")
+    );
     // A permit this device never had arrives whole, with its welders for the start-work lookup.
     let mut other = fx.draft();
     other.content.permit_id = "0193a1b2-0000-7000-8000-0000000000ff".into();
-    let other = Permit::draft(other.content, &fx.ctx(), &crate::permit::tests::actor("张三", "S-001", "applicant"), t(6, 45)).unwrap();
+    let other = Permit::draft(
+        other.content,
+        &fx.ctx(),
+        &crate::permit::tests::actor("张三", "S-001", "applicant"),
+        t(6, 45),
+    )
+    .unwrap();
     let mut approved = other.clone();
-    fx.run(&mut approved, &[ActionKind::Submit, ActionKind::SiteCheck, ActionKind::Approve]);
+    fx.run(
+        &mut approved,
+        &[
+            ActionKind::Submit,
+            ActionKind::SiteCheck,
+            ActionKind::Approve,
+        ],
+    );
     store
         .apply_permit_heads(&[head("o", "approve", &approved)], &cursor("e.3"), MS + 7)
         .unwrap();
     let found = store
-        .permit_to_check(&approved.content.site.site_id, "T370983199001011234", t(9, 0))
+        .permit_to_check(
+            &approved.content.site.site_id,
+            "T370983199001011234",
+            t(9, 0),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(found, approved);
