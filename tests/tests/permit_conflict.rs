@@ -344,6 +344,24 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
         }
     }
 
+    // The platform's records: each applied step exactly once; a step that lost on arrival is none.
+    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
+    let keys: Vec<String> = admin
+        .records(Some("permit_step"))
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.idempotency_key)
+        .collect();
+    let times = |k: &str| keys.iter().filter(|x| x.as_str() == k).count();
+    assert_eq!(times(&reject_step.id), 1);
+    assert_eq!(
+        times(&approve_step.id),
+        usize::from(first == First::Approver)
+    );
+    // Draft, submission, site check and rejection (and the approval, when it was applied).
+    assert_eq!(keys.len(), 4 + usize::from(first == First::Approver));
+
     // One more sync each: every device holds the platform's version.
     for device in [&welder, &a, &b] {
         sync(device);
