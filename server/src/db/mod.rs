@@ -875,6 +875,19 @@ mod tests {
                 db.permit_heads(Some("0000.1"), 10, None),
                 Err(DbError::MustRefetch)
             ));
+            // A second permit (a draft): pages of one head follow the change order.
+            let mut other = draft.clone();
+            other.content.permit_id = "0193a1b2-0000-7000-8000-0000000000d2".into();
+            assert_eq!(
+                push("welder", payload("o0", "draft", &other)),
+                Insert::Applied
+            );
+            let p1 = db.permit_heads(None, 1, None).unwrap();
+            assert!(p1.has_more);
+            assert_eq!(p1.heads[0].step_id, "r");
+            let p2 = db.permit_heads(Some(&p1.next_cursor), 1, None).unwrap();
+            assert!(!p2.has_more);
+            assert_eq!(p2.heads[0].step_id, "o0");
             heads.push(head.body);
         }
         assert_eq!(heads[0], heads[1], "the same head in both arrival orders");
