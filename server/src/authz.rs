@@ -20,10 +20,13 @@ pub enum Endpoint {
     ReadMetrics,
     /// Signing machine labels and welder credentials with the platform's key, and rotating it.
     IssueCodes,
+    /// `GET /v1/permits`: permit heads; every role, a welder sees the permits naming them (the
+    /// handler scopes the answer).
+    PullPermits,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -33,6 +36,7 @@ impl Endpoint {
         Endpoint::Pull,
         Endpoint::ReadMetrics,
         Endpoint::IssueCodes,
+        Endpoint::PullPermits,
     ];
 }
 
@@ -40,7 +44,7 @@ impl Endpoint {
 pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
     use Endpoint::*;
     match endpoint {
-        Me | Push | Pull => true,
+        Me | Push | Pull | PullPermits => true,
         CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes => {
             role == Role::Admin
         }
@@ -67,6 +71,7 @@ mod tests {
         for role in Role::ALL {
             assert!(allowed(role, Endpoint::Push));
             assert!(allowed(role, Endpoint::Pull));
+            assert!(allowed(role, Endpoint::PullPermits));
             assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
             assert_eq!(allowed(role, Endpoint::ReadMetrics), role == Role::Admin);
             assert_eq!(

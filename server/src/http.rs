@@ -20,8 +20,8 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{
     AuthChallenge, AuthChallengeRequest, CompactRequest, EnrolRequest, EnrolResponse,
     EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES, MUST_REFETCH,
-    NewEnrolment, PushRequest, PushResponse, PushResult, PushStatus, RecordList,
-    RegistryWriteResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
+    NewEnrolment, PermitPage, PushRequest, PushResponse, PushResult, PushStatus, RecordList,
+    RegistryWriteResponse, Role, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
 };
 
 use crate::authz::{Endpoint, allowed};
@@ -229,6 +229,7 @@ fn routes() -> Routes {
     .add("GET", "/v1/admin/records", Some(ListRecords), records)
     .add("POST", "/v1/push", Some(Push), push)
     .add("GET", "/v1/pull", Some(Pull), pull)
+    .add("GET", "/v1/permits", Some(PullPermits), pull_permits)
     .add("GET", "/v1/trust", Some(Pull), publish::trust)
     .add(
         "GET",
@@ -794,6 +795,7 @@ async fn push(
                 Ok(()) => match inserted.next() {
                     Some(Insert::Applied) => (PushStatus::Applied, None),
                     Some(Insert::Duplicate) => (PushStatus::Duplicate, None),
+                    Some(Insert::Refused(reason)) => (PushStatus::Rejected, Some(reason)),
                     Some(Insert::Conflict) | None => (
                         PushStatus::Rejected,
                         Some(
@@ -853,3 +855,63 @@ async fn pull(
     body.push('}');
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
+
+/// Permit heads changed after a cursor (`GET /v1/permits?after=CURSOR&limit=N`): every permit for
+/// supervisors, inspectors and admins; for a welder, the permits naming them (applicant or welder,
+/// by id or name).
+async fn pull_permits(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<PermitPage>> {
+    let caller = authorize(&state, &headers, Endpoint::PullPermits).await?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_PERMIT_LIMIT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PERMIT_LIMIT).contains(n))
+            .ok_or_else(|| {
+                bad_request(
+                    "request.bad_limit",
+                    format!("limit must be 1..={MAX_PERMIT_LIMIT}"),
+                )
+            })?,
+    };
+    let cursor = query.get("after").filter(|c| !c.is_empty()).cloned();
+    let person = (caller.role == Role::Welder).then(|| caller.person.clone());
+    let page = with_db(&state, move |db| {
+        db.permit_heads(cursor.as_deref(), limit, person.as_deref())
+    })
+    .await?;
+    let heads = page
+        .heads
+        .into_iter()
+        .map(|h| {
+            let permit = serde_json::from_str(&h.body)
+                .map_err(|e| DbError::Invalid(format!("stored permit {}: {e}", h.permit_id)))?;
+            let state = weldguard_core::permit::PermitState::ALL
+                .into_iter()
+                .find(|s| weldguard_core::store::permits::state_name(*s) == h.state)
+                .ok_or_else(|| DbError::Invalid(format!("permit state {:?}", h.state)))?;
+            Ok(weldguard_core::store::PermitStepRecord {
+                step_id: h.step_id,
+                permit_id: h.permit_id,
+                action: h.action,
+                state,
+                digest: h.digest,
+                permit,
+            })
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(Json(PermitPage {
+        heads,
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+    }))
+}
+
+/// Permit heads per page when the device does not ask for a number.
+pub const DEFAULT_PERMIT_LIMIT: u32 = 200;
+/// Most permit heads one page may carry.
+pub const MAX_PERMIT_LIMIT: u32 = 1000;

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod permits;
 pub mod publish;
 pub mod validate;
 

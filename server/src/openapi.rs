@@ -377,6 +377,19 @@ mod tests {
                 has_more: false,
             })],
         );
+        // Permit heads: a real permit version inside the record.
+        let f = crate::permits::fixture::Fx::new();
+        let head = crate::permits::fixture::record("s0", "draft", &f.draft());
+        assert_fields(d, "PermitStepRecord", &[json(&head)]);
+        assert_fields(
+            d,
+            "PermitPage",
+            &[json(&PermitPage {
+                heads: vec![head],
+                next_cursor: "c".into(),
+                has_more: false,
+            })],
+        );
         let record = StoredRecord {
             idempotency_key: "k".into(),
             kind: "permit_step".into(),

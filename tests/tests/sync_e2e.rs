@@ -450,6 +450,7 @@ fn authorization_table_every_endpoint_every_role() {
         ("GET", "/v1/admin/records", None, &["supervisor", "admin"]),
         ("POST", "/v1/push", Some(r#"{"entries":[]}"#), everyone),
         ("GET", "/v1/pull", None, everyone),
+        ("GET", "/v1/permits", None, everyone),
         ("GET", "/metrics", None, admin_only),
     ];
     let mut failures = Vec::new();

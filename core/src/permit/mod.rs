@@ -13,6 +13,7 @@ pub mod model;
 pub mod profile;
 pub mod sign;
 pub mod start_work;
+pub mod succession;
 
 pub use catalog::{
     AnswerProblem, AnswerValue, Catalog, CatalogItem, ChecklistAnswer, Evidence,
@@ -33,6 +34,7 @@ pub use profile::{
 };
 pub use sign::{digest, verify};
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
+pub use succession::{ForkStep, safety_rank, successor_action};
 
 #[cfg(test)]
 pub(crate) mod tests;

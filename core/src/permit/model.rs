@@ -360,6 +360,9 @@ pub enum PermitError {
     },
     #[error("the permit carries {what} that no signature covers")]
     UnsignedData { what: &'static str },
+    /// A version that does not follow the one it should by exactly one action.
+    #[error("not a successor of the earlier version: {en}")]
+    NotASuccessor { en: &'static str, zh: &'static str },
 }
 
 impl Explain for PermitError {
@@ -373,6 +376,7 @@ impl Explain for PermitError {
             PermitError::SignatureBroken { .. } => "permit.signature_broken",
             PermitError::SignaturesInconsistent { .. } => "permit.signatures_inconsistent",
             PermitError::UnsignedData { .. } => "permit.unsigned_data",
+            PermitError::NotASuccessor { .. } => "permit.not_successor",
         }
     }
 
@@ -415,6 +419,9 @@ impl Explain for PermitError {
                 format!("“{}”状态的作业证签名不符：{found:?}", state.name_zh())
             }
             PermitError::UnsignedData { what } => format!("作业证含有未经签名的{what}"),
+            PermitError::NotASuccessor { zh, .. } => {
+                format!("该版本不是前一版本经一步操作的结果：{zh}")
+            }
         }
     }
 

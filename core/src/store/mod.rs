@@ -32,7 +32,9 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
-pub use permits::{PermitStepRecord, PermitStoreError, StoredInspection, StoredPermitStep};
+pub use permits::{
+    PermitStepRecord, PermitStoreError, StepStanding, StoredInspection, StoredPermitStep,
+};
 pub use records::{NewWorkSession, RecordKind, WorkSession};
 pub use registry::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, ChangeCounts, RegistryChange, RegistryStats,

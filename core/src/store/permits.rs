@@ -10,6 +10,14 @@
 //! Loading re-verifies the signature chain ([`crate::permit::verify`]) and checks the row against
 //! its digest and indexed columns; a changed row is refused with [`PermitStoreError::Tampered`].
 //!
+//! The platform's version wins: [`Store::apply_permit_heads`] replaces a permit's row with the
+//! version the platform holds (a page of `GET /v1/permits` and its cursor in one transaction). The
+//! device's own steps stay (rows in `permit_steps`, entries in the outbox); a step whose version is
+//! not an ancestor of the permit held now shows as [`StepStanding::Superseded`]
+//! ([`Store::permit_step_standings`]). A version learned from the platform gets its step row and an
+//! outbox entry already `applied` under the platform's step id, so the row keeps its foreign keys
+//! and nothing is pushed back.
+//!
 //! Inspections: the sealed record and its outbox entry (kind `inspection`) in one transaction, keyed
 //! by the inspection id (a UUIDv7 made on the device, see [`super::records::new_record_id`]).
 
@@ -561,6 +569,173 @@ impl Store {
                     inspection,
                     created_at_ms,
                 })
+            })
+            .collect()
+    }
+}
+
+/// Where one of the device's permit steps stands against the permit version held now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStanding {
+    /// Its version is the permit held now or an earlier version of it.
+    OnRecord,
+    /// Its version is on a branch that lost (another device's step won on the platform).
+    Superseded,
+}
+
+/// Whether `earlier` is `later` or a version `later` grew from (logs and signatures are prefixes).
+fn is_ancestor(earlier: &Permit, later: &Permit) -> bool {
+    later.events.starts_with(&earlier.events)
+        && later.signatures.starts_with(&earlier.signatures)
+        && later.gas_readings.starts_with(&earlier.gas_readings)
+}
+
+/// A platform head checked before it replaces a local row: it verifies and its record agrees.
+fn check_head(head: &PermitStepRecord) -> Result<Vec<u8>, PermitStoreError> {
+    verify(&head.permit)?;
+    let d = digest(&head.permit)?;
+    if head.permit_id != head.permit.content.permit_id
+        || head.state != head.permit.state
+        || hex(&d) != head.digest
+    {
+        return Err(invalid(format!(
+            "the platform's version of permit {} does not match its id, state or digest",
+            head.permit_id
+        )));
+    }
+    Ok(d.to_vec())
+}
+
+impl Store {
+    /// Apply one page of permit heads from the platform and store the feed's next cursor, in one
+    /// transaction. Each head replaces the device's row for its permit, unless the device's latest
+    /// step of that permit is still unanswered by the platform (pending or sent): then the row
+    /// stays, and the platform hands the head out again once it answered that step. Returns how
+    /// many rows changed.
+    pub fn apply_permit_heads(
+        &self,
+        heads: &[PermitStepRecord],
+        next: &super::SyncCursor,
+        at_ms: i64,
+    ) -> Result<u64, PermitStoreError> {
+        let checked: Vec<(&PermitStepRecord, Vec<u8>)> = heads
+            .iter()
+            .map(|h| check_head(h).map(|d| (h, d)))
+            .collect::<Result<_, _>>()?;
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let mut changed = 0u64;
+        for (head, digest_bytes) in checked {
+            let c = &head.permit.content;
+            let local: Option<(Vec<u8>, Option<String>)> = tx
+                .prepare_cached(
+                    "SELECT p.digest, o.state FROM permits p \
+                     LEFT JOIN outbox o ON o.idempotency_key = p.last_step WHERE p.permit_id = ?1",
+                )
+                .map_err(StoreError::from)?
+                .query_row(params![c.permit_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(StoreError::from)?;
+            match &local {
+                Some((d, _)) if *d == digest_bytes => continue,
+                Some((_, Some(state))) if state == "pending" || state == "sent" => continue,
+                _ => {}
+            }
+            let body = serde_json::to_string(&head.permit).map_err(invalid)?;
+            let payload = serde_json::to_string(head).map_err(invalid)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (idempotency_key, kind, payload, created_at_ms, \
+                 state, resolved_at_ms) VALUES (?1, ?2, ?3, ?4, 'applied', ?4)",
+            )
+            .map_err(StoreError::from)?
+            .execute(params![
+                head.step_id,
+                RecordKind::PermitStep.as_str(),
+                payload,
+                at_ms
+            ])
+            .map_err(StoreError::from)?;
+            tx.prepare_cached(
+                "INSERT INTO permits (permit_id, site_id, state, valid_from, valid_until, body, \
+                 digest, last_step, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (permit_id) DO UPDATE SET site_id = excluded.site_id, \
+                 state = excluded.state, valid_from = excluded.valid_from, \
+                 valid_until = excluded.valid_until, body = excluded.body, \
+                 digest = excluded.digest, last_step = excluded.last_step, \
+                 updated_at_ms = excluded.updated_at_ms",
+            )
+            .map_err(StoreError::from)?
+            .execute(params![
+                c.permit_id,
+                c.site.site_id,
+                state_name(head.permit.state),
+                c.valid_from,
+                c.valid_until,
+                body,
+                digest_bytes,
+                head.step_id,
+                at_ms
+            ])
+            .map_err(StoreError::from)?;
+            tx.prepare_cached("DELETE FROM permit_welders WHERE permit_id = ?1")
+                .map_err(StoreError::from)?
+                .execute(params![c.permit_id])
+                .map_err(StoreError::from)?;
+            for w in &c.welders {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO permit_welders (certificate_no, permit_id) \
+                     VALUES (?1, ?2)",
+                )
+                .map_err(StoreError::from)?
+                .execute(params![w.id, c.permit_id])
+                .map_err(StoreError::from)?;
+            }
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO permit_steps (id, permit_id, action, state, digest, \
+                 created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(StoreError::from)?
+            .execute(params![
+                head.step_id,
+                c.permit_id,
+                head.action,
+                state_name(head.permit.state),
+                digest_bytes,
+                at_ms
+            ])
+            .map_err(StoreError::from)?;
+            changed += 1;
+        }
+        super::registry::store_cursor(&tx, next, at_ms).map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(changed)
+    }
+
+    /// The permit's saved steps (oldest first) with their standing against the version held now:
+    /// a step of the device's own that lost on the platform stays listed, as superseded.
+    pub fn permit_step_standings(
+        &self,
+        permit_id: &str,
+    ) -> Result<Vec<(StoredPermitStep, StepStanding)>, PermitStoreError> {
+        let current = self
+            .permit(permit_id)?
+            .ok_or_else(|| PermitStoreError::NotFound(permit_id.to_owned()))?;
+        let steps = self.permit_steps(permit_id)?;
+        steps
+            .into_iter()
+            .map(|step| {
+                let payload = self
+                    .outbox_entry(&step.id)?
+                    .map(|e| e.payload)
+                    .ok_or_else(|| invalid(format!("step {} has no outbox entry", step.id)))?;
+                let record: PermitStepRecord = serde_json::from_str(&payload).map_err(invalid)?;
+                let standing = if is_ancestor(&record.permit, &current) {
+                    StepStanding::OnRecord
+                } else {
+                    StepStanding::Superseded
+                };
+                Ok((step, standing))
             })
             .collect()
     }

@@ -24,9 +24,9 @@ use super::error::SyncError;
 use super::protocol::{
     AuthChallenge, AuthChallengeRequest, ChecksumsResponse, CompactRequest, EnrolRequest,
     EnrolResponse, EnrolmentCode, ErrorBody, Identity, IssuedCode, MUST_REFETCH, NewEnrolment,
-    PullResponse, PushEntry, PushRequest, PushResponse, PushStatus, REGISTRY_FEED, RecordList,
-    RegistryWriteResponse, Role, RotateKeyRequest, RotatedKey, SnapshotResponse,
-    StatusListResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
+    PERMITS_FEED, PermitPage, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus,
+    REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, RotateKeyRequest, RotatedKey,
+    SnapshotResponse, StatusListResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
     token_refresh_message,
 };
 use crate::codes::{
@@ -40,6 +40,8 @@ use crate::store::{OutboxResult, RegistryChange, StatusListSaved, Store, SyncCur
 pub const PUSH_BATCH: usize = 100;
 /// Registry changes per pull page.
 pub const PULL_PAGE: u32 = 5000;
+/// Permit heads per page of `GET /v1/permits`.
+pub const PERMIT_PAGE: u32 = 200;
 /// Refetches allowed in one sync before giving up.
 const MAX_REFETCHES: u32 = 2;
 
@@ -79,6 +81,9 @@ pub struct SyncReport {
     pub refetched_rows: u64,
     /// Device tokens refreshed during the run (each was handed to the token callback at once).
     pub token_refreshes: u32,
+    /// Permit heads received from `GET /v1/permits`, and how many of them changed a local permit.
+    pub pulled_permits: u64,
+    pub permits_changed: u64,
 }
 
 /// A device token the client obtained by refreshing. The previous token no longer works: store
@@ -681,6 +686,7 @@ impl SyncClient {
         if pull {
             self.finish_refetches(store, progress, cancel, &mut report)?;
             self.pull_into(store, progress, cancel, &mut report)?;
+            self.pull_permits_into(store, cancel, &mut report)?;
         }
         report.retries = self.retries.load(Ordering::Relaxed);
         report.token_refreshes = self.refreshes.load(Ordering::Relaxed);
@@ -1031,6 +1037,68 @@ impl SyncClient {
 /// A JSON answer.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
     serde_json::from_slice(bytes).map_err(|e| SyncError::BadResponse(e.to_string()))
+}
+
+impl SyncClient {
+    /// Pull the permit heads changed since the stored cursor (feed [`PERMITS_FEED`]), page by page,
+    /// each page with its cursor in one transaction ([`Store::apply_permit_heads`]): the device's
+    /// permits become the platform's versions. A cursor of another server database starts over.
+    pub fn pull_permits(
+        &self,
+        store: &Store,
+        cancel: &AtomicBool,
+    ) -> Result<SyncReport, SyncError> {
+        self.retries.store(0, Ordering::Relaxed);
+        let mut report = SyncReport::default();
+        self.pull_permits_into(store, cancel, &mut report)?;
+        report.retries = self.retries.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn pull_permits_into(
+        &self,
+        store: &Store,
+        cancel: &AtomicBool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let mut cursor = store.sync_cursor(PERMITS_FEED)?;
+        let mut restarted = false;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/permits?limit={PERMIT_PAGE}&after={}", encode(c)),
+                None => format!("/v1/permits?limit={PERMIT_PAGE}"),
+            };
+            let page: PermitPage = match self.call(Method::GET, &path, None, cancel) {
+                Err(SyncError::Refused { code, .. }) if code == MUST_REFETCH && !restarted => {
+                    restarted = true;
+                    cursor = None;
+                    continue;
+                }
+                other => other?,
+            };
+            if page.next_cursor.is_empty() || (page.has_more && page.heads.is_empty()) {
+                return Err(SyncError::BadResponse(
+                    "a permit page without a cursor, or an empty one announcing more".to_owned(),
+                ));
+            }
+            let next = SyncCursor {
+                feed: PERMITS_FEED.to_owned(),
+                cursor: page.next_cursor,
+            };
+            let changed = store
+                .apply_permit_heads(&page.heads, &next, now_ms())
+                .map_err(|e| match e {
+                    crate::store::PermitStoreError::Store(e) => SyncError::Store(e),
+                    other => SyncError::BadResponse(format!("a permit head: {other}")),
+                })?;
+            report.pulled_permits += page.heads.len() as u64;
+            report.permits_changed += changed;
+            if !page.has_more {
+                return Ok(());
+            }
+            cursor = Some(next.cursor);
+        }
+    }
 }
 
 /// The answers for exactly the pushed keys, or an error when any is missing.

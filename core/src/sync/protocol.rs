@@ -21,6 +21,9 @@
 //! - `POST /v1/push` (any role; [`PushRequest`] → [`PushResponse`]).
 //! - `GET  /v1/pull?cursor=C&limit=N` (any role) → [`PullResponse`], or 410 with code
 //!   `sync.must_refetch` when the cursor is older than the history the server keeps.
+//! - `GET  /v1/permits?after=C&limit=N` (any role) → [`PermitPage`]: the current version of each
+//!   permit changed after the cursor (a welder gets the permits naming them); 410
+//!   `sync.must_refetch` for a cursor of another server (start again without one).
 //! - `GET  /v1/trust` (any role) → the trust file ([`crate::codes::TrustFile`]): every issuer key
 //!   with its validity period.
 //! - `GET  /v1/revocations/status-list` (any role) → [`StatusListResponse`].
@@ -42,6 +45,8 @@ use crate::store::RegistryChange;
 
 /// The one registry feed; its cursor is stored under this name on the device.
 pub const REGISTRY_FEED: &str = "registry";
+/// The permit head feed; its cursor is stored under this name on the device.
+pub const PERMITS_FEED: &str = "permits";
 /// Most entries one push may carry.
 pub const MAX_PUSH_ENTRIES: usize = 500;
 /// Most changes one pull page may carry.
@@ -234,6 +239,16 @@ pub struct PullResponse {
     /// The cursor to store with this page (and send for the next one). Opaque.
     pub next_cursor: String,
     /// More changes wait after this page.
+    pub has_more: bool,
+}
+
+/// One page of permit heads (`GET /v1/permits`): each permit's current version on the platform,
+/// in the order they changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermitPage {
+    pub heads: Vec<crate::store::PermitStepRecord>,
+    /// The cursor to store with this page (and send as `after` for the next one). Opaque.
+    pub next_cursor: String,
     pub has_more: bool,
 }
 

@@ -143,7 +143,45 @@ pub enum Insert {
     Duplicate,
     /// The key is known with a different payload.
     Conflict,
+    /// Refused after reading the database (a permit step that loses a conflict or follows no
+    /// version the platform holds); the reason starts with a stable code.
+    Refused(String),
 }
+
+/// One page of the permit head feed: each head as `(step_id, action, state, digest, body)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitPage {
+    pub heads: Vec<HeadEntry>,
+    pub next_cursor: String,
+    pub has_more: bool,
+}
+
+/// A permit's current version as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadEntry {
+    pub permit_id: String,
+    pub step_id: String,
+    pub action: String,
+    pub state: String,
+    pub digest: String,
+    /// The permit version, JSON.
+    pub body: String,
+    pub seq: i64,
+}
+
+/// A stored permit step with its standing (audit view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitStepStanding {
+    pub step_id: String,
+    pub base: Option<String>,
+    pub action: String,
+    /// `applied`, `superseded` or `lost` ([`crate::permits`]).
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// The record kind whose entries go through [`crate::permits::push_step`].
+pub const PERMIT_STEP_KIND: &str = "permit_step";
 
 /// One page of the feed. Changes are kept as the JSON text stored when they were written (by
 /// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
@@ -228,6 +266,26 @@ pub(crate) fn make_page(
     let next = if has_more { last } else { top.max(last) };
     Page {
         changes_json,
+        next_cursor: format_cursor(epoch, next),
+        has_more,
+    }
+}
+
+/// A page of permit heads from up to `limit + 1` rows read after `after`, in seq order; the last
+/// page brings the device to `top`, the newest head seq.
+pub(crate) fn make_permit_page(
+    epoch: &str,
+    after: i64,
+    top: i64,
+    mut rows: Vec<HeadEntry>,
+    limit: u32,
+) -> PermitPage {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let last = rows.last().map_or(after, |h| h.seq);
+    let next = if has_more { last } else { top.max(last) };
+    PermitPage {
+        heads: rows,
         next_cursor: format_cursor(epoch, next),
         has_more,
     }
@@ -474,10 +532,77 @@ impl Db {
         self.enrol_expiring(code, public_key, device_name, None)
     }
 
-    /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
-    /// already rejected by validation are not passed here. A key is applied at most once, also
-    /// across server processes; a known key with another payload is a conflict.
+    /// Insert pushed records. Each item is (key, kind, payload); items already rejected by
+    /// validation are not passed here. A key is applied at most once, also across server
+    /// processes; a known key with another payload is a conflict. Permit steps are placed one by
+    /// one, in order, each in its own transaction against its permit's head
+    /// ([`crate::permits::push_step`]); the other records go in together in one transaction.
     pub fn insert_records(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+    ) -> Result<Vec<Insert>, DbError> {
+        if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
+            return self.insert_plain_records(device_id, items);
+        }
+        let plain: Vec<(&str, &str, &str)> = items
+            .iter()
+            .filter(|(_, kind, _)| *kind != PERMIT_STEP_KIND)
+            .copied()
+            .collect();
+        let mut plain_results = self.insert_plain_records(device_id, &plain)?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for (key, kind, payload) in items {
+            out.push(if *kind == PERMIT_STEP_KIND {
+                self.push_permit_step(device_id, key, payload)?
+            } else {
+                plain_results
+                    .next()
+                    .ok_or_else(|| DbError::Invalid("a record was not answered".into()))?
+            });
+        }
+        Ok(out)
+    }
+
+    /// Place one permit step (see [`crate::permits`]) in its own transaction.
+    pub fn push_permit_step(
+        &self,
+        device_id: &str,
+        key: &str,
+        payload: &str,
+    ) -> Result<Insert, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).push_permit_step(device_id, key, payload),
+            Db::Postgres(p) => p.push_permit_step(device_id, key, payload),
+        }
+    }
+
+    /// Permit heads changed after `cursor` (`None`: all), oldest change first; only the permits
+    /// naming `person` when given (a welder's pull).
+    pub fn permit_heads(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+        person: Option<&str>,
+    ) -> Result<PermitPage, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).permit_heads(cursor, limit, person),
+            Db::Postgres(p) => p.permit_heads(cursor, limit, person),
+        }
+    }
+
+    /// The stored steps of a permit with their standing, in arrival order.
+    pub fn permit_step_standings(
+        &self,
+        permit_id: &str,
+    ) -> Result<Vec<PermitStepStanding>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).permit_step_standings(permit_id),
+            Db::Postgres(p) => p.permit_step_standings(permit_id),
+        }
+    }
+
+    fn insert_plain_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
@@ -1005,6 +1130,189 @@ mod tests {
         assert!(db.snapshot_chunk("s3", 1).unwrap().is_some());
     }
 
+    /// Permit steps on the database: applied, duplicate, a fork decided the same in both arrival
+    /// orders, the loser kept as lost (not a record), heads in the feed, a welder's scope.
+    fn permit_forks_end_on_the_same_head_in_either_order(backend: Backend) {
+        use crate::permits::fixture::{DAY, Fx, H, PERMIT_ID, payload};
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let rejected = f.step(&checked, "reject", DAY + 7 * H + 3000);
+        let mut heads = Vec::new();
+        for approve_first in [true, false] {
+            let name = if approve_first { "fork-a" } else { "fork-r" };
+            let Some((db, _fixture)) = open(backend, name) else {
+                return;
+            };
+            let push = |device: &str, (key, body): (String, String)| {
+                let out = db
+                    .insert_records(device, &[(&key, PERMIT_STEP_KIND, &body)])
+                    .unwrap();
+                out.into_iter().next().unwrap()
+            };
+            let chain = [
+                payload("s0", "draft", &draft),
+                payload("s1", "submit", &submitted),
+                payload("s2", "site_check", &checked),
+            ];
+            // A batch mixing kinds: answered in order.
+            let batch: Vec<(&str, &str, &str)> = vec![
+                (&chain[0].0, PERMIT_STEP_KIND, &chain[0].1),
+                ("w1", "work_session", "{}"),
+                (&chain[1].0, PERMIT_STEP_KIND, &chain[1].1),
+                (&chain[2].0, PERMIT_STEP_KIND, &chain[2].1),
+            ];
+            assert_eq!(
+                db.insert_records("welder", &batch).unwrap(),
+                vec![Insert::Applied; 4]
+            );
+            assert_eq!(push("welder", chain[1].clone()), Insert::Duplicate);
+            let a = payload("a", "approve", &approved);
+            let r = payload("r", "reject", &rejected);
+            let (first, second) = if approve_first { (a, r) } else { (r, a) };
+            assert_eq!(push("first", first), Insert::Applied);
+            let late = push("second", second.clone());
+            if approve_first {
+                assert_eq!(late, Insert::Applied, "the rejection wins");
+            } else {
+                let Insert::Refused(reason) = &late else {
+                    panic!("the approval loses: {late:?}");
+                };
+                assert!(reason.starts_with("permit.conflict"), "{reason}");
+                // Pushed again: the same answer, still not a record.
+                assert_eq!(push("second", second), late);
+            }
+            let standings = db.permit_step_standings(PERMIT_ID).unwrap();
+            let status = |id: &str| {
+                standings
+                    .iter()
+                    .find(|s| s.step_id == id)
+                    .map(|s| s.status.as_str())
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_eq!(status("r"), "applied");
+            assert_eq!(
+                status("a"),
+                if approve_first { "superseded" } else { "lost" }
+            );
+            // Records: each applied step once; a lost step is no record.
+            let keys: Vec<String> = db
+                .records(Some(PERMIT_STEP_KIND))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.idempotency_key)
+                .collect();
+            assert_eq!(
+                keys.iter().filter(|k| *k == "a").count(),
+                usize::from(approve_first)
+            );
+            assert_eq!(keys.iter().filter(|k| *k == "r").count(), 1);
+            // The feed: the one head, for everyone and for the welder it names, not for others.
+            let page = db.permit_heads(None, 10, None).unwrap();
+            assert_eq!(page.heads.len(), 1);
+            assert!(!page.has_more);
+            let head = page.heads.into_iter().next().unwrap();
+            assert_eq!(
+                (head.step_id.as_str(), head.state.as_str()),
+                ("r", "rejected")
+            );
+            assert_eq!(
+                db.permit_heads(None, 10, Some("李四")).unwrap().heads.len(),
+                1
+            );
+            assert!(
+                db.permit_heads(None, 10, Some("赵六"))
+                    .unwrap()
+                    .heads
+                    .is_empty()
+            );
+            // Nothing after the cursor until the head moves again; a foreign cursor refetches.
+            let after = db.permit_heads(Some(&page.next_cursor), 10, None).unwrap();
+            assert!(after.heads.is_empty());
+            assert_eq!(after.next_cursor, page.next_cursor);
+            assert!(matches!(
+                db.permit_heads(Some("0000.1"), 10, None),
+                Err(DbError::MustRefetch)
+            ));
+            // A second permit (a draft): pages of one head follow the change order.
+            let mut other = draft.clone();
+            other.content.permit_id = "0193a1b2-0000-7000-8000-0000000000d2".into();
+            assert_eq!(
+                push("welder", payload("o0", "draft", &other)),
+                Insert::Applied
+            );
+            let p1 = db.permit_heads(None, 1, None).unwrap();
+            assert!(p1.has_more);
+            assert_eq!(p1.heads[0].step_id, "r");
+            let p2 = db.permit_heads(Some(&p1.next_cursor), 1, None).unwrap();
+            assert!(!p2.has_more);
+            assert_eq!(p2.heads[0].step_id, "o0");
+            heads.push(head.body);
+        }
+        assert_eq!(heads[0], heads[1], "the same head in both arrival orders");
+    }
+
+    /// Several threads (on PostgreSQL: several pooled connections, as several servers would) push
+    /// competing steps of one permit at once: exactly one head, the rule's winner.
+    fn concurrent_forks_leave_one_head(backend: Backend) {
+        use crate::permits::fixture::{DAY, Fx, H, payload};
+        let Some((db, _fixture)) = open(backend, "fork-race") else {
+            return;
+        };
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        for (k, p, a) in [
+            ("s0", &draft, "draft"),
+            ("s1", &submitted, "submit"),
+            ("s2", &checked, "site_check"),
+        ] {
+            let (key, body) = payload(k, a, p);
+            db.insert_records("w", &[(&key, PERMIT_STEP_KIND, &body)])
+                .unwrap();
+        }
+        let forks: Vec<(String, String)> = (0..6)
+            .map(|i| {
+                let action = if i % 2 == 0 { "approve" } else { "reject" };
+                let next = f.step(&checked, action, DAY + 7 * H + 1200 + i * 60);
+                payload(&format!("f{i}"), action, &next)
+            })
+            .collect();
+        let db = std::sync::Arc::new(db);
+        let answers: Vec<Insert> = std::thread::scope(|s| {
+            let handles: Vec<_> = forks
+                .iter()
+                .map(|(key, body)| {
+                    let db = db.clone();
+                    s.spawn(move || {
+                        db.insert_records("d", &[(key, PERMIT_STEP_KIND, body)])
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(answers.len(), 6);
+        // The earliest rejection (f1, at +1260 s) wins whatever the interleaving.
+        let head = db.permit_heads(None, 10, None).unwrap().heads;
+        assert_eq!(head.len(), 1);
+        assert_eq!(head[0].step_id, "f1");
+        let applied = db
+            .permit_step_standings(crate::permits::fixture::PERMIT_ID)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.status == "applied")
+            .count();
+        assert_eq!(applied, 4, "draft, submit, site check and the winner");
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -1025,5 +1333,7 @@ mod tests {
         snapshots_are_kept_by_id_and_the_oldest_dropped,
         tokens_expire_and_a_signed_nonce_refreshes_them_once,
         a_nonce_is_spent_exactly_once_under_a_race,
+        permit_forks_end_on_the_same_head_in_either_order,
+        concurrent_forks_leave_one_head,
     );
 }

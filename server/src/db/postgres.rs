@@ -21,11 +21,12 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
-    RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json,
-    entity_of, hash, make_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
-    tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, HeadEntry, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    PermitPage, PermitStepStanding, RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, tombstone_seqs,
 };
+use crate::permits::{HeadRow, NewStep, PermitLedger, StepRow};
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -33,6 +34,9 @@ pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
 pub const FEED_LOCK: i64 = 0x7767_6665_6564;
 /// Advisory lock taken while the signing key changes.
 pub const KEYS_LOCK: i64 = 0x7767_6b65_7973;
+/// Advisory lock serialising permit step placement ("wgpermit"): two server processes never place
+/// steps of one permit at once, and head feed seqs commit in the order they are drawn.
+pub const PERMITS_LOCK: i64 = 0x7767_7065_726d_6974;
 
 /// How many connections one server process opens at most.
 const MAX_OPEN: usize = 16;
@@ -115,6 +119,39 @@ CREATE TABLE snapshot_chunks (
     body_gzip   BYTEA NOT NULL,
     PRIMARY KEY (snapshot_id, idx)
 );
+"#,
+    // 5: permit heads (each permit's current version, with its feed seq), whom each names, and
+    // every placed permit step with its standing (see crate::permits).
+    r#"
+CREATE TABLE permit_heads (
+    permit_id     TEXT PRIMARY KEY,
+    step_id       TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    seq           BIGINT NOT NULL UNIQUE,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE TABLE permit_people (
+    person    TEXT NOT NULL,
+    permit_id TEXT NOT NULL,
+    PRIMARY KEY (person, permit_id)
+);
+CREATE TABLE permit_steps (
+    step_id        TEXT PRIMARY KEY,
+    permit_id      TEXT NOT NULL,
+    base_step      TEXT,
+    action         TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('applied', 'superseded', 'lost')),
+    reason         TEXT,
+    body           TEXT NOT NULL,
+    device_id      TEXT NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    arrival        BIGSERIAL NOT NULL
+);
+CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id, arrival);
 "#,
 ];
 
@@ -666,6 +703,245 @@ impl PgDb {
             .collect::<Result<_, postgres::Error>>()?;
         tx.commit()?;
         Ok(make_page(&self.epoch, after, top, rows, limit))
+    }
+}
+
+impl PgDb {
+    /// Place one permit step in one transaction under [`PERMITS_LOCK`].
+    pub fn push_permit_step(
+        &self,
+        device_id: &str,
+        key: &str,
+        payload: &str,
+    ) -> Result<Insert, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
+        let result = {
+            let mut ledger = PgLedger(&mut tx);
+            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms())?
+        };
+        tx.commit()?;
+        Ok(result)
+    }
+
+    pub fn permit_heads(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+        person: Option<&str>,
+    ) -> Result<PermitPage, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .client()?
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let top: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(seq), 0)::bigint FROM permit_heads",
+                &[],
+            )?
+            .try_get(0)?;
+        let after = parse_cursor(cursor, &self.epoch, 0, top)?;
+        let rows = tx
+            .query(
+                "SELECT permit_id, step_id, action, state, digest, body, seq FROM permit_heads h \
+                 WHERE seq > $1 AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM permit_people p \
+                 WHERE p.person = $3 AND p.permit_id = h.permit_id)) ORDER BY seq LIMIT $2",
+                &[&after, &(i64::from(limit) + 1), &person],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(HeadEntry {
+                    permit_id: r.try_get(0)?,
+                    step_id: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                    digest: r.try_get(4)?,
+                    body: r.try_get(5)?,
+                    seq: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()?;
+        tx.commit()?;
+        Ok(make_permit_page(&self.epoch, after, top, rows, limit))
+    }
+
+    pub fn permit_step_standings(
+        &self,
+        permit_id: &str,
+    ) -> Result<Vec<PermitStepStanding>, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT step_id, base_step, action, status, reason FROM permit_steps \
+             WHERE permit_id = $1 ORDER BY arrival",
+            &[&permit_id],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(PermitStepStanding {
+                    step_id: r.try_get(0)?,
+                    base: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// [`PermitLedger`] over a PostgreSQL transaction holding [`PERMITS_LOCK`].
+struct PgLedger<'a, 'c>(&'a mut Transaction<'c>);
+
+impl PermitLedger for PgLedger<'_, '_> {
+    fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT payload_hash FROM records WHERE idempotency_key = $1",
+                &[&key],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    fn insert_record(
+        &mut self,
+        key: &str,
+        kind: &str,
+        payload: &str,
+        payload_hash: &[u8],
+        device_id: &str,
+        at_ms: i64,
+    ) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO records (idempotency_key, kind, payload, payload_hash, device_id, \
+             received_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&key, &kind, &payload, &payload_hash, &device_id, &at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn lost_reason(&mut self, step_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT coalesce(reason, '') FROM permit_steps WHERE step_id = $1 AND status = 'lost'",
+                &[&step_id],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    fn head_step(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT step_id FROM permit_heads WHERE permit_id = $1 FOR UPDATE",
+                &[&permit_id],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    fn steps(&mut self, permit_id: &str) -> Result<Vec<StepRow>, DbError> {
+        self.0
+            .query(
+                "SELECT step_id, base_step, status, action, body FROM permit_steps \
+                 WHERE permit_id = $1 ORDER BY arrival",
+                &[&permit_id],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(StepRow {
+                    step_id: r.try_get(0)?,
+                    base: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    action: r.try_get(3)?,
+                    body: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO permit_steps (step_id, permit_id, base_step, action, digest, status, \
+             reason, body, device_id, received_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &s.step_id,
+                &s.permit_id,
+                &s.base,
+                &s.action,
+                &s.digest,
+                &s.status,
+                &s.reason,
+                &s.body,
+                &s.device_id,
+                &s.at_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_superseded(&mut self, step_ids: &[String]) -> Result<(), DbError> {
+        self.0.execute(
+            "UPDATE permit_steps SET status = 'superseded' WHERE step_id = ANY($1)",
+            &[&step_ids],
+        )?;
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> Result<i64, DbError> {
+        Ok(self
+            .0
+            .query_one(
+                "SELECT (coalesce(max(seq), 0) + 1)::bigint FROM permit_heads",
+                &[],
+            )?
+            .try_get(0)?)
+    }
+
+    fn put_head(&mut self, h: &HeadRow<'_>) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO permit_heads (permit_id, step_id, action, state, digest, body, seq, \
+             updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (permit_id) DO UPDATE SET step_id = EXCLUDED.step_id, \
+             action = EXCLUDED.action, state = EXCLUDED.state, digest = EXCLUDED.digest, \
+             body = EXCLUDED.body, seq = EXCLUDED.seq, updated_at_ms = EXCLUDED.updated_at_ms",
+            &[
+                &h.permit_id,
+                &h.step_id,
+                &h.action,
+                &h.state,
+                &h.digest,
+                &h.body,
+                &h.seq,
+                &h.at_ms,
+            ],
+        )?;
+        self.0.execute(
+            "DELETE FROM permit_people WHERE permit_id = $1",
+            &[&h.permit_id],
+        )?;
+        self.0.execute(
+            "INSERT INTO permit_people (person, permit_id) SELECT DISTINCT p, $2 \
+             FROM unnest($1::text[]) AS u(p) ON CONFLICT DO NOTHING",
+            &[&h.people, &h.permit_id],
+        )?;
+        Ok(())
+    }
+
+    fn touch_head(&mut self, permit_id: &str, seq: i64, at_ms: i64) -> Result<(), DbError> {
+        self.0.execute(
+            "UPDATE permit_heads SET seq = $2, updated_at_ms = $3 WHERE permit_id = $1",
+            &[&permit_id, &seq, &at_ms],
+        )?;
+        Ok(())
     }
 }
 

@@ -11,11 +11,12 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
-    RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json,
-    entity_of, hash, make_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
-    tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, HeadEntry, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    PermitPage, PermitStepStanding, RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, tombstone_seqs,
 };
+use crate::permits::{HeadRow, NewStep, PermitLedger, StepRow};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -92,6 +93,38 @@ CREATE TABLE snapshot_chunks (
     body_gzip   BLOB NOT NULL,
     PRIMARY KEY (snapshot_id, idx)
 ) STRICT;
+"#,
+    // 5: permit heads (each permit's current version, with its feed seq), whom each names, and
+    // every placed permit step with its standing (see crate::permits).
+    r#"
+CREATE TABLE permit_heads (
+    permit_id     TEXT PRIMARY KEY,
+    step_id       TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    seq           INTEGER NOT NULL UNIQUE,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE permit_people (
+    person    TEXT NOT NULL,
+    permit_id TEXT NOT NULL,
+    PRIMARY KEY (person, permit_id)
+) STRICT;
+CREATE TABLE permit_steps (
+    step_id        TEXT PRIMARY KEY,
+    permit_id      TEXT NOT NULL,
+    base_step      TEXT,
+    action         TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('applied', 'superseded', 'lost')),
+    reason         TEXT,
+    body           TEXT NOT NULL,
+    device_id      TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id);
 "#,
 ];
 
@@ -515,6 +548,227 @@ impl SqliteDb {
         };
         tx.commit()?;
         Ok(make_page(&epoch, after, top, rows, limit))
+    }
+}
+
+impl SqliteDb {
+    /// Place one permit step in one `BEGIN IMMEDIATE` transaction (one writer at a time).
+    pub fn push_permit_step(
+        &mut self,
+        device_id: &str,
+        key: &str,
+        payload: &str,
+    ) -> Result<Insert, DbError> {
+        let tx = self.immediate()?;
+        let mut ledger = SqliteLedger(&tx);
+        let result = crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms())?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    pub fn permit_heads(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+        person: Option<&str>,
+    ) -> Result<PermitPage, DbError> {
+        let epoch = self.epoch.clone();
+        let tx = self.conn.transaction()?;
+        let top: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM permit_heads", [], |r| {
+            r.get(0)
+        })?;
+        let after = parse_cursor(cursor, &epoch, 0, top)?;
+        let rows = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT permit_id, step_id, action, state, digest, body, seq FROM permit_heads h \
+                 WHERE seq > ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM permit_people p \
+                 WHERE p.person = ?3 AND p.permit_id = h.permit_id)) ORDER BY seq LIMIT ?2",
+            )?;
+            stmt.query_map(params![after, i64::from(limit) + 1, person], |r| {
+                Ok(HeadEntry {
+                    permit_id: r.get(0)?,
+                    step_id: r.get(1)?,
+                    action: r.get(2)?,
+                    state: r.get(3)?,
+                    digest: r.get(4)?,
+                    body: r.get(5)?,
+                    seq: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok(make_permit_page(&epoch, after, top, rows, limit))
+    }
+
+    pub fn permit_step_standings(
+        &mut self,
+        permit_id: &str,
+    ) -> Result<Vec<PermitStepStanding>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT step_id, base_step, action, status, reason FROM permit_steps \
+             WHERE permit_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt
+            .query_map([permit_id], |r| {
+                Ok(PermitStepStanding {
+                    step_id: r.get(0)?,
+                    base: r.get(1)?,
+                    action: r.get(2)?,
+                    status: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+/// [`PermitLedger`] over a SQLite transaction.
+struct SqliteLedger<'a, 'c>(&'a Transaction<'c>);
+
+impl PermitLedger for SqliteLedger<'_, '_> {
+    fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT payload_hash FROM records WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn insert_record(
+        &mut self,
+        key: &str,
+        kind: &str,
+        payload: &str,
+        payload_hash: &[u8],
+        device_id: &str,
+        at_ms: i64,
+    ) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO records (idempotency_key, kind, payload, payload_hash, device_id, \
+                 received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![key, kind, payload, payload_hash, device_id, at_ms])?;
+        Ok(())
+    }
+
+    fn lost_reason(&mut self, step_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT coalesce(reason, '') FROM permit_steps WHERE step_id = ?1 AND status = 'lost'",
+            )?
+            .query_row([step_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn head_step(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT step_id FROM permit_heads WHERE permit_id = ?1")?
+            .query_row([permit_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn steps(&mut self, permit_id: &str) -> Result<Vec<StepRow>, DbError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT step_id, base_step, status, action, body FROM permit_steps \
+             WHERE permit_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt
+            .query_map([permit_id], |r| {
+                Ok(StepRow {
+                    step_id: r.get(0)?,
+                    base: r.get(1)?,
+                    status: r.get(2)?,
+                    action: r.get(3)?,
+                    body: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO permit_steps (step_id, permit_id, base_step, action, digest, status, \
+                 reason, body, device_id, received_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                s.step_id,
+                s.permit_id,
+                s.base,
+                s.action,
+                s.digest,
+                s.status,
+                s.reason,
+                s.body,
+                s.device_id,
+                s.at_ms
+            ])?;
+        Ok(())
+    }
+
+    fn set_superseded(&mut self, step_ids: &[String]) -> Result<(), DbError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("UPDATE permit_steps SET status = 'superseded' WHERE step_id = ?1")?;
+        for id in step_ids {
+            stmt.execute([id])?;
+        }
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> Result<i64, DbError> {
+        Ok(self.0.query_row(
+            "SELECT coalesce(max(seq), 0) + 1 FROM permit_heads",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn put_head(&mut self, h: &HeadRow<'_>) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO permit_heads (permit_id, step_id, action, state, digest, body, seq, \
+                 updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (permit_id) DO UPDATE SET step_id = excluded.step_id, \
+                 action = excluded.action, state = excluded.state, digest = excluded.digest, \
+                 body = excluded.body, seq = excluded.seq, updated_at_ms = excluded.updated_at_ms",
+            )?
+            .execute(params![
+                h.permit_id,
+                h.step_id,
+                h.action,
+                h.state,
+                h.digest,
+                h.body,
+                h.seq,
+                h.at_ms
+            ])?;
+        self.0
+            .prepare_cached("DELETE FROM permit_people WHERE permit_id = ?1")?
+            .execute([h.permit_id])?;
+        let mut insert = self.0.prepare_cached(
+            "INSERT OR IGNORE INTO permit_people (person, permit_id) VALUES (?1, ?2)",
+        )?;
+        for person in &h.people {
+            insert.execute([person, h.permit_id])?;
+        }
+        Ok(())
+    }
+
+    fn touch_head(&mut self, permit_id: &str, seq: i64, at_ms: i64) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "UPDATE permit_heads SET seq = ?2, updated_at_ms = ?3 WHERE permit_id = ?1",
+            )?
+            .execute(params![permit_id, seq, at_ms])?;
+        Ok(())
     }
 }
 

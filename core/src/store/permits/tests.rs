@@ -8,7 +8,7 @@ use crate::inspect::{Outcome, assess};
 use crate::permit::tests::{Fx, t};
 use crate::store::schema::{APPLICATION_ID, CURRENT_VERSION};
 use crate::store::test_support::TempDir;
-use crate::store::{OutboxState, Store};
+use crate::store::{OutboxResult, OutboxState, Store};
 
 const MS: i64 = 1_764_460_800_000;
 
@@ -445,4 +445,166 @@ fn a_frozen_v1_file_migrates_to_v2_keeps_its_records_and_takes_permits() {
     let p = walk(&store, &fx, &[ActionKind::Submit]);
     assert_eq!(store.permit(&p.content.permit_id).unwrap().unwrap(), p);
     assert_eq!(store.outbox_counts().unwrap().pending, 3);
+}
+
+/// The platform's version of a permit as `GET /v1/permits` hands it out.
+fn head(step_id: &str, action: &str, permit: &Permit) -> PermitStepRecord {
+    PermitStepRecord {
+        step_id: step_id.into(),
+        permit_id: permit.content.permit_id.clone(),
+        action: action.into(),
+        state: permit.state,
+        digest: hex(&digest(permit).unwrap()),
+        permit: permit.clone(),
+    }
+}
+
+fn cursor(c: &str) -> crate::store::SyncCursor {
+    crate::store::SyncCursor {
+        feed: "permits".into(),
+        cursor: c.into(),
+    }
+}
+
+#[test]
+fn the_platforms_version_replaces_a_lost_local_step_which_stays_listed_as_superseded() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let fx = Fx::new("gb30871");
+    // This device checked the permit, then approved it offline; the approval was answered.
+    let approved = walk(
+        &store,
+        &fx,
+        &[
+            ActionKind::Submit,
+            ActionKind::SiteCheck,
+            ActionKind::Approve,
+        ],
+    );
+    let id = approved.content.permit_id.clone();
+    let keys: Vec<String> = store
+        .permit_steps(&id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let results: Vec<(&str, OutboxResult)> = keys
+        .iter()
+        .map(|k| (k.as_str(), OutboxResult::Applied))
+        .collect();
+    store.outbox_mark_results(&results, MS + 10).unwrap();
+    // Meanwhile another supervisor rejected the checked version, and that won on the platform.
+    let mut checked = fx.draft();
+    fx.run(&mut checked, &[ActionKind::Submit, ActionKind::SiteCheck]);
+    let mut rejected = checked.clone();
+    fx.run(&mut rejected, &[ActionKind::Reject]);
+    let winner = head("0193a1b2-0000-7000-8000-00000000aaaa", "reject", &rejected);
+    let changed = store
+        .apply_permit_heads(std::slice::from_ref(&winner), &cursor("e.7"), MS + 20)
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(store.permit(&id).unwrap().unwrap(), rejected);
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.7")
+    );
+    // The device's own steps are all kept; the approval is shown as superseded.
+    let standings = store.permit_step_standings(&id).unwrap();
+    let by_action: Vec<(&str, StepStanding)> = standings
+        .iter()
+        .map(|(s, st)| (s.action.as_str(), *st))
+        .collect();
+    assert_eq!(
+        by_action,
+        vec![
+            ("draft", StepStanding::OnRecord),
+            ("submit", StepStanding::OnRecord),
+            ("site_check", StepStanding::OnRecord),
+            ("approve", StepStanding::Superseded),
+            ("reject", StepStanding::OnRecord),
+        ]
+    );
+    // The learned version has an outbox entry already applied: nothing new to push.
+    assert_eq!(store.outbox_counts().unwrap().pending, 0);
+    assert_eq!(
+        store.outbox_entry(&winner.step_id).unwrap().unwrap().state,
+        OutboxState::Applied
+    );
+    // The same page again changes nothing.
+    assert_eq!(
+        store
+            .apply_permit_heads(std::slice::from_ref(&winner), &cursor("e.7"), MS + 30)
+            .unwrap(),
+        0
+    );
+    // Work continues on the platform's version.
+    assert!(matches!(
+        store.apply_permit_action(&id, &fx.ctx(), fx.action(ActionKind::Start), MS + 40),
+        Err(PermitStoreError::Permit(
+            PermitError::TransitionRefused { .. }
+        ))
+    ));
+}
+
+#[test]
+fn an_unanswered_local_step_is_not_overwritten_and_a_bad_head_changes_nothing() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let fx = Fx::new("gb30871");
+    let submitted = walk(&store, &fx, &[ActionKind::Submit]);
+    let id = submitted.content.permit_id.clone();
+    // The platform still holds the draft, but the submission waits in the outbox: keep it.
+    let draft = fx.draft();
+    let changed = store
+        .apply_permit_heads(&[head("d", "draft", &draft)], &cursor("e.1"), MS + 5)
+        .unwrap();
+    assert_eq!(changed, 0);
+    assert_eq!(store.permit(&id).unwrap().unwrap(), submitted);
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.1")
+    );
+    // A head whose digest is not its permit's: the page is refused, cursor unchanged.
+    let mut bad = head("x", "submit", &submitted);
+    bad.digest = "00".repeat(32);
+    assert!(
+        store
+            .apply_permit_heads(&[bad], &cursor("e.2"), MS + 6)
+            .is_err()
+    );
+    assert_eq!(
+        store.sync_cursor("permits").unwrap().as_deref(),
+        Some("e.1")
+    );
+    // A permit this device never had arrives whole, with its welders for the start-work lookup.
+    let mut other = fx.draft();
+    other.content.permit_id = "0193a1b2-0000-7000-8000-0000000000ff".into();
+    let other = Permit::draft(
+        other.content,
+        &fx.ctx(),
+        &crate::permit::tests::actor("张三", "S-001", "applicant"),
+        t(6, 45),
+    )
+    .unwrap();
+    let mut approved = other.clone();
+    fx.run(
+        &mut approved,
+        &[
+            ActionKind::Submit,
+            ActionKind::SiteCheck,
+            ActionKind::Approve,
+        ],
+    );
+    store
+        .apply_permit_heads(&[head("o", "approve", &approved)], &cursor("e.3"), MS + 7)
+        .unwrap();
+    let found = store
+        .permit_to_check(
+            &approved.content.site.site_id,
+            "T370983199001011234",
+            t(9, 0),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, approved);
 }
