@@ -524,6 +524,32 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
     assert_eq!(status.entries, 1);
     assert!(status.age_secs < 60);
 
+    // The drift check through the FFI: in sync, then a lost row is refetched with its collection.
+    let drift = device
+        .check_drift(
+            s.server.url(),
+            token.clone(),
+            listener.clone(),
+            SyncTask::new(),
+        )
+        .unwrap();
+    assert_eq!(drift.outcome, "in_sync");
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("d.sqlite")).unwrap();
+        conn.execute("DELETE FROM revocations", []).unwrap();
+    }
+    let drift = device
+        .check_drift(
+            s.server.url(),
+            token.clone(),
+            listener.clone(),
+            SyncTask::new(),
+        )
+        .unwrap();
+    assert_eq!(drift.outcome, "refetched");
+    assert_eq!(drift.collections, vec!["revocations".to_owned()]);
+    assert_eq!(drift.refetched_rows, 1);
+
     // A wrong token is a typed refusal, not a panic.
     let err = device
         .sync(s.server.url(), "nope".into(), listener, SyncTask::new())

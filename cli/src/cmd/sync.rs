@@ -314,13 +314,16 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             "retries": report.retries,
             "token_refreshes": report.token_refreshes,
             "snapshot_chunks": report.snapshot_chunks,
+            "pulled_permits": report.pulled_permits,
+            "permits_changed": report.permits_changed,
+            "refetched_rows": report.refetched_rows,
             "status_list": status_list_json(report.status_list),
             "revocation_data_age_secs": revocations.as_ref().map(|r| r.age_secs(now)),
             "drift": drift.as_ref().map(drift_json),
         }));
     }
     println!(
-        "{}: {} ({} {}, {} {}, {} {}); {}: {}",
+        "{}: {} ({} {}, {} {}, {} {}); {}: {}; {}: {}",
         lang.pick("上传", "pushed"),
         report.pushed,
         report.applied,
@@ -330,7 +333,9 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
         report.rejected,
         lang.pick("被拒", "rejected"),
         lang.pick("名录变更", "registry changes"),
-        report.pulled_changes
+        report.pulled_changes,
+        lang.pick("作业证更新", "permits updated"),
+        report.permits_changed
     );
     match &revocations {
         Some(info) => println!(
@@ -364,14 +369,20 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
                 collections,
                 report,
             } => format!(
-                "{} {:?}; {} {}",
+                "{} {}; {} {}, {} {}",
                 lang.pick(
                     "名录与平台不一致，已重新下载",
                     "registry drifted, refetched"
                 ),
-                collections,
+                collections
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                report.refetched_rows,
+                lang.pick("行", "rows"),
                 report.pulled_changes,
-                lang.pick("条", "changes")
+                lang.pick("条更新", "changes since"),
             ),
         };
         println!("{text}");
@@ -415,6 +426,7 @@ fn drift_json(drift: &DriftCheck) -> serde_json::Value {
         } => serde_json::json!({
             "outcome": "refetched",
             "collections": collections,
+            "refetched_rows": report.refetched_rows,
             "pulled_changes": report.pulled_changes,
         }),
     }

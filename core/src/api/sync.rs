@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Device;
 use super::error::WeldGuardError;
 use super::functions::{DeviceKey, ForeignSigner};
-use crate::sync::{Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase};
+use crate::sync::{DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase};
 
 /// Which part of a sync is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -77,6 +77,20 @@ pub struct SyncSummary {
     pub retries: u32,
     /// Device tokens refreshed (each was given to [`SyncListener::on_token`]).
     pub token_refreshes: u32,
+    /// Permits whose version on the device changed to the platform's (another device acted on
+    /// them, or a conflict was decided against this device's step).
+    pub permits_changed: u64,
+}
+
+/// What a drift check found ([`Device::check_drift`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DriftSummary {
+    /// `in_sync`, `not_comparable` (the platform changed meanwhile: sync and check again) or
+    /// `refetched`.
+    pub outcome: String,
+    /// The collections that differed and were downloaded again (e.g. `bindings`).
+    pub collections: Vec<String>,
+    pub refetched_rows: u64,
 }
 
 #[uniffi::export]
@@ -118,6 +132,42 @@ impl Device {
                 tokens.on_token(t.token.clone(), t.expires_at_ms)
             });
         self.run_sync(client, listener, task)
+    }
+
+    /// Compare the registry cache with the platform's per-collection checksums and download again
+    /// only the collections that differ (resumable; records and the outbox are untouched). Reads
+    /// every cached row, so shells run it now and then (e.g. daily on Wi-Fi), after a sync.
+    pub fn check_drift(
+        &self,
+        server_url: String,
+        token: String,
+        listener: Arc<dyn SyncListener>,
+        task: Arc<SyncTask>,
+    ) -> Result<DriftSummary, WeldGuardError> {
+        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
+        let mut progress = |p: Progress| listener.on_progress(SyncStage::Pull, p.done, p.total);
+        let drift = client.check_drift(&self.store, &mut progress, &task.cancelled)?;
+        self.reload_revocations()?;
+        Ok(match drift {
+            DriftCheck::InSync => DriftSummary {
+                outcome: "in_sync".into(),
+                collections: vec![],
+                refetched_rows: 0,
+            },
+            DriftCheck::NotComparable => DriftSummary {
+                outcome: "not_comparable".into(),
+                collections: vec![],
+                refetched_rows: 0,
+            },
+            DriftCheck::Refetched {
+                collections,
+                report,
+            } => DriftSummary {
+                outcome: "refetched".into(),
+                collections: collections.iter().map(|c| c.name().to_owned()).collect(),
+                refetched_rows: report.refetched_rows,
+            },
+        })
     }
 }
 
@@ -163,6 +213,7 @@ impl Device {
             status_list_sequence,
             retries: report.retries,
             token_refreshes: report.token_refreshes,
+            permits_changed: report.permits_changed,
         })
     }
 }
