@@ -158,7 +158,6 @@ pub enum StatusListCheck {
 }
 
 /// A client of one platform server, acting for one device (its token).
-#[derive(Debug)]
 pub struct SyncClient {
     base: String,
     /// The device token; replaced by a refresh.
@@ -170,6 +169,24 @@ pub struct SyncClient {
     /// Issuer keys that may sign the revocation status list; without them the list is not fetched.
     trust: Option<TrustStore>,
     refresher: Option<Refresher>,
+}
+
+/// Everything but the token, which must not end up in logs or crash reports.
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let has_token = self
+            .token
+            .read()
+            .map(|t| t.is_some())
+            .unwrap_or_else(|p| p.into_inner().is_some());
+        f.debug_struct("SyncClient")
+            .field("base", &self.base)
+            .field("token", &if has_token { "…" } else { "none" })
+            .field("policy", &self.policy)
+            .field("trust", &self.trust)
+            .field("refresher", &self.refresher)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -1184,6 +1201,19 @@ fn status_list_signer(document: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::sync::protocol::PushResult;
+
+    #[test]
+    fn the_debug_form_never_shows_the_token() {
+        let client = SyncClient::new(
+            "http://127.0.0.1:9",
+            Some("s3cret-token".into()),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let text = format!("{client:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("127.0.0.1:9"), "{text}");
+    }
 
     #[test]
     fn every_pushed_key_must_be_answered() {
