@@ -842,14 +842,15 @@ fn try_decode(
     }
     // The format information was read, so the three finders belong to a code and only the
     // fourth corner is off (strong perspective on a small code): search it in half-module steps
-    // around the perspective estimate, nearest first. Versions 1 and 2 only: they have no
-    // alignment pattern to locate (version 2's is small and often missed), and their few
-    // error-correction codewords keep each decode cheap (rqrr's syndrome computation grows
-    // with the block length times the parity count, about 2 ms per failed decode at version 6).
-    if !format_read || dim > 25 || *searches == 0 {
+    // around the perspective estimate, nearest first. Version 1 only: it has no alignment
+    // pattern to locate the corner by. Each try is a full rqrr decode whose syndrome computation
+    // is slow (it grows with block length × parity count × exponent), so a search is also
+    // bounded in time.
+    if !format_read || dim > 21 || *searches == 0 {
         return None;
     }
     *searches -= 1;
+    let deadline = deadline.min(Instant::now() + BR_SEARCH_TIME);
     let centre = perspective.unwrap_or(parallelogram);
     let m = f64::from(t.tl.module + t.tr.module + t.bl.module) / 6.0;
     let reach = BR_SEARCH_REACH;
@@ -874,6 +875,8 @@ fn try_decode(
 
 /// Half-module steps each way in the search for a small code's fourth corner.
 const BR_SEARCH_REACH: i32 = 5;
+/// Time for one fourth-corner search.
+const BR_SEARCH_TIME: std::time::Duration = std::time::Duration::from_millis(8);
 /// Fourth-corner searches per bitmap (a code that reads its format but not its data for another
 /// reason, such as a non-compliant design, would otherwise spend the frame's budget here).
 const BR_SEARCHES: u32 = 2;
