@@ -102,11 +102,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     let hard_limit = start + budget.mul_f64(1.5);
     let own = options.effort == Effort::Full;
     let long_side = plane.width.max(plane.height);
-    let t0 = Instant::now();
     let (work, scale) = binarize::fit(plane, WORK_SIDE);
-    if std::env::var_os("WG_TRACE").is_some() {
-        eprintln!("TRACE fit {:.1}ms {}x{}", t0.elapsed().as_secs_f64() * 1000.0, plane.width, plane.height);
-    }
 
     let mut passes = vec![
         Pass::Coarse,
@@ -267,9 +263,6 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             }
         }
         let spent = pass_start.elapsed();
-        if std::env::var_os("WG_TRACE").is_some() {
-            eprintln!("TRACE {pass:?} {:.1}ms found {}", spent.as_secs_f64() * 1000.0, found.len());
-        }
         // The coarse pass's time is mostly decode attempts, not pixels: it says little about what
         // a pixel costs in the passes after it.
         if pixels > 0 && pass != Pass::Coarse {
