@@ -79,8 +79,8 @@ pub enum EccLevel {
 /// One decoded QR code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScannedCode {
-    /// The payload as text, when it is valid UTF-8 (or Shift_JIS ASCII and half-width katakana,
-    /// as older Japanese codes carry).
+    /// The payload as text, when it is valid UTF-8 or else valid Shift_JIS (older Japanese
+    /// codes: kanji and half-width katakana).
     pub text: Option<String>,
     /// The payload bytes as decoded (byte, alphanumeric, numeric and kanji segments concatenated).
     pub bytes: Vec<u8>,

@@ -373,31 +373,15 @@ pub(crate) fn decode_grid_or_format<G: BitGrid>(
 }
 
 /// The payload as text: UTF-8 when it is valid UTF-8; otherwise Shift_JIS when the bytes are
-/// ASCII plus half-width katakana (JIS X 0201, 0xA1–0xDF, as Japanese labels often carry) and
-/// hold at least two of those; otherwise none. Shift_JIS double-byte text (kanji) needs the JIS
-/// X 0208 table and is left as bytes.
+/// valid Shift_JIS (Japanese codes: kanji mode and byte-mode Shift_JIS, half-width katakana
+/// included); otherwise none.
 pub(crate) fn text_of(bytes: &[u8]) -> Option<String> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Some(text.to_owned());
     }
-    let kana = bytes.iter().filter(|b| (0xA1..=0xDF).contains(*b)).count();
-    let single_byte = bytes
-        .iter()
-        .all(|&b| b < 0x80 || (0xA1..=0xDF).contains(&b));
-    if !single_byte || kana < 2 {
-        return None;
-    }
-    // U+FF61 (halfwidth ideographic full stop) … U+FF9F (halfwidth semi-voiced mark).
-    bytes
-        .iter()
-        .map(|&b| {
-            if b < 0x80 {
-                Some(char::from(b))
-            } else {
-                char::from_u32(0xFF61 + u32::from(b) - 0xA1)
-            }
-        })
-        .collect()
+    encoding_rs::SHIFT_JIS
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Add codes not already found (same payload with its centre inside an earlier one's box).

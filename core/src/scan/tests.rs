@@ -544,8 +544,12 @@ fn half_width_katakana_in_shift_jis_becomes_text() {
         super::pipeline::text_of(b"WG1:ok").as_deref(),
         Some("WG1:ok")
     );
-    // Kanji (double-byte Shift_JIS) and arbitrary binary stay bytes only.
-    assert_eq!(super::pipeline::text_of(&[0x93, 0xFC, 0x97, 0xCD]), None);
+    // Kanji (double-byte Shift_JIS: 入 0x93FC, 力 0x97CD) becomes text; bytes that are neither
+    // UTF-8 nor Shift_JIS stay bytes only.
+    assert_eq!(
+        super::pipeline::text_of(&[0x93, 0xFC, 0x97, 0xCD, b'Q', b'R']).as_deref(),
+        Some("入力QR")
+    );
     assert_eq!(super::pipeline::text_of(&[0xFF, 0x00, 0xC3]), None);
 }
 
