@@ -3,7 +3,8 @@
 
 use super::frame::Plane;
 
-/// Shrink by an integer factor, averaging each `factor`×`factor` block.
+/// Shrink by an integer factor, averaging each `factor`×`factor` block (a partial block at the
+/// right or bottom edge is dropped).
 pub(crate) fn downscale(src: &Plane, factor: usize) -> Plane {
     let factor = factor.max(1);
     if factor == 1 {
@@ -11,19 +12,25 @@ pub(crate) fn downscale(src: &Plane, factor: usize) -> Plane {
     }
     let width = (src.width / factor).max(1);
     let height = (src.height / factor).max(1);
-    let mut pixels = vec![0u8; width * height];
     let area = (factor * factor) as u32;
+    // Each output row sums its band of source rows into per-column totals (straight loops over
+    // whole rows), then each output pixel adds `factor` of those totals.
+    let mut totals = vec![0u32; src.width];
+    let mut pixels = vec![0u8; width * height];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
-        for (ox, out) in out_row.iter_mut().enumerate() {
-            let mut sum = 0u32;
-            for dy in 0..factor {
-                let y = (oy * factor + dy).min(src.height - 1);
-                let row = y * src.width;
-                for dx in 0..factor {
-                    let x = (ox * factor + dx).min(src.width - 1);
-                    sum += u32::from(src.pixels.get(row + x).copied().unwrap_or(255));
-                }
+        totals.fill(0);
+        for row in src
+            .pixels
+            .chunks_exact(src.width.max(1))
+            .skip(oy * factor)
+            .take(factor)
+        {
+            for (t, &p) in totals.iter_mut().zip(row) {
+                *t += u32::from(p);
             }
+        }
+        for (out, block) in out_row.iter_mut().zip(totals.chunks(factor)) {
+            let sum: u32 = block.iter().sum();
             *out = (sum / area) as u8;
         }
     }
@@ -49,18 +56,28 @@ pub(crate) fn fit(src: &Plane, max_side: usize) -> (Plane, f32) {
         let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
         (a, b)
     };
+    // Column spans once; each output row sums its band of source rows into per-column totals
+    // (straight loops over whole rows), then each output pixel adds its span of those totals.
+    let columns: Vec<(usize, usize)> = (0..width).map(|o| span(o, src.width)).collect();
+    let mut totals = vec![0u32; src.width];
     let mut pixels = vec![0u8; width * height];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
         let (y0, y1) = span(oy, src.height);
-        for (ox, out) in out_row.iter_mut().enumerate() {
-            let (x0, x1) = span(ox, src.width);
-            let mut sum = 0u32;
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    sum += u32::from(src.at(x, y));
-                }
+        totals.fill(0);
+        for row in src
+            .pixels
+            .chunks_exact(src.width.max(1))
+            .skip(y0)
+            .take(y1 - y0)
+        {
+            for (t, &p) in totals.iter_mut().zip(row) {
+                *t += u32::from(p);
             }
-            let count = ((y1 - y0) * (x1 - x0)).max(1) as u32;
+        }
+        let rows = (y1 - y0) as u32;
+        for (out, &(x0, x1)) in out_row.iter_mut().zip(&columns) {
+            let sum: u32 = totals.get(x0..x1).map_or(0, |s| s.iter().sum());
+            let count = (rows * (x1 - x0) as u32).max(1);
             *out = (sum / count) as u8;
         }
     }
@@ -222,6 +239,72 @@ mod tests {
             }
         }
         out
+    }
+
+    fn noise_plane(w: usize, h: usize, seed: u64) -> Plane {
+        let mut seed = seed;
+        let pixels = (0..w * h)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        Plane {
+            width: w,
+            height: h,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn fit_averages_each_output_pixels_source_footprint() {
+        for (w, h, side) in [(301, 157, 100), (64, 700, 333), (5, 9, 4), (1000, 1, 999)] {
+            let src = noise_plane(w, h, (w * h) as u64);
+            let (out, f) = fit(&src, side);
+            assert_eq!(out.width.max(out.height), side, "{w}×{h} → {side}");
+            let span = |o: usize, limit: usize| {
+                let a = ((o as f32 * f) as usize).min(limit - 1);
+                let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
+                (a, b)
+            };
+            for oy in 0..out.height {
+                let (y0, y1) = span(oy, h);
+                for ox in 0..out.width {
+                    let (x0, x1) = span(ox, w);
+                    let mut sum = 0u32;
+                    for y in y0..y1 {
+                        for x in x0..x1 {
+                            sum += u32::from(src.at(x, y));
+                        }
+                    }
+                    let mean = sum / ((y1 - y0) * (x1 - x0)) as u32;
+                    assert_eq!(u32::from(out.at(ox, oy)), mean, "{w}×{h} at {ox},{oy}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn downscale_averages_whole_blocks() {
+        let src = noise_plane(103, 58, 9);
+        for factor in [2usize, 3, 4] {
+            let out = downscale(&src, factor);
+            assert_eq!((out.width, out.height), (103 / factor, 58 / factor));
+            for oy in 0..out.height {
+                for ox in 0..out.width {
+                    let mut sum = 0u32;
+                    for y in oy * factor..(oy + 1) * factor {
+                        for x in ox * factor..(ox + 1) * factor {
+                            sum += u32::from(src.at(x, y));
+                        }
+                    }
+                    let mean = sum / (factor * factor) as u32;
+                    assert_eq!(u32::from(out.at(ox, oy)), mean, "×{factor} at {ox},{oy}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -453,13 +453,27 @@ type Point = (f64, f64);
 /// det H / w³), so each finder's module size relative to the top-left one gives w at its centre,
 /// and w at the top-right and bottom-left finders fixes g.
 fn perspective_estimate(t: &Triple, dim: usize) -> Option<(Point, Point, Point)> {
+    let at = perspective_map(t, dim)?;
+    let u = dim as f64 - 10.0;
+    let p = at(u, u);
+    let px = at(u + 1.0, u);
+    let py = at(u, u + 1.0);
+    let ok = [p, px, py]
+        .iter()
+        .all(|q| q.0.is_finite() && q.1.is_finite());
+    ok.then_some((p, (px.0 - p.0, px.1 - p.1), (py.0 - p.0, py.1 - p.1)))
+}
+
+/// The perspective map [`perspective_estimate`] describes: module offsets (u, v) from the top-left
+/// finder's centre to pixels.
+fn perspective_map(t: &Triple, dim: usize) -> Option<impl Fn(f64, f64) -> Point> {
     let d = dim as f64 - 7.0;
     let (m0, m1, m2) = (
         f64::from(t.tl.module),
         f64::from(t.tr.module),
         f64::from(t.bl.module),
     );
-    if m0 <= 0.0 || m1 <= 0.0 || m2 <= 0.0 {
+    if m0 <= 0.0 || m1 <= 0.0 || m2 <= 0.0 || d <= 0.0 {
         return None;
     }
     let w_tr = (m0 / m1).powf(2.0 / 3.0).clamp(0.5, 2.0);
@@ -469,20 +483,12 @@ fn perspective_estimate(t: &Triple, dim: usize) -> Option<(Point, Point, Point)>
         (f64::from(t.tr.x), f64::from(t.tr.y)),
         (f64::from(t.bl.x), f64::from(t.bl.y)),
     );
-    let at = |u: f64, v: f64| {
+    Some(move |u: f64, v: f64| {
         let w = 1.0 + (w_tr - 1.0) * u / d + (w_bl - 1.0) * v / d;
         let x = tl.0 + (tr.0 * w_tr - tl.0) * u / d + (bl.0 * w_bl - tl.0) * v / d;
         let y = tl.1 + (tr.1 * w_tr - tl.1) * u / d + (bl.1 * w_bl - tl.1) * v / d;
         (x / w, y / w)
-    };
-    let u = dim as f64 - 10.0;
-    let p = at(u, u);
-    let px = at(u + 1.0, u);
-    let py = at(u, u + 1.0);
-    let ok = [p, px, py]
-        .iter()
-        .all(|q| q.0.is_finite() && q.1.is_finite());
-    ok.then_some((p, (px.0 - p.0, px.1 - p.1), (py.0 - p.0, py.1 - p.1)))
+    })
 }
 
 /// Matches of the 5×5-module alignment template (dark ring, light ring, dark centre) sampled at
@@ -766,6 +772,7 @@ fn try_decode(
     dim: usize,
     scale: f32,
     deadline: Instant,
+    searches: &mut u32,
 ) -> Option<ScannedCode> {
     let tl = (f64::from(t.tl.x), f64::from(t.tl.y));
     let tr = (f64::from(t.tr.x), f64::from(t.tr.y));
@@ -805,19 +812,74 @@ fn try_decode(
             Err(false) => {}
         }
     }
+    // No alignment pattern (version 1) or none found: the bottom-right finder-equivalent point
+    // at the parallelogram's fourth corner, then where the finders' sizes put it under
+    // perspective.
     let d = dim as f64;
-    let br = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
-    let h = Homography::quad_to_quad(
-        [
-            (3.5, 3.5),
-            (d - 3.5, 3.5),
-            (d - 3.5, d - 3.5),
-            (3.5, d - 3.5),
-        ],
-        [tl, tr, br, bl],
-    )?;
-    decode_through(bm, &h, dim, scale).ok()
+    let quad = |br: Point| {
+        Homography::quad_to_quad(
+            [
+                (3.5, 3.5),
+                (d - 3.5, 3.5),
+                (d - 3.5, d - 3.5),
+                (3.5, d - 3.5),
+            ],
+            [tl, tr, br, bl],
+        )
+    };
+    let parallelogram = (tr.0 + bl.0 - tl.0, tr.1 + bl.1 - tl.1);
+    let perspective = perspective_map(t, dim)
+        .map(|at| at(d - 7.0, d - 7.0))
+        .filter(|p| p.0.is_finite() && p.1.is_finite());
+    let mut format_read = false;
+    for br in [Some(parallelogram), perspective].into_iter().flatten() {
+        if let Some(h) = quad(br) {
+            match decode_through(bm, &h, dim, scale) {
+                Ok(code) => return Some(code),
+                Err(read) => format_read |= read,
+            }
+        }
+    }
+    // The format information was read, so the three finders belong to a code and only the
+    // fourth corner is off (strong perspective on a small code): search it in half-module steps
+    // around the perspective estimate, nearest first. Version 1 only: it has no alignment
+    // pattern to locate the corner by. Each try is a full rqrr decode whose syndrome computation
+    // is slow (it grows with block length × parity count × exponent), so a search is also
+    // bounded in time.
+    if !format_read || dim > 21 || *searches == 0 {
+        return None;
+    }
+    *searches -= 1;
+    let deadline = deadline.min(Instant::now() + BR_SEARCH_TIME);
+    let centre = perspective.unwrap_or(parallelogram);
+    let m = f64::from(t.tl.module + t.tr.module + t.bl.module) / 6.0;
+    let reach = BR_SEARCH_REACH;
+    let mut offsets: Vec<(i32, i32)> = (-reach..=reach)
+        .flat_map(|j| (-reach..=reach).map(move |i| (i, j)))
+        .filter(|&o| o != (0, 0))
+        .collect();
+    offsets.sort_by_key(|&(i, j)| i * i + j * j);
+    for (i, j) in offsets {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        let br = (centre.0 + f64::from(i) * m, centre.1 + f64::from(j) * m);
+        if let Some(h) = quad(br)
+            && let Ok(code) = decode_through(bm, &h, dim, scale)
+        {
+            return Some(code);
+        }
+    }
+    None
 }
+
+/// Half-module steps each way in the search for a small code's fourth corner.
+const BR_SEARCH_REACH: i32 = 5;
+/// Time for one fourth-corner search.
+const BR_SEARCH_TIME: std::time::Duration = std::time::Duration::from_millis(8);
+/// Fourth-corner searches per bitmap (a code that reads its format but not its data for another
+/// reason, such as a non-compliant design, would otherwise spend the frame's budget here).
+const BR_SEARCHES: u32 = 2;
 
 /// The version read from the triple's version blocks, when the code is large enough to have
 /// them and the finder spacing agrees with it.
@@ -848,6 +910,29 @@ pub(crate) struct FinderScan {
 
 /// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
 pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS)
+}
+
+/// The smallest module (pixels) the coarse pass samples: smaller ones are left to the pass at
+/// twice the size, where they are sampled more reliably.
+const COARSE_MIN_MODULE: f32 = 2.0;
+/// Decode attempts of the coarse pass (its failures are retried at twice the size).
+const COARSE_ATTEMPTS: usize = 8;
+
+/// [`scan_bitmap`] for the coarse first pass on a downscaled plane: only triples whose modules are
+/// at least [`COARSE_MIN_MODULE`] px are decoded, and at most [`COARSE_ATTEMPTS`] of them; finders
+/// it leaves undecoded stay unexplained, so the full-size pass still runs for them.
+pub(crate) fn scan_bitmap_coarse(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
+    scan_with(bm, scale, deadline, COARSE_MIN_MODULE, COARSE_ATTEMPTS)
+}
+
+fn scan_with(
+    bm: &Bitmap,
+    scale: f32,
+    deadline: Instant,
+    min_module: f32,
+    max_attempts: usize,
+) -> FinderScan {
     let finders = find_candidates(bm);
     let n = finders.len();
     let mut triples = Vec::new();
@@ -872,11 +957,15 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
     let mut used = vec![false; n];
     let mut codes = Vec::new();
     let mut attempts = 0;
+    let mut searches = BR_SEARCHES;
     for t in &triples {
-        if attempts >= MAX_ATTEMPTS || Instant::now() >= deadline {
+        if attempts >= max_attempts || Instant::now() >= deadline {
             break;
         }
         if t.ids.iter().any(|&i| used.get(i).copied().unwrap_or(true)) {
+            continue;
+        }
+        if t.tl.module.min(t.tr.module).min(t.bl.module) < min_module {
             continue;
         }
         attempts += 1;
@@ -903,7 +992,7 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderS
             if Instant::now() >= deadline {
                 break;
             }
-            if let Some(code) = try_decode(bm, t, dim, scale, deadline) {
+            if let Some(code) = try_decode(bm, t, dim, scale, deadline, &mut searches) {
                 for &i in &t.ids {
                     if let Some(u) = used.get_mut(i) {
                         *u = true;

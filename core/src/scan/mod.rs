@@ -6,8 +6,9 @@
 //! return every QR code found with its bytes, its text when the bytes are UTF-8, and its corners.
 //!
 //! The pipeline runs passes from cheap to expensive until one finds a code or the time budget is
-//! spent: rqrr on a size-capped copy, our own locally thresholded bitmap, the inverted bitmap, and
-//! other scales of a pyramid. rqrr decodes and corrects the sampled grid; every call into it is
+//! spent: our finder on a half-size copy (most photographed codes read there at a quarter of the
+//! cost), then at the working size, rqrr on a size-capped copy and on our locally thresholded
+//! bitmap, the inverted bitmap, and other scales of a pyramid. rqrr decodes and corrects the sampled grid; every call into it is
 //! isolated so a panic inside it becomes "no code" instead of crashing the app.
 
 mod binarize;
@@ -79,8 +80,8 @@ pub enum EccLevel {
 /// One decoded QR code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScannedCode {
-    /// The payload as text, when it is valid UTF-8 (or Shift_JIS ASCII and half-width katakana,
-    /// as older Japanese codes carry).
+    /// The payload as text, when it is valid UTF-8 or else valid Shift_JIS (older Japanese
+    /// codes: kanji and half-width katakana).
     pub text: Option<String>,
     /// The payload bytes as decoded (byte, alphanumeric, numeric and kanji segments concatenated).
     pub bytes: Vec<u8>,

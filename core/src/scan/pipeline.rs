@@ -60,6 +60,10 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
 /// A pass: what it works on, and how it turns that into codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
+    /// Our finder and sampler on half the capped plane: most photographed codes have modules of
+    /// 3 px or more at the working size, and this reads them at a quarter of the cost; when every
+    /// finder-like pattern it saw is explained by a code, the frame is done.
+    Coarse,
     /// Our finder and sampler on our local-mean bitmap of the capped plane.
     Finder,
     /// rqrr's own threshold on the capped plane.
@@ -82,6 +86,9 @@ enum Pass {
 /// noise, so flat areas do not turn into speckle (which also costs the finder scan time).
 const OFFSET: i32 = 8;
 
+/// The working size from which the coarse pass runs first (its half is still 400 px).
+const COARSE_MIN_SIDE: usize = 800;
+
 fn radius_for(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 10).clamp(12, 200)
 }
@@ -98,6 +105,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     let (work, scale) = binarize::fit(plane, WORK_SIDE);
 
     let mut passes = vec![
+        Pass::Coarse,
         Pass::Finder,
         Pass::Grey,
         Pass::LocalMean,
@@ -105,6 +113,9 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
         Pass::Inverted,
         Pass::Quarter,
     ];
+    if !own || work.width.max(work.height) < COARSE_MIN_SIDE {
+        passes.retain(|&p| p != Pass::Coarse);
+    }
     if scale > 1.0 {
         passes.push(Pass::Detail);
     } else if long_side <= WORK_SIDE / 2 + 100 {
@@ -122,6 +133,8 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
 
     let mut found: Vec<ScannedCode> = Vec::new();
     let mut local_mean: Option<Bitmap> = None;
+    // Half the working plane, made by the coarse pass and reused by the half pass.
+    let mut half: Option<Plane> = None;
     // Whether our finder saw finder-like patterns at the working scale that no decoded code
     // explains (then a later pass may still find another code), and whether it saw any at all
     // (rqrr needs three capstones too: without any, its passes at that scale are skipped).
@@ -149,6 +162,14 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             break;
         }
         match pass {
+            Pass::Coarse => {
+                let small = binarize::downscale(&work, 2);
+                let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+                let seen = finder::scan_bitmap_coarse(&bitmap, scale * 2.0, deadline);
+                unexplained = seen.unexplained;
+                merge(&mut found, seen.codes);
+                half = Some(small);
+            }
             Pass::Finder => {
                 if own {
                     let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), OFFSET);
@@ -194,10 +215,13 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             Pass::Half | Pass::Quarter => {
                 let f = if pass == Pass::Half { 2 } else { 4 };
                 if work.width >= 100 * f && work.height >= 100 * f {
-                    let small = binarize::downscale(&work, f);
+                    // The coarse pass already ran our finder on the half plane.
+                    let coarse = if f == 2 { half.take() } else { None };
+                    let scanned = coarse.is_some();
+                    let small = coarse.unwrap_or_else(|| binarize::downscale(&work, f));
                     let s = scale * f as f32;
                     let mut any = true;
-                    if own {
+                    if own && !scanned {
                         let bitmap =
                             binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
                         let seen = finder::scan_bitmap(&bitmap, s, deadline);
@@ -239,7 +263,9 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             }
         }
         let spent = pass_start.elapsed();
-        if pixels > 0 {
+        // The coarse pass's time is mostly decode attempts, not pixels: it says little about what
+        // a pixel costs in the passes after it.
+        if pixels > 0 && pass != Pass::Coarse {
             let this = spent.div_f64(pixels as f64);
             per_pixel = Some(per_pixel.map_or(this, |p: Duration| p.max(this)));
         }
@@ -252,7 +278,7 @@ fn pass_pixels(pass: Pass, work: &Plane, long_side: usize, scale: f32) -> usize 
     let n = work.width * work.height;
     match pass {
         Pass::Finder | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
-        Pass::Half => n / 4,
+        Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
         Pass::Double => n * 4,
         Pass::Detail => {
@@ -347,31 +373,15 @@ pub(crate) fn decode_grid_or_format<G: BitGrid>(
 }
 
 /// The payload as text: UTF-8 when it is valid UTF-8; otherwise Shift_JIS when the bytes are
-/// ASCII plus half-width katakana (JIS X 0201, 0xA1–0xDF, as Japanese labels often carry) and
-/// hold at least two of those; otherwise none. Shift_JIS double-byte text (kanji) needs the JIS
-/// X 0208 table and is left as bytes.
+/// valid Shift_JIS (Japanese codes: kanji mode and byte-mode Shift_JIS, half-width katakana
+/// included); otherwise none.
 pub(crate) fn text_of(bytes: &[u8]) -> Option<String> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Some(text.to_owned());
     }
-    let kana = bytes.iter().filter(|b| (0xA1..=0xDF).contains(*b)).count();
-    let single_byte = bytes
-        .iter()
-        .all(|&b| b < 0x80 || (0xA1..=0xDF).contains(&b));
-    if !single_byte || kana < 2 {
-        return None;
-    }
-    // U+FF61 (halfwidth ideographic full stop) … U+FF9F (halfwidth semi-voiced mark).
-    bytes
-        .iter()
-        .map(|&b| {
-            if b < 0x80 {
-                Some(char::from(b))
-            } else {
-                char::from_u32(0xFF61 + u32::from(b) - 0xA1)
-            }
-        })
-        .collect()
+    encoding_rs::SHIFT_JIS
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Add codes not already found (same payload with its centre inside an earlier one's box).

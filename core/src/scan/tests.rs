@@ -544,7 +544,60 @@ fn half_width_katakana_in_shift_jis_becomes_text() {
         super::pipeline::text_of(b"WG1:ok").as_deref(),
         Some("WG1:ok")
     );
-    // Kanji (double-byte Shift_JIS) and arbitrary binary stay bytes only.
-    assert_eq!(super::pipeline::text_of(&[0x93, 0xFC, 0x97, 0xCD]), None);
+    // Kanji (double-byte Shift_JIS: 入 0x93FC, 力 0x97CD) becomes text; bytes that are neither
+    // UTF-8 nor Shift_JIS stay bytes only.
+    assert_eq!(
+        super::pipeline::text_of(&[0x93, 0xFC, 0x97, 0xCD, b'Q', b'R']).as_deref(),
+        Some("入力QR")
+    );
     assert_eq!(super::pipeline::text_of(&[0xFF, 0x00, 0xC3]), None);
+}
+
+/// A steep view of a label lying on a table: the far edge a little over half as long as the
+/// near one and the whole code foreshortened to about 60 % of its height.
+fn steep(src: &Canvas) -> Canvas {
+    let (w, h) = (src.w as f64, src.h as f64);
+    let out = [
+        (0.25 * w, 0.38 * h),
+        (0.78 * w, 0.34 * h),
+        (w, 0.98 * h),
+        (0.02 * w, h),
+    ];
+    let square = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let inverse = super::finder::Homography::quad_to_quad(out, square).unwrap();
+    warp(src, src.w, src.h, |x, y| {
+        let (sx, sy) = inverse.apply(f64::from(x), f64::from(y));
+        (sx as f32, sy as f32)
+    })
+}
+
+#[test]
+fn own_finder_reads_a_version_1_code_seen_steeply() {
+    // Version 1 has no alignment pattern: under strong perspective the parallelogram's fourth
+    // corner is modules away from the real one. The format information still reads (it lies
+    // beside the three finders), and the fourth-corner search finds where the data decodes.
+    for degrees in [0.0, 30.0, 200.0] {
+        let canvas = versioned_canvas("WG1:v1", 1, 12);
+        let view = rotate(&steep(&canvas), degrees);
+        let codes = own_finder_codes(&view);
+        assert_eq!(texts(&codes), vec!["WG1:v1".to_owned()], "{degrees}°");
+        assert_eq!(codes[0].version, Some(1));
+    }
+}
+
+#[test]
+fn a_large_photo_is_read_by_the_coarse_pass_and_small_codes_beside_it_too() {
+    // A 2000×1500 photo: a large code (14 px modules, read at a quarter of the pixels by the
+    // coarse pass) and a small one (5 px modules, 2 px at the coarse scale: left to the pass
+    // at the working size, which runs because the small code's finders stay unexplained).
+    let (w, h) = (2000usize, 1500usize);
+    let mut canvas = Canvas::new(w, h, 200);
+    draw_code(&mut canvas, "WG1:large", 14, 100, 100, 20, 230);
+    draw_code(&mut canvas, "WG1:small-code-beside", 5, 1400, 900, 20, 230);
+    let mut found = texts(&scan(&canvas));
+    found.sort();
+    assert_eq!(
+        found,
+        vec!["WG1:large".to_owned(), "WG1:small-code-beside".to_owned()]
+    );
 }
