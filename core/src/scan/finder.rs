@@ -10,6 +10,7 @@ use rqrr::SimpleGrid;
 use super::ScannedCode;
 use super::binarize::Bitmap;
 use super::pipeline::decode_grid_or_format;
+use super::precheck::precheck;
 
 /// At most this many finder candidates are kept per bitmap (bounds the triple search).
 const MAX_CANDIDATES: usize = 48;
@@ -755,7 +756,7 @@ fn decode_through(
         && let Some(pw) = Piecewise::build(bm, h, dim)
         && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
     {
-        match decode_grid_or_format(grid, corners) {
+        match checked_decode(grid, corners) {
             Ok(code) => return Ok(code),
             Err(read) => format_read |= read,
         }
@@ -763,7 +764,17 @@ fn decode_through(
     let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
         return Err(format_read);
     };
-    decode_grid_or_format(grid, corners).map_err(|read| read || format_read)
+    checked_decode(grid, corners).map_err(|read| read || format_read)
+}
+
+/// [`decode_grid_or_format`] for grids that pass the [`precheck`]; the others are refused without
+/// rqrr's error correction (`Err(true)` still when their format information is correctable).
+fn checked_decode(grid: SimpleGrid, corners: [(f32, f32); 4]) -> Result<ScannedCode, bool> {
+    let check = precheck(&grid);
+    if !check.worth_decoding {
+        return Err(check.format);
+    }
+    decode_grid_or_format(grid, corners)
 }
 
 fn try_decode(

@@ -15,6 +15,7 @@ mod binarize;
 mod finder;
 mod frame;
 mod pipeline;
+mod precheck;
 mod screen;
 
 pub use frame::{LumaFrame, MAX_DIMENSION, MAX_PIXELS};
