@@ -149,24 +149,6 @@ pub(crate) fn precheck(grid: &impl BitGrid) -> Precheck {
     }
 }
 
-/// How far the bottom-right alignment pattern (versions 2–6: the only one) of a grid sampled
-/// through `map` is from the pattern: cells (of 25) that differ. `map` takes module coordinates
-/// (cell centres at +0.5) to a dark/light sample.
-pub(crate) fn alignment_mismatches(dim: usize, dark: impl Fn(f64, f64) -> bool) -> u32 {
-    let c = dim as f64 - 6.5;
-    let mut wrong = 0;
-    for j in -2i32..=2 {
-        for i in -2i32..=2 {
-            let ring = i.abs().max(j.abs());
-            let expected = ring != 1;
-            if dark(c + f64::from(i), c + f64::from(j)) != expected {
-                wrong += 1;
-            }
-        }
-    }
-    wrong
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,15 +253,5 @@ mod tests {
             if block { !b } else { b }
         });
         assert!(!precheck(&broken).worth_decoding);
-    }
-
-    #[test]
-    fn alignment_mismatches_count_the_pattern_cells() {
-        let grid = grid_of("WG1:machine:SH-2026-000123", 4);
-        let dark = |u: f64, v: f64| grid.bit(v as usize, u as usize);
-        assert_eq!(alignment_mismatches(grid.size(), dark), 0);
-        // Two modules off, the pattern no longer matches.
-        let off = |u: f64, v: f64| grid.bit(v as usize - 2, u as usize - 2);
-        assert!(alignment_mismatches(grid.size(), off) >= 6);
     }
 }
