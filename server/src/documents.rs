@@ -27,7 +27,7 @@ use weldguard_core::sync::checksum::{
     Collection, CollectionChecksum, RegistryChecksums, collection_of,
 };
 
-use crate::db::{DbError, Page, StoredSnapshot, entity_of};
+use crate::db::{DbError, Page, StoredSnapshot, collection_prefix, entity_of};
 
 /// Changes per page when replaying the feed.
 const REPLAY_PAGE: u32 = 20_000;
@@ -159,19 +159,6 @@ impl RegistryView {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// The start of the feed entity keys of a collection's rows (see [`crate::db::entity_of`]).
-fn collection_prefix(collection: Collection) -> &'static str {
-    match collection {
-        Collection::Licences => "licence\u{1f}",
-        Collection::Machines => "machine\u{1f}",
-        Collection::Bindings => "binding\u{1f}",
-        Collection::Revocations => "revocation\u{1f}",
-        Collection::IssuerKeys => "issuer_key\u{1f}",
-        Collection::CalendarDays => "calendar_day\u{1f}",
-        Collection::SensitivePeriods => "sensitive_period\u{1f}",
     }
 }
 

@@ -300,17 +300,9 @@ pub(crate) const CLEAR_REGISTRY_SQL: &str = "DELETE FROM licences; DELETE FROM m
 /// starts (empty before the first page).
 const REFETCH_PREFIX: &str = "refetch:";
 
-/// The table holding a collection's rows.
+/// The table holding a collection's rows: it is named as the collection is on the wire.
 fn collection_table(collection: Collection) -> &'static str {
-    match collection {
-        Collection::Licences => "licences",
-        Collection::Machines => "machines",
-        Collection::Bindings => "bindings",
-        Collection::Revocations => "revocations",
-        Collection::IssuerKeys => "issuer_keys",
-        Collection::CalendarDays => "calendar_days",
-        Collection::SensitivePeriods => "sensitive_periods",
-    }
+    collection.name()
 }
 
 /// The bulk path's licence upsert.

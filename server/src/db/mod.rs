@@ -33,6 +33,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use weldguard_core::store::RegistryChange;
+use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 /// The device id of the admin created from the bootstrap token.
@@ -291,19 +292,34 @@ pub(crate) fn make_permit_page(
     }
 }
 
+/// The start of the feed entity keys of a collection's rows (and of their tombstones).
+pub fn collection_prefix(collection: Collection) -> &'static str {
+    match collection {
+        Collection::Licences => "licence\u{1f}",
+        Collection::Machines => "machine\u{1f}",
+        Collection::Bindings => "binding\u{1f}",
+        Collection::Revocations => "revocation\u{1f}",
+        Collection::IssuerKeys => "issuer_key\u{1f}",
+        Collection::CalendarDays => "calendar_day\u{1f}",
+        Collection::SensitivePeriods => "sensitive_period\u{1f}",
+    }
+}
+
 /// The feed entity a change is about: later changes to the same entity supersede earlier ones.
 pub fn entity_of(change: &RegistryChange) -> String {
     use weldguard_core::domain::RevocationTarget;
+    let key = |c: Collection, rest: &str| format!("{}{rest}", collection_prefix(c));
     match change {
-        RegistryChange::UpsertLicence(l) => format!("licence\u{1f}{}", l.certificate_no),
+        RegistryChange::UpsertLicence(l) => key(Collection::Licences, &l.certificate_no),
         RegistryChange::DeleteLicence { certificate_no } => {
-            format!("licence\u{1f}{certificate_no}")
+            key(Collection::Licences, certificate_no)
         }
-        RegistryChange::UpsertMachine(m) => format!("machine\u{1f}{}", m.machine_id),
-        RegistryChange::DeleteMachine { machine_id } => format!("machine\u{1f}{machine_id}"),
-        RegistryChange::Bind(b) | RegistryChange::Unbind(b) => {
-            format!("binding\u{1f}{}\u{1f}{}", b.machine_id, b.certificate_no)
-        }
+        RegistryChange::UpsertMachine(m) => key(Collection::Machines, &m.machine_id),
+        RegistryChange::DeleteMachine { machine_id } => key(Collection::Machines, machine_id),
+        RegistryChange::Bind(b) | RegistryChange::Unbind(b) => key(
+            Collection::Bindings,
+            &format!("{}\u{1f}{}", b.machine_id, b.certificate_no),
+        ),
         RegistryChange::Revoke(r) | RegistryChange::Unrevoke(r) => {
             let target = match r.target {
                 RevocationTarget::Licence => "licence",
@@ -311,15 +327,17 @@ pub fn entity_of(change: &RegistryChange) -> String {
                 RevocationTarget::IssuerKey => "issuer_key",
                 RevocationTarget::Machine => "machine",
             };
-            format!("revocation\u{1f}{target}\u{1f}{}", r.id)
+            key(Collection::Revocations, &format!("{target}\u{1f}{}", r.id))
         }
-        RegistryChange::UpsertIssuerKey(k) => format!("issuer_key\u{1f}{}", k.kid),
-        RegistryChange::DeleteIssuerKey { kid } => format!("issuer_key\u{1f}{kid}"),
-        RegistryChange::SetCalendarDay(day) => format!("calendar_day\u{1f}{}", day.date),
-        RegistryChange::ClearCalendarDay { date } => format!("calendar_day\u{1f}{date}"),
-        RegistryChange::AnnouncePeriod(p) => format!("sensitive_period\u{1f}{}", p.period_id),
+        RegistryChange::UpsertIssuerKey(k) => key(Collection::IssuerKeys, &k.kid),
+        RegistryChange::DeleteIssuerKey { kid } => key(Collection::IssuerKeys, kid),
+        RegistryChange::SetCalendarDay(day) => key(Collection::CalendarDays, &day.date.to_string()),
+        RegistryChange::ClearCalendarDay { date } => {
+            key(Collection::CalendarDays, &date.to_string())
+        }
+        RegistryChange::AnnouncePeriod(p) => key(Collection::SensitivePeriods, &p.period_id),
         RegistryChange::WithdrawPeriod { period_id } => {
-            format!("sensitive_period\u{1f}{period_id}")
+            key(Collection::SensitivePeriods, period_id)
         }
     }
 }
