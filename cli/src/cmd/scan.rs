@@ -15,6 +15,9 @@ use crate::output::{Failure, Lang, Output};
 /// Files larger than this are refused before reading (no phone photo comes near it).
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
+/// Files are not a live preview: the default time per image is longer than a camera frame's.
+const FILE_BUDGET_MS: u32 = 400;
+
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// PNG or JPEG files to scan.
@@ -26,6 +29,10 @@ pub struct ScanArgs {
     /// Verify the WG1 codes found against this trust list (JSON, as `weldguard code verify` takes).
     #[arg(long, value_name = "FILE", conflicts_with = "camera")]
     trust: Option<PathBuf>,
+    /// Time allowed per image in milliseconds (passes after it are skipped).
+    #[arg(long, value_name = "MS", default_value_t = FILE_BUDGET_MS,
+          value_parser = clap::value_parser!(u32).range(1..=600_000))]
+    budget_ms: u32,
 }
 
 /// The verdict on one WG1 code (present only with `--trust`).
@@ -127,9 +134,9 @@ pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
     if let Some(index) = args.camera {
         return camera::run(index, out);
     }
-    // Files are not a live preview: allow more time per image and report every code.
+    // Every code in a file is reported, not only the first.
     let options = ScanOptions {
-        time_budget_ms: 400,
+        time_budget_ms: args.budget_ms,
         find_all: true,
         ..ScanOptions::default()
     };
