@@ -13,9 +13,9 @@ use weldguard_core::domain::{
 };
 use weldguard_core::inspect::{InspectionInput, Observation, Outcome, ScanOutcome, assess};
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
-    MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, Person, PersonRole,
-    ProfileSet, RuleContext, Section, Site, WorkCalendar, WorkConditions, permit_findings, verify,
+    Action, Actor, Catalog, ChecklistAnswer, Evidence, GasReading, GeoPoint, NightHours, Permit,
+    PermitContent, PermitLevel, Person, PersonRole, ProfileSet, RuleContext, SampleEvidence,
+    Section, Site, WorkCalendar, WorkConditions, permit_findings, sample_answers, verify,
 };
 
 const H: i64 = 3600;
@@ -40,47 +40,16 @@ fn time<F: FnMut()>(label: &str, n: u32, mut f: F) {
 }
 
 fn answers(catalog: &Catalog, sections: &[Section], at: i64) -> Vec<ChecklistAnswer> {
-    catalog
-        .items
-        .iter()
-        .filter(|i| sections.contains(&i.section))
-        .map(|item| {
-            let mut evidence: Vec<Evidence> = item
-                .evidence
-                .iter()
-                .map(|req| match req {
-                    EvidenceRequirement::Photo => Evidence::Photo {
-                        sha256: vec![7; 32],
-                    },
-                    EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
-                        key: key.clone(),
-                        value: min.unwrap_or(0) + 1,
-                    },
-                    EvidenceRequirement::Person { role } => Evidence::Person {
-                        role: *role,
-                        name: "王五".into(),
-                        id: "S-002".into(),
-                    },
-                    EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
-                        reading: GasReading {
-                            taken_at: at,
-                            lel_centi_pct: 500,
-                            concentration_centi_pct: 10,
-                            point: "动火点".into(),
-                            analyst: "赵六".into(),
-                        },
-                    },
-                })
-                .collect();
-            if item.id == "must.01" {
-                evidence.push(Evidence::Number {
-                    key: MACHINE_DISTANCE_KEY.into(),
-                    value: 8,
-                });
-            }
-            ChecklistAnswer::confirmed(&item.id, evidence)
-        })
-        .collect()
+    let person = |name: &str, id: &str| Person {
+        name: name.into(),
+        id: id.into(),
+    };
+    let sample = SampleEvidence::new(
+        person("李四", "T370983199001011234"),
+        person("王五", "S-002"),
+        at,
+    );
+    sample_answers(catalog, sections, &sample)
 }
 
 fn main() {

@@ -349,10 +349,9 @@ pub(crate) mod fixture {
     use chrono::{NaiveDate, NaiveTime};
     use weldguard_core::codes::signer::SoftwareSigner;
     use weldguard_core::permit::{
-        Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading,
-        GeoPoint, MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, Person,
-        PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar,
-        WorkConditions,
+        Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
+        PermitLevel, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence, Section, Site,
+        WorkCalendar, WorkConditions, sample_answers,
     };
     use weldguard_core::store::PermitStepRecord;
 
@@ -452,53 +451,20 @@ pub(crate) mod fixture {
         }
 
         fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
-            self.catalog
-                .items
-                .iter()
-                .filter(|i| matches!(i.section, Section::Prohibition | Section::Must))
-                .map(|item| {
-                    let mut evidence: Vec<Evidence> = item
-                        .evidence
-                        .iter()
-                        .map(|req| match req {
-                            EvidenceRequirement::Photo => Evidence::Photo {
-                                sha256: vec![7; 32],
-                            },
-                            EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
-                                key: key.clone(),
-                                value: min.unwrap_or(0) + 1,
-                            },
-                            EvidenceRequirement::Person { role } => {
-                                let (name, id) = match role {
-                                    PersonRole::Welder => ("李四", "T370983199001011234"),
-                                    _ => ("王五", "S-002"),
-                                };
-                                Evidence::Person {
-                                    role: *role,
-                                    name: name.into(),
-                                    id: id.into(),
-                                }
-                            }
-                            EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
-                                reading: GasReading {
-                                    taken_at: at,
-                                    lel_centi_pct: 500,
-                                    concentration_centi_pct: 10,
-                                    point: "动火点".into(),
-                                    analyst: "赵六".into(),
-                                },
-                            },
-                        })
-                        .collect();
-                    if item.id == "must.01" {
-                        evidence.push(Evidence::Number {
-                            key: MACHINE_DISTANCE_KEY.into(),
-                            value: 8,
-                        });
-                    }
-                    ChecklistAnswer::confirmed(&item.id, evidence)
-                })
-                .collect()
+            let person = |name: &str, id: &str| Person {
+                name: name.into(),
+                id: id.into(),
+            };
+            let sample = SampleEvidence::new(
+                person("李四", "T370983199001011234"),
+                person("王五", "S-002"),
+                at,
+            );
+            sample_answers(
+                &self.catalog,
+                &[Section::Prohibition, Section::Must],
+                &sample,
+            )
         }
 
         /// `permit` after one action: `submit`, `site_check`, `approve` (at `at`), `reject`,

@@ -25,10 +25,10 @@ use weldguard_core::inspect::{
     Inspection, InspectionInput, Observation, Outcome, ScanOutcome, Violation, assess,
 };
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, Evidence, EvidenceRequirement, GasReading, GeoPoint,
-    MACHINE_DISTANCE_KEY, NightHours, Permit, PermitContent, PermitLevel, PermitState, Person,
-    PersonRole, ProfileSet, RuleContext, RuleProfile, Section, Site, WorkCalendar, WorkConditions,
-    check_against_permit, issue_permit_code, read_permit_code,
+    Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
+    PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
+    Section, Site, WorkCalendar, WorkConditions, check_against_permit, issue_permit_code,
+    read_permit_code, sample_answers,
 };
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
@@ -753,54 +753,9 @@ fn answers(
     fire_watch: &Person,
     gas_at: i64,
 ) -> Vec<ChecklistAnswer> {
-    catalog
-        .items
-        .iter()
-        .filter(|i| sections.contains(&i.section))
-        .map(|item| {
-            let mut evidence: Vec<Evidence> = item
-                .evidence
-                .iter()
-                .map(|req| match req {
-                    EvidenceRequirement::Photo => Evidence::Photo {
-                        sha256: vec![0x7e; 32],
-                    },
-                    EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
-                        key: key.clone(),
-                        value: min.unwrap_or(1) + 1,
-                    },
-                    EvidenceRequirement::Person { role } => {
-                        let p = if *role == PersonRole::Welder {
-                            welder
-                        } else {
-                            fire_watch
-                        };
-                        Evidence::Person {
-                            role: *role,
-                            name: p.name.clone(),
-                            id: p.id.clone(),
-                        }
-                    }
-                    EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
-                        reading: GasReading {
-                            taken_at: gas_at,
-                            lel_centi_pct: 500,
-                            concentration_centi_pct: 10,
-                            point: "动火点".into(),
-                            analyst: "赵六".into(),
-                        },
-                    },
-                })
-                .collect();
-            if item.id == "must.01" {
-                evidence.push(Evidence::Number {
-                    key: MACHINE_DISTANCE_KEY.into(),
-                    value: 6,
-                });
-            }
-            ChecklistAnswer::confirmed(&item.id, evidence)
-        })
-        .collect()
+    let mut sample = SampleEvidence::new(welder.clone(), fire_watch.clone(), gas_at);
+    sample.machine_distance_m = Some(6);
+    sample_answers(catalog, sections, &sample)
 }
 
 fn rules() -> Result<(ProfileSet, Catalog), Failure> {

@@ -426,46 +426,25 @@ pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// A complete, acceptable set of pre-work answers, for tests across the permit module.
+    /// A complete, acceptable set of pre-work answers (十不准 and 九必须), for tests across the
+    /// permit module: the welder 李四, everyone else 王五, gas analysed at `taken_at`.
     pub(crate) fn full_answers(catalog: &Catalog, taken_at: i64) -> Vec<ChecklistAnswer> {
-        catalog
-            .items
-            .iter()
-            .filter(|i| i.section != Section::PostWork)
-            .map(|item| {
-                let evidence = item
-                    .evidence
-                    .iter()
-                    .map(|req| match req {
-                        EvidenceRequirement::Photo => Evidence::Photo {
-                            sha256: vec![7; 32],
-                        },
-                        EvidenceRequirement::Number { key, min, .. } => Evidence::Number {
-                            key: key.clone(),
-                            value: min.unwrap_or(1) + 1,
-                        },
-                        EvidenceRequirement::Person { role } => Evidence::Person {
-                            role: *role,
-                            name: "王五".into(),
-                            id: match role {
-                                PersonRole::Welder => "T370983199001011234".into(),
-                                _ => "S-002".into(),
-                            },
-                        },
-                        EvidenceRequirement::GasAnalysis => Evidence::GasAnalysis {
-                            reading: GasReading {
-                                taken_at,
-                                lel_centi_pct: 500,
-                                concentration_centi_pct: 10,
-                                point: "储罐内".into(),
-                                analyst: "赵六".into(),
-                            },
-                        },
-                    })
-                    .collect();
-                ChecklistAnswer::confirmed(&item.id, evidence)
-            })
-            .collect()
+        let sample = crate::permit::SampleEvidence {
+            gas_point: "储罐内".into(),
+            machine_distance_m: None,
+            ..crate::permit::SampleEvidence::new(
+                crate::permit::Person {
+                    name: "李四".into(),
+                    id: "T370983199001011234".into(),
+                },
+                crate::permit::Person {
+                    name: "王五".into(),
+                    id: "S-002".into(),
+                },
+                taken_at,
+            )
+        };
+        crate::permit::sample_answers(catalog, &[Section::Prohibition, Section::Must], &sample)
     }
 
     fn seed_dir() -> PathBuf {

@@ -11,6 +11,7 @@ pub mod finding;
 pub mod lifecycle;
 pub mod model;
 pub mod profile;
+pub mod sample;
 pub mod sign;
 pub mod start_work;
 pub mod succession;
@@ -32,6 +33,7 @@ pub use profile::{
     EscalationReason, GeoPoint, LevelDecision, LevelRule, NightHours, PermitLevel, ProfileSet,
     RuleProfile, SensitivePeriod, Site, WorkCalendar, WorkConditions,
 };
+pub use sample::{SampleEvidence, sample_answers};
 pub use sign::{digest, verify};
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
 pub use succession::{ForkStep, safety_rank, successor_action};

@@ -1,6 +1,5 @@
 //! Life-cycle, rule and signature tests over whole permits.
 
-use super::catalog::tests::full_answers;
 use super::profile::tests::{H, cst, profile, site};
 use super::*;
 use crate::codes::signer::{DeviceSigner, SoftwareSigner};
@@ -97,14 +96,23 @@ impl Fx {
     }
 
     fn answers(&self) -> Vec<ChecklistAnswer> {
-        let mut answers = full_answers(&self.catalog, t(7, 15));
-        for a in answers.iter_mut().filter(|a| a.item_id == "must.01") {
-            a.evidence.push(Evidence::Number {
-                key: MACHINE_DISTANCE_KEY.into(),
-                value: 8,
-            });
-        }
-        answers
+        let mut sample = SampleEvidence::new(
+            Person {
+                name: "李四".into(),
+                id: "T370983199001011234".into(),
+            },
+            Person {
+                name: "王五".into(),
+                id: "S-002".into(),
+            },
+            t(7, 15),
+        );
+        sample.gas_point = "储罐内".into();
+        sample_answers(
+            &self.catalog,
+            &[Section::Prohibition, Section::Must],
+            &sample,
+        )
     }
 
     fn post_work(&self) -> Vec<ChecklistAnswer> {
