@@ -66,7 +66,7 @@ pub(crate) fn downscale_rows(
                 *t += u32::from(p);
             }
         }
-        for (out, block) in out_row.iter_mut().zip(totals.chunks(factor)) {
+        for (out, block) in out_row.iter_mut().zip(totals.chunks_exact(factor)) {
             let sum: u32 = block.iter().sum();
             *out = mean.apply(sum);
         }
@@ -118,27 +118,38 @@ pub(crate) fn fit_rows(
         let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
         (a, b)
     };
-    // Column spans once; each output row sums its band of source rows into per-column totals
-    // (straight loops over whole rows), then each output pixel adds its span of those totals.
+    // Column spans once; each output row sums its band of source rows into running per-column
+    // totals (straight loops over whole rows: `totals[x + 1]` is the band's sum over columns
+    // 0..=x), so each output pixel's sum is one difference of two totals, and its mean one
+    // multiply by the reciprocal of its footprint (widths take two or three values).
     let columns: Vec<(usize, usize)> = (0..width).map(|o| span(o, src_width)).collect();
     let widest = columns.iter().map(|&(a, b)| b - a).max().unwrap_or(1);
-    let mut totals = vec![0u32; src_width];
+    let mut band = vec![0u32; src_width];
+    let mut totals = vec![0u32; src_width + 1];
     let mut pixels = vec![0u8; width * height];
     let mut means = vec![Mean::of(1); widest + 1];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
         let (y0, y1) = span(oy, src_height);
-        totals.fill(0);
+        band.fill(0);
         for row in data.chunks(stride.max(1)).skip(y0).take(y1 - y0) {
-            for (t, &p) in totals.iter_mut().zip(row) {
+            for (t, &p) in band.iter_mut().zip(row) {
                 *t += u32::from(p);
             }
+        }
+        // Wrapping: a difference of two wrapped totals is exact while the footprint's own sum
+        // fits (255 × the footprint's area, far below 2^32 for the factors the scanner uses).
+        let mut running = 0u32;
+        for (t, &b) in totals.iter_mut().skip(1).zip(&band) {
+            running = running.wrapping_add(b);
+            *t = running;
         }
         let rows = (y1 - y0) as u32;
         for (k, m) in means.iter_mut().enumerate() {
             *m = Mean::of(rows * k as u32);
         }
+        let total = |x: usize| totals.get(x).copied().unwrap_or(0);
         for (out, &(x0, x1)) in out_row.iter_mut().zip(&columns) {
-            let sum: u32 = totals.get(x0..x1).map_or(0, |s| s.iter().sum());
+            let sum = total(x1).wrapping_sub(total(x0));
             *out = means.get(x1 - x0).map_or(0, |m| m.apply(sum));
         }
     }

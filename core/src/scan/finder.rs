@@ -1058,7 +1058,8 @@ mod tests {
             1e30,
             -1e30,
         ] {
-            let want = (v as f64).floor() as i64;
+            let v: f64 = v;
+            let want = v.floor() as i64;
             assert_eq!(floor(v), want, "{v}");
         }
         assert_eq!(floor(f64::NAN), 0);

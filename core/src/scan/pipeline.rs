@@ -111,7 +111,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let (frame_w, frame_h) = (frame.width as usize, frame.height as usize);
     let long_side = frame_w.max(frame_h);
     // A frame that already fits is the working plane itself (one tight copy); a bigger one is
-    // shrunk to it straight from the frame's rows (no tight copy of the whole frame).
+    // shrunk to it straight from the frame's rows (no tight copy of the whole frame), and only
+    // when a pass after the coarse one runs.
     let (work_w, work_h, scale) =
         binarize::fit_size(frame_w, frame_h, WORK_SIDE).unwrap_or((frame_w, frame_h, 1.0));
     let mut work: Option<Plane> = (scale <= 1.0).then(|| frame.to_tight());
@@ -140,7 +141,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
 
     let mut found: Vec<ScannedCode> = Vec::new();
     let mut local_mean: Option<Bitmap> = None;
-    // Half the working plane, made by the coarse pass and reused by the half pass.
+    // Half the working plane (for a big frame, the frame shrunk straight to that size), made by
+    // the coarse pass and reused by the half pass.
     let mut half: Option<Plane> = None;
     // Whether our finder saw finder-like patterns at the working scale that no decoded code
     // explains (then a later pass may still find another code), and whether it saw any at all
@@ -187,8 +189,20 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             continue;
         }
-        // A big frame's working plane is made here (by the coarse pass first, which halves it);
-        // the screen guards every pass after the coarse one.
+        if pass == Pass::Coarse && work.is_none() {
+            // A big frame goes straight to half the working size (each pixel the mean of its
+            // footprint in the frame): when this pass reads every code, the working plane is
+            // never made.
+            let (small, s) = fit_frame(frame, WORK_SIDE / 2);
+            let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+            let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline);
+            unexplained = seen.unexplained;
+            merge(&mut found, seen.codes);
+            half = Some(small);
+            continue;
+        }
+        // The working plane when a pass first needs it; the screen guards every pass after the
+        // coarse one.
         let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
         if pass != Pass::Coarse && !*screen_passed.get_or_insert_with(|| screen::any_finder(work)) {
             continue;
@@ -426,4 +440,3 @@ fn side(code: &ScannedCode) -> f32 {
     let [a, b, _, d] = code.corners;
     ((b.0 - a.0).hypot(b.1 - a.1)).max((d.0 - a.0).hypot(d.1 - a.1))
 }
-
