@@ -3,35 +3,72 @@
 
 use super::frame::Plane;
 
+/// `sum / count` for the means of the resampling: a multiply and a shift instead of a division
+/// per pixel. With `m = ⌊2³²/count⌋ + 1`, `sum · m / 2³²` exceeds `sum / count` by less than
+/// `sum / 2³²`, which stays below `1 / count` while `sum · count < 2³²`; sums of bytes have
+/// `sum ≤ 255 · count`, so the floor is exact for every count up to 4096 (larger counts divide).
+#[derive(Clone, Copy)]
+struct Mean {
+    count: u32,
+    factor: u64,
+}
+
+impl Mean {
+    fn of(count: u32) -> Self {
+        let count = count.max(1);
+        Self {
+            count,
+            factor: (1u64 << 32) / u64::from(count) + 1,
+        }
+    }
+
+    #[inline]
+    fn apply(self, sum: u32) -> u8 {
+        let mean = if self.count <= 4096 {
+            (u64::from(sum) * self.factor) >> 32
+        } else {
+            u64::from(sum / self.count)
+        };
+        mean.min(255) as u8
+    }
+}
+
 /// Shrink by an integer factor, averaging each `factor`×`factor` block (a partial block at the
 /// right or bottom edge is dropped).
 pub(crate) fn downscale(src: &Plane, factor: usize) -> Plane {
-    let factor = factor.max(1);
-    if factor == 1 {
+    if factor <= 1 {
         return src.clone();
     }
-    let width = (src.width / factor).max(1);
-    let height = (src.height / factor).max(1);
-    let area = (factor * factor) as u32;
+    downscale_rows(&src.pixels, src.width, src.height, src.width, factor)
+}
+
+/// [`downscale`] reading a strided luma buffer in place (a camera frame, no tight copy first);
+/// rows the buffer lacks count as zeros (a validated frame has them all).
+pub(crate) fn downscale_rows(
+    data: &[u8],
+    src_width: usize,
+    src_height: usize,
+    stride: usize,
+    factor: usize,
+) -> Plane {
+    let factor = factor.max(1);
+    let width = (src_width / factor).max(1);
+    let height = (src_height / factor).max(1);
+    let mean = Mean::of((factor * factor) as u32);
     // Each output row sums its band of source rows into per-column totals (straight loops over
     // whole rows), then each output pixel adds `factor` of those totals.
-    let mut totals = vec![0u32; src.width];
+    let mut totals = vec![0u32; src_width];
     let mut pixels = vec![0u8; width * height];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
         totals.fill(0);
-        for row in src
-            .pixels
-            .chunks_exact(src.width.max(1))
-            .skip(oy * factor)
-            .take(factor)
-        {
+        for row in data.chunks(stride.max(1)).skip(oy * factor).take(factor) {
             for (t, &p) in totals.iter_mut().zip(row) {
                 *t += u32::from(p);
             }
         }
-        for (out, block) in out_row.iter_mut().zip(totals.chunks(factor)) {
+        for (out, block) in out_row.iter_mut().zip(totals.chunks_exact(factor)) {
             let sum: u32 = block.iter().sum();
-            *out = (sum / area) as u8;
+            *out = mean.apply(sum);
         }
     }
     Plane {
@@ -41,54 +78,89 @@ pub(crate) fn downscale(src: &Plane, factor: usize) -> Plane {
     }
 }
 
-/// Shrink so the longest side is at most `max_side` (fractional factor, each output pixel the mean
-/// of its source footprint); returns the plane and the factor (source pixels per output pixel).
-pub(crate) fn fit(src: &Plane, max_side: usize) -> (Plane, f32) {
-    let long = src.width.max(src.height);
+/// The size [`fit`] shrinks a `width`×`height` plane to, and its factor (source pixels per output
+/// pixel); `None` when the plane already fits.
+pub(crate) fn fit_size(
+    width: usize,
+    height: usize,
+    max_side: usize,
+) -> Option<(usize, usize, f32)> {
+    let long = width.max(height);
     if long <= max_side || max_side == 0 {
-        return (src.clone(), 1.0);
+        return None;
     }
     let f = long as f32 / max_side as f32;
-    let width = ((src.width as f32 / f).round() as usize).max(1);
-    let height = ((src.height as f32 / f).round() as usize).max(1);
+    let w = ((width as f32 / f).round() as usize).max(1);
+    let h = ((height as f32 / f).round() as usize).max(1);
+    Some((w, h, f))
+}
+
+/// Shrink so the longest side is at most `max_side` (fractional factor, each output pixel the mean
+/// of its source footprint); returns the plane and the factor (source pixels per output pixel).
+#[cfg(test)]
+pub(crate) fn fit(src: &Plane, max_side: usize) -> (Plane, f32) {
+    fit_rows(&src.pixels, src.width, src.height, src.width, max_side)
+        .unwrap_or_else(|| (src.clone(), 1.0))
+}
+
+/// [`fit`] reading a strided luma buffer in place (a camera frame, no tight copy first); `None`
+/// when it already fits. Rows the buffer lacks count as zeros (a validated frame has them all).
+pub(crate) fn fit_rows(
+    data: &[u8],
+    src_width: usize,
+    src_height: usize,
+    stride: usize,
+    max_side: usize,
+) -> Option<(Plane, f32)> {
+    let (width, height, f) = fit_size(src_width, src_height, max_side)?;
     let span = |o: usize, limit: usize| {
         let a = ((o as f32 * f) as usize).min(limit - 1);
         let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
         (a, b)
     };
-    // Column spans once; each output row sums its band of source rows into per-column totals
-    // (straight loops over whole rows), then each output pixel adds its span of those totals.
-    let columns: Vec<(usize, usize)> = (0..width).map(|o| span(o, src.width)).collect();
-    let mut totals = vec![0u32; src.width];
+    // Column spans once; each output row sums its band of source rows into running per-column
+    // totals (straight loops over whole rows: `totals[x + 1]` is the band's sum over columns
+    // 0..=x), so each output pixel's sum is one difference of two totals, and its mean one
+    // multiply by the reciprocal of its footprint (widths take two or three values).
+    let columns: Vec<(usize, usize)> = (0..width).map(|o| span(o, src_width)).collect();
+    let widest = columns.iter().map(|&(a, b)| b - a).max().unwrap_or(1);
+    let mut band = vec![0u32; src_width];
+    let mut totals = vec![0u32; src_width + 1];
     let mut pixels = vec![0u8; width * height];
+    let mut means = vec![Mean::of(1); widest + 1];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
-        let (y0, y1) = span(oy, src.height);
-        totals.fill(0);
-        for row in src
-            .pixels
-            .chunks_exact(src.width.max(1))
-            .skip(y0)
-            .take(y1 - y0)
-        {
-            for (t, &p) in totals.iter_mut().zip(row) {
+        let (y0, y1) = span(oy, src_height);
+        band.fill(0);
+        for row in data.chunks(stride.max(1)).skip(y0).take(y1 - y0) {
+            for (t, &p) in band.iter_mut().zip(row) {
                 *t += u32::from(p);
             }
         }
+        // Wrapping: a difference of two wrapped totals is exact while the footprint's own sum
+        // fits (255 × the footprint's area, far below 2^32 for the factors the scanner uses).
+        let mut running = 0u32;
+        for (t, &b) in totals.iter_mut().skip(1).zip(&band) {
+            running = running.wrapping_add(b);
+            *t = running;
+        }
         let rows = (y1 - y0) as u32;
+        for (k, m) in means.iter_mut().enumerate() {
+            *m = Mean::of(rows * k as u32);
+        }
+        let total = |x: usize| totals.get(x).copied().unwrap_or(0);
         for (out, &(x0, x1)) in out_row.iter_mut().zip(&columns) {
-            let sum: u32 = totals.get(x0..x1).map_or(0, |s| s.iter().sum());
-            let count = (rows * (x1 - x0) as u32).max(1);
-            *out = (sum / count) as u8;
+            let sum = total(x1).wrapping_sub(total(x0));
+            *out = means.get(x1 - x0).map_or(0, |m| m.apply(sum));
         }
     }
-    (
+    Some((
         Plane {
             width,
             height,
             pixels,
         },
         f,
-    )
+    ))
 }
 
 /// Grow by 2 with bilinear interpolation (helps modules of 2–4 px).
@@ -141,35 +213,26 @@ impl Bitmap {
     }
 }
 
-/// Threshold each pixel against the mean of a square window around it (an integral image makes
-/// that O(1) per pixel). Flat areas (little local contrast) count as light, so glare and blank
-/// paper do not turn into noise.
+/// Threshold each pixel against the mean of a square window around it. The window sums come from
+/// running column sums (each source row added once when the window reaches it and taken off once
+/// when it leaves) and one prefix sum per row over them: O(1) per pixel like an integral image,
+/// but with two rows of working memory instead of a table the size of the plane. Flat areas
+/// (little local contrast) count as light, so glare and blank paper do not turn into noise.
 pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     let w = src.width;
     let h = src.height;
-    let iw = w + 1;
-    // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (the plane is capped
-    // to a few megapixels), so differences of wrapped prefix sums are exact.
-    let mut integral = vec![0u32; iw * (h + 1)];
-    {
-        let mut rows = integral.chunks_exact_mut(iw);
-        if let Some(mut prev) = rows.next() {
-            for (cur, src_row) in rows.zip(src.pixels.chunks_exact(w.max(1))) {
-                let mut row_sum = 0u32;
-                for ((c, &p), &v) in cur.iter_mut().skip(1).zip(prev.iter().skip(1)).zip(src_row) {
-                    row_sum = row_sum.wrapping_add(u32::from(v));
-                    *c = p.wrapping_add(row_sum);
-                }
-                prev = cur;
-            }
-        }
-    }
-    let row = |y: usize| integral.get(y * iw..(y + 1) * iw).unwrap_or(&[]);
     let radius = radius.max(1);
     let offset = u64::try_from(offset.max(0)).unwrap_or(0);
     // Dark when p < floor(sum / count) − offset, i.e. (p + offset + 1) · count ≤ sum.
     let is_dark =
         |p: u8, sum: u32, count: u64| (u64::from(p) + offset + 1) * count <= u64::from(sum);
+    let source_row = |y: usize| src.pixels.get(y * w..(y + 1) * w).unwrap_or(&[]);
+    // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (255 × 401²), so
+    // differences of wrapped sums are exact.
+    let mut columns = vec![0u32; w];
+    let mut prefix = vec![0u32; w + 1];
+    // Rows [low, high) are in the column sums.
+    let (mut low, mut high) = (0usize, 0usize);
     let mut bits = vec![false; w * h];
     for (y, (out, src_row)) in bits
         .chunks_exact_mut(w.max(1))
@@ -178,7 +241,23 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     {
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
-        let (top, bot) = (row(y0), row(y1));
+        while high < y1 {
+            for (c, &p) in columns.iter_mut().zip(source_row(high)) {
+                *c = c.wrapping_add(u32::from(p));
+            }
+            high += 1;
+        }
+        while low < y0 {
+            for (c, &p) in columns.iter_mut().zip(source_row(low)) {
+                *c = c.wrapping_sub(u32::from(p));
+            }
+            low += 1;
+        }
+        let mut running = 0u32;
+        for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
+            running = running.wrapping_add(c);
+            *p = running;
+        }
         let rows = (y1 - y0) as u64;
         // The interior, where the window is whole horizontally: one straight loop.
         let span = 2 * radius + 1;
@@ -189,11 +268,9 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
         };
         let count = rows * span as u64;
         if let (Some(o), Some(s)) = (out.get_mut(interior.clone()), src_row.get(interior.clone())) {
-            let right = bot.iter().skip(span).zip(top.iter().skip(span));
-            let left = bot.iter().zip(top.iter());
-            for ((bit, &p), ((&br, &tr), (&bl, &tl))) in o.iter_mut().zip(s).zip(right.zip(left)) {
-                let sum = br.wrapping_add(tl).wrapping_sub(tr).wrapping_sub(bl);
-                *bit = is_dark(p, sum, count);
+            let sums = prefix.iter().skip(span).zip(prefix.iter());
+            for ((bit, &p), (&right, &left)) in o.iter_mut().zip(s).zip(sums) {
+                *bit = is_dark(p, right.wrapping_sub(left), count);
             }
         }
         for (x, (bit, &p)) in out.iter_mut().zip(src_row).enumerate() {
@@ -202,11 +279,8 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
             }
             let x0 = x.saturating_sub(radius);
             let x1 = (x + radius + 1).min(w);
-            let at = |r: &[u32], i: usize| r.get(i).copied().unwrap_or(0);
-            let sum = at(bot, x1)
-                .wrapping_add(at(top, x0))
-                .wrapping_sub(at(top, x1))
-                .wrapping_sub(at(bot, x0));
+            let at = |i: usize| prefix.get(i).copied().unwrap_or(0);
+            let sum = at(x1).wrapping_sub(at(x0));
             *bit = is_dark(p, sum, rows * (x1 - x0) as u64);
         }
     }
@@ -260,7 +334,15 @@ mod tests {
 
     #[test]
     fn fit_averages_each_output_pixels_source_footprint() {
-        for (w, h, side) in [(301, 157, 100), (64, 700, 333), (5, 9, 4), (1000, 1, 999)] {
+        for (w, h, side) in [
+            (301, 157, 100),
+            (64, 700, 333),
+            (5, 9, 4),
+            (1000, 1, 999),
+            // Footprints of up to 10×10 and 63×1 source pixels (the coarse size of a big photo).
+            (1300, 700, 130),
+            (630, 2, 10),
+        ] {
             let src = noise_plane(w, h, (w * h) as u64);
             let (out, f) = fit(&src, side);
             assert_eq!(out.width.max(out.height), side, "{w}×{h} → {side}");
@@ -282,6 +364,44 @@ mod tests {
                     let mean = sum / ((y1 - y0) * (x1 - x0)) as u32;
                     assert_eq!(u32::from(out.at(ox, oy)), mean, "{w}×{h} at {ox},{oy}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fit_reads_a_strided_buffer_like_its_tight_copy() {
+        let src = noise_plane(333, 201, 5);
+        let stride = 333 + 17;
+        let mut data = vec![0u8; stride * 201];
+        for (row, tight) in data.chunks_mut(stride).zip(src.pixels.chunks(333)) {
+            row[..333].copy_from_slice(tight);
+            // Padding that must not leak into the means.
+            row[333..].fill(255);
+        }
+        let (tight, f) = fit(&src, 120);
+        let (strided, g) = fit_rows(&data, 333, 201, stride, 120).unwrap();
+        assert_eq!(f, g);
+        assert_eq!((strided.width, strided.height), (tight.width, tight.height));
+        assert_eq!(strided.pixels, tight.pixels);
+        assert!(fit_rows(&data, 333, 201, stride, 333).is_none());
+        let halved = downscale_rows(&data, 333, 201, stride, 3);
+        assert_eq!(halved.pixels, downscale(&src, 3).pixels);
+    }
+
+    #[test]
+    fn means_by_multiplication_are_exact() {
+        for count in (1u32..=4200).chain([9000, 65_000]) {
+            let mean = Mean::of(count);
+            for sum in [
+                0,
+                1,
+                count - 1,
+                count,
+                count + 1,
+                128 * count - 1,
+                255 * count,
+            ] {
+                assert_eq!(u32::from(mean.apply(sum)), sum / count, "{sum} / {count}");
             }
         }
     }

@@ -46,15 +46,22 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
     {
         return Vec::new();
     }
-    let plane = frame.to_tight();
     match options.effort {
         Effort::Baseline => {
             let mut found = Vec::new();
-            rqrr_grey(&plane, 1.0, &mut found);
+            rqrr_grey(&frame.to_tight(), 1.0, &mut found);
             found
         }
-        Effort::Full | Effort::Preprocessed => full(&plane, options, w.max(h) <= WORK_SIDE),
+        Effort::Full | Effort::Preprocessed => full(frame, options, w.max(h) <= WORK_SIDE),
     }
+}
+
+/// `frame` shrunk so its longest side is at most `side`, read in place (no tight copy of a big
+/// frame), with its factor; a frame that already fits is copied tight.
+fn fit_frame(frame: &LumaFrame<'_>, side: usize) -> (Plane, f32) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    binarize::fit_rows(frame.data, w, h, frame.stride as usize, side)
+        .unwrap_or_else(|| (frame.to_tight(), 1.0))
 }
 
 /// A pass: what it works on, and how it turns that into codes.
@@ -95,14 +102,20 @@ fn radius_for(plane: &Plane) -> usize {
 
 /// `screened`: the frame already passed the early-exit screen at this size (in [`run`]), so it is
 /// not screened again.
-fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
+fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
     let start = Instant::now();
     let budget = Duration::from_millis(u64::from(options.time_budget_ms));
     let deadline = start + budget;
     let hard_limit = start + budget.mul_f64(1.5);
     let own = options.effort == Effort::Full;
-    let long_side = plane.width.max(plane.height);
-    let (work, scale) = binarize::fit(plane, WORK_SIDE);
+    let (frame_w, frame_h) = (frame.width as usize, frame.height as usize);
+    let long_side = frame_w.max(frame_h);
+    // A frame that already fits is the working plane itself (one tight copy); a bigger one is
+    // shrunk to it straight from the frame's rows (no tight copy of the whole frame), and only
+    // when a pass after the coarse one runs.
+    let (work_w, work_h, scale) =
+        binarize::fit_size(frame_w, frame_h, WORK_SIDE).unwrap_or((frame_w, frame_h, 1.0));
+    let mut work: Option<Plane> = (scale <= 1.0).then(|| frame.to_tight());
 
     let mut passes = vec![
         Pass::Coarse,
@@ -113,7 +126,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
         Pass::Inverted,
         Pass::Quarter,
     ];
-    if !own || work.width.max(work.height) < COARSE_MIN_SIDE {
+    if !own || work_w.max(work_h) < COARSE_MIN_SIDE {
         passes.retain(|&p| p != Pass::Coarse);
     }
     if scale > 1.0 {
@@ -122,18 +135,14 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
         passes.push(Pass::Double);
     }
     // The early exit: nothing finder-like at the working scale means no pass there can read a
-    // code; only tiny codes in big photos remain possible (the detail pass).
-    let already_screened = screened && own;
-    if !already_screened && !screen::any_finder(&work) {
-        passes.retain(|&p| p == Pass::Detail);
-        if passes.is_empty() {
-            return Vec::new();
-        }
-    }
+    // code; only tiny codes in big photos remain possible (the detail pass). The screen runs
+    // after the coarse pass, whose own finder scan answers for the frames it reads.
+    let mut screen_passed: Option<bool> = (screened && own).then_some(true);
 
     let mut found: Vec<ScannedCode> = Vec::new();
     let mut local_mean: Option<Bitmap> = None;
-    // Half the working plane, made by the coarse pass and reused by the half pass.
+    // Half the working plane (for a big frame, the frame shrunk straight to that size), made by
+    // the coarse pass and reused by the half pass.
     let mut half: Option<Plane> = None;
     // Whether our finder saw finder-like patterns at the working scale that no decoded code
     // explains (then a later pass may still find another code), and whether it saw any at all
@@ -151,7 +160,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
         if now >= deadline {
             break;
         }
-        let pixels = pass_pixels(pass, &work, long_side, scale);
+        let pixels = pass_pixels(pass, work_w * work_h, long_side, scale);
         if let Some(per_px) = per_pixel
             && now + per_px.mul_f64(pixels as f64) > hard_limit
         {
@@ -161,9 +170,47 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
         if !found.is_empty() && !options.find_all && !still_unexplained(&unexplained, &found) {
             break;
         }
+        if pass == Pass::Detail {
+            let f = long_side.div_ceil(DETAIL_SIDE).max(1);
+            if (f as f32) < scale {
+                let detail = if f == 1 {
+                    frame.to_tight()
+                } else {
+                    binarize::downscale_rows(frame.data, frame_w, frame_h, frame.stride as usize, f)
+                };
+                if own {
+                    let bitmap =
+                        binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
+                    merge(&mut found, seen.codes);
+                } else {
+                    rqrr_grey(&detail, f as f32, &mut found);
+                }
+            }
+            continue;
+        }
+        if pass == Pass::Coarse && work.is_none() {
+            // A big frame goes straight to half the working size (each pixel the mean of its
+            // footprint in the frame): when this pass reads every code, the working plane is
+            // never made.
+            let (small, s) = fit_frame(frame, WORK_SIDE / 2);
+            let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+            let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline);
+            unexplained = seen.unexplained;
+            merge(&mut found, seen.codes);
+            half = Some(small);
+            continue;
+        }
+        // The working plane when a pass first needs it; the screen guards every pass after the
+        // coarse one.
+        let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
+        if pass != Pass::Coarse && !*screen_passed.get_or_insert_with(|| screen::any_finder(work)) {
+            continue;
+        }
+        let work = &*work;
         match pass {
             Pass::Coarse => {
-                let small = binarize::downscale(&work, 2);
+                let small = binarize::downscale(work, 2);
                 let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
                 let seen = finder::scan_bitmap_coarse(&bitmap, scale * 2.0, deadline);
                 unexplained = seen.unexplained;
@@ -172,7 +219,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             }
             Pass::Finder => {
                 if own {
-                    let bitmap = binarize::local_mean_threshold(&work, radius_for(&work), OFFSET);
+                    let bitmap = binarize::local_mean_threshold(work, radius_for(work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
                     unexplained = seen.unexplained;
                     any_finder_at_work = seen.plausible;
@@ -186,24 +233,24 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
             // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
             Pass::Grey => {
                 if any_candidate_at_work {
-                    rqrr_grey(&work, scale, &mut found);
+                    rqrr_grey(work, scale, &mut found);
                 }
             }
             Pass::LocalMean => {
                 if any_finder_at_work {
                     let bitmap = match local_mean.take() {
                         Some(b) => b,
-                        None => binarize::local_mean_threshold(&work, radius_for(&work), OFFSET),
+                        None => binarize::local_mean_threshold(work, radius_for(work), OFFSET),
                     };
                     rqrr_bitmap(&bitmap, scale, &mut found);
                 }
             }
             Pass::Inverted => {
-                let inverted = binarize::invert(&work);
+                let inverted = binarize::invert(work);
                 let mut any = true;
                 if own {
                     let bitmap =
-                        binarize::local_mean_threshold(&inverted, radius_for(&work), OFFSET);
+                        binarize::local_mean_threshold(&inverted, radius_for(work), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, scale, deadline);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
@@ -218,7 +265,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
                     // The coarse pass already ran our finder on the half plane.
                     let coarse = if f == 2 { half.take() } else { None };
                     let scanned = coarse.is_some();
-                    let small = coarse.unwrap_or_else(|| binarize::downscale(&work, f));
+                    let small = coarse.unwrap_or_else(|| binarize::downscale(work, f));
                     let s = scale * f as f32;
                     let mut any = true;
                     if own && !scanned {
@@ -233,22 +280,10 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
                     }
                 }
             }
-            Pass::Detail => {
-                let f = long_side.div_ceil(DETAIL_SIDE).max(1);
-                if (f as f32) < scale {
-                    let detail = binarize::downscale(plane, f);
-                    if own {
-                        let bitmap =
-                            binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
-                        let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
-                        merge(&mut found, seen.codes);
-                    } else {
-                        rqrr_grey(&detail, f as f32, &mut found);
-                    }
-                }
-            }
+            // Handled above (it reads the frame, not the working plane).
+            Pass::Detail => {}
             Pass::Double => {
-                let double = binarize::upscale2(&work);
+                let double = binarize::upscale2(work);
                 let mut any = true;
                 if own {
                     let bitmap =
@@ -274,8 +309,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
 }
 
 /// The pixels a pass works on (for its cost estimate).
-fn pass_pixels(pass: Pass, work: &Plane, long_side: usize, scale: f32) -> usize {
-    let n = work.width * work.height;
+fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
     match pass {
         Pass::Finder | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
