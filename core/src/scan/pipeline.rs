@@ -151,6 +151,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut any_finder_at_work = true;
     let mut any_candidate_at_work = true;
     let mut per_pixel: Option<Duration> = None;
+    let mut last: Option<Pass> = None;
     for pass in passes {
         // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
         // deadline between attempts). Passes start until the deadline, but only when their
@@ -167,9 +168,17 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             continue;
         }
         let pass_start = now;
-        if !found.is_empty() && !options.find_all && !still_unexplained(&unexplained, &found) {
+        // After the coarse pass two unexplained finders are enough to go on: at half size a
+        // code's third finder is sometimes not confirmed (too few rows), and the full-size pass
+        // reads it.
+        let enough = if last == Some(Pass::Coarse) { 2 } else { 3 };
+        if !found.is_empty()
+            && !options.find_all
+            && !still_unexplained(&unexplained, &found, enough)
+        {
             break;
         }
+        last = Some(pass);
         if pass == Pass::Detail {
             let f = long_side.div_ceil(DETAIL_SIDE).max(1);
             if (f as f32) < scale {
@@ -322,13 +331,13 @@ fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
     }
 }
 
-/// Whether three or more finder candidates lie outside every code found so far.
-fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode]) -> bool {
+/// Whether `enough` or more finder candidates lie outside every code found so far.
+fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode], enough: usize) -> bool {
     finders
         .iter()
         .filter(|&&p| !found.iter().any(|code| inside(&code.corners, p)))
         .count()
-        >= 3
+        >= enough
 }
 
 /// Whether `p` lies inside the quadrilateral (either winding).
@@ -439,4 +448,38 @@ pub(crate) fn merge(found: &mut Vec<ScannedCode>, codes: Vec<ScannedCode>) {
 fn side(code: &ScannedCode) -> f32 {
     let [a, b, _, d] = code.corners;
     ((b.0 - a.0).hypot(b.1 - a.1)).max((d.0 - a.0).hypot(d.1 - a.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_at(x: f32, y: f32, side: f32) -> ScannedCode {
+        ScannedCode {
+            text: Some("WG".to_owned()),
+            bytes: b"WG".to_vec(),
+            corners: [(x, y), (x + side, y), (x + side, y + side), (x, y + side)],
+            version: Some(1),
+            ecc_level: Some(EccLevel::M),
+        }
+    }
+
+    /// After the coarse pass read one code, a second code whose third finder the coarse pass did
+    /// not confirm leaves two finders unexplained: that is enough to go on to the full-size
+    /// pass, while after any other pass three are needed (noise pairs are common at full size).
+    #[test]
+    fn two_unexplained_finders_are_enough_only_after_the_coarse_pass() {
+        let found = vec![code_at(100.0, 100.0, 200.0)];
+        // Three finders inside the code read, two of the second code outside it.
+        let finders = [
+            (130.0, 130.0),
+            (270.0, 130.0),
+            (130.0, 270.0),
+            (600.0, 600.0),
+            (700.0, 600.0),
+        ];
+        assert!(still_unexplained(&finders, &found, 2));
+        assert!(!still_unexplained(&finders, &found, 3));
+        assert!(!still_unexplained(&finders[..4], &found, 2));
+    }
 }
