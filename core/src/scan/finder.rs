@@ -176,7 +176,9 @@ fn consider(bm: &Bitmap, c: &[u32; 5], end: usize, y: usize, found: &mut Vec<Fin
     let Some((dy, vtotal)) = cross_check(bm, cx as i64, y as i64, 0, 1, max_run) else {
         return;
     };
-    if 5 * vtotal.abs_diff(total) >= 3 * total {
+    // Up to 2.5× apart: a label seen from the side is squeezed across and sheared, and a vertical
+    // run through its finders comes out 1.7–2.1× the horizontal one (boofcv-perspective).
+    if 2 * vtotal > 5 * total || 2 * total > 5 * vtotal {
         return;
     }
     let cy = y as f32 + dy;
@@ -256,7 +258,9 @@ fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
         return None;
     }
     let cos = (ux * vx + uy * vy) / (top * left);
-    if cos.abs() > 0.55 {
+    // Axes up to ~49° off square: seen from the side the corner finder's angle opens to 120° and
+    // more (boofcv-perspective: |cos| 0.54–0.59).
+    if cos.abs() > 0.65 {
         return None;
     }
     // The module sizes come from horizontal and vertical runs through the finder centres; on a
@@ -915,6 +919,17 @@ fn version_agrees(bm: &Bitmap, t: &Triple) -> bool {
     agreeing_version(bm, t).is_some()
 }
 
+/// Whether two finders could be two of one code's three: sizes within 30 % and between 14 and
+/// 170 modules apart (side or diagonal of versions 1–40).
+fn implies_a_code(a: &Finder, b: &Finder) -> bool {
+    let (small, large) = (a.module.min(b.module), a.module.max(b.module));
+    if small <= 0.0 || large > 1.3 * small {
+        return false;
+    }
+    let modules = dist(a, b) / ((a.module + b.module) / 2.0);
+    (14.0..=170.0).contains(&modules)
+}
+
 /// What one finder pass saw.
 pub(crate) struct FinderScan {
     pub codes: Vec<ScannedCode>,
@@ -1023,12 +1038,24 @@ fn scan_with(
             }
         }
     }
-    let unexplained = finders
+    let left: Vec<&Finder> = finders
         .iter()
         .zip(&used)
         .filter(|(f, u)| f.count >= CONFIRMED && !**u)
-        .map(|(f, _)| (f.x * scale, f.y * scale))
+        .map(|(f, _)| f)
         .collect();
+    let mut unexplained: Vec<(f32, f32)> =
+        left.iter().map(|f| (f.x * scale, f.y * scale)).collect();
+    // Two like-sized finders at a code's spacing are two corners of a code whose third finder was
+    // not confirmed at this scale (a second code beside a read one often loses one to blur): the
+    // point between them stands for that code, so the passes after this one still look for it.
+    for (i, a) in left.iter().enumerate() {
+        for b in left.iter().skip(i + 1) {
+            if implies_a_code(a, b) {
+                unexplained.push(((a.x + b.x) / 2.0 * scale, (a.y + b.y) / 2.0 * scale));
+            }
+        }
+    }
     FinderScan {
         codes,
         candidates: n,

@@ -73,6 +73,9 @@ enum Pass {
     Coarse,
     /// Our finder and sampler on our local-mean bitmap of the capped plane.
     Finder,
+    /// The same with a small window ([`fine_radius_for`]): small codes on a dark surround (a
+    /// label on a black card) drown in a wide window's dark mean.
+    Fine,
     /// rqrr's own threshold on the capped plane.
     Grey,
     /// rqrr on our local-mean bitmap of the capped plane.
@@ -100,6 +103,10 @@ fn radius_for(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 10).clamp(12, 200)
 }
 
+fn fine_radius_for(plane: &Plane) -> usize {
+    (plane.width.max(plane.height) / 60).clamp(8, 40)
+}
+
 /// `screened`: the frame already passed the early-exit screen at this size (in [`run`]), so it is
 /// not screened again.
 fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
@@ -120,6 +127,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut passes = vec![
         Pass::Coarse,
         Pass::Finder,
+        Pass::Fine,
         Pass::Grey,
         Pass::LocalMean,
         Pass::Half,
@@ -237,6 +245,15 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     local_mean = Some(bitmap);
                 }
             }
+            Pass::Fine => {
+                if own {
+                    let bitmap =
+                        binarize::local_mean_threshold(work, fine_radius_for(work), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    unexplained = seen.unexplained;
+                    merge(&mut found, seen.codes);
+                }
+            }
             // rqrr's own detection at the working scale runs unless our scan saw nothing
             // finder-like at all: it reads codes whose finders ours cannot confirm (blur, odd
             // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
@@ -320,7 +337,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
 /// The pixels a pass works on (for its cost estimate).
 fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
     match pass {
-        Pass::Finder | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
+        Pass::Finder | Pass::Fine | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
         Pass::Double => n * 4,
