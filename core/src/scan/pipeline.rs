@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rqrr::{BitGrid, PreparedImage};
 
 use super::binarize::{self, Bitmap};
+use super::blur;
 use super::finder;
 use super::frame::{LumaFrame, Plane};
 use super::screen;
@@ -66,6 +67,8 @@ enum Pass {
     Coarse,
     /// Our finder and sampler on our local-mean bitmap of the capped plane.
     Finder,
+    /// The same with a window about one finder wide (blurred codes, see `blur`).
+    Fine,
     /// rqrr's own threshold on the capped plane.
     Grey,
     /// rqrr on our local-mean bitmap of the capped plane.
@@ -107,6 +110,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     let mut passes = vec![
         Pass::Coarse,
         Pass::Finder,
+        Pass::Fine,
         Pass::Grey,
         Pass::LocalMean,
         Pass::Half,
@@ -115,6 +119,9 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     ];
     if !own || work.width.max(work.height) < COARSE_MIN_SIDE {
         passes.retain(|&p| p != Pass::Coarse);
+    }
+    if !own || !blur::fine_applies(radius_for(&work)) {
+        passes.retain(|&p| p != Pass::Fine);
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
@@ -180,6 +187,13 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
                     merge(&mut found, seen.codes);
                     local_mean = Some(bitmap);
                 }
+            }
+            Pass::Fine => {
+                let seen = blur::scan_fine(&work, scale, deadline);
+                unexplained.extend(seen.unexplained);
+                any_finder_at_work |= seen.plausible;
+                any_candidate_at_work |= seen.candidates > 0;
+                merge(&mut found, seen.codes);
             }
             // rqrr's own detection at the working scale runs unless our scan saw nothing
             // finder-like at all: it reads codes whose finders ours cannot confirm (blur, odd
@@ -277,7 +291,7 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
 fn pass_pixels(pass: Pass, work: &Plane, long_side: usize, scale: f32) -> usize {
     let n = work.width * work.height;
     match pass {
-        Pass::Finder | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
+        Pass::Finder | Pass::Fine | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
         Pass::Double => n * 4,
