@@ -23,6 +23,11 @@ pub(crate) const FINE_RADIUS: usize = 16;
 /// passes: above sensor noise).
 const FINE_OFFSET: i32 = 8;
 
+/// Frames no longer than this (pixels) run the pass at twice the size right after the finder
+/// pass instead of last: a whole code in so few pixels may have one-pixel modules (ZXing's
+/// version 40 code in 177 × 177 px), which only the doubled plane can sample.
+pub(crate) const TINY_SIDE: usize = 200;
+
 /// Whether the fine pass can see anything the regular finder pass (window radius `regular`) did
 /// not: on small frames the regular window is already about this small.
 pub(crate) fn fine_applies(regular: usize) -> bool {

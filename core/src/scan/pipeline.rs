@@ -125,6 +125,11 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
+    } else if long_side <= blur::TINY_SIDE {
+        // Modules of about one pixel: runs at this size are too short to confirm a finder, and
+        // the finder pass there spends the budget on triples of data modules; twice the size
+        // goes first (cheap at this size, and it reads larger modules as well).
+        passes.insert(0, Pass::Double);
     } else if long_side <= WORK_SIDE / 2 + 100 {
         passes.push(Pass::Double);
     }
@@ -268,7 +273,11 @@ fn full(plane: &Plane, options: &ScanOptions, screened: bool) -> Vec<ScannedCode
                     let bitmap =
                         binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
-                    any = seen.plausible;
+                    // rqrr on the same plane only when our finder left something unread (a
+                    // large code it read costs rqrr tens of milliseconds to read again).
+                    any = seen.plausible
+                        && (seen.codes.is_empty()
+                            || still_unexplained(&seen.unexplained, &seen.codes));
                     merge(&mut found, seen.codes);
                 }
                 if any {
