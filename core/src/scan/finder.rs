@@ -752,6 +752,7 @@ fn decode_through(
     h: &Homography,
     dim: usize,
     scale: f32,
+    deadline: Instant,
 ) -> Result<ScannedCode, bool> {
     let d = dim as f64;
     let corner = |u: f64, v: f64| {
@@ -764,6 +765,12 @@ fn decode_through(
         corner(d, d),
         corner(0.0, d),
     ];
+    // rqrr's error correction of a large grid that fails takes milliseconds (tens at version
+    // 40) and cannot be interrupted: none starts after the deadline, so a frame's finder pass
+    // overruns it by one decode at most.
+    if Instant::now() >= deadline {
+        return Err(false);
+    }
     let mut format_read = false;
     if dim >= 45
         && let Some(pw) = Piecewise::build(bm, h, dim)
@@ -773,6 +780,9 @@ fn decode_through(
             Ok(code) => return Ok(code),
             Err(read) => format_read |= read,
         }
+    }
+    if Instant::now() >= deadline {
+        return Err(format_read);
     }
     let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
         return Err(format_read);
@@ -805,7 +815,7 @@ fn try_decode(
         && let Some(ap) = find_alignment(bm, t, dim)
         && let Some(h) = alignment_homography(t, dim, ap)
     {
-        match decode_through(bm, &h, dim, scale) {
+        match decode_through(bm, &h, dim, scale, deadline) {
             Ok(code) => return Some(code),
             // The format was read, so the grid is nearly right: the far corner (where the
             // alignment pattern's position matters most) may be a fraction of a module off.
@@ -827,7 +837,7 @@ fn try_decode(
                     }
                     let nudged = (ap.0 + dx * m, ap.1 + dy * m);
                     if let Some(h) = alignment_homography(t, dim, nudged)
-                        && let Ok(code) = decode_through(bm, &h, dim, scale)
+                        && let Ok(code) = decode_through(bm, &h, dim, scale, deadline)
                     {
                         return Some(code);
                     }
@@ -858,7 +868,7 @@ fn try_decode(
     let mut format_read = false;
     for br in [Some(parallelogram), perspective].into_iter().flatten() {
         if let Some(h) = quad(br) {
-            match decode_through(bm, &h, dim, scale) {
+            match decode_through(bm, &h, dim, scale, deadline) {
                 Ok(code) => return Some(code),
                 Err(read) => format_read |= read,
             }
@@ -889,7 +899,7 @@ fn try_decode(
         }
         let br = (centre.0 + f64::from(i) * m, centre.1 + f64::from(j) * m);
         if let Some(h) = quad(br)
-            && let Ok(code) = decode_through(bm, &h, dim, scale)
+            && let Ok(code) = decode_through(bm, &h, dim, scale, deadline)
         {
             return Some(code);
         }

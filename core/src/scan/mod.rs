@@ -12,6 +12,7 @@
 //! isolated so a panic inside it becomes "no code" instead of crashing the app.
 
 mod binarize;
+mod blur;
 mod finder;
 mod frame;
 mod pipeline;

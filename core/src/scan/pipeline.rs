@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rqrr::{BitGrid, PreparedImage};
 
 use super::binarize::{self, Bitmap};
+use super::blur;
 use super::finder;
 use super::frame::{LumaFrame, Plane};
 use super::screen;
@@ -73,8 +74,8 @@ enum Pass {
     Coarse,
     /// Our finder and sampler on our local-mean bitmap of the capped plane.
     Finder,
-    /// The same with a small window ([`fine_radius_for`]): small codes on a dark surround (a
-    /// label on a black card) drown in a wide window's dark mean.
+    /// The same with a window about one finder wide ([`blur`]): blurred codes, and small codes
+    /// on a dark surround (a label on a black card), whose light rings a wide window turns dark.
     Fine,
     /// rqrr's own threshold on the capped plane.
     Grey,
@@ -101,10 +102,6 @@ const COARSE_MIN_SIDE: usize = 800;
 
 fn radius_for(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 10).clamp(12, 200)
-}
-
-fn fine_radius_for(plane: &Plane) -> usize {
-    (plane.width.max(plane.height) / 60).clamp(8, 40)
 }
 
 /// `screened`: the frame already passed the early-exit screen at this size (in [`run`]), so it is
@@ -139,6 +136,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
+    } else if long_side <= blur::TINY_SIDE {
+        // Modules of about one pixel: runs at this size are too short to confirm a finder, and
+        // the finder pass there spends the budget on triples of data modules; twice the size
+        // goes first (cheap at this size, and it reads larger modules as well).
+        passes.insert(0, Pass::Double);
     } else if long_side <= WORK_SIDE / 2 + 100 {
         passes.push(Pass::Double);
     }
@@ -247,9 +249,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             Pass::Fine => {
                 if own {
-                    let bitmap =
-                        binarize::local_mean_threshold(work, fine_radius_for(work), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    let seen = blur::scan_fine(work, scale, deadline);
                     unexplained = seen.unexplained;
                     merge(&mut found, seen.codes);
                 }
@@ -315,7 +315,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     let bitmap =
                         binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
-                    any = seen.plausible;
+                    // rqrr on the same plane only when our finder left something unread (a
+                    // large code it read costs rqrr tens of milliseconds to read again).
+                    any = seen.plausible
+                        && (seen.codes.is_empty()
+                            || still_unexplained(&seen.unexplained, &seen.codes, 3));
                     merge(&mut found, seen.codes);
                 }
                 if any {
