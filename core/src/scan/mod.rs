@@ -5,11 +5,13 @@
 //! AVFoundation hand it over, read in place) and [`scan_image_bytes`] for a PNG or JPEG file. Both
 //! return every QR code found with its bytes, its text when the bytes are UTF-8, and its corners.
 //!
-//! The pipeline runs passes from cheap to expensive until one finds a code or the time budget is
-//! spent: our finder on a half-size copy (most photographed codes read there at a quarter of the
-//! cost), then at the working size, rqrr on a size-capped copy and on our locally thresholded
-//! bitmap, the inverted bitmap, and other scales of a pyramid. rqrr decodes and corrects the sampled grid; every call into it is
-//! isolated so a panic inside it becomes "no code" instead of crashing the app.
+//! The pipeline runs passes from cheap to expensive until every finder pattern seen is explained
+//! by a decoded code or the time budget is spent: our finder on a half-size plane made straight
+//! from the frame (most photographed codes read there at a quarter of the cost), then at the
+//! working size with a wide and with a finder-sized threshold window (blur, dark surrounds), rqrr
+//! on a size-capped copy and on our locally thresholded bitmap, the inverted bitmap, and other
+//! scales of a pyramid. rqrr decodes and corrects the sampled grid; every call into it is isolated
+//! so a panic inside it becomes "no code" instead of crashing the app.
 
 mod binarize;
 mod blur;
