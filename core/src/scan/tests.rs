@@ -689,3 +689,39 @@ fn two_finders_of_an_unread_code_keep_the_frame_unexplained() {
             .any(|p| (p.0 - 482.5).abs() < 2.0 && (p.1 - 77.5).abs() < 2.0)
     );
 }
+
+#[test]
+fn a_big_frame_with_row_padding_is_read_in_place_with_frame_coordinates() {
+    // Larger than the working size, so the frame is shrunk straight from its strided rows; the
+    // padding bytes are black, so reading them as pixels would show.
+    let mut canvas = Canvas::new(2400, 1800, 255);
+    draw_code(&mut canvas, PAYLOAD, 8, 1500, 1100, 0, 255);
+    let stride = canvas.w + 64;
+    let mut data = vec![0u8; stride * canvas.h];
+    for (row, src) in data.chunks_mut(stride).zip(canvas.px.chunks(canvas.w)) {
+        row[..canvas.w].copy_from_slice(src);
+    }
+    let frame = LumaFrame::new(&data, canvas.w as u32, canvas.h as u32, stride as u32);
+    let codes = scan_luma(&frame, &opts()).unwrap();
+    assert_eq!(texts(&codes), vec![PAYLOAD.to_owned()]);
+    let n = qrcode::QrCode::new(PAYLOAD.as_bytes()).unwrap().width() as f32;
+    // The code's modules start 4 quiet modules of 8 px in; its corners, in frame pixels.
+    let (x0, y0) = (1500.0 + 32.0, 1100.0 + 32.0);
+    let side = n * 8.0;
+    let expected = [
+        (x0, y0),
+        (x0 + side, y0),
+        (x0 + side, y0 + side),
+        (x0, y0 + side),
+    ];
+    for corner in expected {
+        assert!(
+            codes[0]
+                .corners
+                .iter()
+                .any(|c| (c.0 - corner.0).abs() < 12.0 && (c.1 - corner.1).abs() < 12.0),
+            "{corner:?} not among {:?}",
+            codes[0].corners
+        );
+    }
+}
