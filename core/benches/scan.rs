@@ -209,8 +209,13 @@ fn photo_sets(dir: &Path, args: &Args) -> Result<(), String> {
     let mut ours = Vec::with_capacity(items.len());
     let mut base = Vec::with_capacity(items.len());
     let mut pre = Vec::with_capacity(items.len());
+    // File to luma (PNG/JPEG decoding and colour to grey), outside the per-image scan times: what
+    // `weldguard scan FILE` pays on top of them.
+    let mut decode_ms = Vec::with_capacity(items.len());
     for item in &items {
+        let t = Instant::now();
         let image = load_luma(&item.path);
+        decode_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         ours.push(run_ours(&image, Effort::Full));
         if args.baseline {
             base.push(run_ours(&image, Effort::Baseline));
@@ -231,6 +236,10 @@ fn photo_sets(dir: &Path, args: &Args) -> Result<(), String> {
         columns.push(("zxing-cpp", z));
     }
     report(&items, &columns, args.list);
+    let (median, worst) = median_worst(&mut decode_ms);
+    println!(
+        "File to luma (not in the times above): median {median:.1} ms, worst {worst:.1} ms per image"
+    );
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use super::ScanError;
 
@@ -144,12 +144,68 @@ pub(crate) fn decode_image(bytes: &[u8]) -> Result<LumaImage, ScanError> {
     let image = reader()
         .decode()
         .map_err(|e| ScanError::ImageDecode(e.to_string()))?;
-    let luma = image.into_luma8();
-    let (width, height) = luma.dimensions();
+    let (width, height) = (image.width(), image.height());
     check_dimensions(u64::from(width), u64::from(height))?;
+    let pixels = match image {
+        DynamicImage::ImageLuma8(luma) => luma.into_raw(),
+        // Colour JPEGs and PNGs, the common case: the `image` crate's own conversion goes through
+        // its colour-space fallback in floating point, as slow as decoding the JPEG itself.
+        DynamicImage::ImageRgb8(rgb) => luma_of_rgb(rgb.as_raw()),
+        other => other.into_luma8().into_raw(),
+    };
     Ok(LumaImage {
         width,
         height,
-        pixels: luma.into_raw(),
+        pixels,
     })
+}
+
+/// sRGB to luma with the Rec. 709 weights the `image` crate uses (0.2126, 0.7152, 0.0722), in
+/// integers, rounded.
+fn luma_of_rgb(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .map(|p| {
+            let y = 2126 * u32::from(p[0]) + 7152 * u32::from(p[1]) + 722 * u32::from(p[2]);
+            ((y + 5000) / 10_000) as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgb_becomes_the_same_luma_as_the_image_crates_within_one_level() {
+        // Every red, green and blue level alone, and a spread of mixtures.
+        let rgb = image::RgbImage::from_fn(256, 4, |x, y| {
+            let v = x as u8;
+            match y {
+                0 => image::Rgb([v, 0, 0]),
+                1 => image::Rgb([0, v, 0]),
+                2 => image::Rgb([0, 0, v]),
+                _ => image::Rgb([v, v.wrapping_mul(7), 255 - v]),
+            }
+        });
+        let theirs = DynamicImage::ImageRgb8(rgb.clone()).into_luma8();
+        let ours = luma_of_rgb(rgb.as_raw());
+        assert_eq!(ours.len(), theirs.as_raw().len());
+        for (i, (a, b)) in ours.iter().zip(theirs.as_raw()).enumerate() {
+            assert!(a.abs_diff(*b) <= 1, "pixel {i}: ours {a}, image {b}");
+        }
+        assert_eq!(luma_of_rgb(&[255, 255, 255, 0, 0, 0]), vec![255, 0]);
+    }
+
+    #[test]
+    fn a_colour_jpeg_decodes_to_luma_of_its_size() {
+        let rgb =
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]));
+        let mut bytes = Vec::new();
+        image::DynamicImage::ImageRgb8(rgb)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .unwrap();
+        let luma = decode_image(&bytes).unwrap();
+        assert_eq!((luma.width, luma.height), (40, 30));
+        assert_eq!(luma.pixels.len(), 40 * 30);
+    }
 }
