@@ -725,3 +725,50 @@ fn a_big_frame_with_row_padding_is_read_in_place_with_frame_coordinates() {
         );
     }
 }
+
+#[test]
+fn frames_of_extreme_shapes_and_strides_scan_without_panicking() {
+    // Thin, tall, one-pixel and odd-strided frames, each above and below the working size, with
+    // noise, flat grey and stripes: the resampling, threshold and finder must stay in bounds.
+    let shapes = [
+        (8192usize, 1usize, 8192usize),
+        (1, 8192, 1),
+        (8192, 2, 8200),
+        (2, 8192, 3),
+        (1281, 1, 1281),
+        (1, 1, 1),
+        (3000, 7, 3001),
+        (7, 3000, 64),
+        (1283, 1279, 1290),
+        (2561, 3, 2561),
+    ];
+    for (w, h, stride) in shapes {
+        for fill in 0..3u64 {
+            let mut state = fill * 7919 + (w * h) as u64;
+            let data: Vec<u8> = (0..stride * (h - 1) + w)
+                .map(|i| match fill {
+                    0 => {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (state >> 56) as u8
+                    }
+                    1 => 128,
+                    _ => {
+                        if (i % stride) / 3 % 2 == 0 {
+                            0
+                        } else {
+                            255
+                        }
+                    }
+                })
+                .collect();
+            let frame = LumaFrame::new(&data, w as u32, h as u32, stride as u32);
+            let codes = scan_luma(&frame, &ScanOptions::default());
+            assert!(
+                codes.is_ok(),
+                "{w}×{h} stride {stride} fill {fill}: {codes:?}"
+            );
+        }
+    }
+}
