@@ -23,10 +23,12 @@ pub enum Endpoint {
     /// `GET /v1/permits`: permit heads; every role, a welder sees the permits naming them (the
     /// handler scopes the answer).
     PullPermits,
+    /// Disabling a device (a lost or stolen phone).
+    ManageDevices,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -37,6 +39,7 @@ impl Endpoint {
         Endpoint::ReadMetrics,
         Endpoint::IssueCodes,
         Endpoint::PullPermits,
+        Endpoint::ManageDevices,
     ];
 }
 
@@ -45,9 +48,8 @@ pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
     use Endpoint::*;
     match endpoint {
         Me | Push | Pull | PullPermits => true,
-        CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes => {
-            role == Role::Admin
-        }
+        CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes
+        | ManageDevices => role == Role::Admin,
         ListRecords => matches!(role, Role::Admin | Role::Supervisor),
     }
 }
@@ -74,6 +76,7 @@ mod tests {
             assert!(allowed(role, Endpoint::PullPermits));
             assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
             assert_eq!(allowed(role, Endpoint::ReadMetrics), role == Role::Admin);
+            assert_eq!(allowed(role, Endpoint::ManageDevices), role == Role::Admin);
             assert_eq!(
                 allowed(role, Endpoint::CreateEnrolment),
                 role == Role::Admin

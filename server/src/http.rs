@@ -18,10 +18,11 @@ use serde::de::DeserializeOwned;
 use weldguard_core::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
 use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{
-    AuthChallenge, AuthChallengeRequest, CompactRequest, EnrolRequest, EnrolResponse,
-    EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES, MUST_REFETCH,
-    NewEnrolment, PermitPage, PushRequest, PushResponse, PushResult, PushStatus, RecordList,
-    RegistryWriteResponse, Role, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
+    AuthChallenge, AuthChallengeRequest, CompactRequest, DisabledDevice, EnrolRequest,
+    EnrolResponse, EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES,
+    MUST_REFETCH, NewEnrolment, PermitPage, PushRequest, PushResponse, PushResult, PushStatus,
+    RecordList, RegistryWriteResponse, Role, TOKEN_EXPIRED, TokenRefreshRequest,
+    TokenRefreshResponse,
 };
 
 use crate::authz::{Endpoint, allowed};
@@ -205,6 +206,12 @@ fn routes() -> Routes {
         "/v1/admin/enrolments",
         Some(CreateEnrolment),
         create_enrolment,
+    )
+    .add(
+        "POST",
+        "/v1/admin/devices/{device_id}/disable",
+        Some(ManageDevices),
+        disable_device,
     )
     .add(
         "POST",
@@ -536,6 +543,36 @@ async fn create_enrolment(
     let p = person.clone();
     let code = with_db(&state, move |db| db.create_enrolment(&p, role)).await?;
     Ok(Json(EnrolmentCode { code, person, role }))
+}
+
+/// Disable a device: its token stops working at once and it cannot refresh; enrolling again with
+/// a new code enables it. An admin cannot disable the device it calls from (that would lock out
+/// the caller, possibly the last admin).
+async fn disable_device(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(device_id): Path<String>,
+) -> ApiResult<Json<DisabledDevice>> {
+    let caller = authorize(&state, &headers, Endpoint::ManageDevices).await?;
+    if caller.device_id == device_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "device.self",
+            "an admin cannot disable the device it calls from",
+        ));
+    }
+    let id = device_id.clone();
+    if !with_db(&state, move |db| db.disable_device(&id)).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "device.unknown",
+            format!("no device {device_id:?}"),
+        ));
+    }
+    Ok(Json(DisabledDevice {
+        device_id,
+        disabled: true,
+    }))
 }
 
 /// Basic shape checks of an admin's registry change (keys present).

@@ -609,3 +609,81 @@ fn each_request_is_one_json_log_line_with_its_id_and_no_secrets() {
         assert!(!text.contains(secret), "the log holds {secret:?}:\n{text}");
     }
 }
+
+#[test]
+fn an_admin_disables_a_lost_phone_and_its_token_stops_working_at_once() {
+    let data = TempDir::new("server-disable");
+    let server = ServerProcess::start(SERVER, data.path(), ADMIN);
+    let welder = token_for(&server, Role::Welder);
+    let inspector = token_for(&server, Role::Inspector);
+    let json = |a: &Answer| -> Value { serde_json::from_slice(&a.body).unwrap() };
+    let me = request(server.addr, "GET", "/v1/me", Some(&welder), &[], "");
+    assert_eq!(me.status, 200);
+    let id = json(&me)["device_id"].as_str().unwrap().to_owned();
+    let disable = |token: &str, device: &str| {
+        let path = format!("/v1/admin/devices/{device}/disable");
+        request(server.addr, "POST", &path, Some(token), &[], "")
+    };
+
+    // Only admins; an unknown device and the admin's own device are refused, changing nothing.
+    let refused = disable(&inspector, &id);
+    assert_eq!(
+        (refused.status, json(&refused)["code"].clone()),
+        (403, "auth.forbidden".into())
+    );
+    let unknown = disable(ADMIN, "no-such-device");
+    assert_eq!(
+        (unknown.status, json(&unknown)["code"].clone()),
+        (404, "device.unknown".into())
+    );
+    let admin_id = json(&request(server.addr, "GET", "/v1/me", Some(ADMIN), &[], ""))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = disable(ADMIN, &admin_id);
+    assert_eq!(
+        (own.status, json(&own)["code"].clone()),
+        (409, "device.self".into())
+    );
+    assert_eq!(
+        request(server.addr, "GET", "/v1/me", Some(&welder), &[], "").status,
+        200
+    );
+    assert_eq!(
+        request(server.addr, "GET", "/v1/me", Some(ADMIN), &[], "").status,
+        200
+    );
+
+    let done = disable(ADMIN, &id);
+    assert_eq!(done.status, 200);
+    assert_eq!(
+        json(&done),
+        serde_json::json!({"device_id": id, "disabled": true})
+    );
+    let after = request(server.addr, "GET", "/v1/me", Some(&welder), &[], "");
+    assert_eq!(
+        (after.status, json(&after)["code"].clone()),
+        (401, "auth.bad_token".into())
+    );
+    // The phone cannot get a new token either.
+    let challenge = request(
+        server.addr,
+        "POST",
+        "/v1/auth/challenge",
+        None,
+        &[],
+        &serde_json::json!({"device_id": id}).to_string(),
+    );
+    assert_eq!(
+        challenge.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&challenge.body)
+    );
+    assert_eq!(json(&challenge)["code"], "auth.device_disabled");
+    // Other devices go on.
+    assert_eq!(
+        request(server.addr, "GET", "/v1/me", Some(&inspector), &[], "").status,
+        200
+    );
+}

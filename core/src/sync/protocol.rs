@@ -178,6 +178,13 @@ pub struct Identity {
     pub role: Role,
 }
 
+/// The answer to `POST /v1/admin/devices/{device_id}/disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisabledDevice {
+    pub device_id: String,
+    pub disabled: bool,
+}
+
 /// What a registry write changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryWriteResponse {

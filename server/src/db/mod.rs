@@ -533,6 +533,17 @@ impl Db {
         }
     }
 
+    /// Disable a device (a lost or stolen phone): its token stops working at once (401
+    /// `auth.bad_token`), it cannot refresh (`auth.device_disabled`), and its pending refresh
+    /// nonces are dropped. Enrolling again with a new code enables it. `false` when there is no
+    /// such device.
+    pub fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).disable_device(device_id),
+            Db::Postgres(p) => p.disable_device(device_id),
+        }
+    }
+
     pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).create_enrolment(person, role),
@@ -1331,6 +1342,49 @@ mod tests {
         assert_eq!(applied, 4, "draft, submit, site check and the winner");
     }
 
+    fn a_disabled_device_loses_its_token_and_its_refresh(backend: Backend) {
+        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_core::sync::protocol::token_refresh_message;
+        let Some((db, _fixture)) = open(backend, "disable") else {
+            return;
+        };
+        let key = SoftwareSigner::generate().unwrap();
+        let t0 = now_ms();
+        let code = db.create_enrolment("李四", Role::Inspector).unwrap();
+        let (token, caller) = db
+            .enrol_expiring(
+                &code,
+                &to_hex(&key.public_key()),
+                "phone",
+                Some(t0 + 60_000),
+            )
+            .unwrap();
+        let id = caller.device_id.clone();
+        let code2 = db.create_enrolment("王五", Role::Welder).unwrap();
+        let (other_token, other) = db.enrol(&code2, "04cd", "phone 2").unwrap();
+        let (nonce, _) = db.create_auth_nonce(&id, t0, 300_000).unwrap();
+
+        assert!(!db.disable_device("no-such-device").unwrap());
+        assert!(db.disable_device(&id).unwrap());
+        assert_eq!(db.check_token(&token, t0).unwrap(), TokenCheck::Unknown);
+        // Refresh is refused: the nonce handed out before was dropped with the device (SQLite
+        // looks the nonce up first, PostgreSQL the device), and no new nonce is given.
+        let signature = to_hex(&key.sign(&token_refresh_message(&id, &nonce)).unwrap());
+        assert!(matches!(
+            db.refresh_token(&id, &nonce, &signature, t0, None),
+            Err(DbError::Refresh(
+                RefreshRefusal::DeviceDisabled | RefreshRefusal::BadNonce
+            ))
+        ));
+        assert!(db.create_auth_nonce(&id, t0, 300_000).is_err());
+        // Other devices are untouched; disabling twice is still "found".
+        assert_eq!(
+            db.check_token(&other_token, t0).unwrap(),
+            TokenCheck::Valid(other)
+        );
+        assert!(db.disable_device(&id).unwrap());
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -1353,5 +1407,6 @@ mod tests {
         a_nonce_is_spent_exactly_once_under_a_race,
         permit_forks_end_on_the_same_head_in_either_order,
         concurrent_forks_leave_one_head,
+        a_disabled_device_loses_its_token_and_its_refresh,
     );
 }

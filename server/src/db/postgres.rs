@@ -482,6 +482,22 @@ impl PgDb {
         })
     }
 
+    /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
+    pub fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        let changed = tx.execute(
+            "UPDATE devices SET disabled = TRUE WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
     pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let mut conn = self.pool.get()?;

@@ -368,6 +368,21 @@ impl SqliteDb {
         })
     }
 
+    /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
+    pub fn disable_device(&mut self, device_id: &str) -> Result<bool, DbError> {
+        let tx = self.immediate()?;
+        let changed = tx.execute(
+            "UPDATE devices SET disabled = 1 WHERE device_id = ?1",
+            params![device_id],
+        )?;
+        tx.execute(
+            "DELETE FROM auth_nonces WHERE device_id = ?1",
+            params![device_id],
+        )?;
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
     pub fn create_enrolment(&mut self, person: &str, role: Role) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let tx = self.immediate()?;
