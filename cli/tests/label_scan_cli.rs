@@ -5,7 +5,7 @@
 //! refused, so the verdicts are not a constant.
 
 mod common;
-use common::Tmp;
+use common::{Tmp, json_of};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,13 +27,23 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 
 fn ok(dir: &Path, args: &[&str]) -> Value {
     let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&out, args)
+}
+
+/// An ES256 issuer key written to `key`, its public key added to `trust` when given.
+fn generate_key(dir: &Path, key: &Path, trust: Option<&Path>) {
+    let mut args = vec![
+        "keys",
+        "generate",
+        "--alg",
+        "es256",
+        "--out",
+        key.to_str().unwrap(),
+    ];
+    if let Some(trust) = trust {
+        args.extend(["--trust-out", trust.to_str().unwrap()]);
+    }
+    ok(dir, &args);
 }
 
 /// Issue a machine label signed by `key` and write it as a PNG; returns its text.
@@ -240,19 +250,7 @@ fn a_printed_and_photographed_machine_label_scans_back_and_verifies() {
     let tmp = Tmp::new("label-scan");
     let dir = tmp.dir();
     let (key, trust) = (tmp.path("issuer.json"), tmp.path("trust.json"));
-    ok(
-        dir,
-        &[
-            "keys",
-            "generate",
-            "--alg",
-            "es256",
-            "--out",
-            key.to_str().unwrap(),
-            "--trust-out",
-            trust.to_str().unwrap(),
-        ],
-    );
+    generate_key(dir, &key, Some(&trust));
     let png = tmp.path("label.png");
     let text = issue_label(dir, &key, "370983-DH-2026-000123", &png);
     assert!(text.starts_with("WG1"), "{text}");
@@ -282,32 +280,10 @@ fn a_label_signed_outside_the_trust_file_is_read_but_refused() {
     let dir = tmp.dir();
     let trusted = tmp.path("trusted.json");
     let trust = tmp.path("trust.json");
-    ok(
-        dir,
-        &[
-            "keys",
-            "generate",
-            "--alg",
-            "es256",
-            "--out",
-            trusted.to_str().unwrap(),
-            "--trust-out",
-            trust.to_str().unwrap(),
-        ],
-    );
+    generate_key(dir, &trusted, Some(&trust));
     // A forger's key: never added to the trust file.
     let forger = tmp.path("forger.json");
-    ok(
-        dir,
-        &[
-            "keys",
-            "generate",
-            "--alg",
-            "es256",
-            "--out",
-            forger.to_str().unwrap(),
-        ],
-    );
+    generate_key(dir, &forger, None);
     let png = tmp.path("forged.png");
     let text = issue_label(dir, &forger, "370983-DH-2026-000999", &png);
     let copies_dir = tmp.path("copies");

@@ -3,7 +3,7 @@
 //! and records an inspection that finds violations.
 
 mod common;
-use common::Tmp;
+use common::{Tmp, json_of};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,13 +31,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 
 fn ok(dir: &Path, args: &[&str]) -> Value {
     let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&out, args)
 }
 
 fn at(h: u32, m: u32) -> String {

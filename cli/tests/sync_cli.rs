@@ -4,7 +4,7 @@
 //! the answer, and a drift check.
 
 mod common;
-use common::Tmp;
+use common::{Tmp, json_of};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -61,13 +61,7 @@ fn cli(data: &Path, args: &[&str]) -> Value {
         .env("LANG", "en_US.UTF-8")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&out, args)
 }
 
 #[test]

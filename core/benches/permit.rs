@@ -40,15 +40,7 @@ fn time<F: FnMut()>(label: &str, n: u32, mut f: F) {
 }
 
 fn answers(catalog: &Catalog, sections: &[Section], at: i64) -> Vec<ChecklistAnswer> {
-    let person = |name: &str, id: &str| Person {
-        name: name.into(),
-        id: id.into(),
-    };
-    let sample = SampleEvidence::new(
-        person("李四", "T370983199001011234"),
-        person("王五", "S-002"),
-        at,
-    );
+    let sample = SampleEvidence::crew(at);
     sample_answers(catalog, sections, &sample)
 }
 

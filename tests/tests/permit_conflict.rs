@@ -127,15 +127,7 @@ impl Rules {
 
     /// Every item of 十不准、九必须 answered with the evidence it asks for.
     fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
-        let person = |name: &str, id: &str| Person {
-            name: name.into(),
-            id: id.into(),
-        };
-        let sample = SampleEvidence::new(
-            person("李四", "T370983199001011234"),
-            person("王五", "S-002"),
-            at,
-        );
+        let sample = SampleEvidence::crew(at);
         sample_answers(
             &self.catalog,
             &[Section::Prohibition, Section::Must],

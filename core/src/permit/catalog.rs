@@ -432,17 +432,7 @@ pub(crate) mod tests {
         let sample = crate::permit::SampleEvidence {
             gas_point: "储罐内".into(),
             machine_distance_m: None,
-            ..crate::permit::SampleEvidence::new(
-                crate::permit::Person {
-                    name: "李四".into(),
-                    id: "T370983199001011234".into(),
-                },
-                crate::permit::Person {
-                    name: "王五".into(),
-                    id: "S-002".into(),
-                },
-                taken_at,
-            )
+            ..crate::permit::SampleEvidence::crew(taken_at)
         };
         crate::permit::sample_answers(catalog, &[Section::Prohibition, Section::Must], &sample)
     }

@@ -35,6 +35,22 @@ impl SampleEvidence {
             machine_distance_m: Some(8),
         }
     }
+
+    /// [`SampleEvidence::new`] with the crew the benchmarks and tests use: the welder 李四
+    /// (certificate T370983199001011234) and 王五 (S-002) for everyone else.
+    pub fn crew(gas_at: i64) -> Self {
+        Self::new(
+            Person {
+                name: "李四".into(),
+                id: "T370983199001011234".into(),
+            },
+            Person {
+                name: "王五".into(),
+                id: "S-002".into(),
+            },
+            gas_at,
+        )
+    }
 }
 
 /// Every item of `sections` answered as confirmed, each with the evidence it requires: a photo
@@ -109,17 +125,7 @@ mod tests {
     use super::*;
 
     fn sample() -> SampleEvidence {
-        SampleEvidence::new(
-            Person {
-                name: "李四".into(),
-                id: "T370983199001011234".into(),
-            },
-            Person {
-                name: "王五".into(),
-                id: "S-002".into(),
-            },
-            1_800_000_000,
-        )
+        SampleEvidence::crew(1_800_000_000)
     }
 
     #[test]

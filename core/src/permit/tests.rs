@@ -96,17 +96,7 @@ impl Fx {
     }
 
     fn answers(&self) -> Vec<ChecklistAnswer> {
-        let mut sample = SampleEvidence::new(
-            Person {
-                name: "李四".into(),
-                id: "T370983199001011234".into(),
-            },
-            Person {
-                name: "王五".into(),
-                id: "S-002".into(),
-            },
-            t(7, 15),
-        );
+        let mut sample = SampleEvidence::crew(t(7, 15));
         sample.gas_point = "储罐内".into();
         sample_answers(
             &self.catalog,

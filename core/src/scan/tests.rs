@@ -433,23 +433,13 @@ fn baseline_effort_is_plain_rqrr() {
 fn own_finder_reads_a_clean_code_alone() {
     // Our localisation and sampling alone (no rqrr detection) on our own threshold.
     let canvas = code_canvas(PAYLOAD, 6);
-    let plane = super::frame::Plane {
-        width: canvas.w,
-        height: canvas.h,
-        pixels: canvas.px.clone(),
-    };
-    let bitmap = super::binarize::local_mean_threshold(&plane, plane.width / 10, 3);
-    let seen = super::finder::scan_bitmap(
-        &bitmap,
-        1.0,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-    );
+    let seen = own_finder_scan(&canvas);
     assert!(seen.plausible);
     assert_eq!(texts(&seen.codes), vec![PAYLOAD.to_owned()]);
 }
 
-/// Our finder and sampler alone (no rqrr detection) on our own threshold of `canvas`.
-fn own_finder_codes(canvas: &Canvas) -> Vec<ScannedCode> {
+/// What our finder and sampler alone (no rqrr detection) see on our own threshold of `canvas`.
+fn own_finder_scan(canvas: &Canvas) -> super::finder::FinderScan {
     let plane = super::frame::Plane {
         width: canvas.w,
         height: canvas.h,
@@ -461,7 +451,11 @@ fn own_finder_codes(canvas: &Canvas) -> Vec<ScannedCode> {
         1.0,
         std::time::Instant::now() + std::time::Duration::from_secs(60),
     )
-    .codes
+}
+
+/// The codes [`own_finder_scan`] reads.
+fn own_finder_codes(canvas: &Canvas) -> Vec<ScannedCode> {
+    own_finder_scan(canvas).codes
 }
 
 /// A code of a given version with `module` px per module and a 4-module quiet zone.
@@ -668,17 +662,7 @@ fn two_finders_of_an_unread_code_keep_the_frame_unexplained() {
     draw_code(&mut canvas, "WG1:read", 5, 20, 20, 0, 255);
     draw_finder(&mut canvas, 5, 420, 60);
     draw_finder(&mut canvas, 5, 420 + 18 * 5, 60);
-    let plane = super::frame::Plane {
-        width: canvas.w,
-        height: canvas.h,
-        pixels: canvas.px.clone(),
-    };
-    let bitmap = super::binarize::local_mean_threshold(&plane, plane.width / 10, 3);
-    let seen = super::finder::scan_bitmap(
-        &bitmap,
-        1.0,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-    );
+    let seen = own_finder_scan(&canvas);
     assert_eq!(texts(&seen.codes), vec!["WG1:read".to_owned()]);
     let outside: Vec<_> = seen.unexplained.iter().filter(|p| p.0 > 400.0).collect();
     assert_eq!(outside.len(), 3, "{:?}", seen.unexplained);
