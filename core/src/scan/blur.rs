@@ -16,16 +16,13 @@ use std::time::Instant;
 use super::binarize;
 use super::finder::{self, FinderScan};
 use super::frame::Plane;
+use super::pipeline::OFFSET;
 
 /// The window radius of the fine threshold: a sixtieth of the plane's longer side, 8–40 px (21 px
 /// on the 1280 px working plane: a finder of 3–5 px modules with a little of its surroundings).
 pub(crate) fn fine_radius(plane: &Plane) -> usize {
     (plane.width.max(plane.height) / 60).clamp(8, 40)
 }
-
-/// How much darker than the window's mean a pixel must be to count as dark (as in the regular
-/// passes: above sensor noise).
-const FINE_OFFSET: i32 = 8;
 
 /// Frames no longer than this (pixels) run the pass at twice the size right after the finder
 /// pass instead of last: a whole code in so few pixels may have one-pixel modules (ZXing's
@@ -35,7 +32,7 @@ pub(crate) const TINY_SIDE: usize = 200;
 /// Our finder and sampler on the fine-threshold bitmap of the working plane; corners are
 /// multiplied by `scale`.
 pub(crate) fn scan_fine(work: &Plane, scale: f32, deadline: Instant) -> FinderScan {
-    let bitmap = binarize::local_mean_threshold(work, fine_radius(work), FINE_OFFSET);
+    let bitmap = binarize::local_mean_threshold(work, fine_radius(work), OFFSET);
     finder::scan_bitmap(&bitmap, scale, deadline)
 }
 
@@ -96,7 +93,7 @@ mod tests {
         let regular = (1000 / 10).clamp(12, 200);
         assert!(fine_radius(&plane) < regular / 4);
         // The regular window (a tenth of the frame) turns the finders' light rings dark.
-        let bitmap = binarize::local_mean_threshold(&plane, regular, FINE_OFFSET);
+        let bitmap = binarize::local_mean_threshold(&plane, regular, OFFSET);
         assert!(finder::scan_bitmap(&bitmap, 1.0, far()).codes.is_empty());
         let fine = scan_fine(&plane, 1.0, far());
         let texts: Vec<_> = fine.codes.iter().filter_map(|c| c.text.clone()).collect();

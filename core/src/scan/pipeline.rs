@@ -95,7 +95,7 @@ enum Pass {
 
 /// How much darker than its neighbourhood's mean a pixel must be to count as dark: above sensor
 /// noise, so flat areas do not turn into speckle (which also costs the finder scan time).
-const OFFSET: i32 = 8;
+pub(crate) const OFFSET: i32 = 8;
 
 /// The working size from which the coarse pass runs first (its half is still 400 px).
 const COARSE_MIN_SIDE: usize = 800;
