@@ -60,12 +60,7 @@ pub(crate) fn downscale_rows(
     let mut totals = vec![0u32; src_width];
     let mut pixels = vec![0u8; width * height];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
-        totals.fill(0);
-        for row in data.chunks(stride.max(1)).skip(oy * factor).take(factor) {
-            for (t, &p) in totals.iter_mut().zip(row) {
-                *t += u32::from(p);
-            }
-        }
+        add_rows(&mut totals, data, stride, oy * factor..(oy + 1) * factor);
         for (out, block) in out_row.iter_mut().zip(totals.chunks_exact(factor)) {
             let sum: u32 = block.iter().sum();
             *out = mean.apply(sum);
@@ -75,6 +70,28 @@ pub(crate) fn downscale_rows(
         width,
         height,
         pixels,
+    }
+}
+
+/// Column sums over the rows `rows` of a strided buffer: the first row is written (no clearing
+/// pass), the others added; columns or rows the buffer lacks count as zeros.
+fn add_rows(sums: &mut [u32], data: &[u8], stride: usize, rows: std::ops::Range<usize>) {
+    let mut source = data.chunks(stride.max(1)).skip(rows.start).take(rows.len());
+    match source.next() {
+        Some(first) => {
+            let width = first.len().min(sums.len());
+            let (head, tail) = sums.split_at_mut(width);
+            for (t, &p) in head.iter_mut().zip(first) {
+                *t = u32::from(p);
+            }
+            tail.fill(0);
+        }
+        None => sums.fill(0),
+    }
+    for row in source {
+        for (t, &p) in sums.iter_mut().zip(row) {
+            *t += u32::from(p);
+        }
     }
 }
 
@@ -130,12 +147,7 @@ pub(crate) fn fit_rows(
     let mut means = vec![Mean::of(1); widest + 1];
     for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
         let (y0, y1) = span(oy, src_height);
-        band.fill(0);
-        for row in data.chunks(stride.max(1)).skip(y0).take(y1 - y0) {
-            for (t, &p) in band.iter_mut().zip(row) {
-                *t += u32::from(p);
-            }
-        }
+        add_rows(&mut band, data, stride, y0..y1);
         // Wrapping: a difference of two wrapped totals is exact while the footprint's own sum
         // fits (255 × the footprint's area, far below 2^32 for the factors the scanner uses).
         let mut running = 0u32;
@@ -199,18 +211,43 @@ pub(crate) fn invert(src: &Plane) -> Plane {
     }
 }
 
-/// A binary image: `true` is dark.
+/// A binary image, one byte a pixel: 1 is dark, 0 light (bytes, so a row can be read eight
+/// pixels at a time).
 pub(crate) struct Bitmap {
     pub width: usize,
     pub height: usize,
-    pub bits: Vec<bool>,
+    pub bits: Vec<u8>,
 }
 
 impl Bitmap {
     #[inline]
     pub fn dark(&self, x: usize, y: usize) -> bool {
-        self.bits.get(y * self.width + x).copied().unwrap_or(false)
+        self.bits.get(y * self.width + x).is_some_and(|&b| b != 0)
     }
+}
+
+/// The end of the run of dark (1) or light (0) pixels that starts at `from` in a row of 0/1
+/// bytes: eight pixels at a time while they all match, then the first that does not.
+#[inline]
+pub(crate) fn run_end(row: &[u8], from: usize, dark: bool) -> usize {
+    let same = if dark { 0x0101_0101_0101_0101u64 } else { 0 };
+    let mut x = from;
+    while let Some(chunk) = row.get(x..x + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let differ = u64::from_le_bytes(word) ^ same;
+        if differ != 0 {
+            return x + (differ.trailing_zeros() / 8) as usize;
+        }
+        x += 8;
+    }
+    while let Some(&b) = row.get(x) {
+        if (b != 0) != dark {
+            return x;
+        }
+        x += 1;
+    }
+    row.len()
 }
 
 /// Threshold each pixel against the mean of a square window around it. The window sums come from
@@ -222,10 +259,12 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     let w = src.width;
     let h = src.height;
     let radius = radius.max(1);
-    let offset = u64::try_from(offset.max(0)).unwrap_or(0);
+    // An offset above 255 leaves nothing dark; clamping it keeps the products below small.
+    let offset = u32::try_from(offset.clamp(0, 256)).unwrap_or(0);
     // Dark when p < floor(sum / count) − offset, i.e. (p + offset + 1) · count ≤ sum.
-    let is_dark =
-        |p: u8, sum: u32, count: u64| (u64::from(p) + offset + 1) * count <= u64::from(sum);
+    let is_dark = |p: u8, sum: u32, count: u64| {
+        u64::from(u32::from(p) + offset + 1) * count <= u64::from(sum)
+    };
     let source_row = |y: usize| src.pixels.get(y * w..(y + 1) * w).unwrap_or(&[]);
     // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (255 × 401²), so
     // differences of wrapped sums are exact.
@@ -233,14 +272,29 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     let mut prefix = vec![0u32; w + 1];
     // Rows [low, high) are in the column sums.
     let (mut low, mut high) = (0usize, 0usize);
-    let mut bits = vec![false; w * h];
-    for (y, (out, src_row)) in bits
-        .chunks_exact_mut(w.max(1))
-        .zip(src.pixels.chunks_exact(w.max(1)))
-        .enumerate()
-    {
+    let mut bits = Vec::with_capacity(w * h);
+    let span = 2 * radius + 1;
+    // The interior, where the window is whole horizontally.
+    let interior = if w > span {
+        radius..w - radius - 1
+    } else {
+        0..0
+    };
+    for (y, src_row) in src.pixels.chunks_exact(w.max(1)).take(h).enumerate() {
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
+        // A row entering and a row leaving the window together: one pass over the columns.
+        while high < y1 && low < y0 {
+            for ((c, &add), &sub) in columns
+                .iter_mut()
+                .zip(source_row(high))
+                .zip(source_row(low))
+            {
+                *c = c.wrapping_add(u32::from(add)).wrapping_sub(u32::from(sub));
+            }
+            high += 1;
+            low += 1;
+        }
         while high < y1 {
             for (c, &p) in columns.iter_mut().zip(source_row(high)) {
                 *c = c.wrapping_add(u32::from(p));
@@ -259,31 +313,44 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
             *p = running;
         }
         let rows = (y1 - y0) as u64;
-        // The interior, where the window is whole horizontally: one straight loop.
-        let span = 2 * radius + 1;
-        let interior = if w > span {
-            radius..w - radius - 1
-        } else {
-            0..0
+        let row_start = bits.len();
+        bits.resize(row_start + w, 0);
+        let Some(out) = bits.get_mut(row_start..) else {
+            break;
         };
+        // The interior in one straight loop: the window's pixel count is the same for the whole
+        // run, and while (256 + offset) times it fits in 32 bits (windows up to 2896² pixels)
+        // the comparison stays in 32 bits, which the compiler vectorises.
         let count = rows * span as u64;
+        let narrow = u32::try_from(count)
+            .ok()
+            .filter(|&c| c.checked_mul(256 + offset + 1).is_some());
         if let (Some(o), Some(s)) = (out.get_mut(interior.clone()), src_row.get(interior.clone())) {
             let sums = prefix.iter().skip(span).zip(prefix.iter());
-            for ((bit, &p), (&right, &left)) in o.iter_mut().zip(s).zip(sums) {
-                *bit = is_dark(p, right.wrapping_sub(left), count);
+            if let Some(count) = narrow {
+                for ((bit, &p), (&right, &left)) in o.iter_mut().zip(s).zip(sums) {
+                    *bit =
+                        u8::from((u32::from(p) + offset + 1) * count <= right.wrapping_sub(left));
+                }
+            } else {
+                for ((bit, &p), (&right, &left)) in o.iter_mut().zip(s).zip(sums) {
+                    *bit = u8::from(is_dark(p, right.wrapping_sub(left), count));
+                }
             }
         }
-        for (x, (bit, &p)) in out.iter_mut().zip(src_row).enumerate() {
-            if interior.contains(&x) {
-                continue;
-            }
+        // The borders, with clipped windows.
+        let interior_end = if interior.is_empty() { 0 } else { interior.end };
+        for x in (0..interior.start).chain(interior_end..w) {
             let x0 = x.saturating_sub(radius);
             let x1 = (x + radius + 1).min(w);
             let at = |i: usize| prefix.get(i).copied().unwrap_or(0);
             let sum = at(x1).wrapping_sub(at(x0));
-            *bit = is_dark(p, sum, rows * (x1 - x0) as u64);
+            if let (Some(bit), Some(&p)) = (out.get_mut(x), src_row.get(x)) {
+                *bit = u8::from(is_dark(p, sum, rows * (x1 - x0) as u64));
+            }
         }
     }
+    bits.resize(w * h, 0);
     Bitmap {
         width: w,
         height: h,
@@ -428,9 +495,41 @@ mod tests {
     }
 
     #[test]
+    fn run_end_finds_the_first_pixel_of_the_other_colour() {
+        let mut seed = 11u64;
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 200] {
+            // Runs of every length from 1 to 20, so changes fall at every offset in a word.
+            let mut row = Vec::with_capacity(len);
+            let mut colour = 0u8;
+            while row.len() < len {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let run = 1 + (seed >> 59) as usize % 20;
+                row.extend(std::iter::repeat_n(colour, run.min(len - row.len())));
+                colour ^= 1;
+            }
+            for from in 0..len {
+                for dark in [false, true] {
+                    let want = (from..len).find(|&x| (row[x] == 1) != dark).unwrap_or(len);
+                    assert_eq!(run_end(&row, from, dark), want, "len {len} from {from}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn local_mean_threshold_matches_its_definition() {
         let mut seed = 3u64;
-        for (w, h, radius) in [(61, 37, 5), (9, 40, 12), (100, 3, 2), (1, 1, 1)] {
+        for (w, h, radius, offset) in [
+            (61, 37, 5, 8),
+            (9, 40, 12, 8),
+            (100, 3, 2, 8),
+            (1, 1, 1, 8),
+            (90, 70, 20, 0),
+            (40, 30, 3, -5),
+            (40, 30, 3, 300),
+        ] {
             let pixels = (0..w * h)
                 .map(|i| {
                     seed = seed
@@ -444,9 +543,12 @@ mod tests {
                 height: h,
                 pixels,
             };
-            let fast = local_mean_threshold(&plane, radius, 8);
-            assert_eq!(fast.bits, naive(&plane, radius, 8), "{w}×{h} r{radius}");
-            assert!(fast.bits.iter().any(|&b| b) || w * h < 10);
+            let fast = local_mean_threshold(&plane, radius, offset);
+            let want = naive(&plane, radius, offset.max(0));
+            let bits: Vec<bool> = fast.bits.iter().map(|&b| b == 1).collect();
+            assert!(fast.bits.iter().all(|&b| b <= 1));
+            assert_eq!(bits, want, "{w}×{h} r{radius} offset {offset}");
+            assert!(bits.iter().any(|&b| b) || w * h < 10 || offset > 255);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rqrr::SimpleGrid;
 
 use super::ScannedCode;
-use super::binarize::Bitmap;
+use super::binarize::{Bitmap, run_end};
 use super::pipeline::decode_grid_or_format;
 use super::precheck::precheck;
 
@@ -129,35 +129,26 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
         1
     };
     for y in (0..bm.height).step_by(step) {
+        let Some(row) = bm.bits.get(y * w..(y + 1) * w) else {
+            break;
+        };
+        // The last five finished runs (newest last), dark and light alternating; a dark run
+        // ending with dark, light, dark, light, dark before it in 1:1:3:1:1 is a candidate. The
+        // row ends in light (a dark run at the right edge ends there).
         let mut c = [0u32; 5];
-        let mut state = 0usize;
-        let mut x = 0usize;
-        while x <= w {
-            let is_dark = x < w && bm.dark(x, y);
-            if is_dark {
-                if state % 2 == 1 {
-                    state += 1;
-                }
-                if let Some(slot) = c.get_mut(state) {
-                    *slot += 1;
-                }
-            } else if state.is_multiple_of(2) {
-                if state == 4 {
-                    if ratio_ok(&c, 0.5) {
-                        consider(bm, &c, x, y, &mut found);
-                    }
-                    c = [c[2], c[3], c[4], 1, 0];
-                    state = 3;
-                } else {
-                    state += 1;
-                    if let Some(slot) = c.get_mut(state) {
-                        *slot += 1;
-                    }
-                }
-            } else if let Some(slot) = c.get_mut(state) {
-                *slot += 1;
+        let mut dark = false;
+        let mut start = 0usize;
+        loop {
+            let end = run_end(row, start, dark);
+            c = [c[1], c[2], c[3], c[4], (end - start) as u32];
+            if dark && ratio_ok(&c, 0.5) {
+                consider(bm, &c, end, y, &mut found);
             }
-            x += 1;
+            if end >= w {
+                break;
+            }
+            dark = !dark;
+            start = end;
         }
     }
     found.sort_by_key(|f| std::cmp::Reverse(f.count));
@@ -211,6 +202,9 @@ fn consider(bm: &Bitmap, c: &[u32; 5], end: usize, y: usize, found: &mut Vec<Fin
     }
 }
 
+/// The largest ratio of module sizes among one code's three finders (perspective and blur).
+const MODULE_SPREAD: f32 = 1.6;
+
 /// A triple of finders in code order with the estimated size.
 struct Triple {
     tl: Finder,
@@ -222,7 +216,8 @@ struct Triple {
 }
 
 fn dist(a: &Finder, b: &Finder) -> f32 {
-    (a.x - b.x).hypot(a.y - b.y)
+    let (dx, dy) = (a.x - b.x, a.y - b.y);
+    (dx * dx + dy * dy).sqrt()
 }
 
 fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
@@ -231,7 +226,7 @@ fn make_triple(f: &[Finder], ids: [usize; 3]) -> Option<Triple> {
     let sizes = [a.module, b.module, c.module];
     let max_m = sizes.iter().copied().fold(0.0f32, f32::max);
     let min_m = sizes.iter().copied().fold(f32::MAX, f32::min);
-    if min_m <= 0.0 || max_m / min_m > 1.6 {
+    if min_m <= 0.0 || max_m / min_m > MODULE_SPREAD {
         return None;
     }
     // The corner finder is opposite the longest side.
@@ -552,24 +547,45 @@ fn template_search(
         module / 2.0
     }
     .max(1.0);
-    let mut best: Option<(i32, f64, (f64, f64))> = None;
     let n = (radius / step).ceil() as i64;
-    for iy in -n..=n {
-        for ix in -n..=n {
-            let cx = est.0 + ix as f64 * step;
-            let cy = est.1 + iy as f64 * step;
-            let score = template_score(bm, cx, cy, ex, ey);
-            let d2 = (cx - est.0).powi(2) + (cy - est.1).powi(2);
-            let better = match best {
-                None => true,
-                Some((s, bd, _)) => score > s || (score == s && d2 < bd),
-            };
-            if better {
-                best = Some((score, d2, (cx, cy)));
+    // The best position on the grid est + (ix, iy)·step: the highest score, then the nearest
+    // (then the first in row order). The square within two modules goes first: a perfect match
+    // there that is nearer than any point outside the square is the answer of the whole search
+    // (the usual case: the pattern lies close to its estimate).
+    let near = ((2.0 * module / step).ceil() as i64).min(n);
+    let mut best: Option<(i32, i64, (i64, i64))> = None;
+    let visit = |best: &mut Option<(i32, i64, (i64, i64))>, ix: i64, iy: i64| {
+        let cx = est.0 + ix as f64 * step;
+        let cy = est.1 + iy as f64 * step;
+        let score = template_score(bm, cx, cy, ex, ey);
+        let d2 = ix * ix + iy * iy;
+        let better = match *best {
+            None => true,
+            Some((s, bd, (bx, by))) => {
+                score > s || (score == s && (d2 < bd || (d2 == bd && (iy, ix) < (by, bx))))
+            }
+        };
+        if better {
+            *best = Some((score, d2, (ix, iy)));
+        }
+    };
+    for iy in -near..=near {
+        for ix in -near..=near {
+            visit(&mut best, ix, iy);
+        }
+    }
+    let settled = matches!(best, Some((25, d2, _)) if d2 < (near + 1) * (near + 1));
+    if !settled {
+        for iy in -n..=n {
+            for ix in -n..=n {
+                if ix.abs() > near || iy.abs() > near {
+                    visit(&mut best, ix, iy);
+                }
             }
         }
     }
-    let (score, _, coarse) = best?;
+    let (score, _, (ix, iy)) = best?;
+    let coarse = (est.0 + ix as f64 * step, est.1 + iy as f64 * step);
     if score < min {
         return None;
     }
@@ -981,10 +997,28 @@ fn scan_with(
     let finders = find_candidates(bm);
     let n = finders.len();
     let mut triples = Vec::new();
+    // Pairs whose module sizes are too far apart for one code ([`make_triple`] refuses a triple
+    // with such a pair), marked once instead of being met again for every third finder.
+    let alike: Vec<bool> = (0..n * n)
+        .map(|ij| match (finders.get(ij / n), finders.get(ij % n)) {
+            (Some(a), Some(b)) => {
+                let (small, large) = (a.module.min(b.module), a.module.max(b.module));
+                small > 0.0 && large / small <= MODULE_SPREAD
+            }
+            _ => false,
+        })
+        .collect();
+    let alike = |i: usize, j: usize| alike.get(i * n + j).copied().unwrap_or(false);
     for i in 0..n {
         for j in i + 1..n {
+            if !alike(i, j) {
+                continue;
+            }
             for k in j + 1..n {
-                if let Some(t) = make_triple(&finders, [i, j, k]) {
+                if alike(i, k)
+                    && alike(j, k)
+                    && let Some(t) = make_triple(&finders, [i, j, k])
+                {
                     triples.push(t);
                 }
             }
@@ -1123,15 +1157,17 @@ mod tests {
         let colors = code.to_colors();
         let (module, quiet) = (4usize, 4usize);
         let side = (n + 2 * quiet) * module;
-        let mut bits = vec![false; side * side];
+        let mut bits = vec![0u8; side * side];
         for y in 0..side {
             for x in 0..side {
                 let (mx, my) = ((x / module) as i64 - 4, (y / module) as i64 - 4);
-                bits[y * side + x] = mx >= 0
-                    && my >= 0
-                    && (mx as usize) < n
-                    && (my as usize) < n
-                    && colors[my as usize * n + mx as usize] == qrcode::Color::Dark;
+                bits[y * side + x] = u8::from(
+                    mx >= 0
+                        && my >= 0
+                        && (mx as usize) < n
+                        && (my as usize) < n
+                        && colors[my as usize * n + mx as usize] == qrcode::Color::Dark,
+                );
             }
         }
         let bm = Bitmap {

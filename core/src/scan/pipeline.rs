@@ -215,6 +215,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             let (small, s) = fit_frame(frame, WORK_SIDE / 2);
             let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
             let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline);
+            // Finder-like patterns at half the working size answer the screen's question for
+            // the working size (a second look at every fourth row of the bigger plane).
+            if seen.plausible {
+                screen_passed = Some(true);
+            }
             unexplained = seen.unexplained;
             merge(&mut found, seen.codes);
             half = Some(small);
@@ -232,6 +237,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 let small = binarize::downscale(work, 2);
                 let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
                 let seen = finder::scan_bitmap_coarse(&bitmap, scale * 2.0, deadline);
+                if seen.plausible {
+                    screen_passed = Some(true);
+                }
                 unexplained = seen.unexplained;
                 merge(&mut found, seen.codes);
                 half = Some(small);

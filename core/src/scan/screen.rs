@@ -4,6 +4,7 @@
 //! code, so the expensive passes are skipped; live camera frames without a code return in a few
 //! milliseconds.
 
+use super::binarize::run_end;
 use super::frame::Plane;
 
 /// How much darker (or lighter) than the row's moving average a pixel must be to count.
@@ -24,7 +25,10 @@ pub(crate) fn any_finder_in(data: &[u8], w: usize, h: usize, stride: usize) -> b
     // Window half-width: an eighth of the width, as rqrr's own threshold.
     let r = (w / 16).max(8);
     let mut prefix = vec![0u32; w + 1];
-    let mut classes = vec![0i8; w];
+    // Per pixel of the row: 1 where it is clearly darker than its window (`dark`), or clearly
+    // lighter (`light`), else 0; rows of 0/1 bytes, so runs are found eight pixels at a time.
+    let mut dark = vec![0u8; w];
+    let mut light = vec![0u8; w];
     // A finder's centre run is at least 4 px tall in any readable code at the working size; small
     // frames (upscaled later, modules down to 1 px) are screened more densely.
     let step = if w.max(h) > 800 { 4 } else { 3 };
@@ -39,41 +43,42 @@ pub(crate) fn any_finder_in(data: &[u8], w: usize, h: usize, stride: usize) -> b
         let n = (2 * r + 1) as u32;
         let interior = w.checked_sub(r).filter(|&end| end > r).map(|end| r..end);
         if let Some(range) = interior.clone()
-            && let (Some(cls), Some(vals)) = (classes.get_mut(range.clone()), row.get(range))
+            && let (Some(d), Some(l), Some(vals)) = (
+                dark.get_mut(range.clone()),
+                light.get_mut(range.clone()),
+                row.get(range),
+            )
         {
             let hi = prefix.iter().skip(2 * r + 1);
-            for ((class, &v), (&a, &b)) in cls.iter_mut().zip(vals).zip(hi.zip(prefix.iter())) {
-                *class = classify(u32::from(v), a - b, n);
+            for (((d, l), &v), (&a, &b)) in d.iter_mut().zip(l).zip(vals).zip(hi.zip(prefix.iter()))
+            {
+                (*d, *l) = classify(u32::from(v), a - b, n);
             }
         }
-        for (x, (class, &v)) in classes.iter_mut().zip(row).enumerate() {
-            if interior.as_ref().is_some_and(|i| i.contains(&x)) {
-                continue;
-            }
+        let (start, end) = interior.map_or((w, w), |i| (i.start, i.end));
+        for x in (0..start).chain(end..w) {
             let x0 = x.saturating_sub(r);
             let x1 = (x + r + 1).min(w);
             let sum = prefix.get(x1).copied().unwrap_or(0) - prefix.get(x0).copied().unwrap_or(0);
-            *class = classify(u32::from(v), sum, (x1 - x0) as u32);
-        }
-        for polarity in [1i8, -1] {
-            if row_has_finder(&plane, &classes, y, polarity) {
-                return true;
+            let v = row.get(x).copied().unwrap_or(0);
+            if let (Some(d), Some(l)) = (dark.get_mut(x), light.get_mut(x)) {
+                (*d, *l) = classify(u32::from(v), sum, (x1 - x0) as u32);
             }
+        }
+        if row_has_finder(&plane, &dark, y, 1) || row_has_finder(&plane, &light, y, -1) {
+            return true;
         }
     }
     false
 }
 
-/// 1 dark, −1 light, 0 neither: `v` ± OFFSET against the mean `sum / n` (no division).
+/// (dark, light) as 0/1: `v` ± OFFSET against the mean `sum / n` (no division, no branch).
 #[inline]
-fn classify(v: u32, sum: u32, n: u32) -> i8 {
-    if (v + OFFSET) * n < sum {
-        1
-    } else if v.saturating_sub(OFFSET) * n > sum {
-        -1
-    } else {
-        0
-    }
+fn classify(v: u32, sum: u32, n: u32) -> (u8, u8) {
+    (
+        u8::from((v + OFFSET) * n < sum),
+        u8::from(v.saturating_sub(OFFSET) * n > sum),
+    )
 }
 
 /// A luma buffer with a row stride.
@@ -84,51 +89,35 @@ struct Strided<'a> {
     stride: usize,
 }
 
-/// Scan one classified row for five alternating runs (the middle one of `polarity`) in
-/// 1:1:3:1:1, then check the column through the centre.
-fn row_has_finder(plane: &Strided<'_>, classes: &[i8], y: usize, polarity: i8) -> bool {
-    // Runs of "is polarity" / "is not polarity" (neutral pixels count as not).
+/// Scan one row for five alternating runs, the middle one `on` (1 in the row's 0/1 bytes, dark
+/// or light as `polarity` says), in 1:1:3:1:1, then check the column through the centre.
+fn row_has_finder(plane: &Strided<'_>, on: &[u8], y: usize, polarity: i8) -> bool {
+    let w = on.len();
+    // From the first `on` pixel: runs of on / not on.
+    let mut start = run_end(on, 0, false);
     let mut runs = [0u32; 5];
     let mut filled = 0usize;
-    let mut current = 0u32;
-    let mut current_on = false;
-    let mut x = 0usize;
-    let mut started = false;
-    for &c in classes.iter().chain(std::iter::once(&0)) {
-        let on = c == polarity;
-        if !started {
-            if on {
-                started = true;
-                current_on = true;
-                current = 1;
+    let mut current_on = true;
+    while start < w {
+        let end = run_end(on, start, current_on);
+        let length = (end - start) as u32;
+        if filled < 5 {
+            if let Some(slot) = runs.get_mut(filled) {
+                *slot = length;
             }
-            x += 1;
-            continue;
-        }
-        if on == current_on {
-            current += 1;
+            filled += 1;
         } else {
-            // A run ended at x - 1.
-            if filled < 5 {
-                if let Some(slot) = runs.get_mut(filled) {
-                    *slot = current;
-                }
-                filled += 1;
-            } else {
-                runs.rotate_left(1);
-                runs[4] = current;
-            }
-            if filled == 5 && current_on && ratio_ok(&runs) {
-                let total: u32 = runs.iter().sum();
-                let centre = x as i64 - i64::from(runs[4] + runs[3]) - i64::from(runs[2]) / 2 - 1;
-                if column_ok(plane, centre, y, total, polarity) {
-                    return true;
-                }
-            }
-            current_on = on;
-            current = 1;
+            runs = [runs[1], runs[2], runs[3], runs[4], length];
         }
-        x += 1;
+        if filled == 5 && current_on && ratio_ok(&runs) {
+            let total: u32 = runs.iter().sum();
+            let centre = end as i64 - i64::from(runs[4] + runs[3]) - i64::from(runs[2]) / 2 - 1;
+            if column_ok(plane, centre, y, total, polarity) {
+                return true;
+            }
+        }
+        current_on = !current_on;
+        start = end;
     }
     false
 }
