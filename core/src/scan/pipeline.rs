@@ -37,14 +37,14 @@ macro_rules! decode_all {
 }
 
 pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCode> {
-    // The early exit before any copy: a frame smaller than the coarse pass's minimum where the
-    // screen sees nothing finder-like has no readable code. Frames from that size up start
-    // with the coarse pass, which is cheaper than the screen at full size and answers for it
-    // when it sees finders; the screen runs after it only when it saw none (and bigger frames
-    // are screened after the downscale, where the detail pass is still considered).
+    // The early exit before any copy: a frame no larger than the working size where the screen
+    // sees nothing finder-like has no readable code (bigger frames are screened after the
+    // downscale, where the detail pass is still considered).
     let (w, h) = (frame.width as usize, frame.height as usize);
-    let screen_first = options.effort == Effort::Full && w.max(h) < COARSE_MIN_SIDE;
-    if screen_first && !screen::any_finder_in(frame.data, w, h, frame.stride as usize) {
+    if options.effort == Effort::Full
+        && w.max(h) <= WORK_SIDE
+        && !screen::any_finder_in(frame.data, w, h, frame.stride as usize)
+    {
         return Vec::new();
     }
     match options.effort {
@@ -53,7 +53,7 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
             rqrr_grey(&frame.to_tight(), 1.0, &mut found);
             found
         }
-        Effort::Full | Effort::Preprocessed => full(frame, options, screen_first),
+        Effort::Full | Effort::Preprocessed => full(frame, options, w.max(h) <= WORK_SIDE),
     }
 }
 
