@@ -1145,11 +1145,12 @@ mod tests {
         assert_eq!(nearest_version(0), None);
     }
 
-    #[test]
-    fn reads_the_version_block_of_a_generated_code() {
+    /// A generated code of `version` drawn with 4 px modules and a 4-module quiet zone, and its
+    /// size in modules.
+    fn code_bitmap(payload: &[u8], version: i16) -> (Bitmap, usize) {
         let code = qrcode::QrCode::with_version(
-            b"WG1:version-block",
-            qrcode::Version::Normal(12),
+            payload,
+            qrcode::Version::Normal(version),
             qrcode::EcLevel::M,
         )
         .unwrap();
@@ -1175,6 +1176,43 @@ mod tests {
             height: side,
             bits,
         };
+        (bm, n)
+    }
+
+    /// The alignment search lands on the pattern's centre from estimates near it (settled in the
+    /// square within two modules) and far from it (the wide search), in any direction.
+    #[test]
+    fn alignment_search_finds_the_centre_from_near_and_far_estimates() {
+        let (bm, n) = code_bitmap(b"WG1:alignment", 5);
+        let module = 4.0;
+        // The bottom-right alignment centre: module (n − 7, n − 7) from the top left, plus the
+        // quiet zone, at the middle of its module.
+        let centre = (
+            (n as f64 - 7.0 + 4.0 + 0.5) * module,
+            (n as f64 - 7.0 + 4.0 + 0.5) * module,
+        );
+        for (dx, dy) in [
+            (0.0, 0.0),
+            (1.3, -0.6),
+            (-1.9, 1.9),
+            (3.2, 0.4),
+            (-0.7, -4.4),
+        ] {
+            let est = (centre.0 + dx * module, centre.1 + dy * module);
+            let found = template_search(&bm, est, (module, 0.0), (0.0, module), 5.0, 21)
+                .unwrap_or_else(|| panic!("no pattern from {dx},{dy}"));
+            let off = (found.0 - centre.0).hypot(found.1 - centre.1);
+            assert!(
+                off < module / 2.0,
+                "{dx},{dy}: {found:?} is {off} px off {centre:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_version_block_of_a_generated_code() {
+        let (bm, n) = code_bitmap(b"WG1:version-block", 12);
+        let module = 4usize;
         let centre = |mx: f32, my: f32| Finder {
             x: (mx + 4.0) * module as f32,
             y: (my + 4.0) * module as f32,
