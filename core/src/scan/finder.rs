@@ -504,9 +504,18 @@ fn perspective_map(t: &Triple, dim: usize) -> Option<impl Fn(f64, f64) -> Point>
 }
 
 /// Matches of the 5×5-module alignment template (dark ring, light ring, dark centre) sampled at
-/// one point per module, module axes `ex`, `ey`, centred at `(cx, cy)`.
-fn template_score(bm: &Bitmap, cx: f64, cy: f64, ex: (f64, f64), ey: (f64, f64)) -> i32 {
-    let mut score = 0;
+/// one point per module, module axes `ex`, `ey`, centred at `(cx, cy)`. A position that cannot
+/// reach `need` matches stops at its first mismatch too many and returns a count below `need`
+/// (the searches only care about positions at least as good as their best so far).
+fn template_score(
+    bm: &Bitmap,
+    (cx, cy): (f64, f64),
+    ex: (f64, f64),
+    ey: (f64, f64),
+    need: i32,
+) -> i32 {
+    let allowed = 25 - need;
+    let (mut score, mut misses) = (0, 0);
     for j in -2i32..=2 {
         for i in -2i32..=2 {
             let want_dark = i.abs().max(j.abs()) != 1;
@@ -514,6 +523,11 @@ fn template_score(bm: &Bitmap, cx: f64, cy: f64, ex: (f64, f64), ey: (f64, f64))
             let y = cy + f64::from(i) * ex.1 + f64::from(j) * ey.1;
             if dark_at(bm, x, y) == want_dark {
                 score += 1;
+            } else {
+                misses += 1;
+                if misses > allowed {
+                    return score;
+                }
             }
         }
     }
@@ -557,7 +571,8 @@ fn template_search(
     let visit = |best: &mut Option<(i32, i64, (i64, i64))>, ix: i64, iy: i64| {
         let cx = est.0 + ix as f64 * step;
         let cy = est.1 + iy as f64 * step;
-        let score = template_score(bm, cx, cy, ex, ey);
+        let need = best.map_or(0, |b| b.0);
+        let score = template_score(bm, (cx, cy), ex, ey, need);
         let d2 = ix * ix + iy * iy;
         let better = match *best {
             None => true,
@@ -569,9 +584,14 @@ fn template_search(
             *best = Some((score, d2, (ix, iy)));
         }
     };
+    // The estimate itself first: a good score there early lets most other positions stop at
+    // their first mismatches (the answer does not depend on the order).
+    visit(&mut best, 0, 0);
     for iy in -near..=near {
         for ix in -near..=near {
-            visit(&mut best, ix, iy);
+            if (ix, iy) != (0, 0) {
+                visit(&mut best, ix, iy);
+            }
         }
     }
     let settled = matches!(best, Some((25, d2, _)) if d2 < (near + 1) * (near + 1));
@@ -596,7 +616,7 @@ fn template_search(
         for ix in -m..=m {
             let cx = coarse.0 + ix as f64 * fine;
             let cy = coarse.1 + iy as f64 * fine;
-            let s = template_score(bm, cx, cy, ex, ey);
+            let s = template_score(bm, (cx, cy), ex, ey, top);
             if s > top {
                 (top, sx, sy, count) = (s, 0.0, 0.0, 0.0);
             }
