@@ -208,11 +208,14 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             continue;
         }
-        if pass == Pass::Coarse && work.is_none() {
+        if pass == Pass::Coarse {
             // A big frame goes straight to half the working size (each pixel the mean of its
             // footprint in the frame): when this pass reads every code, the working plane is
-            // never made.
-            let (small, s) = fit_frame(frame, WORK_SIDE / 2);
+            // never made. A frame that fits is the working plane, halved.
+            let (small, s) = match &work {
+                None => fit_frame(frame, WORK_SIDE / 2),
+                Some(work) => (binarize::downscale(work, 2), scale * 2.0),
+            };
             let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
             let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline);
             // Finder-like patterns at half the working size answer the screen's question for
@@ -228,22 +231,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         // The working plane when a pass first needs it; the screen guards every pass after the
         // coarse one.
         let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
-        if pass != Pass::Coarse && !*screen_passed.get_or_insert_with(|| screen::any_finder(work)) {
+        if !*screen_passed.get_or_insert_with(|| screen::any_finder(work)) {
             continue;
         }
         let work = &*work;
         match pass {
-            Pass::Coarse => {
-                let small = binarize::downscale(work, 2);
-                let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
-                let seen = finder::scan_bitmap_coarse(&bitmap, scale * 2.0, deadline);
-                if seen.plausible {
-                    screen_passed = Some(true);
-                }
-                unexplained = seen.unexplained;
-                merge(&mut found, seen.codes);
-                half = Some(small);
-            }
             Pass::Finder => {
                 if own {
                     let bitmap = binarize::local_mean_threshold(work, radius_for(work), OFFSET);
@@ -314,8 +306,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     }
                 }
             }
-            // Handled above (it reads the frame, not the working plane).
-            Pass::Detail => {}
+            // Handled above (they start from the frame, not from the working plane).
+            Pass::Coarse | Pass::Detail => {}
             Pass::Double => {
                 let double = binarize::upscale2(work);
                 let mut any = true;
@@ -335,10 +327,10 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 }
             }
         }
+        // (The coarse pass, which continues above, is left out: its time is mostly decode
+        // attempts, not pixels, and says little about what a pixel costs in the passes after it.)
         let spent = pass_start.elapsed();
-        // The coarse pass's time is mostly decode attempts, not pixels: it says little about what
-        // a pixel costs in the passes after it.
-        if pixels > 0 && pass != Pass::Coarse {
+        if pixels > 0 {
             let this = spent.div_f64(pixels as f64);
             per_pixel = Some(per_pixel.map_or(this, |p: Duration| p.max(this)));
         }
