@@ -23,6 +23,8 @@ mod screen;
 
 pub use frame::{LumaFrame, MAX_DIMENSION, MAX_PIXELS};
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use crate::domain::Explain;
@@ -180,6 +182,33 @@ pub fn scan_luma(
 ) -> Result<Vec<ScannedCode>, ScanError> {
     frame.validate()?;
     Ok(pipeline::run(frame, options))
+}
+
+/// Where one scan's time went, for benchmarks and tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanTiming {
+    /// The whole scan.
+    pub total: Duration,
+    /// Inside rqrr's decoding of sampled grids: reading the format and data bits, Reed–Solomon
+    /// error correction and the data segments (the part rqrr keeps; localisation and sampling
+    /// are the rest).
+    pub decoding: Duration,
+}
+
+/// [`scan_luma`], also telling where its time went.
+pub fn scan_luma_timed(
+    frame: &LumaFrame<'_>,
+    options: &ScanOptions,
+) -> Result<(Vec<ScannedCode>, ScanTiming), ScanError> {
+    frame.validate()?;
+    pipeline::take_decode_time();
+    let start = Instant::now();
+    let codes = pipeline::run(frame, options);
+    let timing = ScanTiming {
+        total: start.elapsed(),
+        decoding: pipeline::take_decode_time(),
+    };
+    Ok((codes, timing))
 }
 
 /// Decode a PNG or JPEG file (header checked against the size caps before any pixel is decoded)

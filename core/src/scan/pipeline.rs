@@ -1,6 +1,7 @@
 //! The passes over one frame, from cheap to expensive, under a time budget; rqrr calls isolated so
 //! that a panic inside the library becomes "nothing found".
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -402,6 +403,17 @@ fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>) {
     }
 }
 
+thread_local! {
+    /// Time spent in rqrr's decoding and error correction on this thread since the last
+    /// [`take_decode_time`] (what [`super::scan_luma_timed`] reports).
+    static DECODE_TIME: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// The decoding time accumulated on this thread, reset to zero.
+pub(crate) fn take_decode_time() -> Duration {
+    DECODE_TIME.with(|t| t.replace(Duration::ZERO))
+}
+
 /// Decode a sampled bit grid with rqrr (error correction included).
 pub(crate) fn decode_grid<G: BitGrid>(grid: G, corners: [(f32, f32); 4]) -> Option<ScannedCode> {
     decode_grid_or_format(grid, corners).ok()
@@ -415,7 +427,11 @@ pub(crate) fn decode_grid_or_format<G: BitGrid>(
 ) -> Result<ScannedCode, bool> {
     let grid = rqrr::Grid::new(grid);
     let mut bytes = Vec::new();
-    let meta = match catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes))) {
+    let start = Instant::now();
+    let decoded = catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes)));
+    let spent = start.elapsed();
+    DECODE_TIME.with(|t| t.set(t.get() + spent));
+    let meta = match decoded {
         Ok(Ok(meta)) => meta,
         Ok(Err(rqrr::DeQRError::DataEcc)) => return Err(true),
         _ => return Err(false),

@@ -316,6 +316,27 @@ fn an_empty_scene_gives_no_code() {
     assert!(scan(&canvas).is_empty());
 }
 
+/// The timed scan reads the same codes, its decoding share lies within its total, and the
+/// share is counted per scan (a frame without a code decodes nothing, right after one with a
+/// code).
+#[test]
+fn a_timed_scan_tells_its_decoding_time() {
+    let canvas = code_canvas(PAYLOAD, 6);
+    let (codes, timing) = scan_luma_timed(&canvas.frame(), &opts()).unwrap();
+    assert_eq!(texts(&codes), vec![PAYLOAD.to_owned()]);
+    assert!(timing.decoding > Duration::ZERO, "{timing:?}");
+    assert!(timing.decoding <= timing.total, "{timing:?}");
+
+    let mut empty = Canvas::new(320, 240, 128);
+    add_noise(&mut empty, 40, 3);
+    let (codes, timing) = scan_luma_timed(&empty.frame(), &opts()).unwrap();
+    assert!(codes.is_empty());
+    assert_eq!(timing.decoding, Duration::ZERO);
+
+    let bad = LumaFrame::new(&[], 0, 0, 0);
+    assert!(scan_luma_timed(&bad, &opts()).is_err());
+}
+
 #[test]
 fn garbage_frames_are_errors() {
     let data = vec![0u8; 100];
