@@ -295,12 +295,114 @@ pub(crate) fn run_end(row: &[u8], from: usize, dark: bool) -> usize {
     row.len()
 }
 
-/// Threshold each pixel against the mean of a square window around it. The window sums come from
-/// running column sums (each source row added once when the window reaches it and taken off once
-/// when it leaves) and one prefix sum per row over them: O(1) per pixel like an integral image,
-/// but with two rows of working memory instead of a table the size of the plane. Flat areas
-/// (little local contrast) count as light, so glare and blank paper do not turn into noise.
+/// Threshold each pixel against the mean of a square window of `radius` around it, less `offset`.
+/// Flat areas (little local contrast) count as light, so glare and blank paper do not turn into
+/// noise. Windows wider than 31 px are shared by square blocks of pixels (up to 8 px a side, an
+/// eighth of the radius): the block's threshold is the mean of the window around its centre, which
+/// moves the window by at most half a block, a sixteenth of its radius, and leaves one window sum
+/// and one comparison per block instead of one per pixel.
 pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
+    let block = (radius / 16).clamp(1, 4);
+    if block >= 2 {
+        block_mean_threshold(src, radius, offset, block)
+    } else {
+        exact_mean_threshold(src, radius, offset)
+    }
+}
+
+/// [`local_mean_threshold`] with one window per `block`×`block` pixels. The same running column
+/// sums as [`exact_mean_threshold`], but the prefix sum and the divisions run once per block row
+/// and column; each pixel then costs one byte comparison against its block's threshold.
+fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -> Bitmap {
+    let (w, h) = (src.width, src.height);
+    if w == 0 || h == 0 || src.pixels.len() < w * h {
+        return Bitmap {
+            width: w,
+            height: h,
+            bits: vec![0; w * h],
+        };
+    }
+    // Window sums stay below 2^32 (255 × 4001²), so differences of wrapped sums are exact.
+    let radius = radius.clamp(1, 2000);
+    let block = block.max(1);
+    let offset = u32::try_from(offset.clamp(0, 256)).unwrap_or(0);
+    let source_row = |y: usize| src.pixels.get(y * w..(y + 1) * w).unwrap_or(&[]);
+    // Each block column's window, around its centre column.
+    let windows: Vec<(usize, usize)> = (0..w.div_ceil(block))
+        .map(|bx| {
+            let cx = (bx * block + (block - 1) / 2).min(w - 1);
+            (cx.saturating_sub(radius), (cx + radius + 1).min(w))
+        })
+        .collect();
+    let mut columns = vec![0u32; w];
+    let mut prefix = vec![0u32; w + 1];
+    // Dark when p < floor(mean) − offset: per pixel column, its block's floor(mean) − offset
+    // (0 when negative, so nothing is dark).
+    let mut threshold = vec![0u8; w];
+    // Rows [low, high) are in the column sums.
+    let (mut low, mut high) = (0usize, 0usize);
+    let mut bits = vec![0u8; w * h];
+    for (by, out_rows) in bits.chunks_mut(w * block).enumerate() {
+        let cy = (by * block + (block - 1) / 2).min(h - 1);
+        let y0 = cy.saturating_sub(radius);
+        let y1 = (cy + radius + 1).min(h);
+        while high < y1 && low < y0 {
+            for ((c, &add), &sub) in columns
+                .iter_mut()
+                .zip(source_row(high))
+                .zip(source_row(low))
+            {
+                *c = c.wrapping_add(u32::from(add)).wrapping_sub(u32::from(sub));
+            }
+            high += 1;
+            low += 1;
+        }
+        while high < y1 {
+            for (c, &p) in columns.iter_mut().zip(source_row(high)) {
+                *c = c.wrapping_add(u32::from(p));
+            }
+            high += 1;
+        }
+        while low < y0 {
+            for (c, &p) in columns.iter_mut().zip(source_row(low)) {
+                *c = c.wrapping_sub(u32::from(p));
+            }
+            low += 1;
+        }
+        let mut running = 0u32;
+        for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
+            running = running.wrapping_add(c);
+            *p = running;
+        }
+        let rows = (y1 - y0) as u32;
+        let at = |i: usize| prefix.get(i).copied().unwrap_or(0);
+        for (t, &(x0, x1)) in threshold.chunks_mut(block).zip(&windows) {
+            let sum = at(x1).wrapping_sub(at(x0));
+            let mean = sum / (rows * (x1 - x0) as u32).max(1);
+            t.fill(mean.saturating_sub(offset).min(255) as u8);
+        }
+        let first = by * block;
+        for (out, src_row) in out_rows
+            .chunks_exact_mut(w)
+            .zip(src.pixels.chunks_exact(w).skip(first))
+        {
+            for ((bit, &p), &t) in out.iter_mut().zip(src_row).zip(&threshold) {
+                *bit = u8::from(p < t);
+            }
+        }
+    }
+    Bitmap {
+        width: w,
+        height: h,
+        bits,
+    }
+}
+
+/// [`local_mean_threshold`] with a window per pixel. The window sums come from running column
+/// sums (each source row added once when the window reaches it and taken off once when it leaves)
+/// and one prefix sum per row over them: O(1) per pixel like an integral image, but with two rows
+/// of working memory instead of a table the size of the plane.
+fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     let w = src.width;
     let h = src.height;
     let radius = radius.max(1);
@@ -425,6 +527,76 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The block threshold's definition: every pixel against the window around the centre of
+    /// its block (rounded down), less the offset.
+    fn naive_blocks(src: &Plane, radius: usize, offset: i32, block: usize) -> Vec<bool> {
+        let centre =
+            |v: usize, limit: usize| ((v / block) * block + (block - 1) / 2).min(limit - 1);
+        let mut out = Vec::new();
+        for y in 0..src.height {
+            for x in 0..src.width {
+                let (cx, cy) = (centre(x, src.width), centre(y, src.height));
+                let (y0, y1) = (cy.saturating_sub(radius), (cy + radius + 1).min(src.height));
+                let (x0, x1) = (cx.saturating_sub(radius), (cx + radius + 1).min(src.width));
+                let mut sum = 0u32;
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        sum += u32::from(src.at(xx, yy));
+                    }
+                }
+                let mean = (sum / ((y1 - y0) * (x1 - x0)) as u32) as i32;
+                out.push(i32::from(src.at(x, y)) < mean - offset);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn block_mean_threshold_matches_its_definition() {
+        // Sizes that are and are not multiples of the block, windows wider than the plane,
+        // offsets below 0 and above 255.
+        for (w, h, radius, offset, block) in [
+            (61, 37, 16, 8, 4),
+            (64, 48, 33, 8, 2),
+            (9, 40, 40, 8, 4),
+            (100, 3, 20, 8, 3),
+            (1, 1, 32, 8, 2),
+            (90, 70, 35, 0, 4),
+            (40, 30, 17, -5, 4),
+            (40, 30, 17, 300, 4),
+        ] {
+            let plane = noise_plane(w, h, (w * h + radius) as u64);
+            let fast = block_mean_threshold(&plane, radius, offset, block);
+            let want = naive_blocks(&plane, radius, offset.max(0), block);
+            let bits: Vec<bool> = fast.bits.iter().map(|&b| b == 1).collect();
+            assert!(fast.bits.iter().all(|&b| b <= 1));
+            assert_eq!(
+                bits, want,
+                "{w}×{h} r{radius} offset {offset} block {block}"
+            );
+            assert!(bits.iter().any(|&b| b) || w * h < 10 || offset > 255);
+        }
+    }
+
+    /// Windows up to 31 px wide are one per pixel; wider ones are shared by blocks of up to 4 px.
+    #[test]
+    fn wide_windows_are_shared_by_blocks() {
+        let plane = noise_plane(70, 40, 5);
+        for (radius, block) in [(12, 1), (31, 1), (32, 2), (63, 3), (64, 4), (200, 4)] {
+            let want = if block == 1 {
+                naive(&plane, radius, 8)
+            } else {
+                naive_blocks(&plane, radius, 8, block)
+            };
+            let got: Vec<bool> = local_mean_threshold(&plane, radius, 8)
+                .bits
+                .iter()
+                .map(|&b| b == 1)
+                .collect();
+            assert_eq!(got, want, "radius {radius}");
+        }
     }
 
     fn noise_plane(w: usize, h: usize, seed: u64) -> Plane {
@@ -590,7 +762,7 @@ mod tests {
                 height: h,
                 pixels,
             };
-            let fast = local_mean_threshold(&plane, radius, offset);
+            let fast = exact_mean_threshold(&plane, radius, offset);
             let want = naive(&plane, radius, offset.max(0));
             let bits: Vec<bool> = fast.bits.iter().map(|&b| b == 1).collect();
             assert!(fast.bits.iter().all(|&b| b <= 1));
