@@ -310,6 +310,41 @@ pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> B
     }
 }
 
+/// Move the running column sums of `src` from the rows `rows_in` to `want` (both move down only):
+/// each row is added once when it enters and taken off once when it leaves, a row entering and a
+/// row leaving together in one pass over the columns. Wrapping: only differences of the sums are
+/// used, and those stay exact while a window's true sum fits in 32 bits.
+fn slide_columns(
+    columns: &mut [u32],
+    src: &Plane,
+    rows_in: &mut std::ops::Range<usize>,
+    want: std::ops::Range<usize>,
+) {
+    let w = src.width;
+    let row = |y: usize| src.pixels.get(y * w..(y + 1) * w).unwrap_or(&[]);
+    let (mut low, mut high) = (rows_in.start, rows_in.end);
+    while high < want.end && low < want.start {
+        for ((c, &add), &sub) in columns.iter_mut().zip(row(high)).zip(row(low)) {
+            *c = c.wrapping_add(u32::from(add)).wrapping_sub(u32::from(sub));
+        }
+        high += 1;
+        low += 1;
+    }
+    while high < want.end {
+        for (c, &p) in columns.iter_mut().zip(row(high)) {
+            *c = c.wrapping_add(u32::from(p));
+        }
+        high += 1;
+    }
+    while low < want.start {
+        for (c, &p) in columns.iter_mut().zip(row(low)) {
+            *c = c.wrapping_sub(u32::from(p));
+        }
+        low += 1;
+    }
+    *rows_in = low..high;
+}
+
 /// [`local_mean_threshold`] with one window per `block`×`block` pixels. The same running column
 /// sums as [`exact_mean_threshold`], but the prefix sum and the divisions run once per block row
 /// and column; each pixel then costs one byte comparison against its block's threshold.
@@ -334,41 +369,23 @@ fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -
             (cx.saturating_sub(radius), (cx + radius + 1).min(w))
         })
         .collect();
+    // The block column of each pixel column.
+    let owner: Vec<usize> = (0..w).map(|x| x / block).collect();
     let mut columns = vec![0u32; w];
     let mut prefix = vec![0u32; w + 1];
-    // Dark when p < floor(mean) − offset: per pixel column, its block's floor(mean) − offset
-    // (0 when negative, so nothing is dark).
+    // Dark when p < floor(mean) − offset: per block column, then per pixel column, the block's
+    // floor(mean) − offset (0 when negative, so nothing is dark).
+    let mut block_threshold = vec![0u8; windows.len()];
     let mut threshold = vec![0u8; w];
-    // Rows [low, high) are in the column sums.
-    let (mut low, mut high) = (0usize, 0usize);
-    let mut bits = vec![0u8; w * h];
-    for (by, out_rows) in bits.chunks_mut(w * block).enumerate() {
-        let cy = (by * block + (block - 1) / 2).min(h - 1);
+    // The rows in the column sums.
+    let mut rows_in = 0..0;
+    // Filled by `extend` (each byte written once, no zeroing first).
+    let mut bits = Vec::with_capacity(w * h);
+    for first in (0..h).step_by(block) {
+        let cy = (first + (block - 1) / 2).min(h - 1);
         let y0 = cy.saturating_sub(radius);
         let y1 = (cy + radius + 1).min(h);
-        while high < y1 && low < y0 {
-            for ((c, &add), &sub) in columns
-                .iter_mut()
-                .zip(source_row(high))
-                .zip(source_row(low))
-            {
-                *c = c.wrapping_add(u32::from(add)).wrapping_sub(u32::from(sub));
-            }
-            high += 1;
-            low += 1;
-        }
-        while high < y1 {
-            for (c, &p) in columns.iter_mut().zip(source_row(high)) {
-                *c = c.wrapping_add(u32::from(p));
-            }
-            high += 1;
-        }
-        while low < y0 {
-            for (c, &p) in columns.iter_mut().zip(source_row(low)) {
-                *c = c.wrapping_sub(u32::from(p));
-            }
-            low += 1;
-        }
+        slide_columns(&mut columns, src, &mut rows_in, y0..y1);
         let mut running = 0u32;
         for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
             running = running.wrapping_add(c);
@@ -376,21 +393,24 @@ fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -
         }
         let rows = (y1 - y0) as u32;
         let at = |i: usize| prefix.get(i).copied().unwrap_or(0);
-        for (t, &(x0, x1)) in threshold.chunks_mut(block).zip(&windows) {
+        for (t, &(x0, x1)) in block_threshold.iter_mut().zip(&windows) {
             let sum = at(x1).wrapping_sub(at(x0));
             let mean = sum / (rows * (x1 - x0) as u32).max(1);
-            t.fill(mean.saturating_sub(offset).min(255) as u8);
+            *t = mean.saturating_sub(offset).min(255) as u8;
         }
-        let first = by * block;
-        for (out, src_row) in out_rows
-            .chunks_exact_mut(w)
-            .zip(src.pixels.chunks_exact(w).skip(first))
-        {
-            for ((bit, &p), &t) in out.iter_mut().zip(src_row).zip(&threshold) {
-                *bit = u8::from(p < t);
-            }
+        for (t, &b) in threshold.iter_mut().zip(&owner) {
+            *t = block_threshold.get(b).copied().unwrap_or(0);
+        }
+        for y in first..(first + block).min(h) {
+            bits.extend(
+                source_row(y)
+                    .iter()
+                    .zip(&threshold)
+                    .map(|(&p, &t)| u8::from(p < t)),
+            );
         }
     }
+    bits.resize(w * h, 0);
     Bitmap {
         width: w,
         height: h,
@@ -412,13 +432,12 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     let is_dark = |p: u8, sum: u32, count: u64| {
         u64::from(u32::from(p) + offset + 1) * count <= u64::from(sum)
     };
-    let source_row = |y: usize| src.pixels.get(y * w..(y + 1) * w).unwrap_or(&[]);
     // u32 with wrapping arithmetic: a window's true sum stays far below 2^32 (255 × 401²), so
     // differences of wrapped sums are exact.
     let mut columns = vec![0u32; w];
     let mut prefix = vec![0u32; w + 1];
-    // Rows [low, high) are in the column sums.
-    let (mut low, mut high) = (0usize, 0usize);
+    // The rows in the column sums.
+    let mut rows_in = 0..0;
     let mut bits = Vec::with_capacity(w * h);
     let span = 2 * radius + 1;
     // The interior, where the window is whole horizontally.
@@ -430,30 +449,7 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     for (y, src_row) in src.pixels.chunks_exact(w.max(1)).take(h).enumerate() {
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
-        // A row entering and a row leaving the window together: one pass over the columns.
-        while high < y1 && low < y0 {
-            for ((c, &add), &sub) in columns
-                .iter_mut()
-                .zip(source_row(high))
-                .zip(source_row(low))
-            {
-                *c = c.wrapping_add(u32::from(add)).wrapping_sub(u32::from(sub));
-            }
-            high += 1;
-            low += 1;
-        }
-        while high < y1 {
-            for (c, &p) in columns.iter_mut().zip(source_row(high)) {
-                *c = c.wrapping_add(u32::from(p));
-            }
-            high += 1;
-        }
-        while low < y0 {
-            for (c, &p) in columns.iter_mut().zip(source_row(low)) {
-                *c = c.wrapping_sub(u32::from(p));
-            }
-            low += 1;
-        }
+        slide_columns(&mut columns, src, &mut rows_in, y0..y1);
         let mut running = 0u32;
         for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
             running = running.wrapping_add(c);
