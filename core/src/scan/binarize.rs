@@ -120,22 +120,27 @@ fn first_pixels(row: Option<&[u8]>, n: usize) -> &[u8] {
 
 /// Column sums over the rows `rows` of a strided buffer: the first row is written (no clearing
 /// pass), the others added; columns or rows the buffer lacks count as zeros.
-fn add_rows(sums: &mut [u32], data: &[u8], stride: usize, rows: std::ops::Range<usize>) {
+fn add_rows<T: Copy + From<u8> + std::ops::AddAssign>(
+    sums: &mut [T],
+    data: &[u8],
+    stride: usize,
+    rows: std::ops::Range<usize>,
+) {
     let mut source = data.chunks(stride.max(1)).skip(rows.start).take(rows.len());
     match source.next() {
         Some(first) => {
             let width = first.len().min(sums.len());
             let (head, tail) = sums.split_at_mut(width);
             for (t, &p) in head.iter_mut().zip(first) {
-                *t = u32::from(p);
+                *t = T::from(p);
             }
-            tail.fill(0);
+            tail.fill(T::from(0));
         }
-        None => sums.fill(0),
+        None => sums.fill(T::from(0)),
     }
     for row in source {
         for (t, &p) in sums.iter_mut().zip(row) {
-            *t += u32::from(p);
+            *t += T::from(p);
         }
     }
 }
@@ -166,7 +171,8 @@ pub(crate) fn fit(src: &Plane, max_side: usize) -> (Plane, f32) {
 }
 
 /// [`fit`] reading a strided luma buffer in place (a camera frame, no tight copy first); `None`
-/// when it already fits. Rows the buffer lacks count as zeros (a validated frame has them all).
+/// when it already fits (or would shrink by more than 63, which no frame within MAX_DIMENSION
+/// does). Rows the buffer lacks count as zeros (a validated frame has them all).
 pub(crate) fn fit_rows(
     data: &[u8],
     src_width: usize,
@@ -175,41 +181,54 @@ pub(crate) fn fit_rows(
     max_side: usize,
 ) -> Option<(Plane, f32)> {
     let (width, height, f) = fit_size(src_width, src_height, max_side)?;
+    // Footprints of at most 64×64 pixels: a band of source rows sums to 16 bits per column, and
+    // every footprint's mean is one exact multiplication (Mean). Frames within MAX_DIMENSION
+    // shrink by at most 8192 / 640.
+    if f > 63.0 {
+        return None;
+    }
     let span = |o: usize, limit: usize| {
         let a = ((o as f32 * f) as usize).min(limit - 1);
         let b = (((o + 1) as f32 * f) as usize).clamp(a + 1, limit);
         (a, b)
     };
-    // Column spans once; each output row sums its band of source rows into running per-column
-    // totals (straight loops over whole rows: `totals[x + 1]` is the band's sum over columns
-    // 0..=x), so each output pixel's sum is one difference of two totals, and its mean one
-    // multiply by the reciprocal of its footprint (widths take two or three values).
+    // Column spans once; each output row sums its band of source rows (16-bit column sums, a
+    // straight loop over whole rows), then running per-column totals (`totals[x + 1]` is the
+    // band's sum over columns 0..=x), so each output pixel's sum is one difference of two totals,
+    // and its mean one multiply by the reciprocal of its footprint, per column for the band's
+    // row count (which takes two values).
     let columns: Vec<(usize, usize)> = (0..width).map(|o| span(o, src_width)).collect();
-    let widest = columns.iter().map(|&(a, b)| b - a).max().unwrap_or(1);
-    let mut band = vec![0u32; src_width];
+    let widths: Vec<u32> = columns.iter().map(|&(a, b)| (b - a) as u32).collect();
+    let mut factors = vec![0u64; width];
+    let mut factors_for = 0u32;
+    let mut band = vec![0u16; src_width];
     let mut totals = vec![0u32; src_width + 1];
-    let mut pixels = vec![0u8; width * height];
-    let mut means = vec![Mean::of(1); widest + 1];
-    for (oy, out_row) in pixels.chunks_mut(width).enumerate() {
+    // Filled by `extend` (each byte written once, no zeroing first).
+    let mut pixels = Vec::with_capacity(width * height);
+    for oy in 0..height {
         let (y0, y1) = span(oy, src_height);
         add_rows(&mut band, data, stride, y0..y1);
         // Wrapping: a difference of two wrapped totals is exact while the footprint's own sum
-        // fits (255 × the footprint's area, far below 2^32 for the factors the scanner uses).
+        // fits (255 × 64², far below 2^32).
         let mut running = 0u32;
         for (t, &b) in totals.iter_mut().skip(1).zip(&band) {
-            running = running.wrapping_add(b);
+            running = running.wrapping_add(u32::from(b));
             *t = running;
         }
         let rows = (y1 - y0) as u32;
-        for (k, m) in means.iter_mut().enumerate() {
-            *m = Mean::of(rows * k as u32);
+        if rows != factors_for {
+            for (factor, &w) in factors.iter_mut().zip(&widths) {
+                *factor = Mean::of(rows * w).factor;
+            }
+            factors_for = rows;
         }
         let total = |x: usize| totals.get(x).copied().unwrap_or(0);
-        for (out, &(x0, x1)) in out_row.iter_mut().zip(&columns) {
+        pixels.extend(columns.iter().zip(&factors).map(|(&(x0, x1), &factor)| {
             let sum = total(x1).wrapping_sub(total(x0));
-            *out = means.get(x1 - x0).map_or(0, |m| m.apply(sum));
-        }
+            ((u64::from(sum) * factor) >> 32).min(255) as u8
+        }));
     }
+    pixels.resize(width * height, 0);
     Some((
         Plane {
             width,
