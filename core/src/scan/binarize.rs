@@ -316,10 +316,10 @@ pub(crate) fn run_end(row: &[u8], from: usize, dark: bool) -> usize {
 
 /// Threshold each pixel against the mean of a square window of `radius` around it, less `offset`.
 /// Flat areas (little local contrast) count as light, so glare and blank paper do not turn into
-/// noise. Windows wider than 31 px are shared by square blocks of pixels (up to 8 px a side, an
-/// eighth of the radius): the block's threshold is the mean of the window around its centre, which
-/// moves the window by at most half a block, a sixteenth of its radius, and leaves one window sum
-/// and one comparison per block instead of one per pixel.
+/// noise. From a radius of 32 (windows of 65 px) the windows are shared by square blocks of pixels
+/// (a sixteenth of the radius, at most 4 px a side): each block's threshold is the mean of the
+/// window around its centre (rounded down), which moves a pixel's window by at most 1.5 px, and
+/// leaves one window sum per block and one byte comparison per pixel.
 pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     let block = (radius / 16).clamp(1, 4);
     if block >= 2 {
@@ -595,7 +595,7 @@ mod tests {
         }
     }
 
-    /// Windows up to 31 px wide are one per pixel; wider ones are shared by blocks of up to 4 px.
+    /// Radii up to 31 have one window per pixel; larger ones share windows in blocks of up to 4 px.
     #[test]
     fn wide_windows_are_shared_by_blocks() {
         let plane = noise_plane(70, 40, 5);
