@@ -742,8 +742,8 @@ impl SyncClient {
     }
 
     /// Compare the registry cache with the platform's per-collection checksums; on drift, refetch
-    /// the collections that differ (see [`super::refetch`]) and pull. Reads the whole cache, so shells run it now and then (e.g. daily on
-    /// Wi-Fi), not at every sync.
+    /// the collections that differ (the private `sync::refetch` module) and pull. Reads the whole
+    /// cache, so shells run it now and then (e.g. daily on Wi-Fi), not at every sync.
     pub fn check_drift(
         &self,
         store: &Store,
