@@ -524,24 +524,10 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
 mod tests {
     use super::*;
 
-    /// The direct definition: the mean of the clipped window, compared pixel by pixel.
+    /// The direct definition: the mean of the clipped window, compared pixel by pixel (a block
+    /// of one pixel is the pixel itself).
     fn naive(src: &Plane, radius: usize, offset: i32) -> Vec<bool> {
-        let mut out = Vec::new();
-        for y in 0..src.height {
-            for x in 0..src.width {
-                let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(src.height));
-                let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(src.width));
-                let mut sum = 0u32;
-                for yy in y0..y1 {
-                    for xx in x0..x1 {
-                        sum += u32::from(src.at(xx, yy));
-                    }
-                }
-                let mean = (sum / ((y1 - y0) * (x1 - x0)) as u32) as i32;
-                out.push(i32::from(src.at(x, y)) < mean - offset);
-            }
-        }
-        out
+        naive_blocks(src, radius, offset, 1)
     }
 
     /// The block threshold's definition: every pixel against the window around the centre of
