@@ -3,6 +3,7 @@
 
 use crate::codes::{CodeError, IssueError, KeyError, SignerError};
 use crate::domain::Explain;
+use crate::scan::ScanError;
 use crate::store::StoreError;
 
 /// What went wrong, for a person and for code that matches on `code`.
@@ -125,6 +126,14 @@ impl From<IssueError> for WeldGuardError {
             },
             other => Self::invalid(&other),
         }
+    }
+}
+
+/// A frame or image file that cannot be scanned (empty, a stride narrower than the width, fewer
+/// bytes than the shape needs, over the size caps, not a PNG or JPEG, truncated).
+impl From<ScanError> for WeldGuardError {
+    fn from(e: ScanError) -> Self {
+        Self::invalid(&e)
     }
 }
 

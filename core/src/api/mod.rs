@@ -7,6 +7,8 @@
 //!   presenting a credential with the phone's hardware key).
 //! - [`device`]: [`Device`], the handle a shell keeps for one user profile: its database, trust data
 //!   and replay cache; scan-to-start decisions recorded with their outbox entries.
+//! - [`scan`]: camera frames (the luma plane with its row stride) and image files to the QR codes in
+//!   them.
 //! - [`sync`]: [`Device::sync`] with a progress listener the shell implements and a cancellable
 //!   [`SyncTask`].
 //!
@@ -15,6 +17,7 @@
 pub mod device;
 pub mod error;
 pub mod functions;
+pub mod scan;
 pub mod sync;
 pub mod types;
 

@@ -271,3 +271,143 @@ fn a_signed_status_list_revokes_offline_and_its_age_is_shown() {
     assert_eq!((status.sequence, status.entries), (3, 1));
     assert_eq!(status.age_secs, 3 * 3600);
 }
+
+/// `text` as a QR code with `module` px per module and a quiet zone of 4 modules, drawn into a
+/// luma plane whose rows are `pad` bytes longer than its width (as CameraX and AVFoundation hand
+/// them over); the padding holds noise that must not be read as pixels.
+fn camera_frame(text: &str, module: usize, pad: usize) -> (Vec<u8>, u32, u32, u32) {
+    let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+    let n = code.width();
+    let colors = code.to_colors();
+    let side = (n + 8) * module;
+    let stride = side + pad;
+    let mut luma = vec![0u8; stride * side];
+    for y in 0..side {
+        for x in 0..stride {
+            let (mx, my) = (x / module, y / module);
+            let dark = x < side
+                && (4..n + 4).contains(&mx)
+                && (4..n + 4).contains(&my)
+                && colors[(my - 4) * n + (mx - 4)] == qrcode::Color::Dark;
+            luma[y * stride + x] = if x >= side {
+                ((x * 31 + y * 17) % 256) as u8
+            } else if dark {
+                30
+            } else {
+                225
+            };
+        }
+    }
+    (luma, side as u32, side as u32, stride as u32)
+}
+
+#[test]
+fn a_machine_label_scanned_from_a_camera_frame_verifies() {
+    use super::scan::{QrEccLevel, ScanMode, scan_frame};
+    let f = fixture();
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    let module = 4;
+    let (luma, w, h, stride) = camera_frame(&label_code, module, 24);
+    for mode in [ScanMode::Live, ScanMode::Photo] {
+        let codes = scan_frame(luma.clone(), w, h, stride, mode).unwrap();
+        assert_eq!(codes.len(), 1, "{mode:?}");
+        let code = &codes[0];
+        assert_eq!(code.text.as_deref(), Some(label_code.as_str()));
+        assert_eq!(code.bytes, label_code.as_bytes());
+        assert!(code.version.is_some_and(|v| (1..=40).contains(&v)));
+        assert!(matches!(
+            code.ecc_level,
+            Some(QrEccLevel::L | QrEccLevel::M | QrEccLevel::Q | QrEccLevel::H)
+        ));
+        // The corners are the code's, in frame pixels: the symbol starts 4 modules in.
+        assert_eq!(code.corners.len(), 4);
+        let (lo, hi) = ((4 * module) as f32, (w as usize - 4 * module) as f32);
+        let expected = [(lo, lo), (hi, lo), (hi, hi), (lo, hi)];
+        for (corner, (x, y)) in code.corners.iter().zip(expected) {
+            assert!(
+                (corner.x - x).abs() <= 2.0 * module as f32
+                    && (corner.y - y).abs() <= 2.0 * module as f32,
+                "{corner:?} is not near ({x}, {y})"
+            );
+        }
+        let check = verify_code(code.text.clone().unwrap(), f.trust_json.clone(), NOW).unwrap();
+        assert!(check.valid, "{:?}", check.reason);
+        assert_eq!(check.kind, Some(CodeKind::MachineLabel));
+    }
+}
+
+#[test]
+fn a_photo_file_is_scanned_from_its_bytes() {
+    use super::scan::{ScanMode, scan_image};
+    let f = fixture();
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    let (luma, w, h, stride) = camera_frame(&label_code, 4, 0);
+    assert_eq!(w, stride);
+    let image = image::GrayImage::from_raw(w, h, luma).unwrap();
+    for format in [image::ImageFormat::Png, image::ImageFormat::Jpeg] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut bytes, format).unwrap();
+        let codes = scan_image(bytes.into_inner(), ScanMode::Photo).unwrap();
+        let texts: Vec<_> = codes.iter().map(|c| c.text.as_deref()).collect();
+        assert_eq!(texts, vec![Some(label_code.as_str())], "{format:?}");
+    }
+}
+
+#[test]
+fn frames_and_files_that_cannot_be_scanned_are_typed_errors() {
+    use super::scan::{ScanMode, scan_frame, scan_image};
+    let expect =
+        |result: Result<Vec<super::scan::ScannedQr>, WeldGuardError>, code: &str| match result {
+            Err(WeldGuardError::InvalidInput {
+                code: got,
+                message_zh,
+                message_en,
+            }) => {
+                assert_eq!(got, code);
+                assert!(
+                    message_zh
+                        .chars()
+                        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+                );
+                assert!(!message_en.is_empty());
+            }
+            other => panic!("expected {code}, got {other:?}"),
+        };
+    expect(
+        scan_frame(vec![], 0, 0, 0, ScanMode::Live),
+        "scan.empty_frame",
+    );
+    expect(
+        scan_frame(vec![0; 100], 10, 10, 9, ScanMode::Live),
+        "scan.stride_too_small",
+    );
+    expect(
+        scan_frame(vec![0; 99], 10, 10, 10, ScanMode::Live),
+        "scan.buffer_too_short",
+    );
+    // A 20000×20000 claim over a small buffer: refused before any allocation for it.
+    expect(
+        scan_frame(vec![0; 64], 20_000, 20_000, 20_000, ScanMode::Photo),
+        "scan.too_large",
+    );
+    expect(
+        scan_image(b"a shopping list, not a photo".to_vec(), ScanMode::Photo),
+        "scan.unsupported_format",
+    );
+    let (luma, w, h, _) = camera_frame("WG1:truncated", 4, 0);
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_raw(w, h, luma)
+        .unwrap()
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let mut truncated = png.into_inner();
+    truncated.truncate(truncated.len() / 2);
+    expect(scan_image(truncated, ScanMode::Photo), "scan.image_decode");
+
+    // A frame without a code is an answer, not an error.
+    let blank = vec![128u8; 640 * 480];
+    assert_eq!(
+        scan_frame(blank, 640, 480, 640, ScanMode::Live).unwrap(),
+        vec![]
+    );
+}

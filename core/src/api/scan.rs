@@ -1,0 +1,130 @@
+//! Scanning for the shells: a camera frame's luma plane, or the bytes of a PNG or JPEG file, to
+//! every QR code in it.
+//!
+//! The frame is the Y plane as the camera hands it over, with its row stride:
+//! - on Android, CameraX `ImageProxy.planes[0]` (YUV_420_888) and its `rowStride`;
+//! - on iOS, plane 0 of a `kCVPixelFormatType_420YpCbCr8BiPlanar…` buffer and its
+//!   `bytesPerRow`.
+//!
+//! The shell does not repack the rows; the bytes cross the FFI once. Corners are in the frame's own
+//! pixels, before any display rotation, so the shell maps them to its preview as it maps the frame.
+//! A scanned text is then verified with [`super::Device::verify_code`] or
+//! [`super::functions::verify_code`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::error::WeldGuardError;
+use crate::scan::{self, EccLevel, LumaFrame, ScanOptions, ScannedCode};
+
+/// How long a scan may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ScanMode {
+    /// A live preview frame: at most about 40 ms, so the preview stays fluid (the next frame
+    /// is another chance).
+    Live,
+    /// A still photo or a picked image: at most about 120 ms, every pass that may still find a
+    /// code.
+    Photo,
+}
+
+impl ScanMode {
+    fn options(self) -> ScanOptions {
+        match self {
+            ScanMode::Live => ScanOptions::live(),
+            ScanMode::Photo => ScanOptions::default(),
+        }
+    }
+}
+
+/// A point in frame (or image) pixels.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct FramePoint {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// A QR code's error-correction level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum QrEccLevel {
+    L,
+    M,
+    Q,
+    H,
+}
+
+/// One QR code found.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ScannedQr {
+    /// The payload as text, when it is UTF-8 (WeldGuard codes always are) or Shift_JIS.
+    pub text: Option<String>,
+    /// The payload bytes.
+    pub bytes: Vec<u8>,
+    /// Top-left, top-right, bottom-right, bottom-left corner of the code.
+    pub corners: Vec<FramePoint>,
+    /// QR version 1–40.
+    pub version: Option<u8>,
+    pub ecc_level: Option<QrEccLevel>,
+}
+
+impl From<ScannedCode> for ScannedQr {
+    fn from(code: ScannedCode) -> Self {
+        Self {
+            text: code.text,
+            bytes: code.bytes,
+            corners: code
+                .corners
+                .iter()
+                .map(|&(x, y)| FramePoint { x, y })
+                .collect(),
+            version: code.version,
+            ecc_level: code.ecc_level.map(|level| match level {
+                EccLevel::L => QrEccLevel::L,
+                EccLevel::M => QrEccLevel::M,
+                EccLevel::Q => QrEccLevel::Q,
+                EccLevel::H => QrEccLevel::H,
+            }),
+        }
+    }
+}
+
+/// Find every QR code in a camera frame's luma plane: `width` × `height` pixels, one byte each,
+/// `row_stride` bytes from one row to the next. A frame without a code is an empty list; a frame
+/// whose shape does not fit its bytes (or is empty, or over 8192 px a side or 40 MP) is
+/// `InvalidInput` with a `scan.*` code.
+#[uniffi::export]
+pub fn scan_frame(
+    luma: Vec<u8>,
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    mode: ScanMode,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    guarded(|| {
+        let frame = LumaFrame::new(&luma, width, height, row_stride);
+        scan::scan_luma(&frame, &mode.options())
+    })
+}
+
+/// Find every QR code in a PNG or JPEG file's bytes (a photo taken or picked by the user). The
+/// header's size is checked before any pixel is decoded; a file that is not a PNG or JPEG, is
+/// truncated, or is too large is `InvalidInput` with a `scan.*` code.
+#[uniffi::export]
+pub fn scan_image(file_bytes: Vec<u8>, mode: ScanMode) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    guarded(|| scan::scan_image_bytes(&file_bytes, &mode.options()))
+}
+
+/// Run a scan so that nothing unwinds into the shell: a panic, which would be a bug (calls into
+/// rqrr are already isolated inside the scanner), becomes a typed error.
+fn guarded(
+    run: impl FnOnce() -> Result<Vec<ScannedCode>, scan::ScanError>,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(codes)) => Ok(codes.into_iter().map(ScannedQr::from).collect()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(WeldGuardError::invalid_text(
+            "scan.internal",
+            "扫描时出现内部错误，此帧已跳过",
+            "The scanner failed internally; this frame was skipped",
+        )),
+    }
+}
