@@ -511,9 +511,9 @@ fn decoding_report(items: &[Item], ours: &[Outcome], zxing: Option<&[Outcome]>) 
     }
 }
 
-/// The goal, in one verdict per half: at least zxing-cpp's total of codes read, at no
-/// more than its median time per image (and, when the time is not met, by how much, with the part
-/// of our median that is rqrr's decoding).
+/// The goal, one verdict per half: at least zxing-cpp's total of codes read, at no more
+/// than its median time per image; each with the distance, and the time with rqrr's decoding at
+/// our median.
 fn goal_report(items: &[Item], ours: &[Outcome], zxing: &[Outcome]) {
     let read = |outcomes: &[Outcome]| -> usize {
         items

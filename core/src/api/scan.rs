@@ -6,9 +6,10 @@
 //! - on iOS, plane 0 of a `kCVPixelFormatType_420YpCbCr8BiPlanar…` buffer and its
 //!   `bytesPerRow`.
 //!
-//! The shell does not repack the rows; the bytes cross the FFI once. Corners are in the frame's own
-//! pixels, before any display rotation, so the shell maps them to its preview as it maps the frame.
-//! A scanned text is then verified with [`super::Device::verify_code`] or
+//! The shell passes the plane as it is, row padding included (the last row may stop at the width),
+//! without repacking rows; the FFI copies the bytes into the core once. Corners are in the frame's
+//! own pixels, before any display rotation, so the shell maps them to its preview as it maps the
+//! frame. A scanned text is then verified with [`super::Device::verify_code`] or
 //! [`super::functions::verify_code`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

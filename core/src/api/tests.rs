@@ -307,7 +307,9 @@ fn a_machine_label_scanned_from_a_camera_frame_verifies() {
     let f = fixture();
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
     let module = 4;
-    let (luma, w, h, stride) = camera_frame(&label_code, module, 24);
+    let (mut luma, w, h, stride) = camera_frame(&label_code, module, 24);
+    // The last row stops at the width, as a camera buffer's may.
+    luma.truncate(luma.len() - 24);
     for mode in [ScanMode::Live, ScanMode::Photo] {
         let codes = scan_frame(luma.clone(), w, h, stride, mode).unwrap();
         assert_eq!(codes.len(), 1, "{mode:?}");
