@@ -1,7 +1,8 @@
 //! `cargo xtask …`: the project's tasks in one place.
 //!
 //! - `cargo xtask test`: every check the project has: format, clippy, Rust tests (with a PostgreSQL
-//!   cluster from `scripts/postgres.sh` for the server's tests), binding generation.
+//!   cluster from `scripts/postgres.sh` for the server's tests), binding generation, and the Kotlin
+//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
 //!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
@@ -55,9 +56,26 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     }
 }
 
-/// Run `cargo test`, echoing its output, and close with one line that adds up every test binary's
-/// `test result:` line (cargo's own last line is often a doc-test run with nothing in it).
-fn run_tests(mut command: Command) -> Result<String, String> {
+/// Tests that passed, failed and were skipped.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Counts {
+    fn summary(self) -> String {
+        format!(
+            "tests: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.ignored
+        )
+    }
+}
+
+/// Run `cargo test`, echoing its output, and add up every test binary's `test result:` line
+/// (cargo's own last line is often a doc-test run with nothing in it).
+fn run_tests(mut command: Command) -> Result<Counts, String> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: cargo test --workspace");
     let mut child = command
@@ -85,12 +103,63 @@ fn run_tests(mut command: Command) -> Result<String, String> {
         }
     }
     let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
-    let summary = format!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let counts = Counts {
+        passed,
+        failed,
+        ignored,
+    };
     if status.success() && failed == 0 {
-        Ok(summary)
+        Ok(counts)
     } else {
-        println!("{summary}");
+        println!("{}", counts.summary());
         Err(format!("cargo test: failed ({status})"))
+    }
+}
+
+/// Run `scripts/kotlin-tests.sh` (the Kotlin tests on the JVM against the generated bindings and
+/// the built core library; it installs what they need when missing) and read its closing
+/// `kotlin tests: P passed, F failed` line.
+fn kotlin_tests(bindings: &Path, library_dir: &Path) -> Result<Counts, String> {
+    let script = root().join("scripts").join("kotlin-tests.sh");
+    eprintln!("xtask: Kotlin tests on the JVM ({})", script.display());
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(bindings)
+        .arg(library_dir)
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: cannot start: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    let mut counts = Counts::default();
+    let last = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("kotlin tests: "))
+        .unwrap_or_default();
+    for part in last.split(',') {
+        let mut words = part.split_whitespace();
+        if let (Some(n), Some(what)) = (words.next(), words.next()) {
+            let n: u64 = n.parse().unwrap_or(0);
+            match what {
+                "passed" => counts.passed += n,
+                "failed" => counts.failed += n,
+                _ => {}
+            }
+        }
+    }
+    if output.status.success() && counts.failed == 0 && counts.passed > 0 {
+        Ok(counts)
+    } else {
+        Err(format!(
+            "{} failed ({}): {} Kotlin tests passed, {} failed",
+            script.display(),
+            output.status,
+            counts.passed,
+            counts.failed
+        ))
     }
 }
 
@@ -117,11 +186,17 @@ fn test() -> Result<(), String> {
     tests.args(["test", "--workspace"]);
     tests.env("WG_TEST_POSTGRES_URL", &postgres_url);
     tests.env("WG_REQUIRE_POSTGRES", "1");
-    let summary = run_tests(tests)?;
+    let rust = run_tests(tests)?;
 
     let out = root().join("target").join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
-    println!("{summary}");
+    let kotlin = kotlin_tests(&out, &root().join("target").join("debug"))?;
+    let all = Counts {
+        passed: rust.passed + kotlin.passed,
+        failed: rust.failed + kotlin.failed,
+        ignored: rust.ignored + kotlin.ignored,
+    };
+    println!("{}", all.summary());
     Ok(())
 }
 
