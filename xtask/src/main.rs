@@ -65,6 +65,23 @@ struct Counts {
 }
 
 impl Counts {
+    /// Add the counts a result line states in parts such as `5 passed`, `0 failed`, `1 ignored`,
+    /// split at `separators`.
+    fn add_from(&mut self, line: &str, separators: &[char]) {
+        for part in line.split(separators) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                let n: u64 = n.parse().unwrap_or(0);
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+
     fn summary(self) -> String {
         format!(
             "tests: {} passed, {} failed, {} skipped",
@@ -82,33 +99,17 @@ fn run_tests(mut command: Command) -> Result<Counts, String> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cargo test: cannot start: {e}"))?;
-    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let mut counts = Counts::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             println!("{line}");
             if let Some(rest) = line.trim().strip_prefix("test result: ") {
-                for part in rest.split([';', '.']) {
-                    let mut words = part.split_whitespace();
-                    if let (Some(n), Some(what)) = (words.next(), words.next()) {
-                        let n: u64 = n.parse().unwrap_or(0);
-                        match what {
-                            "passed" => passed += n,
-                            "failed" => failed += n,
-                            "ignored" => ignored += n,
-                            _ => {}
-                        }
-                    }
-                }
+                counts.add_from(rest, &[';', '.']);
             }
         }
     }
     let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
-    let counts = Counts {
-        passed,
-        failed,
-        ignored,
-    };
-    if status.success() && failed == 0 {
+    if status.success() && counts.failed == 0 {
         Ok(counts)
     } else {
         println!("{}", counts.summary());
@@ -134,21 +135,12 @@ fn kotlin_tests(bindings: &Path, library_dir: &Path) -> Result<Counts, String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     print!("{stdout}");
     let mut counts = Counts::default();
-    let last = stdout
+    if let Some(last) = stdout
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("kotlin tests: "))
-        .unwrap_or_default();
-    for part in last.split(',') {
-        let mut words = part.split_whitespace();
-        if let (Some(n), Some(what)) = (words.next(), words.next()) {
-            let n: u64 = n.parse().unwrap_or(0);
-            match what {
-                "passed" => counts.passed += n,
-                "failed" => counts.failed += n,
-                _ => {}
-            }
-        }
+    {
+        counts.add_from(last, &[',']);
     }
     if output.status.success() && counts.failed == 0 && counts.passed > 0 {
         Ok(counts)
@@ -309,4 +301,21 @@ fn bench(args: &[String]) -> Result<(), String> {
     command.args(["bench", "-p", "weldguard-core", "--bench", name, "--"]);
     command.args(rest);
     run(command, &format!("benchmark {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn result_lines_of_cargo_and_the_kotlin_script_add_up() {
+        let mut counts = Counts::default();
+        counts.add_from(
+            "ok. 9 passed; 1 failed; 2 ignored; 0 measured; 258 filtered out; finished in 0.08s",
+            &[';', '.'],
+        );
+        counts.add_from("5 passed, 0 failed", &[',']);
+        assert_eq!((counts.passed, counts.failed, counts.ignored), (14, 1, 2));
+        assert_eq!(counts.summary(), "tests: 14 passed, 1 failed, 2 skipped");
+    }
 }
