@@ -118,6 +118,18 @@ fn first_pixels(row: Option<&[u8]>, n: usize) -> &[u8] {
     row.map_or(&[], |r| r.get(..n).unwrap_or(r))
 }
 
+/// Running totals of `values` into `totals[1..]`: `totals[i + 1]` is the sum of `values[..=i]`
+/// (`totals[0]` stays 0). Wrapping: the difference of two totals is exact while the true sum of
+/// its range fits in 32 bits.
+#[inline]
+fn running_totals<T: Copy + Into<u32>>(totals: &mut [u32], values: &[T]) {
+    let mut running = 0u32;
+    for (t, &v) in totals.iter_mut().skip(1).zip(values) {
+        running = running.wrapping_add(v.into());
+        *t = running;
+    }
+}
+
 /// Column sums over the rows `rows` of a strided buffer: the first row is written (no clearing
 /// pass), the others added; columns or rows the buffer lacks count as zeros.
 fn add_rows<T: Copy + From<u8> + std::ops::AddAssign>(
@@ -210,11 +222,7 @@ pub(crate) fn fit_rows(
         add_rows(&mut band, data, stride, y0..y1);
         // Wrapping: a difference of two wrapped totals is exact while the footprint's own sum
         // fits (255 × 64², far below 2^32).
-        let mut running = 0u32;
-        for (t, &b) in totals.iter_mut().skip(1).zip(&band) {
-            running = running.wrapping_add(u32::from(b));
-            *t = running;
-        }
+        running_totals(&mut totals, &band);
         let rows = (y1 - y0) as u32;
         if rows != factors_for {
             for (factor, &w) in factors.iter_mut().zip(&widths) {
@@ -405,11 +413,7 @@ fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -
         let y0 = cy.saturating_sub(radius);
         let y1 = (cy + radius + 1).min(h);
         slide_columns(&mut columns, src, &mut rows_in, y0..y1);
-        let mut running = 0u32;
-        for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
-            running = running.wrapping_add(c);
-            *p = running;
-        }
+        running_totals(&mut prefix, &columns);
         let rows = (y1 - y0) as u32;
         let at = |i: usize| prefix.get(i).copied().unwrap_or(0);
         for (t, &(x0, x1)) in block_threshold.iter_mut().zip(&windows) {
@@ -469,11 +473,7 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
         slide_columns(&mut columns, src, &mut rows_in, y0..y1);
-        let mut running = 0u32;
-        for (p, &c) in prefix.iter_mut().skip(1).zip(&columns) {
-            running = running.wrapping_add(c);
-            *p = running;
-        }
+        running_totals(&mut prefix, &columns);
         let rows = (y1 - y0) as u64;
         let row_start = bits.len();
         bits.resize(row_start + w, 0);
