@@ -7,6 +7,7 @@
 //! - [`rules`]: pure decisions (ID numbers, licences, machines, start work); time is passed in.
 //! - [`scan`]: camera frames and image files to QR texts.
 //! - [`permit`]: hot-work permits: checklist catalog, rule profiles, life cycle, signatures.
+//! - [`signers`]: the signed directory of people who may sign permits, their keys and roles.
 //! - [`inspect`]: on-site inspections (逢查必核): scans, observations, violations, signature.
 //! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
 //! - [`sync`]: the device's sync client (push the outbox, pull registry changes) and the wire protocol.
@@ -19,6 +20,7 @@ pub mod inspect;
 pub mod permit;
 pub mod rules;
 pub mod scan;
+pub mod signers;
 pub mod startwork;
 pub mod store;
 pub mod sync;

@@ -30,6 +30,8 @@ const MAX_ID_LEN: usize = 128;
 pub enum DocumentType {
     StatusList,
     SnapshotManifest,
+    /// The signer directory ([`crate::signers`]).
+    SignerDirectory,
 }
 
 impl DocumentType {
@@ -37,12 +39,13 @@ impl DocumentType {
         match self {
             DocumentType::StatusList => "application/weldguard-status-list+cbor",
             DocumentType::SnapshotManifest => "application/weldguard-snapshot+cbor",
+            DocumentType::SignerDirectory => "application/weldguard-signer-directory+cbor",
         }
     }
 }
 
 /// Sign `payload` (CBOR) as a document of type `doc`.
-fn sign(key: &IssuerKey, doc: DocumentType, payload: Vec<u8>) -> Result<Vec<u8>, IssueError> {
+pub(crate) fn sign(key: &IssuerKey, doc: DocumentType, payload: Vec<u8>) -> Result<Vec<u8>, IssueError> {
     let protected = HeaderBuilder::new()
         .algorithm(key.alg().cose())
         .key_id(key.kid())
@@ -59,14 +62,14 @@ fn sign(key: &IssuerKey, doc: DocumentType, payload: Vec<u8>) -> Result<Vec<u8>,
 }
 
 /// A document whose signature checked, with the key that signed it.
-struct Opened {
-    payload: Vec<u8>,
-    kid: Vec<u8>,
+pub(crate) struct Opened {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) kid: Vec<u8>,
 }
 
 /// Parse and check the signature of a document of type `doc`. The key's validity period is checked
 /// by the caller against the time the payload claims.
-fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, CodeError> {
+pub(crate) fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, CodeError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(CodeError::malformed("document too large"));
     }
@@ -120,7 +123,7 @@ fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, C
 }
 
 /// Check that the signing key was valid at `signed_at`.
-fn check_key_valid(trust: &TrustStore, kid: &[u8], signed_at: i64) -> Result<(), CodeError> {
+pub(crate) fn check_key_valid(trust: &TrustStore, kid: &[u8], signed_at: i64) -> Result<(), CodeError> {
     match trust.get(kid) {
         Some(key) if key.valid_at(signed_at) => Ok(()),
         Some(_) => Err(CodeError::IssuerKeyNotValid { kid: to_hex(kid) }),
@@ -217,7 +220,7 @@ pub fn verify_status_list(
     Ok(list)
 }
 
-fn decode_map(bytes: &[u8]) -> Result<BTreeMap<u8, Value>, CodeError> {
+pub(crate) fn decode_map(bytes: &[u8]) -> Result<BTreeMap<u8, Value>, CodeError> {
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader(&mut reader)
         .map_err(|e| CodeError::malformed(format!("bad CBOR: {e}")))?;
@@ -240,7 +243,7 @@ fn decode_map(bytes: &[u8]) -> Result<BTreeMap<u8, Value>, CodeError> {
     Ok(map)
 }
 
-fn integer<T: TryFrom<Integer>>(value: Option<Value>, what: &str) -> Result<T, CodeError> {
+pub(crate) fn integer<T: TryFrom<Integer>>(value: Option<Value>, what: &str) -> Result<T, CodeError> {
     value
         .and_then(|v| v.as_integer())
         .and_then(|i| T::try_from(i).ok())

@@ -8,7 +8,7 @@
 //! are [`classify`]ed: they prove nothing by themselves.
 
 mod claims;
-mod document;
+pub(crate) mod document;
 mod envelope;
 mod error;
 pub mod fuzzing;

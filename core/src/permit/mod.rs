@@ -5,6 +5,8 @@
 //!
 //! Everything here is pure: time is passed in as Unix seconds, no clock reads, no I/O.
 
+pub mod admit;
+pub mod authority;
 pub mod catalog;
 pub mod code;
 pub mod finding;
@@ -16,6 +18,8 @@ pub mod sign;
 pub mod start_work;
 pub mod succession;
 
+pub use admit::Admission;
+pub use authority::{ROLE_APPLICANT, ROLE_FIRE_WATCH, check_signature, check_signers};
 pub use catalog::{
     AnswerProblem, AnswerValue, Catalog, CatalogItem, ChecklistAnswer, Evidence,
     EvidenceRequirement, GasReading, PersonRole, Section, Severity,
@@ -31,7 +35,7 @@ pub use model::{
 };
 pub use profile::{
     EscalationReason, GeoPoint, LevelDecision, LevelRule, NightHours, PermitLevel, ProfileSet,
-    RuleProfile, SensitivePeriod, Site, WorkCalendar, WorkConditions,
+    RuleProfile, SensitivePeriod, SignerRules, Site, WorkCalendar, WorkConditions,
 };
 pub use sample::{SampleEvidence, sample_answers};
 pub use sign::{digest, verify};

@@ -363,6 +363,79 @@ pub enum PermitError {
     /// A version that does not follow the one it should by exactly one action.
     #[error("not a successor of the earlier version: {en}")]
     NotASuccessor { en: &'static str, zh: &'static str },
+    /// No signer directory to check signers against (the device never synced one).
+    #[error("the signer directory is missing: sync with the platform before checking permits")]
+    DirectoryMissing,
+    /// A signature whose key is not an enrolled signer's.
+    #[error("signature {index} ({step:?} by {signer}): the key is not in the signer directory")]
+    SignerUnknown {
+        index: usize,
+        step: SignedStep,
+        signer: String,
+    },
+    /// The signer's key was not valid when the step was signed (before enrolment, after the
+    /// device was disabled), or is disabled now on the platform.
+    #[error("signature {index} ({step:?} by {signer}): the signer's key was not valid at that time")]
+    SignerNotValid {
+        index: usize,
+        step: SignedStep,
+        signer: String,
+    },
+    /// The person the step names is not the key's person.
+    #[error(
+        "signature {index} ({step:?}) names {named}, but the key belongs to {holder} ({holder_id})"
+    )]
+    SignerNotPerson {
+        index: usize,
+        step: SignedStep,
+        named: String,
+        holder: String,
+        holder_id: String,
+    },
+    /// The role claimed is not one the signer holds, or not one that may sign this step at this
+    /// level.
+    #[error(
+        "signature {index} ({step:?} by {signer}) as {role:?}: this step may be signed as {allowed:?}, and the signer holds {held:?}"
+    )]
+    SignerRole {
+        index: usize,
+        step: SignedStep,
+        signer: String,
+        role: String,
+        allowed: Vec<String>,
+        held: Vec<String>,
+    },
+    /// The signer must be a person the permit names for that part (the applicant submits; a fire
+    /// watch closes only a permit naming them).
+    #[error("signature {index} ({step:?} by {signer}): {en}")]
+    SignerNotOnPermit {
+        index: usize,
+        step: SignedStep,
+        signer: String,
+        en: &'static str,
+        zh: &'static str,
+    },
+    /// Two steps that must be signed by different people were signed by the same person.
+    #[error("{first:?} and {second:?} were both signed by {person}: they need different people")]
+    SameSigner {
+        first: SignedStep,
+        second: SignedStep,
+        person: String,
+    },
+    /// The version is not what the permit rules make of its action (replayed by the platform).
+    #[error("the version differs from what the rules make of its action: {0}")]
+    NotWhatTheRulesMake(String),
+    /// The device that reports a step may not report it (its role, or the permit does not name
+    /// its person, or the step was signed on another device).
+    #[error("this device may not report the step: {en}")]
+    DeviceNotAllowed { en: &'static str, zh: &'static str },
+    /// An action time outside what the platform accepts (in the future, before the previous entry).
+    #[error("action time {at} is not acceptable: {en}")]
+    BadTime {
+        at: i64,
+        en: &'static str,
+        zh: &'static str,
+    },
 }
 
 impl Explain for PermitError {
@@ -377,6 +450,16 @@ impl Explain for PermitError {
             PermitError::SignaturesInconsistent { .. } => "permit.signatures_inconsistent",
             PermitError::UnsignedData { .. } => "permit.unsigned_data",
             PermitError::NotASuccessor { .. } => "permit.not_successor",
+            PermitError::DirectoryMissing => "permit.directory_missing",
+            PermitError::SignerUnknown { .. } => "permit.signer_unknown",
+            PermitError::SignerNotValid { .. } => "permit.signer_not_valid",
+            PermitError::SignerNotPerson { .. } => "permit.signer_not_person",
+            PermitError::SignerRole { .. } => "permit.signer_role",
+            PermitError::SignerNotOnPermit { .. } => "permit.signer_not_on_permit",
+            PermitError::SameSigner { .. } => "permit.same_signer",
+            PermitError::NotWhatTheRulesMake(_) => "permit.not_what_rules_make",
+            PermitError::BadTime { .. } => "permit.bad_time",
+            PermitError::DeviceNotAllowed { .. } => "permit.device_not_allowed",
         }
     }
 
@@ -422,6 +505,71 @@ impl Explain for PermitError {
             PermitError::NotASuccessor { zh, .. } => {
                 format!("该版本不是前一版本经一步操作的结果：{zh}")
             }
+            PermitError::DirectoryMissing => "缺少签字人名录：请先与平台同步，再核验作业证".into(),
+            PermitError::SignerUnknown {
+                index,
+                step,
+                signer,
+            } => format!(
+                "第{}个签名（{}，{signer}）的密钥不在签字人名录中",
+                index + 1,
+                step.name_zh()
+            ),
+            PermitError::SignerNotValid {
+                index,
+                step,
+                signer,
+            } => format!(
+                "第{}个签名（{}，{signer}）签署时该密钥不在有效期内或已停用",
+                index + 1,
+                step.name_zh()
+            ),
+            PermitError::SignerNotPerson {
+                index,
+                step,
+                named,
+                holder,
+                holder_id,
+            } => format!(
+                "第{}个签名（{}）署名为{named}，但密钥属于{holder}（{holder_id}）",
+                index + 1,
+                step.name_zh()
+            ),
+            PermitError::SignerRole {
+                index,
+                step,
+                signer,
+                role,
+                allowed,
+                held,
+            } => format!(
+                "第{}个签名（{}，{signer}）以“{role}”身份签署：此步骤须由{}签署，签字人具有的身份为{}",
+                index + 1,
+                step.name_zh(),
+                allowed.join("、"),
+                held.join("、")
+            ),
+            PermitError::SignerNotOnPermit {
+                index,
+                step,
+                signer,
+                zh,
+                ..
+            } => format!("第{}个签名（{}，{signer}）：{zh}", index + 1, step.name_zh()),
+            PermitError::SameSigner {
+                first,
+                second,
+                person,
+            } => format!(
+                "{}与{}均由{person}签署，须由不同的人签署",
+                first.name_zh(),
+                second.name_zh()
+            ),
+            PermitError::NotWhatTheRulesMake(detail) => {
+                format!("该版本与按规则执行此操作的结果不符：{detail}")
+            }
+            PermitError::BadTime { at, zh, .. } => format!("操作时间 {at} 不可接受：{zh}"),
+            PermitError::DeviceNotAllowed { zh, .. } => format!("此设备不能报送该步骤：{zh}"),
         }
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::GasReading;
 use super::finding::{Finding, FindingCode};
+use super::model::SignedStep;
 
 /// The JSON text of the built-in profiles.
 pub const BUILTIN_PROFILES_JSON: &str = include_str!("profiles_builtin.json");
@@ -120,6 +121,22 @@ pub struct RuleProfile {
     pub post_work_watch_secs: i64,
     pub post_work_clause: String,
     pub no_alteration_clause: String,
+    /// Who may sign which step (docs/adr/0014-who-may-sign-what.md).
+    pub signers: SignerRules,
+}
+
+/// Who may sign each step of a permit, as permit role ids that the platform gives enrolled people
+/// (the signer directory): the approver of each level is that level's `approver` role, the other
+/// steps' roles are listed here. `distinct` pairs of steps must be signed by different people
+/// (nobody approves what they applied for or checked themselves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerRules {
+    pub submit: Vec<String>,
+    pub site_check: Vec<String>,
+    pub close: Vec<String>,
+    pub distinct: Vec<[SignedStep; 2]>,
+    pub clause: String,
 }
 
 /// Every known version of every profile.
@@ -148,6 +165,29 @@ impl ProfileSet {
             }
         }
         Ok(set)
+    }
+
+    /// Profile `id` at exactly `version` (the one a permit records).
+    pub fn get(&self, id: &str, version: &str) -> Option<&RuleProfile> {
+        self.profiles
+            .iter()
+            .find(|p| p.id == id && p.version == version)
+    }
+
+    /// Every permit role any profile lets sign a step (what an enrolment may grant).
+    pub fn signing_roles(&self) -> std::collections::BTreeSet<&str> {
+        self.profiles
+            .iter()
+            .flat_map(|p| {
+                let s = &p.signers;
+                s.submit
+                    .iter()
+                    .chain(&s.site_check)
+                    .chain(&s.close)
+                    .map(String::as_str)
+                    .chain(p.levels.iter().map(|l| l.approver.id.as_str()))
+            })
+            .collect()
     }
 
     /// The version of profile `id` in force on `date`: the latest whose effective date is not after it.
@@ -281,6 +321,24 @@ fn local(at: i64, offset: &FixedOffset) -> Option<chrono::NaiveDateTime> {
 impl RuleProfile {
     pub fn level(&self, level: PermitLevel) -> Option<&LevelRule> {
         self.levels.iter().find(|l| l.level == level)
+    }
+
+    /// The permit roles that may sign `step` of a permit at `level` (none for a level the profile
+    /// does not have).
+    pub fn signer_roles(&self, step: SignedStep, level: PermitLevel) -> Vec<&str> {
+        let s = &self.signers;
+        let listed = match step {
+            SignedStep::Submit => &s.submit,
+            SignedStep::SiteCheck => &s.site_check,
+            SignedStep::Close => &s.close,
+            SignedStep::Approve => {
+                return self
+                    .level(level)
+                    .map(|l| vec![l.approver.id.as_str()])
+                    .unwrap_or_default();
+            }
+        };
+        listed.iter().map(String::as_str).collect()
     }
 
     fn level_or_finding(&self, level: PermitLevel) -> Result<&LevelRule, Finding> {

@@ -55,6 +55,58 @@ impl Fx {
         &self.approver
     }
 
+    /// The applicant's and the site checker's device keys.
+    pub(crate) fn applicant(&self) -> &SoftwareSigner {
+        &self.applicant
+    }
+
+    pub(crate) fn checker(&self) -> &SoftwareSigner {
+        &self.checker
+    }
+
+    /// The work calendar the fixture submits with.
+    pub(crate) fn calendar(&self) -> &WorkCalendar {
+        &self.calendar
+    }
+
+    /// The signer directory enrolling the fixture's four signers with the roles they sign as in
+    /// the standard timeline (the approver holds every approver role of the profile), valid from
+    /// the day before.
+    pub(crate) fn directory(&self) -> crate::signers::SignerDirectory {
+        let approver_roles = self
+            .profile
+            .levels
+            .iter()
+            .map(|l| l.approver.id.clone())
+            .collect();
+        let entry = |key: &SoftwareSigner, id: &str, name: &str, roles: Vec<String>| {
+            crate::signers::SignerEntry {
+                public_key: key.public_key(),
+                person_id: id.into(),
+                name: name.into(),
+                roles,
+                device_id: format!("dev-{id}"),
+                valid_from: t(0, 0) - 24 * H,
+                valid_until: None,
+            }
+        };
+        crate::signers::SignerDirectory::new(
+            1,
+            t(0, 0),
+            vec![
+                entry(&self.applicant, "S-001", "张三", vec!["applicant".into()]),
+                entry(&self.checker, "S-003", "孙七", vec!["supervisor".into()]),
+                entry(&self.approver, "S-004", "周八", approver_roles),
+                entry(
+                    &self.closer,
+                    "S-002",
+                    "王五",
+                    vec!["supervisor".into(), "fire_watch".into()],
+                ),
+            ],
+        )
+    }
+
     fn approver_role(&self) -> String {
         self.profile
             .level(PermitLevel::Level2)

@@ -17,6 +17,7 @@ pub mod records;
 pub mod registry;
 pub mod schema;
 pub mod snapshot;
+pub mod signer_directory;
 pub mod status_list;
 
 #[cfg(test)]
@@ -38,7 +39,7 @@ pub use permits::{
 pub use records::{NewWorkSession, RecordKind, WorkSession};
 pub use registry::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, ChangeCounts, RegistryChange, RegistryStats,
-    SyncCursor, TrustedIssuerKey,
+    SyncCursor, TrustedIssuerKey, work_calendar_of,
 };
 pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};

@@ -80,6 +80,40 @@ pub enum RegistryChange {
     WithdrawPeriod { period_id: String },
 }
 
+/// The work calendar held in live registry rows (the platform's view of its own feed), in the
+/// order [`Store::work_calendar`] reads it on a device: days by date, periods by start then id, so
+/// the platform and a device decide a permit's level from the same list.
+pub fn work_calendar_of<'a>(
+    rows: impl IntoIterator<Item = &'a RegistryChange>,
+) -> crate::permit::WorkCalendar {
+    let mut calendar = crate::permit::WorkCalendar::default();
+    let mut periods: Vec<&AnnouncedPeriod> = Vec::new();
+    for row in rows {
+        match row {
+            RegistryChange::SetCalendarDay(day) => match day.kind {
+                CalendarDayKind::Holiday => calendar.holidays.push(day.date),
+                CalendarDayKind::RestDay => calendar.extra_rest_days.push(day.date),
+                CalendarDayKind::Workday => calendar.adjusted_workdays.push(day.date),
+            },
+            RegistryChange::AnnouncePeriod(period) => periods.push(period),
+            _ => {}
+        }
+    }
+    calendar.holidays.sort();
+    calendar.extra_rest_days.sort();
+    calendar.adjusted_workdays.sort();
+    periods.sort_by(|a, b| (a.from, &a.period_id).cmp(&(b.from, &b.period_id)));
+    calendar.sensitive_periods = periods
+        .into_iter()
+        .map(|p| crate::permit::SensitivePeriod {
+            name: p.name.clone(),
+            from: p.from,
+            until: p.until,
+        })
+        .collect();
+    calendar
+}
+
 /// The position in one registry feed up to which the cache is current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncCursor {

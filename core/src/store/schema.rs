@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "signed revocation status list, snapshot download progress, work calendar",
         sql: include_str!("schema/v3.sql"),
     },
+    Migration {
+        version: 4,
+        description: "signed signer directory (who may sign permits)",
+        sql: include_str!("schema/v4.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -127,6 +132,7 @@ mod tests {
         (1, include_str!("schema/frozen/v1.sql")),
         (2, include_str!("schema/frozen/v2.sql")),
         (3, include_str!("schema/frozen/v3.sql")),
+        (4, include_str!("schema/frozen/v4.sql")),
     ];
 
     /// The schema as SQLite stores it, normalised: (type, name, table, sql) sorted by name.

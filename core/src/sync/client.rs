@@ -601,12 +601,20 @@ impl SyncClient {
         self.call(Method::GET, "/v1/me", None, &AtomicBool::new(false))
     }
 
-    /// Admin: a one-time enrolment code for a person and role.
+    /// Admin: a one-time enrolment code for a person and role (who signs no permit).
     pub fn create_enrolment(&self, person: &str, role: Role) -> Result<EnrolmentCode, SyncError> {
-        let body = Self::json(&NewEnrolment {
+        self.enrolment(&NewEnrolment {
             person: person.to_owned(),
             role,
-        })?;
+            person_id: None,
+            permit_roles: Vec::new(),
+        })
+    }
+
+    /// Admin: a one-time enrolment code as asked, e.g. for a person with the id permits name
+    /// them by and the permit roles they sign as (the signer directory).
+    pub fn enrolment(&self, request: &NewEnrolment) -> Result<EnrolmentCode, SyncError> {
+        let body = Self::json(request)?;
         self.call(
             Method::POST,
             "/v1/admin/enrolments",

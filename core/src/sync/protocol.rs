@@ -88,9 +88,18 @@ impl Role {
 /// An admin asks for an enrolment code for one person and role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEnrolment {
-    /// Who will use the device (name or staff number).
+    /// Who will use the device (their name).
     pub person: String,
     pub role: Role,
+    /// The id permits and records name the person by: a welder's certificate number, or an ID or
+    /// staff number. Whom a welder's permit pull shows, and the signer directory's person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    /// Permit roles the person signs as (`applicant`, `supervisor`, `fire_watch`, a level's
+    /// approver role…): the device's key enters the signer directory with them
+    /// (docs/adr/0014-who-may-sign-what.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permit_roles: Vec<String>,
 }
 
 /// A one-time enrolment code, shown to the person (or as a QR code) to enrol their device.
@@ -99,6 +108,10 @@ pub struct EnrolmentCode {
     pub code: String,
     pub person: String,
     pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permit_roles: Vec<String>,
 }
 
 /// A device presents its enrolment code and its public key.
@@ -117,6 +130,9 @@ pub struct EnrolResponse {
     pub device_id: String,
     pub token: String,
     pub person: String,
+    /// The id permits name the person by (the name, for a code made without one).
+    #[serde(default)]
+    pub person_id: String,
     pub role: Role,
     /// When the token stops working (Unix milliseconds); absent: it does not expire. Before
     /// then, or on a 401 [`TOKEN_EXPIRED`], the device refreshes it with its key.
@@ -175,6 +191,9 @@ pub fn token_refresh_message(device_id: &str, nonce: &str) -> Vec<u8> {
 pub struct Identity {
     pub device_id: String,
     pub person: String,
+    /// The id permits name the person by (the name, for a device enrolled without one).
+    #[serde(default)]
+    pub person_id: String,
     pub role: Role,
 }
 
@@ -286,6 +305,13 @@ pub struct RotatedKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusListResponse {
     /// The COSE_Sign1 document ([`crate::codes::verify_status_list`]), standard Base64.
+    pub document: String,
+}
+
+/// The platform's signed signer directory (`GET /v1/signers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerDirectoryResponse {
+    /// The COSE_Sign1 document ([`crate::signers::verify_directory`]), standard Base64.
     pub document: String,
 }
 
