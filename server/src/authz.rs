@@ -3,6 +3,7 @@
 //! `/v1/enrol`, `/v1/auth/challenge`, `/v1/auth/refresh`) have no endpoint here: the last two
 //! authenticate by the device key's signature instead of a token (docs/adr/0010-token-refresh.md).
 
+use weldguard_core::permit::ActionKind;
 use weldguard_core::sync::protocol::Role;
 
 /// The endpoints that need a token.
@@ -64,6 +65,34 @@ pub fn may_push(role: Role, kind: &str) -> bool {
     }
 }
 
+/// Whether a device of `role` may push a permit step of `action` (checked on the action the
+/// platform's replay finds, not the one the record claims). Signed steps need, besides, the
+/// signer directory's leave for the person who signed (docs/adr/0014-who-may-sign-what.md); this
+/// table is about the device that reports the step. A welder's device reports only steps of
+/// permits naming its welder, and never decides for a supervisor (site check, approval, reject);
+/// it may cancel its own application or stop its own work, which only makes work safer, and
+/// report a closing that a fire watch signed on it.
+pub fn may_act(role: Role, action: ActionKind) -> bool {
+    use ActionKind as A;
+    match role {
+        Role::Admin | Role::Supervisor => true,
+        Role::Welder => matches!(
+            action,
+            A::Edit
+                | A::Submit
+                | A::Start
+                | A::Suspend
+                | A::Resume
+                | A::Complete
+                | A::RecordGas
+                | A::Cancel
+                | A::Expire
+                | A::Close
+        ),
+        Role::Inspector => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +116,16 @@ mod tests {
         assert!(!may_push(Role::Inspector, "work_session"));
         assert!(!may_push(Role::Welder, "inspection"));
         assert!(!may_push(Role::Admin, "anything_else"));
+    }
+
+    #[test]
+    fn a_welders_device_never_approves_or_rejects() {
+        for action in [ActionKind::Approve, ActionKind::Reject, ActionKind::SiteCheck] {
+            assert!(!may_act(Role::Welder, action), "{action:?}");
+            assert!(may_act(Role::Supervisor, action), "{action:?}");
+        }
+        assert!(may_act(Role::Welder, ActionKind::Submit));
+        assert!(may_act(Role::Welder, ActionKind::Suspend));
+        assert!(ActionKind::ALL.iter().all(|a| !may_act(Role::Inspector, *a)));
     }
 }

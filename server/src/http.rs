@@ -238,6 +238,7 @@ fn routes() -> Routes {
     .add("GET", "/v1/pull", Some(Pull), pull)
     .add("GET", "/v1/permits", Some(PullPermits), pull_permits)
     .add("GET", "/v1/trust", Some(Pull), publish::trust)
+    .add("GET", "/v1/signers", Some(Pull), crate::signers::directory)
     .add(
         "GET",
         "/v1/revocations/status-list",
@@ -452,6 +453,7 @@ async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Enr
         device_id: caller.device_id,
         token,
         person: caller.person,
+        person_id: caller.person_id,
         role: caller.role,
         token_expires_at_ms: expires,
     }))
@@ -521,6 +523,7 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json
     Ok(Json(Identity {
         device_id: caller.device_id,
         person: caller.person,
+        person_id: caller.person_id,
         role: caller.role,
     }))
 }
@@ -532,17 +535,16 @@ async fn create_enrolment(
 ) -> ApiResult<Json<EnrolmentCode>> {
     authorize(&state, &headers, Endpoint::CreateEnrolment).await?;
     let request: NewEnrolment = parse(&body)?;
-    let person = request.person.trim().to_owned();
-    if person.is_empty() || person.chars().count() > 100 {
-        return Err(bad_request(
-            "request.bad_person",
-            "person must be 1-100 characters",
-        ));
-    }
-    let role = request.role;
-    let p = person.clone();
-    let code = with_db(&state, move |db| db.create_enrolment(&p, role)).await?;
-    Ok(Json(EnrolmentCode { code, person, role }))
+    let grant = crate::signers::check_grant(request)?;
+    let saved = grant.clone();
+    let code = with_db(&state, move |db| db.create_enrolment(&saved)).await?;
+    Ok(Json(EnrolmentCode {
+        code,
+        person: grant.person,
+        role: grant.role,
+        person_id: grant.person_id,
+        permit_roles: grant.permit_roles,
+    }))
 }
 
 /// Disable a device: its token stops working at once and it cannot refresh; enrolling again with
@@ -916,7 +918,8 @@ async fn pull_permits(
             })?,
     };
     let cursor = query.get("after").filter(|c| !c.is_empty()).cloned();
-    let person = (caller.role == Role::Welder).then(|| caller.person.clone());
+    // A welder sees the permits naming their id, never another person of the same name.
+    let person = (caller.role == Role::Welder).then(|| caller.person_id.clone());
     let page = with_db(&state, move |db| {
         db.permit_heads(cursor.as_deref(), limit, person.as_deref())
     })

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod permits;
+pub mod signers;
 pub mod publish;
 pub mod validate;
 

@@ -133,8 +133,60 @@ pub(crate) fn refresh_signature_ok(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub device_id: String,
+    /// The person's name as enrolled.
     pub person: String,
+    /// The id permits name the person by (certificate, ID or staff number); the name for devices
+    /// enrolled without one.
+    pub person_id: String,
     pub role: Role,
+}
+
+/// What an enrolment code grants the device that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub person: String,
+    pub person_id: Option<String>,
+    pub role: Role,
+    /// Permit roles the person may sign as (the signer directory).
+    pub permit_roles: Vec<String>,
+}
+
+/// A device whose person may sign permits, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerRow {
+    pub device_id: String,
+    pub public_key_hex: String,
+    pub person_id: String,
+    pub name: String,
+    pub permit_roles_json: String,
+    pub enrolled_at_ms: i64,
+    /// When the device was disabled (its key stops vouching from then on).
+    pub disabled_at_ms: Option<i64>,
+}
+
+impl SignerRow {
+    /// The directory entry of this device (times in whole seconds).
+    pub fn entry(&self) -> Result<weldguard_core::signers::SignerEntry, DbError> {
+        let roles: Vec<String> = serde_json::from_str(&self.permit_roles_json)
+            .map_err(|e| DbError::Invalid(format!("permit roles of {}: {e}", self.device_id)))?;
+        let public_key = weldguard_core::codes::from_hex(&self.public_key_hex).ok_or_else(|| {
+            DbError::Invalid(format!("public key of device {}", self.device_id))
+        })?;
+        Ok(weldguard_core::signers::SignerEntry {
+            public_key,
+            person_id: self.person_id.clone(),
+            name: self.name.clone(),
+            roles,
+            device_id: self.device_id.clone(),
+            valid_from: self.enrolled_at_ms.div_euclid(1000),
+            valid_until: self.disabled_at_ms.map(|ms| ms.div_euclid(1000)),
+        })
+    }
+}
+
+/// Permit roles as stored (a JSON array).
+pub(crate) fn roles_json(roles: &[String]) -> Result<String, DbError> {
+    serde_json::to_string(roles).map_err(|e| DbError::Invalid(e.to_string()))
 }
 
 /// How one pushed entry ended.
@@ -544,11 +596,20 @@ impl Db {
         }
     }
 
-    pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
+    pub fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         match self {
-            Db::Sqlite(m) => Self::sqlite(m).create_enrolment(person, role),
-            Db::Postgres(p) => p.create_enrolment(person, role),
+            Db::Sqlite(m) => Self::sqlite(m).create_enrolment(grant),
+            Db::Postgres(p) => p.create_enrolment(grant),
         }
+    }
+
+    /// The signer directory's entries: every device whose person may sign permits.
+    pub fn signer_entries(&self) -> Result<Vec<weldguard_core::signers::SignerEntry>, DbError> {
+        let rows = match self {
+            Db::Sqlite(m) => Self::sqlite(m).signer_rows()?,
+            Db::Postgres(p) => p.signer_rows()?,
+        };
+        rows.iter().map(SignerRow::entry).collect()
     }
 
     /// Use an enrolment code (once): register the device and return (token, caller).

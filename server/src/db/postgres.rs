@@ -21,7 +21,7 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, HeadEntry, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, SignerRow, roles_json, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
     PermitPage, PermitStepStanding, RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot,
     TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
     random_hex, refresh_signature_ok, tombstone_seqs,
@@ -152,6 +152,15 @@ CREATE TABLE permit_steps (
     arrival        BIGSERIAL NOT NULL
 );
 CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id, arrival);
+"#,
+    // 6: who a device's person is (the id permits name them by) and the permit roles they may
+    // sign as: the signer directory (docs/adr/0014-who-may-sign-what.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN person_id TEXT;
+ALTER TABLE enrolment_codes ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN person_id TEXT;
+ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN disabled_at_ms BIGINT;
 "#,
 ];
 
@@ -361,8 +370,8 @@ impl PgDb {
         let mut conn = self.pool.get()?;
         let client = conn.client()?;
         let row = client.query_opt(
-            "SELECT device_id, person, role, token_expires_at_ms FROM devices \
-             WHERE token_hash = $1 AND NOT disabled",
+            "SELECT device_id, person, role, token_expires_at_ms, coalesce(person_id, person) \
+             FROM devices WHERE token_hash = $1 AND NOT disabled",
             &[&digest],
         )?;
         let Some(row) = row else {
@@ -386,6 +395,7 @@ impl PgDb {
         Ok(TokenCheck::Valid(Caller {
             device_id: row.try_get(0)?,
             person: row.try_get(1)?,
+            person_id: row.try_get(4)?,
             role: parse_role(&role)?,
         }))
     }
@@ -487,8 +497,9 @@ impl PgDb {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         let changed = tx.execute(
-            "UPDATE devices SET disabled = TRUE WHERE device_id = $1",
-            &[&device_id],
+            "UPDATE devices SET disabled = TRUE, disabled_at_ms = coalesce(disabled_at_ms, $2) \
+             WHERE device_id = $1",
+            &[&device_id, &now_ms()],
         )?;
         tx.execute(
             "DELETE FROM auth_nonces WHERE device_id = $1",
@@ -498,12 +509,20 @@ impl PgDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&self, person: &str, role: Role) -> Result<String, DbError> {
+    pub fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let mut conn = self.pool.get()?;
         conn.client()?.execute(
-            "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms) VALUES ($1, $2, $3, $4)",
-            &[&hash(&code), &person, &role.as_str(), &now_ms()],
+            "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
+             permit_roles) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &hash(&code),
+                &grant.person,
+                &grant.role.as_str(),
+                &now_ms(),
+                &grant.person_id,
+                &roles_json(&grant.permit_roles)?,
+            ],
         )?;
         Ok(code)
     }
@@ -522,15 +541,18 @@ impl PgDb {
         // Claim the code in one statement: of two servers racing with the same code, one wins.
         let row = tx.query_opt(
             "UPDATE enrolment_codes SET used_by = $2 WHERE code_hash = $1 AND used_by IS NULL \
-             RETURNING person, role",
+             RETURNING person, role, person_id, permit_roles",
             &[&hash(code.trim()), &device_id],
         )?;
         let row = row.ok_or(DbError::BadEnrolmentCode)?;
         let person: String = row.try_get(0)?;
         let role = parse_role(&row.try_get::<_, String>(1)?)?;
+        let person_id: Option<String> = row.try_get(2)?;
+        let permit_roles: String = row.try_get(3)?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &device_id,
                 &hash(&token),
@@ -540,6 +562,8 @@ impl PgDb {
                 &device_name,
                 &now_ms(),
                 &expires_at_ms,
+                &person_id,
+                &permit_roles,
             ],
         )?;
         tx.commit()?;
@@ -547,6 +571,7 @@ impl PgDb {
             token,
             Caller {
                 device_id,
+                person_id: person_id.unwrap_or_else(|| person.clone()),
                 person,
                 role,
             },
@@ -739,6 +764,30 @@ impl PgDb {
         };
         tx.commit()?;
         Ok(result)
+    }
+
+    /// Every device whose person may sign permits, disabled ones included (their validity ends).
+    pub fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
+             created_at_ms, CASE WHEN disabled THEN coalesce(disabled_at_ms, 0) ELSE NULL END \
+             FROM devices WHERE permit_roles <> '[]' ORDER BY device_id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(SignerRow {
+                    device_id: r.try_get(0)?,
+                    public_key_hex: r.try_get(1)?,
+                    person_id: r.try_get(2)?,
+                    name: r.try_get(3)?,
+                    permit_roles_json: r.try_get(4)?,
+                    enrolled_at_ms: r.try_get(5)?,
+                    disabled_at_ms: r.try_get(6)?,
+                })
+            })
+            .collect()
     }
 
     pub fn permit_heads(

@@ -11,7 +11,7 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, HeadEntry, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
+    BOOTSTRAP_DEVICE, Caller, DbError, Grant, SignerRow, roles_json, HeadEntry, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
     PermitPage, PermitStepStanding, RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot,
     TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
     random_hex, refresh_signature_ok, tombstone_seqs,
@@ -125,6 +125,15 @@ CREATE TABLE permit_steps (
     received_at_ms INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id);
+"#,
+    // 6: who a device's person is (the id permits name them by) and the permit roles they may
+    // sign as: the signer directory (docs/adr/0014-who-may-sign-what.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN person_id TEXT;
+ALTER TABLE enrolment_codes ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN person_id TEXT;
+ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN disabled_at_ms INTEGER;
 "#,
 ];
 
@@ -246,8 +255,8 @@ impl SqliteDb {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT device_id, person, role, token_expires_at_ms FROM devices \
-                 WHERE token_hash = ?1 AND disabled = 0",
+                "SELECT device_id, person, role, token_expires_at_ms, \
+                 coalesce(person_id, person) FROM devices WHERE token_hash = ?1 AND disabled = 0",
             )?
             .query_row([&digest], |r| {
                 Ok((
@@ -255,6 +264,7 @@ impl SqliteDb {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .optional()?;
@@ -272,13 +282,14 @@ impl SqliteDb {
                     TokenCheck::Unknown
                 })
             }
-            Some((_, _, _, Some(expires))) if expires <= now_ms => Ok(TokenCheck::Expired),
-            Some((device_id, person, role, _)) => {
+            Some((_, _, _, Some(expires), _)) if expires <= now_ms => Ok(TokenCheck::Expired),
+            Some((device_id, person, role, _, person_id)) => {
                 let role =
                     Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
                 Ok(TokenCheck::Valid(Caller {
                     device_id,
                     person,
+                    person_id,
                     role,
                 }))
             }
@@ -372,8 +383,9 @@ impl SqliteDb {
     pub fn disable_device(&mut self, device_id: &str) -> Result<bool, DbError> {
         let tx = self.immediate()?;
         let changed = tx.execute(
-            "UPDATE devices SET disabled = 1 WHERE device_id = ?1",
-            params![device_id],
+            "UPDATE devices SET disabled = 1, disabled_at_ms = coalesce(disabled_at_ms, ?2) \
+             WHERE device_id = ?1",
+            params![device_id, now_ms()],
         )?;
         tx.execute(
             "DELETE FROM auth_nonces WHERE device_id = ?1",
@@ -383,12 +395,20 @@ impl SqliteDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&mut self, person: &str, role: Role) -> Result<String, DbError> {
+    pub fn create_enrolment(&mut self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let tx = self.immediate()?;
         tx.execute(
-            "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![hash(&code), person, role.as_str(), now_ms()],
+            "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
+             permit_roles) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                hash(&code),
+                grant.person,
+                grant.role.as_str(),
+                now_ms(),
+                grant.person_id,
+                roles_json(&grant.permit_roles)?
+            ],
         )?;
         tx.commit()?;
         Ok(code)
@@ -407,13 +427,19 @@ impl SqliteDb {
         let tx = self.immediate()?;
         let found = tx
             .prepare_cached(
-                "SELECT person, role FROM enrolment_codes WHERE code_hash = ?1 AND used_by IS NULL",
+                "SELECT person, role, person_id, permit_roles FROM enrolment_codes \
+                 WHERE code_hash = ?1 AND used_by IS NULL",
             )?
             .query_row([hash(code.trim())], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .optional()?;
-        let (person, role) = found.ok_or(DbError::BadEnrolmentCode)?;
+        let (person, role, person_id, permit_roles) = found.ok_or(DbError::BadEnrolmentCode)?;
         let role = Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
         tx.execute(
             "UPDATE enrolment_codes SET used_by = ?2 WHERE code_hash = ?1",
@@ -421,7 +447,8 @@ impl SqliteDb {
         )?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 device_id,
                 hash(&token),
@@ -430,7 +457,9 @@ impl SqliteDb {
                 public_key,
                 device_name,
                 now_ms(),
-                expires_at_ms
+                expires_at_ms,
+                person_id,
+                permit_roles
             ],
         )?;
         tx.commit()?;
@@ -438,6 +467,7 @@ impl SqliteDb {
             token,
             Caller {
                 device_id,
+                person_id: person_id.unwrap_or_else(|| person.clone()),
                 person,
                 role,
             },
@@ -579,6 +609,29 @@ impl SqliteDb {
         let result = crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms())?;
         tx.commit()?;
         Ok(result)
+    }
+
+    /// Every device whose person may sign permits, disabled ones included (their validity ends).
+    pub fn signer_rows(&mut self) -> Result<Vec<SignerRow>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
+             created_at_ms, CASE WHEN disabled = 0 THEN NULL ELSE coalesce(disabled_at_ms, 0) END \
+             FROM devices WHERE permit_roles <> '[]' ORDER BY device_id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SignerRow {
+                    device_id: r.get(0)?,
+                    public_key_hex: r.get(1)?,
+                    person_id: r.get(2)?,
+                    name: r.get(3)?,
+                    permit_roles_json: r.get(4)?,
+                    enrolled_at_ms: r.get(5)?,
+                    disabled_at_ms: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     pub fn permit_heads(

@@ -1,0 +1,234 @@
+//! Who may sign what, on the platform (docs/adr/0014-who-may-sign-what.md): the permit roles an
+//! enrolment grants, the signed signer directory devices sync (`GET /v1/signers`), and the check
+//! every pushed permit step passes before it is placed ([`Admitter`]): the same core replay a
+//! device runs ([`weldguard_core::permit::Admission`]) against the directory the platform
+//! publishes, its built-in rule profiles and checklist, and the work calendar of its registry.
+//!
+//! Whose key the platform trusts, and why: a step counts when its signature verifies under the key
+//! the step carries AND that key is an enrolled device's whose person the step names, with a
+//! permit role the profile lets sign that step at the permit's level; the enrolment (an admin's
+//! one-time code, used by the device that holds the key) is what binds key, person and role.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use weldguard_core::domain::Explain;
+use weldguard_core::permit::{
+    ActionKind, Admission, Catalog, Permit, PermitError, ProfileSet, WorkCalendar,
+};
+use weldguard_core::signers::{SignerDirectory, sign_directory};
+use weldguard_core::sync::protocol::{NewEnrolment, Role, SignerDirectoryResponse};
+
+use crate::authz::Endpoint;
+use crate::db::{Caller, Db, DbError, Grant};
+use crate::http::{ApiError, ApiResult, AppState, authorize, bad_request, with_db};
+
+/// How far past the platform's clock a permit action may be dated (phones' clocks drift).
+pub const ACTION_SKEW_SECS: i64 = 600;
+/// Longest person id.
+const MAX_PERSON_ID_CHARS: usize = 64;
+/// Most permit roles one enrolment grants.
+const MAX_PERMIT_ROLES: usize = 8;
+
+/// Check an admin's enrolment request: a person, an id fit to name them on permits, and permit
+/// roles that some rule profile lets sign a step.
+pub fn check_grant(request: NewEnrolment) -> ApiResult<Grant> {
+    let person = request.person.trim().to_owned();
+    if person.is_empty() || person.chars().count() > 100 {
+        return Err(bad_request(
+            "request.bad_person",
+            "person must be 1-100 characters",
+        ));
+    }
+    let person_id = match request.person_id.map(|id| id.trim().to_owned()) {
+        Some(id)
+            if id.is_empty()
+                || id.chars().count() > MAX_PERSON_ID_CHARS
+                || id.chars().any(char::is_control) =>
+        {
+            return Err(bad_request(
+                "request.bad_person_id",
+                format!("person_id must be 1-{MAX_PERSON_ID_CHARS} printable characters"),
+            ));
+        }
+        other => other,
+    };
+    let profiles = profiles()?;
+    let known = profiles.signing_roles();
+    let mut permit_roles = request.permit_roles;
+    permit_roles.sort();
+    permit_roles.dedup();
+    if permit_roles.len() > MAX_PERMIT_ROLES {
+        return Err(bad_request(
+            "request.bad_permit_roles",
+            format!("at most {MAX_PERMIT_ROLES} permit roles"),
+        ));
+    }
+    if let Some(unknown) = permit_roles.iter().find(|r| !known.contains(r.as_str())) {
+        return Err(bad_request(
+            "request.bad_permit_roles",
+            format!(
+                "unknown permit role {unknown:?}; known: {}",
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    if !permit_roles.is_empty() && person_id.is_none() {
+        return Err(bad_request(
+            "request.bad_person_id",
+            "a person who signs permits needs the person_id permits name them by",
+        ));
+    }
+    Ok(Grant {
+        person,
+        person_id,
+        role: request.role,
+        permit_roles,
+    })
+}
+
+fn profiles() -> ApiResult<ProfileSet> {
+    ProfileSet::builtin().map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "server.profiles",
+            e.to_string(),
+        )
+    })
+}
+
+/// The directory as the database holds it now, sequenced by its latest change.
+pub fn current_directory(db: &Db, now_ms: i64) -> Result<SignerDirectory, DbError> {
+    let entries = db.signer_entries()?;
+    let sequence = entries
+        .iter()
+        .flat_map(|e| [Some(e.valid_from), e.valid_until])
+        .flatten()
+        .max()
+        .unwrap_or(0);
+    Ok(SignerDirectory::new(
+        u64::try_from(sequence).unwrap_or(0),
+        now_ms.div_euclid(1000),
+        entries,
+    ))
+}
+
+/// `GET /v1/signers`: the signer directory signed with the platform's current issuer key.
+pub async fn directory(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<SignerDirectoryResponse>> {
+    authorize(&state, &headers, Endpoint::Pull).await?;
+    let document = with_db(&state, |db| {
+        let directory = current_directory(db, crate::db::now_ms())?;
+        let key = crate::keys::signing_key(db).map_err(|e| DbError::Invalid(e.to_string()))?;
+        sign_directory(&key, &directory).map_err(|e| DbError::Invalid(e.to_string()))
+    })
+    .await?;
+    Ok(Json(SignerDirectoryResponse {
+        document: base64::engine::general_purpose::STANDARD.encode(document),
+    }))
+}
+
+/// What the platform checks a pushed permit step against, loaded once per push: the rules, the
+/// directory, the calendar, and the device that pushes.
+pub struct Admitter {
+    profiles: ProfileSet,
+    catalog: Catalog,
+    calendar: WorkCalendar,
+    directory: SignerDirectory,
+    now: i64,
+    caller: Caller,
+}
+
+/// Why a step is refused for the device that pushes it (not for its content).
+fn refused(en: &'static str, zh: &'static str) -> PermitError {
+    PermitError::DeviceNotAllowed { en, zh }
+}
+
+impl Admitter {
+    /// The platform's rules, catalog, calendar and directory as of `now_ms`.
+    pub fn load(
+        db: &Db,
+        calendar: WorkCalendar,
+        now_ms: i64,
+        caller: Caller,
+    ) -> Result<Self, DbError> {
+        let profiles = ProfileSet::builtin().map_err(|e| DbError::Invalid(e.to_string()))?;
+        let catalog = Catalog::builtin().map_err(|e| DbError::Invalid(e.to_string()))?;
+        Ok(Admitter {
+            profiles,
+            catalog,
+            calendar,
+            directory: current_directory(db, now_ms)?,
+            now: now_ms.div_euclid(1000),
+            caller,
+        })
+    }
+
+    /// The pushing device may report `action` on `permit`: its role's table, and a welder's
+    /// device only for permits naming its welder (by id).
+    fn check_caller(&self, permit: &Permit, action: ActionKind) -> Result<(), PermitError> {
+        if !crate::authz::may_act(self.caller.role, action) {
+            return Err(refused(
+                "this device's role may not take this action on a permit",
+                "此设备的角色不能对作业证执行此操作",
+            ));
+        }
+        let c = &permit.content;
+        let named = std::iter::once(&c.applicant)
+            .chain(&c.welders)
+            .chain(&c.fire_watch)
+            .any(|p| p.id == self.caller.person_id);
+        if self.caller.role == Role::Welder && !named {
+            return Err(refused(
+                "a welder's device reports only permits that name its welder",
+                "焊工的设备只能报送列有该焊工的作业证",
+            ));
+        }
+        Ok(())
+    }
+
+    fn admission(&self) -> Admission<'_> {
+        Admission {
+            profiles: &self.profiles,
+            catalog: &self.catalog,
+            calendar: &self.calendar,
+            directory: &self.directory,
+            now: self.now,
+            skew_secs: ACTION_SKEW_SECS,
+        }
+    }
+
+    /// A permit's first version (its draft).
+    pub fn admit_first(&self, next: &Permit) -> Result<(), PermitError> {
+        self.admission().admit_first(next)?;
+        self.check_caller(next, ActionKind::Edit)
+    }
+
+    /// A step after `prev`: the action it is, or why it is refused.
+    pub fn admit(&self, prev: &Permit, next: &Permit) -> Result<ActionKind, PermitError> {
+        let action = self.admission().admit(prev, next)?;
+        self.check_caller(next, action)?;
+        // A new signature is reported by the device that holds its key: a signed step copied
+        // off another device (or its signature re-encoded) does not come in under a new key.
+        if let Some(new) = next.signatures.get(prev.signatures.len())
+            && self
+                .directory
+                .entry(&new.public_key)
+                .is_none_or(|e| e.device_id != self.caller.device_id)
+        {
+            return Err(refused(
+                "a signed step is reported only by the device whose key signed it",
+                "签字步骤只能由签字密钥所在的设备报送",
+            ));
+        }
+        Ok(action)
+    }
+}
+
+/// A refusal's text: stable code, then the English message.
+pub fn explain(e: &PermitError) -> String {
+    format!("{}: {}", e.code(), e.message_en())
+}
