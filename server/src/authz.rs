@@ -120,12 +120,20 @@ mod tests {
 
     #[test]
     fn a_welders_device_never_approves_or_rejects() {
-        for action in [ActionKind::Approve, ActionKind::Reject, ActionKind::SiteCheck] {
+        for action in [
+            ActionKind::Approve,
+            ActionKind::Reject,
+            ActionKind::SiteCheck,
+        ] {
             assert!(!may_act(Role::Welder, action), "{action:?}");
             assert!(may_act(Role::Supervisor, action), "{action:?}");
         }
         assert!(may_act(Role::Welder, ActionKind::Submit));
         assert!(may_act(Role::Welder, ActionKind::Suspend));
-        assert!(ActionKind::ALL.iter().all(|a| !may_act(Role::Inspector, *a)));
+        assert!(
+            ActionKind::ALL
+                .iter()
+                .all(|a| !may_act(Role::Inspector, *a))
+        );
     }
 }

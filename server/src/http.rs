@@ -807,6 +807,7 @@ async fn push(
         .collect();
     let entries = request.entries;
     let device_id = caller.device_id.clone();
+    let publisher = state.publisher();
     let (entries, verdicts, inserted) = with_db(&state, move |db| {
         let items: Vec<(&str, &str, &str)> = entries
             .iter()
@@ -820,7 +821,25 @@ async fn push(
                 )
             })
             .collect();
-        let inserted = db.insert_records(&device_id, &items, &crate::permits::SuccessorOnly)?;
+        // Permit steps are placed under the platform's rules and signer directory.
+        let admitter = if items.iter().any(|(_, kind, _)| *kind == "permit_step") {
+            let calendar = publisher
+                .work_calendar(db)
+                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            Some(crate::signers::Admitter::load(
+                db,
+                calendar,
+                crate::db::now_ms(),
+                caller,
+            )?)
+        } else {
+            None
+        };
+        let admit: &dyn crate::permits::AdmitStep = match &admitter {
+            Some(a) => a,
+            None => &crate::permits::SuccessorOnly,
+        };
+        let inserted = db.insert_records(&device_id, &items, admit)?;
         Ok((entries, verdicts, inserted))
     })
     .await?;

@@ -22,8 +22,8 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod permits;
-pub mod signers;
 pub mod publish;
+pub mod signers;
 pub mod validate;
 
 use std::net::SocketAddr;

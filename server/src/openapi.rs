@@ -232,19 +232,40 @@ mod tests {
         assert_fields(
             d,
             "NewEnrolment",
-            &[json(&NewEnrolment {
-                person: "p".into(),
-                role,
-            })],
+            &[
+                json(&NewEnrolment {
+                    person: "p".into(),
+                    role,
+                    person_id: None,
+                    permit_roles: vec![],
+                }),
+                json(&NewEnrolment {
+                    person: "p".into(),
+                    role,
+                    person_id: Some("S-1".into()),
+                    permit_roles: vec!["supervisor".into()],
+                }),
+            ],
         );
         assert_fields(
             d,
             "EnrolmentCode",
-            &[json(&EnrolmentCode {
-                code: "c".into(),
-                person: "p".into(),
-                role,
-            })],
+            &[
+                json(&EnrolmentCode {
+                    code: "c".into(),
+                    person: "p".into(),
+                    role,
+                    person_id: None,
+                    permit_roles: vec![],
+                }),
+                json(&EnrolmentCode {
+                    code: "c".into(),
+                    person: "p".into(),
+                    role,
+                    person_id: Some("S-1".into()),
+                    permit_roles: vec!["supervisor".into()],
+                }),
+            ],
         );
         assert_fields(
             d,
@@ -263,6 +284,7 @@ mod tests {
                     device_id: "d".into(),
                     token: "t".into(),
                     person: "p".into(),
+                    person_id: "S-1".into(),
                     role,
                     token_expires_at_ms: Some(1),
                 }),
@@ -270,6 +292,7 @@ mod tests {
                     device_id: "d".into(),
                     token: "t".into(),
                     person: "p".into(),
+                    person_id: "S-1".into(),
                     role,
                     token_expires_at_ms: None,
                 }),
@@ -319,6 +342,7 @@ mod tests {
             &[json(&Identity {
                 device_id: "d".into(),
                 person: "p".into(),
+                person_id: "S-1".into(),
                 role,
             })],
         );
@@ -328,6 +352,13 @@ mod tests {
             &[json(&RegistryWriteResponse {
                 changes: 1,
                 last_seq: 2,
+            })],
+        );
+        assert_fields(
+            d,
+            "SignerDirectoryResponse",
+            &[json(&SignerDirectoryResponse {
+                document: "AA==".into(),
             })],
         );
         assert_fields(

@@ -111,6 +111,11 @@ fn is_first_version(permit: &Permit) -> bool {
 /// it, so a stricter platform policy (who may sign which action, the permit rules) plugs in here.
 pub trait AdmitStep {
     fn admit(&self, prev: &Permit, next: &Permit) -> Result<ActionKind, PermitError>;
+
+    /// Whether a new permit's first version (a draft by its shape) is admitted.
+    fn admit_first(&self, _next: &Permit) -> Result<(), PermitError> {
+        Ok(())
+    }
 }
 
 /// The core's successor check alone ([`successor_action`]: one action, the state table, the
@@ -136,7 +141,10 @@ pub fn decide(
     let next = &incoming.permit;
     let Some(head_id) = head else {
         if is_first_version(next) {
-            return Decision::Extend { base: None };
+            return match admit.admit_first(next) {
+                Ok(()) => Decision::Extend { base: None },
+                Err(e) => Decision::Refuse(explain(&e)),
+            };
         }
         return Decision::Refuse(format!(
             "permit.unknown_base: the platform holds no version of permit {permit_id}; \
@@ -270,12 +278,14 @@ pub trait PermitLedger {
     fn touch_head(&mut self, permit_id: &str, seq: i64, at_ms: i64) -> Result<(), DbError>;
 }
 
-/// Whom a permit names, for a welder's scoped pull.
+/// Whom a permit names, by id (the applicant, welders and fire watch: certificate, ID or staff
+/// numbers), for a welder's scoped pull. Never by name: two people may share one.
 pub fn people_of(permit: &Permit) -> Vec<String> {
     let c = &permit.content;
     let mut people: Vec<String> = std::iter::once(&c.applicant)
         .chain(c.welders.iter())
-        .flat_map(|p| [p.id.clone(), p.name.clone()])
+        .chain(c.fire_watch.iter())
+        .map(|p| p.id.clone())
         .filter(|s| !s.trim().is_empty())
         .collect();
     people.sort();
@@ -721,11 +731,11 @@ mod tests {
     }
 
     #[test]
-    fn people_named_are_the_applicant_and_welders_by_id_and_name() {
+    fn people_named_are_the_applicant_welders_and_fire_watch_by_id() {
         let f = Fx::new();
         assert_eq!(
             people_of(&f.draft()),
-            vec!["S-001", "T370983199001011234", "张三", "李四"]
+            vec!["S-001", "S-002", "T370983199001011234"]
         );
     }
 }

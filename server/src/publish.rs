@@ -66,6 +66,17 @@ impl Publisher {
         f(&view)
     }
 
+    /// The work calendar in the registry as the feed holds it now: what the platform decides a
+    /// permit's level with when it replays a submission.
+    pub(crate) fn work_calendar(
+        &self,
+        db: &Db,
+    ) -> Result<weldguard_core::permit::WorkCalendar, DocumentError> {
+        self.with_view(db, |view| {
+            Ok(weldguard_core::store::work_calendar_of(view.rows()))
+        })
+    }
+
     /// The signed status list of the feed's head: the one signed last when the feed, the key and
     /// the minute are the same, else a new one.
     fn status_list(&self, db: &Db, now_ms: i64) -> Result<Arc<Vec<u8>>, Failed> {

@@ -228,6 +228,16 @@ impl Admitter {
     }
 }
 
+impl crate::permits::AdmitStep for Admitter {
+    fn admit(&self, prev: &Permit, next: &Permit) -> Result<ActionKind, PermitError> {
+        Admitter::admit(self, prev, next)
+    }
+
+    fn admit_first(&self, next: &Permit) -> Result<(), PermitError> {
+        Admitter::admit_first(self, next)
+    }
+}
+
 /// A refusal's text: stable code, then the English message.
 pub fn explain(e: &PermitError) -> String {
     format!("{}: {}", e.code(), e.message_en())

@@ -45,7 +45,11 @@ impl DocumentType {
 }
 
 /// Sign `payload` (CBOR) as a document of type `doc`.
-pub(crate) fn sign(key: &IssuerKey, doc: DocumentType, payload: Vec<u8>) -> Result<Vec<u8>, IssueError> {
+pub(crate) fn sign(
+    key: &IssuerKey,
+    doc: DocumentType,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, IssueError> {
     let protected = HeaderBuilder::new()
         .algorithm(key.alg().cose())
         .key_id(key.kid())
@@ -69,7 +73,11 @@ pub(crate) struct Opened {
 
 /// Parse and check the signature of a document of type `doc`. The key's validity period is checked
 /// by the caller against the time the payload claims.
-pub(crate) fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Result<Opened, CodeError> {
+pub(crate) fn open(
+    bytes: &[u8],
+    doc: DocumentType,
+    trust: &TrustStore,
+) -> Result<Opened, CodeError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(CodeError::malformed("document too large"));
     }
@@ -123,7 +131,11 @@ pub(crate) fn open(bytes: &[u8], doc: DocumentType, trust: &TrustStore) -> Resul
 }
 
 /// Check that the signing key was valid at `signed_at`.
-pub(crate) fn check_key_valid(trust: &TrustStore, kid: &[u8], signed_at: i64) -> Result<(), CodeError> {
+pub(crate) fn check_key_valid(
+    trust: &TrustStore,
+    kid: &[u8],
+    signed_at: i64,
+) -> Result<(), CodeError> {
     match trust.get(kid) {
         Some(key) if key.valid_at(signed_at) => Ok(()),
         Some(_) => Err(CodeError::IssuerKeyNotValid { kid: to_hex(kid) }),
@@ -243,7 +255,10 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Result<BTreeMap<u8, Value>, CodeError>
     Ok(map)
 }
 
-pub(crate) fn integer<T: TryFrom<Integer>>(value: Option<Value>, what: &str) -> Result<T, CodeError> {
+pub(crate) fn integer<T: TryFrom<Integer>>(
+    value: Option<Value>,
+    what: &str,
+) -> Result<T, CodeError> {
     value
         .and_then(|v| v.as_integer())
         .and_then(|i| T::try_from(i).ok())

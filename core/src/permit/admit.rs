@@ -45,15 +45,19 @@ impl DeviceSigner for RecordedSignature<'_> {
 
 impl<'a> Admission<'a> {
     /// The profile version and catalog a permit records.
-    pub fn context(&self, permit: &Permit) -> Result<(RuleContext<'a>, &'a RuleProfile), PermitError> {
+    pub fn context(
+        &self,
+        permit: &Permit,
+    ) -> Result<(RuleContext<'a>, &'a RuleProfile), PermitError> {
         let c = &permit.content;
-        let profile = self.profiles.get(&c.profile_id, &c.profile_version).ok_or_else(|| {
-            PermitError::VersionMismatch {
+        let profile = self
+            .profiles
+            .get(&c.profile_id, &c.profile_version)
+            .ok_or_else(|| PermitError::VersionMismatch {
                 what: "rule profile",
                 recorded: format!("{} {}", c.profile_id, c.profile_version),
                 given: "no such profile version here".into(),
-            }
-        })?;
+            })?;
         if c.catalog_version != self.catalog.version {
             return Err(PermitError::VersionMismatch {
                 what: "checklist catalog",
@@ -124,7 +128,14 @@ impl<'a> Admission<'a> {
         self.check_time(last.at, prev.events.last().map(|e| e.at))?;
         let new_signature = next.signatures.get(prev.signatures.len());
         let signer = new_signature.map(RecordedSignature);
-        let action = replayed_action(kind, next, last, new_signature, signer.as_ref(), self.calendar)?;
+        let action = replayed_action(
+            kind,
+            next,
+            last,
+            new_signature,
+            signer.as_ref(),
+            self.calendar,
+        )?;
         let mut made = prev.clone();
         made.apply(&ctx, action)?;
         if made != *next {
@@ -383,9 +394,15 @@ mod tests {
         )
         .unwrap();
         // The chain verifies and the step is a successor by one action…
-        assert_eq!(successor_action(&submitted, &forged), Ok(ActionKind::SiteCheck));
+        assert_eq!(
+            successor_action(&submitted, &forged),
+            Ok(ActionKind::SiteCheck)
+        );
         // …but the rules the device should have run refuse it.
-        let err = s.admission(t(23, 0)).admit(&submitted, &forged).unwrap_err();
+        let err = s
+            .admission(t(23, 0))
+            .admit(&submitted, &forged)
+            .unwrap_err();
         assert_eq!(err.code(), "permit.rule_blocked", "{err}");
         assert!(err.message_zh().contains("检查"), "{}", err.message_zh());
     }
@@ -453,12 +470,18 @@ mod tests {
         let mut gas = approved.clone();
         s.f.run(&mut gas, &[ActionKind::RecordGas]);
         // The platform's clock reads 08:00: a start at 09:00 lies in the future.
-        assert_eq!(code(s.admission(t(8, 0)).admit(&gas, &started)), "permit.bad_time");
+        assert_eq!(
+            code(s.admission(t(8, 0)).admit(&gas, &started)),
+            "permit.bad_time"
+        );
         assert_eq!(code(s.admission(t(8, 55)).admit(&gas, &started)), "ok");
         // A draft dated in the year 2999.
         let mut far = s.f.draft();
         far.events[0].at = 32_503_680_000;
-        assert_eq!(code(s.admission(t(8, 0)).admit_first(&far)), "permit.bad_time");
+        assert_eq!(
+            code(s.admission(t(8, 0)).admit_first(&far)),
+            "permit.bad_time"
+        );
     }
 
     #[test]

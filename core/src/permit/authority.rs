@@ -121,8 +121,8 @@ mod tests {
     use super::*;
     use crate::codes::signer::{DeviceSigner, SoftwareSigner};
     use crate::domain::Explain;
-    use crate::permit::tests::{Fx, actor, t};
     use crate::permit::PermitState;
+    use crate::permit::tests::{Fx, actor, t};
 
     fn code(r: Result<(), PermitError>) -> &'static str {
         r.map_or_else(|e| e.code(), |()| "ok")
@@ -154,7 +154,10 @@ mod tests {
     fn the_standard_timeline_is_signed_by_enrolled_people_in_their_roles() {
         let f = Fx::new("gb30871");
         let closed = f.in_state(PermitState::Closed);
-        assert_eq!(code(check_signers(&closed, &f.profile, &f.directory())), "ok");
+        assert_eq!(
+            code(check_signers(&closed, &f.profile, &f.directory())),
+            "ok"
+        );
     }
 
     #[test]
@@ -203,7 +206,11 @@ mod tests {
             code(check_signers(&p, &f.profile, &f.directory())),
             "permit.signer_role"
         );
-        let p = approved_by(&f, actor("周八", "S-004", "safety_department"), f.approver());
+        let p = approved_by(
+            &f,
+            actor("周八", "S-004", "safety_department"),
+            f.approver(),
+        );
         assert_eq!(
             code(check_signers(&p, &f.profile, &f.directory())),
             "permit.signer_role"

@@ -375,7 +375,9 @@ pub enum PermitError {
     },
     /// The signer's key was not valid when the step was signed (before enrolment, after the
     /// device was disabled), or is disabled now on the platform.
-    #[error("signature {index} ({step:?} by {signer}): the signer's key was not valid at that time")]
+    #[error(
+        "signature {index} ({step:?} by {signer}): the signer's key was not valid at that time"
+    )]
     SignerNotValid {
         index: usize,
         step: SignedStep,
@@ -555,7 +557,11 @@ impl Explain for PermitError {
                 signer,
                 zh,
                 ..
-            } => format!("第{}个签名（{}，{signer}）：{zh}", index + 1, step.name_zh()),
+            } => format!(
+                "第{}个签名（{}，{signer}）：{zh}",
+                index + 1,
+                step.name_zh()
+            ),
             PermitError::SameSigner {
                 first,
                 second,

@@ -81,7 +81,9 @@ impl SignerDirectory {
 
 fn check_text(text: &str, what: &str) -> Result<(), String> {
     if text.trim().is_empty() || text.chars().count() > MAX_FIELD_CHARS {
-        return Err(format!("{what} is empty or longer than {MAX_FIELD_CHARS} characters"));
+        return Err(format!(
+            "{what} is empty or longer than {MAX_FIELD_CHARS} characters"
+        ));
     }
     Ok(())
 }
@@ -188,7 +190,11 @@ fn decode(bytes: &[u8]) -> Result<SignerDirectory, CodeError> {
         else {
             return Err(bad("an entry does not have its seven fields"));
         };
-        let texts = |v: &Value| text(v).map(str::to_owned).ok_or_else(|| bad("a field is not text"));
+        let texts = |v: &Value| {
+            text(v)
+                .map(str::to_owned)
+                .ok_or_else(|| bad("a field is not text"))
+        };
         let entry = SignerEntry {
             public_key: public_key.clone(),
             person_id: texts(person_id)?,

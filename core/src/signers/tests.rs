@@ -29,7 +29,11 @@ fn sample() -> SignerDirectory {
     let b = SoftwareSigner::generate().unwrap();
     let mut disabled = entry(&b, "S-002", &["supervisor", "fire_watch"]);
     disabled.valid_until = Some(5_000);
-    SignerDirectory::new(7, 10_000, vec![entry(&a, "S-001", &["applicant"]), disabled])
+    SignerDirectory::new(
+        7,
+        10_000,
+        vec![entry(&a, "S-001", &["applicant"]), disabled],
+    )
 }
 
 #[test]
@@ -43,7 +47,11 @@ fn a_signed_directory_verifies_and_finds_each_key() {
         assert_eq!(back.entry(&e.public_key), Some(e));
     }
     assert!(back.entry(&[2; 33]).is_none());
-    let b = &back.entries.iter().find(|e| e.person_id == "S-002").unwrap();
+    let b = &back
+        .entries
+        .iter()
+        .find(|e| e.person_id == "S-002")
+        .unwrap();
     assert!(b.valid_at(4_999) && !b.valid_at(5_000) && !b.valid_at(999));
 }
 

@@ -16,8 +16,8 @@ pub mod permits;
 pub mod records;
 pub mod registry;
 pub mod schema;
-pub mod snapshot;
 pub mod signer_directory;
+pub mod snapshot;
 pub mod status_list;
 
 #[cfg(test)]

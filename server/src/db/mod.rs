@@ -153,6 +153,18 @@ pub struct Grant {
     pub permit_roles: Vec<String>,
 }
 
+impl Grant {
+    /// A person who signs no permit, named by their name alone.
+    pub fn plain(person: &str, role: Role) -> Self {
+        Grant {
+            person: person.to_owned(),
+            person_id: None,
+            role,
+            permit_roles: Vec::new(),
+        }
+    }
+}
+
 /// A device whose person may sign permits, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerRow {
@@ -171,9 +183,8 @@ impl SignerRow {
     pub fn entry(&self) -> Result<weldguard_core::signers::SignerEntry, DbError> {
         let roles: Vec<String> = serde_json::from_str(&self.permit_roles_json)
             .map_err(|e| DbError::Invalid(format!("permit roles of {}: {e}", self.device_id)))?;
-        let public_key = weldguard_core::codes::from_hex(&self.public_key_hex).ok_or_else(|| {
-            DbError::Invalid(format!("public key of device {}", self.device_id))
-        })?;
+        let public_key = weldguard_core::codes::from_hex(&self.public_key_hex)
+            .ok_or_else(|| DbError::Invalid(format!("public key of device {}", self.device_id)))?;
         Ok(weldguard_core::signers::SignerEntry {
             public_key,
             person_id: self.person_id.clone(),
@@ -931,7 +942,9 @@ mod tests {
             "only at first start"
         );
         assert_eq!(db.caller(&admin).unwrap().unwrap().role, Role::Admin);
-        let code = db.create_enrolment("张三", Role::Welder).unwrap();
+        let code = db
+            .create_enrolment(&Grant::plain("张三", Role::Welder))
+            .unwrap();
         let (token, caller) = db.enrol(&code, "04ab", "phone").unwrap();
         assert_eq!(caller.role, Role::Welder);
         assert_eq!(db.caller(&token).unwrap().unwrap().person, "张三");
@@ -954,7 +967,9 @@ mod tests {
         let key = SoftwareSigner::generate().unwrap();
         let other_key = SoftwareSigner::generate().unwrap();
         let t0 = now_ms();
-        let code = db.create_enrolment("李四", Role::Inspector).unwrap();
+        let code = db
+            .create_enrolment(&Grant::plain("李四", Role::Inspector))
+            .unwrap();
         let (token, caller) = db
             .enrol_expiring(&code, &to_hex(&key.public_key()), "phone", Some(t0 + 1000))
             .unwrap();
@@ -1019,7 +1034,9 @@ mod tests {
         );
         // A nonce of this device presented for another device is unknown there.
         let (nonce2, _) = db.create_auth_nonce(&id, t0, 300_000).unwrap();
-        let code2 = db.create_enrolment("王五", Role::Welder).unwrap();
+        let code2 = db
+            .create_enrolment(&Grant::plain("王五", Role::Welder))
+            .unwrap();
         let (_, other) = db
             .enrol_expiring(&code2, &to_hex(&other_key.public_key()), "p2", None)
             .unwrap();
@@ -1067,7 +1084,9 @@ mod tests {
             return;
         };
         let key = SoftwareSigner::generate().unwrap();
-        let code = db.create_enrolment("赵六", Role::Welder).unwrap();
+        let code = db
+            .create_enrolment(&Grant::plain("赵六", Role::Welder))
+            .unwrap();
         let (_, caller) = db
             .enrol_expiring(&code, &to_hex(&key.public_key()), "phone", Some(1))
             .unwrap();
@@ -1309,7 +1328,8 @@ mod tests {
                 usize::from(approve_first)
             );
             assert_eq!(keys.iter().filter(|k| *k == "r").count(), 1);
-            // The feed: the one head, for everyone and for the welder it names, not for others.
+            // The feed: the one head, for everyone and for the welder it names (by id, never by
+            // name: another 李四 sees nothing), not for others.
             let page = db.permit_heads(None, 10, None).unwrap();
             assert_eq!(page.heads.len(), 1);
             assert!(!page.has_more);
@@ -1319,8 +1339,17 @@ mod tests {
                 ("r", "rejected")
             );
             assert_eq!(
-                db.permit_heads(None, 10, Some("李四")).unwrap().heads.len(),
+                db.permit_heads(None, 10, Some("T370983199001011234"))
+                    .unwrap()
+                    .heads
+                    .len(),
                 1
+            );
+            assert!(
+                db.permit_heads(None, 10, Some("李四"))
+                    .unwrap()
+                    .heads
+                    .is_empty()
             );
             assert!(
                 db.permit_heads(None, 10, Some("赵六"))
@@ -1420,7 +1449,9 @@ mod tests {
         };
         let key = SoftwareSigner::generate().unwrap();
         let t0 = now_ms();
-        let code = db.create_enrolment("李四", Role::Inspector).unwrap();
+        let code = db
+            .create_enrolment(&Grant::plain("李四", Role::Inspector))
+            .unwrap();
         let (token, caller) = db
             .enrol_expiring(
                 &code,
@@ -1430,7 +1461,9 @@ mod tests {
             )
             .unwrap();
         let id = caller.device_id.clone();
-        let code2 = db.create_enrolment("王五", Role::Welder).unwrap();
+        let code2 = db
+            .create_enrolment(&Grant::plain("王五", Role::Welder))
+            .unwrap();
         let (other_token, other) = db.enrol(&code2, "04cd", "phone 2").unwrap();
         let (nonce, _) = db.create_auth_nonce(&id, t0, 300_000).unwrap();
 

@@ -21,10 +21,11 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, SignerRow, roles_json, Insert, IssuedToken, MAX_NONCES_PER_DEVICE, Page,
-    PermitPage, PermitStepStanding, RefreshRefusal, SnapshotHead, StoredIssuerKey, StoredSnapshot,
-    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
-    random_hex, refresh_signature_ok, tombstone_seqs,
+    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
+    MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
+    SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
+    make_page, make_permit_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
+    roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow};
 
