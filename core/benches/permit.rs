@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{NaiveDate, NaiveTime};
-use weldguard_core::codes::signer::SoftwareSigner;
+use weldguard_core::codes::signer::{DeviceSigner, SoftwareSigner};
 use weldguard_core::domain::{
     MachineClass, MachineKind, MachineLabel, OperationCategory, WelderCredential,
 };
@@ -15,8 +15,9 @@ use weldguard_core::inspect::{InspectionInput, Observation, Outcome, ScanOutcome
 use weldguard_core::permit::{
     Action, Actor, Catalog, ChecklistAnswer, Evidence, GasReading, GeoPoint, NightHours, Permit,
     PermitContent, PermitLevel, Person, PersonRole, ProfileSet, RuleContext, SampleEvidence,
-    Section, Site, WorkCalendar, WorkConditions, permit_findings, sample_answers, verify,
+    Section, Site, WorkCalendar, WorkConditions, permit_findings, sample_answers, verify, vouch,
 };
+use weldguard_core::signers::{SignerDirectory, SignerEntry};
 
 const H: i64 = 3600;
 // 2026-11-30 00:00 China time.
@@ -105,19 +106,45 @@ fn main() {
     };
     let calendar = WorkCalendar::default();
     let signer = SoftwareSigner::generate().expect("key");
+    // One device key per person who signs, each enrolled in the directory with their role.
+    let keys: Vec<SoftwareSigner> = (0..4)
+        .map(|_| SoftwareSigner::generate().expect("key"))
+        .collect();
+    let enrolled = [
+        ("S-001", "张三", "applicant"),
+        ("S-003", "孙七", "supervisor"),
+        ("S-004", "周八", "unit_head"),
+        ("S-002", "王五", "supervisor"),
+    ];
+    let directory = SignerDirectory::new(
+        1,
+        DAY,
+        keys.iter()
+            .zip(enrolled)
+            .map(|(key, (id, name, role))| SignerEntry {
+                public_key: key.public_key(),
+                person_id: id.into(),
+                name: name.into(),
+                roles: vec![role.into()],
+                device_id: format!("dev-{id}"),
+                valid_from: 0,
+                valid_until: None,
+            })
+            .collect(),
+    );
     let mut p =
         Permit::draft(content, &ctx, &actor("张三", "S-001", "applicant"), DAY).expect("draft");
     let steps: Vec<Action<'_>> = vec![
         Action::Submit {
             by: actor("张三", "S-001", "applicant"),
-            signer: &signer,
+            signer: &keys[0],
             calendar: &calendar,
             at: DAY + 7 * H,
             location: None,
         },
         Action::SiteCheck {
             by: actor("孙七", "S-003", "supervisor"),
-            signer: &signer,
+            signer: &keys[1],
             answers: answers(
                 &catalog,
                 &[Section::Prohibition, Section::Must],
@@ -128,7 +155,7 @@ fn main() {
         },
         Action::Approve {
             by: actor("周八", "S-004", "unit_head"),
-            signer: &signer,
+            signer: &keys[2],
             at: DAY + 7 * H + 1200,
             location: Some(location),
         },
@@ -165,7 +192,7 @@ fn main() {
         &ctx,
         Action::Close {
             by: actor("王五", "S-002", "supervisor"),
-            signer: &signer,
+            signer: &keys[3],
             post_work: post,
             at: DAY + 13 * H,
             location: None,
@@ -180,6 +207,13 @@ fn main() {
     time("verify closed permit (4 signatures)", n, || {
         black_box(verify(black_box(&p))).expect("verifies");
     });
+    time(
+        "who signed: closed permit against the directory",
+        n * 10,
+        || {
+            black_box(vouch(black_box(&p), &profiles, Some(&directory))).expect("vouched");
+        },
+    );
     time("start-work permit check", n * 50, || {
         black_box(permit_findings(
             Some(black_box(&approved)),
@@ -235,6 +269,7 @@ fn main() {
                 claims: label.clone(),
             },
             permit: Some(&approved),
+            signers: Some(&directory),
             observations: catalog
                 .items
                 .iter()

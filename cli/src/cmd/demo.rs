@@ -363,8 +363,23 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     );
     print_decision(&first, out);
 
-    // 7. The hot-work permit, draft to approved, and its site code.
+    // 7. The platform enrols the people who sign permits (their phones' keys and permit roles);
+    // this phone syncs the signed signer directory before it relies on any signature.
     let signers = Signers::generate()?;
+    let platform = LocalPlatform::start(&dir, &store, &credential, &signers)?;
+    say(
+        out,
+        &format!(
+            "   本地平台已启动；签字人名录 {} 人（申请人、现场检查人、审批人、监护人），已验签同步",
+            platform.directory_entries
+        ),
+        &format!(
+            "   Local platform started; signer directory of {} people (applicant, site checker, approver, fire watch) verified and synced",
+            platform.directory_entries
+        ),
+    );
+
+    // The hot-work permit, draft to approved, and its site code.
     let welder = Person {
         name: credential.name.clone(),
         id: credential.certificate_no.clone(),
@@ -515,7 +530,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
-    let sync = sync_with_local_platform(&dir, &store, &credential)?;
+    let sync = platform.sync(&store)?;
     say(
         out,
         &format!(
@@ -572,51 +587,115 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
 /// The demo's platform admin token (the server lives in the demo folder only).
 const DEMO_ADMIN: &str = "demo-admin-token";
 
-/// Start a platform server in `dir/platform`, hand it the registry, enrol this device as a
-/// supervisor (fetching the platform's trust file), and sync: status list, push, snapshot.
-fn sync_with_local_platform(
-    dir: &Path,
-    store: &Store,
-    credential: &WelderCredential,
-) -> Result<SyncSummary, Failure> {
-    use std::sync::atomic::AtomicBool;
-    use weldguard_core::sync::protocol::Role;
-    use weldguard_core::sync::{RetryPolicy, SyncClient};
-    let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
-    let server = weldguard_server::Background::start(&dir.join("platform"), DEMO_ADMIN)
-        .map_err(|e| fail("demo.server", e))?;
-    let policy = RetryPolicy::default();
-    let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), policy).map_err(net)?;
-    admin.write_registry(&registry(credential)).map_err(net)?;
-    let code = admin
-        .create_enrolment("王监护", Role::Supervisor)
-        .map_err(net)?;
-    let enrolled = SyncClient::new(&server.url, None, policy)
-        .map_err(net)?
-        .enrol(&code.code, "", "weldguard demo")
-        .map_err(net)?;
-    let device = SyncClient::new(&server.url, Some(enrolled.token), policy).map_err(net)?;
-    let trust_file = device.trust_file().map_err(net)?;
-    let trust = TrustStore::from_json(&serde_json::to_string(&trust_file).unwrap_or_default())
-        .map_err(|e| fail("demo.trust", e))?;
-    let report = device
-        .with_trust(trust)
-        .sync(store, &mut |_| {}, &AtomicBool::new(false))
-        .map_err(net)?;
-    let status = store
-        .status_list_info()
-        .map_err(|e| fail("demo.store", e.message_en()))?;
-    let now = Utc::now().timestamp();
-    drop(server);
-    Ok(SyncSummary {
-        pushed: report.pushed,
-        applied: report.applied,
-        rejected: report.rejected,
-        pulled_changes: report.pulled_changes,
-        snapshot_chunks: report.snapshot_chunks,
-        status_list_entries: status.as_ref().map_or(0, |s| s.entries),
-        revocation_data_age_secs: status.map_or(-1, |s| s.age_secs(now)),
-    })
+/// A platform server in `dir/platform` (SQLite, loopback) that holds the registry and has
+/// enrolled this device as a supervisor's and the four people who sign permits.
+struct LocalPlatform {
+    server: weldguard_server::Background,
+    device: weldguard_core::sync::SyncClient,
+    directory_entries: usize,
+}
+
+impl LocalPlatform {
+    /// Start the server, hand it the registry, enrol the signers with the ids the permit names
+    /// them by and their permit roles, enrol this device (fetching the platform's trust file) and
+    /// sync the signed signer directory into `store`.
+    fn start(
+        dir: &Path,
+        store: &Store,
+        credential: &WelderCredential,
+        signers: &Signers,
+    ) -> Result<LocalPlatform, Failure> {
+        use std::sync::atomic::AtomicBool;
+        use weldguard_core::codes::signer::DeviceSigner;
+        use weldguard_core::sync::protocol::{NewEnrolment, Role};
+        use weldguard_core::sync::{RetryPolicy, SyncClient};
+        let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
+        let server = weldguard_server::Background::start(&dir.join("platform"), DEMO_ADMIN)
+            .map_err(|e| fail("demo.server", e))?;
+        let policy = RetryPolicy::default();
+        let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), policy).map_err(net)?;
+        admin.write_registry(&registry(credential)).map_err(net)?;
+        let enrol = |person: &Person, role: Role, roles: Vec<String>, key: &str| {
+            let code = admin
+                .enrolment(&NewEnrolment {
+                    person: person.name.clone(),
+                    role,
+                    person_id: Some(person.id.clone()),
+                    permit_roles: roles,
+                })
+                .map_err(net)?;
+            SyncClient::new(&server.url, None, policy)
+                .map_err(net)?
+                .enrol(&code.code, key, "weldguard demo")
+                .map_err(net)
+        };
+        let key = |k: &SoftwareSigner| weldguard_core::codes::to_hex(&k.public_key());
+        let (profiles, _) = rules()?;
+        let approver_roles = profile(&profiles, Utc::now().timestamp())?
+            .levels
+            .iter()
+            .map(|l| l.approver.id.clone())
+            .collect();
+        let people = [
+            (
+                applicant(),
+                vec!["applicant".to_owned()],
+                &signers.applicant,
+            ),
+            (checker(), vec!["supervisor".to_owned()], &signers.checker),
+            (approver(), approver_roles, &signers.approver),
+            (
+                fire_watch(),
+                vec!["fire_watch".to_owned()],
+                &signers.fire_watch,
+            ),
+        ];
+        for (person, roles, signer) in &people {
+            enrol(person, Role::Supervisor, roles.clone(), &key(signer))?;
+        }
+        let this = enrol(&person("王监护", "S-010"), Role::Supervisor, Vec::new(), "")?;
+        let device = SyncClient::new(&server.url, Some(this.token), policy).map_err(net)?;
+        let trust_file = device.trust_file().map_err(net)?;
+        let trust = TrustStore::from_json(&serde_json::to_string(&trust_file).unwrap_or_default())
+            .map_err(|e| fail("demo.trust", e))?;
+        let device = device.with_trust(trust.clone());
+        device
+            .fetch_signer_directory(store, &trust, &AtomicBool::new(false))
+            .map_err(net)?;
+        let directory_entries = store
+            .signer_directory()
+            .map_err(|e| fail("demo.store", e.message_en()))?
+            .map_or(0, |d| d.entries.len());
+        Ok(LocalPlatform {
+            server,
+            device,
+            directory_entries,
+        })
+    }
+
+    /// Sync everything the phone recorded: status list, directory, push, snapshot, permits.
+    fn sync(self, store: &Store) -> Result<SyncSummary, Failure> {
+        use std::sync::atomic::AtomicBool;
+        let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
+        let report = self
+            .device
+            .sync(store, &mut |_| {}, &AtomicBool::new(false))
+            .map_err(net)?;
+        let status = store
+            .status_list_info()
+            .map_err(|e| fail("demo.store", e.message_en()))?;
+        let now = Utc::now().timestamp();
+        drop(self.server);
+        Ok(SyncSummary {
+            pushed: report.pushed,
+            applied: report.applied,
+            rejected: report.rejected,
+            pulled_changes: report.pulled_changes,
+            snapshot_chunks: report.snapshot_chunks,
+            status_list_entries: status.as_ref().map_or(0, |s| s.entries),
+            revocation_data_age_secs: status.map_or(-1, |s| s.age_secs(now)),
+        })
+    }
 }
 
 fn kind_zh(kind: &str) -> &str {
@@ -776,6 +855,18 @@ fn fire_watch() -> Person {
     person("王五", "S-002")
 }
 
+fn applicant() -> Person {
+    person("张三", "S-001")
+}
+
+fn checker() -> Person {
+    person("孙七", "S-003")
+}
+
+fn approver() -> Person {
+    person("周八", "S-004")
+}
+
 /// Draft, submit, check on site and approve the demo permit; write its site code as a PNG.
 fn approved_permit(
     store: &Store,
@@ -799,7 +890,7 @@ fn approved_permit(
         .ok_or_else(|| fail("permit.level", "the profile has no level 2"))?;
     let valid_from = t0.timestamp();
     let valid_until = valid_from + level.max_validity_secs.min(8 * 3600);
-    let applicant = person("张三", "S-001");
+    let applicant = applicant();
     let permit_id = new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?;
     let content = PermitContent {
         permit_id: permit_id.clone(),
@@ -856,7 +947,7 @@ fn approved_permit(
         location: Some(site_location()),
     })?;
     apply(Action::SiteCheck {
-        by: signer_actor(&person("孙七", "S-003"), "supervisor"),
+        by: signer_actor(&checker(), "supervisor"),
         signer: &signers.checker,
         answers: answers(
             &catalog,
@@ -873,7 +964,7 @@ fn approved_permit(
         .map(|l| l.approver.id.clone())
         .unwrap_or_else(|| "approver".into());
     let approved = apply(Action::Approve {
-        by: signer_actor(&person("周八", "S-004"), &approver_role),
+        by: signer_actor(&approver(), &approver_role),
         signer: &signers.approver,
         at: at(12),
         location: Some(site_location()),
@@ -988,6 +1079,9 @@ fn inspect(
             Err(e) => ScanOutcome::failed(&e),
         };
     let (_, catalog) = rules()?;
+    let directory = store
+        .signer_directory()
+        .map_err(|e| fail("demo.store", e.message_en()))?;
     let input = InspectionInput {
         inspection_id: new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?,
         inspector: signer_actor(&person("网格员刘", "G-0042"), "inspector"),
@@ -998,6 +1092,7 @@ fn inspect(
         welder,
         machine,
         permit: Some(permit),
+        signers: directory.as_ref(),
         observations: vec![Observation {
             item_id: "ban.08".into(),
             outcome: Outcome::NotCompliant,

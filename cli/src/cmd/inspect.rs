@@ -271,6 +271,9 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
         .map(|t| t.date_naive())
         .ok_or_else(|| Failure::input("input.time", "--at is out of range"))?;
     let inspection_id = new_record_id(now_ms()).map_err(|e| store_failure(&e, out))?;
+    let signers = store
+        .signer_directory()
+        .map_err(|e| store_failure(&e, out))?;
     let input = InspectionInput {
         inspection_id,
         inspector: Actor {
@@ -285,6 +288,7 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
         welder,
         machine,
         permit: permit.as_ref(),
+        signers: signers.as_ref(),
         observations,
         extra_violations: extra,
         photos,

@@ -95,6 +95,9 @@ pub enum ViolationKind {
     PermitWrongSite,
     /// The permit's signatures do not verify: changed after signing.
     PermitTampered,
+    /// A signature on the permit is not vouched for by the signer directory: a key nobody
+    /// enrolled, a person or role that may not sign that step (docs/adr/0014).
+    PermitSignerNotVouched,
     /// A prohibition (十不准) is violated.
     ProhibitionViolated,
     /// A must (九必须) is missing.
@@ -116,6 +119,7 @@ impl ViolationKind {
             ViolationKind::PermitWelderNotNamed => "inspect.permit_welder_not_named",
             ViolationKind::PermitWrongSite => "inspect.permit_wrong_site",
             ViolationKind::PermitTampered => "inspect.permit_tampered",
+            ViolationKind::PermitSignerNotVouched => "inspect.permit_signer_not_vouched",
             ViolationKind::ProhibitionViolated => "inspect.prohibition_violated",
             ViolationKind::MustMissing => "inspect.must_missing",
             ViolationKind::Other => "inspect.other",
@@ -219,6 +223,9 @@ pub struct InspectionInput<'a> {
     pub welder: ScanOutcome<WelderCredential>,
     pub machine: ScanOutcome<MachineLabel>,
     pub permit: Option<&'a Permit>,
+    /// The signer directory the device synced: who may sign permits (`None`: never synced, so no
+    /// permit signer is vouched for).
+    pub signers: Option<&'a crate::signers::SignerDirectory>,
     pub observations: Vec<Observation>,
     /// Violations the inspector adds by hand.
     pub extra_violations: Vec<Violation>,
@@ -417,11 +424,29 @@ pub fn assess(input: InspectionInput<'_>, catalog: &Catalog) -> Result<Inspectio
         let signature_problem = crate::permit::verify(permit)
             .err()
             .map(|e| e.code().to_owned());
+        let vouched = signature_problem.is_none().then(|| {
+            crate::permit::ProfileSet::builtin_shared()
+                .map_err(|e| e.to_string())
+                .and_then(|profiles| {
+                    crate::permit::vouch(permit, profiles, input.signers)
+                        .map_err(|e| format!("{}|{}", e.message_zh(), e.message_en()))
+                })
+        });
         let findings = if signature_problem.is_some() {
             violations.push(violation(
                 ViolationKind::PermitTampered,
                 "动火作业证签名验证失败，内容在签字后被改动".into(),
                 "the hot-work permit's signatures do not verify: changed after signing".into(),
+            ));
+            Vec::new()
+        } else if let Some(Err(why)) = vouched {
+            let (zh, en) = why.split_once('|').unwrap_or((why.as_str(), why.as_str()));
+            violations.push(violation(
+                ViolationKind::PermitSignerNotVouched,
+                format!("动火作业证的签字人未经平台授权：{zh}"),
+                format!(
+                    "the hot-work permit was signed by someone the platform did not authorise: {en}"
+                ),
             ));
             Vec::new()
         } else {

@@ -12,7 +12,7 @@
 //! close only a permit naming them, and the profile's `distinct` pairs of steps need two people.
 
 use super::model::{Permit, PermitError, StepSignature};
-use super::profile::RuleProfile;
+use super::profile::{ProfileSet, RuleProfile};
 use crate::signers::{SignerDirectory, SignerEntry};
 
 /// The permit role of whoever submits for the applicant the permit names.
@@ -114,6 +114,26 @@ pub fn check_signers(
         }
     }
     Ok(())
+}
+
+/// What a device concludes offline about who signed `permit`: every signature vouched for by the
+/// directory it synced, under the profile version the permit records. No directory (never
+/// synced) vouches for nobody.
+pub fn vouch(
+    permit: &Permit,
+    profiles: &ProfileSet,
+    directory: Option<&SignerDirectory>,
+) -> Result<(), PermitError> {
+    let directory = directory.ok_or(PermitError::DirectoryMissing)?;
+    let c = &permit.content;
+    let profile = profiles
+        .get(&c.profile_id, &c.profile_version)
+        .ok_or_else(|| PermitError::VersionMismatch {
+            what: "rule profile",
+            recorded: format!("{} {}", c.profile_id, c.profile_version),
+            given: "no such profile version on this device".into(),
+        })?;
+    check_signers(permit, profile, directory)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub mod start_work;
 pub mod succession;
 
 pub use admit::Admission;
-pub use authority::{ROLE_APPLICANT, ROLE_FIRE_WATCH, check_signature, check_signers};
+pub use authority::{ROLE_APPLICANT, ROLE_FIRE_WATCH, check_signature, check_signers, vouch};
 pub use catalog::{
     AnswerProblem, AnswerValue, Catalog, CatalogItem, ChecklistAnswer, Evidence,
     EvidenceRequirement, GasReading, PersonRole, Section, Severity,

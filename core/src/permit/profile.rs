@@ -156,6 +156,15 @@ impl ProfileSet {
         Self::from_json(BUILTIN_PROFILES_JSON)
     }
 
+    /// The built-in profiles, parsed once per process.
+    pub fn builtin_shared() -> Result<&'static ProfileSet, ProfileError> {
+        static SET: std::sync::OnceLock<Result<ProfileSet, ProfileError>> =
+            std::sync::OnceLock::new();
+        SET.get_or_init(Self::builtin)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     pub fn from_json(json: &str) -> Result<ProfileSet, ProfileError> {
         let set: ProfileSet =
             serde_json::from_str(json).map_err(|e| ProfileError(e.to_string()))?;

@@ -41,9 +41,13 @@ pub struct SignerEntry {
 }
 
 impl SignerEntry {
-    /// Whether a signature made at `at` falls in the entry's validity.
+    /// Whether a signature made at `at` falls in the entry's validity: before the device was
+    /// disabled. The time is the signer's own claim, so `valid_from` (when the key was enrolled)
+    /// bounds nothing below: a device with the key could date a signature after it just as well.
+    /// A disabled key is stopped by the platform at once (it checks the key is valid at its own
+    /// clock); a device offline learns of it at its next sync (docs/threat-model.md).
     pub fn valid_at(&self, at: i64) -> bool {
-        at >= self.valid_from && self.valid_until.is_none_or(|until| at < until)
+        self.valid_until.is_none_or(|until| at < until)
     }
 }
 

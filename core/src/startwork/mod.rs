@@ -50,8 +50,24 @@ impl PermitSource for Store {
         certificate_no: &str,
         at: i64,
     ) -> Result<Option<Permit>, Finding> {
-        self.permit_to_check(site_id, certificate_no, at)
-            .map_err(|e| Finding::from_explain(&e, Severity::Deny))
+        let deny = |e: &dyn Explain| Finding::from_explain(e, Severity::Deny);
+        let permit = self
+            .permit_to_check(site_id, certificate_no, at)
+            .map_err(|e| deny(&e))?;
+        // Who signed it, against the signer directory this device synced (docs/adr/0014).
+        if let Some(permit) = &permit {
+            let profiles = crate::permit::ProfileSet::builtin_shared().map_err(|e| {
+                Finding::new(
+                    "permit.profiles",
+                    Severity::Deny,
+                    e.to_string(),
+                    e.to_string(),
+                )
+            })?;
+            let directory = self.signer_directory().map_err(|e| deny(&e))?;
+            crate::permit::vouch(permit, profiles, directory.as_ref()).map_err(|e| deny(&e))?;
+        }
+        Ok(permit)
     }
 }
 

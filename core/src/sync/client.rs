@@ -26,8 +26,8 @@ use super::protocol::{
     EnrolResponse, EnrolmentCode, ErrorBody, Identity, IssuedCode, MUST_REFETCH, NewEnrolment,
     PERMITS_FEED, PermitPage, PullResponse, PushEntry, PushRequest, PushResponse, PushStatus,
     REGISTRY_FEED, RecordList, RegistryWriteResponse, Role, RotateKeyRequest, RotatedKey,
-    SnapshotResponse, StatusListResponse, TOKEN_EXPIRED, TokenRefreshRequest, TokenRefreshResponse,
-    token_refresh_message,
+    SignerDirectoryResponse, SnapshotResponse, StatusListResponse, TOKEN_EXPIRED,
+    TokenRefreshRequest, TokenRefreshResponse, token_refresh_message,
 };
 use crate::codes::{
     DeviceSigner, SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, to_hex,
@@ -75,6 +75,8 @@ pub struct SyncReport {
     pub retries: u32,
     /// What became of the signed revocation status list fetched first.
     pub status_list: StatusListCheck,
+    /// What became of the signed signer directory fetched next (same outcomes).
+    pub signer_directory: StatusListCheck,
     /// Snapshot chunks downloaded and applied (a first sync or a refetch with a trust store).
     pub snapshot_chunks: u64,
     /// Rows downloaded again for collections that drifted ([`SyncClient::check_drift`]).
@@ -142,7 +144,8 @@ pub enum DriftCheck {
     },
 }
 
-/// The status list step of a sync.
+/// The status list (or signer directory) step of a sync: each a signed document of the platform
+/// that the device keeps only when it verifies and is not older than the one held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StatusListCheck {
     /// The client has no trust store to verify a list with, or the run did not pull.
@@ -704,6 +707,7 @@ impl SyncClient {
         let mut report = SyncReport::default();
         if pull && let Some(trust) = &self.trust {
             report.status_list = self.fetch_status_list(store, trust, cancel)?;
+            report.signer_directory = self.fetch_signer_directory(store, trust, cancel)?;
         }
         if push {
             self.push_into(store, progress, cancel, &mut report)?;
@@ -744,6 +748,38 @@ impl SyncClient {
                 StatusListSaved::Older { held } => StatusListCheck::Older {
                     held,
                     received: list.sequence,
+                },
+            },
+        )
+    }
+
+    /// Fetch the signed signer directory (who may sign permits), verify it with `trust` and keep
+    /// it when it is not older than the one held. One that does not verify stops the sync and
+    /// changes nothing.
+    pub fn fetch_signer_directory(
+        &self,
+        store: &Store,
+        trust: &TrustStore,
+        cancel: &AtomicBool,
+    ) -> Result<StatusListCheck, SyncError> {
+        let response: SignerDirectoryResponse =
+            self.call(Method::GET, "/v1/signers", None, cancel)?;
+        let document = decode_base64(&response.document, "signer directory")?;
+        let now = now_ms();
+        let directory =
+            crate::signers::verify_directory(&document, trust, now / 1000, DOCUMENT_SKEW_SECS)
+                .map_err(SyncError::SignerDirectory)?;
+        Ok(
+            match store.save_signer_directory(&directory, &document, now)? {
+                StatusListSaved::Replaced => StatusListCheck::Updated {
+                    sequence: directory.sequence,
+                },
+                StatusListSaved::Unchanged => StatusListCheck::Unchanged {
+                    sequence: directory.sequence,
+                },
+                StatusListSaved::Older { held } => StatusListCheck::Older {
+                    held,
+                    received: directory.sequence,
                 },
             },
         )

@@ -45,6 +45,9 @@ pub enum SyncError {
     /// bad signature, malformed): nothing was stored and the sync stopped.
     #[error("the revocation status list does not verify: {0}")]
     StatusList(crate::codes::CodeError),
+    /// The signer directory the server sent does not verify: nothing was stored, the sync stopped.
+    #[error("the signer directory does not verify: {0}")]
+    SignerDirectory(crate::codes::CodeError),
     /// The registry snapshot manifest the server sent does not verify: nothing was loaded.
     #[error("the registry snapshot does not verify: {0}")]
     Snapshot(crate::codes::CodeError),
@@ -67,6 +70,7 @@ impl Explain for SyncError {
             SyncError::Cancelled => "sync.cancelled",
             SyncError::StatusList(_) => "sync.status_list_invalid",
             SyncError::Snapshot(_) => "sync.snapshot_invalid",
+            SyncError::SignerDirectory(_) => "sync.signer_directory_invalid",
             SyncError::Store(e) => e.code(),
         }
     }
@@ -100,6 +104,9 @@ impl Explain for SyncError {
                     e.message_zh()
                 )
             }
+            SyncError::SignerDirectory(e) => {
+                format!("平台下发的签字人名录验签失败，未予采用：{}", e.message_zh())
+            }
             SyncError::Store(e) => e.message_zh(),
         }
     }
@@ -116,6 +123,10 @@ impl Explain for SyncError {
             ),
             SyncError::Snapshot(e) => format!(
                 "the registry snapshot from the platform does not verify and was not used: {}",
+                e.message_en()
+            ),
+            SyncError::SignerDirectory(e) => format!(
+                "the signer directory from the platform does not verify and was not used: {}",
                 e.message_en()
             ),
             SyncError::Store(e) => e.message_en(),
