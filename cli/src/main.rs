@@ -46,6 +46,8 @@ enum Command {
     Permit(cmd::permit::PermitArgs),
     /// On-site inspections: record (scans, permit, observations; sealed) and list.
     Inspect(cmd::inspect::InspectArgs),
+    /// The signer directory: who may sign permits (import, show; issue for admins).
+    Signers(cmd::signers::SignersArgs),
     /// Enrol this device with a platform server, using an enrolment code.
     Enroll(cmd::sync::EnrollArgs),
     /// Push the outbox to the platform, then pull registry changes.
@@ -66,6 +68,7 @@ fn main() {
         Command::Decide(args) => cmd::decide::run(*args, &out),
         Command::Demo(args) => cmd::demo::run(args, &out),
         Command::Scan(args) => cmd::scan::run(args, &out),
+        Command::Signers(args) => cmd::signers::run(args, &out),
         Command::Permit(args) => cmd::permit::run(args, &out),
         Command::Inspect(args) => cmd::inspect::run(args, &out),
         Command::Enroll(args) => cmd::sync::enroll(args, &out),

@@ -49,6 +49,55 @@ fn key(dir: &Path, name: &str) -> String {
 }
 
 /// Answers to every pre-work item, as an on-site checker gives them.
+/// The platform's part, offline: an issuer key and its trust file, a signer directory enrolling
+/// `people` (key file, person id, name, permit role) signed with it, imported into this device.
+fn enrol_signers(dir: &Path, people: &[(&str, &str, &str, &str)]) {
+    let issuer = dir.join("issuer.key");
+    let trust = dir.join("trust.json");
+    let made = Command::new(env!("CARGO_BIN_EXE_weldguard"))
+        .args(["keys", "generate", "--alg", "ed25519", "--out"])
+        .arg(&issuer)
+        .arg("--trust-out")
+        .arg(&trust)
+        .args(["--valid-from", "2026-01-01"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let entries: Vec<Value> = people
+        .iter()
+        .map(|(key, id, name, role)| {
+            let file: Value = serde_json::from_str(&std::fs::read_to_string(key).unwrap()).unwrap();
+            serde_json::json!({
+                "public_key": file["public_key"], "person_id": id, "name": name, "roles": [role],
+            })
+        })
+        .collect();
+    let entries_file = dir.join("signers.json");
+    std::fs::write(&entries_file, serde_json::to_string(&entries).unwrap()).unwrap();
+    let signed = dir.join("signers.cose");
+    let issued = Command::new(env!("CARGO_BIN_EXE_weldguard"))
+        .args(["signers", "issue", "--key"])
+        .arg(&issuer)
+        .arg("--entries")
+        .arg(&entries_file)
+        .arg("--out")
+        .arg(&signed)
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "{issued:?}");
+    let imported = ok(
+        dir,
+        &[
+            "signers",
+            "import",
+            signed.to_str().unwrap(),
+            "--trust",
+            trust.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(imported["entries"], people.len());
+}
+
 fn site_answers() -> Vec<ChecklistAnswer> {
     let catalog = Catalog::builtin().unwrap();
     catalog
@@ -336,8 +385,21 @@ fn a_permit_runs_from_draft_to_closed_and_an_inspection_finds_violations() {
             .unwrap()
             .is_empty()
     );
+    // Without the platform's signer directory nobody is vouched for: the permit does not count.
+    let unvouched = ok(dir, &["permit", "verify", ID]);
+    assert_eq!(unvouched["valid"], false, "{unvouched}");
+    assert_eq!(unvouched["reason"]["code"], "permit.directory_missing");
+    enrol_signers(
+        dir,
+        &[
+            (&applicant, "S-001", "张三", "applicant"),
+            (&checker, "S-003", "孙七", "supervisor"),
+            (&approver, "S-004", "周八", "unit_head"),
+            (&closer, "S-002", "王五", "supervisor"),
+        ],
+    );
     let verified = ok(dir, &["permit", "verify", ID]);
-    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["valid"], true, "{verified}");
     assert_eq!(verified["signatures"].as_array().unwrap().len(), 4);
 
     // Inspection at 14:00: the welder shows no credential, the permit shown is closed, and

@@ -10,14 +10,16 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime};
+use weldguard_core::codes::signer::DeviceSigner;
 use weldguard_core::codes::signer::SoftwareSigner;
+use weldguard_core::codes::to_hex;
 use weldguard_core::permit::{
     Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
     PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
     Section, Site, WorkCalendar, WorkConditions, sample_answers,
 };
 use weldguard_core::store::{OutboxState, StepStanding, Store};
-use weldguard_core::sync::protocol::{PermitPage, Role};
+use weldguard_core::sync::protocol::{NewEnrolment, PermitPage, Role};
 use weldguard_core::sync::{RetryPolicy, SyncClient, SyncReport};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
@@ -151,11 +153,26 @@ struct Device {
     client: SyncClient,
 }
 
-fn enrol(server: &ServerProcess, person: &str, role: Role) -> Device {
+/// A device enrolled for `person` (named on permits by `person_id`), with the device key whose
+/// public part is `public_key` and the permit roles it signs as (the signer directory).
+fn enrol(
+    server: &ServerProcess,
+    (person, person_id): (&str, &str),
+    role: Role,
+    permit_roles: &[String],
+    public_key: &str,
+) -> Device {
     let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
-    let code = admin.create_enrolment(person, role).unwrap();
+    let code = admin
+        .enrolment(&NewEnrolment {
+            person: person.into(),
+            role,
+            person_id: Some(person_id.into()),
+            permit_roles: permit_roles.to_vec(),
+        })
+        .unwrap();
     let anonymous = SyncClient::new(&server.url(), None, policy()).unwrap();
-    let enrolled = anonymous.enrol(&code.code, "04aabbcc", person).unwrap();
+    let enrolled = anonymous.enrol(&code.code, public_key, person).unwrap();
     let dir = TempDir::new("permit-device");
     let store = Store::open(dir.path().join("device.sqlite")).unwrap();
     let client = SyncClient::new(&server.url(), Some(enrolled.token), policy()).unwrap();
@@ -206,10 +223,39 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
     let server = ServerProcess::start_on(SERVER, data, ADMIN);
     let rules = Rules::new();
     let ctx = rules.ctx();
-    let welder = enrol(&server, "李四", Role::Welder);
-    let a = enrol(&server, "孙七", Role::Supervisor);
-    let b = enrol(&server, "吴九", Role::Supervisor);
-    let (welder_key, a_key) = (key(1), key(2));
+    let (welder_key, checker_key, a_key) = (key(1), key(2), key(3));
+    let hex = |k: &SoftwareSigner| to_hex(&k.public_key());
+    let roles = |r: &str| vec![r.to_owned()];
+    // The applicant's phone (a welder's device), the site checker's, approver A's, and B, who
+    // rejects (an unsigned step: B signs nothing, so B needs no permit role).
+    let welder = enrol(
+        &server,
+        ("张三", "S-001"),
+        Role::Welder,
+        &roles("applicant"),
+        &hex(&welder_key),
+    );
+    let checker = enrol(
+        &server,
+        ("孙七", "S-003"),
+        Role::Supervisor,
+        &roles("supervisor"),
+        &hex(&checker_key),
+    );
+    let a = enrol(
+        &server,
+        ("周八", "S-004"),
+        Role::Supervisor,
+        &roles(&rules.approver_role()),
+        &hex(&a_key),
+    );
+    let b = enrol(
+        &server,
+        ("吴九", "S-009"),
+        Role::Supervisor,
+        &[],
+        "04aabbcc",
+    );
     let to_ms = |secs: i64| secs * 1000;
 
     // The welder drafts and submits, then syncs.
@@ -233,21 +279,24 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
     let report = sync(&welder);
     assert_eq!((report.applied, report.rejected), (2, 0));
 
-    // Supervisor A learns the permit, checks it on site, syncs; B and the welder learn the check.
-    let report = sync(&a);
+    // The site checker learns the permit, checks it on site, syncs; A, B and the welder learn
+    // the check.
+    let report = sync(&checker);
     assert_eq!(report.permits_changed, 1);
-    assert_eq!(held(&a).state, PermitState::Submitted);
+    assert_eq!(held(&checker).state, PermitState::Submitted);
     let check = Action::SiteCheck {
         by: actor("孙七", "S-003", "supervisor"),
-        signer: &a_key,
+        signer: &checker_key,
         answers: rules.answers(DAY + 7 * H + 600),
         at: DAY + 7 * H + 900,
         location: Some(rules.location()),
     };
-    a.store
+    checker
+        .store
         .apply_permit_action(PERMIT_ID, &ctx, check, to_ms(DAY + 7 * H + 900))
         .unwrap();
-    assert_eq!(sync(&a).applied, 1);
+    assert_eq!(sync(&checker).applied, 1);
+    sync(&a);
     sync(&b);
     sync(&welder);
     let checked = held(&a);
@@ -257,7 +306,7 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
 
     // Offline: A approves at 07:40, B rejects at 07:50.
     let approve = Action::Approve {
-        by: actor("孙七", "S-003", &rules.approver_role()),
+        by: actor("周八", "S-004", &rules.approver_role()),
         signer: &a_key,
         at: DAY + 7 * H + 2400,
         location: Some(rules.location()),
@@ -345,10 +394,11 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
             .all(|(_, st)| *st == StepStanding::OnRecord),
         "{standings:?}"
     );
-    // What A saw: the submission and the rejection learned from the platform, its own two steps.
+    // What A saw: the site check and the rejection learned from the platform (it first synced
+    // after the check), its own approval.
     let mut actions: Vec<&str> = standings.iter().map(|(s, _)| s.action.as_str()).collect();
     actions.sort_unstable();
-    assert_eq!(actions, vec!["approve", "reject", "site_check", "submit"]);
+    assert_eq!(actions, vec!["approve", "reject", "site_check"]);
     Some(head)
 }
 

@@ -10,4 +10,5 @@ pub mod outbox;
 pub mod permit;
 pub mod registry;
 pub mod scan;
+pub mod signers;
 pub mod sync;

@@ -866,10 +866,22 @@ fn list(state: Option<StateArg>, data: StateArgs, out: &Output) -> Result<(), Fa
 fn verify(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
     let store = data.open_store(out)?;
     let result = store.permit(&id);
+    // Who signed, against the signer directory this device holds (docs/adr/0014).
+    let vouched: Option<weldguard_core::permit::PermitError> = match &result {
+        Ok(Some(p)) => {
+            let directory = store
+                .signer_directory()
+                .map_err(|e| crate::data_dir::store_failure(&e, out))?;
+            let profiles = ProfileSet::builtin_shared()
+                .map_err(|e| Failure::runtime("permit.profiles", e.to_string()))?;
+            weldguard_core::permit::vouch(p, profiles, directory.as_ref()).err()
+        }
+        _ => None,
+    };
     let (valid, reason, signatures) = match &result {
         Ok(Some(p)) => (
-            true,
-            None,
+            vouched.is_none(),
+            vouched.as_ref().map(|e| e as &dyn Explain),
             p.signatures
                 .iter()
                 .map(|s| {
@@ -883,7 +895,7 @@ fn verify(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         Ok(None) => {
             return Err(explained(&PermitStoreError::NotFound(id), out, true));
         }
-        Err(e @ PermitStoreError::Tampered { .. }) => (false, Some(e), Vec::new()),
+        Err(e @ PermitStoreError::Tampered { .. }) => (false, Some(e as &dyn Explain), Vec::new()),
         Err(e) => return Err(permit_store_failure(e, out)),
     };
     if out.json {

@@ -178,26 +178,6 @@ fn permit_problems_are_recorded() {
     forged.content.valid_until += 24 * 3600;
     let insp = assess(input(&fx, Some(&forged)), &fx.catalog).unwrap();
     assert_eq!(kinds(&insp), vec![ViolationKind::PermitTampered]);
-}
-
-#[test]
-fn a_permit_signed_by_someone_the_platform_did_not_enrol_is_a_violation() {
-    let fx = Fx::new("gb30871");
-    let permit = fx.in_state(PermitState::Active);
-    // The inspector's phone never synced a directory: nobody is vouched for.
-    let mut inp = input(&fx, Some(&permit));
-    inp.signers = None;
-    let insp = assess(inp, &fx.catalog).unwrap();
-    assert_eq!(kinds(&insp), vec![ViolationKind::PermitSignerNotVouched]);
-    // A directory without the approver's key (the approval came from a key nobody enrolled).
-    let mut directory = fx.directory();
-    let approver = crate::codes::signer::DeviceSigner::public_key(fx.approver());
-    directory.entries.retain(|e| e.public_key != approver);
-    let mut inp = input(&fx, Some(&permit));
-    inp.signers = Some(&directory);
-    let insp = assess(inp, &fx.catalog).unwrap();
-    assert_eq!(kinds(&insp), vec![ViolationKind::PermitSignerNotVouched]);
-    assert!(insp.body.violations[0].message_zh.contains("签字人"));
     assert_eq!(
         insp.body.permit.unwrap().signature_problem.as_deref(),
         Some("permit.signature_broken")
@@ -219,6 +199,26 @@ fn a_permit_signed_by_someone_the_platform_did_not_enrol_is_a_violation() {
         !insp.body.report_required,
         "a major violation alone is not reported at once"
     );
+}
+
+#[test]
+fn a_permit_signed_by_someone_the_platform_did_not_enrol_is_a_violation() {
+    let fx = Fx::new("gb30871");
+    let permit = fx.in_state(PermitState::Active);
+    // The inspector's phone never synced a directory: nobody is vouched for.
+    let mut inp = input(&fx, Some(&permit));
+    inp.signers = None;
+    let insp = assess(inp, &fx.catalog).unwrap();
+    assert_eq!(kinds(&insp), vec![ViolationKind::PermitSignerNotVouched]);
+    // A directory without the approver's key (the approval came from a key nobody enrolled).
+    let mut directory = fx.directory();
+    let approver = crate::codes::signer::DeviceSigner::public_key(fx.approver());
+    directory.entries.retain(|e| e.public_key != approver);
+    let mut inp = input(&fx, Some(&permit));
+    inp.signers = Some(&directory);
+    let insp = assess(inp, &fx.catalog).unwrap();
+    assert_eq!(kinds(&insp), vec![ViolationKind::PermitSignerNotVouched]);
+    assert!(insp.body.violations[0].message_zh.contains("签字人"));
 }
 
 #[test]
