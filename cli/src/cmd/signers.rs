@@ -4,7 +4,7 @@
 //! with an issuer key, for platforms run without the reference server and for offline tests
 //! (docs/adr/0014-who-may-sign-what.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -89,7 +89,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn import(file: &PathBuf, trust: &PathBuf, state: &StateArgs, out: &Output) -> Result<(), Failure> {
+fn import(file: &Path, trust: &Path, state: &StateArgs, out: &Output) -> Result<(), Failure> {
     let bytes = std::fs::read(file).map_err(|e| {
         Failure::input("input.file", format!("cannot read {}: {e}", file.display()))
     })?;
@@ -186,10 +186,10 @@ fn show(state: &StateArgs, out: &Output) -> Result<(), Failure> {
 }
 
 fn issue(
-    key: &PathBuf,
-    entries: &PathBuf,
+    key: &Path,
+    entries: &Path,
     sequence: Option<u64>,
-    path: &PathBuf,
+    path: &Path,
     out: &Output,
 ) -> Result<(), Failure> {
     let key = weldguard_core::codes::IssuerKey::from_json(&read_text(key, "key file")?)

@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn a_newer_directory_replaces_and_an_older_one_is_refused() {
         let dir = TempDir::new();
-        let store = Store::open(&dir.path().join("d.sqlite")).unwrap();
+        let store = Store::open(dir.path().join("d.sqlite")).unwrap();
         assert_eq!(store.signer_directory().unwrap(), None);
         let second = directory(2, "S-002");
         assert_eq!(
