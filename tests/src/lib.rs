@@ -1,6 +1,6 @@
 //! Shared helpers for the cross-crate tests in `tests/tests/`: temporary folders, the server as a
 //! child process on a loopback port (SQLite in a folder or a PostgreSQL test database), a raw HTTP/1.1 call for status checks, and a fault-injecting
-//! TCP proxy between a device and the server.
+//! TCP proxy between a device and the server; [`permits`]: permits and enrolled signers' phones.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use weldguard_server::db::test_support::TestDatabase;
+
+pub mod permits;
 
 /// A folder removed on drop.
 pub struct TempDir(PathBuf);

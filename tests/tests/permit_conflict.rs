@@ -6,189 +6,16 @@
 //! platform's version. Against the real server binary on SQLite, and on PostgreSQL when a test
 //! cluster is configured (`WG_TEST_POSTGRES_URL`, see `weldguard_server::db::test_support`).
 
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-use chrono::{NaiveDate, NaiveTime};
-use weldguard_core::codes::signer::DeviceSigner;
-use weldguard_core::codes::signer::SoftwareSigner;
-use weldguard_core::codes::to_hex;
-use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
-    PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
-    Section, Site, WorkCalendar, WorkConditions, sample_answers,
-};
-use weldguard_core::store::{OutboxState, StepStanding, Store};
-use weldguard_core::sync::protocol::{NewEnrolment, PermitPage, Role};
-use weldguard_core::sync::{RetryPolicy, SyncClient, SyncReport};
-use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
+use weldguard_core::permit::{Action, Permit, PermitState};
+use weldguard_core::store::{OutboxState, StepStanding};
+use weldguard_core::sync::SyncClient;
+use weldguard_core::sync::protocol::{PermitPage, Role};
+use weldguard_tests::permits::{DAY, Device, Enrolment, H, Rules, actor, enrol, key, policy, sync};
+use weldguard_tests::{ServerBackend, ServerData, ServerProcess, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 const ADMIN: &str = "permit-conflict-admin-token-0123";
-const H: i64 = 3600;
-/// 2026-11-30 00:00 China time (a Monday).
-const DAY: i64 = 1_795_968_000;
 const PERMIT_ID: &str = "0193a1b2-0000-7000-8000-0000000000c1";
-
-fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(2),
-    }
-}
-
-fn actor(name: &str, id: &str, role: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        id: id.into(),
-        role: role.into(),
-    }
-}
-
-/// Fixed device keys, so both runs make byte-identical permit versions (ES256 here is RFC 6979).
-fn key(n: u8) -> SoftwareSigner {
-    SoftwareSigner::from_secret(&[n; 32]).unwrap()
-}
-
-struct Rules {
-    profile: RuleProfile,
-    catalog: Catalog,
-    calendar: WorkCalendar,
-}
-
-impl Rules {
-    fn new() -> Self {
-        let profile = ProfileSet::builtin()
-            .unwrap()
-            .select("gb30871", NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
-            .unwrap()
-            .clone();
-        Rules {
-            profile,
-            catalog: Catalog::builtin().unwrap(),
-            calendar: WorkCalendar::default(),
-        }
-    }
-
-    fn ctx(&self) -> RuleContext<'_> {
-        RuleContext {
-            profile: &self.profile,
-            catalog: &self.catalog,
-        }
-    }
-
-    fn location(&self) -> GeoPoint {
-        GeoPoint::from_degrees(36.182, 116.772)
-    }
-
-    fn content(&self) -> PermitContent {
-        let location = self.location();
-        PermitContent {
-            permit_id: PERMIT_ID.into(),
-            site: Site {
-                site_id: "site-370983-001".into(),
-                name: "肥城某化工厂三车间".into(),
-                profile_id: "gb30871".into(),
-                location,
-                utc_offset_secs: 8 * 3600,
-                night: NightHours {
-                    start: NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
-                    end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
-                },
-                approval_radius_m: None,
-            },
-            profile_id: self.profile.id.clone(),
-            profile_version: self.profile.version.clone(),
-            catalog_version: self.catalog.version.clone(),
-            work_description: "更换3号储罐出口管线法兰".into(),
-            hot_work_point: "3号储罐东侧管廊".into(),
-            hot_work_points: 1,
-            location,
-            conditions: WorkConditions::default(),
-            requested_level: PermitLevel::Level2,
-            valid_from: DAY + 8 * H,
-            valid_until: DAY + 17 * H,
-            applicant: Person {
-                name: "张三".into(),
-                id: "S-001".into(),
-            },
-            welders: vec![Person {
-                name: "李四".into(),
-                id: "T370983199001011234".into(),
-            }],
-            machines: vec!["M-370983-0001".into()],
-            fire_watch: vec![Person {
-                name: "王五".into(),
-                id: "S-002".into(),
-            }],
-        }
-    }
-
-    /// Every item of 十不准、九必须 answered with the evidence it asks for.
-    fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
-        let sample = SampleEvidence::crew(at);
-        sample_answers(
-            &self.catalog,
-            &[Section::Prohibition, Section::Must],
-            &sample,
-        )
-    }
-
-    fn approver_role(&self) -> String {
-        self.profile
-            .level(PermitLevel::Level2)
-            .unwrap()
-            .approver
-            .id
-            .clone()
-    }
-}
-
-struct Device {
-    _dir: TempDir,
-    store: Store,
-    client: SyncClient,
-}
-
-/// A device enrolled for `person` (named on permits by `person_id`), with the device key whose
-/// public part is `public_key` and the permit roles it signs as (the signer directory).
-fn enrol(
-    server: &ServerProcess,
-    (person, person_id): (&str, &str),
-    role: Role,
-    permit_roles: &[String],
-    public_key: &str,
-) -> Device {
-    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
-    let code = admin
-        .enrolment(&NewEnrolment {
-            person: person.into(),
-            role,
-            person_id: Some(person_id.into()),
-            permit_roles: permit_roles.to_vec(),
-        })
-        .unwrap();
-    let anonymous = SyncClient::new(&server.url(), None, policy()).unwrap();
-    let enrolled = anonymous.enrol(&code.code, public_key, person).unwrap();
-    let dir = TempDir::new("permit-device");
-    let store = Store::open(dir.path().join("device.sqlite")).unwrap();
-    let client = SyncClient::new(&server.url(), Some(enrolled.token), policy()).unwrap();
-    Device {
-        _dir: dir,
-        store,
-        client,
-    }
-}
-
-fn sync(device: &Device) -> SyncReport {
-    device
-        .client
-        .sync(&device.store, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap()
-}
 
 fn held(device: &Device) -> Permit {
     device
@@ -224,43 +51,53 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
     let rules = Rules::new();
     let ctx = rules.ctx();
     let (welder_key, checker_key, a_key) = (key(1), key(2), key(3));
-    let hex = |k: &SoftwareSigner| to_hex(&k.public_key());
-    let roles = |r: &str| vec![r.to_owned()];
+    let approver_role = rules.approver_role();
+    let approver_roles = [approver_role.as_str()];
+    let who = |name, person_id, role, permit_roles, key| Enrolment {
+        name,
+        person_id,
+        role,
+        permit_roles,
+        key,
+    };
     // The applicant's phone (a welder's device), the site checker's, approver A's, and B, who
     // rejects (an unsigned step: B signs nothing, so B needs no permit role).
     let welder = enrol(
         &server,
-        ("张三", "S-001"),
-        Role::Welder,
-        &roles("applicant"),
-        &hex(&welder_key),
+        who(
+            "张三",
+            "S-001",
+            Role::Welder,
+            &["applicant"],
+            Some(&welder_key),
+        ),
     );
     let checker = enrol(
         &server,
-        ("孙七", "S-003"),
-        Role::Supervisor,
-        &roles("supervisor"),
-        &hex(&checker_key),
+        who(
+            "孙七",
+            "S-003",
+            Role::Supervisor,
+            &["supervisor"],
+            Some(&checker_key),
+        ),
     );
     let a = enrol(
         &server,
-        ("周八", "S-004"),
-        Role::Supervisor,
-        &roles(&rules.approver_role()),
-        &hex(&a_key),
+        who(
+            "周八",
+            "S-004",
+            Role::Supervisor,
+            &approver_roles,
+            Some(&a_key),
+        ),
     );
-    let b = enrol(
-        &server,
-        ("吴九", "S-009"),
-        Role::Supervisor,
-        &[],
-        "04aabbcc",
-    );
+    let b = enrol(&server, who("吴九", "S-009", Role::Supervisor, &[], None));
     let to_ms = |secs: i64| secs * 1000;
 
     // The welder drafts and submits, then syncs.
     let applicant = actor("张三", "S-001", "applicant");
-    let draft = Permit::draft(rules.content(), &ctx, &applicant, DAY + 6 * H).unwrap();
+    let draft = Permit::draft(rules.content(PERMIT_ID), &ctx, &applicant, DAY + 6 * H).unwrap();
     welder
         .store
         .save_permit(None, &draft, None, to_ms(DAY + 6 * H))

@@ -1,0 +1,215 @@
+//! Permits for the end-to-end tests: the built-in GB 30871 profile and checklist, a level 2
+//! permit's content, its answers, and phones enrolled on a test server with the id permits name
+//! their person by, a device key and the permit roles they sign as (the signer directory).
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveTime};
+use weldguard_core::codes::signer::{DeviceSigner, SoftwareSigner};
+use weldguard_core::codes::to_hex;
+use weldguard_core::permit::{
+    Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, PermitContent, PermitLevel, Person,
+    ProfileSet, RuleContext, RuleProfile, SampleEvidence, Section, Site, WorkCalendar,
+    WorkConditions, sample_answers,
+};
+use weldguard_core::store::Store;
+use weldguard_core::sync::protocol::{NewEnrolment, Role};
+use weldguard_core::sync::{RetryPolicy, SyncClient, SyncReport};
+
+use crate::{ServerProcess, TempDir};
+
+pub const H: i64 = 3600;
+/// 2026-11-30 00:00 China time (a Monday).
+pub const DAY: i64 = 1_795_968_000;
+
+/// Retries short enough for tests.
+pub fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+pub fn actor(name: &str, id: &str, role: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        id: id.into(),
+        role: role.into(),
+    }
+}
+
+pub fn person(name: &str, id: &str) -> Person {
+    Person {
+        name: name.into(),
+        id: id.into(),
+    }
+}
+
+/// A fixed device key (ES256 signatures are RFC 6979: the same versions every run).
+pub fn key(n: u8) -> SoftwareSigner {
+    SoftwareSigner::from_secret(&[n; 32]).expect("a valid secret")
+}
+
+/// The built-in rules a device runs.
+pub struct Rules {
+    pub profile: RuleProfile,
+    pub catalog: Catalog,
+    pub calendar: WorkCalendar,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rules {
+    pub fn new() -> Self {
+        let profile = ProfileSet::builtin()
+            .expect("built-in profiles")
+            .select(
+                "gb30871",
+                NaiveDate::from_ymd_opt(2026, 11, 30).expect("a date"),
+            )
+            .expect("the gb30871 profile")
+            .clone();
+        Rules {
+            profile,
+            catalog: Catalog::builtin().expect("built-in catalog"),
+            calendar: WorkCalendar::default(),
+        }
+    }
+
+    pub fn ctx(&self) -> RuleContext<'_> {
+        RuleContext {
+            profile: &self.profile,
+            catalog: &self.catalog,
+        }
+    }
+
+    pub fn location(&self) -> GeoPoint {
+        GeoPoint::from_degrees(36.182, 116.772)
+    }
+
+    /// A level 2 permit on 2026-11-30, 08:00–17:00: applicant 张三 (S-001), welder 李四, fire
+    /// watch 王五 (S-002).
+    pub fn content(&self, permit_id: &str) -> PermitContent {
+        let location = self.location();
+        PermitContent {
+            permit_id: permit_id.into(),
+            site: Site {
+                site_id: "site-370983-001".into(),
+                name: "肥城某化工厂三车间".into(),
+                profile_id: "gb30871".into(),
+                location,
+                utc_offset_secs: 8 * 3600,
+                night: NightHours {
+                    start: NaiveTime::from_hms_opt(20, 0, 0).expect("a time"),
+                    end: NaiveTime::from_hms_opt(6, 0, 0).expect("a time"),
+                },
+                approval_radius_m: None,
+            },
+            profile_id: self.profile.id.clone(),
+            profile_version: self.profile.version.clone(),
+            catalog_version: self.catalog.version.clone(),
+            work_description: "更换3号储罐出口管线法兰".into(),
+            hot_work_point: "3号储罐东侧管廊".into(),
+            hot_work_points: 1,
+            location,
+            conditions: WorkConditions::default(),
+            requested_level: PermitLevel::Level2,
+            valid_from: DAY + 8 * H,
+            valid_until: DAY + 17 * H,
+            applicant: person("张三", "S-001"),
+            welders: vec![person("李四", "T370983199001011234")],
+            machines: vec!["M-370983-0001".into()],
+            fire_watch: vec![person("王五", "S-002")],
+        }
+    }
+
+    /// Every item of 十不准、九必须 answered with the evidence it asks for.
+    pub fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
+        let sample = SampleEvidence::crew(at);
+        sample_answers(
+            &self.catalog,
+            &[Section::Prohibition, Section::Must],
+            &sample,
+        )
+    }
+
+    /// The role that approves a level 2 permit under this profile.
+    pub fn approver_role(&self) -> String {
+        self.profile
+            .level(PermitLevel::Level2)
+            .map(|l| l.approver.id.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A phone: its database and its client of the test server.
+pub struct Device {
+    _dir: TempDir,
+    pub store: Store,
+    pub client: SyncClient,
+    pub device_id: String,
+}
+
+/// Who a device is enrolled for.
+pub struct Enrolment<'a> {
+    pub name: &'a str,
+    /// The id permits name the person by.
+    pub person_id: &'a str,
+    pub role: Role,
+    /// Permit roles the person signs as.
+    pub permit_roles: &'a [&'a str],
+    /// The device key (`None`: a device that signs nothing).
+    pub key: Option<&'a SoftwareSigner>,
+}
+
+/// Enrol a phone on `server` (the admin makes the code), with the platform's trust file so that
+/// its syncs fetch and verify the signed status list and signer directory.
+pub fn enrol(server: &ServerProcess, who: Enrolment<'_>) -> Device {
+    let admin = SyncClient::new(&server.url(), Some(server.admin_token.clone()), policy())
+        .expect("admin client");
+    let code = admin
+        .enrolment(&NewEnrolment {
+            person: who.name.into(),
+            role: who.role,
+            person_id: Some(who.person_id.into()),
+            permit_roles: who.permit_roles.iter().map(|r| (*r).to_owned()).collect(),
+        })
+        .expect("enrolment code");
+    let public_key = who
+        .key
+        .map_or_else(|| "04aabbcc".to_owned(), |k| to_hex(&k.public_key()));
+    let enrolled = SyncClient::new(&server.url(), None, policy())
+        .expect("client")
+        .enrol(&code.code, &public_key, who.name)
+        .expect("enrol");
+    let client = SyncClient::new(&server.url(), Some(enrolled.token), policy()).expect("client");
+    let trust = client.trust_file().expect("trust file");
+    let trust = weldguard_core::codes::TrustStore::from_json(
+        &serde_json::to_string(&trust).expect("trust JSON"),
+    )
+    .expect("trust store");
+    let dir = TempDir::new("permit-device");
+    let store = Store::open(dir.path().join("device.sqlite")).expect("device store");
+    Device {
+        _dir: dir,
+        store,
+        client: client.with_trust(trust),
+        device_id: enrolled.device_id,
+    }
+}
+
+/// Sync a device (status list, signer directory, push, pull, permits).
+pub fn sync(device: &Device) -> SyncReport {
+    device
+        .client
+        .sync(&device.store, &mut |_| {}, &AtomicBool::new(false))
+        .expect("sync")
+}
