@@ -249,8 +249,9 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
-    let credential_text = issue_credential(&issuer, &credential, t0.timestamp() - 3600)
-        .map_err(|e| fail("demo.issue", e))?;
+    let credential_text =
+        issue_credential(&issuer, &credential, t0.timestamp() - 3600, now.timestamp())
+            .map_err(|e| fail("demo.issue", e))?;
     let presentation_text =
         present(&credential_text, &phone, t0.timestamp()).map_err(|e| fail("demo.issue", e))?;
     let images = [
@@ -441,7 +442,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 10. An inspection: someone welds on the closed permit with a forged welder code, next to
     // combustibles.
     let forger = IssuerKey::generate(IssuerAlg::EdDSA).map_err(|e| fail("demo.key", e))?;
-    let forged = issue_credential(&forger, &credential, now.timestamp() - 600)
+    let forged = issue_credential(&forger, &credential, now.timestamp() - 600, now.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
     let inspection = inspect(
         &store,
