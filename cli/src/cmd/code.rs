@@ -387,8 +387,8 @@ fn finish_issue(
     if out.json {
         return out.json(&issued);
     }
-    println!("{}", issued.text);
-    eprintln!(
+    stdoutln!("{}", issued.text);
+    stderrln!(
         "{}",
         match out.lang {
             Lang::Zh => format!(
@@ -676,8 +676,8 @@ fn verify(
         return out.json(&verdict);
     }
     match (&verdict.code, &verdict.reason) {
-        (Some(code), _) => println!("{}", describe(code, out.lang)),
-        (None, Some(reason)) => println!(
+        (Some(code), _) => stdoutln!("{}", describe(code, out.lang)),
+        (None, Some(reason)) => stdoutln!(
             "{}{} [{}]",
             out.lang.pick("无效：", "INVALID: "),
             out.lang.pick(&reason.message_zh, &reason.message_en),

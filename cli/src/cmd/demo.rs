@@ -136,7 +136,7 @@ fn demo_dir(arg: Option<PathBuf>) -> Result<PathBuf, Failure> {
 /// Both languages, one line each (the demo speaks to everyone in the room).
 fn say(out: &Output, zh: &str, en: &str) {
     if !out.json {
-        println!("{zh}\n  {en}");
+        stdoutln!("{zh}\n  {en}");
     }
 }
 
@@ -658,8 +658,8 @@ fn level_name(permit: &Permit, zh: bool) -> String {
 
 fn print_decision(answer: &DecideAnswer, out: &Output) {
     if !out.json {
-        print!("{}", human(answer, Lang::Zh));
-        print!("{}", human(answer, Lang::En));
+        stdout!("{}", human(answer, Lang::Zh));
+        stdout!("{}", human(answer, Lang::En));
     }
 }
 

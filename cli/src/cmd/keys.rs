@@ -150,7 +150,7 @@ pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
     if out.json {
         return out.json(&generated);
     }
-    println!(
+    stdoutln!(
         "{} {} ({}, kid {})",
         out.lang.pick("签发密钥已写入", "Issuer key written to"),
         generated.key_file,
@@ -158,7 +158,7 @@ pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
         generated.kid
     );
     if let Some(path) = &generated.trust_file {
-        println!(
+        stdoutln!(
             "{} {path}",
             out.lang
                 .pick("公钥已加入信任文件", "Public key added to trust file")

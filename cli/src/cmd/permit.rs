@@ -500,7 +500,7 @@ fn print_step(permit: &Permit, step: &StoredPermitStep, out: &Output) -> Result<
             "flags": flags,
         }));
     }
-    println!(
+    stdoutln!(
         "{} {}: {} ({} {})",
         out.lang.pick("动火作业证", "permit"),
         permit.content.permit_id,
@@ -510,7 +510,7 @@ fn print_step(permit: &Permit, step: &StoredPermitStep, out: &Output) -> Result<
         step.id
     );
     for f in flags {
-        println!(
+        stdoutln!(
             "  {} [{}] {}",
             out.lang.pick("记录在案：", "on record:"),
             f.clause,
@@ -765,7 +765,7 @@ fn make_key(path: PathBuf, out: &Output) -> Result<(), Failure> {
             "public_key": public_key,
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({} {public_key})",
         out.lang.pick("设备密钥已写入", "device key written to"),
         path.display(),
@@ -809,15 +809,15 @@ fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         return out.json(&serde_json::json!({ "permit": permit, "steps": steps }));
     }
     let c = &permit.content;
-    println!("{}", summary_line(&permit, out));
-    println!(
+    stdoutln!("{}", summary_line(&permit, out));
+    stdoutln!(
         "  {}: {} / {}",
         out.lang.pick("作业", "work"),
         c.work_description,
         c.hot_work_point
     );
     for s in &permit.signatures {
-        println!(
+        stdoutln!(
             "  {} {:?} {} ({}) {}",
             out.lang.pick("签名", "signed"),
             s.step,
@@ -827,7 +827,7 @@ fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         );
     }
     for s in &steps {
-        println!("  {} {} -> {}", s.id, s.action, state_name(s.state));
+        stdoutln!("  {} {} -> {}", s.id, s.action, state_name(s.state));
     }
     Ok(())
 }
@@ -855,10 +855,10 @@ fn list(state: Option<StateArg>, data: StateArgs, out: &Output) -> Result<(), Fa
         return out.json(&serde_json::json!({ "permits": rows }));
     }
     if permits.is_empty() {
-        println!("{}", out.lang.pick("（没有动火作业证）", "(no permits)"));
+        stdoutln!("{}", out.lang.pick("（没有动火作业证）", "(no permits)"));
     }
     for p in &permits {
-        println!("{}", summary_line(p, out));
+        stdoutln!("{}", summary_line(p, out));
     }
     Ok(())
 }
@@ -897,14 +897,14 @@ fn verify(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         }));
     }
     match reason {
-        None => println!(
+        None => stdoutln!(
             "{} {id}: {} {}",
             out.lang.pick("动火作业证", "permit"),
             out.lang
                 .pick("签名链有效，签名数", "signature chain valid, signatures:"),
             signatures.len()
         ),
-        Some(e) => println!(
+        Some(e) => stdoutln!(
             "{}{} [{}]",
             out.lang.pick("无效：", "INVALID: "),
             out.lang.pick(&e.message_zh(), &e.message_en()),
@@ -949,7 +949,7 @@ fn code(
             "png": png.map(|p| p.display().to_string()),
         }));
     }
-    println!("{text}");
+    stdoutln!("{text}");
     Ok(())
 }
 
@@ -963,7 +963,7 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
                     "reason": { "code": e.code(), "message_zh": e.message_zh(), "message_en": e.message_en() },
                 }));
             }
-            println!(
+            stdoutln!(
                 "{}{} [{}]",
                 out.lang.pick("无效：", "INVALID: "),
                 out.lang.pick(&e.message_zh(), &e.message_en()),
@@ -986,7 +986,7 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
             "mismatch": matched.and_then(|m| m.err()).map(|e| e.message_en()),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {}  {}  {:?}  {} – {}  {} {}",
         out.lang.pick("动火作业证码", "permit code"),
         claims.permit_id,
@@ -998,19 +998,19 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         claims.approved_by
     );
     match matched {
-        None => println!(
+        None => stdoutln!(
             "  {}",
             out.lang.pick(
                 "本机无此作业证，仅能确认码未被改动",
                 "not stored here: only proves the code is unaltered"
             )
         ),
-        Some(Ok(())) => println!(
+        Some(Ok(())) => stdoutln!(
             "  {}",
             out.lang
                 .pick("与存储的作业证一致", "matches the stored permit")
         ),
-        Some(Err(e)) => println!(
+        Some(Err(e)) => stdoutln!(
             "  {}{}",
             out.lang
                 .pick("与存储的作业证不符：", "DOES NOT MATCH the stored permit: "),

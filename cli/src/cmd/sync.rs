@@ -195,7 +195,7 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             "can_refresh": saved.key_file.is_some(),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({}, {})",
         out.lang.pick("已注册设备", "enrolled device"),
         saved.device_id,
@@ -262,7 +262,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             e.token = t.token.clone();
             e.token_expires_at_ms = t.expires_at_ms;
             if let Err(err) = save_enrolment(&file, &e) {
-                eprintln!(
+                stderrln!(
                     "weldguard: cannot save the refreshed token to {}: {err} \
                      (the next sync refreshes again)",
                     file.display()
@@ -322,7 +322,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             "drift": drift.as_ref().map(drift_json),
         }));
     }
-    println!(
+    stdoutln!(
         "{}: {} ({} {}, {} {}, {} {}); {}: {}; {}: {}",
         lang.pick("上传", "pushed"),
         report.pushed,
@@ -338,7 +338,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
         report.permits_changed
     );
     match &revocations {
-        Some(info) => println!(
+        Some(info) => stdoutln!(
             "{} {} ({} {}, {})",
             lang.pick("吊销名单", "revocation list"),
             info.sequence,
@@ -346,7 +346,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             lang.pick("条", "entries"),
             age_text(info.age_secs(now), lang),
         ),
-        None => println!(
+        None => stdoutln!(
             "{}",
             lang.pick(
                 "吊销名单：从未更新（需要平台信任文件 trust.json）",
@@ -385,7 +385,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
                 lang.pick("条更新", "changes since"),
             ),
         };
-        println!("{text}");
+        stdoutln!("{text}");
     }
     Ok(())
 }
@@ -464,7 +464,7 @@ impl ProgressBar {
             None => p.done.to_string(),
         };
         if !self.terminal {
-            eprintln!("{phase}: {counts}");
+            stderrln!("{phase}: {counts}");
             return;
         }
         const WIDTH: u64 = 30;
@@ -480,13 +480,13 @@ impl ProgressBar {
             }
             _ => format!("[{}]", "?".repeat(WIDTH as usize)),
         };
-        eprint!("\r\x1b[2K{phase} {bar} {counts}");
+        stderr!("\r\x1b[2K{phase} {bar} {counts}");
         self.drawn = true;
     }
 
     fn finish(&mut self) {
         if self.drawn {
-            eprintln!();
+            stderrln!();
             self.drawn = false;
         }
     }
