@@ -6,6 +6,7 @@
 mod output;
 mod cmd;
 mod data_dir;
+mod private;
 
 use clap::{Parser, Subcommand};
 

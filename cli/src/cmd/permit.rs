@@ -753,11 +753,19 @@ fn make_key(path: PathBuf, out: &Output) -> Result<(), Failure> {
     };
     let text = serde_json::to_string_pretty(&file)
         .map_err(|e| Failure::runtime("output.json", e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| {
-        Failure::input(
-            "output.write",
-            format!("cannot write {}: {e}", path.display()),
-        )
+    // Owner-only from the first byte; never over an existing file.
+    crate::private::create_new(&path, &text).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::input(
+                "output.exists",
+                format!("{} exists; not overwriting a key", path.display()),
+            )
+        } else {
+            Failure::input(
+                "output.write",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        }
     })?;
     if out.json {
         return out.json(&serde_json::json!({

@@ -208,24 +208,10 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
 /// The platform's trust file, beside `sync.json`.
 const TRUST_FILE: &str = "trust.json";
 
-/// Write `text` to a temporary file (owner-only) and rename it over `path`: readers see the old
-/// file or the new one, never a part.
+/// Write `text` to a new owner-only file and rename it over `path`: readers see the old file or the
+/// new one, never a part ([`crate::private::replace`]).
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::private::replace(path, text)
 }
 
 pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
