@@ -38,8 +38,9 @@ impl StateArgs {
     pub fn open_store(&self, out: &Output) -> Result<Store, Failure> {
         let path = profile_db_path(&self.data_dir()?, &self.profile)
             .map_err(|e| store_failure(&e, out))?;
+        // The profile folder holds the device key and token files: owner-only when made here.
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|e| {
+            crate::private::create_dir_all(folder).map_err(|e| {
                 Failure::runtime(
                     "data_dir.create",
                     format!("cannot create {}: {e}", folder.display()),

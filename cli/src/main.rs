@@ -2,9 +2,11 @@
 //! starts with zh, else en) or, with `--json`, one JSON document with a stable shape. Bad input exits
 //! non-zero with a one-line reason; a well-formed question with a negative answer exits 0.
 
+#[macro_use]
+mod output;
 mod cmd;
 mod data_dir;
-mod output;
+mod private;
 
 use clap::{Parser, Subcommand};
 

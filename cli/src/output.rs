@@ -1,6 +1,74 @@
 //! How the CLI speaks: language choice, JSON or human output, and one-line failures.
+//!
+//! Every byte the CLI prints goes through [`write_stdout`] / [`write_stderr`] (the `stdoutln!`,
+//! `stdout!`, `stderrln!` and `stderr!` macros stand in for `println!` and friends, which panic
+//! when a write fails). A closed pipe on standard output (`weldguard permit list | head -c 10`)
+//! ends the program quietly with status 141, what a shell shows for a filter ended by SIGPIPE;
+//! any other failed write to it ends it with status 1 and one line on standard error. A failed
+//! write to standard error is ignored: there is nowhere left to say it. This is done here rather
+//! than by putting SIGPIPE back to its default at start, because that would also cover other
+//! write failures (a full disk) and leave the signal alone for `weldguard server`, whose sockets
+//! must never end the process.
+
+use std::io::Write;
 
 use serde::Serialize;
+
+/// The exit status after standard output was closed under us (128 + SIGPIPE).
+pub const CLOSED_PIPE_EXIT: i32 = 141;
+
+/// `println!` that never panics (see the module doc).
+macro_rules! stdoutln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that never panics (see the module doc).
+macro_rules! stdout {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics (see the module doc).
+macro_rules! stderrln {
+    () => {
+        $crate::output::write_stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics (see the module doc).
+macro_rules! stderr {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!($($arg)*))
+    };
+}
+
+/// Write to standard output; a failed write ends the program (quietly for a closed pipe).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(CLOSED_PIPE_EXIT);
+        }
+        write_stderr(format_args!(
+            "weldguard: cannot write to standard output / 无法写入标准输出: {e}\n"
+        ));
+        std::process::exit(1);
+    }
+}
+
+/// Write to standard error; a failed write is ignored.
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// The language of human output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +147,7 @@ impl Output {
     pub fn json<T: Serialize>(&self, value: &T) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| Failure::runtime("output.json", e.to_string()))?;
-        println!("{text}");
+        stdoutln!("{text}");
         Ok(())
     }
 
@@ -87,8 +155,8 @@ impl Output {
     pub fn fail(&self, failure: &Failure) {
         if self.json {
             let doc = serde_json::json!({ "error": { "code": failure.code, "message": failure.message } });
-            println!("{doc}");
+            stdoutln!("{doc}");
         }
-        eprintln!("weldguard: {}", failure.message);
+        stderrln!("weldguard: {}", failure.message);
     }
 }

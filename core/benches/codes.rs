@@ -93,7 +93,7 @@ fn bench_verify(iters: usize) {
     for key in [&ed, &es] {
         let alg = key.alg().name();
         let machine = issue_machine_label(key, &label).unwrap();
-        let cred = issue_credential(key, &credential, NOW).unwrap();
+        let cred = issue_credential(key, &credential, NOW, NOW).unwrap();
         // Pre-made presentations, one per iteration, so the replay cache sees fresh nonces.
         let presentations: Vec<String> = (0..iters)
             .map(|i| {

@@ -78,11 +78,24 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
+/// Create the data folder and missing parents owner-only (0700 on unix): the SQLite database in it
+/// holds the platform's issuer keys. A folder that exists is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Run the server until Ctrl-C / SIGTERM. Prints `listening on http://ADDR` once ready.
 pub fn run(options: Options) -> Result<(), StartError> {
     logging::init(options.log_format);
     if options.database.is_none() {
-        std::fs::create_dir_all(&options.data_dir)
+        create_private_dir(&options.data_dir)
             .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
     }
     let database = std::sync::Arc::new(db::Db::from_options(
@@ -137,8 +150,7 @@ pub struct Background {
 impl Background {
     /// Start it with `admin_token` as the admin's token; returns once it accepts connections.
     pub fn start(data_dir: &std::path::Path, admin_token: &str) -> Result<Self, StartError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StartError::DataDir(data_dir.to_path_buf(), e))?;
+        create_private_dir(data_dir).map_err(|e| StartError::DataDir(data_dir.to_path_buf(), e))?;
         let database = std::sync::Arc::new(db::Db::open(data_dir)?);
         database.bootstrap_admin(Some(admin_token))?;
         keys::ensure_signing_key(&database, db::now_ms())?;

@@ -15,8 +15,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use weldguard_core::codes::{IssuerAlg, TrustFile, issue_credential, issue_machine_label, to_hex};
-use weldguard_core::domain::{MachineLabel, WelderCredential};
+use weldguard_core::codes::{
+    IssueError, IssuerAlg, TrustFile, issue_credential, issue_machine_label, to_hex,
+};
+use weldguard_core::domain::{Explain, MachineLabel, WelderCredential};
 use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{
     ChecksumsResponse, CollectionPage, IssuedCode, RotateKeyRequest, RotatedKey, SnapshotResponse,
@@ -362,12 +364,14 @@ pub async fn collection(
     Ok(Json(page))
 }
 
-fn signing_failed(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "issue.invalid_claims",
-        e.to_string(),
-    )
+/// A code the core would not issue (400 with the core's code: `issue.invalid_claims`,
+/// `issue.bad_id_number`, `issue.credential_expired`), or the signing itself failed (500).
+fn signing_failed(e: IssueError) -> ApiError {
+    let status = match e {
+        IssueError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.message_en())
 }
 
 pub async fn issue_machine(
@@ -395,7 +399,8 @@ pub async fn issue_welder(
     authorize(&state, &headers, Endpoint::IssueCodes).await?;
     let credential: WelderCredential = parse(&body)?;
     let key = with_db_docs(&state, |db| Ok(keys::signing_key(db)?)).await?;
-    let code = issue_credential(&key, &credential, now_secs()).map_err(signing_failed)?;
+    let now = now_secs();
+    let code = issue_credential(&key, &credential, now, now).map_err(signing_failed)?;
     Ok(Json(IssuedCode {
         code,
         kid: to_hex(&key.kid()),

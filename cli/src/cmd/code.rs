@@ -10,8 +10,8 @@ use qrcode::{EcLevel, QrCode, Version};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use weldguard_core::codes::{
-    CodeKind, IssuerKey, ReplayCache, RevocationSet, ScannedText, TrustStore, UnsignedCode,
-    VerifiedClaims, VerifiedCode, Verifier, classify, from_hex, issue_credential,
+    CodeKind, IssueError, IssuerKey, ReplayCache, RevocationSet, ScannedText, TrustStore,
+    UnsignedCode, VerifiedClaims, VerifiedCode, Verifier, classify, from_hex, issue_credential,
     issue_machine_label, to_hex,
 };
 use weldguard_core::domain::{
@@ -262,6 +262,15 @@ pub fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
     })
 }
 
+/// A code the core refused to issue, in the user's language, with the core's stable code.
+fn issue_failure(e: &IssueError, out: &Output) -> Failure {
+    let message = out.lang.pick(&e.message_zh(), &e.message_en()).to_owned();
+    match e {
+        IssueError::Signing(_) => Failure::runtime(e.code(), message),
+        _ => Failure::input(e.code(), message),
+    }
+}
+
 fn load_key(path: &Path) -> Result<IssuerKey, Failure> {
     IssuerKey::from_json(&read_text(path, "key file")?)
         .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))
@@ -378,8 +387,8 @@ fn finish_issue(
     if out.json {
         return out.json(&issued);
     }
-    println!("{}", issued.text);
-    eprintln!(
+    stdoutln!("{}", issued.text);
+    stderrln!(
         "{}",
         match out.lang {
             Lang::Zh => format!(
@@ -420,8 +429,7 @@ fn issue(what: IssueCommand, out: &Output) -> Result<(), Failure> {
                 region,
                 issued_at,
             };
-            let text = issue_machine_label(&key, &claims)
-                .map_err(|e| Failure::input(e.code(), e.to_string()))?;
+            let text = issue_machine_label(&key, &claims).map_err(|e| issue_failure(&e, out))?;
             finish_issue(out, CodeKind::MachineLabel, &key, text, EcLevel::Q, &label)
         }
         IssueCommand::Welder {
@@ -475,8 +483,11 @@ fn issue(what: IssueCommand, out: &Output) -> Result<(), Failure> {
                 photo_digest,
                 device_key,
             };
-            let text = issue_credential(&key, &credential, signed_at)
-                .map_err(|e| Failure::input(e.code(), e.to_string()))?;
+            // Refused (nothing written) for an ID number that fails GB 11643-1999 or a credential
+            // already expired today, whatever --at says.
+            let now = chrono::Utc::now().timestamp();
+            let text = issue_credential(&key, &credential, signed_at, now)
+                .map_err(|e| issue_failure(&e, out))?;
             finish_issue(
                 out,
                 CodeKind::WelderCredential,
@@ -665,8 +676,8 @@ fn verify(
         return out.json(&verdict);
     }
     match (&verdict.code, &verdict.reason) {
-        (Some(code), _) => println!("{}", describe(code, out.lang)),
-        (None, Some(reason)) => println!(
+        (Some(code), _) => stdoutln!("{}", describe(code, out.lang)),
+        (None, Some(reason)) => stdoutln!(
             "{}{} [{}]",
             out.lang.pick("无效：", "INVALID: "),
             out.lang.pick(&reason.message_zh, &reason.message_en),

@@ -123,7 +123,7 @@ pub fn run(args: DecideArgs, out: &Output) -> Result<(), Failure> {
     if out.json {
         return out.json(&answer);
     }
-    print!("{}", human(&answer, out.lang));
+    stdout!("{}", human(&answer, out.lang));
     Ok(())
 }
 

@@ -136,7 +136,7 @@ fn demo_dir(arg: Option<PathBuf>) -> Result<PathBuf, Failure> {
 /// Both languages, one line each (the demo speaks to everyone in the room).
 fn say(out: &Output, zh: &str, en: &str) {
     if !out.json {
-        println!("{zh}\n  {en}");
+        stdoutln!("{zh}\n  {en}");
     }
 }
 
@@ -249,8 +249,9 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
-    let credential_text = issue_credential(&issuer, &credential, t0.timestamp() - 3600)
-        .map_err(|e| fail("demo.issue", e))?;
+    let credential_text =
+        issue_credential(&issuer, &credential, t0.timestamp() - 3600, now.timestamp())
+            .map_err(|e| fail("demo.issue", e))?;
     let presentation_text =
         present(&credential_text, &phone, t0.timestamp()).map_err(|e| fail("demo.issue", e))?;
     let images = [
@@ -456,7 +457,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 10. An inspection: someone welds on the closed permit with a forged welder code, next to
     // combustibles.
     let forger = IssuerKey::generate(IssuerAlg::EdDSA).map_err(|e| fail("demo.key", e))?;
-    let forged = issue_credential(&forger, &credential, now.timestamp() - 600)
+    let forged = issue_credential(&forger, &credential, now.timestamp() - 600, now.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
     let inspection = inspect(
         &store,
@@ -736,8 +737,8 @@ fn level_name(permit: &Permit, zh: bool) -> String {
 
 fn print_decision(answer: &DecideAnswer, out: &Output) {
     if !out.json {
-        print!("{}", human(answer, Lang::Zh));
-        print!("{}", human(answer, Lang::En));
+        stdout!("{}", human(answer, Lang::Zh));
+        stdout!("{}", human(answer, Lang::En));
     }
 }
 

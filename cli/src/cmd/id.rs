@@ -102,7 +102,7 @@ fn check(id: &str, today: Option<NaiveDate>, out: &Output) -> Result<(), Failure
     if out.json {
         return out.json(&answer);
     }
-    print!("{}", human(&answer, out.lang));
+    stdout!("{}", human(&answer, out.lang));
     Ok(())
 }
 

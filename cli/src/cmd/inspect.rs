@@ -310,7 +310,7 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
             "permit": b.permit,
         }));
     }
-    println!(
+    stdoutln!(
         "{} {}: {} {}{}",
         out.lang.pick("检查记录", "inspection"),
         saved.id,
@@ -323,7 +323,7 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
         }
     );
     for v in &b.violations {
-        println!(
+        stdoutln!(
             "  [{:?}] {} {}",
             v.severity,
             v.kind.code(),
@@ -357,11 +357,11 @@ fn list(limit: usize, data: StateArgs, out: &Output) -> Result<(), Failure> {
         return out.json(&serde_json::json!({ "inspections": list }));
     }
     if rows.is_empty() {
-        println!("{}", out.lang.pick("（没有检查记录）", "(no inspections)"));
+        stdoutln!("{}", out.lang.pick("（没有检查记录）", "(no inspections)"));
     }
     for r in &rows {
         let b = &r.inspection.body;
-        println!(
+        stdoutln!(
             "{}  {}  {}  {}={}{}",
             r.id,
             b.site_id,

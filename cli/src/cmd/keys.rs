@@ -69,28 +69,20 @@ struct Generated {
     valid_until: Option<i64>,
 }
 
+/// Write the key file owner-only (0600 from its first byte); with `force`, a new file replaces the
+/// old one, so an old file readable by others does not keep its mode.
 fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
+    let written = if force {
+        crate::private::replace(path, text)
     } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| {
+        crate::private::create_new(path, text)
+    };
+    written.map_err(|e| {
         Failure::input(
             "keys.write",
             format!("cannot write key file {}: {e}", path.display()),
         )
-    })?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| Failure::runtime("keys.write", format!("{}: {e}", path.display())))
+    })
 }
 
 pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
@@ -150,7 +142,7 @@ pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
     if out.json {
         return out.json(&generated);
     }
-    println!(
+    stdoutln!(
         "{} {} ({}, kid {})",
         out.lang.pick("签发密钥已写入", "Issuer key written to"),
         generated.key_file,
@@ -158,7 +150,7 @@ pub fn run(args: KeysArgs, out: &Output) -> Result<(), Failure> {
         generated.kid
     );
     if let Some(path) = &generated.trust_file {
-        println!(
+        stdoutln!(
             "{} {path}",
             out.lang
                 .pick("公钥已加入信任文件", "Public key added to trust file")

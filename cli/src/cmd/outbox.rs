@@ -63,7 +63,7 @@ pub fn run(args: OutboxArgs, out: &Output) -> Result<(), Failure> {
                 return out.json(&serde_json::json!({ "entries": entries }));
             }
             if entries.is_empty() {
-                println!("{}", out.lang.pick("（没有条目）", "(no entries)"));
+                stdoutln!("{}", out.lang.pick("（没有条目）", "(no entries)"));
             }
             for e in &entries {
                 let created = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
@@ -82,9 +82,9 @@ pub fn run(args: OutboxArgs, out: &Output) -> Result<(), Failure> {
                 if let Some(error) = &e.last_error {
                     line.push_str(&format!("  {}: {error}", out.lang.pick("错误", "error")));
                 }
-                println!("{line}");
+                stdoutln!("{line}");
                 if payload {
-                    println!("        {}", e.payload);
+                    stdoutln!("        {}", e.payload);
                 }
             }
             Ok(())

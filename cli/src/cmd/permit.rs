@@ -500,7 +500,7 @@ fn print_step(permit: &Permit, step: &StoredPermitStep, out: &Output) -> Result<
             "flags": flags,
         }));
     }
-    println!(
+    stdoutln!(
         "{} {}: {} ({} {})",
         out.lang.pick("动火作业证", "permit"),
         permit.content.permit_id,
@@ -510,7 +510,7 @@ fn print_step(permit: &Permit, step: &StoredPermitStep, out: &Output) -> Result<
         step.id
     );
     for f in flags {
-        println!(
+        stdoutln!(
             "  {} [{}] {}",
             out.lang.pick("记录在案：", "on record:"),
             f.clause,
@@ -753,11 +753,19 @@ fn make_key(path: PathBuf, out: &Output) -> Result<(), Failure> {
     };
     let text = serde_json::to_string_pretty(&file)
         .map_err(|e| Failure::runtime("output.json", e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| {
-        Failure::input(
-            "output.write",
-            format!("cannot write {}: {e}", path.display()),
-        )
+    // Owner-only from the first byte; never over an existing file.
+    crate::private::create_new(&path, &text).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::input(
+                "output.exists",
+                format!("{} exists; not overwriting a key", path.display()),
+            )
+        } else {
+            Failure::input(
+                "output.write",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        }
     })?;
     if out.json {
         return out.json(&serde_json::json!({
@@ -765,7 +773,7 @@ fn make_key(path: PathBuf, out: &Output) -> Result<(), Failure> {
             "public_key": public_key,
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({} {public_key})",
         out.lang.pick("设备密钥已写入", "device key written to"),
         path.display(),
@@ -809,15 +817,15 @@ fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         return out.json(&serde_json::json!({ "permit": permit, "steps": steps }));
     }
     let c = &permit.content;
-    println!("{}", summary_line(&permit, out));
-    println!(
+    stdoutln!("{}", summary_line(&permit, out));
+    stdoutln!(
         "  {}: {} / {}",
         out.lang.pick("作业", "work"),
         c.work_description,
         c.hot_work_point
     );
     for s in &permit.signatures {
-        println!(
+        stdoutln!(
             "  {} {:?} {} ({}) {}",
             out.lang.pick("签名", "signed"),
             s.step,
@@ -827,7 +835,7 @@ fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         );
     }
     for s in &steps {
-        println!("  {} {} -> {}", s.id, s.action, state_name(s.state));
+        stdoutln!("  {} {} -> {}", s.id, s.action, state_name(s.state));
     }
     Ok(())
 }
@@ -855,10 +863,10 @@ fn list(state: Option<StateArg>, data: StateArgs, out: &Output) -> Result<(), Fa
         return out.json(&serde_json::json!({ "permits": rows }));
     }
     if permits.is_empty() {
-        println!("{}", out.lang.pick("（没有动火作业证）", "(no permits)"));
+        stdoutln!("{}", out.lang.pick("（没有动火作业证）", "(no permits)"));
     }
     for p in &permits {
-        println!("{}", summary_line(p, out));
+        stdoutln!("{}", summary_line(p, out));
     }
     Ok(())
 }
@@ -909,14 +917,14 @@ fn verify(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         }));
     }
     match reason {
-        None => println!(
+        None => stdoutln!(
             "{} {id}: {} {}",
             out.lang.pick("动火作业证", "permit"),
             out.lang
                 .pick("签名链有效，签名数", "signature chain valid, signatures:"),
             signatures.len()
         ),
-        Some(e) => println!(
+        Some(e) => stdoutln!(
             "{}{} [{}]",
             out.lang.pick("无效：", "INVALID: "),
             out.lang.pick(&e.message_zh(), &e.message_en()),
@@ -961,7 +969,7 @@ fn code(
             "png": png.map(|p| p.display().to_string()),
         }));
     }
-    println!("{text}");
+    stdoutln!("{text}");
     Ok(())
 }
 
@@ -975,7 +983,7 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
                     "reason": { "code": e.code(), "message_zh": e.message_zh(), "message_en": e.message_en() },
                 }));
             }
-            println!(
+            stdoutln!(
                 "{}{} [{}]",
                 out.lang.pick("无效：", "INVALID: "),
                 out.lang.pick(&e.message_zh(), &e.message_en()),
@@ -998,7 +1006,7 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
             "mismatch": matched.and_then(|m| m.err()).map(|e| e.message_en()),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {}  {}  {:?}  {} – {}  {} {}",
         out.lang.pick("动火作业证码", "permit code"),
         claims.permit_id,
@@ -1010,19 +1018,19 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         claims.approved_by
     );
     match matched {
-        None => println!(
+        None => stdoutln!(
             "  {}",
             out.lang.pick(
                 "本机无此作业证，仅能确认码未被改动",
                 "not stored here: only proves the code is unaltered"
             )
         ),
-        Some(Ok(())) => println!(
+        Some(Ok(())) => stdoutln!(
             "  {}",
             out.lang
                 .pick("与存储的作业证一致", "matches the stored permit")
         ),
-        Some(Err(e)) => println!(
+        Some(Err(e)) => stdoutln!(
             "  {}{}",
             out.lang
                 .pick("与存储的作业证不符：", "DOES NOT MATCH the stored permit: "),

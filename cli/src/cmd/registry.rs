@@ -105,7 +105,7 @@ fn import(file: &PathBuf, state: &StateArgs, out: &Output) -> Result<(), Failure
         return out.json(&report);
     }
     let lang = out.lang;
-    println!(
+    stdoutln!(
         "{} {}: {} {}, {} {}, {} {}; {} {}",
         lang.pick("已导入", "imported"),
         report.file,
@@ -120,8 +120,8 @@ fn import(file: &PathBuf, state: &StateArgs, out: &Output) -> Result<(), Failure
     );
     for r in &report.rejected {
         match lang {
-            crate::output::Lang::Zh => println!("  第 {} 行：{}", r.line, r.message),
-            crate::output::Lang::En => println!("  line {}: {}", r.line, r.message),
+            crate::output::Lang::Zh => stdoutln!("  第 {} 行：{}", r.line, r.message),
+            crate::output::Lang::En => stdoutln!("  line {}: {}", r.line, r.message),
         }
     }
     Ok(())
@@ -151,23 +151,23 @@ fn stats(state: &StateArgs, out: &Output) -> Result<(), Failure> {
     }
     let lang = out.lang;
     let r = &report.registry;
-    println!("{}: {}", lang.pick("数据库", "database"), report.database);
-    println!(
+    stdoutln!("{}: {}", lang.pick("数据库", "database"), report.database);
+    stdoutln!(
         "{}: {}, {}: {} bytes",
         lang.pick("结构版本", "schema version"),
         report.schema_version,
         lang.pick("大小", "size"),
         report.size_bytes
     );
-    println!("{}: {}", lang.pick("证书", "licences"), r.licences);
-    println!("{}: {}", lang.pick("设备", "machines"), r.machines);
-    println!("{}: {}", lang.pick("人机绑定", "bindings"), r.bindings);
-    println!(
+    stdoutln!("{}: {}", lang.pick("证书", "licences"), r.licences);
+    stdoutln!("{}: {}", lang.pick("设备", "machines"), r.machines);
+    stdoutln!("{}: {}", lang.pick("人机绑定", "bindings"), r.bindings);
+    stdoutln!(
         "{}: {}",
         lang.pick("吊销记录", "revocations"),
         r.revocations
     );
-    println!(
+    stdoutln!(
         "{}: {}",
         lang.pick("可信签发密钥", "issuer keys"),
         r.issuer_keys
@@ -176,13 +176,13 @@ fn stats(state: &StateArgs, out: &Output) -> Result<(), Failure> {
         let at = chrono::DateTime::from_timestamp_millis(*at_ms)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
-        println!(
+        stdoutln!(
             "{} {feed}: {cursor} ({at})",
             lang.pick("同步游标", "sync cursor")
         );
     }
     let o = &report.outbox;
-    println!(
+    stdoutln!(
         "{}: {} {}, {} {}, {} {}, {} {}",
         lang.pick("待上报队列", "outbox"),
         o.pending,

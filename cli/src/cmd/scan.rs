@@ -236,14 +236,14 @@ fn read_file(path: &PathBuf, lang: Lang) -> Result<Vec<u8>, ErrorOut> {
 
 fn print_human(file: &FileOut, lang: Lang) {
     if let Some(error) = &file.error {
-        println!("{}: {}", file.path, error.message);
+        stdoutln!("{}: {}", file.path, error.message);
         return;
     }
     match (lang, file.codes.len()) {
-        (Lang::Zh, 0) => println!("{}: 未找到二维码", file.path),
-        (Lang::En, 0) => println!("{}: no QR code found", file.path),
-        (Lang::Zh, n) => println!("{}: {n} 个二维码", file.path),
-        (Lang::En, n) => println!("{}: {n} QR code(s)", file.path),
+        (Lang::Zh, 0) => stdoutln!("{}: 未找到二维码", file.path),
+        (Lang::En, 0) => stdoutln!("{}: no QR code found", file.path),
+        (Lang::Zh, n) => stdoutln!("{}: {n} 个二维码", file.path),
+        (Lang::En, n) => stdoutln!("{}: {n} QR code(s)", file.path),
     }
     for code in &file.codes {
         let payload = match &code.text {
@@ -253,14 +253,14 @@ fn print_human(file: &FileOut, lang: Lang) {
         let version = code.version.map(|v| format!("V{v}")).unwrap_or_default();
         let ecc = code.ecc_level.clone().unwrap_or_default();
         let (x, y) = code.corners[0];
-        println!("  {payload}    [{version}-{ecc} at {x:.0},{y:.0}]");
+        stdoutln!("  {payload}    [{version}-{ecc} at {x:.0},{y:.0}]");
         if let Some(v) = &code.verification {
             if v.valid {
                 let kind = v.kind.clone().unwrap_or_default();
                 let kid = v.kid.clone().unwrap_or_default();
-                println!("    {} {kind} (kid {kid})", lang.pick("有效：", "VALID:"));
+                stdoutln!("    {} {kind} (kid {kid})", lang.pick("有效：", "VALID:"));
             } else {
-                println!(
+                stdoutln!(
                     "    {} {} [{}]",
                     lang.pick("无效：", "INVALID:"),
                     v.reason.clone().unwrap_or_default(),
@@ -324,7 +324,7 @@ mod camera {
         camera
             .open_stream()
             .map_err(|e| Failure::runtime("scan.camera_open", format!("camera {index}: {e}")))?;
-        eprintln!(
+        stderrln!(
             "{}",
             lang.pick("正在扫描，按 Ctrl+C 退出", "scanning, press Ctrl+C to stop")
         );
@@ -356,10 +356,10 @@ mod camera {
                 format!("{w}×{h} {ms:>3} ms  {}", texts.join("  |  "))
             };
             if !texts.is_empty() && texts.join("|") != last {
-                println!("\r{line}\x1b[K");
+                stdoutln!("\r{line}\x1b[K");
                 last = texts.join("|");
             } else {
-                print!("\r{line}\x1b[K");
+                stdout!("\r{line}\x1b[K");
             }
             let _ = std::io::stdout().flush();
         }

@@ -195,7 +195,7 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             "can_refresh": saved.key_file.is_some(),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({}, {})",
         out.lang.pick("已注册设备", "enrolled device"),
         saved.device_id,
@@ -208,24 +208,10 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
 /// The platform's trust file, beside `sync.json`.
 const TRUST_FILE: &str = "trust.json";
 
-/// Write `text` to a temporary file (owner-only) and rename it over `path`: readers see the old
-/// file or the new one, never a part.
+/// Write `text` to a new owner-only file and rename it over `path`: readers see the old file or the
+/// new one, never a part ([`crate::private::replace`]).
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::private::replace(path, text)
 }
 
 pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
@@ -262,7 +248,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             e.token = t.token.clone();
             e.token_expires_at_ms = t.expires_at_ms;
             if let Err(err) = save_enrolment(&file, &e) {
-                eprintln!(
+                stderrln!(
                     "weldguard: cannot save the refreshed token to {}: {err} \
                      (the next sync refreshes again)",
                     file.display()
@@ -322,7 +308,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             "drift": drift.as_ref().map(drift_json),
         }));
     }
-    println!(
+    stdoutln!(
         "{}: {} ({} {}, {} {}, {} {}); {}: {}; {}: {}",
         lang.pick("上传", "pushed"),
         report.pushed,
@@ -338,7 +324,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
         report.permits_changed
     );
     match &revocations {
-        Some(info) => println!(
+        Some(info) => stdoutln!(
             "{} {} ({} {}, {})",
             lang.pick("吊销名单", "revocation list"),
             info.sequence,
@@ -346,7 +332,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             lang.pick("条", "entries"),
             age_text(info.age_secs(now), lang),
         ),
-        None => println!(
+        None => stdoutln!(
             "{}",
             lang.pick(
                 "吊销名单：从未更新（需要平台信任文件 trust.json）",
@@ -385,7 +371,7 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
                 lang.pick("条更新", "changes since"),
             ),
         };
-        println!("{text}");
+        stdoutln!("{text}");
     }
     Ok(())
 }
@@ -464,7 +450,7 @@ impl ProgressBar {
             None => p.done.to_string(),
         };
         if !self.terminal {
-            eprintln!("{phase}: {counts}");
+            stderrln!("{phase}: {counts}");
             return;
         }
         const WIDTH: u64 = 30;
@@ -480,13 +466,13 @@ impl ProgressBar {
             }
             _ => format!("[{}]", "?".repeat(WIDTH as usize)),
         };
-        eprint!("\r\x1b[2K{phase} {bar} {counts}");
+        stderr!("\r\x1b[2K{phase} {bar} {counts}");
         self.drawn = true;
     }
 
     fn finish(&mut self) {
         if self.drawn {
-            eprintln!();
+            stderrln!();
             self.drawn = false;
         }
     }

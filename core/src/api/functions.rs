@@ -16,7 +16,8 @@ use crate::rules::{self, WorkTime};
 pub trait DeviceKey: Send + Sync {
     /// The public key, SEC1-encoded and compressed (33 bytes).
     fn public_key(&self) -> Vec<u8>;
-    /// Sign `message` with ECDSA P-256 / SHA-256; the 64-byte `r || s` signature.
+    /// Sign `message` with ECDSA P-256 / SHA-256; the 64-byte `r || s` signature (not DER).
+    /// Either form of `s` is fine: the core turns it into the low-S form it verifies.
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, WeldGuardError>;
 }
 

@@ -145,8 +145,13 @@ fn id_numbers_are_checked_on_the_day_passed_in() {
 #[test]
 fn a_presentation_made_through_the_phone_key_verifies_once() {
     let f = fixture();
-    let code =
-        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let code = issue_credential(
+        &f.issuer,
+        &credential(f.phone.public_key()),
+        NOW - 86_400,
+        NOW - 86_400,
+    )
+    .unwrap();
     let presentation = present_credential(code, f.phone.clone(), NOW).unwrap();
     let check = verify_code(presentation.clone(), f.trust_json.clone(), NOW + 5).unwrap();
     assert!(check.valid, "{:?}", check.reason);
@@ -166,8 +171,13 @@ fn a_presentation_made_through_the_phone_key_verifies_once() {
 fn a_refusing_key_store_is_a_typed_signing_error() {
     let f = fixture();
     let cancelled = Arc::new(CancelledKey(f.phone.public_key()));
-    let code =
-        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let code = issue_credential(
+        &f.issuer,
+        &credential(f.phone.public_key()),
+        NOW - 86_400,
+        NOW - 86_400,
+    )
+    .unwrap();
     let err = present_credential(code, cancelled, NOW).unwrap_err();
     assert!(matches!(err, WeldGuardError::Signing { .. }), "{err:?}");
 }
@@ -177,8 +187,13 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
     let f = fixture();
     let device = Device::open(f.db.clone()).unwrap();
     device.set_trust(f.trust_json.clone()).unwrap();
-    let credential_code =
-        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let credential_code = issue_credential(
+        &f.issuer,
+        &credential(f.phone.public_key()),
+        NOW - 86_400,
+        NOW - 86_400,
+    )
+    .unwrap();
     let presentation = present_credential(credential_code, f.phone.clone(), NOW).unwrap();
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
 
@@ -242,8 +257,13 @@ fn a_signed_status_list_revokes_offline_and_its_age_is_shown() {
     let device = Device::open(f.db.clone()).unwrap();
     device.set_trust(f.trust_json.clone()).unwrap();
     assert_eq!(device.revocation_status(NOW).unwrap(), None);
-    let code =
-        issue_credential(&f.issuer, &credential(f.phone.public_key()), NOW - 86_400).unwrap();
+    let code = issue_credential(
+        &f.issuer,
+        &credential(f.phone.public_key()),
+        NOW - 86_400,
+        NOW - 86_400,
+    )
+    .unwrap();
     assert!(device.verify_code(code.clone(), NOW).valid);
 
     // What a sync does: verify the platform's list, keep it, reload.

@@ -608,6 +608,42 @@ mod tests {
     }
 
     #[test]
+    fn the_twin_signature_of_a_document_is_refused() {
+        let manifest = SnapshotManifest {
+            snapshot_id: "s-1".into(),
+            cursor: "c".into(),
+            created_at: NOW - 10,
+            chunks: vec![],
+        };
+        for alg in [IssuerAlg::EdDSA, IssuerAlg::ES256] {
+            let (key, trust) = setup(alg);
+            let twin = |bytes: &[u8]| {
+                let mut sign1 = CoseSign1::from_slice(bytes).unwrap();
+                sign1.signature = crate::codes::tests::signature_twin(alg, &sign1.signature);
+                sign1.to_vec().unwrap()
+            };
+            let status = sign_status_list(&key, &list()).unwrap();
+            verify_status_list(&status, &trust, NOW, 300).unwrap();
+            assert_eq!(
+                verify_status_list(&twin(&status), &trust, NOW, 300),
+                Err(CodeError::BadSignature {
+                    role: SignatureRole::Issuer
+                }),
+                "{alg:?}"
+            );
+            let snapshot = sign_snapshot_manifest(&key, &manifest).unwrap();
+            verify_snapshot_manifest(&snapshot, &trust, NOW, 300).unwrap();
+            assert_eq!(
+                verify_snapshot_manifest(&twin(&snapshot), &trust, NOW, 300),
+                Err(CodeError::BadSignature {
+                    role: SignatureRole::Issuer
+                }),
+                "{alg:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_id_cannot_be_signed() {
         let (key, _) = setup(IssuerAlg::EdDSA);
         let mut bad = list();

@@ -207,6 +207,18 @@ pub enum IssueError {
     /// Signing failed (device key unavailable, random generator failure…).
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The credential's resident ID number fails GB 11643-1999 (check character, region, date…).
+    #[error("the ID number {id_number:?} is not a valid resident ID number")]
+    BadIdNumber {
+        id_number: String,
+        problems: Vec<crate::rules::IdProblem>,
+    },
+    /// The credential's expiry date is already past on the day of issuing.
+    #[error("the credential expired on {expires_on}, before the day of issuing {today}")]
+    CredentialExpired {
+        expires_on: chrono::NaiveDate,
+        today: chrono::NaiveDate,
+    },
 }
 
 impl Explain for IssueError {
@@ -216,6 +228,8 @@ impl Explain for IssueError {
             IssueError::DeviceKeyMismatch => "issue.device_key_mismatch",
             IssueError::BadCredential(_) => "issue.bad_credential",
             IssueError::Signing(_) => "issue.signing_failed",
+            IssueError::BadIdNumber { .. } => "issue.bad_id_number",
+            IssueError::CredentialExpired { .. } => "issue.credential_expired",
         }
     }
 
@@ -225,6 +239,20 @@ impl Explain for IssueError {
             IssueError::DeviceKeyMismatch => "本机密钥与人员码登记的设备不一致".into(),
             IssueError::BadCredential(e) => format!("人员码无法解析：{}", e.message_zh()),
             IssueError::Signing(detail) => format!("签名失败：{detail}"),
+            IssueError::BadIdNumber {
+                id_number,
+                problems,
+            } => format!(
+                "身份号码 {id_number} 不是有效的公民身份号码（GB 11643-1999）：{}",
+                problems
+                    .iter()
+                    .map(Explain::message_zh)
+                    .collect::<Vec<_>>()
+                    .join("；")
+            ),
+            IssueError::CredentialExpired { expires_on, today } => {
+                format!("人员码有效期至{expires_on}，签发日{today}已过期，不予签发")
+            }
         }
     }
 
@@ -238,6 +266,20 @@ impl Explain for IssueError {
                 format!("Credential does not decode: {}", e.message_en())
             }
             IssueError::Signing(detail) => format!("Signing failed: {detail}"),
+            IssueError::BadIdNumber {
+                id_number,
+                problems,
+            } => format!(
+                "The ID number {id_number} is not a valid resident ID number (GB 11643-1999): {}",
+                problems
+                    .iter()
+                    .map(Explain::message_en)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            IssueError::CredentialExpired { expires_on, today } => format!(
+                "The credential expired on {expires_on}, before the day of issuing {today}; not issued"
+            ),
         }
     }
 }

@@ -107,7 +107,7 @@ pub fn seed_corpus() -> Vec<Vec<u8>> {
         };
         let texts = [
             super::issue_machine_label(&key, &label),
-            super::issue_credential(&key, &credential, FUZZ_NOW),
+            super::issue_credential(&key, &credential, FUZZ_NOW, FUZZ_NOW),
         ];
         for text in texts.into_iter().flatten() {
             if let Ok(p) = super::present_with_nonce(&text, &device, FUZZ_NOW, &[seed; 12]) {

@@ -1,14 +1,20 @@
 //! Making codes: an issuer signs machine labels and welder credentials; the welder's device presents
 //! its credential by signing (credential digest, time, nonce) with its device key.
+//!
+//! A credential is signed only for a resident ID number that passes GB 11643-1999 (check
+//! character, region, birth date) and an expiry date not already past on the day of issuing (China
+//! time); the CLI and the platform's admin route both come through [`issue_credential`].
 
+use chrono::{DateTime, NaiveDate};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{MachineLabel, WelderCredential};
+use crate::rules::{WorkTime, check_id_number};
 
 use super::claims::{CredentialClaims, Payload, PresentationClaims, validate};
 use super::envelope::{self, BuildError};
 use super::keys::{IssuerAlg, IssuerKey};
-use super::signer::DeviceSigner;
+use super::signer::{DeviceSigner, sign_normalised};
 use super::{CodeError, IssueError};
 
 /// Length of the random nonce in a presentation (bytes).
@@ -29,12 +35,46 @@ pub fn issue_machine_label(key: &IssuerKey, label: &MachineLabel) -> Result<Stri
     issue(key, &Payload::Machine(label.clone()))
 }
 
-/// Sign a welder credential (人员码) at `signed_at` (Unix seconds).
+/// The China-time date of a Unix time (`None` out of chrono's range).
+fn china_date(unix_secs: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp(unix_secs, 0).map(|t| WorkTime::china(t).local_date)
+}
+
+/// Whether `credential` may be issued on the China-time date of `now` (Unix seconds): its ID number
+/// passes GB 11643-1999 as of that day (an 18-character number; a legacy 15-digit one is refused)
+/// and it has not expired by then. A credential that may not is never signed.
+pub fn check_issuable(credential: &WelderCredential, now: i64) -> Result<(), IssueError> {
+    let today = china_date(now).ok_or_else(|| {
+        IssueError::InvalidClaims(format!("the time of issuing {now} is out of range"))
+    })?;
+    let report = check_id_number(&credential.id_number, today);
+    if !report.valid || report.legacy {
+        return Err(IssueError::BadIdNumber {
+            id_number: credential.id_number.clone(),
+            problems: report.problems,
+        });
+    }
+    if credential.expires_on < today {
+        return Err(IssueError::CredentialExpired {
+            expires_on: credential.expires_on,
+            today,
+        });
+    }
+    Ok(())
+}
+
+/// Sign a welder credential (人员码) at `signed_at` (Unix seconds, the time the credential
+/// states), issued at `now` (Unix seconds, the issuer's clock, read by the caller). Refused
+/// ([`check_issuable`]) when the ID number fails GB 11643-1999 or the credential has expired by
+/// the day of `now` or of `signed_at`.
 pub fn issue_credential(
     key: &IssuerKey,
     credential: &WelderCredential,
     signed_at: i64,
+    now: i64,
 ) -> Result<String, IssueError> {
+    check_issuable(credential, now)?;
+    check_issuable(credential, signed_at)?;
     issue(
         key,
         &Payload::Welder(CredentialClaims {
@@ -111,7 +151,7 @@ pub(crate) fn sign_presentation(
         &[],
         &payload,
         Some(credential_cose),
-        |tbs| signer.sign(tbs),
+        |tbs| sign_normalised(signer, tbs),
     )
     .map(|cose| envelope::to_text(&cose))
     .map_err(|e| match e {

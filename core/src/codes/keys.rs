@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::KeyError;
-use super::signer::{DeviceSigner, SoftwareSigner, verify_es256};
+use super::signer::{DeviceSigner, SoftwareSigner, sign_normalised, verify_es256};
 
 /// Length of a key id in bytes (the first bytes of SHA-256 over the public key).
 pub const KID_LEN: usize = 4;
@@ -209,7 +209,7 @@ impl IssuerKey {
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         match &self.secret {
             Secret::Ed(k) => Ok(k.sign(message).to_bytes().to_vec()),
-            Secret::P256(s) => s.sign(message).map_err(|e| e.0),
+            Secret::P256(s) => sign_normalised(s, message).map_err(|e| e.0),
         }
     }
 

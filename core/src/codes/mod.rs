@@ -30,14 +30,17 @@ pub use document::{
 pub use envelope::{MAX_TEXT_LEN, PREFIX, from_text, to_text};
 pub use error::{CodeError, IssueError, KeyError, SignatureRole};
 pub use issue::{
-    NONCE_BYTES, credential_digest, credential_id, issue_credential, issue_machine_label, present,
-    present_with_nonce,
+    NONCE_BYTES, check_issuable, credential_digest, credential_id, issue_credential,
+    issue_machine_label, present, present_with_nonce,
 };
 pub use keys::{
     IssuerAlg, IssuerKey, IssuerKeyFile, KID_LEN, check_public_key, from_hex, kid_of, to_hex,
     verify_issuer_signature,
 };
-pub use signer::{DeviceSigner, SignerError, SoftwareSigner, verify_es256};
+pub use signer::{
+    DeviceSigner, SignerError, SoftwareSigner, es256_is_low_s, es256_twin, sign_normalised,
+    verify_es256,
+};
 pub use trust::{RevocationSet, TrustFile, TrustFileKey, TrustStore, TrustedKey};
 pub use unsigned::{
     Lookup, LookupTarget, RegistryAnswer, ScannedText, UnsignedCode, UnsignedForm, classify,

@@ -1,6 +1,12 @@
 //! Device signatures (ES256 over P-256) through a trait: on a phone the private key lives in the
 //! Android Keystore or the iOS Secure Enclave and the shell signs; the core never sees the key.
 //! [`SoftwareSigner`] holds a key in memory, for tests, the CLI and the server's own keys.
+//!
+//! Low-S only (issue 14): an ECDSA signature `(r, s)` has a twin `(r, n − s)` that verifies as
+//! well, so anyone holding a signed record could re-sign nothing and still make a second, different
+//! record that verifies. [`verify_es256`], the one ES256 check of the project, refuses the high
+//! form; every signing path goes through [`sign_normalised`], which brings whatever a signer
+//! returned (a phone's Keystore or Secure Enclave gives either form) to the low form.
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -59,12 +65,35 @@ impl DeviceSigner for SoftwareSigner {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         let signature: Signature = self.key.sign(message);
-        Ok(signature.to_bytes().to_vec())
+        Ok(signature.normalize_s().to_bytes().to_vec())
     }
 }
 
-/// Check an ES256 signature (64-byte `r || s`) by a SEC1-encoded P-256 public key.
-/// Any malformed key or signature is simply "not valid".
+/// Sign `message` with `signer` and hand back the signature in low-S form: the one way the core
+/// signs (permit steps, permit codes, inspections, presentations, token refreshes, issuer keys).
+/// A signer may return either form; one that returns anything else than a 64-byte `r || s`
+/// signature of `message` by its own public key is refused here, before the signature goes
+/// anywhere.
+pub fn sign_normalised(signer: &dyn DeviceSigner, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+    let raw = signer.sign(message)?;
+    let signature = Signature::from_slice(&raw).map_err(|_| {
+        SignerError(format!(
+            "the device key returned {} bytes that are not a 64-byte r || s ES256 signature",
+            raw.len()
+        ))
+    })?;
+    let low = signature.normalize_s().to_bytes().to_vec();
+    if !verify_es256(&signer.public_key(), message, &low) {
+        return Err(SignerError(
+            "the device key's signature does not verify with its own public key".into(),
+        ));
+    }
+    Ok(low)
+}
+
+/// Check an ES256 signature (64-byte `r || s`) by a SEC1-encoded P-256 public key. Only the
+/// low-S form is valid (`s ≤ n/2`); its high-S twin `n − s` is refused. Any malformed key or
+/// signature is simply "not valid".
 pub fn verify_es256(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_sec1_bytes(public_key) else {
         return false;
@@ -72,12 +101,127 @@ pub fn verify_es256(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool
     let Ok(signature) = Signature::from_slice(signature) else {
         return false;
     };
+    if signature.normalize_s() != signature {
+        return false;
+    }
     key.verify(message, &signature).is_ok()
+}
+
+/// The other-S twin of a 64-byte ES256 signature: `(r, n − s)`, which the bare ECDSA equation
+/// also accepts. For tests that attack the low-S rule (a low signature becomes its high twin and
+/// back); `None` when the bytes are not a signature.
+pub fn es256_twin(signature: &[u8]) -> Option<Vec<u8>> {
+    let signature = Signature::from_slice(signature).ok()?;
+    Signature::from_scalars(signature.r(), -signature.s())
+        .ok()
+        .map(|twin| twin.to_bytes().to_vec())
+}
+
+/// Whether a 64-byte ES256 signature is in low-S form (`s ≤ n/2`); `false` when malformed.
+pub fn es256_is_low_s(signature: &[u8]) -> bool {
+    Signature::from_slice(signature).is_ok_and(|s| s.normalize_s() == s)
+}
+
+/// A signer that always answers in the high-S form, as a phone's key may: tests check that every
+/// signing path still makes signatures that verify.
+#[cfg(test)]
+pub(crate) struct HighSSigner(pub SoftwareSigner);
+
+#[cfg(test)]
+impl DeviceSigner for HighSSigner {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        let low = self.0.sign(message)?;
+        let high = es256_twin(&low).ok_or_else(|| SignerError("no twin".into()))?;
+        assert!(!es256_is_low_s(&high));
+        Ok(high)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_high_s_twin_of_a_valid_signature_is_refused() {
+        let signer = SoftwareSigner::generate().unwrap();
+        for i in 0..32u8 {
+            let message = [b'p', i];
+            let low = signer.sign(&message).unwrap();
+            let high = es256_twin(&low).unwrap();
+            assert_ne!(low, high);
+            assert_eq!(low[..32], high[..32], "same r");
+            assert_eq!(es256_twin(&high).unwrap(), low, "the twin's twin");
+            assert!(es256_is_low_s(&low) && !es256_is_low_s(&high));
+            // The bare ECDSA equation accepts both: the twin is a real signature...
+            let key = VerifyingKey::from_sec1_bytes(&signer.public_key()).unwrap();
+            assert!(
+                key.verify(&message, &Signature::from_slice(&high).unwrap())
+                    .is_ok()
+            );
+            // ...and only the low form is valid here.
+            assert!(verify_es256(&signer.public_key(), &message, &low));
+            assert!(!verify_es256(&signer.public_key(), &message, &high));
+        }
+        assert_eq!(es256_twin(&[0; 64]), None);
+        assert_eq!(es256_twin(&[1; 10]), None);
+    }
+
+    #[test]
+    fn the_software_signer_always_signs_low_s() {
+        // Without normalisation about half of these would be high.
+        let signer = SoftwareSigner::generate().unwrap();
+        for i in 0..64u32 {
+            let sig = signer.sign(&i.to_be_bytes()).unwrap();
+            assert!(es256_is_low_s(&sig), "message {i}");
+        }
+    }
+
+    #[test]
+    fn sign_normalised_turns_a_phones_high_s_answer_into_the_valid_form() {
+        let phone = HighSSigner(SoftwareSigner::generate().unwrap());
+        let raw = phone.sign(b"approve").unwrap();
+        assert!(!verify_es256(&phone.public_key(), b"approve", &raw));
+        let sig = sign_normalised(&phone, b"approve").unwrap();
+        assert!(es256_is_low_s(&sig));
+        assert!(verify_es256(&phone.public_key(), b"approve", &sig));
+        assert_eq!(es256_twin(&raw).unwrap(), sig);
+    }
+
+    /// A broken shell key: answers DER, a truncated signature, or signs with another key.
+    struct BrokenKey(SoftwareSigner, &'static str);
+
+    impl DeviceSigner for BrokenKey {
+        fn public_key(&self) -> Vec<u8> {
+            self.0.public_key()
+        }
+
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+            match self.1 {
+                "short" => Ok(self.0.sign(message)?[..63].to_vec()),
+                "zero" => Ok(vec![0; 64]),
+                "other" => SoftwareSigner::generate()?.sign(message),
+                _ => Err(SignerError("user cancelled".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn sign_normalised_refuses_what_is_not_a_signature_of_the_message_by_the_key() {
+        for (kind, expected) in [
+            ("short", "63 bytes"),
+            ("zero", "64 bytes"),
+            ("other", "does not verify"),
+            ("cancel", "user cancelled"),
+        ] {
+            let key = BrokenKey(SoftwareSigner::generate().unwrap(), kind);
+            let err = sign_normalised(&key, b"m").unwrap_err();
+            assert!(err.0.contains(expected), "{kind}: {err}");
+        }
+    }
 
     #[test]
     fn signs_and_verifies() {

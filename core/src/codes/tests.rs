@@ -88,7 +88,7 @@ fn check(f: &Fixture, text: &str, now: i64) -> Result<VerifiedCode, CodeError> {
 
 /// One code of each kind and issuer algorithm.
 fn samples(f: &Fixture) -> Vec<(&'static str, String)> {
-    let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
+    let cred = issue_credential(&f.ed, &credential(&f.device), T0, T0).unwrap();
     let presentation = present_with_nonce(&cred, &f.device, T0 + 10, &[7; NONCE_BYTES]).unwrap();
     vec![
         (
@@ -102,7 +102,7 @@ fn samples(f: &Fixture) -> Vec<(&'static str, String)> {
         ("credential/EdDSA", cred),
         (
             "credential/ES256",
-            issue_credential(&f.es, &credential(&f.device), T0).unwrap(),
+            issue_credential(&f.es, &credential(&f.device), T0, T0).unwrap(),
         ),
         ("presentation", presentation),
     ]
@@ -119,7 +119,7 @@ fn every_kind_verifies_with_its_claims() {
     assert_eq!(m.claims, VerifiedClaims::MachineLabel(label()));
     assert_eq!(m.credential_id, None);
 
-    let cred_text = issue_credential(&f.es, &credential(&f.device), T0).unwrap();
+    let cred_text = issue_credential(&f.es, &credential(&f.device), T0, T0).unwrap();
     let c = check(&f, &cred_text, now).unwrap();
     assert_eq!(c.kind, CodeKind::WelderCredential);
     assert_eq!(c.alg, IssuerAlg::ES256);
@@ -172,7 +172,7 @@ fn qr_sizes_fit_the_printed_and_shown_budgets() {
             text.len()
         );
 
-        let text = issue_credential(key, &credential(&f.device), T0).unwrap();
+        let text = issue_credential(key, &credential(&f.device), T0, T0).unwrap();
         let qr = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).unwrap();
         let Version::Normal(v) = qr.version() else {
             panic!("micro QR")
@@ -344,7 +344,7 @@ fn future_codes_are_not_yet_valid() {
     // A licence that starts after today (China time).
     let mut c = credential(&f.device);
     c.issued_on = date(2026, 1, 2);
-    let code = issue_credential(&f.ed, &c, T0).unwrap();
+    let code = issue_credential(&f.ed, &c, T0, T0).unwrap();
     // 2026-01-01T15:59:59Z is still 1 January in China; 16:00Z is 2 January.
     assert_eq!(
         check(&f, &code, T0 + 16 * 3600 - 1),
@@ -358,7 +358,7 @@ fn expired_credentials() {
     let f = fixture();
     let mut c = credential(&f.device);
     c.expires_on = date(2026, 1, 31);
-    let code = issue_credential(&f.es, &c, T0).unwrap();
+    let code = issue_credential(&f.es, &c, T0, T0).unwrap();
     // Valid through 31 January, China time (ends 2026-01-31T16:00Z).
     let end = T0 + 30 * DAY + 16 * 3600;
     assert!(check(&f, &code, end - 1).is_ok());
@@ -371,7 +371,7 @@ fn expired_credentials() {
 fn revocations_of_every_target() {
     let f = fixture();
     let machine = issue_machine_label(&f.ed, &label()).unwrap();
-    let cred = issue_credential(&f.es, &credential(&f.device), T0).unwrap();
+    let cred = issue_credential(&f.es, &credential(&f.device), T0, T0).unwrap();
     let pres = present(&cred, &f.device, T0).unwrap();
     let cred_id = credential_id(&from_text(&cred).unwrap());
     let cases = [
@@ -447,7 +447,7 @@ fn presentation_window_replay_and_device_key() {
     let none = RevocationSet::new();
     let v = verifier(&f.trust, &none);
     let window = v.policy.presentation_window_secs;
-    let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
+    let cred = issue_credential(&f.ed, &credential(&f.device), T0, T0).unwrap();
     let p = present(&cred, &f.device, T0).unwrap();
 
     // Window edges.
@@ -498,7 +498,7 @@ fn presentation_window_replay_and_device_key() {
     );
     // The thief's own credential is unknown to the trust store, so swapping it in fails as well.
     let stranger = IssuerKey::from_secret(IssuerAlg::EdDSA, &[98; 32]).unwrap();
-    let thief_cred = issue_credential(&stranger, &credential(&thief), T0).unwrap();
+    let thief_cred = issue_credential(&stranger, &credential(&thief), T0, T0).unwrap();
     let p3 = present(&thief_cred, &thief, T0).unwrap();
     assert!(matches!(
         v.verify(&p3, T0, &mut ReplayCache::default()),
@@ -511,7 +511,7 @@ fn replay_cache_forgets_old_entries_when_full() {
     let f = fixture();
     let none = RevocationSet::new();
     let v = verifier(&f.trust, &none);
-    let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
+    let cred = issue_credential(&f.ed, &credential(&f.device), T0, T0).unwrap();
     let mut cache = ReplayCache::new(2);
     for i in 0..5u8 {
         let p = present_with_nonce(&cred, &f.device, T0 + i64::from(i) * 100, &[i; 12]).unwrap();
@@ -531,16 +531,16 @@ fn issuing_refuses_bad_claims() {
     ));
     let mut c = credential(&f.device);
     c.categories = vec![OperationCategory::Brazing, OperationCategory::Brazing];
-    assert!(issue_credential(&f.ed, &c, T0).is_err());
+    assert!(issue_credential(&f.ed, &c, T0, T0).is_err());
     let mut c = credential(&f.device);
     c.device_key = vec![5; 33];
-    assert!(issue_credential(&f.ed, &c, T0).is_err());
+    assert!(issue_credential(&f.ed, &c, T0, T0).is_err());
     let mut c = credential(&f.device);
     c.name = "x".repeat(65);
-    assert!(issue_credential(&f.ed, &c, T0).is_err());
+    assert!(issue_credential(&f.ed, &c, T0, T0).is_err());
     assert!(
         present_with_nonce(
-            &issue_credential(&f.ed, &credential(&f.device), T0).unwrap(),
+            &issue_credential(&f.ed, &credential(&f.device), T0, T0).unwrap(),
             &f.device,
             T0,
             &[0; 4]
@@ -624,7 +624,8 @@ fn machine_strategy() -> impl Strategy<Value = MachineLabel> {
 fn credential_strategy() -> impl Strategy<Value = (WelderCredential, u8)> {
     (
         "T[0-9]{17}[0-9X]",
-        "[0-9]{17}[0-9X]",
+        // A valid resident ID number: region, a birth date in 1950-2005, sequence, check character.
+        ("(11|37|44|65)0[0-9]{3}", 0u32..20_000, "[0-9]{3}"),
         "[\u{4e00}-\u{9fa5}]{2,4}|[A-Za-z ·]{1,20}",
         proptest::sample::subsequence(OperationCategory::ALL.to_vec(), 1..=3),
         0i64..4000,
@@ -632,22 +633,28 @@ fn credential_strategy() -> impl Strategy<Value = (WelderCredential, u8)> {
         proptest::collection::vec(any::<u8>(), 0..=32),
         1u8..=250,
     )
-        .prop_map(|(cert, id, name, categories, back, forward, photo, seed)| {
-            let device = SoftwareSigner::from_secret(&[seed; 32]).unwrap();
-            let today = date(2026, 1, 1);
-            let credential = WelderCredential {
-                certificate_no: cert,
-                id_number: id,
-                name,
-                categories,
-                issued_on: today - chrono::Days::new(back as u64),
-                expires_on: today + chrono::Days::new(forward as u64),
-                next_review_on: today + chrono::Days::new((forward / 2) as u64),
-                photo_digest: photo,
-                device_key: device.public_key(),
-            };
-            (credential, seed)
-        })
+        .prop_map(
+            |(cert, (region, born, seq), name, categories, back, forward, photo, seed)| {
+                let birth = date(1950, 1, 1) + chrono::Days::new(u64::from(born));
+                let first17 = format!("{region}{}{seq}", birth.format("%Y%m%d"));
+                let check = crate::rules::id_number::check_character(first17.as_bytes()).unwrap();
+                let id = format!("{first17}{check}");
+                let device = SoftwareSigner::from_secret(&[seed; 32]).unwrap();
+                let today = date(2026, 1, 1);
+                let credential = WelderCredential {
+                    certificate_no: cert,
+                    id_number: id,
+                    name,
+                    categories,
+                    issued_on: today - chrono::Days::new(back as u64),
+                    expires_on: today + chrono::Days::new(forward as u64),
+                    next_review_on: today + chrono::Days::new((forward / 2) as u64),
+                    photo_digest: photo,
+                    device_key: device.public_key(),
+                };
+                (credential, seed)
+            },
+        )
 }
 
 proptest! {
@@ -671,7 +678,7 @@ proptest! {
     ) {
         let f = fixture();
         let key = if es { &f.es } else { &f.ed };
-        let code = issue_credential(key, &c, T0).unwrap();
+        let code = issue_credential(key, &c, T0, T0).unwrap();
         let claims = CredentialClaims { credential: c.clone(), signed_at: T0 };
         let v = check(&f, &code, T0).unwrap();
         prop_assert_eq!(v.claims, VerifiedClaims::WelderCredential(claims.clone()));
@@ -709,7 +716,7 @@ impl DeviceSigner for RefusingDevice {
 #[test]
 fn a_device_that_cannot_sign_gives_a_typed_error() {
     let f = fixture();
-    let cred = issue_credential(&f.ed, &credential(&f.device), T0).unwrap();
+    let cred = issue_credential(&f.ed, &credential(&f.device), T0, T0).unwrap();
     let refusing = RefusingDevice(f.device.public_key());
     let e = present(&cred, &refusing, T0).unwrap_err();
     assert_eq!(e, IssueError::Signing("user cancelled".into()));
@@ -739,4 +746,162 @@ fn a_rendered_label_scans_back_and_verifies() {
     let (_, content) = grids[0].decode().unwrap();
     assert_eq!(content, text);
     assert!(check(&f, &content, T0).is_ok());
+}
+
+/// The group order L of Ed25519, little-endian.
+const ED25519_L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// The other form of a signature that the bare equation accepts: `(r, n − s)` for ES256, and
+/// `(R, s + L)` (a non-canonical S) for Ed25519.
+pub(crate) fn signature_twin(alg: IssuerAlg, signature: &[u8]) -> Vec<u8> {
+    match alg {
+        IssuerAlg::ES256 => es256_twin(signature).unwrap(),
+        IssuerAlg::EdDSA => {
+            let mut out = signature.to_vec();
+            let mut carry = 0u16;
+            for (byte, l) in out[32..].iter_mut().zip(ED25519_L) {
+                let sum = u16::from(*byte) + u16::from(l) + carry;
+                *byte = (sum & 0xff) as u8;
+                carry = sum >> 8;
+            }
+            assert_eq!(carry, 0);
+            out
+        }
+    }
+}
+
+/// A `WG1:` text with its outer signature replaced by its twin.
+fn code_twin(alg: IssuerAlg, text: &str) -> String {
+    use coset::CborSerializable;
+    let mut sign1 = coset::CoseSign1::from_slice(&from_text(text).unwrap()).unwrap();
+    sign1.signature = signature_twin(alg, &sign1.signature);
+    to_text(&sign1.to_vec().unwrap())
+}
+
+#[test]
+fn the_twin_of_an_issuer_signature_is_refused() {
+    let f = fixture();
+    for key in [&f.ed, &f.es] {
+        let codes = [
+            issue_machine_label(key, &label()).unwrap(),
+            issue_credential(key, &credential(&f.device), T0, T0).unwrap(),
+        ];
+        for text in codes {
+            assert!(check(&f, &text, T0).is_ok());
+            assert_eq!(
+                check(&f, &code_twin(key.alg(), &text), T0),
+                Err(CodeError::BadSignature {
+                    role: SignatureRole::Issuer
+                }),
+                "{:?}",
+                key.alg()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_high_s_twin_of_a_presentation_is_refused_and_a_high_s_phone_still_presents() {
+    let f = fixture();
+    let phone = signer::HighSSigner(SoftwareSigner::from_secret(&[13; 32]).unwrap());
+    for key in [&f.ed, &f.es] {
+        let cred = issue_credential(key, &credential(&f.device), T0, T0).unwrap();
+        let p = present_with_nonce(&cred, &phone, T0, &[7; 12]).unwrap();
+        assert!(check(&f, &p, T0 + 5).is_ok());
+        assert_eq!(
+            check(&f, &code_twin(IssuerAlg::ES256, &p), T0 + 5),
+            Err(CodeError::BadSignature {
+                role: SignatureRole::Device
+            })
+        );
+    }
+}
+
+#[test]
+fn ed25519_refuses_a_non_canonical_s() {
+    let key = IssuerKey::from_secret(IssuerAlg::EdDSA, &[21; 32]).unwrap();
+    for i in 0..16u8 {
+        let sig = key.sign(&[i]).unwrap();
+        assert!(verify_issuer_signature(
+            IssuerAlg::EdDSA,
+            &key.public_key(),
+            &[i],
+            &sig
+        ));
+        let twin = signature_twin(IssuerAlg::EdDSA, &sig);
+        assert!(!verify_issuer_signature(
+            IssuerAlg::EdDSA,
+            &key.public_key(),
+            &[i],
+            &twin
+        ));
+    }
+}
+
+#[test]
+fn credentials_with_a_bad_id_number_or_already_expired_are_not_issued() {
+    let f = fixture();
+    // 370983199001011233 is valid; its last character changed fails the check character.
+    let mut c = credential(&f.device);
+    c.id_number = "370983199001011234".into();
+    let err = issue_credential(&f.es, &c, T0, T0).unwrap_err();
+    assert_eq!(err.code(), "issue.bad_id_number");
+    match &err {
+        IssueError::BadIdNumber { problems, .. } => assert!(
+            problems
+                .iter()
+                .any(|p| p.code() == "id.check_character_mismatch"),
+            "{problems:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.message_zh().contains("370983199001011234"));
+    assert!(err.message_en().contains("GB 11643-1999"));
+    // A legacy 15-digit number, a made-up one: refused too.
+    for id in ["370983900101123", "12345", "990983199001011233"] {
+        c.id_number = id.into();
+        assert_eq!(
+            issue_credential(&f.ed, &c, T0, T0).unwrap_err().code(),
+            "issue.bad_id_number",
+            "{id}"
+        );
+    }
+    // Expired the day before issuing (China time): refused; expiring on the day: issued.
+    let today = date(2026, 1, 1);
+    let mut c = credential(&f.device);
+    c.issued_on = date(2020, 1, 1);
+    c.expires_on = today.pred_opt().unwrap();
+    let err = issue_credential(&f.ed, &c, T0, T0).unwrap_err();
+    assert_eq!(
+        err,
+        IssueError::CredentialExpired {
+            expires_on: c.expires_on,
+            today
+        }
+    );
+    assert_eq!(err.code(), "issue.credential_expired");
+    assert!(err.message_zh().contains("已过期"));
+    c.expires_on = today;
+    issue_credential(&f.ed, &c, T0, T0).unwrap();
+    // Signed "at" an earlier time does not get past the issuer's clock.
+    assert_eq!(
+        issue_credential(&f.ed, &c, T0, T0 + DAY)
+            .unwrap_err()
+            .code(),
+        "issue.credential_expired"
+    );
+    assert_eq!(
+        issue_credential(&f.ed, &c, T0 + DAY, T0)
+            .unwrap_err()
+            .code(),
+        "issue.credential_expired"
+    );
+    assert_eq!(
+        check_issuable(&credential(&f.device), T0),
+        Ok(()),
+        "the fixture's credential is issuable"
+    );
 }

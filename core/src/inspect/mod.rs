@@ -10,7 +10,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::codes::signer::{DeviceSigner, verify_es256};
+use crate::codes::signer::{DeviceSigner, sign_normalised, verify_es256};
 use crate::domain::{Explain, MachineClass, MachineLabel, WelderCredential};
 use crate::permit::{
     Actor, Catalog, GeoPoint, Permit, PermitFinding, PermitLevel, PermitState, Section, Severity,
@@ -587,9 +587,8 @@ impl Inspection {
         }
         let public_key = signer.public_key();
         let bytes = message(&self.body, &public_key)?;
-        let signature = signer
-            .sign(&bytes)
-            .map_err(|e| InspectError::SigningFailed(e.0))?;
+        let signature =
+            sign_normalised(signer, &bytes).map_err(|e| InspectError::SigningFailed(e.0))?;
         self.signature = Some(InspectionSignature {
             public_key,
             signature,

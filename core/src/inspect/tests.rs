@@ -286,3 +286,21 @@ fn any_change_after_sealing_is_detected() {
     let back: Inspection = serde_json::from_str(&json).unwrap();
     back.verify().unwrap();
 }
+
+#[test]
+fn the_high_s_twin_of_a_seal_is_refused_and_a_high_s_phone_still_seals() {
+    use crate::codes::signer::HighSSigner;
+    use crate::codes::{es256_is_low_s, es256_twin};
+    let fx = Fx::new("gb30871");
+    let mut insp = assess(input(&fx, None), &fx.catalog).unwrap();
+    insp.sign(&HighSSigner(SoftwareSigner::generate().unwrap()))
+        .unwrap();
+    insp.verify().unwrap();
+    let seal = insp.signature.clone().unwrap();
+    assert!(es256_is_low_s(&seal.signature));
+    let mut twin = insp.clone();
+    if let Some(s) = twin.signature.as_mut() {
+        s.signature = es256_twin(&seal.signature).unwrap();
+    }
+    assert_eq!(twin.verify(), Err(InspectError::SignatureBroken));
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::model::{Permit, PermitError, PermitState, SignedStep};
 use super::profile::PermitLevel;
 use super::sign::{digest, verify};
-use crate::codes::signer::{DeviceSigner, verify_es256};
+use crate::codes::signer::{DeviceSigner, sign_normalised, verify_es256};
 use crate::codes::{CodeError, from_text, to_text};
 use crate::domain::Explain;
 
@@ -212,7 +212,7 @@ pub fn issue_permit_code(
                 .build(),
         )
         .payload(payload)
-        .try_create_signature(b"", |m| signer.sign(m))
+        .try_create_signature(b"", |m| sign_normalised(signer, m))
         .map_err(|e| PermitError::SigningFailed(e.0))?
         .build();
     let bytes = sign1
@@ -317,6 +317,26 @@ mod tests {
         let active = fx.in_state(PermitState::Active);
         let code = issue_permit_code(&active, fx.approver(), 1).unwrap();
         check_against_permit(&read_permit_code(&code).unwrap(), &active).unwrap();
+    }
+
+    #[test]
+    fn the_high_s_twin_of_a_permit_code_is_refused() {
+        let fx = Fx::new("gb30871");
+        let permit = fx.in_state(PermitState::Approved);
+        let text = issue_permit_code(&permit, fx.approver(), 1_800_000_000).unwrap();
+        read_permit_code(&text).unwrap();
+        let mut sign1 = CoseSign1::from_slice(&from_text(&text).unwrap()).unwrap();
+        sign1.signature = crate::codes::es256_twin(&sign1.signature).unwrap();
+        let twin = to_text(&sign1.to_vec().unwrap());
+        assert!(matches!(
+            read_permit_code(&twin),
+            Err(PermitCodeError::BadSignature)
+        ));
+        // A phone that answers high-S still makes a code that reads.
+        let phone = crate::codes::signer::HighSSigner(
+            SoftwareSigner::from_secret(&fx.approver().secret()).unwrap(),
+        );
+        read_permit_code(&issue_permit_code(&permit, &phone, 1_800_000_000).unwrap()).unwrap();
     }
 
     #[test]

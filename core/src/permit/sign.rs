@@ -21,7 +21,7 @@ use super::model::{
     Actor, Permit, PermitContent, PermitError, PermitEvent, PermitState, SignedStep,
 };
 use super::profile::{GeoPoint, LevelDecision};
-use crate::codes::signer::{DeviceSigner, verify_es256};
+use crate::codes::signer::{DeviceSigner, sign_normalised, verify_es256};
 
 pub const FORMAT: &str = "weldguard/permit-sig/1";
 
@@ -114,9 +114,7 @@ pub(crate) fn sign_step(
         index: permit.signatures.len(),
     };
     let bytes = message_bytes(permit, &info)?;
-    let signature = signer
-        .sign(&bytes)
-        .map_err(|e| PermitError::SigningFailed(e.0))?;
+    let signature = sign_normalised(signer, &bytes).map_err(|e| PermitError::SigningFailed(e.0))?;
     let covers_events =
         u32::try_from(info.covers_events).map_err(|e| PermitError::Encoding(e.to_string()))?;
     let covers_gas_readings = u32::try_from(info.covers_gas_readings)

@@ -1386,3 +1386,54 @@ fn canonical_encoding_is_stable() {
         "c759ecc4e21b8be7dedd109e3999a807c2702786a318da458bc658907fe469be"
     );
 }
+
+#[test]
+fn the_high_s_twin_of_any_step_signature_is_refused() {
+    use crate::codes::{es256_is_low_s, es256_twin};
+    let fx = Fx::new("gb30871");
+    let p = fx.in_state(PermitState::Closed);
+    verify(&p).unwrap();
+    for (index, sig) in p.signatures.iter().enumerate() {
+        assert!(es256_is_low_s(&sig.signature), "step {index} signed low-S");
+        let mut q = p.clone();
+        q.signatures[index].signature = es256_twin(&sig.signature).unwrap();
+        assert!(
+            matches!(verify(&q), Err(PermitError::SignatureBroken { index: i, .. }) if i == index),
+            "step {index}: {:?}",
+            verify(&q)
+        );
+    }
+}
+
+#[test]
+fn a_phone_that_answers_high_s_still_signs_permits_that_verify() {
+    use crate::codes::es256_is_low_s;
+    use crate::codes::signer::HighSSigner;
+    let fx = Fx::new("gb30871");
+    let phone = HighSSigner(SoftwareSigner::generate().unwrap());
+    let mut p = fx.draft();
+    p.apply(
+        &fx.ctx(),
+        Action::Submit {
+            by: actor("张三", "S-001", "applicant"),
+            signer: &phone,
+            calendar: &fx.calendar,
+            at: t(7, 0),
+            location: None,
+        },
+    )
+    .unwrap();
+    p.apply(
+        &fx.ctx(),
+        Action::SiteCheck {
+            by: actor("孙七", "S-003", "supervisor"),
+            signer: &phone,
+            answers: fx.answers(),
+            at: t(7, 20),
+            location: Some(fx.content().location),
+        },
+    )
+    .unwrap();
+    verify(&p).unwrap();
+    assert!(p.signatures.iter().all(|s| es256_is_low_s(&s.signature)));
+}

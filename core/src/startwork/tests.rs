@@ -100,8 +100,13 @@ impl World {
     }
 
     fn presentation(&self, now: i64) -> String {
-        let code =
-            issue_credential(&self.issuer, &credential(&self.device), t(0, 0) - 86_400).unwrap();
+        let code = issue_credential(
+            &self.issuer,
+            &credential(&self.device),
+            t(0, 0) - 86_400,
+            t(0, 0) - 86_400,
+        )
+        .unwrap();
         present(&code, &self.device, now).unwrap()
     }
 

@@ -29,6 +29,7 @@ use super::protocol::{
     SignerDirectoryResponse, SnapshotResponse, StatusListResponse, TOKEN_EXPIRED,
     TokenRefreshRequest, TokenRefreshResponse, token_refresh_message,
 };
+use crate::codes::signer::sign_normalised;
 use crate::codes::{
     DeviceSigner, SnapshotChunk, SnapshotManifest, TrustFile, TrustStore, to_hex,
     verify_snapshot_manifest, verify_status_list,
@@ -434,9 +435,7 @@ impl SyncClient {
                     &parse_json::<AuthChallenge>,
                 )?;
                 let message = token_refresh_message(&refresher.device_id, &challenge.nonce);
-                let signature = refresher
-                    .signer
-                    .sign(&message)
+                let signature = sign_normalised(refresher.signer.as_ref(), &message)
                     .map_err(|e| Failure::Stop(failed("signer.failed", e.to_string())))?;
                 let request = Self::json(&TokenRefreshRequest {
                     device_id: refresher.device_id.clone(),
