@@ -156,6 +156,8 @@ pub struct Device {
     pub store: Store,
     pub client: SyncClient,
     pub device_id: String,
+    /// The device token (for raw calls).
+    pub token: String,
 }
 
 /// Who a device is enrolled for.
@@ -190,7 +192,8 @@ pub fn enrol(server: &ServerProcess, who: Enrolment<'_>) -> Device {
         .expect("client")
         .enrol(&code.code, &public_key, who.name)
         .expect("enrol");
-    let client = SyncClient::new(&server.url(), Some(enrolled.token), policy()).expect("client");
+    let client =
+        SyncClient::new(&server.url(), Some(enrolled.token.clone()), policy()).expect("client");
     let trust = client.trust_file().expect("trust file");
     let trust = weldguard_core::codes::TrustStore::from_json(
         &serde_json::to_string(&trust).expect("trust JSON"),
@@ -203,6 +206,7 @@ pub fn enrol(server: &ServerProcess, who: Enrolment<'_>) -> Device {
         store,
         client: client.with_trust(trust),
         device_id: enrolled.device_id,
+        token: enrolled.token,
     }
 }
 

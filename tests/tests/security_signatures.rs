@@ -3,8 +3,8 @@
 //! who could pull a permit could push a copy of its last step carrying the twin under a new record
 //! key, and it verified (and could win the conflict tie-break on its different digest).
 //!
-//! - A welder and a supervisor push a permit chain to approved, each step signed by its enrolled
-//!   device key. Another supervisor's device pulls the permit and pushes a copy of the approval
+//! - A welder, a site checker and an approver push a permit chain to approved, each step signed
+//!   by its enrolled device key. Another supervisor's device pulls the permit and pushes a copy of the approval
 //!   whose signature is the high-S twin, under a new step id: rejected with
 //!   `permit.signature_broken`, not stored, and the platform's head is unchanged.
 //! - A token refresh with the high-S twin of a valid proof: `auth.bad_signature`; the proof itself
@@ -15,177 +15,28 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveTime};
 use weldguard_core::codes::{
     DeviceSigner, SignerError, SoftwareSigner, es256_is_low_s, es256_twin, sign_normalised, to_hex,
 };
-use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, PermitContent, PermitLevel,
-    PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence, Section, Site,
-    WorkConditions, sample_answers,
-};
+use weldguard_core::permit::{Action, PermitState};
 use weldguard_core::store::{PermitStepRecord, Store};
+use weldguard_core::sync::SyncClient;
 use weldguard_core::sync::protocol::{
     PermitPage, PushEntry, PushRequest, PushResponse, PushStatus, Role, token_refresh_message,
 };
-use weldguard_core::sync::{RetryPolicy, SyncClient};
+use weldguard_tests::permits::{DAY, Enrolment, H, Rules, actor, enrol, policy, sync};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 const ADMIN: &str = "security-signatures-admin-0123";
-const H: i64 = 3600;
-/// 2026-11-30 00:00 China time (a Monday).
-const DAY: i64 = 1_795_968_000;
 const PERMIT_ID: &str = "0193a1b2-0000-7000-8000-0000000000e1";
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(2),
-    }
-}
-
-fn actor(name: &str, id: &str, role: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        id: id.into(),
-        role: role.into(),
-    }
-}
-
-/// (status, error code) of an answer.
 fn code_of((status, body): (u16, String)) -> (u16, String) {
     let code = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_owned))
         .unwrap_or_default();
     (status, code)
-}
-
-struct Device {
-    _dir: TempDir,
-    store: Store,
-    client: SyncClient,
-    token: String,
-}
-
-/// A device enrolled with `key` as its device key.
-fn enrol(server: &ServerProcess, person: &str, role: Role, key: &SoftwareSigner) -> Device {
-    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
-    let code = admin.create_enrolment(person, role).unwrap();
-    let enrolled = SyncClient::new(&server.url(), None, policy())
-        .unwrap()
-        .enrol(&code.code, &to_hex(&key.public_key()), person)
-        .unwrap();
-    let dir = TempDir::new("security-device");
-    let store = Store::open(dir.path().join("device.sqlite")).unwrap();
-    let client = SyncClient::new(&server.url(), Some(enrolled.token.clone()), policy()).unwrap();
-    Device {
-        _dir: dir,
-        store,
-        client,
-        token: enrolled.token,
-    }
-}
-
-fn sync(device: &Device) {
-    device
-        .client
-        .sync(&device.store, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
-}
-
-struct Rules {
-    profile: RuleProfile,
-    catalog: Catalog,
-}
-
-impl Rules {
-    fn new() -> Self {
-        let profile = ProfileSet::builtin()
-            .unwrap()
-            .select("gb30871", NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
-            .unwrap()
-            .clone();
-        Rules {
-            profile,
-            catalog: Catalog::builtin().unwrap(),
-        }
-    }
-
-    fn ctx(&self) -> RuleContext<'_> {
-        RuleContext {
-            profile: &self.profile,
-            catalog: &self.catalog,
-        }
-    }
-
-    fn location(&self) -> GeoPoint {
-        GeoPoint::from_degrees(36.182, 116.772)
-    }
-
-    fn content(&self) -> PermitContent {
-        let location = self.location();
-        PermitContent {
-            permit_id: PERMIT_ID.into(),
-            site: Site {
-                site_id: "site-370983-001".into(),
-                name: "肥城某化工厂三车间".into(),
-                profile_id: "gb30871".into(),
-                location,
-                utc_offset_secs: 8 * 3600,
-                night: NightHours {
-                    start: NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
-                    end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
-                },
-                approval_radius_m: None,
-            },
-            profile_id: self.profile.id.clone(),
-            profile_version: self.profile.version.clone(),
-            catalog_version: self.catalog.version.clone(),
-            work_description: "更换3号储罐出口管线法兰".into(),
-            hot_work_point: "3号储罐东侧管廊".into(),
-            hot_work_points: 1,
-            location,
-            conditions: WorkConditions::default(),
-            requested_level: PermitLevel::Level2,
-            valid_from: DAY + 8 * H,
-            valid_until: DAY + 17 * H,
-            applicant: Person {
-                name: "张三".into(),
-                id: "S-001".into(),
-            },
-            welders: vec![Person {
-                name: "李四".into(),
-                id: "T370983199001011234".into(),
-            }],
-            machines: vec!["M-370983-0001".into()],
-            fire_watch: vec![Person {
-                name: "王五".into(),
-                id: "S-002".into(),
-            }],
-        }
-    }
-
-    fn answers(&self, at: i64) -> Vec<ChecklistAnswer> {
-        sample_answers(
-            &self.catalog,
-            &[Section::Prohibition, Section::Must],
-            &SampleEvidence::crew(at),
-        )
-    }
-
-    fn approver_role(&self) -> String {
-        self.profile
-            .level(PermitLevel::Level2)
-            .unwrap()
-            .approver
-            .id
-            .clone()
-    }
 }
 
 /// The platform's current version of the permit, as `token`'s device pulls it.
@@ -220,21 +71,63 @@ fn high_s_copy_of_the_last_step_is_refused(backend: ServerBackend) {
     let server = ServerProcess::start_on(SERVER, data, ADMIN);
     let rules = Rules::new();
     let ctx = rules.ctx();
-    let (welder_key, supervisor_key, attacker_key) = (
+    let (welder_key, supervisor_key, approver_key) = (
         SoftwareSigner::generate().unwrap(),
         SoftwareSigner::generate().unwrap(),
         SoftwareSigner::generate().unwrap(),
     );
-    let welder = enrol(&server, "李四", Role::Welder, &welder_key);
-    let supervisor = enrol(&server, "孙七", Role::Supervisor, &supervisor_key);
-    let attacker = enrol(&server, "吴九", Role::Supervisor, &attacker_key);
+    let approver_role = rules.approver_role();
+    let welder = enrol(
+        &server,
+        Enrolment {
+            name: "张三",
+            person_id: "S-001",
+            role: Role::Welder,
+            permit_roles: &["applicant"],
+            key: Some(&welder_key),
+        },
+    );
+    let supervisor = enrol(
+        &server,
+        Enrolment {
+            name: "孙七",
+            person_id: "S-003",
+            role: Role::Supervisor,
+            permit_roles: &["supervisor"],
+            key: Some(&supervisor_key),
+        },
+    );
+    let approver = enrol(
+        &server,
+        Enrolment {
+            name: "周八",
+            person_id: "S-004",
+            role: Role::Supervisor,
+            permit_roles: &[approver_role.as_str()],
+            key: Some(&approver_key),
+        },
+    );
+    let attacker = enrol(
+        &server,
+        Enrolment {
+            name: "吴九",
+            person_id: "S-009",
+            role: Role::Supervisor,
+            permit_roles: &[],
+            key: None,
+        },
+    );
 
     // The legitimate chain: drafted and submitted by the welder's device, checked and approved by
     // the supervisor's, each pushed and applied.
     let applicant = actor("张三", "S-001", "applicant");
-    let draft =
-        weldguard_core::permit::Permit::draft(rules.content(), &ctx, &applicant, DAY + 6 * H)
-            .unwrap();
+    let draft = weldguard_core::permit::Permit::draft(
+        rules.content(PERMIT_ID),
+        &ctx,
+        &applicant,
+        DAY + 6 * H,
+    )
+    .unwrap();
     welder
         .store
         .save_permit(None, &draft, None, (DAY + 6 * H) * 1000)
@@ -264,17 +157,19 @@ fn high_s_copy_of_the_last_step_is_refused(backend: ServerBackend) {
         .store
         .apply_permit_action(PERMIT_ID, &ctx, check, (DAY + 7 * H + 900) * 1000)
         .unwrap();
+    sync(&supervisor);
+    sync(&approver);
     let approve = Action::Approve {
-        by: actor("孙七", "S-003", &rules.approver_role()),
-        signer: &supervisor_key,
+        by: actor("周八", "S-004", &approver_role),
+        signer: &approver_key,
         at: DAY + 7 * H + 2400,
         location: Some(rules.location()),
     };
-    supervisor
+    approver
         .store
         .apply_permit_action(PERMIT_ID, &ctx, approve, (DAY + 7 * H + 2400) * 1000)
         .unwrap();
-    sync(&supervisor);
+    sync(&approver);
 
     // The attacker pulls the approved permit.
     let original = head(&server, &attacker.token);

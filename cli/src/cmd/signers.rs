@@ -125,7 +125,7 @@ fn import(file: &Path, trust: &Path, state: &StateArgs, out: &Output) -> Result<
             "entries": directory.entries.len(),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({} {})",
         out.lang.pick(
             "已导入签字人名录，人数",
@@ -160,7 +160,7 @@ fn show(state: &StateArgs, out: &Output) -> Result<(), Failure> {
         }));
     }
     match directory {
-        None => println!(
+        None => stdoutln!(
             "{}",
             out.lang.pick(
                 "本机尚无签字人名录：同步（weldguard sync）或导入后才能核验作业证签字人",
@@ -169,7 +169,7 @@ fn show(state: &StateArgs, out: &Output) -> Result<(), Failure> {
         ),
         Some(d) => {
             for e in &d.entries {
-                println!(
+                stdoutln!(
                     "{} ({}) {} [{}]{}",
                     e.name,
                     e.person_id,
@@ -241,7 +241,7 @@ fn issue(
             "entries": directory.entries.len(),
         }));
     }
-    println!(
+    stdoutln!(
         "{} {} ({} {})",
         out.lang
             .pick("已签发签字人名录：", "signed the signer directory:"),
