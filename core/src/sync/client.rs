@@ -643,11 +643,48 @@ impl SyncClient {
         )
     }
 
-    /// Admin or supervisor: the records the platform holds (of one kind, or all).
+    /// Admin or supervisor: every record the platform holds (of one kind, or all), read page by
+    /// page.
     pub fn records(&self, kind: Option<&str>) -> Result<RecordList, SyncError> {
-        let path = match kind {
-            Some(k) => format!("/v1/admin/records?kind={}", encode(k)),
-            None => "/v1/admin/records".to_owned(),
+        let mut all = RecordList {
+            records: Vec::new(),
+            next_cursor: String::new(),
+            has_more: false,
+        };
+        loop {
+            let page = self.records_page(kind, &all.next_cursor, None)?;
+            all.records.extend(page.records);
+            // A server that does not page answers once; one that pages moves its cursor on.
+            let moved = page.next_cursor != all.next_cursor;
+            all.next_cursor = page.next_cursor;
+            if !page.has_more || !moved {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Admin or supervisor: one page of the records (of one kind, or all) after `after` (a
+    /// `next_cursor`; empty: from the start), at most `limit` (the server's default when `None`).
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: &str,
+        limit: Option<u32>,
+    ) -> Result<RecordList, SyncError> {
+        let mut query = Vec::new();
+        if let Some(k) = kind {
+            query.push(format!("kind={}", encode(k)));
+        }
+        if !after.is_empty() {
+            query.push(format!("after={}", encode(after)));
+        }
+        if let Some(n) = limit {
+            query.push(format!("limit={n}"));
+        }
+        let path = if query.is_empty() {
+            "/v1/admin/records".to_owned()
+        } else {
+            format!("/v1/admin/records?{}", query.join("&"))
         };
         self.call(Method::GET, &path, None, &AtomicBool::new(false))
     }

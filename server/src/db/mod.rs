@@ -186,6 +186,26 @@ pub const PERMIT_STEP_KIND: &str = "permit_step";
 
 /// One page of the feed. Changes are kept as the JSON text stored when they were written (by
 /// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
+/// A page from `limit + 1` rows read (position, record): the first `limit`, and whether more follow.
+pub(crate) fn record_page(rows: &mut Vec<(i64, StoredRecord)>, limit: u32) -> RecordPage {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    RecordPage {
+        last: rows.last().map_or(0, |(position, _)| *position),
+        records: rows.drain(..).map(|(_, record)| record).collect(),
+        has_more,
+    }
+}
+
+/// One page of stored records ([`Db::records_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPage {
+    pub records: Vec<StoredRecord>,
+    /// The position of the page's last record (0 when the page is empty): `after` for the next.
+    pub last: i64,
+    pub has_more: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub changes_json: Vec<String>,
@@ -647,6 +667,20 @@ impl Db {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).records(kind),
             Db::Postgres(p) => p.records(kind),
+        }
+    }
+
+    /// At most `limit` stored records (of one kind) that arrived after position `after` (0: from
+    /// the start), in arrival order.
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<RecordPage, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).records_page(kind, after, limit),
+            Db::Postgres(p) => p.records_page(kind, after, limit),
         }
     }
 
