@@ -6,7 +6,8 @@
 //! query string that cannot be read (`400 request.bad_query`), and any other answer the
 //! framework makes in plain text. And content types: a request carrying a body must say
 //! `Content-Type: application/json` (a `charset` parameter, if any, must be `utf-8`), else
-//! `415 request.unsupported_media_type`; requests without a body need no content type.
+//! `415 request.unsupported_media_type`; requests without a body need no content type. A body
+//! announced over the size limit is refused (`413`) before any of it is read.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -60,9 +61,25 @@ fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
-/// Middleware: a request with a body must be JSON.
-pub async fn require_json(request: Request, next: Next) -> Response {
+/// Middleware: a request with a body must be JSON, and one that announces a body over the size
+/// limit is refused before any of it is read.
+pub async fn check_body(request: Request, next: Next) -> Response {
     let headers = request.headers();
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > crate::http::MAX_BODY_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!(
+                "a request body may have at most {} bytes",
+                crate::http::MAX_BODY_BYTES
+            ),
+        )
+        .into_response();
+    }
     if has_body(headers) {
         let content_type = headers
             .get(header::CONTENT_TYPE)

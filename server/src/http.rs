@@ -34,7 +34,7 @@ use crate::{errors, limits, observe, publish, validate};
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// Largest request body (a full push batch).
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How long a device token lives unless the server is told otherwise (`--token-ttl`): 24 h.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3600;
 /// How long a refresh nonce may wait for its signature: 5 min.
@@ -334,7 +334,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(errors::json_errors))
-        .layer(axum::middleware::from_fn(errors::require_json))
+        .layer(axum::middleware::from_fn(errors::check_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::limit_by_ip,
