@@ -44,10 +44,9 @@ fn is_json(content_type: &str) -> bool {
     let essence = parts.next().unwrap_or_default();
     essence.eq_ignore_ascii_case("application/json")
         && parts.all(|p| match p.split_once('=') {
-            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => value
-                .trim()
-                .trim_matches('"')
-                .eq_ignore_ascii_case("utf-8"),
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            }
             _ => true,
         })
 }
@@ -139,9 +138,10 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             "the request body did not arrive in time",
         )
         .into_response();
-        answer
-            .headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        answer.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
         return answer;
     }
     let status = response.status();
@@ -226,10 +226,7 @@ mod tests {
             code_for(StatusCode::PAYLOAD_TOO_LARGE, ""),
             "request.too_large"
         );
-        assert_eq!(
-            code_for(StatusCode::BAD_GATEWAY, ""),
-            "server.internal"
-        );
+        assert_eq!(code_for(StatusCode::BAD_GATEWAY, ""), "server.internal");
     }
 
     #[tokio::test]

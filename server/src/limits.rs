@@ -195,12 +195,15 @@ impl Limiter {
     }
 
     fn ip_at(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        self.ips.lock().unwrap_or_else(PoisonError::into_inner).take(
-            &ip_key(ip),
-            self.options.ip_rate,
-            self.options.ip_burst,
-            now,
-        )
+        self.ips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(
+                &ip_key(ip),
+                self.options.ip_rate,
+                self.options.ip_burst,
+                now,
+            )
     }
 
     /// Count one request of an authenticated device.
@@ -239,10 +242,11 @@ pub async fn limit_by_ip(State(state): State<AppState>, request: Request, next: 
         .extensions()
         .get::<MatchedPath>()
         .is_some_and(|p| IP_LIMITED_ROUTES.contains(&p.as_str()));
-    if open && let Some(ip) = ip {
-        if let Err(secs) = state.limiter().ip_at(ip, Instant::now()) {
-            return limited(secs).into_response();
-        }
+    if open
+        && let Some(ip) = ip
+        && let Err(secs) = state.limiter().ip_at(ip, Instant::now())
+    {
+        return limited(secs).into_response();
     }
     CLIENT_IP.scope(ip, next.run(request)).await
 }

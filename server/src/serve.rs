@@ -608,7 +608,10 @@ mod tests {
         assert_eq!(pick_victim(conns.iter().copied()), Some(4));
         assert_eq!(pick_victim(conns[..2].iter().copied()), Some(2));
         assert_eq!(pick_victim(conns[..1].iter().copied()), None);
-        assert_eq!(pick_victim(std::iter::empty::<(u8, Phase, Instant)>()), None);
+        assert_eq!(
+            pick_victim(std::iter::empty::<(u8, Phase, Instant)>()),
+            None
+        );
     }
 
     #[test]

@@ -244,7 +244,10 @@ fn a_crowd_of_slow_heads_beyond_the_connection_cap_does_not_lock_out_health() {
     let addr = server.addr;
     // 1,500 slow clients, as far as this process's own descriptors allow.
     let crowd_size = 1500.min(open_files_limit().saturating_sub(300) as usize);
-    assert!(crowd_size > 600, "too few descriptors for the attack: {crowd_size}");
+    assert!(
+        crowd_size > 600,
+        "too few descriptors for the attack: {crowd_size}"
+    );
     health(addr);
     let prober = Prober::start(addr);
     let started = Instant::now();
@@ -469,10 +472,18 @@ fn a_burst_from_one_device_gets_429_with_retry_after_and_other_devices_go_on() {
         .expect("challenges limited");
     assert!((3..=7).contains(&first_429), "limited from {first_429}");
     assert_eq!(challenges[first_429].error_code(), "rate.limited");
-    assert!(challenges[first_429].headers["retry-after"].parse::<u64>().unwrap() >= 1);
+    assert!(
+        challenges[first_429].headers["retry-after"]
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     // Guessing tokens counts against the same address.
     let guess = call(addr, "GET", "/v1/me", Some("guessed-token"), None);
-    assert_eq!((guess.status, guess.error_code().as_str()), (429, "rate.limited"));
+    assert_eq!(
+        (guess.status, guess.error_code().as_str()),
+        (429, "rate.limited")
+    );
     // An enrolled device is counted by its own bucket, not the address's.
     assert_eq!(call(addr, "GET", "/v1/me", Some(&b), None).status, 200);
 }
@@ -483,7 +494,8 @@ fn every_error_status_answers_the_json_error() {
         return;
     };
     let addr = server.addr;
-    let cases: Vec<(Answer, u16, &str)> = vec![
+    let cases: Vec<(Answer, u16, &str)> =
+        vec![
         (call(addr, "GET", "/v1/nothing-here", None, None), 404, "route.not_found"),
         (call(addr, "GET", "/", Some(ADMIN), None), 404, "route.not_found"),
         (call(addr, "DELETE", "/health", None, None), 405, "route.method_not_allowed"),
@@ -649,7 +661,11 @@ fn records_paging_returns_every_row_exactly_once() {
         }
     }
     assert_eq!(seen.len(), N);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), N, "a row came twice");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        N,
+        "a row came twice"
+    );
     assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), keys);
     // After the last page: nothing more.
     let tail = admin.records_page(None, &after, Some(100)).unwrap();
@@ -657,8 +673,17 @@ fn records_paging_returns_every_row_exactly_once() {
     // The default page is bounded; the client's `records` follows the pages.
     let first = admin.records_page(None, "", None).unwrap();
     assert!(first.has_more && first.records.len() < N);
-    assert_eq!(admin.records(Some("work_session")).unwrap().records.len(), N);
-    assert!(admin.records(Some("inspection")).unwrap().records.is_empty());
+    assert_eq!(
+        admin.records(Some("work_session")).unwrap().records.len(),
+        N
+    );
+    assert!(
+        admin
+            .records(Some("inspection"))
+            .unwrap()
+            .records
+            .is_empty()
+    );
     let too_many = call(
         server.addr,
         "GET",
@@ -666,5 +691,8 @@ fn records_paging_returns_every_row_exactly_once() {
         Some(ADMIN),
         None,
     );
-    assert_eq!((too_many.status, too_many.error_code().as_str()), (400, "request.bad_limit"));
+    assert_eq!(
+        (too_many.status, too_many.error_code().as_str()),
+        (400, "request.bad_limit")
+    );
 }
