@@ -472,6 +472,18 @@ fn a_burst_from_one_device_gets_429_with_retry_after_and_other_devices_go_on() {
     // After Retry-After, A may go on.
     std::thread::sleep(Duration::from_secs(retry_after));
     assert_eq!(call(addr, "GET", "/v1/me", Some(&a), None).status, 200);
+    // The device client waits out a 429 for its Retry-After (its own backoff here is 20 ms and
+    // 40 ms, which would spend its three attempts inside the same second).
+    for _ in 0..12 {
+        let _ = call(addr, "GET", "/v1/me", Some(&a), None);
+    }
+    assert_eq!(call(addr, "GET", "/v1/me", Some(&a), None).status, 429);
+    let patient = RetryPolicy {
+        max_delay: Duration::from_secs(5),
+        ..policy()
+    };
+    let client = SyncClient::new(&server.url(), Some(a.clone()), patient).unwrap();
+    assert_eq!(client.identity().unwrap().role, Role::Welder);
 
     // Without a device token, per client IP: the two enrolments used 2 of the 6.
     let challenges: Vec<Answer> = (0..10)
