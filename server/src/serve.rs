@@ -8,14 +8,17 @@
 //! - `Body`: the head has arrived and its body is coming — the whole body must arrive within
 //!   `--body-timeout` of the head (the request gets `408 request.body_timeout`, the connection is
 //!   closed);
-//! - `Working`: the handler runs and its answer is written — no deadline of its own;
+//! - `Working`: the handler runs — no deadline of its own (its database work is bounded by the
+//!   request's size);
+//! - `Sending`: the answer is being written — the client must read it within `--body-timeout`
+//!   too, so a client that reads slowly cannot hold the connection either;
 //! - `Idle`: between requests (keep-alive) — closed after `--idle-timeout` without a byte.
 //!
 //! At most `--max-connections` connections are open. A new connection beyond that evicts the open
 //! connection that has waited longest without a request being worked on (a head or an idle
-//! connection first, then one still sending its body), so a crowd of slow clients cannot lock out
-//! a quick one; when every open connection is working, the new one waits up to [`ACCEPT_WAIT`]
-//! for a slot, then is closed. The listener is not read while waiting: further connections wait in
+//! connection first, then one still sending its body or reading its answer), so a crowd of slow
+//! clients cannot lock out a quick one; when every open connection is working, the new one waits
+//! up to [`ACCEPT_WAIT`] for a slot, then is closed. The listener is not read while waiting: further connections wait in
 //! the kernel's backlog and cost the process no descriptor. A failed accept (out of descriptors)
 //! pauses the loop briefly instead of spinning.
 //!
@@ -80,8 +83,8 @@ pub struct TransportOptions {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
-    /// Seconds a client has to send a whole request body after its head; then it gets `408`
-    /// and the connection is closed.
+    /// Seconds a client has to send a whole request body after its head (then it gets `408`
+    /// and the connection is closed), and to read a whole answer (then the connection is closed).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_BODY_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout: u64,
@@ -130,6 +133,7 @@ enum Phase {
     Head,
     Body,
     Working,
+    Sending,
     Idle,
 }
 
@@ -185,13 +189,14 @@ fn deadline_of(phase: Phase, since: Instant, limits: &TransportOptions) -> Optio
     match phase {
         Phase::Head => Some(since + limits.header()),
         Phase::Body => Some(since + limits.body() + BODY_ANSWER_GRACE),
+        Phase::Sending => Some(since + limits.body()),
         Phase::Idle => Some(since + limits.idle()),
         Phase::Working => None,
     }
 }
 
 /// Which open connection a newcomer evicts: the one waiting longest for a head or idle, else
-/// the one sending its body longest; never one being worked on.
+/// the one sending its body or reading its answer longest; never one being worked on.
 fn pick_victim<'a, K: Copy + 'a>(
     conns: impl Iterator<Item = (K, Phase, Instant)> + Clone,
 ) -> Option<K> {
@@ -202,7 +207,7 @@ fn pick_victim<'a, K: Copy + 'a>(
             .min_by_key(|(_, _, since)| *since)
             .map(|(k, _, _)| k)
     };
-    oldest(&[Phase::Head, Phase::Idle]).or_else(|| oldest(&[Phase::Body]))
+    oldest(&[Phase::Head, Phase::Idle]).or_else(|| oldest(&[Phase::Body, Phase::Sending]))
 }
 
 /// The open connections.
@@ -482,6 +487,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
+            conn.set(Phase::Sending);
             Ok(response.map(|inner| Tracked {
                 inner,
                 _idle: IdleOnDrop(conn),
@@ -601,11 +607,17 @@ mod tests {
         let t = Instant::now();
         let conns = [
             (1, Phase::Working, at(t, 0)),
-            (2, Phase::Body, at(t, 1)),
+            (2, Phase::Body, at(t, 2)),
             (3, Phase::Head, at(t, 5)),
             (4, Phase::Idle, at(t, 3)),
+            (5, Phase::Sending, at(t, 1)),
         ];
         assert_eq!(pick_victim(conns.iter().copied()), Some(4));
+        assert_eq!(pick_victim(conns[..3].iter().copied()), Some(3));
+        assert_eq!(
+            pick_victim([conns[0], conns[1], conns[4]].into_iter()),
+            Some(5)
+        );
         assert_eq!(pick_victim(conns[..2].iter().copied()), Some(2));
         assert_eq!(pick_victim(conns[..1].iter().copied()), None);
         assert_eq!(
@@ -629,6 +641,7 @@ mod tests {
             Some(at(t, 60) + BODY_ANSWER_GRACE)
         );
         assert_eq!(deadline_of(Phase::Idle, t, &limits), Some(at(t, 30)));
+        assert_eq!(deadline_of(Phase::Sending, t, &limits), Some(at(t, 60)));
         assert_eq!(deadline_of(Phase::Working, t, &limits), None);
     }
 
