@@ -636,11 +636,8 @@ fn policy() -> RetryPolicy {
     }
 }
 
-#[test]
-fn records_paging_returns_every_row_exactly_once() {
-    let Some(server) = start("recordpages", &[], None) else {
-        return;
-    };
+/// `n` work sessions pushed by a supervisor's device; their keys.
+fn push_records(server: &ServerProcess, n: usize) -> HashSet<String> {
     let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
     let code = admin.create_enrolment("张三", Role::Supervisor).unwrap();
     let enrolled = SyncClient::new(&server.url(), None, policy())
@@ -654,10 +651,9 @@ fn records_paging_returns_every_row_exactly_once() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    const N: usize = 1234;
     let mut keys = HashSet::new();
-    for i in 0..N {
-        let at = now - (N - i) as i64 * 1000;
+    for i in 0..n {
+        let at = now - (n - i) as i64 * 1000;
         let record = store
             .record_work_session(
                 NewWorkSession {
@@ -676,7 +672,18 @@ fn records_paging_returns_every_row_exactly_once() {
     let report = device
         .push(&store, &mut |_| {}, &AtomicBool::new(false))
         .unwrap();
-    assert_eq!(report.applied as usize, N);
+    assert_eq!(report.applied as usize, n);
+    keys
+}
+
+#[test]
+fn records_paging_returns_every_row_exactly_once() {
+    let Some(server) = start("recordpages", &[], None) else {
+        return;
+    };
+    const N: usize = 1234;
+    let keys = push_records(&server, N);
+    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
 
     // Page by page, 100 at a time: every row exactly once, in order, and a last page that says so.
     let mut seen = Vec::new();
