@@ -390,8 +390,8 @@ pub(crate) async fn authorize(
             return Err(e);
         }
     };
-    state.limiter().device(&caller.device_id, caller.role)?;
     observe::note_caller(&caller.device_id, caller.role.as_str());
+    state.limiter().device(&caller.device_id, caller.role)?;
     if !allowed(caller.role, endpoint) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
