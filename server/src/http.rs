@@ -27,13 +27,14 @@ use weldguard_core::sync::protocol::{
 
 use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert, TokenCheck};
+use crate::limits::{Limiter, RateOptions};
 use crate::metrics::Metrics;
-use crate::{observe, publish, validate};
+use crate::{errors, limits, observe, publish, validate};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// Largest request body (a full push batch).
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How long a device token lives unless the server is told otherwise (`--token-ttl`): 24 h.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3600;
 /// How long a refresh nonce may wait for its signature: 5 min.
@@ -46,6 +47,8 @@ pub struct AppState {
     publisher: Arc<crate::publish::Publisher>,
     /// Lifetime of device tokens issued at enrolment and refresh; `None`: they do not expire.
     token_ttl_ms: Option<i64>,
+    /// The rate limits' buckets ([`crate::limits`]).
+    limiter: Arc<Limiter>,
 }
 
 impl AppState {
@@ -59,7 +62,19 @@ impl AppState {
             db,
             publisher: Arc::default(),
             token_ttl_ms: Some(DEFAULT_TOKEN_TTL_SECS as i64 * 1000),
+            limiter: Arc::default(),
         }
+    }
+
+    /// Rate limits from `options` (the default state has the defaults).
+    pub fn with_rate_limits(mut self, options: RateOptions) -> Self {
+        self.limiter = Arc::new(Limiter::new(options));
+        self
+    }
+
+    /// The rate limits' buckets of this process.
+    pub(crate) fn limiter(&self) -> &Limiter {
+        &self.limiter
     }
 
     /// Device tokens issued from now live `secs` seconds (0: they do not expire).
@@ -86,6 +101,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// `Retry-After` (seconds) of a `429`.
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -94,6 +111,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// `429 rate.limited`, to be retried after `secs` seconds (at least 1).
+    pub(crate) fn rate_limited(secs: u64) -> Self {
+        let secs = secs.max(1);
+        ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate.limited",
+                format!("too many requests; retry after {secs} s"),
+            )
         }
     }
 }
@@ -133,7 +164,13 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -293,7 +330,16 @@ pub fn router(state: AppState) -> Router {
     let metrics = Arc::new(Metrics::default());
     routes()
         .router
+        // Every error answer is the JSON error ([`crate::errors`]).
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(errors::json_errors))
+        .layer(axum::middleware::from_fn(errors::check_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_by_ip,
+        ))
         // Answers compressed with gzip when the client accepts it (and they are over 32 bytes).
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -330,12 +376,38 @@ where
     .map_err(ApiError::from)
 }
 
-/// Authenticate the bearer token and check the role may call `endpoint`.
+/// Authenticate the bearer token, count the request against the device's rate limit, and check
+/// the role may call `endpoint`. A request without a valid token counts against its client IP's
+/// limit ([`crate::limits`]).
 pub(crate) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     endpoint: Endpoint,
 ) -> ApiResult<Caller> {
+    let caller = match authenticate(state, headers).await {
+        Ok(caller) => caller,
+        Err(e) => {
+            state.limiter().unauthenticated()?;
+            return Err(e);
+        }
+    };
+    observe::note_caller(&caller.device_id, caller.role.as_str());
+    state.limiter().device(&caller.device_id, caller.role)?;
+    if !allowed(caller.role, endpoint) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden",
+            format!(
+                "a {} device may not call this endpoint",
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+/// The caller the bearer token names.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -369,17 +441,6 @@ pub(crate) async fn authorize(
             ));
         }
     };
-    observe::note_caller(&caller.device_id, caller.role.as_str());
-    if !allowed(caller.role, endpoint) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "auth.forbidden",
-            format!(
-                "a {} device may not call this endpoint",
-                caller.role.as_str()
-            ),
-        ));
-    }
     Ok(caller)
 }
 
@@ -775,6 +836,14 @@ async fn compact(
     }))
 }
 
+/// Records per page of `GET /v1/admin/records` when the caller does not ask for a number.
+pub const DEFAULT_RECORDS_LIMIT: u32 = 500;
+/// Most records one page may carry.
+pub const MAX_RECORDS_LIMIT: u32 = 5000;
+
+/// The records the platform holds, in arrival order, a page at a time
+/// (`GET /v1/admin/records?kind=K&after=CURSOR&limit=N`): `next_cursor` asks for the next page,
+/// `has_more` says whether there is one.
 async fn records(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -782,8 +851,41 @@ async fn records(
 ) -> ApiResult<Json<RecordList>> {
     authorize(&state, &headers, Endpoint::ListRecords).await?;
     let kind = query.get("kind").cloned();
-    let records = with_db(&state, move |db| db.records(kind.as_deref())).await?;
-    Ok(Json(RecordList { records }))
+    let limit = match query.get("limit") {
+        None => DEFAULT_RECORDS_LIMIT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_RECORDS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                bad_request(
+                    "request.bad_limit",
+                    format!("limit must be 1..={MAX_RECORDS_LIMIT}"),
+                )
+            })?,
+    };
+    let after = match query.get("after").map(String::as_str) {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                bad_request(
+                    "request.bad_after",
+                    "after must be a next_cursor of this route",
+                )
+            })?,
+    };
+    let page = with_db(&state, move |db| {
+        db.records_page(kind.as_deref(), after, limit)
+    })
+    .await?;
+    Ok(Json(RecordList {
+        records: page.records,
+        next_cursor: page.last.max(after).to_string(),
+        has_more: page.has_more,
+    }))
 }
 
 async fn push(

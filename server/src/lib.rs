@@ -11,18 +11,26 @@
 //! on request; [`observe`] gives each request an id, a log event ([`logging`]) and its
 //! [`metrics`] (`GET /metrics`, admins). The platform's issuer keys ([`keys`]) sign the codes it
 //! issues and the documents it publishes ([`publish`]).
+//!
+//! Bounded: [`serve`] caps the open connections and times out slow heads, slow bodies and idle
+//! connections; [`limits`] rate-limits each device and, without a device token, each client IP
+//! (`429` with `Retry-After`); every error answer is the JSON error ([`errors`]), and a request
+//! body must be `application/json`.
 
 pub mod authz;
 pub mod db;
 pub mod documents;
+pub mod errors;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod permits;
 pub mod publish;
+pub mod serve;
 pub mod signers;
 pub mod validate;
 
@@ -61,6 +69,12 @@ pub struct Options {
     /// RUST_LOG syntax, default `info`).
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
     pub log_format: logging::LogFormat,
+    /// Connection limits: count and header, body and idle timeouts ([`serve`]).
+    #[command(flatten)]
+    pub transport: serve::TransportOptions,
+    /// Per-device and per-IP rate limits ([`limits`]).
+    #[command(flatten)]
+    pub rates: limits::RateOptions,
 }
 
 /// Why the server could not start.
@@ -116,7 +130,11 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Listen(options.listen, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
-        let app = http::router(http::AppState::shared(app_db).with_token_ttl(options.token_ttl));
+        let app = http::router(
+            http::AppState::shared(app_db)
+                .with_token_ttl(options.token_ttl)
+                .with_rate_limits(options.rates.clone()),
+        );
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -124,17 +142,12 @@ pub fn run(options: Options) -> Result<(), StartError> {
             listen = %local,
             data_dir = %options.data_dir.display(),
             version = env!("CARGO_PKG_VERSION"),
+            max_connections = options.transport.max_connections,
             "server started"
         );
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(StartError::Serve);
-        match &served {
-            Ok(()) => tracing::info!("server stopped"),
-            Err(e) => tracing::error!(error = %e, "server stopped on an error"),
-        }
-        served
+        serve::serve(listener, app, options.transport, shutdown_signal()).await;
+        tracing::info!("server stopped");
+        Ok(())
     })
 }
 
@@ -148,8 +161,24 @@ pub struct Background {
 }
 
 impl Background {
-    /// Start it with `admin_token` as the admin's token; returns once it accepts connections.
+    /// Start it with `admin_token` as the admin's token and the default limits; returns once it
+    /// accepts connections.
     pub fn start(data_dir: &std::path::Path, admin_token: &str) -> Result<Self, StartError> {
+        Self::start_with(
+            data_dir,
+            admin_token,
+            serve::TransportOptions::default(),
+            limits::RateOptions::default(),
+        )
+    }
+
+    /// [`Background::start`] with these connection and rate limits.
+    pub fn start_with(
+        data_dir: &std::path::Path,
+        admin_token: &str,
+        transport: serve::TransportOptions,
+        rates: limits::RateOptions,
+    ) -> Result<Self, StartError> {
         create_private_dir(data_dir).map_err(|e| StartError::DataDir(data_dir.to_path_buf(), e))?;
         let database = std::sync::Arc::new(db::Db::open(data_dir)?);
         database.bootstrap_admin(Some(admin_token))?;
@@ -165,15 +194,14 @@ impl Background {
             .map_err(|e| StartError::Listen(any_port, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = http::router(http::AppState::shared(database));
+        let app = http::router(http::AppState::shared(database).with_rate_limits(rates));
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .map_err(StartError::Serve)
+                serve::serve(listener, app, transport, async {
+                    let _ = stopped.await;
+                })
+                .await;
+                Ok(())
             })
         });
         Ok(Background {

@@ -434,6 +434,8 @@ mod tests {
             "RecordList",
             &[json(&RecordList {
                 records: vec![record],
+                next_cursor: "12".into(),
+                has_more: true,
             })],
         );
         assert_fields(

@@ -108,6 +108,33 @@ impl ServerProcess {
         Self::start_with_args(binary, &data.args(), admin_token, Some(data), &ttl)
     }
 
+    /// Start `binary` over `data` with more command-line options (`extra`, e.g. limits), and
+    /// with at most `max_open_files` descriptors when given (through `sh -c 'ulimit -n N'`).
+    pub fn start_with_options(
+        binary: &str,
+        data: ServerData,
+        admin_token: &str,
+        extra: &[&str],
+        max_open_files: Option<u64>,
+    ) -> Self {
+        let extra: Vec<OsString> = extra.iter().map(OsString::from).collect();
+        match max_open_files {
+            None => Self::start_with_args(binary, &data.args(), admin_token, Some(data), &extra),
+            Some(n) => {
+                // `sh -c SCRIPT binary ARGS…`: the script sets the limit and execs the server
+                // in place, so the child's pid stays the server's.
+                let mut args: Vec<OsString> = vec![
+                    "-c".into(),
+                    format!("ulimit -n {n} && exec \"$0\" \"$@\"").into(),
+                    binary.into(),
+                ];
+                args.extend(data.args());
+                args.extend(extra);
+                Self::start_with_args("sh", &args, admin_token, Some(data), &[])
+            }
+        }
+    }
+
     /// Start another server process over the same storage as `data` (it is not taken over).
     pub fn start_sharing(binary: &str, data: &ServerData, admin_token: &str) -> Self {
         Self::start_with_args(binary, &data.args(), admin_token, None, &[])

@@ -3,7 +3,8 @@
 //! the progress callback, stop it with the cancellation flag.
 //!
 //! Failures without an answer (network errors, timeouts, truncated or unreadable answers, 5xx, 408,
-//! 429) are retried with [`RetryPolicy`]'s backoff; other 4xx answers are not, with one exception:
+//! 429) are retried with [`RetryPolicy`]'s backoff (for a 429, at least its `Retry-After`, at most
+//! the policy's longest wait); other 4xx answers are not, with one exception:
 //! a 401 `auth.token_expired` when the client was given the device key ([`SyncClient::with_refresh`])
 //! is answered by one token refresh (the device signs a fresh server nonce with its enrolled key)
 //! and the call is made again with the new token, which is handed to the caller's callback at once
@@ -209,6 +210,12 @@ fn jitter() -> f64 {
 }
 
 /// Percent-encode a query value (cursors are opaque to the device).
+/// The wait before a retry: the backoff, or the server's `Retry-After` when longer, never over
+/// `max`.
+fn retry_wait(backoff: Duration, retry_after: Duration, max: Duration) -> Duration {
+    backoff.max(retry_after).min(max.max(backoff))
+}
+
 pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
@@ -225,6 +232,8 @@ pub(super) fn encode(value: &str) -> String {
 /// How one attempt ended.
 enum Failure {
     Retry(SyncError),
+    /// A `429` whose `Retry-After` asks to wait this long before retrying.
+    RetryAfter(SyncError, Duration),
     Stop(SyncError),
     /// 401 with this error code and message.
     Denied {
@@ -357,16 +366,34 @@ impl SyncClient {
                 Err(Failure::Denied { message, .. }) => {
                     return Err(SyncError::Unauthorized(message));
                 }
-                Err(Failure::Retry(e)) => {
-                    if retry + 1 >= self.policy.max_attempts.max(1) {
-                        return Err(e);
-                    }
-                    self.sleep(self.policy.delay(retry, jitter()), cancel)?;
-                    retry += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(Failure::Retry(e)) => self.back_off(&mut retry, Duration::ZERO, e, cancel)?,
+                Err(Failure::RetryAfter(e, wait)) => self.back_off(&mut retry, wait, e, cancel)?,
             }
         }
+    }
+
+    /// Wait before the next attempt (the policy's backoff, or the server's `Retry-After` when
+    /// longer, at most the policy's longest wait), or give up with `e` once the attempts are
+    /// used up.
+    fn back_off(
+        &self,
+        retry: &mut u32,
+        at_least: Duration,
+        e: SyncError,
+        cancel: &AtomicBool,
+    ) -> Result<(), SyncError> {
+        if *retry + 1 >= self.policy.max_attempts.max(1) {
+            return Err(e);
+        }
+        let wait = retry_wait(
+            self.policy.delay(*retry, jitter()),
+            at_least,
+            self.policy.max_delay,
+        );
+        self.sleep(wait, cancel)?;
+        *retry += 1;
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sleep in short slices so a cancellation is seen quickly.
@@ -463,14 +490,8 @@ impl SyncClient {
                     return Err(failed(&code, message));
                 }
                 Err(Failure::Stop(e)) => return Err(e),
-                Err(Failure::Retry(e)) => {
-                    if retry + 1 >= self.policy.max_attempts.max(1) {
-                        return Err(e);
-                    }
-                    self.sleep(self.policy.delay(retry, jitter()), cancel)?;
-                    retry += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(Failure::Retry(e)) => self.back_off(&mut retry, Duration::ZERO, e, cancel)?,
+                Err(Failure::RetryAfter(e, wait)) => self.back_off(&mut retry, wait, e, cancel)?,
             }
         }
     }
@@ -498,6 +519,12 @@ impl SyncClient {
             .send()
             .map_err(|e| Failure::Retry(SyncError::Network(describe(&e))))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         // A body cut short shows here as a read error: retried like any network failure.
         let bytes = response
             .bytes()
@@ -515,10 +542,14 @@ impl SyncClient {
         };
         let code_num = status.as_u16();
         if status.is_server_error() || code_num == 408 || code_num == 429 {
-            Err(Failure::Retry(SyncError::Server {
+            let error = SyncError::Server {
                 status: code_num,
                 message: format!("{code} {message}").trim().to_owned(),
-            }))
+            };
+            match retry_after {
+                Some(wait) if code_num == 429 => Err(Failure::RetryAfter(error, wait)),
+                _ => Err(Failure::Retry(error)),
+            }
         } else if code_num == 401 {
             Err(Failure::Denied { code, message })
         } else {
@@ -653,11 +684,48 @@ impl SyncClient {
         )
     }
 
-    /// Admin or supervisor: the records the platform holds (of one kind, or all).
+    /// Admin or supervisor: every record the platform holds (of one kind, or all), read page by
+    /// page.
     pub fn records(&self, kind: Option<&str>) -> Result<RecordList, SyncError> {
-        let path = match kind {
-            Some(k) => format!("/v1/admin/records?kind={}", encode(k)),
-            None => "/v1/admin/records".to_owned(),
+        let mut all = RecordList {
+            records: Vec::new(),
+            next_cursor: String::new(),
+            has_more: false,
+        };
+        loop {
+            let page = self.records_page(kind, &all.next_cursor, None)?;
+            all.records.extend(page.records);
+            // A server that does not page answers once; one that pages moves its cursor on.
+            let moved = page.next_cursor != all.next_cursor;
+            all.next_cursor = page.next_cursor;
+            if !page.has_more || !moved {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Admin or supervisor: one page of the records (of one kind, or all) after `after` (a
+    /// `next_cursor`; empty: from the start), at most `limit` (the server's default when `None`).
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: &str,
+        limit: Option<u32>,
+    ) -> Result<RecordList, SyncError> {
+        let mut query = Vec::new();
+        if let Some(k) = kind {
+            query.push(format!("kind={}", encode(k)));
+        }
+        if !after.is_empty() {
+            query.push(format!("after={}", encode(after)));
+        }
+        if let Some(n) = limit {
+            query.push(format!("limit={n}"));
+        }
+        let path = if query.is_empty() {
+            "/v1/admin/records".to_owned()
+        } else {
+            format!("/v1/admin/records?{}", query.join("&"))
         };
         self.call(Method::GET, &path, None, &AtomicBool::new(false))
     }
@@ -1244,6 +1312,16 @@ fn status_list_signer(document: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::sync::protocol::PushResult;
+
+    #[test]
+    fn a_retry_waits_for_retry_after_when_longer_but_never_over_the_longest_wait() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        assert_eq!(retry_wait(ms(500), Duration::ZERO, s(30)), ms(500));
+        assert_eq!(retry_wait(ms(500), s(3), s(30)), s(3));
+        assert_eq!(retry_wait(s(4), s(1), s(30)), s(4));
+        assert_eq!(retry_wait(ms(500), s(3600), s(30)), s(30));
+    }
 
     #[test]
     fn the_debug_form_never_shows_the_token() {

@@ -17,7 +17,8 @@
 //!   `PUT|DELETE /v1/admin/machines/{machine_id}`, `PUT|DELETE /v1/admin/bindings/{machine_id}/{certificate_no}`,
 //!   `PUT|DELETE /v1/admin/revocations/{target}/{id}`.
 //! - `POST /v1/admin/history/compact` (admin; [`CompactRequest`]): forget change history.
-//! - `GET  /v1/admin/records` (admin, supervisor) → [`RecordList`]: the records the platform holds.
+//! - `GET  /v1/admin/records` (admin, supervisor) → [`RecordList`]: the records the platform holds,
+//!   a page at a time (`after`, `limit`).
 //! - `POST /v1/push` (any role; [`PushRequest`] → [`PushResponse`]).
 //! - `GET  /v1/pull?cursor=C&limit=N` (any role) → [`PullResponse`], or 410 with code
 //!   `sync.must_refetch` when the cursor is older than the history the server keeps.
@@ -343,9 +344,17 @@ pub struct StoredRecord {
     pub received_at_ms: i64,
 }
 
+/// One page of the records the platform holds, in arrival order
+/// (`GET /v1/admin/records?kind=…&after=…&limit=…`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordList {
     pub records: Vec<StoredRecord>,
+    /// Opaque: `after` for the next page (the same cursor again on the last page).
+    #[serde(default)]
+    pub next_cursor: String,
+    /// Whether more records follow this page.
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// Every error answer.

@@ -251,6 +251,26 @@ pub const PERMIT_STEP_KIND: &str = "permit_step";
 
 /// One page of the feed. Changes are kept as the JSON text stored when they were written (by
 /// this server, from a typed [`RegistryChange`]), so a page is served without re-encoding.
+/// A page from `limit + 1` rows read (position, record): the first `limit`, and whether more follow.
+pub(crate) fn record_page(rows: &mut Vec<(i64, StoredRecord)>, limit: u32) -> RecordPage {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    RecordPage {
+        last: rows.last().map_or(0, |(position, _)| *position),
+        records: rows.drain(..).map(|(_, record)| record).collect(),
+        has_more,
+    }
+}
+
+/// One page of stored records ([`Db::records_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPage {
+    pub records: Vec<StoredRecord>,
+    /// The position of the page's last record (0 when the page is empty): `after` for the next.
+    pub last: i64,
+    pub has_more: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub changes_json: Vec<String>,
@@ -727,6 +747,20 @@ impl Db {
         }
     }
 
+    /// At most `limit` stored records (of one kind) that arrived after position `after` (0: from
+    /// the start), in arrival order.
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<RecordPage, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).records_page(kind, after, limit),
+            Db::Postgres(p) => p.records_page(kind, after, limit),
+        }
+    }
+
     /// Append registry changes to the feed in one transaction; returns the last seq.
     pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
         match self {
@@ -929,6 +963,47 @@ mod tests {
             vec!["k1", "k2", "k3"]
         );
         assert_eq!(db.records(Some("inspection")).unwrap().len(), 1);
+    }
+
+    fn records_come_a_page_at_a_time_each_once_in_arrival_order(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "record_pages") else {
+            return;
+        };
+        let keys: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+        let items: Vec<(&str, &str, &str)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let kind = if i % 5 == 0 {
+                    "inspection"
+                } else {
+                    "work_session"
+                };
+                (k.as_str(), kind, "{}")
+            })
+            .collect();
+        db.insert_records("d1", &items).unwrap();
+        let read_all = |kind: Option<&str>, limit: u32| {
+            let (mut seen, mut after, mut pages) = (Vec::new(), 0, 0);
+            loop {
+                let page = db.records_page(kind, after, limit).unwrap();
+                assert!(page.records.len() <= limit as usize);
+                pages += 1;
+                seen.extend(page.records.into_iter().map(|r| r.idempotency_key));
+                if !page.has_more {
+                    return (seen, pages);
+                }
+                assert!(page.last > after);
+                after = page.last;
+            }
+        };
+        assert_eq!(read_all(None, 10), (keys.clone(), 3));
+        assert_eq!(read_all(None, 25), (keys.clone(), 1));
+        let (inspections, pages) = read_all(Some("inspection"), 2);
+        assert_eq!(inspections, ["k00", "k05", "k10", "k15", "k20"]);
+        assert_eq!(pages, 3);
+        let end = db.records_page(None, i64::MAX, 10).unwrap();
+        assert!(end.records.is_empty() && !end.has_more && end.last == 0);
     }
 
     fn enrolment_codes_work_once_and_tokens_identify_the_device(backend: Backend) {
@@ -1502,6 +1577,7 @@ mod tests {
     both_backends!(
         pages_follow_the_feed_and_compaction_forces_old_cursors_to_refetch,
         a_key_is_applied_once_and_a_changed_payload_under_it_is_a_conflict,
+        records_come_a_page_at_a_time_each_once_in_arrival_order,
         enrolment_codes_work_once_and_tokens_identify_the_device,
         concurrent_writers_never_make_a_reader_skip,
         migrations_are_idempotent_and_keep_the_epoch,

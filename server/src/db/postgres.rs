@@ -670,6 +670,36 @@ impl PgDb {
             .collect()
     }
 
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<super::RecordPage, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT arrival, idempotency_key, kind, payload, device_id, received_at_ms FROM records \
+             WHERE ($1::text IS NULL OR kind = $1) AND arrival > $2 ORDER BY arrival LIMIT $3",
+            &[&kind, &after, &(i64::from(limit) + 1)],
+        )?;
+        let mut rows = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)?,
+                    StoredRecord {
+                        idempotency_key: r.try_get(1)?,
+                        kind: r.try_get(2)?,
+                        payload: r.try_get(3)?,
+                        device_id: r.try_get(4)?,
+                        received_at_ms: r.try_get(5)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok(super::record_page(&mut rows, limit))
+    }
+
     pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
         let mut entities = Vec::with_capacity(changes.len());
         let mut jsons = Vec::with_capacity(changes.len());

@@ -528,6 +528,33 @@ impl SqliteDb {
         Ok(rows)
     }
 
+    pub fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<super::RecordPage, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, idempotency_key, kind, payload, device_id, received_at_ms FROM records \
+             WHERE (?1 IS NULL OR kind = ?1) AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+        )?;
+        let mut rows = stmt
+            .query_map(params![kind, after, i64::from(limit) + 1], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    StoredRecord {
+                        idempotency_key: r.get(1)?,
+                        kind: r.get(2)?,
+                        payload: r.get(3)?,
+                        device_id: r.get(4)?,
+                        received_at_ms: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::record_page(&mut rows, limit))
+    }
+
     /// Append registry changes to the feed in one transaction; returns the last seq.
     pub fn write_changes(&mut self, changes: &[RegistryChange]) -> Result<i64, DbError> {
         let tx = self.immediate()?;
