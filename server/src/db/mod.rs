@@ -982,7 +982,7 @@ mod tests {
                 (k.as_str(), kind, "{}")
             })
             .collect();
-        db.insert_records("d1", &items).unwrap();
+        db.insert_records("d1", &items, &SuccessorOnly).unwrap();
         let read_all = |kind: Option<&str>, limit: u32| {
             let (mut seen, mut after, mut pages) = (Vec::new(), 0, 0);
             loop {
