@@ -818,7 +818,7 @@ async fn push(
                 )
             })
             .collect();
-        let inserted = db.insert_records(&device_id, &items)?;
+        let inserted = db.insert_records(&device_id, &items, &crate::permits::SuccessorOnly)?;
         Ok((entries, verdicts, inserted))
     })
     .await?;

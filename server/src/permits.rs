@@ -14,7 +14,9 @@
 //! race on one permit and head feed sequence numbers commit in order.
 
 use weldguard_core::domain::Explain;
-use weldguard_core::permit::{ForkStep, Permit, PermitState, successor_action};
+use weldguard_core::permit::{
+    ActionKind, ForkStep, Permit, PermitError, PermitState, successor_action,
+};
 use weldguard_core::store::PermitStepRecord;
 use weldguard_core::store::permits::{action_name, state_name};
 
@@ -104,8 +106,32 @@ fn is_first_version(permit: &Permit) -> bool {
         && permit.gas_readings.is_empty()
 }
 
-/// Place `incoming` against the permit's stored steps and current head. Pure.
-pub fn decide(head: Option<&str>, steps: &[StepRow], incoming: &PermitStepRecord) -> Decision {
+/// The one question the platform asks of every pushed step it places: does `next` follow `prev`
+/// by one action the platform admits, and which? Every successor check of [`decide`] goes through
+/// it, so a stricter platform policy (who may sign which action, the permit rules) plugs in here.
+pub trait AdmitStep {
+    fn admit(&self, prev: &Permit, next: &Permit) -> Result<ActionKind, PermitError>;
+}
+
+/// The core's successor check alone ([`successor_action`]: one action, the state table, the
+/// whole signature chain verifies).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SuccessorOnly;
+
+impl AdmitStep for SuccessorOnly {
+    fn admit(&self, prev: &Permit, next: &Permit) -> Result<ActionKind, PermitError> {
+        successor_action(prev, next)
+    }
+}
+
+/// Place `incoming` against the permit's stored steps and current head, asking `admit` whether a
+/// step follows a version. Pure.
+pub fn decide(
+    head: Option<&str>,
+    steps: &[StepRow],
+    incoming: &PermitStepRecord,
+    admit: &dyn AdmitStep,
+) -> Decision {
     let permit_id = &incoming.permit_id;
     let next = &incoming.permit;
     let Some(head_id) = head else {
@@ -121,7 +147,7 @@ pub fn decide(head: Option<&str>, steps: &[StepRow], incoming: &PermitStepRecord
     let head_row = steps.iter().find(|s| s.step_id == head_id);
     let mut against_head: Option<String> = None;
     if let Some(h) = head_row {
-        match parse(&h.body).map(|prev| successor_action(&prev, next)) {
+        match parse(&h.body).map(|prev| admit.admit(&prev, next)) {
             Ok(Ok(_)) => {
                 return Decision::Extend {
                     base: Some(h.step_id.clone()),
@@ -135,7 +161,7 @@ pub fn decide(head: Option<&str>, steps: &[StepRow], incoming: &PermitStepRecord
     let base = steps
         .iter()
         .filter(|s| s.step_id != head_id)
-        .find(|s| parse(&s.body).is_ok_and(|prev| successor_action(&prev, next).is_ok()));
+        .find(|s| parse(&s.body).is_ok_and(|prev| admit.admit(&prev, next).is_ok()));
     let Some(base) = base else {
         return Decision::Refuse(format!(
             "permit.unknown_base: this step of permit {permit_id} follows no version the platform \
@@ -165,8 +191,14 @@ pub fn decide(head: Option<&str>, steps: &[StepRow], incoming: &PermitStepRecord
         ));
     };
     let placed = parse(&base.body).and_then(|prev| {
-        let mine = ForkStep::of(&prev, next).map_err(|e| explain(&e))?;
-        let theirs = ForkStep::of(&prev, &parse(&rival.body)?).map_err(|e| explain(&e))?;
+        let fork = |next: &Permit| {
+            admit
+                .admit(&prev, next)
+                .and_then(|action| ForkStep::new(action, next))
+                .map_err(|e| explain(&e))
+        };
+        let mine = fork(next)?;
+        let theirs = fork(&parse(&rival.body)?)?;
         Ok((mine, theirs))
     });
     let (mine, theirs) = match placed {
@@ -252,13 +284,14 @@ pub fn people_of(permit: &Permit) -> Vec<String> {
 }
 
 /// Place one pushed permit step (kind `permit_step`, already validated) inside the caller's
-/// transaction and say how it ended.
+/// transaction and say how it ended; `admit` decides which versions it may follow.
 pub fn push_step(
     ledger: &mut dyn PermitLedger,
     device_id: &str,
     key: &str,
     payload: &str,
     at_ms: i64,
+    admit: &dyn AdmitStep,
 ) -> Result<Insert, DbError> {
     let payload_hash = hash(payload);
     if let Some(stored) = ledger.record_hash(key)? {
@@ -278,7 +311,7 @@ pub fn push_step(
     let permit_id = record.permit_id.as_str();
     let head = ledger.head_step(permit_id)?;
     let steps = ledger.steps(permit_id)?;
-    let decision = decide(head.as_deref(), &steps, &record);
+    let decision = decide(head.as_deref(), &steps, &record, admit);
     let body =
         serde_json::to_string(&record.permit).map_err(|e| DbError::Invalid(e.to_string()))?;
     let state = state_name(record.state);
@@ -552,20 +585,27 @@ mod tests {
         let draft = f.draft();
         let submitted = f.step(&draft, "submit", DAY + 7 * H);
         assert_eq!(
-            decide(None, &[], &record("s0", "draft", &draft)),
+            decide(None, &[], &record("s0", "draft", &draft), &SuccessorOnly),
             Decision::Extend { base: None }
         );
-        let Decision::Refuse(reason) = decide(None, &[], &record("s1", "submit", &submitted))
-        else {
+        let Decision::Refuse(reason) = decide(
+            None,
+            &[],
+            &record("s1", "submit", &submitted),
+            &SuccessorOnly,
+        ) else {
             panic!("a submission without its draft must be refused");
         };
         assert!(reason.starts_with("permit.unknown_base"), "{reason}");
         // Two steps ahead of the head: no version it follows is held.
         let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
         let steps = [row("s0", None, APPLIED, &record("s0", "draft", &draft))];
-        let Decision::Refuse(reason) =
-            decide(Some("s0"), &steps, &record("s2", "site_check", &checked))
-        else {
+        let Decision::Refuse(reason) = decide(
+            Some("s0"),
+            &steps,
+            &record("s2", "site_check", &checked),
+            &SuccessorOnly,
+        ) else {
             panic!("expected a refusal");
         };
         assert!(reason.starts_with("permit.unknown_base"), "{reason}");
@@ -605,7 +645,7 @@ mod tests {
         let reject = record("r", "reject", &rejected);
         // Approval first: it extends the head; the rejection then wins and supersedes it.
         assert_eq!(
-            decide(Some("s2"), &rows, &approve),
+            decide(Some("s2"), &rows, &approve, &SuccessorOnly),
             Decision::Extend {
                 base: Some("s2".into())
             }
@@ -613,7 +653,7 @@ mod tests {
         let mut approve_first = rows.clone();
         approve_first.push(row("a", Some("s2"), APPLIED, &approve));
         assert_eq!(
-            decide(Some("a"), &approve_first, &reject),
+            decide(Some("a"), &approve_first, &reject, &SuccessorOnly),
             Decision::Win {
                 base: "s2".into(),
                 superseded: vec!["a".into()]
@@ -621,7 +661,8 @@ mod tests {
         );
         // Rejection first: the approval loses.
         rows.push(row("r", Some("s2"), APPLIED, &reject));
-        let Decision::Lose { base, reason } = decide(Some("r"), &rows, &approve) else {
+        let Decision::Lose { base, reason } = decide(Some("r"), &rows, &approve, &SuccessorOnly)
+        else {
             panic!("the approval must lose");
         };
         assert_eq!(base, "s2");
@@ -629,9 +670,12 @@ mod tests {
         // A later step on the approval's branch (A cancels its approved permit) loses with it.
         rows.push(row("a", Some("s2"), LOST, &approve));
         let cancelled = f.step(&approved, "cancel", DAY + 8 * H);
-        let Decision::Lose { base, reason } =
-            decide(Some("r"), &rows, &record("ca", "cancel", &cancelled))
-        else {
+        let Decision::Lose { base, reason } = decide(
+            Some("r"),
+            &rows,
+            &record("ca", "cancel", &cancelled),
+            &SuccessorOnly,
+        ) else {
             panic!("a step on a lost branch loses");
         };
         assert_eq!(base, "a");
@@ -651,9 +695,12 @@ mod tests {
             &record("a", "approve", &approved),
         ));
         let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
-        let Decision::Win { base, superseded } =
-            decide(Some("a"), &rows, &record("c", "cancel", &cancelled))
-        else {
+        let Decision::Win { base, superseded } = decide(
+            Some("a"),
+            &rows,
+            &record("c", "cancel", &cancelled),
+            &SuccessorOnly,
+        ) else {
             panic!("a cancellation wins over an approval");
         };
         assert_eq!((base.as_str(), superseded), ("s2", vec!["a".to_owned()]));
@@ -661,9 +708,12 @@ mod tests {
         // site check and the approval after it are both superseded.
         let submitted: Permit = serde_json::from_str(&rows[1].body).unwrap();
         let rejected_early = f.step(&submitted, "reject", DAY + 7 * H + 100);
-        let Decision::Win { base, superseded } =
-            decide(Some("a"), &rows, &record("re", "reject", &rejected_early))
-        else {
+        let Decision::Win { base, superseded } = decide(
+            Some("a"),
+            &rows,
+            &record("re", "reject", &rejected_early),
+            &SuccessorOnly,
+        ) else {
             panic!("a rejection wins over a site check");
         };
         assert_eq!(base, "s1");

@@ -194,7 +194,14 @@ pub struct ForkStep {
 impl ForkStep {
     /// Check that `next` follows `prev` by one action ([`successor_action`]) and describe the step.
     pub fn of(prev: &Permit, next: &Permit) -> Result<ForkStep, PermitError> {
-        let action = successor_action(prev, next)?;
+        ForkStep::new(successor_action(prev, next)?, next)
+    }
+
+    /// Describe the step that made `next` by `action`, already admitted by the caller's own
+    /// successor check (the platform's checks may be stricter than [`successor_action`]): the
+    /// action's time is that of `next`'s last event, the digest is `next`'s. Errors only when
+    /// `next` cannot be digested.
+    pub fn new(action: ActionKind, next: &Permit) -> Result<ForkStep, PermitError> {
         let at = next.events.last().map_or(i64::MAX, |e| e.at);
         Ok(ForkStep {
             action,

@@ -36,6 +36,8 @@ use weldguard_core::store::RegistryChange;
 use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{Role, StoredRecord};
 
+use crate::permits::AdmitStep;
+
 /// The device id of the admin created from the bootstrap token.
 pub const BOOTSTRAP_DEVICE: &str = "bootstrap-admin";
 
@@ -565,11 +567,13 @@ impl Db {
     /// validation are not passed here. A key is applied at most once, also across server
     /// processes; a known key with another payload is a conflict. Permit steps are placed one by
     /// one, in order, each in its own transaction against its permit's head
-    /// ([`crate::permits::push_step`]); the other records go in together in one transaction.
+    /// ([`crate::permits::push_step`], asking `admit` which versions a step may follow); the
+    /// other records go in together in one transaction.
     pub fn insert_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
+        admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
         if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
             return self.insert_plain_records(device_id, items);
@@ -583,7 +587,7 @@ impl Db {
         let mut out = Vec::with_capacity(items.len());
         for (key, kind, payload) in items {
             out.push(if *kind == PERMIT_STEP_KIND {
-                self.push_permit_step(device_id, key, payload)?
+                self.push_permit_step(device_id, key, payload, admit)?
             } else {
                 plain_results
                     .next()
@@ -599,10 +603,11 @@ impl Db {
         device_id: &str,
         key: &str,
         payload: &str,
+        admit: &dyn AdmitStep,
     ) -> Result<Insert, DbError> {
         match self {
-            Db::Sqlite(m) => Self::sqlite(m).push_permit_step(device_id, key, payload),
-            Db::Postgres(p) => p.push_permit_step(device_id, key, payload),
+            Db::Sqlite(m) => Self::sqlite(m).push_permit_step(device_id, key, payload, admit),
+            Db::Postgres(p) => p.push_permit_step(device_id, key, payload, admit),
         }
     }
 
@@ -707,6 +712,7 @@ mod tests {
     //! cluster is configured (see [`test_support`]).
     use super::test_support::TestDatabase;
     use super::*;
+    use crate::permits::SuccessorOnly;
     use weldguard_core::domain::Binding;
 
     /// A database of one backend, with what must live as long as it.
@@ -818,6 +824,7 @@ mod tests {
             .insert_records(
                 "d1",
                 &[("k1", "work_session", "{}"), ("k2", "work_session", "{}")],
+                &SuccessorOnly,
             )
             .unwrap();
         assert_eq!(first, vec![Insert::Applied, Insert::Applied]);
@@ -828,6 +835,7 @@ mod tests {
                     ("k1", "work_session", "{}"),
                     ("k2", "work_session", "{\"x\":1}"),
                 ],
+                &SuccessorOnly,
             )
             .unwrap();
         assert_eq!(again, vec![Insert::Duplicate, Insert::Conflict]);
@@ -836,6 +844,7 @@ mod tests {
             .insert_records(
                 "d2",
                 &[("k3", "inspection", "{}"), ("k3", "inspection", "{}")],
+                &SuccessorOnly,
             )
             .unwrap();
         assert_eq!(twice, vec![Insert::Applied, Insert::Duplicate]);
@@ -1177,7 +1186,7 @@ mod tests {
             };
             let push = |device: &str, (key, body): (String, String)| {
                 let out = db
-                    .insert_records(device, &[(&key, PERMIT_STEP_KIND, &body)])
+                    .insert_records(device, &[(&key, PERMIT_STEP_KIND, &body)], &SuccessorOnly)
                     .unwrap();
                 out.into_iter().next().unwrap()
             };
@@ -1194,7 +1203,7 @@ mod tests {
                 (&chain[2].0, PERMIT_STEP_KIND, &chain[2].1),
             ];
             assert_eq!(
-                db.insert_records("welder", &batch).unwrap(),
+                db.insert_records("welder", &batch, &SuccessorOnly).unwrap(),
                 vec![Insert::Applied; 4]
             );
             assert_eq!(push("welder", chain[1].clone()), Insert::Duplicate);
@@ -1301,7 +1310,7 @@ mod tests {
             ("s2", &checked, "site_check"),
         ] {
             let (key, body) = payload(k, a, p);
-            db.insert_records("w", &[(&key, PERMIT_STEP_KIND, &body)])
+            db.insert_records("w", &[(&key, PERMIT_STEP_KIND, &body)], &SuccessorOnly)
                 .unwrap();
         }
         let forks: Vec<(String, String)> = (0..6)
@@ -1318,7 +1327,7 @@ mod tests {
                 .map(|(key, body)| {
                     let db = db.clone();
                     s.spawn(move || {
-                        db.insert_records("d", &[(key, PERMIT_STEP_KIND, body)])
+                        db.insert_records("d", &[(key, PERMIT_STEP_KIND, body)], &SuccessorOnly)
                             .unwrap()
                     })
                 })

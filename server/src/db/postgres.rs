@@ -26,7 +26,7 @@ use super::{
     TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
     random_hex, refresh_signature_ok, tombstone_seqs,
 };
-use crate::permits::{HeadRow, NewStep, PermitLedger, StepRow};
+use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow};
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -729,13 +729,14 @@ impl PgDb {
         device_id: &str,
         key: &str,
         payload: &str,
+        admit: &dyn AdmitStep,
     ) -> Result<Insert, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
         let result = {
             let mut ledger = PgLedger(&mut tx);
-            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms())?
+            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?
         };
         tx.commit()?;
         Ok(result)

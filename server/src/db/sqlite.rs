@@ -16,7 +16,7 @@ use super::{
     TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
     random_hex, refresh_signature_ok, tombstone_seqs,
 };
-use crate::permits::{HeadRow, NewStep, PermitLedger, StepRow};
+use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -573,10 +573,12 @@ impl SqliteDb {
         device_id: &str,
         key: &str,
         payload: &str,
+        admit: &dyn AdmitStep,
     ) -> Result<Insert, DbError> {
         let tx = self.immediate()?;
         let mut ledger = SqliteLedger(&tx);
-        let result = crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms())?;
+        let result =
+            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?;
         tx.commit()?;
         Ok(result)
     }
