@@ -1,20 +1,123 @@
 //! Server-side checks of a pushed record before it is stored: the caller's role may make this
-//! kind, the payload is the kind's JSON, its id is the idempotency key where the record has one,
-//! and signed records (permits, inspections) verify with the same core code the devices use.
+//! kind, the payload is the kind's JSON with no field the core types do not know
+//! (`record.unknown_field`: nothing unsigned rides along into storage), its id is the idempotency
+//! key (work sessions, permit steps, inspections: one record per id whatever key it arrives
+//! under), signed records (permits, inspections) verify with the same core code the devices use,
+//! and a start-work record's times lie in [`EARLIEST_MS`, now + [`MAX_AHEAD_MS`]].
+//!
+//! What the phone decided offline and the platform cannot refuse (a machine or licence the
+//! platform's registry does not hold: it may be a registry lag) is kept and flagged
+//! ([`session_flags`], stored beside the record for the warnings).
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use weldguard_core::domain::Explain;
 use weldguard_core::store::WorkSession;
 use weldguard_core::sync::protocol::{PushEntry, Role};
 
 use crate::authz::may_push;
 
+/// The earliest time a start-work record may carry: 2020-01-01 00:00 UTC, Unix milliseconds
+/// (WeldGuard did not exist before; an earlier time is a broken clock or a forgery).
+pub const EARLIEST_MS: i64 = 1_577_836_800_000;
+/// How far ahead of the server's clock a start-work record's times may be: 5 minutes, for phone
+/// clocks that run a little fast. Later is refused (`session.bad_time`).
+pub const MAX_AHEAD_MS: i64 = 5 * 60 * 1000;
+
+/// Flag: the platform's registry holds no machine with the session's machine id.
+pub const FLAG_UNKNOWN_MACHINE: &str = "session.unknown_machine";
+/// Flag: the platform's registry holds no licence with the session's certificate number.
+pub const FLAG_UNKNOWN_LICENCE: &str = "session.unknown_licence";
+
+/// The flags of a stored work session: which of its machine and licence the registry does not
+/// hold. `known(collection, id)` says whether the registry currently holds the entity.
+pub fn session_flags<E>(
+    session: &WorkSession,
+    mut known: impl FnMut(weldguard_core::sync::checksum::Collection, &str) -> Result<bool, E>,
+) -> Result<Vec<&'static str>, E> {
+    use weldguard_core::sync::checksum::Collection;
+    let mut flags = Vec::new();
+    if !known(Collection::Machines, &session.machine_id)? {
+        flags.push(FLAG_UNKNOWN_MACHINE);
+    }
+    if !known(Collection::Licences, &session.certificate_no)? {
+        flags.push(FLAG_UNKNOWN_LICENCE);
+    }
+    Ok(flags)
+}
+
+/// The first field of `raw` (a pushed payload) that `typed` (the same payload read into the core
+/// type and written back) does not have, as a JSON path. The core types write every field they
+/// know (no field is skipped when empty), so any key missing from `typed` is one they ignored.
+fn unknown_field(raw: &Value, typed: &Value, path: &mut String) -> Option<String> {
+    match (raw, typed) {
+        (Value::Object(r), Value::Object(t)) => {
+            for (k, v) in r {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let found = match t.get(k) {
+                    None => Some(path.clone()),
+                    Some(tv) => unknown_field(v, tv, path),
+                };
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        (Value::Array(r), Value::Array(t)) => {
+            for (i, (v, tv)) in r.iter().zip(t).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = unknown_field(v, tv, path);
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Read `payload` as `T`, refusing fields `T` does not know (`record.unknown_field`) and anything
+/// that is not `T`'s JSON (`record.invalid`).
+fn read_exact<T: DeserializeOwned + Serialize>(payload: &str) -> Result<T, String> {
+    let raw: Value = serde_json::from_str(payload).map_err(|e| format!("record.invalid: {e}"))?;
+    let typed: T = serde_json::from_str(payload).map_err(|e| format!("record.invalid: {e}"))?;
+    let back = serde_json::to_value(&typed).map_err(|e| format!("record.invalid: {e}"))?;
+    if let Some(path) = unknown_field(&raw, &back, &mut String::from("$")) {
+        return Err(format!(
+            "record.unknown_field: {path} is not a field of this record \
+             (记录含有未知字段，未签名的附加内容不予接收)"
+        ));
+    }
+    Ok(typed)
+}
+
+/// Whether a start-work time is possible: not before [`EARLIEST_MS`], not after
+/// `now_ms + MAX_AHEAD_MS`.
+fn session_time_ok(at_ms: i64, now_ms: i64) -> bool {
+    at_ms >= EARLIEST_MS && at_ms <= now_ms.saturating_add(MAX_AHEAD_MS)
+}
+
 /// Most bytes one record's payload may have.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Longest idempotency key.
 pub const MAX_KEY_CHARS: usize = 64;
 
-/// `Err(reason)`: the entry is rejected; the reason starts with a stable code.
+/// `Err(reason)`: the entry is rejected; the reason starts with a stable code. Times are judged
+/// against the server's clock now.
 pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
+    check_at(role, entry, crate::db::now_ms())
+}
+
+/// [`check`] with the server's clock at `now_ms`.
+pub fn check_at(role: Role, entry: &PushEntry, now_ms: i64) -> Result<(), String> {
     let key = entry.idempotency_key.as_str();
     if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.chars().all(|c| c.is_ascii_graphic()) {
         return Err(
@@ -42,18 +145,28 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
     }
     match entry.kind.as_str() {
         "work_session" => {
-            let session: WorkSession =
-                serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
+            let session: WorkSession = read_exact(&entry.payload)?;
             if session.id != key {
                 return Err(
                     "record.key_mismatch: the record's id is not its idempotency key".into(),
                 );
             }
+            for (what, at) in [
+                ("started_at_ms", session.started_at_ms),
+                ("created_at_ms", session.created_at_ms),
+            ] {
+                if !session_time_ok(at, now_ms) {
+                    return Err(format!(
+                        "session.bad_time: {what} {at} is before 2020-01-01 or more than \
+                         {} minutes ahead of the platform's clock (开工记录时间不可能)",
+                        MAX_AHEAD_MS / 60_000
+                    ));
+                }
+            }
             Ok(())
         }
         "permit_step" => {
-            let record: weldguard_core::store::PermitStepRecord =
-                serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
+            let record: weldguard_core::store::PermitStepRecord = read_exact(&entry.payload)?;
             if record.step_id != key {
                 return Err("record.key_mismatch: the step's id is not its idempotency key".into());
             }
@@ -73,8 +186,14 @@ pub fn check(role: Role, entry: &PushEntry) -> Result<(), String> {
             Ok(())
         }
         "inspection" => {
-            let inspection: weldguard_core::inspect::Inspection =
-                serde_json::from_str(&entry.payload).map_err(|e| format!("record.invalid: {e}"))?;
+            let inspection: weldguard_core::inspect::Inspection = read_exact(&entry.payload)?;
+            // The device keys an inspection by its (signed) id: one record per inspection,
+            // whatever key it is pushed under.
+            if inspection.body.inspection_id != key {
+                return Err(
+                    "record.key_mismatch: the inspection's id is not its idempotency key".into(),
+                );
+            }
             inspection
                 .verify()
                 .map_err(|e| format!("{}: {}", e.code(), e.message_en()))

@@ -366,6 +366,8 @@ pub struct StoredSnapshot {
     pub snapshot_id: String,
     pub manifest: Vec<u8>,
     pub made_at_ms: i64,
+    /// The feed `seq` it was cut at: a compaction past it drops it ([`Db::compact`]).
+    pub cursor_seq: i64,
     pub chunks_gzip: Vec<Vec<u8>>,
 }
 
@@ -376,6 +378,25 @@ pub struct SnapshotHead {
     pub manifest: Vec<u8>,
     pub made_at_ms: i64,
     pub chunks: i64,
+}
+
+/// The flags to store with a newly applied record: for a work session, the machine and licence
+/// the registry does not hold ([`crate::validate::session_flags`]); `holds(entity)` says whether
+/// the registry's newest change of a feed entity is not a delete.
+pub(crate) fn record_flags_of(
+    kind: &str,
+    payload: &str,
+    mut holds: impl FnMut(&str) -> Result<bool, DbError>,
+) -> Result<Vec<&'static str>, DbError> {
+    if kind != "work_session" {
+        return Ok(Vec::new());
+    }
+    let Ok(session) = serde_json::from_str::<weldguard_core::store::WorkSession>(payload) else {
+        return Ok(Vec::new());
+    };
+    crate::validate::session_flags(&session, |collection, id| {
+        holds(&format!("{}{id}", collection_prefix(collection)))
+    })
 }
 
 /// Serialise a change for the feed.
@@ -647,6 +668,15 @@ impl Db {
         }
     }
 
+    /// The flags stored with the record under `key` (stable codes such as
+    /// `session.unknown_machine`, [`crate::validate`]), sorted.
+    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).record_flags(key),
+            Db::Postgres(p) => p.record_flags(key),
+        }
+    }
+
     /// The stored records (of one kind), in arrival order.
     pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
         match self {
@@ -664,7 +694,9 @@ impl Db {
     }
 
     /// Forget history through `through` (default: everything): keep the newest change of each
-    /// entity, drop tombstones. Returns the new floor.
+    /// entity, drop tombstones, and drop the stored snapshots cut before the new floor (a device
+    /// loading one would be sent to a cursor the feed no longer serves), all in one transaction.
+    /// Returns the new floor.
     pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).compact(through),
@@ -681,8 +713,9 @@ impl Db {
     }
 
     /// Store a published snapshot (once per id, also across processes) and drop all but the
-    /// newest `keep`, so a device still downloading the previous one can finish.
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+    /// newest `keep`, so a device still downloading the previous one can finish. `false` (nothing
+    /// stored) when a compaction committed past its cursor meanwhile.
+    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).save_snapshot(snapshot, keep),
             Db::Postgres(p) => p.save_snapshot(snapshot, keep),
@@ -1139,6 +1172,7 @@ mod tests {
             snapshot_id: id.into(),
             manifest: format!("manifest of {id}").into_bytes(),
             made_at_ms: at,
+            cursor_seq: 0,
             chunks_gzip: vec![vec![1, 2, 3], format!("second of {id}").into_bytes()],
         };
         db.save_snapshot(&snap("s1", 1_000), 2).unwrap();
