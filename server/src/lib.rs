@@ -15,6 +15,8 @@
 pub mod authz;
 pub mod db;
 pub mod documents;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod logging;

@@ -1042,6 +1042,303 @@ mod tests {
         assert_eq!((base.as_str(), rival.as_str()), ("s1", "s2"));
     }
 
+    /// Refuses every step: shows that every successor question goes through the injected check.
+    struct NoneAdmitted;
+
+    impl AdmitStep for NoneAdmitted {
+        fn admit(&self, _: &Permit, _: &Permit) -> Result<ActionKind, PermitError> {
+            Err(PermitError::NotASuccessor {
+                en: "refused by the platform's policy",
+                zh: "平台策略拒绝",
+            })
+        }
+    }
+
+    #[test]
+    fn every_successor_question_goes_through_the_injected_check() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let approve = record("a", "approve", &approved);
+        let Decision::Refuse(reason) = place(Some("s2"), &rows, &approve, &NoneAdmitted) else {
+            panic!("nothing is admitted");
+        };
+        assert!(
+            reason.contains("refused by the platform's policy"),
+            "{reason}"
+        );
+        // A fork: the base and the rival are both asked through it too.
+        rows.push(row("a", Some("s2"), APPLIED, &approve));
+        let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
+        let cancel = record("c", "cancel", &cancelled);
+        assert!(matches!(
+            place(Some("a"), &rows, &cancel, &SuccessorOnly),
+            Decision::Win { .. }
+        ));
+        assert!(matches!(
+            place(Some("a"), &rows, &cancel, &NoneAdmitted),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn a_rival_stored_with_its_facts_is_not_parsed_again() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let approve = record("a", "approve", &approved);
+        let mut rival = row("a", Some("s2"), APPLIED, &approve);
+        rival.fork = Some(ForkStep::new(ActionKind::Approve, &approved).unwrap());
+        // The rival's body is never read: its stored facts decide.
+        rival.body = "not a permit".into();
+        rows.push(rival);
+        let cancelled = f.step(&approved, "cancel", DAY + 8 * H);
+        rows.push(row(
+            "g",
+            Some("a"),
+            APPLIED,
+            &record("g", "cancel", &cancelled),
+        ));
+        let rejected = f.step(&checked, "reject", DAY + 7 * H + 2500);
+        let Decision::Win { base, rival, fork } = place(
+            Some("g"),
+            &rows,
+            &record("r", "reject", &rejected),
+            &SuccessorOnly,
+        ) else {
+            panic!("the rejection wins");
+        };
+        assert_eq!((base.as_str(), rival.as_str()), ("s2", "a"));
+        assert_eq!(fork.action, ActionKind::Reject);
+    }
+
+    #[test]
+    fn base_keys_cover_the_log_without_its_action_and_the_approvals_flags() {
+        let f = Fx::new();
+        let (checked, _) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let keys = base_keys(&approved);
+        assert!(keys.contains(&version_facts(&checked).events_key));
+        assert!(!keys.contains(&version_facts(&approved).events_key));
+        assert!(keys.len() <= MAX_ADDED_FLAGS + 1);
+        // Every prefix key differs from every other.
+        let all = events_keys(&approved);
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len());
+    }
+
+    /// A ledger in memory, counting what push_step reads.
+    #[derive(Default)]
+    struct MemLedger {
+        steps: Vec<(StepRow, VersionFacts, String, i64)>,
+        head: Option<(String, String, String)>,
+        lost_by_device: i64,
+        rows_read: usize,
+    }
+
+    impl PermitLedger for MemLedger {
+        fn record_hash(&mut self, _: &str) -> Result<Option<Vec<u8>>, DbError> {
+            Ok(None)
+        }
+        fn insert_record(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[u8],
+            _: &str,
+            _: i64,
+        ) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn lost_reason(&mut self, _: &str) -> Result<Option<String>, DbError> {
+            Ok(None)
+        }
+        fn head(&mut self, _: &str) -> Result<Option<StepRow>, DbError> {
+            Ok(self.head.clone().map(|(step_id, action, body)| StepRow {
+                step_id,
+                base: None,
+                status: APPLIED.into(),
+                action,
+                body,
+                fork: None,
+            }))
+        }
+        fn steps_by_events(
+            &mut self,
+            _: &str,
+            key: &[u8],
+            limit: usize,
+        ) -> Result<Vec<StepRow>, DbError> {
+            let rows: Vec<StepRow> = self
+                .steps
+                .iter()
+                .filter(|(_, f, _, _)| f.events_key == key)
+                .map(|(r, _, _, _)| r.clone())
+                .take(limit)
+                .collect();
+            self.rows_read += rows.len();
+            Ok(rows)
+        }
+        fn applied_successor(&mut self, id: &str) -> Result<Option<StepRow>, DbError> {
+            Ok(self
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.status == APPLIED && r.base.as_deref() == Some(id))
+                .map(|(r, _, _, _)| r.clone()))
+        }
+        fn base_of(&mut self, id: &str) -> Result<Option<Option<String>>, DbError> {
+            Ok(self
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.step_id == id)
+                .map(|(r, _, _, _)| r.base.clone()))
+        }
+        fn lost_counts(&mut self, _: &str, _: &str, _: i64) -> Result<(i64, i64), DbError> {
+            let lost = self
+                .steps
+                .iter()
+                .filter(|(r, _, _, _)| r.status == LOST)
+                .count();
+            Ok((lost as i64, self.lost_by_device))
+        }
+        fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
+            self.steps.push((
+                StepRow {
+                    step_id: s.step_id.into(),
+                    base: s.base.map(Into::into),
+                    status: s.status.into(),
+                    action: s.action.into(),
+                    body: s.body.into(),
+                    fork: s.fork.cloned(),
+                },
+                s.facts.clone(),
+                s.device_id.into(),
+                s.at_ms,
+            ));
+            Ok(())
+        }
+        fn set_superseded(&mut self, ids: &[String]) -> Result<(), DbError> {
+            for (r, _, _, _) in &mut self.steps {
+                if ids.contains(&r.step_id) {
+                    r.status = SUPERSEDED.into();
+                }
+            }
+            Ok(())
+        }
+        fn next_seq(&mut self) -> Result<i64, DbError> {
+            Ok(1)
+        }
+        fn put_head(&mut self, h: &HeadRow<'_>) -> Result<(), DbError> {
+            self.head = Some((h.step_id.into(), h.action.into(), h.body.into()));
+            Ok(())
+        }
+        fn touch_head(&mut self, _: &str, _: i64, _: i64) -> Result<(), DbError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn losing_steps_are_capped_per_permit_and_per_device_and_reads_stay_bounded() {
+        use super::fixture::payload;
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 1200);
+        let mut ledger = MemLedger::default();
+        for (k, a, p) in [
+            ("s0", "draft", &draft),
+            ("s1", "submit", &submitted),
+            ("s2", "site_check", &checked),
+            ("s3", "approve", &approved),
+        ] {
+            let (key, body) = payload(k, a, p);
+            assert_eq!(
+                push_step(&mut ledger, "d", &key, &body, 0, &SuccessorOnly).unwrap(),
+                Insert::Applied
+            );
+        }
+        let rival = |i: i64| {
+            payload(
+                &format!("x{i}"),
+                "approve",
+                &f.step(&checked, "approve", DAY + 7 * H + 1200 + i),
+            )
+        };
+        for i in 1..=MAX_LOST_PER_PERMIT + 3 {
+            let (key, body) = rival(i);
+            ledger.rows_read = 0;
+            let Insert::Refused(reason) =
+                push_step(&mut ledger, "d", &key, &body, 0, &SuccessorOnly).unwrap()
+            else {
+                panic!("a later approval loses");
+            };
+            let code = if i <= MAX_LOST_PER_PERMIT {
+                "permit.conflict"
+            } else {
+                "permit.too_many_lost"
+            };
+            assert!(reason.starts_with(code), "{i}: {reason}");
+            // However many lost steps exist, the base lookup reads a bounded number of rows.
+            assert!(
+                ledger.rows_read <= MAX_CANDIDATES + 1,
+                "{}",
+                ledger.rows_read
+            );
+        }
+        let lost = ledger
+            .steps
+            .iter()
+            .filter(|(r, _, _, _)| r.status == LOST)
+            .count();
+        assert_eq!(
+            lost as i64, MAX_LOST_PER_PERMIT,
+            "the capped ones are not kept"
+        );
+        // The per-device cap, on a fresh permit history.
+        let mut ledger2 = MemLedger {
+            steps: ledger
+                .steps
+                .iter()
+                .filter(|(r, _, _, _)| r.status == APPLIED)
+                .cloned()
+                .collect(),
+            head: ledger.head.clone(),
+            lost_by_device: MAX_LOST_PER_DEVICE,
+            rows_read: 0,
+        };
+        let (key, body) = rival(1);
+        let Insert::Refused(reason) =
+            push_step(&mut ledger2, "d", &key, &body, 0, &SuccessorOnly).unwrap()
+        else {
+            panic!("refused");
+        };
+        assert!(reason.starts_with("permit.too_many_lost"), "{reason}");
+        // A winning fork still supersedes the whole branch after it.
+        let cancelled = f.step(&submitted, "reject", DAY + 7 * H + 100);
+        let (key, body) = payload("re", "reject", &cancelled);
+        assert_eq!(
+            push_step(&mut ledger2, "d", &key, &body, 0, &SuccessorOnly).unwrap(),
+            Insert::Applied
+        );
+        let status = |id: &str| {
+            ledger2
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.step_id == id)
+                .map(|(r, _, _, _)| r.status.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            (status("s2"), status("s3")),
+            (SUPERSEDED.into(), SUPERSEDED.into())
+        );
+        assert_eq!(status("s1"), APPLIED);
+    }
+
     #[test]
     fn people_named_are_the_applicant_and_welders_by_id_and_name() {
         let f = Fx::new();

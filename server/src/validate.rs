@@ -257,6 +257,126 @@ mod tests {
         assert!(err.starts_with("record.bad_key"), "{err}");
     }
 
+    const NOW: i64 = 1_796_000_000_000;
+
+    fn session_at(id: &str, at: i64) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&session_json(id)).unwrap();
+        v["started_at_ms"] = at.into();
+        v["created_at_ms"] = at.into();
+        v.to_string()
+    }
+
+    #[test]
+    fn start_work_times_outside_the_window_are_refused() {
+        let ok = |at: i64| {
+            check_at(
+                Role::Welder,
+                &entry("work_session", "k", &session_at("k", at)),
+                NOW,
+            )
+        };
+        assert_eq!(ok(EARLIEST_MS), Ok(()));
+        assert_eq!(ok(NOW + MAX_AHEAD_MS), Ok(()));
+        for at in [
+            i64::MIN,
+            -1,
+            0,
+            EARLIEST_MS - 1,
+            NOW + MAX_AHEAD_MS + 1,
+            32_503_680_000_000,
+            i64::MAX,
+        ] {
+            let err = ok(at).unwrap_err();
+            assert!(err.starts_with("session.bad_time"), "{at}: {err}");
+        }
+        // A time past i64 is not a number the record can hold.
+        let huge = session_json("k").replace("1764374400000", "99999999999999999999");
+        let err = check_at(Role::Welder, &entry("work_session", "k", &huge), NOW).unwrap_err();
+        assert!(err.starts_with("record.invalid"), "{err}");
+    }
+
+    #[test]
+    fn fields_the_core_types_do_not_know_are_refused_at_any_depth() {
+        let with = |path: &[&str]| {
+            let mut v: serde_json::Value = serde_json::from_str(&session_json("k")).unwrap();
+            let mut at = &mut v;
+            for p in path {
+                at = &mut at[*p];
+            }
+            at.as_object_mut().unwrap().insert("extra".into(), 1.into());
+            v.to_string()
+        };
+        let err = check_at(Role::Welder, &entry("work_session", "k", &with(&[])), NOW).unwrap_err();
+        assert!(err.starts_with("record.unknown_field: $.extra"), "{err}");
+        // The same record without the field is fine; a missing optional field stays fine.
+        let mut v: serde_json::Value = serde_json::from_str(&session_json("k")).unwrap();
+        v.as_object_mut().unwrap().remove("permit_id");
+        assert_eq!(
+            check_at(
+                Role::Welder,
+                &entry("work_session", "k", &v.to_string()),
+                NOW
+            ),
+            Ok(())
+        );
+        // Deep inside a permit step's permit.
+        use crate::permits::fixture::{Fx, payload};
+        let f = Fx::new();
+        let (key, clean) = payload("s0", "draft", &f.draft());
+        assert_eq!(
+            check_at(Role::Supervisor, &entry("permit_step", &key, &clean), NOW),
+            Ok(())
+        );
+        let mut v: serde_json::Value = serde_json::from_str(&clean).unwrap();
+        v["permit"]["events"][0]
+            .as_object_mut()
+            .unwrap()
+            .insert("signed_by".into(), "someone".into());
+        let err = check_at(
+            Role::Supervisor,
+            &entry("permit_step", &key, &v.to_string()),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("record.unknown_field: $.permit.events[0].signed_by"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_inspection_must_arrive_under_its_own_id() {
+        use crate::permits::fixture::inspection;
+        let id = "0193a1b2-0000-7000-8000-00000000e009";
+        let sealed = serde_json::to_string(&inspection(id, 1_796_000_000)).unwrap();
+        assert_eq!(
+            check_at(Role::Inspector, &entry("inspection", id, &sealed), NOW),
+            Ok(())
+        );
+        let err =
+            check_at(Role::Inspector, &entry("inspection", "other", &sealed), NOW).unwrap_err();
+        assert!(err.starts_with("record.key_mismatch"), "{err}");
+    }
+
+    #[test]
+    fn sessions_are_flagged_for_what_the_registry_lacks() {
+        use weldguard_core::sync::checksum::Collection;
+        let session: WorkSession = serde_json::from_str(&session_json("k")).unwrap();
+        let flags = |machines: bool, licences: bool| {
+            session_flags::<()>(&session, |c, _| {
+                Ok(match c {
+                    Collection::Machines => machines,
+                    _ => licences,
+                })
+            })
+            .unwrap()
+        };
+        assert!(flags(true, true).is_empty());
+        assert_eq!(flags(false, true), vec![FLAG_UNKNOWN_MACHINE]);
+        assert_eq!(flags(true, false), vec![FLAG_UNKNOWN_LICENCE]);
+        assert_eq!(flags(false, false).len(), 2);
+    }
+
     #[test]
     fn garbage_permits_and_inspections_are_rejected() {
         let err = check(Role::Supervisor, &entry("permit_step", "p1", "{}")).unwrap_err();

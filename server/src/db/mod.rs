@@ -1202,6 +1202,41 @@ mod tests {
         assert!(db.snapshot_chunk("s3", 1).unwrap().is_some());
     }
 
+    /// A compaction drops, in its transaction, the snapshots cut before its new floor, keeps
+    /// those at or after it, and a snapshot cut before it is not stored afterwards.
+    fn compaction_drops_the_snapshots_it_outdates(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "compact-snapshots") else {
+            return;
+        };
+        let snap = |id: &str, at: i64, cursor_seq: i64| StoredSnapshot {
+            snapshot_id: id.into(),
+            manifest: id.as_bytes().to_vec(),
+            made_at_ms: at,
+            cursor_seq,
+            chunks_gzip: vec![vec![1]],
+        };
+        let first = db
+            .write_changes(&[RegistryChange::Bind(bind("M1", "T1"))])
+            .unwrap();
+        assert!(db.save_snapshot(&snap("old", 1_000, first), 2).unwrap());
+        let top = db
+            .write_changes(&[RegistryChange::Unbind(bind("M1", "T1"))])
+            .unwrap();
+        assert!(db.save_snapshot(&snap("top", 2_000, top), 2).unwrap());
+        assert_eq!(db.compact(Some(top)).unwrap(), top);
+        assert_eq!(db.latest_snapshot().unwrap().unwrap().snapshot_id, "top");
+        assert_eq!(db.snapshot_chunk("old", 0).unwrap(), None);
+        // Newer than "top" but cut before the floor: not published.
+        assert!(!db.save_snapshot(&snap("late", 3_000, first), 2).unwrap());
+        assert_eq!(db.latest_snapshot().unwrap().unwrap().snapshot_id, "top");
+        // A compaction past "top" drops it too.
+        let newest = db
+            .write_changes(&[RegistryChange::Bind(bind("M2", "T2"))])
+            .unwrap();
+        db.compact(Some(newest)).unwrap();
+        assert_eq!(db.latest_snapshot().unwrap(), None);
+    }
+
     /// Permit steps on the database: applied, duplicate, a fork decided the same in both arrival
     /// orders, the loser kept as lost (not a record), heads in the feed, a welder's scope.
     fn permit_forks_end_on_the_same_head_in_either_order(backend: Backend) {
@@ -1451,5 +1486,6 @@ mod tests {
         permit_forks_end_on_the_same_head_in_either_order,
         concurrent_forks_leave_one_head,
         a_disabled_device_loses_its_token_and_its_refresh,
+        compaction_drops_the_snapshots_it_outdates,
     );
 }
