@@ -40,6 +40,11 @@ pub const KEYS_LOCK: i64 = 0x7767_6b65_7973;
 /// steps of one permit at once, and head feed seqs commit in the order they are drawn.
 pub const PERMITS_LOCK: i64 = 0x7767_7065_726d_6974;
 
+/// Advisory lock serialising snapshot saves with compaction ("wgsnap"): a snapshot cut before a
+/// compaction's floor is either dropped by it or refused after it, never left behind. Compaction
+/// takes it after [`FEED_LOCK`]; a save takes only this one, so feed writers never wait on a save.
+pub const SNAPSHOTS_LOCK: i64 = 0x7767_736e_6170;
+
 /// How many connections one server process opens at most.
 const MAX_OPEN: usize = 16;
 
@@ -749,6 +754,7 @@ impl PgDb {
         )?;
         // The snapshots cut before the new floor would send devices to a cursor the feed no
         // longer serves: gone with the history, in this transaction (chunks cascade).
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
         tx.execute(
             "DELETE FROM snapshots WHERE cursor_seq IS NULL OR cursor_seq < $1",
             &[&through],
@@ -1213,7 +1219,7 @@ impl PgDb {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         // Serialised with compaction: a snapshot older than the floor is not published.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
         if snapshot.cursor_seq < floor(&mut tx)? {
             return Ok(false);
         }
