@@ -188,7 +188,8 @@ fn a_thousand_losing_steps_are_capped_and_neither_stall_the_platform_nor_the_nex
     let t = Instant::now();
     let mut lost = 0;
     let mut capped = 0;
-    for batch in attack.chunks(100) {
+    // In the largest batches a push may carry (MAX_PUSH_ENTRIES).
+    for batch in attack.chunks(weldguard_core::sync::protocol::MAX_PUSH_ENTRIES) {
         for (status, reason) in push(&server, &welder, batch) {
             assert_eq!(status, "rejected");
             if reason.starts_with("permit.conflict") {

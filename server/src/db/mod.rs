@@ -608,6 +608,9 @@ impl Db {
         let mut out = Vec::with_capacity(items.len());
         for (key, kind, payload) in items {
             out.push(if *kind == PERMIT_STEP_KIND {
+                if !out.is_empty() {
+                    self.let_others_in();
+                }
                 self.push_permit_step(device_id, key, payload, admit)?
             } else {
                 plain_results
@@ -616,6 +619,15 @@ impl Db {
             });
         }
         Ok(out)
+    }
+
+    /// Between two permit steps of one push on SQLite, give a request waiting for the connection
+    /// (`/health`, another device) its turn: the mutex is not fair, and a thread that unlocks and
+    /// locks again at once would keep it for the whole batch (up to 500 steps).
+    fn let_others_in(&self) {
+        if let Db::Sqlite(_) = self {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
 
     /// Place one permit step (see [`crate::permits`]) in its own transaction.
