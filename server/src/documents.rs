@@ -225,6 +225,10 @@ pub fn snapshot(
         snapshot_id,
         manifest,
         made_at_ms: now_ms,
+        cursor_seq: view
+            .cursor
+            .as_deref()
+            .map_or(0, |c| i64::try_from(cursor_sequence(c)).unwrap_or(i64::MAX)),
         chunks_gzip: chunks,
     })
 }

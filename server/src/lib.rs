@@ -21,6 +21,8 @@ pub mod authz;
 pub mod db;
 pub mod documents;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod limits;

@@ -29,6 +29,26 @@ pub const SUPERSEDED: &str = "superseded";
 /// Lost a conflict when it arrived (kept for the audit trail and for its descendants).
 pub const LOST: &str = "lost";
 
+/// Most lost steps the platform stores for one permit. A real conflict needs two people acting on
+/// the same version offline; even a long permit with gas readings every hour sees a handful, so
+/// 64 leaves ample room for the audit trail while bounding what one permit can accumulate.
+/// Beyond it a losing step is refused (`permit.too_many_lost`) and not stored.
+pub const MAX_LOST_PER_PERMIT: i64 = 64;
+/// Most lost steps the platform stores from one device in [`LOST_WINDOW_MS`], over all permits:
+/// a phone whose steps keep losing is misbehaving (or stolen); 256 a day is far above what one
+/// site's supervisor produces and caps what one token can make the platform keep.
+pub const MAX_LOST_PER_DEVICE: i64 = 256;
+/// The window of [`MAX_LOST_PER_DEVICE`]: one day, in milliseconds.
+pub const LOST_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// Most stored versions with the event log a step continues that [`decide`] parses: the applied
+/// one comes first, so more only ever finds a lost base (the step is refused either way).
+pub const MAX_CANDIDATES: usize = 4;
+/// Most trailing flag events a step may add before its action (only an approval adds flags, one
+/// or two): bounds the prefixes a step's base is looked up by.
+pub const MAX_ADDED_FLAGS: usize = 16;
+/// Longest walk back from the head to the rival when a fork wins (a guard; the chain is acyclic).
+const MAX_WALK: usize = 100_000;
+
 /// A stored step as the decision needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRow {
@@ -39,6 +59,79 @@ pub struct StepRow {
     pub action: String,
     /// The permit version the step made, JSON.
     pub body: String,
+    /// How the step was admitted over its base (action, time, digest), stored when it was placed;
+    /// `None` for a draft or a step stored before these facts were kept.
+    pub fork: Option<ForkStep>,
+}
+
+/// Facts about a version kept beside it, so a new step finds the version it follows by an index
+/// instead of parsing the permit's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFacts {
+    /// [`events_keys`] of the whole event log.
+    pub events_key: Vec<u8>,
+    pub events: i64,
+    pub signatures: i64,
+}
+
+/// The running hash of an event log: `keys[k]` identifies the first `k` events (each event's
+/// JSON, length-framed, chained with SHA-256). One pass over the log gives every prefix's key.
+pub fn events_keys(permit: &Permit) -> Vec<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let mut keys = Vec::with_capacity(permit.events.len() + 1);
+    let mut h = Sha256::digest(b"weldguard permit events v1").to_vec();
+    keys.push(h.clone());
+    for event in &permit.events {
+        let json = serde_json::to_vec(event).unwrap_or_default();
+        let mut next = Sha256::new();
+        next.update(&h);
+        next.update((json.len() as u64).to_be_bytes());
+        next.update(&json);
+        h = next.finalize().to_vec();
+        keys.push(h.clone());
+    }
+    keys
+}
+
+/// The facts of `permit` to store with its step.
+pub fn version_facts(permit: &Permit) -> VersionFacts {
+    VersionFacts {
+        events_key: events_keys(permit).pop().unwrap_or_default(),
+        events: permit.events.len() as i64,
+        signatures: permit.signatures.len() as i64,
+    }
+}
+
+/// The event-log keys of the versions `next` may follow by one action: its log without the last
+/// event, and without the flags an approval logs before its own event (at most
+/// [`MAX_ADDED_FLAGS`]).
+pub fn base_keys(next: &Permit) -> Vec<Vec<u8>> {
+    use weldguard_core::permit::EventKind;
+    let mut keys = events_keys(next);
+    let n = next.events.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut k = n - 1;
+    loop {
+        out.push(std::mem::take(&mut keys[k]));
+        if k == 0 || out.len() > MAX_ADDED_FLAGS {
+            break;
+        }
+        if !matches!(next.events[k - 1].kind, EventKind::Flagged { .. }) {
+            break;
+        }
+        k -= 1;
+    }
+    out
+}
+
+/// The action named `name` ([`action_name`]).
+pub fn action_from_name(name: &str) -> Option<ActionKind> {
+    ActionKind::ALL
+        .into_iter()
+        .find(|k| action_name(*k) == name)
 }
 
 /// A step to store.
@@ -54,6 +147,10 @@ pub struct NewStep<'a> {
     pub body: &'a str,
     pub device_id: &'a str,
     pub at_ms: i64,
+    /// What later steps find it by.
+    pub facts: &'a VersionFacts,
+    /// How it was admitted over its base (`None` for a draft).
+    pub fork: Option<&'a ForkStep>,
 }
 
 /// A permit's head to store.
@@ -71,18 +168,56 @@ pub struct HeadRow<'a> {
     pub at_ms: i64,
 }
 
+/// What of the permit's history [`decide`] sees: the head, the stored versions whose event log
+/// the step continues ([`base_keys`], best standing first, at most [`MAX_CANDIDATES`]), and for
+/// each applied one of those its applied successor (the rival of a fork on it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct History<'a> {
+    pub head: Option<&'a StepRow>,
+    pub candidates: &'a [StepRow],
+    pub successors: &'a [StepRow],
+}
+
+/// The rows behind a [`History`], owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryRows {
+    pub head: Option<StepRow>,
+    pub candidates: Vec<StepRow>,
+    pub successors: Vec<StepRow>,
+}
+
+impl HistoryRows {
+    pub fn view(&self) -> History<'_> {
+        History {
+            head: self.head.as_ref(),
+            candidates: &self.candidates,
+            successors: &self.successors,
+        }
+    }
+}
+
 /// What the platform does with a pushed step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// It follows the head (or is the first version): applied, the head moves to it.
-    Extend { base: Option<String> },
-    /// A fork that wins: applied, the head moves to it, these applied steps are superseded.
+    /// It follows the head (or is the first version): applied, the head moves to it. `fork` is
+    /// how it was admitted (`None` for the first version).
+    Extend {
+        base: Option<String>,
+        fork: Option<ForkStep>,
+    },
+    /// A fork that wins: applied, the head moves to it; the rival and every applied step after
+    /// it up to the head are superseded.
     Win {
         base: String,
-        superseded: Vec<String>,
+        rival: String,
+        fork: ForkStep,
     },
     /// A fork that loses (or follows a version that lost): refused with the reason, kept as lost.
-    Lose { base: String, reason: String },
+    Lose {
+        base: String,
+        reason: String,
+        fork: Option<ForkStep>,
+    },
     /// Not placed at all (no version it follows): refused with the reason, not kept.
     Refuse(String),
 }
@@ -129,20 +264,34 @@ impl AdmitStep for SuccessorOnly {
     }
 }
 
-/// Place `incoming` against the permit's stored steps and current head, asking `admit` whether a
-/// step follows a version. Pure.
+/// Admit `next` over `prev` and describe the step for the conflict rule.
+fn admitted_fork(
+    admit: &dyn AdmitStep,
+    prev: &Permit,
+    next: &Permit,
+) -> Result<ForkStep, PermitError> {
+    admit
+        .admit(prev, next)
+        .and_then(|action| ForkStep::new(action, next))
+}
+
+/// Place `incoming` against what the platform holds of its permit ([`History`]), asking `admit`
+/// whether the step follows a version. Pure; parses at most the head, the candidates and (for a
+/// rival stored without its facts) one rival.
 pub fn decide(
-    head: Option<&str>,
-    steps: &[StepRow],
+    history: &History<'_>,
     incoming: &PermitStepRecord,
     admit: &dyn AdmitStep,
 ) -> Decision {
     let permit_id = &incoming.permit_id;
     let next = &incoming.permit;
-    let Some(head_id) = head else {
+    let Some(head) = history.head else {
         if is_first_version(next) {
             return match admit.admit_first(next) {
-                Ok(()) => Decision::Extend { base: None },
+                Ok(()) => Decision::Extend {
+                    base: None,
+                    fork: None,
+                },
                 Err(e) => Decision::Refuse(explain(&e)),
             };
         }
@@ -151,33 +300,49 @@ pub fn decide(
              its first version (the draft) must arrive first"
         ));
     };
+    let head_id = head.step_id.as_str();
     // The head first: the usual case.
-    let head_row = steps.iter().find(|s| s.step_id == head_id);
-    let mut against_head: Option<String> = None;
-    if let Some(h) = head_row {
-        match parse(&h.body).map(|prev| admit.admit(&prev, next)) {
-            Ok(Ok(_)) => {
-                return Decision::Extend {
-                    base: Some(h.step_id.clone()),
-                };
-            }
-            Ok(Err(e)) => against_head = Some(explain(&e)),
-            Err(e) => return Decision::Refuse(e),
+    let against_head = match parse(&head.body).map(|prev| {
+        let admitted = admitted_fork(admit, &prev, next);
+        (prev, admitted)
+    }) {
+        Ok((_, Ok(fork))) => {
+            return Decision::Extend {
+                base: Some(head.step_id.clone()),
+                fork: Some(fork),
+            };
         }
-    }
+        // One action after the head, but not admitted (who signed it, the rules, the device):
+        // that refusal is the answer, with its own code.
+        Ok((prev, Err(e))) if successor_action(&prev, next).is_ok() => {
+            return Decision::Refuse(explain(&e));
+        }
+        Ok((_, Err(e))) => explain(&e),
+        Err(e) => return Decision::Refuse(e),
+    };
     // An older version: which one does it follow?
-    let base = steps
+    let mut placed = None;
+    for candidate in history
+        .candidates
         .iter()
         .filter(|s| s.step_id != head_id)
-        .find(|s| parse(&s.body).is_ok_and(|prev| admit.admit(&prev, next).is_ok()));
-    let Some(base) = base else {
+        .take(MAX_CANDIDATES)
+    {
+        let Ok(prev) = parse(&candidate.body) else {
+            continue;
+        };
+        if let Ok(fork) = admitted_fork(admit, &prev, next) {
+            placed = Some((candidate, prev, fork));
+            break;
+        }
+    }
+    let Some((base, prev, mine)) = placed else {
         return Decision::Refuse(format!(
             "permit.unknown_base: this step of permit {permit_id} follows no version the platform \
-             holds (against the current version: {})",
-            against_head.unwrap_or_else(|| "none".into())
+             holds (against the current version: {against_head})"
         ));
     };
-    let head_action = head_row.map_or("?", |h| h.action.as_str());
+    let head_action = head.action.as_str();
     if base.status != APPLIED {
         return Decision::Lose {
             base: base.step_id.clone(),
@@ -186,10 +351,12 @@ pub fn decide(
                  lost; the permit's current version is step {head_id} ({head_action})",
                 base.step_id
             ),
+            fork: Some(mine),
         };
     }
     // The base is on the head's branch: the step that followed it there is the rival.
-    let Some(rival) = steps
+    let Some(rival) = history
+        .successors
         .iter()
         .find(|s| s.status == APPLIED && s.base.as_deref() == Some(base.step_id.as_str()))
     else {
@@ -198,38 +365,20 @@ pub fn decide(
             base.step_id
         ));
     };
-    let placed = parse(&base.body).and_then(|prev| {
-        let fork = |next: &Permit| {
-            admit
-                .admit(&prev, next)
-                .and_then(|action| ForkStep::new(action, next))
-                .map_err(|e| explain(&e))
-        };
-        let mine = fork(next)?;
-        let theirs = fork(&parse(&rival.body)?)?;
-        Ok((mine, theirs))
-    });
-    let (mine, theirs) = match placed {
-        Ok(pair) => pair,
-        Err(e) => return Decision::Refuse(e),
+    let theirs = match &rival.fork {
+        Some(fork) => fork.clone(),
+        None => match parse(&rival.body)
+            .and_then(|r| admitted_fork(admit, &prev, &r).map_err(|e| explain(&e)))
+        {
+            Ok(fork) => fork,
+            Err(e) => return Decision::Refuse(e),
+        },
     };
     if mine.beats(&theirs) {
-        // Supersede the rival and every applied step after it: walk back from the head.
-        let mut superseded = Vec::new();
-        let mut cursor = Some(head_id.to_owned());
-        while let Some(id) = cursor {
-            let Some(row) = steps.iter().find(|s| s.step_id == id) else {
-                break;
-            };
-            superseded.push(row.step_id.clone());
-            if row.step_id == rival.step_id {
-                break;
-            }
-            cursor = row.base.clone();
-        }
         Decision::Win {
             base: base.step_id.clone(),
-            superseded,
+            rival: rival.step_id.clone(),
+            fork: mine,
         }
     } else {
         Decision::Lose {
@@ -244,11 +393,13 @@ pub fn decide(
                 action_name(mine.action),
                 mine.at
             ),
+            fork: Some(mine),
         }
     }
 }
 
-/// What a backend offers [`push_step`], inside one transaction.
+/// What a backend offers [`push_step`], inside one transaction. Every read is by an index; none
+/// returns more than a bounded number of rows.
 pub trait PermitLedger {
     /// The payload hash of an applied record under `key`.
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError>;
@@ -264,10 +415,27 @@ pub trait PermitLedger {
     ) -> Result<(), DbError>;
     /// The reason a step was lost, when it is a stored lost step.
     fn lost_reason(&mut self, step_id: &str) -> Result<Option<String>, DbError>;
-    /// The permit's head step.
-    fn head_step(&mut self, permit_id: &str) -> Result<Option<String>, DbError>;
-    /// Every stored step of the permit.
-    fn steps(&mut self, permit_id: &str) -> Result<Vec<StepRow>, DbError>;
+    /// The permit's head step (status applied; `base` and `fork` need not be filled).
+    fn head(&mut self, permit_id: &str) -> Result<Option<StepRow>, DbError>;
+    /// Stored steps of the permit whose version's event log has `events_key`: applied first,
+    /// then superseded, then lost, each in arrival order; at most `limit`.
+    fn steps_by_events(
+        &mut self,
+        permit_id: &str,
+        events_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StepRow>, DbError>;
+    /// The applied step that followed `step_id`, if any.
+    fn applied_successor(&mut self, step_id: &str) -> Result<Option<StepRow>, DbError>;
+    /// The step `step_id` followed (`Some(None)`: it is a draft; `None`: no such step).
+    fn base_of(&mut self, step_id: &str) -> Result<Option<Option<String>>, DbError>;
+    /// How many lost steps the permit has, and how many the device stored since `since_ms`.
+    fn lost_counts(
+        &mut self,
+        permit_id: &str,
+        device_id: &str,
+        since_ms: i64,
+    ) -> Result<(i64, i64), DbError>;
     fn insert_step(&mut self, step: &NewStep<'_>) -> Result<(), DbError>;
     fn set_superseded(&mut self, step_ids: &[String]) -> Result<(), DbError>;
     /// The next head feed sequence number.
@@ -278,8 +446,7 @@ pub trait PermitLedger {
     fn touch_head(&mut self, permit_id: &str, seq: i64, at_ms: i64) -> Result<(), DbError>;
 }
 
-/// Whom a permit names, by id (the applicant, welders and fire watch: certificate, ID or staff
-/// numbers), for a welder's scoped pull. Never by name: two people may share one.
+/// Whom a permit names, for a welder's scoped pull.
 pub fn people_of(permit: &Permit) -> Vec<String> {
     let c = &permit.content;
     let mut people: Vec<String> = std::iter::once(&c.applicant)
@@ -293,8 +460,83 @@ pub fn people_of(permit: &Permit) -> Vec<String> {
     people
 }
 
+/// Read what [`decide`] needs of `next`'s permit through the ledger: the head, the candidate
+/// bases by their event-log keys, and the applied successors of the applied candidates.
+fn load_history(
+    ledger: &mut dyn PermitLedger,
+    permit_id: &str,
+    next: &Permit,
+) -> Result<HistoryRows, DbError> {
+    let Some(head) = ledger.head(permit_id)? else {
+        return Ok(HistoryRows::default());
+    };
+    let mut candidates: Vec<StepRow> = Vec::new();
+    for key in base_keys(next) {
+        for row in ledger.steps_by_events(permit_id, &key, MAX_CANDIDATES + 1)? {
+            if row.step_id != head.step_id && !candidates.iter().any(|c| c.step_id == row.step_id) {
+                candidates.push(row);
+            }
+        }
+    }
+    let rank = |s: &StepRow| match s.status.as_str() {
+        APPLIED => 0,
+        SUPERSEDED => 1,
+        _ => 2,
+    };
+    candidates.sort_by_key(rank);
+    candidates.truncate(MAX_CANDIDATES);
+    let mut successors = Vec::new();
+    for c in candidates.iter().filter(|c| c.status == APPLIED) {
+        if let Some(s) = ledger.applied_successor(&c.step_id)? {
+            successors.push(s);
+        }
+    }
+    Ok(HistoryRows {
+        head: Some(head),
+        candidates,
+        successors,
+    })
+}
+
+/// The [`History`] parts a ledger would give for `next` over the in-memory `rows` with head
+/// `head` (tests and the fuzz target; parses every row, so not for the push path).
+pub fn history_from_rows(head: Option<&str>, rows: &[StepRow], next: &Permit) -> HistoryRows {
+    let Some(head) = head.and_then(|h| rows.iter().find(|r| r.step_id == h)) else {
+        return HistoryRows::default();
+    };
+    let keys = base_keys(next);
+    let rank = |s: &StepRow| match s.status.as_str() {
+        APPLIED => 0,
+        SUPERSEDED => 1,
+        _ => 2,
+    };
+    let mut candidates: Vec<StepRow> = rows
+        .iter()
+        .filter(|r| r.step_id != head.step_id)
+        .filter(|r| parse(&r.body).is_ok_and(|p| keys.contains(&version_facts(&p).events_key)))
+        .cloned()
+        .collect();
+    candidates.sort_by_key(rank);
+    candidates.truncate(MAX_CANDIDATES);
+    let successors = candidates
+        .iter()
+        .filter(|c| c.status == APPLIED)
+        .filter_map(|c| {
+            rows.iter()
+                .find(|r| r.status == APPLIED && r.base.as_deref() == Some(c.step_id.as_str()))
+                .cloned()
+        })
+        .collect();
+    HistoryRows {
+        head: Some(head.clone()),
+        candidates,
+        successors,
+    }
+}
+
 /// Place one pushed permit step (kind `permit_step`, already validated) inside the caller's
-/// transaction and say how it ended; `admit` decides which versions it may follow.
+/// transaction and say how it ended; `admit` decides which versions it may follow. Reads a
+/// bounded number of rows and parses at most a few stored versions, however many the permit has.
 pub fn push_step(
     ledger: &mut dyn PermitLedger,
     device_id: &str,
@@ -319,11 +561,12 @@ pub fn push_step(
         Err(e) => return Ok(Insert::Refused(format!("record.invalid: {e}"))),
     };
     let permit_id = record.permit_id.as_str();
-    let head = ledger.head_step(permit_id)?;
-    let steps = ledger.steps(permit_id)?;
-    let decision = decide(head.as_deref(), &steps, &record, admit);
+    let rows = load_history(ledger, permit_id, &record.permit)?;
+    let decision = decide(&rows.view(), &record, admit);
+    let head = rows.head;
     let body =
         serde_json::to_string(&record.permit).map_err(|e| DbError::Invalid(e.to_string()))?;
+    let facts = version_facts(&record.permit);
     let state = state_name(record.state);
     let mut step = NewStep {
         step_id: key,
@@ -336,6 +579,8 @@ pub fn push_step(
         body: &body,
         device_id,
         at_ms,
+        facts: &facts,
+        fork: None,
     };
     let applied = |ledger: &mut dyn PermitLedger, step: &NewStep<'_>| -> Result<(), DbError> {
         ledger.insert_record(key, "permit_step", payload, &payload_hash, device_id, at_ms)?;
@@ -354,21 +599,48 @@ pub fn push_step(
         })
     };
     match decision {
-        Decision::Extend { base } => {
+        Decision::Extend { base, fork } => {
             step.base = base.as_deref();
+            step.fork = fork.as_ref();
             applied(ledger, &step)?;
             Ok(Insert::Applied)
         }
-        Decision::Win { base, superseded } => {
+        Decision::Win { base, rival, fork } => {
             step.base = Some(&base);
+            step.fork = Some(&fork);
+            // Supersede the rival and every applied step after it: walk back from the head.
+            let mut superseded = Vec::new();
+            let mut cursor = head.map(|h| h.step_id);
+            while let Some(id) = cursor {
+                if superseded.len() >= MAX_WALK {
+                    break;
+                }
+                let reached = id == rival;
+                let up = ledger.base_of(&id)?;
+                superseded.push(id);
+                if reached {
+                    break;
+                }
+                cursor = up.flatten();
+            }
             ledger.set_superseded(&superseded)?;
             applied(ledger, &step)?;
             Ok(Insert::Applied)
         }
-        Decision::Lose { base, reason } => {
+        Decision::Lose { base, reason, fork } => {
+            let (per_permit, per_device) =
+                ledger.lost_counts(permit_id, device_id, at_ms.saturating_sub(LOST_WINDOW_MS))?;
+            if per_permit >= MAX_LOST_PER_PERMIT || per_device >= MAX_LOST_PER_DEVICE {
+                return Ok(Insert::Refused(format!(
+                    "permit.too_many_lost: {reason} (not kept: the platform keeps at most \
+                     {MAX_LOST_PER_PERMIT} losing steps per permit and {MAX_LOST_PER_DEVICE} per \
+                     device a day)"
+                )));
+            }
             step.base = Some(&base);
             step.status = LOST;
             step.reason = Some(&reason);
+            step.fork = fork.as_ref();
             ledger.insert_step(&step)?;
             // The losing device learns the winner at its next pull, even if it pulled it before.
             let seq = ledger.next_seq()?;
@@ -385,10 +657,12 @@ pub fn push_step(
     }
 }
 
-/// Real permits for the server's tests: the 十不准、九必须 checklist of the built-in catalog, the
-/// GB 30871-2022 profile, fixed device keys (so versions are reproducible).
-#[cfg(test)]
-pub(crate) mod fixture {
+/// Real permits for the server's tests and its push fuzz target: the 十不准、九必须 checklist of
+/// the built-in catalog, the GB 30871-2022 profile, fixed device keys (so versions are
+/// reproducible). Not for the serving path: it panics on a broken built-in catalog.
+#[doc(hidden)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub mod fixture {
     use chrono::{NaiveDate, NaiveTime};
     use weldguard_core::codes::signer::SoftwareSigner;
     use weldguard_core::permit::{
@@ -415,6 +689,12 @@ pub(crate) mod fixture {
             name: name.into(),
             id: id.into(),
             role: role.into(),
+        }
+    }
+
+    impl Default for Fx {
+        fn default() -> Self {
+            Self::new()
         }
     }
 
@@ -553,6 +833,34 @@ pub(crate) mod fixture {
         }
     }
 
+    /// A sealed inspection of the fixture's site by a fixed inspector key, at `at` (Unix
+    /// seconds), nothing scanned.
+    pub fn inspection(id: &str, at: i64) -> weldguard_core::inspect::Inspection {
+        use weldguard_core::inspect::{InspectionInput, ScanOutcome, assess};
+        let catalog = Catalog::builtin().unwrap();
+        let input = InspectionInput {
+            inspection_id: id.into(),
+            inspector: actor("网格员刘", "G-0042", "inspector"),
+            site_id: "site-370983-001".into(),
+            location: Some(Fx::location()),
+            at,
+            today: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            welder: ScanOutcome::NotScanned,
+            machine: ScanOutcome::NotScanned,
+            permit: None,
+            signers: None,
+            observations: Vec::new(),
+            extra_violations: Vec::new(),
+            photos: Vec::new(),
+            notes: String::new(),
+        };
+        let mut inspection = assess(input, &catalog).unwrap();
+        inspection
+            .sign(&SoftwareSigner::from_secret(&[4u8; 32]).unwrap())
+            .unwrap();
+        inspection
+    }
+
     /// The outbox record of a step (`draft` for the first version).
     pub fn record(step_id: &str, action: &str, permit: &Permit) -> PermitStepRecord {
         PermitStepRecord {
@@ -586,7 +894,22 @@ mod tests {
             status: status.into(),
             action: r.action.clone(),
             body: serde_json::to_string(&r.permit).unwrap(),
+            fork: None,
         }
+    }
+
+    /// [`decide`] over in-memory rows, as the ledger would present them.
+    fn place(
+        head: Option<&str>,
+        rows: &[StepRow],
+        incoming: &PermitStepRecord,
+        admit: &dyn AdmitStep,
+    ) -> Decision {
+        decide(
+            &history_from_rows(head, rows, &incoming.permit).view(),
+            incoming,
+            admit,
+        )
     }
 
     #[test]
@@ -595,10 +918,13 @@ mod tests {
         let draft = f.draft();
         let submitted = f.step(&draft, "submit", DAY + 7 * H);
         assert_eq!(
-            decide(None, &[], &record("s0", "draft", &draft), &SuccessorOnly),
-            Decision::Extend { base: None }
+            place(None, &[], &record("s0", "draft", &draft), &SuccessorOnly),
+            Decision::Extend {
+                base: None,
+                fork: None
+            }
         );
-        let Decision::Refuse(reason) = decide(
+        let Decision::Refuse(reason) = place(
             None,
             &[],
             &record("s1", "submit", &submitted),
@@ -610,7 +936,7 @@ mod tests {
         // Two steps ahead of the head: no version it follows is held.
         let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
         let steps = [row("s0", None, APPLIED, &record("s0", "draft", &draft))];
-        let Decision::Refuse(reason) = decide(
+        let Decision::Refuse(reason) = place(
             Some("s0"),
             &steps,
             &record("s2", "site_check", &checked),
@@ -654,24 +980,29 @@ mod tests {
         let approve = record("a", "approve", &approved);
         let reject = record("r", "reject", &rejected);
         // Approval first: it extends the head; the rejection then wins and supersedes it.
+        let Decision::Extend { base, fork } = place(Some("s2"), &rows, &approve, &SuccessorOnly)
+        else {
+            panic!("the approval extends the head");
+        };
+        assert_eq!(base.as_deref(), Some("s2"));
+        let fork = fork.unwrap();
         assert_eq!(
-            decide(Some("s2"), &rows, &approve, &SuccessorOnly),
-            Decision::Extend {
-                base: Some("s2".into())
-            }
+            (fork.action, fork.at),
+            (ActionKind::Approve, DAY + 7 * H + 2400)
         );
+        assert_eq!(fork.digest, approve.digest);
         let mut approve_first = rows.clone();
         approve_first.push(row("a", Some("s2"), APPLIED, &approve));
-        assert_eq!(
-            decide(Some("a"), &approve_first, &reject, &SuccessorOnly),
-            Decision::Win {
-                base: "s2".into(),
-                superseded: vec!["a".into()]
-            }
-        );
+        let Decision::Win { base, rival, fork } =
+            place(Some("a"), &approve_first, &reject, &SuccessorOnly)
+        else {
+            panic!("the rejection wins");
+        };
+        assert_eq!((base.as_str(), rival.as_str()), ("s2", "a"));
+        assert_eq!(fork.action, ActionKind::Reject);
         // Rejection first: the approval loses.
         rows.push(row("r", Some("s2"), APPLIED, &reject));
-        let Decision::Lose { base, reason } = decide(Some("r"), &rows, &approve, &SuccessorOnly)
+        let Decision::Lose { base, reason, .. } = place(Some("r"), &rows, &approve, &SuccessorOnly)
         else {
             panic!("the approval must lose");
         };
@@ -680,7 +1011,7 @@ mod tests {
         // A later step on the approval's branch (A cancels its approved permit) loses with it.
         rows.push(row("a", Some("s2"), LOST, &approve));
         let cancelled = f.step(&approved, "cancel", DAY + 8 * H);
-        let Decision::Lose { base, reason } = decide(
+        let Decision::Lose { base, reason, .. } = place(
             Some("r"),
             &rows,
             &record("ca", "cancel", &cancelled),
@@ -705,7 +1036,7 @@ mod tests {
             &record("a", "approve", &approved),
         ));
         let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
-        let Decision::Win { base, superseded } = decide(
+        let Decision::Win { base, rival, .. } = place(
             Some("a"),
             &rows,
             &record("c", "cancel", &cancelled),
@@ -713,12 +1044,12 @@ mod tests {
         ) else {
             panic!("a cancellation wins over an approval");
         };
-        assert_eq!((base.as_str(), superseded), ("s2", vec!["a".to_owned()]));
-        // A fork further back (on the submitted version): rejected beats the site check, and the
-        // site check and the approval after it are both superseded.
+        assert_eq!((base.as_str(), rival.as_str()), ("s2", "a"));
+        // A fork further back (on the submitted version): rejected beats the site check (the
+        // ledger then supersedes the site check and the approval after it).
         let submitted: Permit = serde_json::from_str(&rows[1].body).unwrap();
         let rejected_early = f.step(&submitted, "reject", DAY + 7 * H + 100);
-        let Decision::Win { base, superseded } = decide(
+        let Decision::Win { base, rival, .. } = place(
             Some("a"),
             &rows,
             &record("re", "reject", &rejected_early),
@@ -726,8 +1057,304 @@ mod tests {
         ) else {
             panic!("a rejection wins over a site check");
         };
-        assert_eq!(base, "s1");
-        assert_eq!(superseded, vec!["a".to_owned(), "s2".to_owned()]);
+        assert_eq!((base.as_str(), rival.as_str()), ("s1", "s2"));
+    }
+
+    /// Refuses every step: shows that every successor question goes through the injected check.
+    struct NoneAdmitted;
+
+    impl AdmitStep for NoneAdmitted {
+        fn admit(&self, _: &Permit, _: &Permit) -> Result<ActionKind, PermitError> {
+            Err(PermitError::NotASuccessor {
+                en: "refused by the platform's policy",
+                zh: "平台策略拒绝",
+            })
+        }
+    }
+
+    #[test]
+    fn every_successor_question_goes_through_the_injected_check() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let approve = record("a", "approve", &approved);
+        let Decision::Refuse(reason) = place(Some("s2"), &rows, &approve, &NoneAdmitted) else {
+            panic!("nothing is admitted");
+        };
+        assert!(
+            reason.contains("refused by the platform's policy"),
+            "{reason}"
+        );
+        // A fork: the base and the rival are both asked through it too.
+        rows.push(row("a", Some("s2"), APPLIED, &approve));
+        let cancelled = f.step(&checked, "cancel", DAY + 7 * H + 2500);
+        let cancel = record("c", "cancel", &cancelled);
+        assert!(matches!(
+            place(Some("a"), &rows, &cancel, &SuccessorOnly),
+            Decision::Win { .. }
+        ));
+        assert!(matches!(
+            place(Some("a"), &rows, &cancel, &NoneAdmitted),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn a_rival_stored_with_its_facts_is_not_parsed_again() {
+        let f = Fx::new();
+        let (checked, mut rows) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let approve = record("a", "approve", &approved);
+        let mut rival = row("a", Some("s2"), APPLIED, &approve);
+        rival.fork = Some(ForkStep::new(ActionKind::Approve, &approved).unwrap());
+        // The rival's body is never read: its stored facts decide.
+        rival.body = "not a permit".into();
+        rows.push(rival);
+        let cancelled = f.step(&approved, "cancel", DAY + 8 * H);
+        rows.push(row(
+            "g",
+            Some("a"),
+            APPLIED,
+            &record("g", "cancel", &cancelled),
+        ));
+        let rejected = f.step(&checked, "reject", DAY + 7 * H + 2500);
+        let Decision::Win { base, rival, fork } = place(
+            Some("g"),
+            &rows,
+            &record("r", "reject", &rejected),
+            &SuccessorOnly,
+        ) else {
+            panic!("the rejection wins");
+        };
+        assert_eq!((base.as_str(), rival.as_str()), ("s2", "a"));
+        assert_eq!(fork.action, ActionKind::Reject);
+    }
+
+    #[test]
+    fn base_keys_cover_the_log_without_its_action_and_the_approvals_flags() {
+        let f = Fx::new();
+        let (checked, _) = chain(&f);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 2400);
+        let keys = base_keys(&approved);
+        assert!(keys.contains(&version_facts(&checked).events_key));
+        assert!(!keys.contains(&version_facts(&approved).events_key));
+        assert!(keys.len() <= MAX_ADDED_FLAGS + 1);
+        // Every prefix key differs from every other.
+        let all = events_keys(&approved);
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len());
+    }
+
+    /// A ledger in memory, counting what push_step reads.
+    #[derive(Default)]
+    struct MemLedger {
+        steps: Vec<(StepRow, VersionFacts, String, i64)>,
+        head: Option<(String, String, String)>,
+        lost_by_device: i64,
+        rows_read: usize,
+    }
+
+    impl PermitLedger for MemLedger {
+        fn record_hash(&mut self, _: &str) -> Result<Option<Vec<u8>>, DbError> {
+            Ok(None)
+        }
+        fn insert_record(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[u8],
+            _: &str,
+            _: i64,
+        ) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn lost_reason(&mut self, _: &str) -> Result<Option<String>, DbError> {
+            Ok(None)
+        }
+        fn head(&mut self, _: &str) -> Result<Option<StepRow>, DbError> {
+            Ok(self.head.clone().map(|(step_id, action, body)| StepRow {
+                step_id,
+                base: None,
+                status: APPLIED.into(),
+                action,
+                body,
+                fork: None,
+            }))
+        }
+        fn steps_by_events(
+            &mut self,
+            _: &str,
+            key: &[u8],
+            limit: usize,
+        ) -> Result<Vec<StepRow>, DbError> {
+            let rows: Vec<StepRow> = self
+                .steps
+                .iter()
+                .filter(|(_, f, _, _)| f.events_key == key)
+                .map(|(r, _, _, _)| r.clone())
+                .take(limit)
+                .collect();
+            self.rows_read += rows.len();
+            Ok(rows)
+        }
+        fn applied_successor(&mut self, id: &str) -> Result<Option<StepRow>, DbError> {
+            Ok(self
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.status == APPLIED && r.base.as_deref() == Some(id))
+                .map(|(r, _, _, _)| r.clone()))
+        }
+        fn base_of(&mut self, id: &str) -> Result<Option<Option<String>>, DbError> {
+            Ok(self
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.step_id == id)
+                .map(|(r, _, _, _)| r.base.clone()))
+        }
+        fn lost_counts(&mut self, _: &str, _: &str, _: i64) -> Result<(i64, i64), DbError> {
+            let lost = self
+                .steps
+                .iter()
+                .filter(|(r, _, _, _)| r.status == LOST)
+                .count();
+            Ok((lost as i64, self.lost_by_device))
+        }
+        fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
+            self.steps.push((
+                StepRow {
+                    step_id: s.step_id.into(),
+                    base: s.base.map(Into::into),
+                    status: s.status.into(),
+                    action: s.action.into(),
+                    body: s.body.into(),
+                    fork: s.fork.cloned(),
+                },
+                s.facts.clone(),
+                s.device_id.into(),
+                s.at_ms,
+            ));
+            Ok(())
+        }
+        fn set_superseded(&mut self, ids: &[String]) -> Result<(), DbError> {
+            for (r, _, _, _) in &mut self.steps {
+                if ids.contains(&r.step_id) {
+                    r.status = SUPERSEDED.into();
+                }
+            }
+            Ok(())
+        }
+        fn next_seq(&mut self) -> Result<i64, DbError> {
+            Ok(1)
+        }
+        fn put_head(&mut self, h: &HeadRow<'_>) -> Result<(), DbError> {
+            self.head = Some((h.step_id.into(), h.action.into(), h.body.into()));
+            Ok(())
+        }
+        fn touch_head(&mut self, _: &str, _: i64, _: i64) -> Result<(), DbError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn losing_steps_are_capped_per_permit_and_per_device_and_reads_stay_bounded() {
+        use super::fixture::payload;
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let checked = f.step(&submitted, "site_check", DAY + 7 * H + 900);
+        let approved = f.step(&checked, "approve", DAY + 7 * H + 1200);
+        let mut ledger = MemLedger::default();
+        for (k, a, p) in [
+            ("s0", "draft", &draft),
+            ("s1", "submit", &submitted),
+            ("s2", "site_check", &checked),
+            ("s3", "approve", &approved),
+        ] {
+            let (key, body) = payload(k, a, p);
+            assert_eq!(
+                push_step(&mut ledger, "d", &key, &body, 0, &SuccessorOnly).unwrap(),
+                Insert::Applied
+            );
+        }
+        let rival = |i: i64| {
+            payload(
+                &format!("x{i}"),
+                "approve",
+                &f.step(&checked, "approve", DAY + 7 * H + 1200 + i),
+            )
+        };
+        for i in 1..=MAX_LOST_PER_PERMIT + 3 {
+            let (key, body) = rival(i);
+            ledger.rows_read = 0;
+            let Insert::Refused(reason) =
+                push_step(&mut ledger, "d", &key, &body, 0, &SuccessorOnly).unwrap()
+            else {
+                panic!("a later approval loses");
+            };
+            let code = if i <= MAX_LOST_PER_PERMIT {
+                "permit.conflict"
+            } else {
+                "permit.too_many_lost"
+            };
+            assert!(reason.starts_with(code), "{i}: {reason}");
+            // However many lost steps exist, the base lookup reads a bounded number of rows.
+            assert!(
+                ledger.rows_read <= MAX_CANDIDATES + 1,
+                "{}",
+                ledger.rows_read
+            );
+        }
+        let lost = ledger
+            .steps
+            .iter()
+            .filter(|(r, _, _, _)| r.status == LOST)
+            .count();
+        assert_eq!(
+            lost as i64, MAX_LOST_PER_PERMIT,
+            "the capped ones are not kept"
+        );
+        // The per-device cap, on a fresh permit history.
+        let mut ledger2 = MemLedger {
+            steps: ledger
+                .steps
+                .iter()
+                .filter(|(r, _, _, _)| r.status == APPLIED)
+                .cloned()
+                .collect(),
+            head: ledger.head.clone(),
+            lost_by_device: MAX_LOST_PER_DEVICE,
+            rows_read: 0,
+        };
+        let (key, body) = rival(1);
+        let Insert::Refused(reason) =
+            push_step(&mut ledger2, "d", &key, &body, 0, &SuccessorOnly).unwrap()
+        else {
+            panic!("refused");
+        };
+        assert!(reason.starts_with("permit.too_many_lost"), "{reason}");
+        // A winning fork still supersedes the whole branch after it.
+        let cancelled = f.step(&submitted, "reject", DAY + 7 * H + 100);
+        let (key, body) = payload("re", "reject", &cancelled);
+        assert_eq!(
+            push_step(&mut ledger2, "d", &key, &body, 0, &SuccessorOnly).unwrap(),
+            Insert::Applied
+        );
+        let status = |id: &str| {
+            ledger2
+                .steps
+                .iter()
+                .find(|(r, _, _, _)| r.step_id == id)
+                .map(|(r, _, _, _)| r.status.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            (status("s2"), status("s3")),
+            (SUPERSEDED.into(), SUPERSEDED.into())
+        );
+        assert_eq!(status("s1"), APPLIED);
     }
 
     #[test]

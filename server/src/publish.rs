@@ -31,12 +31,12 @@ use crate::documents::{self, DocumentError, RegistryView, SNAPSHOT_MAX_AGE_MS};
 use crate::http::{ApiError, ApiResult, AppState, authorize, bad_request, parse, with_db};
 use crate::keys::{self, KeyStoreError};
 
-/// The registry view of this process, the newest snapshot it knows of (the chunks stay in the
-/// database), and the last status list it signed.
+/// The registry view of this process and the last status list it signed. Snapshots are not
+/// cached here: the database's newest one is read on each request, so a compaction by any
+/// process (which drops the snapshots it outdates) takes effect at once everywhere.
 #[derive(Default)]
 pub struct Publisher {
     view: Mutex<RegistryView>,
-    snapshot: Mutex<Option<Arc<SnapshotHead>>>,
     status_list: Mutex<Option<SignedList>>,
 }
 
@@ -107,36 +107,35 @@ impl Publisher {
         })?)
     }
 
-    /// The newest snapshot younger than [`SNAPSHOT_MAX_AGE_MS`]: this process's, another
-    /// process's from the database, or a new one cut from the view and stored.
+    /// The newest stored snapshot younger than [`SNAPSHOT_MAX_AGE_MS`] (whichever process cut
+    /// it), or a new one cut from the view and stored. A compaction drops the snapshots it
+    /// outdates in its own transaction, so what is stored never points before the history floor;
+    /// a cut that a compaction overtook is not stored, and is cut again from the caught-up view.
     fn snapshot(&self, db: &Db, now_ms: i64) -> Result<Arc<SnapshotHead>, Failed> {
         let fresh =
             |head: &SnapshotHead| (0..SNAPSHOT_MAX_AGE_MS).contains(&(now_ms - head.made_at_ms));
-        let mut held = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(head) = held.as_ref()
-            && fresh(head)
-        {
-            return Ok(head.clone());
-        }
         if let Some(head) = db.latest_snapshot().map_err(DocumentError::from)?
             && fresh(&head)
         {
-            let head = Arc::new(head);
-            *held = Some(head.clone());
-            return Ok(head);
+            return Ok(Arc::new(head));
         }
         let key = keys::signing_key(db)?;
-        let cut = self.with_view(db, |view| documents::snapshot(view, &key, now_ms))?;
-        db.save_snapshot(&cut, SNAPSHOTS_KEPT)
-            .map_err(DocumentError::from)?;
-        let head = Arc::new(SnapshotHead {
-            chunks: cut.chunks_gzip.len() as i64,
-            snapshot_id: cut.snapshot_id,
-            manifest: cut.manifest,
-            made_at_ms: cut.made_at_ms,
-        });
-        *held = Some(head.clone());
-        Ok(head)
+        let mut attempts = 0;
+        loop {
+            let cut = self.with_view(db, |view| documents::snapshot(view, &key, now_ms))?;
+            attempts += 1;
+            let stored = db
+                .save_snapshot(&cut, SNAPSHOTS_KEPT)
+                .map_err(DocumentError::from)?;
+            if stored || attempts >= 3 {
+                return Ok(Arc::new(SnapshotHead {
+                    chunks: cut.chunks_gzip.len() as i64,
+                    snapshot_id: cut.snapshot_id,
+                    manifest: cut.manifest,
+                    made_at_ms: cut.made_at_ms,
+                }));
+            }
+        }
     }
 }
 

@@ -370,6 +370,8 @@ mod tests {
         assert!(a.at < r.at);
         assert!(r.beats(&a));
         assert!(!a.beats(&r));
+        // Built from an action admitted elsewhere: the same step.
+        assert_eq!(ForkStep::new(ActionKind::Reject, &rejected).unwrap(), r);
         // Arrival order does not matter: the winner of (x, y) is the winner of (y, x).
         let winner = |x: &ForkStep, y: &ForkStep| if y.beats(x) { y.clone() } else { x.clone() };
         assert_eq!(winner(&a, &r), winner(&r, &a));

@@ -449,6 +449,8 @@ pub struct StoredSnapshot {
     pub snapshot_id: String,
     pub manifest: Vec<u8>,
     pub made_at_ms: i64,
+    /// The feed `seq` it was cut at: a compaction past it drops it ([`Db::compact`]).
+    pub cursor_seq: i64,
     pub chunks_gzip: Vec<Vec<u8>>,
 }
 
@@ -459,6 +461,27 @@ pub struct SnapshotHead {
     pub manifest: Vec<u8>,
     pub made_at_ms: i64,
     pub chunks: i64,
+}
+
+/// The flags to store with a newly applied record: for a work session, the machine and licence
+/// the registry does not hold and another welder's certificate ([`crate::validate::session_flags`];
+/// `pusher` is the pushing device's role and person id); `holds(entity)` says whether
+/// the registry's newest change of a feed entity is not a delete.
+pub(crate) fn record_flags_of(
+    kind: &str,
+    payload: &str,
+    pusher: Option<(Role, &str)>,
+    mut holds: impl FnMut(&str) -> Result<bool, DbError>,
+) -> Result<Vec<&'static str>, DbError> {
+    if kind != "work_session" {
+        return Ok(Vec::new());
+    }
+    let Ok(session) = serde_json::from_str::<weldguard_core::store::WorkSession>(payload) else {
+        return Ok(Vec::new());
+    };
+    crate::validate::session_flags(&session, pusher, |collection, id| {
+        holds(&format!("{}{id}", collection_prefix(collection)))
+    })
 }
 
 /// Serialise a change for the feed.
@@ -679,6 +702,9 @@ impl Db {
         let mut out = Vec::with_capacity(items.len());
         for (key, kind, payload) in items {
             out.push(if *kind == PERMIT_STEP_KIND {
+                if !out.is_empty() {
+                    self.let_others_in();
+                }
                 self.push_permit_step(device_id, key, payload, admit)?
             } else {
                 plain_results
@@ -687,6 +713,15 @@ impl Db {
             });
         }
         Ok(out)
+    }
+
+    /// Between two permit steps of one push on SQLite, give a request waiting for the connection
+    /// (`/health`, another device) its turn: the mutex is not fair, and a thread that unlocks and
+    /// locks again at once would keep it for the whole batch (up to 500 steps).
+    fn let_others_in(&self) {
+        if let Db::Sqlite(_) = self {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
 
     /// Place one permit step (see [`crate::permits`]) in its own transaction.
@@ -739,6 +774,15 @@ impl Db {
         }
     }
 
+    /// The flags stored with the record under `key` (stable codes such as
+    /// `session.unknown_machine`, [`crate::validate`]), sorted.
+    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).record_flags(key),
+            Db::Postgres(p) => p.record_flags(key),
+        }
+    }
+
     /// The stored records (of one kind), in arrival order.
     pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
         match self {
@@ -770,7 +814,9 @@ impl Db {
     }
 
     /// Forget history through `through` (default: everything): keep the newest change of each
-    /// entity, drop tombstones. Returns the new floor.
+    /// entity, drop tombstones, and drop the stored snapshots cut before the new floor (a device
+    /// loading one would be sent to a cursor the feed no longer serves), all in one transaction.
+    /// Returns the new floor.
     pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).compact(through),
@@ -787,8 +833,9 @@ impl Db {
     }
 
     /// Store a published snapshot (once per id, also across processes) and drop all but the
-    /// newest `keep`, so a device still downloading the previous one can finish.
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+    /// newest `keep`, so a device still downloading the previous one can finish. `false` (nothing
+    /// stored) when a compaction committed past its cursor meanwhile.
+    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
         match self {
             Db::Sqlite(m) => Self::sqlite(m).save_snapshot(snapshot, keep),
             Db::Postgres(p) => p.save_snapshot(snapshot, keep),
@@ -1028,6 +1075,82 @@ mod tests {
             Err(DbError::BadEnrolmentCode)
         ));
         assert_eq!(db.caller("nope").unwrap(), None);
+    }
+
+    /// An enrolment with a person id and permit roles puts the device's key in the signer
+    /// directory, with its end once the device is disabled; a welder's phone recording someone
+    /// else's certificate is kept and flagged; a welder is named by id.
+    fn signers_come_from_enrolments_and_other_welders_certificates_are_flagged(backend: Backend) {
+        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        let Some((db, _fixture)) = open(backend, "signers") else {
+            return;
+        };
+        let key = SoftwareSigner::generate().unwrap();
+        let signer = Grant {
+            person: "周八".into(),
+            person_id: Some("S-004".into()),
+            role: Role::Supervisor,
+            permit_roles: vec!["unit_head".into()],
+        };
+        let (_, approver) = db
+            .enrol(
+                &db.create_enrolment(&signer).unwrap(),
+                &to_hex(&key.public_key()),
+                "p",
+            )
+            .unwrap();
+        assert_eq!(approver.person_id, "S-004");
+        let welder = Grant {
+            person: "李四".into(),
+            person_id: Some("T370983199001011234".into()),
+            role: Role::Welder,
+            permit_roles: Vec::new(),
+        };
+        let (token, caller) = db
+            .enrol(&db.create_enrolment(&welder).unwrap(), "04ab", "p")
+            .unwrap();
+        assert_eq!(
+            db.caller(&token).unwrap().unwrap().person_id,
+            "T370983199001011234"
+        );
+        // Only who signs is in the directory.
+        let entries = db.signer_entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].person_id.as_str(), entries[0].roles.clone()),
+            ("S-004", vec!["unit_head".to_owned()])
+        );
+        assert_eq!(entries[0].public_key, key.public_key());
+        assert_eq!(entries[0].valid_until, None);
+        assert!(db.disable_device(&approver.device_id).unwrap());
+        assert!(db.signer_entries().unwrap()[0].valid_until.is_some());
+        // The welder's phone starts work with their own certificate, then with someone else's.
+        let session = |id: &str, cert: &str| {
+            serde_json::to_string(&weldguard_core::store::WorkSession {
+                id: id.into(),
+                machine_id: "M-1".into(),
+                certificate_no: cert.into(),
+                started_at_ms: now_ms() - 60_000,
+                allowed: true,
+                reason_codes: vec![],
+                permit_id: None,
+                created_at_ms: now_ms() - 60_000,
+            })
+            .unwrap()
+        };
+        let (own, other) = (
+            session("s-own", "T370983199001011234"),
+            session("s-other", "T370983198001011111"),
+        );
+        let items = [
+            ("s-own", "work_session", own.as_str()),
+            ("s-other", "work_session", other.as_str()),
+        ];
+        db.insert_records(&caller.device_id, &items, &SuccessorOnly)
+            .unwrap();
+        let flags = |key| db.record_flags(key).unwrap();
+        assert!(!flags("s-own").contains(&"session.other_welders_certificate".to_owned()));
+        assert!(flags("s-other").contains(&"session.other_welders_certificate".to_owned()));
     }
 
     /// Tokens expire; a nonce signed with the enrolled key buys a new token once; every refusal
@@ -1294,6 +1417,7 @@ mod tests {
             snapshot_id: id.into(),
             manifest: format!("manifest of {id}").into_bytes(),
             made_at_ms: at,
+            cursor_seq: 0,
             chunks_gzip: vec![vec![1, 2, 3], format!("second of {id}").into_bytes()],
         };
         db.save_snapshot(&snap("s1", 1_000), 2).unwrap();
@@ -1321,6 +1445,41 @@ mod tests {
             "kept for late readers"
         );
         assert!(db.snapshot_chunk("s3", 1).unwrap().is_some());
+    }
+
+    /// A compaction drops, in its transaction, the snapshots cut before its new floor, keeps
+    /// those at or after it, and a snapshot cut before it is not stored afterwards.
+    fn compaction_drops_the_snapshots_it_outdates(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "compact-snapshots") else {
+            return;
+        };
+        let snap = |id: &str, at: i64, cursor_seq: i64| StoredSnapshot {
+            snapshot_id: id.into(),
+            manifest: id.as_bytes().to_vec(),
+            made_at_ms: at,
+            cursor_seq,
+            chunks_gzip: vec![vec![1]],
+        };
+        let first = db
+            .write_changes(&[RegistryChange::Bind(bind("M1", "T1"))])
+            .unwrap();
+        assert!(db.save_snapshot(&snap("old", 1_000, first), 2).unwrap());
+        let top = db
+            .write_changes(&[RegistryChange::Unbind(bind("M1", "T1"))])
+            .unwrap();
+        assert!(db.save_snapshot(&snap("top", 2_000, top), 2).unwrap());
+        assert_eq!(db.compact(Some(top)).unwrap(), top);
+        assert_eq!(db.latest_snapshot().unwrap().unwrap().snapshot_id, "top");
+        assert_eq!(db.snapshot_chunk("old", 0).unwrap(), None);
+        // Newer than "top" but cut before the floor: not published.
+        assert!(!db.save_snapshot(&snap("late", 3_000, first), 2).unwrap());
+        assert_eq!(db.latest_snapshot().unwrap().unwrap().snapshot_id, "top");
+        // A compaction past "top" drops it too.
+        let newest = db
+            .write_changes(&[RegistryChange::Bind(bind("M2", "T2"))])
+            .unwrap();
+        db.compact(Some(newest)).unwrap();
+        assert_eq!(db.latest_snapshot().unwrap(), None);
     }
 
     /// Permit steps on the database: applied, duplicate, a fork decided the same in both arrival
@@ -1587,5 +1746,7 @@ mod tests {
         permit_forks_end_on_the_same_head_in_either_order,
         concurrent_forks_leave_one_head,
         a_disabled_device_loses_its_token_and_its_refresh,
+        compaction_drops_the_snapshots_it_outdates,
+        signers_come_from_enrolments_and_other_welders_certificates_are_flagged,
     );
 }

@@ -24,10 +24,12 @@ use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
     MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
     SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
-    roles_json, tombstone_seqs,
+    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
+    refresh_signature_ok, roles_json, tombstone_seqs,
 };
-use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow};
+use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use weldguard_core::permit::ForkStep;
+use weldguard_core::store::permits::action_name;
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -38,6 +40,11 @@ pub const KEYS_LOCK: i64 = 0x7767_6b65_7973;
 /// Advisory lock serialising permit step placement ("wgpermit"): two server processes never place
 /// steps of one permit at once, and head feed seqs commit in the order they are drawn.
 pub const PERMITS_LOCK: i64 = 0x7767_7065_726d_6974;
+
+/// Advisory lock serialising snapshot saves with compaction ("wgsnap"): a snapshot cut before a
+/// compaction's floor is either dropped by it or refused after it, never left behind. Compaction
+/// takes it after [`FEED_LOCK`]; a save takes only this one, so feed writers never wait on a save.
+pub const SNAPSHOTS_LOCK: i64 = 0x7767_736e_6170;
 
 /// How many connections one server process opens at most.
 const MAX_OPEN: usize = 16;
@@ -154,7 +161,33 @@ CREATE TABLE permit_steps (
 );
 CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id, arrival);
 "#,
-    // 6: who a device's person is (the id permits name them by) and the permit roles they may
+    // 6: bounded permit step placement (crate::permits): per step, the key of its version's event
+    // log and how it was admitted over its base, so a new step finds its base by an index and no
+    // stored version is re-parsed; indexes for the rival lookup and the lost-step caps. Rows
+    // stored before are filled in by `backfill_step_facts` right after.
+    r#"
+ALTER TABLE permit_steps ADD COLUMN events_key BYTEA;
+ALTER TABLE permit_steps ADD COLUMN events_count BIGINT;
+ALTER TABLE permit_steps ADD COLUMN signatures_count BIGINT;
+ALTER TABLE permit_steps ADD COLUMN fork_action TEXT;
+ALTER TABLE permit_steps ADD COLUMN fork_at BIGINT;
+CREATE INDEX permit_steps_by_events ON permit_steps (permit_id, events_key);
+CREATE INDEX permit_steps_by_base ON permit_steps (base_step, status);
+CREATE INDEX permit_steps_by_status ON permit_steps (permit_id, status);
+CREATE INDEX permit_steps_by_device ON permit_steps (device_id, status, received_at_ms);
+"#,
+    // 7: flags on stored records (what the platform kept but could not vouch for, e.g. a work
+    // session naming a machine the registry does not hold; crate::validate), and each snapshot's
+    // feed position, so a compaction drops the snapshots it outdates.
+    r#"
+CREATE TABLE record_flags (
+    idempotency_key TEXT NOT NULL,
+    flag            TEXT NOT NULL,
+    PRIMARY KEY (idempotency_key, flag)
+);
+ALTER TABLE snapshots ADD COLUMN cursor_seq BIGINT;
+"#,
+    // 8: who a device's person is (the id permits name them by) and the permit roles they may
     // sign as: the signer directory (docs/adr/0014-who-may-sign-what.md).
     r#"
 ALTER TABLE enrolment_codes ADD COLUMN person_id TEXT;
@@ -607,6 +640,16 @@ impl PgDb {
         }
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
+        let pusher: Option<(String, String)> = tx
+            .query_opt(
+                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
+                &[&device_id],
+            )?
+            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        let pusher = pusher
+            .as_ref()
+            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
         // ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key (another server)
         // to finish, so a key is applied by exactly one transaction.
         let inserted: HashSet<String> = tx
@@ -628,6 +671,21 @@ impl PgDb {
             .iter()
             .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
             .collect::<Result<_, postgres::Error>>()?;
+        for (key, kind, payload) in items {
+            if !inserted.contains(*key) {
+                continue;
+            }
+            let flags = record_flags_of(kind, payload, pusher, |entity| {
+                registry_holds(&mut tx, entity)
+            })?;
+            for flag in flags {
+                tx.execute(
+                    "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                    &[key, &flag],
+                )?;
+            }
+        }
         tx.commit()?;
         let mut claimed: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
@@ -648,6 +706,19 @@ impl PgDb {
             out.push(verdict);
         }
         Ok(out)
+    }
+
+    /// The flags stored with the record under `key`, sorted.
+    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        let mut conn = self.pool.get()?;
+        conn.client()?
+            .query(
+                "SELECT flag FROM record_flags WHERE idempotency_key = $1 ORDER BY flag",
+                &[&key],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
     }
 
     pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
@@ -748,6 +819,13 @@ impl PgDb {
             "INSERT INTO server_meta (key, value) VALUES ('history_floor', $1) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             &[&through.to_string()],
+        )?;
+        // The snapshots cut before the new floor would send devices to a cursor the feed no
+        // longer serves: gone with the history, in this transaction (chunks cascade).
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE cursor_seq IS NULL OR cursor_seq < $1",
+            &[&through],
         )?;
         tx.commit()?;
         Ok(through)
@@ -933,42 +1011,101 @@ impl PermitLedger for PgLedger<'_, '_> {
             .transpose()?)
     }
 
-    fn head_step(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+    fn head(&mut self, permit_id: &str) -> Result<Option<StepRow>, DbError> {
+        self.0
+            .query_opt(
+                "SELECT step_id, action, body FROM permit_heads WHERE permit_id = $1 FOR UPDATE",
+                &[&permit_id],
+            )?
+            .map(|r| {
+                Ok(StepRow {
+                    step_id: r.try_get(0)?,
+                    base: None,
+                    status: crate::permits::APPLIED.into(),
+                    action: r.try_get(1)?,
+                    body: r.try_get(2)?,
+                    fork: None,
+                })
+            })
+            .transpose()
+    }
+
+    fn steps_by_events(
+        &mut self,
+        permit_id: &str,
+        events_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StepRow>, DbError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.0
+            .query(
+                &format!(
+                    "SELECT {STEP_COLUMNS} FROM permit_steps WHERE permit_id = $1 \
+                     AND events_key = $2 ORDER BY CASE status WHEN 'applied' THEN 0 \
+                     WHEN 'superseded' THEN 1 ELSE 2 END, arrival LIMIT $3"
+                ),
+                &[&permit_id, &events_key, &limit],
+            )?
+            .iter()
+            .map(step_row)
+            .collect()
+    }
+
+    fn applied_successor(&mut self, step_id: &str) -> Result<Option<StepRow>, DbError> {
+        self.0
+            .query_opt(
+                &format!(
+                    "SELECT {STEP_COLUMNS} FROM permit_steps WHERE base_step = $1 \
+                     AND status = 'applied' ORDER BY arrival LIMIT 1"
+                ),
+                &[&step_id],
+            )?
+            .as_ref()
+            .map(step_row)
+            .transpose()
+    }
+
+    fn base_of(&mut self, step_id: &str) -> Result<Option<Option<String>>, DbError> {
         Ok(self
             .0
             .query_opt(
-                "SELECT step_id FROM permit_heads WHERE permit_id = $1 FOR UPDATE",
-                &[&permit_id],
+                "SELECT base_step FROM permit_steps WHERE step_id = $1",
+                &[&step_id],
             )?
             .map(|r| r.try_get(0))
             .transpose()?)
     }
 
-    fn steps(&mut self, permit_id: &str) -> Result<Vec<StepRow>, DbError> {
-        self.0
-            .query(
-                "SELECT step_id, base_step, status, action, body FROM permit_steps \
-                 WHERE permit_id = $1 ORDER BY arrival",
+    fn lost_counts(
+        &mut self,
+        permit_id: &str,
+        device_id: &str,
+        since_ms: i64,
+    ) -> Result<(i64, i64), DbError> {
+        let per_permit: i64 = self
+            .0
+            .query_one(
+                "SELECT count(*) FROM permit_steps WHERE permit_id = $1 AND status = 'lost'",
                 &[&permit_id],
             )?
-            .iter()
-            .map(|r| {
-                Ok(StepRow {
-                    step_id: r.try_get(0)?,
-                    base: r.try_get(1)?,
-                    status: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    body: r.try_get(4)?,
-                })
-            })
-            .collect()
+            .try_get(0)?;
+        let per_device: i64 = self
+            .0
+            .query_one(
+                "SELECT count(*) FROM permit_steps WHERE device_id = $1 AND status = 'lost' \
+                 AND received_at_ms >= $2",
+                &[&device_id, &since_ms],
+            )?
+            .try_get(0)?;
+        Ok((per_permit, per_device))
     }
 
     fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
         self.0.execute(
             "INSERT INTO permit_steps (step_id, permit_id, base_step, action, digest, status, \
-             reason, body, device_id, received_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             reason, body, device_id, received_at_ms, events_key, events_count, \
+             signatures_count, fork_action, fork_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             &[
                 &s.step_id,
                 &s.permit_id,
@@ -980,6 +1117,11 @@ impl PermitLedger for PgLedger<'_, '_> {
                 &s.body,
                 &s.device_id,
                 &s.at_ms,
+                &s.facts.events_key,
+                &s.facts.events,
+                &s.facts.signatures,
+                &s.fork.map(|f| action_name(f.action)),
+                &s.fork.map(|f| f.at),
             ],
         )?;
         Ok(())
@@ -1042,6 +1184,62 @@ impl PermitLedger for PgLedger<'_, '_> {
     }
 }
 
+/// Whether the registry currently holds `entity` (its newest change is not a delete).
+fn registry_holds(tx: &mut Transaction<'_>, entity: &str) -> Result<bool, DbError> {
+    let newest: Option<String> = tx
+        .query_opt(
+            "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+            &[&entity],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(newest.is_some_and(|json| {
+        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
+    }))
+}
+
+/// The columns [`step_row`] reads.
+const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
+
+fn step_row(r: &::postgres::Row) -> Result<StepRow, DbError> {
+    let fork_action: Option<String> = r.try_get(6)?;
+    let fork_at: Option<i64> = r.try_get(7)?;
+    let digest: String = r.try_get(5)?;
+    Ok(StepRow {
+        step_id: r.try_get(0)?,
+        base: r.try_get(1)?,
+        status: r.try_get(2)?,
+        action: r.try_get(3)?,
+        body: r.try_get(4)?,
+        fork: match (fork_action.as_deref().and_then(action_from_name), fork_at) {
+            (Some(action), Some(at)) => Some(ForkStep { action, at, digest }),
+            _ => None,
+        },
+    })
+}
+
+/// Fill the event-log facts of steps stored before migration 6 (each parsed once).
+fn backfill_step_facts(tx: &mut Transaction<'_>) -> Result<(), DbError> {
+    let rows = tx.query(
+        "SELECT step_id, body FROM permit_steps WHERE events_key IS NULL",
+        &[],
+    )?;
+    for row in rows {
+        let step_id: String = row.try_get(0)?;
+        let body: String = row.try_get(1)?;
+        let Ok(permit) = serde_json::from_str::<weldguard_core::permit::Permit>(&body) else {
+            continue;
+        };
+        let f = crate::permits::version_facts(&permit);
+        tx.execute(
+            "UPDATE permit_steps SET events_key = $2, events_count = $3, signatures_count = $4 \
+             WHERE step_id = $1",
+            &[&step_id, &f.events_key, &f.events, &f.signatures],
+        )?;
+    }
+    Ok(())
+}
+
 /// The newest seq visible in this transaction's snapshot (not the sequence's value: a seq drawn
 /// by a writer that has not committed must not be counted), at least the history floor.
 fn high_water(tx: &mut Transaction<'_>) -> Result<i64, DbError> {
@@ -1093,6 +1291,9 @@ fn migrate(client: &mut Client) -> Result<String, DbError> {
         let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
         tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&v])?;
     }
+    if version < 6 {
+        backfill_step_facts(&mut tx)?;
+    }
     tx.execute(
         "INSERT INTO server_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
         &[&random_hex(8)?],
@@ -1106,19 +1307,25 @@ fn migrate(client: &mut Client) -> Result<String, DbError> {
 
 /// Published snapshots, shared by every server process on the database.
 impl PgDb {
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
+        // Serialised with compaction: a snapshot older than the floor is not published.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
+        if snapshot.cursor_seq < floor(&mut tx)? {
+            return Ok(false);
+        }
         let chunks = snapshot.chunks_gzip.len() as i64;
         // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
         let inserted = tx.execute(
-            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (snapshot_id) DO NOTHING",
+            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, cursor_seq) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snapshot_id) DO NOTHING",
             &[
                 &snapshot.snapshot_id,
                 &snapshot.manifest,
                 &snapshot.made_at_ms,
                 &chunks,
+                &snapshot.cursor_seq,
             ],
         )?;
         if inserted == 1 {
@@ -1136,7 +1343,7 @@ impl PgDb {
             &[&keep],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {

@@ -14,10 +14,12 @@ use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
     MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
     SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, refresh_signature_ok,
-    roles_json, tombstone_seqs,
+    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
+    refresh_signature_ok, roles_json, tombstone_seqs,
 };
-use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow};
+use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use weldguard_core::permit::ForkStep;
+use weldguard_core::store::permits::action_name;
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -127,7 +129,33 @@ CREATE TABLE permit_steps (
 ) STRICT;
 CREATE INDEX permit_steps_by_permit ON permit_steps (permit_id);
 "#,
-    // 6: who a device's person is (the id permits name them by) and the permit roles they may
+    // 6: bounded permit step placement (crate::permits): per step, the key of its version's event
+    // log and how it was admitted over its base, so a new step finds its base by an index and no
+    // stored version is re-parsed; indexes for the rival lookup and the lost-step caps. Rows
+    // stored before are filled in by `backfill_step_facts` right after.
+    r#"
+ALTER TABLE permit_steps ADD COLUMN events_key BLOB;
+ALTER TABLE permit_steps ADD COLUMN events_count INTEGER;
+ALTER TABLE permit_steps ADD COLUMN signatures_count INTEGER;
+ALTER TABLE permit_steps ADD COLUMN fork_action TEXT;
+ALTER TABLE permit_steps ADD COLUMN fork_at INTEGER;
+CREATE INDEX permit_steps_by_events ON permit_steps (permit_id, events_key);
+CREATE INDEX permit_steps_by_base ON permit_steps (base_step, status);
+CREATE INDEX permit_steps_by_status ON permit_steps (permit_id, status);
+CREATE INDEX permit_steps_by_device ON permit_steps (device_id, status, received_at_ms);
+"#,
+    // 7: flags on stored records (what the platform kept but could not vouch for, e.g. a work
+    // session naming a machine the registry does not hold; crate::validate), and each snapshot's
+    // feed position, so a compaction drops the snapshots it outdates.
+    r#"
+CREATE TABLE record_flags (
+    idempotency_key TEXT NOT NULL,
+    flag            TEXT NOT NULL,
+    PRIMARY KEY (idempotency_key, flag)
+) STRICT;
+ALTER TABLE snapshots ADD COLUMN cursor_seq INTEGER;
+"#,
+    // 8: who a device's person is (the id permits name them by) and the permit roles they may
     // sign as: the signer directory (docs/adr/0014-who-may-sign-what.md).
     r#"
 ALTER TABLE enrolment_codes ADD COLUMN person_id TEXT;
@@ -484,6 +512,15 @@ impl SqliteDb {
     ) -> Result<Vec<Insert>, DbError> {
         let at = now_ms();
         let tx = self.immediate()?;
+        let pusher: Option<(String, String)> = tx
+            .prepare_cached(
+                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = ?1",
+            )?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let pusher = pusher
+            .as_ref()
+            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
         let mut out = Vec::with_capacity(items.len());
         {
             let mut find =
@@ -500,6 +537,15 @@ impl SqliteDb {
                     Some(_) => Insert::Conflict,
                     None => {
                         insert.execute(params![key, kind, payload, digest, device_id, at])?;
+                        for flag in record_flags_of(kind, payload, pusher, |entity| {
+                            registry_holds(&tx, entity)
+                        })? {
+                            tx.prepare_cached(
+                                "INSERT OR IGNORE INTO record_flags (idempotency_key, flag) \
+                                 VALUES (?1, ?2)",
+                            )?
+                            .execute(params![key, flag])?;
+                        }
                         Insert::Applied
                     }
                 });
@@ -507,6 +553,17 @@ impl SqliteDb {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// The flags stored with the record under `key`, sorted.
+    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT flag FROM record_flags WHERE idempotency_key = ?1 ORDER BY flag",
+        )?;
+        let rows = stmt
+            .query_map([key], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
@@ -597,6 +654,17 @@ impl SqliteDb {
         tx.execute(
             "INSERT OR REPLACE INTO server_meta (key, value) VALUES ('history_floor', ?1)",
             [through.to_string()],
+        )?;
+        // The snapshots cut before the new floor would send devices to a cursor the feed no
+        // longer serves: gone with the history, in this transaction.
+        tx.execute(
+            "DELETE FROM snapshot_chunks WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
+             WHERE cursor_seq IS NULL OR cursor_seq < ?1)",
+            [through],
+        )?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE cursor_seq IS NULL OR cursor_seq < ?1",
+            [through],
         )?;
         tx.commit()?;
         Ok(through)
@@ -762,39 +830,95 @@ impl PermitLedger for SqliteLedger<'_, '_> {
             .optional()?)
     }
 
-    fn head_step(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+    fn head(&mut self, permit_id: &str) -> Result<Option<StepRow>, DbError> {
         Ok(self
             .0
-            .prepare_cached("SELECT step_id FROM permit_heads WHERE permit_id = ?1")?
-            .query_row([permit_id], |r| r.get(0))
+            .prepare_cached("SELECT step_id, action, body FROM permit_heads WHERE permit_id = ?1")?
+            .query_row([permit_id], |r| {
+                Ok(StepRow {
+                    step_id: r.get(0)?,
+                    base: None,
+                    status: crate::permits::APPLIED.into(),
+                    action: r.get(1)?,
+                    body: r.get(2)?,
+                    fork: None,
+                })
+            })
             .optional()?)
     }
 
-    fn steps(&mut self, permit_id: &str) -> Result<Vec<StepRow>, DbError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT step_id, base_step, status, action, body FROM permit_steps \
-             WHERE permit_id = ?1 ORDER BY rowid",
-        )?;
+    fn steps_by_events(
+        &mut self,
+        permit_id: &str,
+        events_key: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StepRow>, DbError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {STEP_COLUMNS} FROM permit_steps WHERE permit_id = ?1 AND events_key = ?2 \
+             ORDER BY CASE status WHEN 'applied' THEN 0 WHEN 'superseded' THEN 1 ELSE 2 END, \
+             rowid LIMIT ?3"
+        ))?;
         let rows = stmt
-            .query_map([permit_id], |r| {
-                Ok(StepRow {
-                    step_id: r.get(0)?,
-                    base: r.get(1)?,
-                    status: r.get(2)?,
-                    action: r.get(3)?,
-                    body: r.get(4)?,
-                })
-            })?
+            .query_map(
+                params![
+                    permit_id,
+                    events_key,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                step_row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn applied_successor(&mut self, step_id: &str) -> Result<Option<StepRow>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {STEP_COLUMNS} FROM permit_steps WHERE base_step = ?1 \
+                 AND status = 'applied' ORDER BY rowid LIMIT 1"
+            ))?
+            .query_row([step_id], step_row)
+            .optional()?)
+    }
+
+    fn base_of(&mut self, step_id: &str) -> Result<Option<Option<String>>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT base_step FROM permit_steps WHERE step_id = ?1")?
+            .query_row([step_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn lost_counts(
+        &mut self,
+        permit_id: &str,
+        device_id: &str,
+        since_ms: i64,
+    ) -> Result<(i64, i64), DbError> {
+        let per_permit: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT count(*) FROM permit_steps WHERE permit_id = ?1 AND status = 'lost'",
+            )?
+            .query_row([permit_id], |r| r.get(0))?;
+        let per_device: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT count(*) FROM permit_steps WHERE device_id = ?1 AND status = 'lost' \
+                 AND received_at_ms >= ?2",
+            )?
+            .query_row(params![device_id, since_ms], |r| r.get(0))?;
+        Ok((per_permit, per_device))
     }
 
     fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
         self.0
             .prepare_cached(
                 "INSERT INTO permit_steps (step_id, permit_id, base_step, action, digest, status, \
-                 reason, body, device_id, received_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 reason, body, device_id, received_at_ms, events_key, events_count, \
+                 signatures_count, fork_action, fork_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 s.step_id,
@@ -806,7 +930,12 @@ impl PermitLedger for SqliteLedger<'_, '_> {
                 s.reason,
                 s.body,
                 s.device_id,
-                s.at_ms
+                s.at_ms,
+                s.facts.events_key,
+                s.facts.events,
+                s.facts.signatures,
+                s.fork.map(|f| action_name(f.action)),
+                s.fork.map(|f| f.at),
             ])?;
         Ok(())
     }
@@ -870,6 +999,57 @@ impl PermitLedger for SqliteLedger<'_, '_> {
     }
 }
 
+/// Whether the registry currently holds `entity` (its newest change is not a delete).
+fn registry_holds(tx: &Transaction<'_>, entity: &str) -> Result<bool, DbError> {
+    let newest: Option<String> = tx
+        .prepare_cached("SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1")?
+        .query_row([entity], |r| r.get(0))
+        .optional()?;
+    Ok(newest.is_some_and(|json| {
+        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
+    }))
+}
+
+/// The columns [`step_row`] reads.
+const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
+
+fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
+    let fork_action: Option<String> = r.get(6)?;
+    let fork_at: Option<i64> = r.get(7)?;
+    let digest: String = r.get(5)?;
+    Ok(StepRow {
+        step_id: r.get(0)?,
+        base: r.get(1)?,
+        status: r.get(2)?,
+        action: r.get(3)?,
+        body: r.get(4)?,
+        fork: match (fork_action.as_deref().and_then(action_from_name), fork_at) {
+            (Some(action), Some(at)) => Some(ForkStep { action, at, digest }),
+            _ => None,
+        },
+    })
+}
+
+/// Fill the event-log facts of steps stored before migration 6 (each parsed once, at start).
+fn backfill_step_facts(tx: &Transaction<'_>) -> Result<(), DbError> {
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT step_id, body FROM permit_steps WHERE events_key IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare(
+        "UPDATE permit_steps SET events_key = ?2, events_count = ?3, signatures_count = ?4 \
+         WHERE step_id = ?1",
+    )?;
+    for (step_id, body) in rows {
+        let Ok(permit) = serde_json::from_str::<weldguard_core::permit::Permit>(&body) else {
+            continue;
+        };
+        let f = crate::permits::version_facts(&permit);
+        update.execute(params![step_id, f.events_key, f.events, f.signatures])?;
+    }
+    Ok(())
+}
+
 fn high_water(tx: &Transaction<'_>) -> Result<i64, DbError> {
     let max: Option<i64> = tx.query_row("SELECT max(seq) FROM changes", [], |r| r.get(0))?;
     Ok(max.unwrap_or(0).max(floor(tx)?))
@@ -904,22 +1084,30 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
             i64::try_from(i + 1).unwrap_or(i64::MAX),
         )?;
     }
+    if version < 6 {
+        backfill_step_facts(&tx)?;
+    }
     tx.commit()?;
     Ok(())
 }
 
 /// Published snapshots, shared by every server process on the file.
 impl SqliteDb {
-    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot, keep: u32) -> Result<(), DbError> {
+    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
         let tx = self.immediate()?;
+        if snapshot.cursor_seq < floor(&tx)? {
+            // Cut from a view older than a compaction that committed meanwhile: not published.
+            return Ok(false);
+        }
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks) \
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, \
+             cursor_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 snapshot.snapshot_id,
                 snapshot.manifest,
                 snapshot.made_at_ms,
-                snapshot.chunks_gzip.len() as i64
+                snapshot.chunks_gzip.len() as i64,
+                snapshot.cursor_seq
             ],
         )?;
         if inserted == 1 {
@@ -942,7 +1130,7 @@ impl SqliteDb {
             tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn latest_snapshot(&mut self) -> Result<Option<SnapshotHead>, DbError> {
