@@ -116,6 +116,11 @@ impl ApiError {
     }
 
     /// `429 rate.limited`, to be retried after `secs` seconds (at least 1).
+    /// The stable code of the error.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     pub(crate) fn rate_limited(secs: u64) -> Self {
         let secs = secs.max(1);
         ApiError {

@@ -100,18 +100,33 @@ fn profiles() -> ApiResult<ProfileSet> {
 
 /// The directory as the database holds it now, sequenced by its latest change.
 pub fn current_directory(db: &Db, now_ms: i64) -> Result<SignerDirectory, DbError> {
-    let entries = db.signer_entries()?;
-    let sequence = entries
+    let rows = db.signer_rows()?;
+    let entries = rows
         .iter()
-        .flat_map(|e| [Some(e.valid_from), e.valid_until])
-        .flatten()
-        .max()
-        .unwrap_or(0);
+        .map(crate::db::SignerRow::entry)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(SignerDirectory::new(
-        u64::try_from(sequence).unwrap_or(0),
+        directory_sequence(&rows),
         now_ms.div_euclid(1000),
         entries,
     ))
+}
+
+/// A directory's sequence: its latest change in milliseconds (an enrolment or a disabling),
+/// times 1024, plus the number of entries modulo 1024. Every change raises it: a later change by
+/// at least 1024 minus what the count can lose, a second enrolment in the same millisecond by one.
+fn directory_sequence(rows: &[crate::db::SignerRow]) -> u64 {
+    let latest = rows
+        .iter()
+        .flat_map(|r| [Some(r.enrolled_at_ms), r.disabled_at_ms])
+        .flatten()
+        .max()
+        .unwrap_or(0);
+    let count = u64::try_from(rows.len() % 1024).unwrap_or(0);
+    u64::try_from(latest)
+        .unwrap_or(0)
+        .saturating_mul(1024)
+        .saturating_add(count)
 }
 
 /// `GET /v1/signers`: the signer directory signed with the platform's current issuer key.
@@ -231,4 +246,65 @@ impl crate::permits::AdmitStep for Admitter {
 /// A refusal's text: stable code, then the English message.
 pub fn explain(e: &PermitError) -> String {
     format!("{}: {}", e.code(), e.message_en())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::SignerRow;
+
+    fn row(enrolled_at_ms: i64, disabled_at_ms: Option<i64>) -> SignerRow {
+        SignerRow {
+            device_id: format!("d{enrolled_at_ms}"),
+            public_key_hex: String::new(),
+            person_id: "S-1".into(),
+            name: "孙七".into(),
+            permit_roles_json: "[\"supervisor\"]".into(),
+            enrolled_at_ms,
+            disabled_at_ms,
+        }
+    }
+
+    #[test]
+    fn every_change_of_the_directory_raises_its_sequence() {
+        let one = [row(1_000, None)];
+        let two_same_ms = [row(1_000, None), row(1_000, None)];
+        let disabled = [row(1_000, Some(1_001)), row(1_000, None)];
+        let later = [row(1_000, Some(1_001)), row(1_000, None), row(2_000, None)];
+        let seq: Vec<u64> = [&one[..], &two_same_ms, &disabled, &later]
+            .iter()
+            .map(|rows| directory_sequence(rows))
+            .collect();
+        assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+        assert_eq!(directory_sequence(&[]), 0);
+    }
+
+    #[test]
+    fn an_enrolment_grants_only_known_roles_and_needs_an_id_to_sign() {
+        use weldguard_core::sync::protocol::Role;
+        let ask = |person_id: Option<&str>, roles: &[&str]| {
+            check_grant(NewEnrolment {
+                person: "周八".into(),
+                role: Role::Supervisor,
+                person_id: person_id.map(str::to_owned),
+                permit_roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            })
+        };
+        assert!(ask(Some("S-004"), &["unit_head", "applicant"]).is_ok());
+        assert!(ask(None, &[]).is_ok());
+        let code = |r: ApiResult<Grant>| r.err().map(|e| e.code());
+        assert_eq!(
+            code(ask(Some("S-004"), &["god"])),
+            Some("request.bad_permit_roles")
+        );
+        assert_eq!(
+            code(ask(None, &["unit_head"])),
+            Some("request.bad_person_id")
+        );
+        assert_eq!(code(ask(Some(" "), &[])), Some("request.bad_person_id"));
+        assert_eq!(
+            code(ask(Some("a\u{0}b"), &[])),
+            Some("request.bad_person_id")
+        );
+    }
 }

@@ -661,11 +661,15 @@ impl Db {
 
     /// The signer directory's entries: every device whose person may sign permits.
     pub fn signer_entries(&self) -> Result<Vec<weldguard_core::signers::SignerEntry>, DbError> {
-        let rows = match self {
-            Db::Sqlite(m) => Self::sqlite(m).signer_rows()?,
-            Db::Postgres(p) => p.signer_rows()?,
-        };
-        rows.iter().map(SignerRow::entry).collect()
+        self.signer_rows()?.iter().map(SignerRow::entry).collect()
+    }
+
+    /// The stored rows behind the signer directory.
+    pub fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+        match self {
+            Db::Sqlite(m) => Self::sqlite(m).signer_rows(),
+            Db::Postgres(p) => p.signer_rows(),
+        }
     }
 
     /// Use an enrolment code (once): register the device and return (token, caller).
