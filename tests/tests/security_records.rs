@@ -75,6 +75,60 @@ fn token(server: &ServerProcess, person: &str, role: Role) -> String {
         .token
 }
 
+/// A device enrolled for a person named on permits by `person_id`, holding the key of the
+/// server fixture's `n`th signer (fixed secret `[n; 32]`) with `permit_roles`; its token.
+fn signer_token(
+    server: &ServerProcess,
+    (person, person_id): (&str, &str),
+    role: Role,
+    permit_roles: &[&str],
+    n: u8,
+) -> String {
+    use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+    let key = SoftwareSigner::from_secret(&[n; 32]).unwrap();
+    let code = admin(server)
+        .enrolment(&weldguard_core::sync::protocol::NewEnrolment {
+            person: person.into(),
+            role,
+            person_id: Some(person_id.into()),
+            permit_roles: permit_roles.iter().map(|r| (*r).to_owned()).collect(),
+        })
+        .unwrap();
+    SyncClient::new(&server.url(), None, policy())
+        .unwrap()
+        .enrol(&code.code, &to_hex(&key.public_key()), "phone")
+        .unwrap()
+        .token
+}
+
+/// The server fixture's three signers enrolled (applicant 张三, site checker 孙七, approver 周八);
+/// the site checker's token.
+fn fixture_signers(server: &ServerProcess) -> String {
+    let f = Fx::new();
+    let approver_role = f
+        .profile
+        .level(weldguard_core::permit::PermitLevel::Level2)
+        .unwrap()
+        .approver
+        .id
+        .clone();
+    signer_token(server, ("张三", "S-001"), Role::Welder, &["applicant"], 1);
+    signer_token(
+        server,
+        ("周八", "S-004"),
+        Role::Supervisor,
+        &[&approver_role],
+        3,
+    );
+    signer_token(
+        server,
+        ("孙七", "S-003"),
+        Role::Supervisor,
+        &["supervisor"],
+        2,
+    )
+}
+
 /// Push raw entries `(key, kind, payload)`; the per-entry `(status, reason)`.
 fn push(
     server: &ServerProcess,
@@ -149,8 +203,10 @@ impl HealthWatch {
     }
 }
 
-/// The attack of issue 14: one welder token pushes 1,000 approvals of a checked permit that all
-/// lose to the approval already applied (same safety, later time). The platform keeps at most
+/// The attack of issue 14: one token pushes 1,000 approvals of a checked permit that all lose to
+/// the approval already applied (same safety, later time). A welder's token can no longer report
+/// an approval at all (docs/adr/0014), so the attacker here is a supervisor's phone carrying
+/// approvals signed by the enrolled approver's key. The platform keeps at most
 /// `MAX_LOST_PER_PERMIT`, refuses the rest without storing them, `/health` stays under 1 s, and
 /// a legitimate step afterwards is placed in well under a second.
 #[test]
@@ -158,8 +214,8 @@ fn a_thousand_losing_steps_are_capped_and_neither_stall_the_platform_nor_the_nex
     let Some((server, data)) = start("lost-steps") else {
         return;
     };
-    let welder = token(&server, "李四", Role::Welder);
-    let supervisor = token(&server, "孙七", Role::Supervisor);
+    let supervisor = fixture_signers(&server);
+    let welder = token(&server, "吴九", Role::Supervisor);
     let f = Fx::new();
     let draft = f.draft();
     let submitted = f.step(&draft, "submit", DAY + 7 * H);
@@ -382,8 +438,9 @@ fn session(id: &str, machine_id: &str, certificate_no: &str, at_ms: i64) -> Stri
     .unwrap()
 }
 
-/// Start-work records: impossible times refused; a machine or licence the registry does not hold
-/// kept (the phone decided offline) and flagged.
+/// Start-work records: impossible times refused; a machine or licence the registry does not hold,
+/// or a welder's phone recording someone else's certificate, kept (the phone decided offline) and
+/// flagged.
 #[test]
 fn start_work_records_out_of_window_are_refused_and_unknown_machines_flagged() {
     let Some((server, data)) = start("sessions") else {
@@ -395,7 +452,13 @@ fn start_work_records_out_of_window_are_refused_and_unknown_machines_flagged() {
             RegistryChange::UpsertLicence(licence("T370983199001011234")),
         ])
         .unwrap();
-    let welder = token(&server, "李四", Role::Welder);
+    let welder = signer_token(
+        &server,
+        ("李四", "T370983199001011234"),
+        Role::Welder,
+        &[],
+        7,
+    );
     let now = weldguard_server::db::now_ms();
     let year_2999 = 32_503_680_000_000;
     let bad = [
@@ -442,10 +505,21 @@ fn start_work_records_out_of_window_are_refused_and_unknown_machines_flagged() {
     let flags = |k: &str| db.record_flags(k).unwrap();
     assert!(flags("w-ok").is_empty());
     assert_eq!(flags("w-nomachine"), vec!["session.unknown_machine"]);
-    assert_eq!(flags("w-nolicence"), vec!["session.unknown_licence"]);
+    // T999 is not the welder whose phone recorded it either.
+    assert_eq!(
+        flags("w-nolicence"),
+        vec![
+            "session.other_welders_certificate",
+            "session.unknown_licence"
+        ]
+    );
     assert_eq!(
         flags("w-neither"),
-        vec!["session.unknown_licence", "session.unknown_machine"]
+        vec![
+            "session.other_welders_certificate",
+            "session.unknown_licence",
+            "session.unknown_machine"
+        ]
     );
     let stored = admin(&server)
         .records(Some("work_session"))
@@ -474,7 +548,7 @@ fn unsigned_extra_fields_are_refused_and_never_stored() {
     let Some((server, _data)) = start("extra-fields") else {
         return;
     };
-    let supervisor = token(&server, "孙七", Role::Supervisor);
+    let supervisor = fixture_signers(&server);
     let f = Fx::new();
     let draft = f.draft();
     let (key, clean) = payload("s0", "draft", &draft);
