@@ -13,9 +13,10 @@ use weldguard_core::domain::{
 };
 use weldguard_core::inspect::{InspectionInput, Observation, Outcome, ScanOutcome, assess};
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, Evidence, GasReading, GeoPoint, NightHours, Permit,
-    PermitContent, PermitLevel, Person, PersonRole, ProfileSet, RuleContext, SampleEvidence,
-    Section, Site, WorkCalendar, WorkConditions, permit_findings, sample_answers, verify, vouch,
+    Action, Actor, Admission, Catalog, ChecklistAnswer, Evidence, GasReading, GeoPoint, NightHours,
+    Permit, PermitContent, PermitLevel, Person, PersonRole, ProfileSet, RuleContext,
+    SampleEvidence, Section, Site, WorkCalendar, WorkConditions, permit_findings, sample_answers,
+    verify, vouch,
 };
 use weldguard_core::signers::{SignerDirectory, SignerEntry};
 
@@ -176,8 +177,10 @@ fn main() {
         },
         Action::Complete { at: DAY + 12 * H },
     ];
+    let mut versions = vec![p.clone()];
     for a in steps {
         p.apply(&ctx, a).expect("step");
+        versions.push(p.clone());
     }
     let approved = p.clone();
     let mut post = answers(&catalog, &[Section::PostWork], 0);
@@ -212,6 +215,25 @@ fn main() {
         n * 10,
         || {
             black_box(vouch(black_box(&p), &profiles, Some(&directory))).expect("vouched");
+        },
+    );
+    // What the platform adds per pushed step: the replay of the action under the rules and the
+    // directory check (docs/adr/0014), here for the approval (draft, submit, check, approve).
+    let (checked, with_approval) = (&versions[2], &versions[3]);
+    let admission = Admission {
+        profiles: &profiles,
+        catalog: &catalog,
+        calendar: &calendar,
+        directory: &directory,
+        now: DAY + 30 * H,
+        skew_secs: 600,
+    };
+    time(
+        "platform admission of an approval (replay + directory)",
+        n,
+        || {
+            black_box(admission.admit(black_box(checked), black_box(with_approval)))
+                .expect("admitted");
         },
     );
     time("start-work permit check", n * 50, || {
