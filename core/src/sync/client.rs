@@ -162,6 +162,17 @@ pub enum StatusListCheck {
     Older { held: u64, received: u64 },
 }
 
+impl StatusListCheck {
+    /// What saving a verified document of `received` sequence did.
+    fn of(saved: StatusListSaved, received: u64) -> Self {
+        match saved {
+            StatusListSaved::Replaced => StatusListCheck::Updated { sequence: received },
+            StatusListSaved::Unchanged => StatusListCheck::Unchanged { sequence: received },
+            StatusListSaved::Older { held } => StatusListCheck::Older { held, received },
+        }
+    }
+}
+
 /// A client of one platform server, acting for one device (its token).
 pub struct SyncClient {
     base: String,
@@ -804,20 +815,8 @@ impl SyncClient {
         let list = verify_status_list(&document, trust, now / 1000, DOCUMENT_SKEW_SECS)
             .map_err(SyncError::StatusList)?;
         let signer = status_list_signer(&document);
-        Ok(
-            match store.save_status_list(&list, &signer, &document, now)? {
-                StatusListSaved::Replaced => StatusListCheck::Updated {
-                    sequence: list.sequence,
-                },
-                StatusListSaved::Unchanged => StatusListCheck::Unchanged {
-                    sequence: list.sequence,
-                },
-                StatusListSaved::Older { held } => StatusListCheck::Older {
-                    held,
-                    received: list.sequence,
-                },
-            },
-        )
+        let saved = store.save_status_list(&list, &signer, &document, now)?;
+        Ok(StatusListCheck::of(saved, list.sequence))
     }
 
     /// Fetch the signed signer directory (who may sign permits), verify it with `trust` and keep
@@ -836,20 +835,8 @@ impl SyncClient {
         let directory =
             crate::signers::verify_directory(&document, trust, now / 1000, DOCUMENT_SKEW_SECS)
                 .map_err(SyncError::SignerDirectory)?;
-        Ok(
-            match store.save_signer_directory(&directory, &document, now)? {
-                StatusListSaved::Replaced => StatusListCheck::Updated {
-                    sequence: directory.sequence,
-                },
-                StatusListSaved::Unchanged => StatusListCheck::Unchanged {
-                    sequence: directory.sequence,
-                },
-                StatusListSaved::Older { held } => StatusListCheck::Older {
-                    held,
-                    received: directory.sequence,
-                },
-            },
-        )
+        let saved = store.save_signer_directory(&directory, &document, now)?;
+        Ok(StatusListCheck::of(saved, directory.sequence))
     }
 
     /// Compare the registry cache with the platform's per-collection checksums; on drift, refetch
