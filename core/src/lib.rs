@@ -11,9 +11,12 @@
 //! - [`inspect`]: on-site inspections (逢查必核): scans, observations, violations, signature.
 //! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
 //! - [`sync`]: the device's sync client (push the outbox, pull registry changes) and the wire protocol.
+//! - [`app`]: the application layer: one service per user task, called by the FFI, the CLI and the
+//!   demo alike.
 //! - [`api`]: the UniFFI surface, and the only module that knows about FFI.
 
 pub mod api;
+pub mod app;
 pub mod codes;
 pub mod domain;
 pub mod inspect;

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "signed signer directory (who may sign permits)",
         sql: include_str!("schema/v4.sql"),
     },
+    Migration {
+        version: 5,
+        description: "the platform's trust file; the device's position at a scan-to-start",
+        sql: include_str!("schema/v5.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -133,6 +138,7 @@ mod tests {
         (2, include_str!("schema/frozen/v2.sql")),
         (3, include_str!("schema/frozen/v3.sql")),
         (4, include_str!("schema/frozen/v4.sql")),
+        (5, include_str!("schema/frozen/v5.sql")),
     ];
 
     /// The schema as SQLite stores it, normalised: (type, name, table, sql) sorted by name.
