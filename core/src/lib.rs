@@ -1,31 +1,22 @@
-//! WeldGuard core: everything that decides, stores or talks to the network, shared by the Android and
-//! iOS shells, the desktop CLI and the reference server.
+//! WeldGuard device core: what a phone (or the desktop CLI acting as one) runs on top of the shared
+//! model: its SQLite store, its sync client, the QR scanner, and the application layer the shells'
+//! FFI (`weldguard-ffi`), the CLI and the demo all call (docs/adr/0015-application-layer.md).
 //!
 //! One folder per capability:
-//! - [`domain`]: the plain data every capability shares (licences, machines, categories, reasons).
-//! - [`codes`]: the signed `WG1:` QR payloads (machine labels, welder credentials, presentations).
-//! - [`rules`]: pure decisions (ID numbers, licences, machines, start work); time is passed in.
+//! - [`app`]: the application layer: one service per user task (scan-to-start, the inspector's
+//!   check, permits, enrolment, sync, history, deadlines).
+//! - [`startwork`]: scan-to-start end to end (codes, registry, permit) as one decision.
 //! - [`scan`]: camera frames and image files to QR texts.
-//! - [`permit`]: hot-work permits: checklist catalog, rule profiles, life cycle, signatures.
-//! - [`signers`]: the signed directory of people who may sign permits, their keys and roles.
-//! - [`inspect`]: on-site inspections (逢查必核): scans, observations, violations, signature.
 //! - [`store`]: the device's SQLite database: registry cache, records and their outbox.
-//! - [`sync`]: the device's sync client (push the outbox, pull registry changes) and the wire protocol.
-//! - [`app`]: the application layer: one service per user task, called by the FFI, the CLI and the
-//!   demo alike.
-//! - [`api`]: the UniFFI surface, and the only module that knows about FFI.
+//! - [`sync`]: the device's sync client (push the outbox, pull registry changes).
+//!
+//! The model's modules ([`domain`], [`codes`], [`rules`], [`permit`], [`signers`], [`inspect`]) are
+//! re-exported here, so device code names them as before.
 
-pub mod api;
 pub mod app;
-pub mod codes;
-pub mod domain;
-pub mod inspect;
-pub mod permit;
-pub mod rules;
 pub mod scan;
-pub mod signers;
 pub mod startwork;
 pub mod store;
 pub mod sync;
 
-uniffi::setup_scaffolding!("weldguard_core");
+pub use weldguard_model::{codes, domain, inspect, permit, records, rules, signers};

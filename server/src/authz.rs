@@ -3,8 +3,8 @@
 //! `/v1/enrol`, `/v1/auth/challenge`, `/v1/auth/refresh`) have no endpoint here: the last two
 //! authenticate by the device key's signature instead of a token (docs/adr/0010-token-refresh.md).
 
-use weldguard_core::permit::ActionKind;
-use weldguard_core::sync::protocol::Role;
+use weldguard_model::permit::ActionKind;
+use weldguard_model::protocol::Role;
 
 /// The endpoints that need a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,13 +17,13 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use sha2::{Digest, Sha256};
-use weldguard_core::codes::{
+use weldguard_model::codes::{
     IssuerKey, SnapshotChunk, SnapshotManifest, StatusList, sign_snapshot_manifest,
     sign_status_list,
 };
-use weldguard_core::domain::Revocation;
-use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::checksum::{
+use weldguard_model::domain::Revocation;
+use weldguard_model::records::RegistryChange;
+use weldguard_model::checksum::{
     Collection, CollectionChecksum, RegistryChecksums, collection_of,
 };
 
@@ -129,7 +129,7 @@ impl RegistryView {
         let prefix = collection_prefix(collection);
         let start = match after {
             Some(hex) => {
-                let key = weldguard_core::codes::from_hex(hex)
+                let key = weldguard_model::codes::from_hex(hex)
                     .and_then(|bytes| String::from_utf8(bytes).ok())
                     .filter(|key| key.starts_with(prefix))
                     .ok_or(DocumentError::BadPosition)?;
@@ -144,7 +144,7 @@ impl RegistryView {
         let page: Vec<(&String, &RegistryChange)> = rows.by_ref().take(limit).collect();
         let more = rows.next().is_some();
         let next = match page.last() {
-            Some((entity, _)) if more => Some(weldguard_core::codes::to_hex(entity.as_bytes())),
+            Some((entity, _)) if more => Some(weldguard_model::codes::to_hex(entity.as_bytes())),
             _ => None,
         };
         Ok((page.into_iter().map(|(_, c)| c.clone()).collect(), next))
@@ -208,7 +208,7 @@ pub fn snapshot(
         chunks.push(gzip(&body)?);
     }
     let digest = Sha256::digest(cursor.as_bytes());
-    let snapshot_id = format!("s{}", weldguard_core::codes::to_hex(&digest[..12]));
+    let snapshot_id = format!("s{}", weldguard_model::codes::to_hex(&digest[..12]));
     let manifest = SnapshotManifest {
         snapshot_id: snapshot_id.clone(),
         cursor: if cursor.is_empty() {
@@ -255,10 +255,10 @@ pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, DocumentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weldguard_core::codes::{
+    use weldguard_model::codes::{
         IssuerAlg, TrustStore, TrustedKey, verify_snapshot_manifest, verify_status_list,
     };
-    use weldguard_core::domain::{Binding, RevocationTarget};
+    use weldguard_model::domain::{Binding, RevocationTarget};
 
     fn bind(m: &str) -> RegistryChange {
         RegistryChange::Bind(Binding {
@@ -363,7 +363,7 @@ mod tests {
             Err(DocumentError::BadPosition)
         ));
         // A position of another collection is refused, not silently read from.
-        let foreign = weldguard_core::codes::to_hex("licence\u{1f}T1".as_bytes());
+        let foreign = weldguard_model::codes::to_hex("licence\u{1f}T1".as_bytes());
         assert!(
             view.collection_page(Collection::Bindings, Some(&foreign), 10)
                 .is_err()

@@ -8,8 +8,8 @@
 //! may panic.
 
 use serde_json::Value;
-use weldguard_core::store::{PermitStepRecord, WorkSession};
-use weldguard_core::sync::protocol::{PushEntry, Role};
+use weldguard_model::records::{PermitStepRecord, WorkSession};
+use weldguard_model::protocol::{PushEntry, Role};
 
 use crate::permits::fixture::{DAY, Fx, H, inspection, payload};
 use crate::permits::{
@@ -232,7 +232,7 @@ impl PushFuzz {
     }
 
     /// What the ledger would give `decide` for `next` over the fixed history.
-    fn history_for(&self, next: &weldguard_core::permit::Permit) -> HistoryRows {
+    fn history_for(&self, next: &weldguard_model::permit::Permit) -> HistoryRows {
         let keys = base_keys(next);
         let head = self
             .history

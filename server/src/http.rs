@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use weldguard_core::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
-use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::protocol::{
+use weldguard_model::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
+use weldguard_model::records::RegistryChange;
+use weldguard_model::protocol::{
     AuthChallenge, AuthChallengeRequest, CompactRequest, DisabledDevice, EnrolRequest,
     EnrolResponse, EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES,
     MUST_REFETCH, NewEnrolment, PermitPage, PushRequest, PushResponse, PushResult, PushStatus,
@@ -1056,11 +1056,11 @@ async fn pull_permits(
         .map(|h| {
             let permit = serde_json::from_str(&h.body)
                 .map_err(|e| DbError::Invalid(format!("stored permit {}: {e}", h.permit_id)))?;
-            let state = weldguard_core::permit::PermitState::ALL
+            let state = weldguard_model::permit::PermitState::ALL
                 .into_iter()
-                .find(|s| weldguard_core::store::permits::state_name(*s) == h.state)
+                .find(|s| weldguard_model::records::state_name(*s) == h.state)
                 .ok_or_else(|| DbError::Invalid(format!("permit state {:?}", h.state)))?;
-            Ok(weldguard_core::store::PermitStepRecord {
+            Ok(weldguard_model::records::PermitStepRecord {
                 step_id: h.step_id,
                 permit_id: h.permit_id,
                 action: h.action,

@@ -6,7 +6,7 @@
 //! The keys sit in the server's database (secrets included): a reference server. A deployment would
 //! keep them in an HSM or a KMS and sign there; the trust file and rotation rules stay the same.
 
-use weldguard_core::codes::{IssuerAlg, IssuerKey, TrustFile, TrustStore, TrustedKey, to_hex};
+use weldguard_model::codes::{IssuerAlg, IssuerKey, TrustFile, TrustStore, TrustedKey, to_hex};
 
 use crate::db::{Db, DbError, StoredIssuerKey};
 
@@ -83,8 +83,8 @@ pub fn trust_file(db: &Db) -> Result<TrustFile, KeyStoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weldguard_core::codes::{ReplayCache, RevocationSet, Verifier, issue_machine_label};
-    use weldguard_core::domain::{MachineClass, MachineKind, MachineLabel};
+    use weldguard_model::codes::{ReplayCache, RevocationSet, Verifier, issue_machine_label};
+    use weldguard_model::domain::{MachineClass, MachineKind, MachineLabel};
 
     fn label(issued_at: i64) -> MachineLabel {
         MachineLabel {

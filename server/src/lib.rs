@@ -3,7 +3,7 @@
 //!
 //! Stateless apart from the database ([`db`]): embedded SQLite in `--data-dir`, or PostgreSQL with
 //! `--database postgres://…` (several server processes may share it). The wire types are
-//! [`weldguard_core::sync::protocol`], shared with the device client. Every endpoint but `/health`,
+//! [`weldguard_model::protocol`], shared with the device client. Every endpoint but `/health`,
 //! `/openapi.json`, `/v1/enrol` and the token refresh pair (`/v1/auth/challenge`,
 //! `/v1/auth/refresh`: the device key is the credential there) needs a device token, and
 //! [`authz::allowed`] says which roles may call it. Device tokens expire after `--token-ttl`

@@ -20,7 +20,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use weldguard_core::sync::protocol::Role;
+use weldguard_model::protocol::Role;
 
 use crate::http::{ApiError, AppState};
 

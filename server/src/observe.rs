@@ -15,7 +15,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use weldguard_core::sync::protocol::{PushResult, PushStatus};
+use weldguard_model::protocol::{PushResult, PushStatus};
 
 use crate::metrics::{Metrics, PushOutcome};
 

@@ -2,7 +2,7 @@
 //! docs/adr/0008-openapi.md), compiled in and served at `GET /openapi.json`. The tests keep it true
 //! to the code: the same routes as [`crate::http::route_table`], the roles of
 //! [`crate::authz::allowed`] per operation (`x-roles`), and schemas with the fields the wire types
-//! of [`weldguard_core::sync::protocol`] actually serialize.
+//! of [`weldguard_model::protocol`] actually serialize.
 
 /// The document, as checked in.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -14,14 +14,14 @@ mod tests {
     use chrono::NaiveDate;
     use serde::Serialize;
     use serde_json::Value;
-    use weldguard_core::domain::{
+    use weldguard_model::domain::{
         Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
         OperationCategory, Revocation, RevocationTarget,
     };
-    use weldguard_core::store::{
+    use weldguard_model::records::{
         AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey,
     };
-    use weldguard_core::sync::protocol::*;
+    use weldguard_model::protocol::*;
 
     use super::OPENAPI_JSON;
     use crate::authz::allowed;
@@ -615,9 +615,9 @@ mod tests {
 
     #[test]
     fn publishing_and_issuing_schemas_match_their_wire_types() {
-        use weldguard_core::codes::{IssuerAlg, IssuerKey, TrustStore, TrustedKey};
-        use weldguard_core::domain::{MachineClass, MachineKind, MachineLabel, WelderCredential};
-        use weldguard_core::sync::checksum::{Collection, RegistryChecksums};
+        use weldguard_model::codes::{IssuerAlg, IssuerKey, TrustStore, TrustedKey};
+        use weldguard_model::domain::{MachineClass, MachineKind, MachineLabel, WelderCredential};
+        use weldguard_model::checksum::{Collection, RegistryChecksums};
         let d = &doc();
         let key = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
         let mut trust = TrustStore::new();

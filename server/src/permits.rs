@@ -13,12 +13,12 @@
 //! that transaction first takes an advisory lock for permit writes, so two server processes never
 //! race on one permit and head feed sequence numbers commit in order.
 
-use weldguard_core::domain::Explain;
-use weldguard_core::permit::{
+use weldguard_model::domain::Explain;
+use weldguard_model::permit::{
     ActionKind, ForkStep, Permit, PermitError, PermitState, successor_action,
 };
-use weldguard_core::store::PermitStepRecord;
-use weldguard_core::store::permits::{action_name, state_name};
+use weldguard_model::records::PermitStepRecord;
+use weldguard_model::records::{action_name, state_name};
 
 use crate::db::{DbError, Insert, hash};
 
@@ -106,7 +106,7 @@ pub fn version_facts(permit: &Permit) -> VersionFacts {
 /// event, and without the flags an approval logs before its own event (at most
 /// [`MAX_ADDED_FLAGS`]).
 pub fn base_keys(next: &Permit) -> Vec<Vec<u8>> {
-    use weldguard_core::permit::EventKind;
+    use weldguard_model::permit::EventKind;
     let mut keys = events_keys(next);
     let n = next.events.len();
     if n == 0 {
@@ -664,13 +664,13 @@ pub fn push_step(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod fixture {
     use chrono::{NaiveDate, NaiveTime};
-    use weldguard_core::codes::signer::SoftwareSigner;
-    use weldguard_core::permit::{
+    use weldguard_model::codes::signer::SoftwareSigner;
+    use weldguard_model::permit::{
         Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
         PermitLevel, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence, Section, Site,
         WorkCalendar, WorkConditions, sample_answers,
     };
-    use weldguard_core::store::PermitStepRecord;
+    use weldguard_model::records::PermitStepRecord;
 
     pub const H: i64 = 3600;
     /// 2026-11-30 00:00 China time.
@@ -835,8 +835,8 @@ pub mod fixture {
 
     /// A sealed inspection of the fixture's site by a fixed inspector key, at `at` (Unix
     /// seconds), nothing scanned.
-    pub fn inspection(id: &str, at: i64) -> weldguard_core::inspect::Inspection {
-        use weldguard_core::inspect::{InspectionInput, ScanOutcome, assess};
+    pub fn inspection(id: &str, at: i64) -> weldguard_model::inspect::Inspection {
+        use weldguard_model::inspect::{InspectionInput, ScanOutcome, assess};
         let catalog = Catalog::builtin().unwrap();
         let input = InspectionInput {
             inspection_id: id.into(),
@@ -868,7 +868,7 @@ pub mod fixture {
             permit_id: permit.content.permit_id.clone(),
             action: action.into(),
             state: permit.state,
-            digest: weldguard_core::codes::to_hex(&weldguard_core::permit::digest(permit).unwrap()),
+            digest: weldguard_model::codes::to_hex(&weldguard_model::permit::digest(permit).unwrap()),
             permit: permit.clone(),
         }
     }

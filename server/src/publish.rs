@@ -15,12 +15,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use weldguard_core::codes::{
+use weldguard_model::codes::{
     IssueError, IssuerAlg, TrustFile, issue_credential, issue_machine_label, to_hex,
 };
-use weldguard_core::domain::{Explain, MachineLabel, WelderCredential};
-use weldguard_core::sync::checksum::Collection;
-use weldguard_core::sync::protocol::{
+use weldguard_model::domain::{Explain, MachineLabel, WelderCredential};
+use weldguard_model::checksum::Collection;
+use weldguard_model::protocol::{
     ChecksumsResponse, CollectionPage, IssuedCode, RotateKeyRequest, RotatedKey, SnapshotResponse,
     StatusListResponse,
 };
@@ -73,9 +73,9 @@ impl Publisher {
     pub(crate) fn work_calendar(
         &self,
         db: &Db,
-    ) -> Result<weldguard_core::permit::WorkCalendar, DocumentError> {
+    ) -> Result<weldguard_model::permit::WorkCalendar, DocumentError> {
         self.with_view(db, |view| {
-            Ok(weldguard_core::store::work_calendar_of(view.rows()))
+            Ok(weldguard_model::records::work_calendar_of(view.rows()))
         })
     }
 

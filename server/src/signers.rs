@@ -1,7 +1,7 @@
 //! Who may sign what, on the platform (docs/adr/0014-who-may-sign-what.md): the permit roles an
 //! enrolment grants, the signed signer directory devices sync (`GET /v1/signers`), and the check
 //! every pushed permit step passes before it is placed ([`Admitter`]): the same core replay a
-//! device runs ([`weldguard_core::permit::Admission`]) against the directory the platform
+//! device runs ([`weldguard_model::permit::Admission`]) against the directory the platform
 //! publishes, its built-in rule profiles and checklist, and the work calendar of its registry.
 //!
 //! Whose key the platform trusts, and why: a step counts when its signature verifies under the key
@@ -13,12 +13,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use weldguard_core::domain::Explain;
-use weldguard_core::permit::{
+use weldguard_model::domain::Explain;
+use weldguard_model::permit::{
     ActionKind, Admission, Catalog, Permit, PermitError, ProfileSet, WorkCalendar,
 };
-use weldguard_core::signers::{SignerDirectory, sign_directory};
-use weldguard_core::sync::protocol::{NewEnrolment, Role, SignerDirectoryResponse};
+use weldguard_model::signers::{SignerDirectory, sign_directory};
+use weldguard_model::protocol::{NewEnrolment, Role, SignerDirectoryResponse};
 
 use crate::authz::Endpoint;
 use crate::db::{Caller, Db, DbError, Grant};
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn an_enrolment_grants_only_known_roles_and_needs_an_id_to_sign() {
-        use weldguard_core::sync::protocol::Role;
+        use weldguard_model::protocol::Role;
         let ask = |person_id: Option<&str>, roles: &[&str]| {
             check_grant(NewEnrolment {
                 person: "周八".into(),

@@ -12,9 +12,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use weldguard_core::domain::Explain;
-use weldguard_core::store::WorkSession;
-use weldguard_core::sync::protocol::{PushEntry, Role};
+use weldguard_model::domain::Explain;
+use weldguard_model::records::WorkSession;
+use weldguard_model::protocol::{PushEntry, Role};
 
 use crate::authz::may_push;
 
@@ -41,9 +41,9 @@ pub const FLAG_OTHER_WELDERS_CERTIFICATE: &str = "session.other_welders_certific
 pub fn session_flags<E>(
     session: &WorkSession,
     pusher: Option<(Role, &str)>,
-    mut known: impl FnMut(weldguard_core::sync::checksum::Collection, &str) -> Result<bool, E>,
+    mut known: impl FnMut(weldguard_model::checksum::Collection, &str) -> Result<bool, E>,
 ) -> Result<Vec<&'static str>, E> {
-    use weldguard_core::sync::checksum::Collection;
+    use weldguard_model::checksum::Collection;
     let mut flags = Vec::new();
     if let Some((Role::Welder, person_id)) = pusher
         && session.certificate_no != person_id
@@ -178,7 +178,7 @@ pub fn check_at(role: Role, entry: &PushEntry, now_ms: i64) -> Result<(), String
             Ok(())
         }
         "permit_step" => {
-            let record: weldguard_core::store::PermitStepRecord = read_exact(&entry.payload)?;
+            let record: weldguard_model::records::PermitStepRecord = read_exact(&entry.payload)?;
             if record.step_id != key {
                 return Err("record.key_mismatch: the step's id is not its idempotency key".into());
             }
@@ -188,17 +188,17 @@ pub fn check_at(role: Role, entry: &PushEntry, now_ms: i64) -> Result<(), String
                     "record.inconsistent: the step's permit id or state is not the permit's".into(),
                 );
             }
-            weldguard_core::permit::verify(permit)
+            weldguard_model::permit::verify(permit)
                 .map_err(|e| format!("{}: {}", e.code(), e.message_en()))?;
-            let digest = weldguard_core::permit::digest(permit)
+            let digest = weldguard_model::permit::digest(permit)
                 .map_err(|e| format!("{}: {}", e.code(), e.message_en()))?;
-            if weldguard_core::codes::to_hex(&digest) != record.digest {
+            if weldguard_model::codes::to_hex(&digest) != record.digest {
                 return Err("record.inconsistent: the step's digest is not the permit's".into());
             }
             Ok(())
         }
         "inspection" => {
-            let inspection: weldguard_core::inspect::Inspection = read_exact(&entry.payload)?;
+            let inspection: weldguard_model::inspect::Inspection = read_exact(&entry.payload)?;
             // The device keys an inspection by its (signed) id: one record per inspection,
             // whatever key it is pushed under.
             if inspection.body.inspection_id != key {
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn sessions_are_flagged_for_what_the_registry_lacks() {
-        use weldguard_core::sync::checksum::Collection;
+        use weldguard_model::checksum::Collection;
         let session: WorkSession = serde_json::from_str(&session_json("k")).unwrap();
         let flags_by = |pusher: Option<(Role, &str)>, machines: bool, licences: bool| {
             session_flags::<()>(&session, pusher, |c, _| {

@@ -12,8 +12,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weldguard_core::api::functions::DeviceKey;
-use weldguard_core::api::{Device as FfiDevice, SyncListener, SyncStage, SyncTask, WeldGuardError};
+use weldguard_ffi::functions::DeviceKey;
+use weldguard_ffi::{Device as FfiDevice, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
 use weldguard_core::domain::Binding;
 use weldguard_core::store::{NewWorkSession, RegistryChange, Store};

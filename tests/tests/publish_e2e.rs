@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use weldguard_core::api::{Device, SyncListener, SyncStage, SyncTask, WeldGuardError};
+use weldguard_ffi::{Device, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_core::codes::{DeviceSigner, ReplayCache, TrustStore, Verifier};
 use weldguard_core::domain::{
     Binding, MachineClass, MachineKind, MachineLabel, OperationCategory, Revocation,

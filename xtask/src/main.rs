@@ -219,7 +219,8 @@ fn start_postgres() -> Result<String, String> {
     Ok(url)
 }
 
-/// Build the core library and generate Kotlin and Swift bindings from it (library mode).
+/// Build the phone library (`weldguard-ffi`) and generate Kotlin and Swift bindings from it
+/// (library mode).
 fn bindings(args: &[String]) -> Result<PathBuf, String> {
     let out = match args {
         [] => root().join("target").join("bindings"),
@@ -227,17 +228,17 @@ fn bindings(args: &[String]) -> Result<PathBuf, String> {
         _ => return Err(usage()),
     };
     let mut build = cargo();
-    build.args(["build", "-p", "weldguard-core", "--lib"]);
-    run(build, "build the core library")?;
+    build.args(["build", "-p", "weldguard-ffi", "--lib"]);
+    run(build, "build the phone library")?;
 
     let library = root().join("target").join("debug").join(format!(
-        "{}weldguard_core.{}",
+        "{}weldguard_ffi.{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ));
     if !library.exists() {
         return Err(format!(
-            "the core library is missing at {}",
+            "the phone library is missing at {}",
             library.display()
         ));
     }

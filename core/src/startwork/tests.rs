@@ -12,7 +12,7 @@ use crate::domain::{
     RevocationTarget,
 };
 use crate::permit::PermitState;
-use crate::permit::tests::{Fx, t};
+use crate::permit::fixtures::{Fx, t};
 use crate::rules::MemoryRegistry;
 
 const CERT: &str = "T370983199001011234";

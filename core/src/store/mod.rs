@@ -22,8 +22,8 @@ pub mod status_list;
 
 #[cfg(test)]
 mod crash_tests;
-#[cfg(test)]
-pub(crate) mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -33,13 +33,12 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
-pub use permits::{
-    PermitStepRecord, PermitStoreError, StepStanding, StoredInspection, StoredPermitStep,
-};
-pub use records::{NewWorkSession, RecordKind, WorkSession};
-pub use registry::{
-    AnnouncedPeriod, CalendarDay, CalendarDayKind, ChangeCounts, RegistryChange, RegistryStats,
-    SyncCursor, TrustedIssuerKey, work_calendar_of,
+pub use permits::{PermitStoreError, StepStanding, StoredInspection, StoredPermitStep};
+pub use registry::{ChangeCounts, RegistryStats, SyncCursor};
+// The shapes the platform stores too live in the shared model crate.
+pub use weldguard_model::records::{
+    AnnouncedPeriod, CalendarDay, CalendarDayKind, NewWorkSession, PermitStepRecord, RecordKind,
+    RegistryChange, TrustedIssuerKey, WorkSession, work_calendar_of,
 };
 pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};

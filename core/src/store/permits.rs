@@ -24,7 +24,8 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::records::{RecordKind, new_record_id};
+use super::records::new_record_id;
+pub use weldguard_model::records::{PermitStepRecord, RecordKind, action_name, state_name};
 use super::{Store, StoreError};
 use crate::domain::Explain;
 use crate::inspect::Inspection;
@@ -116,60 +117,8 @@ pub struct StoredInspection {
     pub created_at_ms: i64,
 }
 
-/// The outbox payload of a permit step (record kind `permit_step`): the whole new permit and the
-/// step that made it. The platform reads the same type.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PermitStepRecord {
-    /// The step's record id: its idempotency key.
-    pub step_id: String,
-    pub permit_id: String,
-    /// `draft`, `submit`, `site_check`, … ([`action_name`]).
-    pub action: String,
-    /// The permit's state after the step.
-    pub state: PermitState,
-    /// Hex SHA-256 of the permit ([`crate::permit::digest`]).
-    pub digest: String,
-    pub permit: Permit,
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The snake_case name of a state (as stored in the `state` column).
-pub fn state_name(state: PermitState) -> &'static str {
-    match state {
-        PermitState::Draft => "draft",
-        PermitState::Submitted => "submitted",
-        PermitState::Checked => "checked",
-        PermitState::Approved => "approved",
-        PermitState::Active => "active",
-        PermitState::Suspended => "suspended",
-        PermitState::Completed => "completed",
-        PermitState::Closed => "closed",
-        PermitState::Rejected => "rejected",
-        PermitState::Cancelled => "cancelled",
-        PermitState::Expired => "expired",
-    }
-}
-
-/// The snake_case name of an action kind.
-pub fn action_name(kind: ActionKind) -> &'static str {
-    match kind {
-        ActionKind::Edit => "edit",
-        ActionKind::Submit => "submit",
-        ActionKind::SiteCheck => "site_check",
-        ActionKind::Approve => "approve",
-        ActionKind::Start => "start",
-        ActionKind::Suspend => "suspend",
-        ActionKind::Resume => "resume",
-        ActionKind::Complete => "complete",
-        ActionKind::Close => "close",
-        ActionKind::Reject => "reject",
-        ActionKind::Cancel => "cancel",
-        ActionKind::Expire => "expire",
-        ActionKind::RecordGas => "record_gas",
-    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> PermitStoreError {

@@ -5,61 +5,11 @@
 //! table, and write through the same [`Store::write_record`].
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
-use serde::{Deserialize, Serialize};
+
+pub use weldguard_model::records::{NewWorkSession, RecordKind, WorkSession};
 
 use super::outbox::insert_entry;
 use super::{Store, StoreError};
-
-/// The kinds of record the device makes (the outbox entry's `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    /// A start-work decision and the work it let start (or refused).
-    WorkSession,
-    /// One life-cycle step of a hot-work permit (the payload carries the whole new permit).
-    PermitStep,
-    /// A sealed inspection record.
-    Inspection,
-}
-
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::WorkSession => "work_session",
-            RecordKind::PermitStep => "permit_step",
-            RecordKind::Inspection => "inspection",
-        }
-    }
-}
-
-/// A work session to record: the outcome of a start-work decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewWorkSession {
-    pub machine_id: String,
-    pub certificate_no: String,
-    /// When the welder asked to start, milliseconds since the Unix epoch (UTC).
-    pub started_at_ms: i64,
-    /// Whether the decision let the work start.
-    pub allowed: bool,
-    /// The stable codes of every failed condition (empty when allowed).
-    pub reason_codes: Vec<String>,
-    /// The hot-work permit the work runs under, when there is one.
-    pub permit_id: Option<String>,
-}
-
-/// A recorded work session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkSession {
-    /// UUIDv7 made on the device; also the outbox idempotency key.
-    pub id: String,
-    pub machine_id: String,
-    pub certificate_no: String,
-    pub started_at_ms: i64,
-    pub allowed: bool,
-    pub reason_codes: Vec<String>,
-    pub permit_id: Option<String>,
-    pub created_at_ms: i64,
-}
 
 /// A new UUIDv7 for the given creation time (its random part from the OS).
 pub fn new_record_id(created_at_ms: i64) -> Result<String, StoreError> {

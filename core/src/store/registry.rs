@@ -10,109 +10,15 @@ use rusqlite::{Connection, OptionalExtension, Row, Statement, Transaction, param
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
+pub use weldguard_model::records::{
+    AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey, work_calendar_of,
+};
 use crate::domain::{
     Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
     OperationCategory, Revocation, RevocationTarget,
 };
 use crate::rules::registry::{RegistryError, RegistryView};
 use crate::sync::checksum::Collection;
-
-/// An issuer key the device trusts to sign codes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustedIssuerKey {
-    /// Key id, as in the COSE `kid` header (hex).
-    pub kid: String,
-    /// COSE algorithm name, e.g. `ES256` or `EdDSA`.
-    pub algorithm: String,
-    /// The public key (SEC1 point for ES256, 32 bytes for Ed25519).
-    pub public_key: Vec<u8>,
-    /// Who holds the key (e.g. the city emergency management bureau).
-    pub issuer: String,
-}
-
-/// How the platform's calendar marks a day (国务院办公厅 holiday arrangements).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CalendarDayKind {
-    /// A statutory holiday (法定节假日).
-    Holiday,
-    /// A rest day that is not a weekend (调休).
-    RestDay,
-    /// A weekend day that is a working day (调休上班).
-    Workday,
-}
-
-/// One day of the platform's work calendar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CalendarDay {
-    pub date: NaiveDate,
-    pub kind: CalendarDayKind,
-}
-
-/// A sensitive period the platform announces (特殊敏感时期): hot work in it is raised one level.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnnouncedPeriod {
-    /// The platform's id for the announcement (e.g. `2027-lianghui`).
-    pub period_id: String,
-    pub name: String,
-    /// [from, until) in Unix seconds.
-    pub from: i64,
-    pub until: i64,
-}
-
-/// One change to the registry cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum RegistryChange {
-    UpsertLicence(Licence),
-    DeleteLicence { certificate_no: String },
-    UpsertMachine(Machine),
-    DeleteMachine { machine_id: String },
-    Bind(Binding),
-    Unbind(Binding),
-    Revoke(Revocation),
-    Unrevoke(Revocation),
-    UpsertIssuerKey(TrustedIssuerKey),
-    DeleteIssuerKey { kid: String },
-    SetCalendarDay(CalendarDay),
-    ClearCalendarDay { date: NaiveDate },
-    AnnouncePeriod(AnnouncedPeriod),
-    WithdrawPeriod { period_id: String },
-}
-
-/// The work calendar held in live registry rows (the platform's view of its own feed), in the
-/// order [`Store::work_calendar`] reads it on a device: days by date, periods by start then id, so
-/// the platform and a device decide a permit's level from the same list.
-pub fn work_calendar_of<'a>(
-    rows: impl IntoIterator<Item = &'a RegistryChange>,
-) -> crate::permit::WorkCalendar {
-    let mut calendar = crate::permit::WorkCalendar::default();
-    let mut periods: Vec<&AnnouncedPeriod> = Vec::new();
-    for row in rows {
-        match row {
-            RegistryChange::SetCalendarDay(day) => match day.kind {
-                CalendarDayKind::Holiday => calendar.holidays.push(day.date),
-                CalendarDayKind::RestDay => calendar.extra_rest_days.push(day.date),
-                CalendarDayKind::Workday => calendar.adjusted_workdays.push(day.date),
-            },
-            RegistryChange::AnnouncePeriod(period) => periods.push(period),
-            _ => {}
-        }
-    }
-    calendar.holidays.sort();
-    calendar.extra_rest_days.sort();
-    calendar.adjusted_workdays.sort();
-    periods.sort_by(|a, b| (a.from, &a.period_id).cmp(&(b.from, &b.period_id)));
-    calendar.sensitive_periods = periods
-        .into_iter()
-        .map(|p| crate::permit::SensitivePeriod {
-            name: p.name.clone(),
-            from: p.from,
-            until: p.until,
-        })
-        .collect();
-    calendar
-}
 
 /// The position in one registry feed up to which the cache is current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

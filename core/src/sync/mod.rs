@@ -10,11 +10,11 @@
 //! its cursor in one store transaction, so a sync interrupted anywhere resumes where it stopped.
 
 pub mod backoff;
-pub mod checksum;
 pub mod client;
 mod error;
-pub mod protocol;
 mod refetch;
+
+pub use weldguard_model::{checksum, protocol};
 
 pub use backoff::RetryPolicy;
 pub use client::{DriftCheck, Progress, StatusListCheck, SyncClient, SyncPhase, SyncReport};

@@ -32,9 +32,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::checksum::Collection;
-use weldguard_core::sync::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
+use weldguard_model::checksum::Collection;
+use weldguard_model::protocol::{Role, StoredRecord};
 
 use crate::permits::AdmitStep;
 
@@ -123,11 +123,11 @@ pub(crate) fn refresh_signature_ok(
     nonce: &str,
     signature_hex: &str,
 ) -> bool {
-    use weldguard_core::codes::{from_hex, verify_es256};
+    use weldguard_model::codes::{from_hex, verify_es256};
     let (Some(key), Some(signature)) = (from_hex(public_key_hex), from_hex(signature_hex)) else {
         return false;
     };
-    let message = weldguard_core::sync::protocol::token_refresh_message(device_id, nonce);
+    let message = weldguard_model::protocol::token_refresh_message(device_id, nonce);
     verify_es256(&key, &message, &signature)
 }
 
@@ -180,12 +180,12 @@ pub struct SignerRow {
 
 impl SignerRow {
     /// The directory entry of this device (times in whole seconds).
-    pub fn entry(&self) -> Result<weldguard_core::signers::SignerEntry, DbError> {
+    pub fn entry(&self) -> Result<weldguard_model::signers::SignerEntry, DbError> {
         let roles: Vec<String> = serde_json::from_str(&self.permit_roles_json)
             .map_err(|e| DbError::Invalid(format!("permit roles of {}: {e}", self.device_id)))?;
-        let public_key = weldguard_core::codes::from_hex(&self.public_key_hex)
+        let public_key = weldguard_model::codes::from_hex(&self.public_key_hex)
             .ok_or_else(|| DbError::Invalid(format!("public key of device {}", self.device_id)))?;
-        Ok(weldguard_core::signers::SignerEntry {
+        Ok(weldguard_model::signers::SignerEntry {
             public_key,
             person_id: self.person_id.clone(),
             name: self.name.clone(),
@@ -392,7 +392,7 @@ pub fn collection_prefix(collection: Collection) -> &'static str {
 
 /// The feed entity a change is about: later changes to the same entity supersede earlier ones.
 pub fn entity_of(change: &RegistryChange) -> String {
-    use weldguard_core::domain::RevocationTarget;
+    use weldguard_model::domain::RevocationTarget;
     let key = |c: Collection, rest: &str| format!("{}{rest}", collection_prefix(c));
     match change {
         RegistryChange::UpsertLicence(l) => key(Collection::Licences, &l.certificate_no),
@@ -428,14 +428,14 @@ pub fn entity_of(change: &RegistryChange) -> String {
 }
 
 pub(crate) fn is_tombstone(change: &RegistryChange) -> bool {
-    weldguard_core::sync::checksum::collection_of(change).is_none()
+    weldguard_model::checksum::collection_of(change).is_none()
 }
 
 /// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredIssuerKey {
     pub kid: String,
-    /// [`weldguard_core::codes::IssuerKey::to_json`].
+    /// [`weldguard_model::codes::IssuerKey::to_json`].
     pub key_json: String,
     pub valid_from_ms: i64,
     /// Set when the key was rotated out; `None` for the signing key.
@@ -476,7 +476,7 @@ pub(crate) fn record_flags_of(
     if kind != "work_session" {
         return Ok(Vec::new());
     }
-    let Ok(session) = serde_json::from_str::<weldguard_core::store::WorkSession>(payload) else {
+    let Ok(session) = serde_json::from_str::<weldguard_model::records::WorkSession>(payload) else {
         return Ok(Vec::new());
     };
     crate::validate::session_flags(&session, pusher, |collection, id| {
@@ -660,7 +660,7 @@ impl Db {
     }
 
     /// The signer directory's entries: every device whose person may sign permits.
-    pub fn signer_entries(&self) -> Result<Vec<weldguard_core::signers::SignerEntry>, DbError> {
+    pub fn signer_entries(&self) -> Result<Vec<weldguard_model::signers::SignerEntry>, DbError> {
         self.signer_rows()?.iter().map(SignerRow::entry).collect()
     }
 
@@ -870,7 +870,7 @@ mod tests {
     use super::test_support::TestDatabase;
     use super::*;
     use crate::permits::SuccessorOnly;
-    use weldguard_core::domain::Binding;
+    use weldguard_model::domain::Binding;
 
     /// A database of one backend, with what must live as long as it.
     enum Fixture {
@@ -1085,7 +1085,7 @@ mod tests {
     /// directory, with its end once the device is disabled; a welder's phone recording someone
     /// else's certificate is kept and flagged; a welder is named by id.
     fn signers_come_from_enrolments_and_other_welders_certificates_are_flagged(backend: Backend) {
-        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_model::codes::{DeviceSigner, SoftwareSigner, to_hex};
         let Some((db, _fixture)) = open(backend, "signers") else {
             return;
         };
@@ -1130,7 +1130,7 @@ mod tests {
         assert!(db.signer_entries().unwrap()[0].valid_until.is_some());
         // The welder's phone starts work with their own certificate, then with someone else's.
         let session = |id: &str, cert: &str| {
-            serde_json::to_string(&weldguard_core::store::WorkSession {
+            serde_json::to_string(&weldguard_model::records::WorkSession {
                 id: id.into(),
                 machine_id: "M-1".into(),
                 certificate_no: cert.into(),
@@ -1160,8 +1160,8 @@ mod tests {
     /// Tokens expire; a nonce signed with the enrolled key buys a new token once; every refusal
     /// (used, foreign or expired nonce, bad signature, disabled or unknown device) changes nothing.
     fn tokens_expire_and_a_signed_nonce_refreshes_them_once(backend: Backend) {
-        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
-        use weldguard_core::sync::protocol::token_refresh_message;
+        use weldguard_model::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_model::protocol::token_refresh_message;
         let Some((db, _fixture)) = open(backend, "refresh") else {
             return;
         };
@@ -1280,8 +1280,8 @@ mod tests {
 
     /// Many threads race to spend one nonce: exactly one gets a token.
     fn a_nonce_is_spent_exactly_once_under_a_race(backend: Backend) {
-        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
-        use weldguard_core::sync::protocol::token_refresh_message;
+        use weldguard_model::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_model::protocol::token_refresh_message;
         let Some((db, _fixture)) = open(backend, "nonce-race") else {
             return;
         };
@@ -1680,8 +1680,8 @@ mod tests {
     }
 
     fn a_disabled_device_loses_its_token_and_its_refresh(backend: Backend) {
-        use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
-        use weldguard_core::sync::protocol::token_refresh_message;
+        use weldguard_model::codes::{DeviceSigner, SoftwareSigner, to_hex};
+        use weldguard_model::protocol::token_refresh_message;
         let Some((db, _fixture)) = open(backend, "disable") else {
             return;
         };

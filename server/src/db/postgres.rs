@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
-use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
+use weldguard_model::protocol::{Role, StoredRecord};
 
 use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
@@ -28,8 +28,8 @@ use super::{
     refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
-use weldguard_core::permit::ForkStep;
-use weldguard_core::store::permits::action_name;
+use weldguard_model::permit::ForkStep;
+use weldguard_model::records::action_name;
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -1227,7 +1227,7 @@ fn backfill_step_facts(tx: &mut Transaction<'_>) -> Result<(), DbError> {
     for row in rows {
         let step_id: String = row.try_get(0)?;
         let body: String = row.try_get(1)?;
-        let Ok(permit) = serde_json::from_str::<weldguard_core::permit::Permit>(&body) else {
+        let Ok(permit) = serde_json::from_str::<weldguard_model::permit::Permit>(&body) else {
             continue;
         };
         let f = crate::permits::version_facts(&permit);

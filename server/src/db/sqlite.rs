@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use weldguard_core::store::RegistryChange;
-use weldguard_core::sync::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
+use weldguard_model::protocol::{Role, StoredRecord};
 
 use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
@@ -18,8 +18,8 @@ use super::{
     refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
-use weldguard_core::permit::ForkStep;
-use weldguard_core::store::permits::action_name;
+use weldguard_model::permit::ForkStep;
+use weldguard_model::records::action_name;
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -1041,7 +1041,7 @@ fn backfill_step_facts(tx: &Transaction<'_>) -> Result<(), DbError> {
          WHERE step_id = ?1",
     )?;
     for (step_id, body) in rows {
-        let Ok(permit) = serde_json::from_str::<weldguard_core::permit::Permit>(&body) else {
+        let Ok(permit) = serde_json::from_str::<weldguard_model::permit::Permit>(&body) else {
             continue;
         };
         let f = crate::permits::version_facts(&permit);

@@ -5,7 +5,7 @@ use rusqlite::{Connection, params};
 
 use super::*;
 use crate::inspect::{Outcome, assess};
-use crate::permit::tests::{Fx, t};
+use crate::permit::fixtures::{Fx, t};
 use crate::store::schema::{APPLICATION_ID, CURRENT_VERSION};
 use crate::store::test_support::TempDir;
 use crate::store::{OutboxResult, OutboxState, Store};
@@ -365,7 +365,7 @@ fn an_inspection_writes_one_record_and_one_outbox_entry_and_must_be_sealed() {
     let store = open(&dir);
     let fx = Fx::new("gb30871");
     let permit = fx.in_state(PermitState::Active);
-    let mut input = crate::inspect::tests::input(&fx, Some(&permit));
+    let mut input = crate::inspect::fixtures::input(&fx, Some(&permit));
     input.inspection_id = crate::store::records::new_record_id(MS).unwrap();
     if let Some(o) = input
         .observations
@@ -582,7 +582,7 @@ fn an_unanswered_local_step_is_not_overwritten_and_a_bad_head_changes_nothing() 
     let other = Permit::draft(
         other.content,
         &fx.ctx(),
-        &crate::permit::tests::actor("张三", "S-001", "applicant"),
+        &crate::permit::fixtures::actor("张三", "S-001", "applicant"),
         t(6, 45),
     )
     .unwrap();

@@ -1,9 +1,9 @@
 //! Records and enums that cross the FFI, and their mapping from the domain. Dates cross as ISO
 //! `YYYY-MM-DD` text, times as Unix seconds; every reason carries its stable code and both languages.
 
-use crate::codes::{CodeKind as DomainCodeKind, VerifiedClaims, VerifiedCode};
-use crate::domain::{self, Explain, MachineLabel, WelderCredential};
-use crate::rules::{self, IdReport};
+use weldguard_core::codes::{CodeKind as DomainCodeKind, VerifiedClaims, VerifiedCode};
+use weldguard_core::domain::{self, Explain, MachineLabel, WelderCredential};
+use weldguard_core::rules::{self, IdReport};
 
 /// How much a reason weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

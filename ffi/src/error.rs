@@ -1,10 +1,10 @@
 //! The one error type the shells see. Internal errors (store, codes, keys, signing) are mapped here,
 //! in one place, to a small set of variants, each with a stable code and Chinese and English text.
 
-use crate::codes::{CodeError, IssueError, KeyError, SignerError};
-use crate::domain::Explain;
-use crate::scan::ScanError;
-use crate::store::StoreError;
+use weldguard_core::codes::{CodeError, IssueError, KeyError, SignerError};
+use weldguard_core::domain::Explain;
+use weldguard_core::scan::ScanError;
+use weldguard_core::store::StoreError;
 
 /// What went wrong, for a person and for code that matches on `code`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -86,9 +86,9 @@ impl From<StoreError> for WeldGuardError {
     }
 }
 
-impl From<crate::sync::SyncError> for WeldGuardError {
-    fn from(e: crate::sync::SyncError) -> Self {
-        use crate::sync::SyncError;
+impl From<weldguard_core::sync::SyncError> for WeldGuardError {
+    fn from(e: weldguard_core::sync::SyncError) -> Self {
+        use weldguard_core::sync::SyncError;
         match e {
             SyncError::Store(store) => store.into(),
             other => {

@@ -1,5 +1,6 @@
-//! The UniFFI surface: plain records, enums and one public error enum, mapped from the domain in one
-//! place. Nothing outside this module knows about FFI.
+//! WeldGuard FFI: the phone library (Android's `.so`, iOS's XCFramework). The UniFFI surface over
+//! the device core's application layer: plain records, enums and one public error enum, mapped from
+//! the core in one place. Nothing outside this crate knows about FFI.
 //!
 //! - [`error`]: [`WeldGuardError`], the one error the shells see (stable code, Chinese and English).
 //! - [`types`]: the records and enums that cross the boundary, and their mapping from the domain.
@@ -27,3 +28,5 @@ pub use sync::{SyncListener, SyncStage, SyncSummary, SyncTask};
 
 #[cfg(test)]
 mod tests;
+
+uniffi::setup_scaffolding!("weldguard_core");

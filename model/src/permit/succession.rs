@@ -230,7 +230,7 @@ impl ForkStep {
 mod tests {
     use super::*;
     use crate::domain::Explain;
-    use crate::permit::tests::Fx;
+    use crate::permit::fixtures::Fx;
     use crate::permit::{Action, PermitState, lifecycle::next_state as table};
 
     fn fx() -> Fx {
@@ -349,9 +349,9 @@ mod tests {
             .apply(
                 &f.ctx(),
                 Action::Reject {
-                    by: crate::permit::tests::actor("吴九", "S-009", "supervisor"),
+                    by: crate::permit::fixtures::actor("吴九", "S-009", "supervisor"),
                     // Later than the approval (07:40): safety still wins over time.
-                    at: crate::permit::tests::t(7, 50),
+                    at: crate::permit::fixtures::t(7, 50),
                     reason: "动火点周边可燃物未清理".into(),
                 },
             )

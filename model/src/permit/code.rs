@@ -299,7 +299,7 @@ pub fn check_against_permit(
 mod tests {
     use super::*;
     use crate::codes::SoftwareSigner;
-    use crate::permit::tests::Fx;
+    use crate::permit::fixtures::Fx;
 
     #[test]
     fn round_trip_and_match_against_the_stored_permit() {

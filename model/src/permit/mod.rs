@@ -42,5 +42,7 @@ pub use sign::{digest, verify};
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
 pub use succession::{ForkStep, safety_rank, successor_action};
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -324,7 +324,7 @@ mod tests {
     use crate::domain::Explain;
     use crate::permit::model::{PermitEvent, SignedStep};
     use crate::permit::sign::sign_step;
-    use crate::permit::tests::{Fx, actor, t};
+    use crate::permit::fixtures::{Fx, actor, t};
 
     struct Setup {
         f: Fx,

@@ -15,7 +15,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::error::WeldGuardError;
-use crate::scan::{self, EccLevel, LumaFrame, ScanOptions, ScannedCode};
+use weldguard_core::scan::{self, EccLevel, LumaFrame, ScanOptions, ScannedCode};
 
 /// How long a scan may look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

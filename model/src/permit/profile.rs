@@ -594,41 +594,7 @@ fn overlaps_night(
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const H: i64 = 3600;
-
-    /// Unix seconds of a local China time.
-    pub(crate) fn cst(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-        NaiveDate::from_ymd_opt(y, m, d)
-            .unwrap()
-            .and_hms_opt(h, min, 0)
-            .unwrap()
-            .and_utc()
-            .timestamp()
-            - 8 * H
-    }
-
-    pub(crate) fn site(profile: &str) -> Site {
-        Site {
-            site_id: "site-370983-001".into(),
-            name: "肥城某化工厂三车间".into(),
-            profile_id: profile.into(),
-            location: GeoPoint::from_degrees(36.182, 116.772),
-            utc_offset_secs: 8 * 3600,
-            night: NightHours {
-                start: NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
-                end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
-            },
-            approval_radius_m: None,
-        }
-    }
-
-    pub(crate) fn profile(id: &str) -> RuleProfile {
-        ProfileSet::builtin()
-            .unwrap()
-            .select(id, NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
-            .unwrap()
-            .clone()
-    }
+    pub(crate) use crate::permit::fixtures::{H, cst, profile, site};
 
     fn reading(at: i64, lel: u32, conc: u32) -> GasReading {
         GasReading {

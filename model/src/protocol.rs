@@ -42,7 +42,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::RegistryChange;
+use crate::records::RegistryChange;
 
 /// The one registry feed; its cursor is stored under this name on the device.
 pub const REGISTRY_FEED: &str = "registry";
@@ -273,7 +273,7 @@ pub struct PullResponse {
 /// in the order they changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PermitPage {
-    pub heads: Vec<crate::store::PermitStepRecord>,
+    pub heads: Vec<crate::records::PermitStepRecord>,
     /// The cursor to store with this page (and send as `after` for the next one). Opaque.
     pub next_cursor: String,
     pub has_more: bool,

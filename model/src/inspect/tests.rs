@@ -2,69 +2,9 @@
 
 use super::*;
 use crate::codes::signer::SoftwareSigner;
-use crate::domain::{MachineKind, OperationCategory};
-use crate::permit::tests::{Fx, actor, t};
-
-pub(crate) fn credential() -> WelderCredential {
-    WelderCredential {
-        certificate_no: "T370983199001011234".into(),
-        id_number: "370983199001011234".into(),
-        name: "李四".into(),
-        categories: vec![OperationCategory::FusionWeldingAndCutting],
-        issued_on: NaiveDate::from_ymd_opt(2022, 3, 1).unwrap(),
-        expires_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
-        next_review_on: NaiveDate::from_ymd_opt(2028, 3, 1).unwrap(),
-        photo_digest: vec![1; 32],
-        device_key: vec![2; 33],
-    }
-}
-
-pub(crate) fn label(class: MachineClass) -> MachineLabel {
-    MachineLabel {
-        machine_id: "M-370983-0001".into(),
-        kind: MachineKind::Arc,
-        class,
-        owner_org: "91370983MA3C000000".into(),
-        region: 370983,
-        issued_at: 1_717_000_000,
-    }
-}
-
-pub(crate) fn input<'a>(fx: &Fx, permit: Option<&'a Permit>) -> InspectionInput<'a> {
-    let observations = fx
-        .catalog
-        .items
-        .iter()
-        .filter(|i| i.section != Section::PostWork)
-        .map(|i| Observation {
-            item_id: i.id.clone(),
-            outcome: Outcome::Compliant,
-            note: String::new(),
-            photos: Vec::new(),
-        })
-        .collect();
-    InspectionInput {
-        inspection_id: "0193a1b2-0000-7000-8000-0000000000aa".into(),
-        inspector: actor("网格员刘", "G-0042", "inspector"),
-        site_id: fx.content().site.site_id,
-        location: Some(fx.content().location),
-        at: t(10, 0),
-        today: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
-        welder: ScanOutcome::Verified {
-            claims: credential(),
-        },
-        machine: ScanOutcome::Verified {
-            claims: label(MachineClass::Mobile),
-        },
-        permit,
-        // The fixture's signers, enrolled (leaked: a test's input lives as long as it needs).
-        signers: Some(Box::leak(Box::new(fx.directory()))),
-        observations,
-        extra_violations: Vec::new(),
-        photos: vec![vec![9; 32]],
-        notes: String::new(),
-    }
-}
+use crate::domain::OperationCategory;
+use super::fixtures::*;
+use crate::permit::fixtures::{Fx, t};
 
 fn kinds(i: &Inspection) -> Vec<ViolationKind> {
     i.body.violations.iter().map(|v| v.kind).collect()

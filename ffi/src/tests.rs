@@ -7,16 +7,16 @@ use chrono::NaiveDate;
 use super::functions::{DeviceKey, check_id_number, present_credential, verify_code};
 use super::types::{CodeKind, Severity};
 use super::{Device, WeldGuardError};
-use crate::codes::{
+use weldguard_core::codes::{
     DeviceSigner, IssuerAlg, IssuerKey, SoftwareSigner, TrustStore, TrustedKey, issue_credential,
     issue_machine_label,
 };
-use crate::domain::{
+use weldguard_core::domain::{
     Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel, MachineStatus,
     OperationCategory, WelderCredential,
 };
-use crate::store::test_support::TempDir;
-use crate::store::{RegistryChange, Store};
+use weldguard_core::store::test_support::TempDir;
+use weldguard_core::store::{RegistryChange, Store};
 
 /// 2026-11-30 09:00 China time.
 const NOW: i64 = 1_796_000_400;
@@ -251,8 +251,8 @@ fn bad_input_is_an_error_and_changes_nothing() {
 
 #[test]
 fn a_signed_status_list_revokes_offline_and_its_age_is_shown() {
-    use crate::codes::{StatusList, sign_status_list, verify_status_list};
-    use crate::domain::{Revocation, RevocationTarget};
+    use weldguard_core::codes::{StatusList, sign_status_list, verify_status_list};
+    use weldguard_core::domain::{Revocation, RevocationTarget};
     let f = fixture();
     let device = Device::open(f.db.clone()).unwrap();
     device.set_trust(f.trust_json.clone()).unwrap();

@@ -7,8 +7,8 @@ use chrono::DateTime;
 
 use super::error::WeldGuardError;
 use super::types::{CodeCheck, IdCheck};
-use crate::codes::{self, ReplayCache, RevocationSet, SignerError, TrustStore, Verifier};
-use crate::rules::{self, WorkTime};
+use weldguard_core::codes::{self, ReplayCache, RevocationSet, SignerError, TrustStore, Verifier};
+use weldguard_core::rules::{self, WorkTime};
 
 /// The phone's device key, held by Android Keystore or the iOS Secure Enclave: ES256 (P-256).
 /// The core never sees the private key.

@@ -142,7 +142,7 @@ mod tests {
     use crate::codes::signer::{DeviceSigner, SoftwareSigner};
     use crate::domain::Explain;
     use crate::permit::PermitState;
-    use crate::permit::tests::{Fx, actor, t};
+    use crate::permit::fixtures::{Fx, actor, t};
 
     fn code(r: Result<(), PermitError>) -> &'static str {
         r.map_or_else(|e| e.code(), |()| "ok")

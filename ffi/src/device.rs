@@ -9,9 +9,9 @@ use chrono::DateTime;
 
 use super::error::WeldGuardError;
 use super::types::{CodeCheck, OutboxSummary, Reason, RevocationStatus, StartWorkResult};
-use crate::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
-use crate::startwork::{PermitContext, ScanToStart, scan_to_start};
-use crate::store::{NewWorkSession, Store};
+use weldguard_core::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
+use weldguard_core::startwork::{PermitContext, ScanToStart, scan_to_start};
+use weldguard_core::store::{NewWorkSession, Store};
 
 /// One user profile's offline state.
 #[derive(uniffi::Object)]
