@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Device;
 use super::error::WeldGuardError;
 use super::functions::{DeviceKey, ForeignSigner};
-use weldguard_core::sync::{DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase};
+use weldguard_core::sync::{
+    DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase,
+};
 
 /// Which part of a sync is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

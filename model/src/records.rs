@@ -208,4 +208,3 @@ pub fn action_name(kind: ActionKind) -> &'static str {
         ActionKind::RecordGas => "record_gas",
     }
 }
-

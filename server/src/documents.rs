@@ -17,15 +17,13 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use sha2::{Digest, Sha256};
+use weldguard_model::checksum::{Collection, CollectionChecksum, RegistryChecksums, collection_of};
 use weldguard_model::codes::{
     IssuerKey, SnapshotChunk, SnapshotManifest, StatusList, sign_snapshot_manifest,
     sign_status_list,
 };
 use weldguard_model::domain::Revocation;
 use weldguard_model::records::RegistryChange;
-use weldguard_model::checksum::{
-    Collection, CollectionChecksum, RegistryChecksums, collection_of,
-};
 
 use crate::db::{DbError, Page, StoredSnapshot, collection_prefix, entity_of};
 

@@ -8,8 +8,8 @@
 //! may panic.
 
 use serde_json::Value;
-use weldguard_model::records::{PermitStepRecord, WorkSession};
 use weldguard_model::protocol::{PushEntry, Role};
+use weldguard_model::records::{PermitStepRecord, WorkSession};
 
 use crate::permits::fixture::{DAY, Fx, H, inspection, payload};
 use crate::permits::{

@@ -16,7 +16,6 @@ use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use weldguard_model::domain::{Binding, Licence, Machine, Revocation, RevocationTarget};
-use weldguard_model::records::RegistryChange;
 use weldguard_model::protocol::{
     AuthChallenge, AuthChallengeRequest, CompactRequest, DisabledDevice, EnrolRequest,
     EnrolResponse, EnrolmentCode, ErrorBody, Identity, MAX_PULL_LIMIT, MAX_PUSH_ENTRIES,
@@ -24,6 +23,7 @@ use weldguard_model::protocol::{
     RecordList, RegistryWriteResponse, Role, TOKEN_EXPIRED, TokenRefreshRequest,
     TokenRefreshResponse,
 };
+use weldguard_model::records::RegistryChange;
 
 use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert, TokenCheck};

@@ -18,10 +18,10 @@ mod tests {
         Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
         OperationCategory, Revocation, RevocationTarget,
     };
+    use weldguard_model::protocol::*;
     use weldguard_model::records::{
         AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey,
     };
-    use weldguard_model::protocol::*;
 
     use super::OPENAPI_JSON;
     use crate::authz::allowed;
@@ -615,9 +615,9 @@ mod tests {
 
     #[test]
     fn publishing_and_issuing_schemas_match_their_wire_types() {
+        use weldguard_model::checksum::{Collection, RegistryChecksums};
         use weldguard_model::codes::{IssuerAlg, IssuerKey, TrustStore, TrustedKey};
         use weldguard_model::domain::{MachineClass, MachineKind, MachineLabel, WelderCredential};
-        use weldguard_model::checksum::{Collection, RegistryChecksums};
         let d = &doc();
         let key = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
         let mut trust = TrustStore::new();

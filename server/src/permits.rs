@@ -868,7 +868,9 @@ pub mod fixture {
             permit_id: permit.content.permit_id.clone(),
             action: action.into(),
             state: permit.state,
-            digest: weldguard_model::codes::to_hex(&weldguard_model::permit::digest(permit).unwrap()),
+            digest: weldguard_model::codes::to_hex(
+                &weldguard_model::permit::digest(permit).unwrap(),
+            ),
             permit: permit.clone(),
         }
     }

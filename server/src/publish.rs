@@ -15,11 +15,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use weldguard_model::checksum::Collection;
 use weldguard_model::codes::{
     IssueError, IssuerAlg, TrustFile, issue_credential, issue_machine_label, to_hex,
 };
 use weldguard_model::domain::{Explain, MachineLabel, WelderCredential};
-use weldguard_model::checksum::Collection;
 use weldguard_model::protocol::{
     ChecksumsResponse, CollectionPage, IssuedCode, RotateKeyRequest, RotatedKey, SnapshotResponse,
     StatusListResponse,

@@ -17,8 +17,8 @@ use weldguard_model::domain::Explain;
 use weldguard_model::permit::{
     ActionKind, Admission, Catalog, Permit, PermitError, ProfileSet, WorkCalendar,
 };
-use weldguard_model::signers::{SignerDirectory, sign_directory};
 use weldguard_model::protocol::{NewEnrolment, Role, SignerDirectoryResponse};
+use weldguard_model::signers::{SignerDirectory, sign_directory};
 
 use crate::authz::Endpoint;
 use crate::db::{Caller, Db, DbError, Grant};

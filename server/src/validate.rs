@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weldguard_model::domain::Explain;
-use weldguard_model::records::WorkSession;
 use weldguard_model::protocol::{PushEntry, Role};
+use weldguard_model::records::WorkSession;
 
 use crate::authz::may_push;
 

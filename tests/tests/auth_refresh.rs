@@ -12,14 +12,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weldguard_ffi::functions::DeviceKey;
-use weldguard_ffi::{Device as FfiDevice, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, to_hex};
 use weldguard_core::domain::Binding;
 use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
 use weldguard_core::sync::client::RefreshedToken;
 use weldguard_core::sync::protocol::{Role, token_refresh_message};
 use weldguard_core::sync::{RetryPolicy, SyncClient, SyncError};
+use weldguard_ffi::functions::DeviceKey;
+use weldguard_ffi::{Device as FfiDevice, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use weldguard_ffi::{Device, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_core::codes::{DeviceSigner, ReplayCache, TrustStore, Verifier};
 use weldguard_core::domain::{
     Binding, MachineClass, MachineKind, MachineLabel, OperationCategory, Revocation,
@@ -18,6 +17,7 @@ use weldguard_core::store::{RegistryChange, Store};
 use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{REGISTRY_FEED, Role};
 use weldguard_core::sync::{DriftCheck, RetryPolicy, StatusListCheck, SyncClient, SyncError};
+use weldguard_ffi::{Device, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");

@@ -36,12 +36,12 @@ pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
 pub use permits::{PermitStoreError, StepStanding, StoredInspection, StoredPermitStep};
 pub use registry::{ChangeCounts, RegistryStats, SyncCursor};
 // The shapes the platform stores too live in the shared model crate.
+pub use snapshot::SnapshotProgress;
+pub use status_list::{StatusListInfo, StatusListSaved};
 pub use weldguard_model::records::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, NewWorkSession, PermitStepRecord, RecordKind,
     RegistryChange, TrustedIssuerKey, WorkSession, work_calendar_of,
 };
-pub use snapshot::SnapshotProgress;
-pub use status_list::{StatusListInfo, StatusListSaved};
 
 /// How long a connection waits for another process's lock before reporting `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

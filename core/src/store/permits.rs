@@ -25,12 +25,12 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use super::records::new_record_id;
-pub use weldguard_model::records::{PermitStepRecord, RecordKind, action_name, state_name};
 use super::{Store, StoreError};
 use crate::domain::Explain;
 use crate::inspect::Inspection;
 use crate::permit::sign::digest;
 use crate::permit::{Action, ActionKind, Permit, PermitError, PermitState, RuleContext, verify};
+pub use weldguard_model::records::{PermitStepRecord, RecordKind, action_name, state_name};
 
 /// Why a permit or inspection could not be saved or loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

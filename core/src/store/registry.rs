@@ -10,15 +10,16 @@ use rusqlite::{Connection, OptionalExtension, Row, Statement, Transaction, param
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
-pub use weldguard_model::records::{
-    AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey, work_calendar_of,
-};
 use crate::domain::{
     Binding, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus,
     OperationCategory, Revocation, RevocationTarget,
 };
 use crate::rules::registry::{RegistryError, RegistryView};
 use crate::sync::checksum::Collection;
+pub use weldguard_model::records::{
+    AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey,
+    work_calendar_of,
+};
 
 /// The position in one registry feed up to which the cache is current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //!
 //! - [`protocol`]: the wire types, shared with the reference server.
 //! - [`client`]: the blocking HTTP client ([`SyncClient`]); run it on a background thread.
+//! - `admin` (the `admin` feature, never on a phone): the admin calls of [`SyncClient`].
 //! - [`backoff`]: the retry policy (exponential backoff with jitter).
 //! - [`checksum`]: per-collection registry checksums, to detect a drifted cache.
 //!
@@ -9,6 +10,8 @@
 //! platform answers (applied / duplicate / rejected), and each pulled page is applied together with
 //! its cursor in one store transaction, so a sync interrupted anywhere resumes where it stopped.
 
+#[cfg(any(test, feature = "admin"))]
+mod admin;
 pub mod backoff;
 pub mod client;
 mod error;

@@ -11,14 +11,18 @@
 use std::collections::BTreeMap;
 
 use ciborium::value::{Integer, Value};
-use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
+use coset::{CborSerializable, CoseSign1};
+#[cfg(any(test, feature = "issuer"))]
+use coset::{CoseSign1Builder, HeaderBuilder};
 
 use crate::domain::{Revocation, RevocationTarget};
 
 use super::envelope::algorithm_of;
-use super::keys::{IssuerKey, KID_LEN, to_hex, verify_issuer_signature};
+use super::keys::{KID_LEN, to_hex, verify_issuer_signature};
 use super::trust::TrustStore;
-use super::{CodeError, IssueError, SignatureRole};
+use super::{CodeError, SignatureRole};
+#[cfg(any(test, feature = "issuer"))]
+use super::{IssueError, keys::IssuerKey};
 
 /// Largest signed document accepted (bytes): a status list of a few hundred thousand entries.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -44,6 +48,7 @@ impl DocumentType {
     }
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign `payload` (CBOR) as a document of type `doc`.
 pub(crate) fn sign(
     key: &IssuerKey,
@@ -177,6 +182,7 @@ fn sort_key(r: &Revocation) -> (u8, &str) {
     (target_number(r.target), r.id.as_str())
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign a status list (entries are sorted and de-duplicated first). Keys: 1 sequence, 2 issued at,
 /// 3 entries as `[target, id]` pairs (target 1 licence, 2 credential, 3 issuer key, 4 machine).
 pub fn sign_status_list(key: &IssuerKey, list: &StatusList) -> Result<Vec<u8>, IssueError> {
@@ -350,6 +356,7 @@ fn check_token(what: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign a snapshot manifest. Keys: 1 snapshot id, 2 cursor, 3 created at, 4 chunks as
 /// `[changes, bytes, sha256]` triples.
 pub fn sign_snapshot_manifest(

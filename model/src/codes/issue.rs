@@ -8,18 +8,25 @@
 use chrono::{DateTime, NaiveDate};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{MachineLabel, WelderCredential};
+#[cfg(any(test, feature = "issuer"))]
+use crate::domain::MachineLabel;
+use crate::domain::WelderCredential;
 use crate::rules::{WorkTime, check_id_number};
 
-use super::claims::{CredentialClaims, Payload, PresentationClaims, validate};
+#[cfg(any(test, feature = "issuer"))]
+use super::claims::CredentialClaims;
+use super::claims::{Payload, PresentationClaims, validate};
 use super::envelope::{self, BuildError};
-use super::keys::{IssuerAlg, IssuerKey};
+use super::keys::IssuerAlg;
+#[cfg(any(test, feature = "issuer"))]
+use super::keys::IssuerKey;
 use super::signer::{DeviceSigner, sign_normalised};
 use super::{CodeError, IssueError};
 
 /// Length of the random nonce in a presentation (bytes).
 pub const NONCE_BYTES: usize = 12;
 
+#[cfg(any(test, feature = "issuer"))]
 fn issue(key: &IssuerKey, payload: &Payload) -> Result<String, IssueError> {
     validate(payload).map_err(IssueError::InvalidClaims)?;
     envelope::build(key.alg(), &key.kid(), payload, None, |tbs| key.sign(tbs))
@@ -30,6 +37,7 @@ fn issue(key: &IssuerKey, payload: &Payload) -> Result<String, IssueError> {
         })
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign a machine label (设备码); its `issued_at` is the signing time checked against the key's validity.
 pub fn issue_machine_label(key: &IssuerKey, label: &MachineLabel) -> Result<String, IssueError> {
     issue(key, &Payload::Machine(label.clone()))
@@ -63,6 +71,7 @@ pub fn check_issuable(credential: &WelderCredential, now: i64) -> Result<(), Iss
     Ok(())
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign a welder credential (人员码) at `signed_at` (Unix seconds, the time the credential
 /// states), issued at `now` (Unix seconds, the issuer's clock, read by the caller). Refused
 /// ([`check_issuable`]) when the ID number fails GB 11643-1999 or the credential has expired by

@@ -1,12 +1,15 @@
 //! Issuer keys: the software Ed25519 or P-256 keys that sign machine labels and welder credentials,
 //! their short key ids (`kid`), and the small JSON key file the CLI and the server keep them in.
 
+#[cfg(any(test, feature = "issuer"))]
 use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::KeyError;
-use super::signer::{DeviceSigner, SoftwareSigner, sign_normalised, verify_es256};
+use super::signer::verify_es256;
+#[cfg(any(test, feature = "issuer"))]
+use super::signer::{DeviceSigner, SoftwareSigner, sign_normalised};
 
 /// Length of a key id in bytes (the first bytes of SHA-256 over the public key).
 pub const KID_LEN: usize = 4;
@@ -109,16 +112,19 @@ pub fn check_public_key(alg: IssuerAlg, public_key: &[u8]) -> Result<(), KeyErro
     }
 }
 
+#[cfg(any(test, feature = "issuer"))]
 enum Secret {
     Ed(ed25519_dalek::SigningKey),
     P256(SoftwareSigner),
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// An issuer's private key, held in memory.
 pub struct IssuerKey {
     secret: Secret,
 }
 
+#[cfg(any(test, feature = "issuer"))]
 impl std::fmt::Debug for IssuerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerKey")
@@ -128,6 +134,7 @@ impl std::fmt::Debug for IssuerKey {
     }
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// The JSON key file: `{"format":"weldguard-issuer-key","version":1,"alg":"EdDSA","kid":"…",
 /// "public_key":"hex","secret_key":"hex"}`. Keep it private.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +147,10 @@ pub struct IssuerKeyFile {
     pub secret_key: String,
 }
 
+#[cfg(any(test, feature = "issuer"))]
 const KEY_FILE_FORMAT: &str = "weldguard-issuer-key";
 
+#[cfg(any(test, feature = "issuer"))]
 impl IssuerKey {
     /// A new random key from the operating system's generator.
     pub fn generate(alg: IssuerAlg) -> Result<Self, KeyError> {

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Revocation, RevocationTarget};
 
 use super::KeyError;
-use super::keys::{IssuerAlg, IssuerKey, check_public_key, from_hex, kid_of, to_hex};
+#[cfg(any(test, feature = "issuer"))]
+use super::keys::IssuerKey;
+use super::keys::{IssuerAlg, check_public_key, from_hex, kid_of, to_hex};
 
 /// One trusted issuer key. Codes it signed between `valid_from` and `valid_until` (Unix seconds,
 /// inclusive; `None` = open-ended) are accepted.
@@ -23,6 +25,7 @@ pub struct TrustedKey {
 }
 
 impl TrustedKey {
+    #[cfg(any(test, feature = "issuer"))]
     /// The trust entry for an issuer key.
     pub fn for_key(key: &IssuerKey, valid_from: i64, valid_until: Option<i64>) -> Self {
         Self {

@@ -67,4 +67,3 @@ pub fn input<'a>(fx: &Fx, permit: Option<&'a Permit>) -> InspectionInput<'a> {
         notes: String::new(),
     }
 }
-

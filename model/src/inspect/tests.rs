@@ -1,9 +1,9 @@
 //! Inspection tests: scans, permit checks, observations, severity, reporting and the seal.
 
+use super::fixtures::*;
 use super::*;
 use crate::codes::signer::SoftwareSigner;
 use crate::domain::OperationCategory;
-use super::fixtures::*;
 use crate::permit::fixtures::{Fx, t};
 
 fn kinds(i: &Inspection) -> Vec<ViolationKind> {

@@ -322,9 +322,9 @@ fn difference(made: &Permit, given: &Permit) -> String {
 mod tests {
     use super::*;
     use crate::domain::Explain;
+    use crate::permit::fixtures::{Fx, actor, t};
     use crate::permit::model::{PermitEvent, SignedStep};
     use crate::permit::sign::sign_step;
-    use crate::permit::fixtures::{Fx, actor, t};
 
     struct Setup {
         f: Fx,

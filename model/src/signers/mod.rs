@@ -16,7 +16,9 @@
 use ciborium::value::Value;
 
 use crate::codes::document::{self, DocumentType};
-use crate::codes::{CodeError, IssueError, IssuerKey, TrustStore};
+use crate::codes::{CodeError, TrustStore};
+#[cfg(any(test, feature = "issuer"))]
+use crate::codes::{IssueError, IssuerKey};
 
 /// Longest text field of an entry (characters).
 const MAX_FIELD_CHARS: usize = 200;
@@ -117,6 +119,7 @@ fn text(value: &Value) -> Option<&str> {
     value.as_text()
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign the directory with the platform's issuer key.
 pub fn sign_directory(key: &IssuerKey, directory: &SignerDirectory) -> Result<Vec<u8>, IssueError> {
     let sorted = SignerDirectory::new(

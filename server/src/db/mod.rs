@@ -32,9 +32,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use weldguard_model::records::RegistryChange;
 use weldguard_model::checksum::Collection;
 use weldguard_model::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
 
 use crate::permits::AdmitStep;
 

@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
-use weldguard_model::records::RegistryChange;
 use weldguard_model::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
 
 use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,

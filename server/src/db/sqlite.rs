@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use weldguard_model::records::RegistryChange;
 use weldguard_model::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
 
 use super::{
     BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
