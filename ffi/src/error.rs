@@ -158,3 +158,46 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for WeldGuardError {
         }
     }
 }
+
+/// The application layer's error, sorted by its kind: the one mapping the shells see.
+impl From<weldguard_core::app::AppError> for WeldGuardError {
+    fn from(e: weldguard_core::app::AppError) -> Self {
+        use weldguard_core::app::error::ErrorKind;
+        let (code, message_zh, message_en) = Self::parts(&e);
+        match e.kind() {
+            ErrorKind::Input => WeldGuardError::InvalidInput {
+                code,
+                message_zh,
+                message_en,
+            },
+            ErrorKind::Storage => WeldGuardError::Storage {
+                code,
+                message_zh,
+                message_en,
+            },
+            ErrorKind::Sync { retryable } => WeldGuardError::Sync {
+                code,
+                message_zh,
+                message_en,
+                retryable,
+            },
+            ErrorKind::Signing => WeldGuardError::Signing {
+                code,
+                message_zh,
+                message_en,
+            },
+        }
+    }
+}
+
+impl WeldGuardError {
+    /// A call that ended without an answer (its worker thread failed): never a panic across the
+    /// FFI.
+    pub(crate) fn interrupted(what: &str) -> Self {
+        WeldGuardError::Storage {
+            code: "call.interrupted".into(),
+            message_zh: format!("操作意外中断：{what}"),
+            message_en: format!("The call ended unexpectedly: {what}"),
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //!
 //! Times cross the boundary as Unix seconds (UTC) passed in by the shell; the core reads no clock.
 
+mod background;
 pub mod device;
 pub mod error;
 pub mod functions;
