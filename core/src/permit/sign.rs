@@ -93,6 +93,30 @@ pub(crate) fn message_bytes(permit: &Permit, info: &StepInfo<'_>) -> Result<Vec<
     Ok(out)
 }
 
+/// The exact bytes signature `index` of `permit` covers, rebuilt from what the permit stores (test
+/// vectors, auditors; [`verify`] checks each signature over these bytes).
+pub fn step_message(permit: &Permit, index: usize) -> Result<Vec<u8>, PermitError> {
+    let sig = permit
+        .signatures
+        .get(index)
+        .ok_or_else(|| PermitError::Encoding(format!("no signature {index}")))?;
+    message_bytes(permit, &stored_info(sig, index))
+}
+
+/// The message parts of a stored signature.
+fn stored_info(sig: &super::model::StepSignature, index: usize) -> StepInfo<'_> {
+    StepInfo {
+        step: sig.step,
+        signer: &sig.signer,
+        public_key: &sig.public_key,
+        at: sig.at,
+        location: sig.location.as_ref(),
+        covers_events: sig.covers_events as usize,
+        covers_gas_readings: sig.covers_gas_readings as usize,
+        index,
+    }
+}
+
 /// Sign a step of `permit` as it stands now (everything the step covers must already be in place).
 pub(crate) fn sign_step(
     permit: &mut Permit,
@@ -203,17 +227,7 @@ pub fn verify(permit: &Permit) -> Result<(), PermitError> {
             step: sig.step,
             signer: sig.signer.name.clone(),
         };
-        let info = StepInfo {
-            step: sig.step,
-            signer: &sig.signer,
-            public_key: &sig.public_key,
-            at: sig.at,
-            location: sig.location.as_ref(),
-            covers_events: sig.covers_events as usize,
-            covers_gas_readings: sig.covers_gas_readings as usize,
-            index,
-        };
-        let bytes = message_bytes(permit, &info).map_err(|_| broken())?;
+        let bytes = message_bytes(permit, &stored_info(sig, index)).map_err(|_| broken())?;
         if !verify_es256(&sig.public_key, &bytes, &sig.signature) {
             return Err(broken());
         }
