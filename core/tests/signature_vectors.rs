@@ -22,13 +22,20 @@ use weldguard_core::permit::Permit;
 struct Capturing {
     key: SoftwareSigner,
     seen: Mutex<Vec<Vec<u8>>>,
+    /// What a permit step signed through it records about presence (`None`: format /1).
+    claim: Option<bool>,
 }
 
 impl Capturing {
     fn new(secret: u8) -> Self {
+        Self::claiming(secret, Some(false))
+    }
+
+    fn claiming(secret: u8, claim: Option<bool>) -> Self {
         Self {
             key: SoftwareSigner::from_secret(&[secret; 32]).unwrap(),
             seen: Mutex::new(Vec::new()),
+            claim,
         }
     }
 
@@ -45,6 +52,10 @@ impl DeviceSigner for Capturing {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         self.seen.lock().unwrap().push(message.to_vec());
         self.key.sign(message)
+    }
+
+    fn presence_claim(&self) -> Option<bool> {
+        self.claim
     }
 }
 
@@ -96,6 +107,34 @@ fn check_permit_file(name: &str) {
 #[test]
 fn permit_step_messages_format_1() {
     check_permit_file("permit_steps_v1.json");
+}
+
+#[test]
+fn permit_step_messages_format_2() {
+    let v = read("permit_steps_v2.json");
+    check_permit_file("permit_steps_v2.json");
+    // Format /2 records presence: the approval with, the other steps without.
+    let permit: Permit = serde_json::from_value(v["permit"].clone()).unwrap();
+    let present: Vec<_> = permit.signatures.iter().map(|s| s.user_present).collect();
+    assert_eq!(present, [Some(false), Some(false), Some(true), Some(false)]);
+}
+
+/// Walking the same permit again with the same keys (ES256 with RFC 6979 nonces is
+/// deterministic) makes exactly the committed permits, in both formats: what the code signs today
+/// is what the files fix.
+#[test]
+fn the_fixed_walk_signs_exactly_the_committed_permits() {
+    for (name, walked) in [
+        ("permit_steps_v1.json", generate::walk_v1()),
+        ("permit_steps_v2.json", generate::walk_v2()),
+    ] {
+        let v = read(name);
+        assert_eq!(
+            serde_json::to_value(&walked).unwrap(),
+            v["permit"],
+            "{name}: the walk no longer makes the committed permit"
+        );
+    }
 }
 
 #[test]
@@ -323,6 +362,26 @@ mod generate {
         p
     }
 
+    /// The walk signed in the legacy format /1 (the committed permit of `permit_steps_v1.json`).
+    pub fn walk_v1() -> Permit {
+        walk(
+            &Capturing::claiming(0x11, None),
+            &Capturing::claiming(0x22, None),
+            &Capturing::claiming(0x33, None),
+            &Capturing::claiming(0x44, None),
+        )
+    }
+
+    /// The walk signed in format /2, the approver present.
+    pub fn walk_v2() -> Permit {
+        walk(
+            &Capturing::new(0x11),
+            &Capturing::new(0x22),
+            &Capturing::claiming(0x33, Some(true)),
+            &Capturing::new(0x44),
+        )
+    }
+
     pub fn permit_file(permit: &Permit, note: &str) -> Value {
         let signatures: Vec<Value> = (0..permit.signatures.len())
             .map(|i| {
@@ -432,13 +491,15 @@ fn generate_vectors() {
         (
             "permit_steps_v1.json",
             generate::permit_file(
-                &generate::walk(
-                    &Capturing::new(0x11),
-                    &Capturing::new(0x22),
-                    &Capturing::new(0x33),
-                    &Capturing::new(0x44),
-                ),
+                &generate::walk_v1(),
                 "weldguard/permit-sig/1, made before format /2 existed; never regenerate",
+            ),
+        ),
+        (
+            "permit_steps_v2.json",
+            generate::permit_file(
+                &generate::walk_v2(),
+                "weldguard/permit-sig/2: user_present covered; the approval made with the approver present",
             ),
         ),
         ("inspection_seal.json", generate::inspection_file()),

@@ -38,8 +38,8 @@ pub use keys::{
     verify_issuer_signature,
 };
 pub use signer::{
-    DeviceSigner, SignerError, SoftwareSigner, es256_is_low_s, es256_twin, sign_normalised,
-    verify_es256,
+    DeviceSigner, PresenceConfirmed, SignerError, SoftwareSigner, es256_is_low_s, es256_twin,
+    sign_normalised, verify_es256,
 };
 pub use trust::{RevocationSet, TrustFile, TrustFileKey, TrustStore, TrustedKey};
 pub use unsigned::{

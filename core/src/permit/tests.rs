@@ -18,7 +18,8 @@ pub(crate) struct Fx {
     calendar: WorkCalendar,
     applicant: SoftwareSigner,
     checker: SoftwareSigner,
-    approver: SoftwareSigner,
+    /// The approver's key, signing with the person present (approvals must record it).
+    approver: crate::codes::PresenceConfirmed<SoftwareSigner>,
     closer: SoftwareSigner,
 }
 
@@ -38,7 +39,7 @@ impl Fx {
             calendar: WorkCalendar::default(),
             applicant: SoftwareSigner::generate().unwrap(),
             checker: SoftwareSigner::generate().unwrap(),
-            approver: SoftwareSigner::generate().unwrap(),
+            approver: crate::codes::PresenceConfirmed(SoftwareSigner::generate().unwrap()),
             closer: SoftwareSigner::generate().unwrap(),
         }
     }
@@ -52,7 +53,7 @@ impl Fx {
 
     /// The approver's device key.
     pub(crate) fn approver(&self) -> &SoftwareSigner {
-        &self.approver
+        &self.approver.0
     }
 
     /// The applicant's and the site checker's device keys.
@@ -96,7 +97,7 @@ impl Fx {
             vec![
                 entry(&self.applicant, "S-001", "张三", vec!["applicant".into()]),
                 entry(&self.checker, "S-003", "孙七", vec!["supervisor".into()]),
-                entry(&self.approver, "S-004", "周八", approver_roles),
+                entry(&self.approver.0, "S-004", "周八", approver_roles),
                 entry(
                     &self.closer,
                     "S-002",
@@ -1372,6 +1373,8 @@ fn canonical_encoding_is_stable() {
         covers_events: sig.covers_events as usize,
         covers_gas_readings: sig.covers_gas_readings as usize,
         index: 0,
+        // Format /1: the bytes every signature stored before format /2 covers.
+        user_present: None,
     };
     let bytes = super::sign::message_bytes(&p, &info).unwrap();
     // Starts with a CBOR map whose first key is "format".
