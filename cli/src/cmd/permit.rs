@@ -628,9 +628,10 @@ fn print_details(v: &PermitView, out: &Output) {
             .map(|f| out.lang.pick(&f.message_zh, &f.message_en))
             .collect();
         stdoutln!(
-            "  {}{}：{}",
+            "  {}{}{}{}",
             out.lang.pick("暂不能", "not yet: "),
             a.name.text,
+            out.lang.pick("：", ": "),
             why.join(out.lang.pick("；", "; "))
         );
     }

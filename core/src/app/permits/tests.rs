@@ -508,3 +508,56 @@ fn the_site_code_comes_from_the_approvers_key_and_scans_back() {
     let bad = scan(&f.device, Lang::En, "WG1:nonsense").unwrap();
     assert!(!bad.valid);
 }
+
+#[test]
+fn due_lists_a_licence_of_an_open_permits_welder_about_to_expire() {
+    use crate::domain::{Licence, LicenceStatus, OperationCategory};
+    use crate::store::registry::RegistryChange;
+    let f = Fx::new();
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    f.device
+        .store()
+        .apply_registry_changes(
+            [RegistryChange::UpsertLicence(Licence {
+                certificate_no: "T370983199001011234".into(),
+                id_number: "370983199001011234".into(),
+                name: "李四".into(),
+                categories: OperationCategory::ALL.to_vec(),
+                issued_on: date(2020, 12, 20),
+                // Expires 20 days after the permit's day; review long after.
+                expires_on: date(2026, 12, 20),
+                next_review_on: date(2027, 6, 1),
+                review_extended: false,
+                status: LicenceStatus::Valid,
+                employer_org: None,
+            })],
+            None,
+            0,
+        )
+        .unwrap();
+    // No open permit names the welder yet: nothing about the licence.
+    assert!(due(&f.device, t(7, 0), Lang::En).unwrap().is_empty());
+    f.draft();
+    let list = due(&f.device, t(7, 0), Lang::En).unwrap();
+    let kinds: Vec<DueKind> = list.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, [DueKind::PermitExpiry, DueKind::LicenceExpiry]);
+    let licence = &list[1];
+    assert_eq!(
+        licence.certificate_no.as_deref(),
+        Some("T370983199001011234")
+    );
+    // The end of 2026-12-20, China time.
+    assert_eq!(
+        licence.due_at,
+        chrono::FixedOffset::east_opt(8 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 12, 21, 0, 0, 0)
+            .unwrap()
+            .timestamp()
+    );
+    assert!(!licence.overdue);
+    assert!(licence.text.contains("2026-12-20"));
+    // With a 10-day threshold it is not listed yet.
+    let near = crate::app::due::due_within(&f.device, t(7, 0), Lang::En, 10).unwrap();
+    assert!(near.iter().all(|d| d.kind != DueKind::LicenceExpiry));
+}
