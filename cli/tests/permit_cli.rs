@@ -300,7 +300,20 @@ fn a_permit_runs_from_draft_to_closed_and_an_inspection_finds_violations() {
         &t,
     ];
     approve.extend(SITE);
-    assert_eq!(ok(dir, &approve)["state"], "approved");
+    // A software key cannot verify the approver's presence: without the operator's --present
+    // the approval is refused with one line, and nothing is written.
+    let absent = run(dir, &approve);
+    assert_eq!(absent.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&absent.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("presence"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&absent.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "permit.presence_required");
+    assert_eq!(pending(dir), 3);
+    approve.push("--present");
+    let approved = ok(dir, &approve);
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["signatures"][2]["user_present"], true);
 
     // The site code: only the approver's key makes it; it reads back and matches the stored permit.
     let not_approver = run(dir, &["permit", "code", ID, "--key", &checker]);

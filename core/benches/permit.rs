@@ -135,6 +135,8 @@ fn main() {
     );
     let mut p =
         Permit::draft(content, &ctx, &actor("张三", "S-001", "applicant"), DAY).expect("draft");
+    // The approver signs with the person present (approvals must record it).
+    let approver_present = weldguard_core::codes::PresenceConfirmed(&keys[2]);
     let steps: Vec<Action<'_>> = vec![
         Action::Submit {
             by: actor("张三", "S-001", "applicant"),
@@ -156,7 +158,7 @@ fn main() {
         },
         Action::Approve {
             by: actor("周八", "S-004", "unit_head"),
-            signer: &keys[2],
+            signer: &approver_present,
             at: DAY + 7 * H + 1200,
             location: Some(location),
         },

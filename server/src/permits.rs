@@ -811,7 +811,8 @@ pub mod fixture {
                 },
                 "approve" => Action::Approve {
                     by: actor("周八", "S-004", &approver_role),
-                    signer: approver,
+                    // The approver's presence verified (approvals must record it).
+                    signer: &weldguard_model::codes::PresenceConfirmed(approver),
                     at,
                     location,
                 },

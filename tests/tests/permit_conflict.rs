@@ -144,7 +144,7 @@ fn run(backend: ServerBackend, first: First) -> Option<Permit> {
     // Offline: A approves at 07:40, B rejects at 07:50.
     let approve = Action::Approve {
         by: actor("周八", "S-004", &rules.approver_role()),
-        signer: &a_key,
+        signer: &weldguard_core::codes::PresenceConfirmed(&a_key),
         at: DAY + 7 * H + 2400,
         location: Some(rules.location()),
     };

@@ -161,7 +161,7 @@ fn high_s_copy_of_the_last_step_is_refused(backend: ServerBackend) {
     sync(&approver);
     let approve = Action::Approve {
         by: actor("周八", "S-004", &approver_role),
-        signer: &approver_key,
+        signer: &weldguard_core::codes::PresenceConfirmed(&approver_key),
         at: DAY + 7 * H + 2400,
         location: Some(rules.location()),
     };

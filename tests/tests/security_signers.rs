@@ -192,7 +192,9 @@ fn check(device: &Device, rules: &Rules, id: &str, key: &SoftwareSigner) {
 fn approve<'a>(rules: &Rules, by: (&str, &str, &str), key: &'a SoftwareSigner) -> Action<'a> {
     Action::Approve {
         by: actor(by.0, by.1, by.2),
-        signer: key,
+        // The approver's presence verified, as a phone's key store says it (approvals must
+        // record it); leaked so the action can hold it (a test process).
+        signer: Box::leak(Box::new(weldguard_core::codes::PresenceConfirmed(key))),
         at: DAY + 7 * H + 1800,
         location: Some(rules.location()),
     }
@@ -418,6 +420,26 @@ fn run(backend: ServerBackend) {
         step(&c.approver, p6, &ctx, stolen, DAY + 8 * H),
         "permit.signer_not_valid",
     );
+
+    // 7. The enrolled approver's own key, but signed without the key store verifying the
+    // approver's presence (no biometric or PIN prompt, format /2 with user_present false): the
+    // platform refuses the approval; the permit stays checked.
+    let p8 = "0193a1b2-0000-7000-8000-00000000a0f8";
+    draft(&c.applicant, &rules, p8, ("张三", "S-001"));
+    submit(&c.applicant, &rules, p8, ("张三", "S-001"), &k.applicant);
+    check(&c.checker, &rules, p8, &k.checker);
+    sync(&c.approver);
+    let absent = Action::Approve {
+        by: actor("周八", "S-004", &rules.approver_role()),
+        signer: &k.approver,
+        at: DAY + 7 * H + 1800,
+        location: Some(rules.location()),
+    };
+    assert_refused(
+        step(&c.approver, p8, &ctx, absent, DAY + 7 * H + 1800),
+        "permit.presence_missing",
+    );
+    assert_eq!(head(&server, p8).unwrap().state, PermitState::Checked);
 
     // The genuine permit, draft to close, every step by the person and role that may sign it.
     let p7 = "0193a1b2-0000-7000-8000-00000000a007";

@@ -966,7 +966,8 @@ fn approved_permit(
         .unwrap_or_else(|| "approver".into());
     let approved = apply(Action::Approve {
         by: signer_actor(&approver(), &approver_role),
-        signer: &signers.approver,
+        // The demo's approver is at the site in person.
+        signer: &weldguard_core::codes::PresenceConfirmed(&signers.approver),
         at: at(12),
         location: Some(site_location()),
     })?;

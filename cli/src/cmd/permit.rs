@@ -2,26 +2,31 @@
 //! draft, submit, check on site, approve, record gas analyses, start, suspend, resume, complete,
 //! close, reject, cancel, expire; show, list and verify stored permits; make the permit's site code.
 //!
-//! Every step is checked by the core's life-cycle rules under the permit's rule profile and saved
-//! with its outbox entry in one transaction; a refused step prints one line and changes nothing.
-//! Signing steps take `--key FILE`, a device key file made by `weldguard permit key`.
+//! A thin adapter over the core's permit services (`weldguard_core::app::permits`): the arguments
+//! become a service call, the service's view is printed as it is (JSON or text). Every step is
+//! checked by the core's life-cycle rules under the permit's rule profile and saved with its outbox
+//! entry in one transaction; a refused step prints one line and changes nothing. Signing steps
+//! take `--key FILE`, a device key file made by `weldguard permit key`; a software key cannot
+//! verify the person's presence, so an approval needs `--present`: the operator confirms the
+//! person is present. `weldguard permit due` lists what is due and by when.
 
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveTime, TimeZone};
+use chrono::TimeZone;
 use clap::{Args, Subcommand, ValueEnum};
 use qrcode::{EcLevel, QrCode};
 use serde::{Deserialize, Serialize};
+use weldguard_core::app::error::ErrorKind;
+use weldguard_core::app::permits::{self as svc, ActorInput, DraftInput, GasInput, PermitView};
+use weldguard_core::app::signing::SoftwarePersonSigner;
+use weldguard_core::app::{AppError, Device};
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, from_hex, to_hex};
 use weldguard_core::domain::Explain;
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, GasReading, GeoPoint, NightHours, Permit,
-    PermitContent, PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, Site,
-    WorkCalendar, WorkConditions, check_against_permit, issue_permit_code, read_permit_code,
+    ChecklistAnswer, GeoPoint, PermitLevel, PermitState, Person, WorkCalendar, WorkConditions,
 };
+use weldguard_core::store::PermitStoreError;
 use weldguard_core::store::permits::state_name;
-use weldguard_core::store::records::new_record_id;
-use weldguard_core::store::{PermitStoreError, Store, StoredPermitStep};
 
 use crate::cmd::code::parse_time;
 use crate::data_dir::{StateArgs, store_failure};
@@ -107,6 +112,10 @@ struct SignedStepArgs {
     /// Time of the step (RFC 3339, YYYY-MM-DD in China time, or Unix seconds); default now.
     #[arg(long)]
     at: Option<String>,
+    /// The operator confirms the person is present (a software key cannot verify presence);
+    /// an approval is refused without it.
+    #[arg(long)]
+    present: bool,
     #[command(flatten)]
     data: StateArgs,
 }
@@ -356,6 +365,32 @@ enum PermitCommand {
         #[command(flatten)]
         data: StateArgs,
     },
+    /// What is due and by when: gas analyses, re-analysis after an interruption, permit expiry,
+    /// the fire watch after the work, licences expiring or due for review.
+    Due {
+        /// The time to list for; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// List licences expiring or due for review within this many days.
+        #[arg(long, default_value_t = weldguard_core::app::due::LICENCE_NOTICE_DAYS)]
+        within_days: u32,
+        #[command(flatten)]
+        data: StateArgs,
+    },
+    /// Check on-site answers (JSON file) without saving or signing: may the check, and the
+    /// approval after it, go ahead, and why not.
+    Preview {
+        /// The permit id.
+        id: String,
+        /// JSON list of checklist answers.
+        #[arg(long)]
+        answers: PathBuf,
+        /// The time to judge at; default now.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        data: StateArgs,
+    },
 }
 
 /// A device key file.
@@ -401,6 +436,11 @@ pub(crate) fn load_signer(path: &Path) -> Result<SoftwareSigner, Failure> {
     SoftwareSigner::from_secret(&secret).map_err(|e| bad(e.to_string()))
 }
 
+/// The key file as the person's signer; `present`: the operator confirms the person is present.
+fn person_signer(path: &Path, present: bool) -> Result<SoftwarePersonSigner, Failure> {
+    Ok(SoftwarePersonSigner::new(load_signer(path)?, present))
+}
+
 /// `NAME:ID`.
 pub(crate) fn parse_person(flag: &str, text: &str) -> Result<Person, Failure> {
     match text.split_once(':') {
@@ -413,6 +453,15 @@ pub(crate) fn parse_person(flag: &str, text: &str) -> Result<Person, Failure> {
             format!("--{flag} {text:?}: use NAME:ID"),
         )),
     }
+}
+
+fn actor_input(flag: &str, text: &str, role: Option<String>) -> Result<ActorInput, Failure> {
+    let p = parse_person(flag, text)?;
+    Ok(ActorInput {
+        name: p.name,
+        id: p.id,
+        role,
+    })
 }
 
 pub(crate) fn geo(lat: Option<f64>, lon: Option<f64>) -> Result<Option<GeoPoint>, Failure> {
@@ -448,292 +497,27 @@ pub(crate) fn permit_store_failure(e: &PermitStoreError, out: &Output) -> Failur
     }
 }
 
-fn builtin_rules() -> Result<(ProfileSet, Catalog), Failure> {
-    let profiles = ProfileSet::builtin()
-        .map_err(|e| Failure::runtime("permit.profiles", format!("built-in profiles: {e:?}")))?;
-    let catalog = Catalog::builtin()
-        .map_err(|e| Failure::runtime("permit.catalog", format!("built-in catalog: {e}")))?;
-    Ok((profiles, catalog))
-}
-
-/// The profile version a permit records.
-fn profile_of<'a>(profiles: &'a ProfileSet, permit: &Permit) -> Result<&'a RuleProfile, Failure> {
-    profiles
-        .profiles
-        .iter()
-        .find(|p| p.id == permit.content.profile_id && p.version == permit.content.profile_version)
-        .ok_or_else(|| {
-            Failure::input(
-                "permit.profile_unknown",
-                format!(
-                    "rule profile {} {} is not known to this build",
-                    permit.content.profile_id, permit.content.profile_version
-                ),
-            )
-        })
-}
-
-fn load(store: &Store, id: &str, out: &Output) -> Result<Permit, Failure> {
-    store
-        .permit(id)
-        .map_err(|e| permit_store_failure(&e, out))?
-        .ok_or_else(|| explained(&PermitStoreError::NotFound(id.to_owned()), out, true))
-}
-
-fn actor(flag: &str, text: &str, role: String) -> Result<Actor, Failure> {
-    let p = parse_person(flag, text)?;
-    Ok(Actor {
-        name: p.name,
-        id: p.id,
-        role,
-    })
-}
-
-fn print_step(permit: &Permit, step: &StoredPermitStep, out: &Output) -> Result<(), Failure> {
-    let flags: Vec<_> = permit.flags().collect();
-    if out.json {
-        return out.json(&serde_json::json!({
-            "permit_id": permit.content.permit_id,
-            "state": permit.state,
-            "level": permit.level(),
-            "step": step,
-            "flags": flags,
-        }));
+/// A service's error as a CLI failure: bad input and refused steps exit 2, the rest 1.
+pub(crate) fn app_failure(e: &AppError, out: &Output) -> Failure {
+    match e {
+        AppError::Store(s) => store_failure(s, out),
+        AppError::PermitStore(p) => permit_store_failure(p, out),
+        _ => explained(e, out, e.kind() == ErrorKind::Input),
     }
-    stdoutln!(
-        "{} {}: {} ({} {})",
-        out.lang.pick("动火作业证", "permit"),
-        permit.content.permit_id,
-        out.lang
-            .pick(permit.state.name_zh(), permit.state.name_en()),
-        out.lang.pick("步骤", "step"),
-        step.id
-    );
-    for f in flags {
-        stdoutln!(
-            "  {} [{}] {}",
-            out.lang.pick("记录在案：", "on record:"),
-            f.clause,
-            out.lang.pick(&f.message_zh, &f.message_en)
-        );
-    }
-    Ok(())
 }
 
-/// Load, apply, save; print the result.
-fn step(
-    data: &StateArgs,
-    id: &str,
-    out: &Output,
-    make: impl FnOnce(&Permit, &RuleProfile) -> Result<Action<'static>, Failure>,
-) -> Result<(), Failure> {
+/// The services' language for the CLI's.
+pub(crate) fn app_lang(out: &Output) -> weldguard_core::app::Lang {
+    match out.lang {
+        crate::output::Lang::Zh => weldguard_core::app::Lang::Zh,
+        crate::output::Lang::En => weldguard_core::app::Lang::En,
+    }
+}
+
+/// The profile's device (store and trust) for the services.
+pub(crate) fn open_device(data: &StateArgs, out: &Output) -> Result<Device, Failure> {
     let store = data.open_store(out)?;
-    let (profiles, catalog) = builtin_rules()?;
-    let permit = load(&store, id, out)?;
-    let profile = profile_of(&profiles, &permit)?;
-    let action = make(&permit, profile)?;
-    let ctx = RuleContext {
-        profile,
-        catalog: &catalog,
-    };
-    let (after, saved) = store
-        .apply_permit_action(id, &ctx, action, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    print_step(&after, &saved, out)
-}
-
-/// What a signed step does.
-enum SignedKind {
-    Submit(Option<WorkCalendar>),
-    Check(Vec<ChecklistAnswer>),
-    Approve,
-    Close(Vec<ChecklistAnswer>),
-}
-
-/// Load, sign and apply a signed step, save; print the result.
-fn signed_step(args: SignedStepArgs, kind: SignedKind, out: &Output) -> Result<(), Failure> {
-    let signer = load_signer(&args.key)?;
-    let at = time_or_now(args.at.as_deref())?;
-    let location = geo(args.lat, args.lon)?;
-    let store = args.data.open_store(out)?;
-    let (profiles, catalog) = builtin_rules()?;
-    let permit = load(&store, &args.id, out)?;
-    let profile = profile_of(&profiles, &permit)?;
-    let role = args.role.clone().unwrap_or_else(|| match kind {
-        SignedKind::Submit(_) => "applicant".into(),
-        SignedKind::Approve => approver_role(&permit, profile),
-        SignedKind::Check(_) | SignedKind::Close(_) => "supervisor".into(),
-    });
-    let by = actor("by", &args.by, role)?;
-    let calendar;
-    let action = match kind {
-        SignedKind::Submit(c) => {
-            calendar = match c {
-                Some(given) => given,
-                None => store
-                    .work_calendar()
-                    .map_err(|e| crate::data_dir::store_failure(&e, out))?,
-            };
-            Action::Submit {
-                by,
-                signer: &signer,
-                calendar: &calendar,
-                at,
-                location,
-            }
-        }
-        SignedKind::Check(answers) => Action::SiteCheck {
-            by,
-            signer: &signer,
-            answers,
-            at,
-            location,
-        },
-        SignedKind::Approve => Action::Approve {
-            by,
-            signer: &signer,
-            at,
-            location,
-        },
-        SignedKind::Close(post_work) => Action::Close {
-            by,
-            signer: &signer,
-            post_work,
-            at,
-            location,
-        },
-    };
-    let ctx = RuleContext {
-        profile,
-        catalog: &catalog,
-    };
-    let (after, saved) = store
-        .apply_permit_action(&args.id, &ctx, action, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    print_step(&after, &saved, out)
-}
-
-fn read_answers(path: &Path) -> Result<Vec<ChecklistAnswer>, Failure> {
-    serde_json::from_str(&read_file(path, "answers file")?).map_err(|e| {
-        Failure::input(
-            "input.answers",
-            format!(
-                "{}: not a JSON list of checklist answers: {e}",
-                path.display()
-            ),
-        )
-    })
-}
-
-fn approver_role(permit: &Permit, profile: &RuleProfile) -> String {
-    profile
-        .level(permit.level())
-        .map(|l| l.approver.id.clone())
-        .unwrap_or_else(|| "approver".into())
-}
-
-fn parse_night(text: &str) -> Result<NightHours, Failure> {
-    let bad = || Failure::input("input.night", format!("--night {text:?}: use HH:MM-HH:MM"));
-    let (a, b) = text.split_once('-').ok_or_else(bad)?;
-    let t = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad());
-    Ok(NightHours {
-        start: t(a)?,
-        end: t(b)?,
-    })
-}
-
-fn draft(a: DraftArgs, out: &Output) -> Result<(), Failure> {
-    let at = time_or_now(a.at.as_deref())?;
-    let valid_from = parse_time(&a.from)?;
-    let valid_until = parse_time(&a.until)?;
-    if valid_until <= valid_from {
-        return Err(Failure::input(
-            "input.validity",
-            "--until must be after --from",
-        ));
-    }
-    let location = geo(Some(a.lat), Some(a.lon))?
-        .ok_or_else(|| Failure::input("input.location", "--lat and --lon are required"))?;
-    let applicant = parse_person("applicant", &a.applicant)?;
-    let welders = a
-        .welders
-        .iter()
-        .map(|w| parse_person("welder", w))
-        .collect::<Result<Vec<_>, _>>()?;
-    let fire_watch = a
-        .fire_watch
-        .iter()
-        .map(|w| parse_person("fire-watch", w))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (profiles, catalog) = builtin_rules()?;
-    let china = chrono::FixedOffset::east_opt(8 * 3600)
-        .ok_or_else(|| Failure::runtime("internal.offset", "UTC+8"))?;
-    let date = china
-        .timestamp_opt(at, 0)
-        .single()
-        .map(|t| t.date_naive())
-        .ok_or_else(|| Failure::input("input.time", "--at is out of range"))?;
-    let profile = profiles.select(&a.rules, date).ok_or_else(|| {
-        Failure::input(
-            "permit.profile_unknown",
-            format!(
-                "no rule profile {:?} in force on {date} (known: gb30871, construction)",
-                a.rules
-            ),
-        )
-    })?;
-    let permit_id = match a.permit_id {
-        Some(id) if !id.trim().is_empty() => id,
-        Some(_) => return Err(Failure::input("input.permit_id", "--permit-id is empty")),
-        None => new_record_id(now_ms()).map_err(|e| store_failure(&e, out))?,
-    };
-    let content = PermitContent {
-        permit_id: permit_id.clone(),
-        site: Site {
-            site_id: a.site_id,
-            name: a.site_name,
-            profile_id: profile.id.clone(),
-            location,
-            utc_offset_secs: 8 * 3600,
-            night: parse_night(&a.night)?,
-            approval_radius_m: a.approval_radius,
-        },
-        profile_id: profile.id.clone(),
-        profile_version: profile.version.clone(),
-        catalog_version: catalog.version.clone(),
-        work_description: a.work,
-        hot_work_point: a.point,
-        hot_work_points: a.points,
-        location,
-        conditions: WorkConditions {
-            wind_force: a.wind,
-            outdoor: a.outdoor,
-            shields: a.shields,
-            complex_environment: a.complex,
-        },
-        requested_level: a.level.into(),
-        valid_from,
-        valid_until,
-        applicant: applicant.clone(),
-        welders,
-        machines: a.machines,
-        fire_watch,
-    };
-    let ctx = RuleContext {
-        profile,
-        catalog: &catalog,
-    };
-    let by = Actor {
-        name: applicant.name,
-        id: applicant.id,
-        role: "applicant".into(),
-    };
-    let permit = Permit::draft(content, &ctx, &by, at).map_err(|e| explained(&e, out, true))?;
-    let store = a.data.open_store(out)?;
-    let saved = store
-        .save_permit(None, &permit, None, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    print_step(&permit, &saved, out)
+    Device::with_store(store).map_err(|e| app_failure(&e, out))
 }
 
 fn make_key(path: PathBuf, out: &Output) -> Result<(), Failure> {
@@ -789,146 +573,183 @@ fn time_text(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-fn summary_line(p: &Permit, out: &Output) -> String {
-    let c = &p.content;
+fn summary_line(v: &PermitView) -> String {
+    let s = &v.summary;
     format!(
         "{}  {:<10} {:<8} {}  {} – {}  {}",
-        c.permit_id,
-        out.lang.pick(p.state.name_zh(), p.state.name_en()),
-        format!("{:?}", p.level()).to_lowercase(),
-        c.site.site_id,
-        time_text(c.valid_from),
-        time_text(c.valid_until),
-        c.welders
-            .iter()
-            .map(|w| w.id.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        s.permit_id,
+        s.state_name.text,
+        format!("{:?}", s.level).to_lowercase(),
+        s.site_id,
+        time_text(s.valid_from),
+        time_text(s.valid_until),
+        s.welders.join(",")
     )
 }
 
-fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let store = data.open_store(out)?;
-    let permit = load(&store, &id, out)?;
-    let steps = store
-        .permit_steps(&id)
-        .map_err(|e| permit_store_failure(&e, out))?;
-    if out.json {
-        return out.json(&serde_json::json!({ "permit": permit, "steps": steps }));
+/// The view's flags, deadlines and allowed actions, as text.
+fn print_details(v: &PermitView, out: &Output) {
+    for f in &v.flag_texts {
+        stdoutln!(
+            "  {} [{}] {}",
+            out.lang.pick("记录在案：", "on record:"),
+            f.clause,
+            f.text.text
+        );
     }
-    let c = &permit.content;
-    stdoutln!("{}", summary_line(&permit, out));
+    for d in &v.deadlines {
+        stdoutln!(
+            "  {}{}",
+            if d.passed {
+                out.lang.pick("已到期：", "passed: ")
+            } else {
+                out.lang.pick("期限：", "deadline: ")
+            },
+            d.text.text
+        );
+    }
+    let allowed: Vec<&str> = v
+        .actions
+        .iter()
+        .filter(|a| a.allowed)
+        .map(|a| a.name.text.as_str())
+        .collect();
+    if !allowed.is_empty() {
+        stdoutln!(
+            "  {}{}",
+            out.lang.pick("现在可以：", "allowed now: "),
+            allowed.join(out.lang.pick("、", ", "))
+        );
+    }
+    for a in v.actions.iter().filter(|a| !a.allowed) {
+        let why: Vec<&str> = a
+            .why_not
+            .iter()
+            .map(|f| out.lang.pick(&f.message_zh, &f.message_en))
+            .collect();
+        stdoutln!(
+            "  {}{}{}{}",
+            out.lang.pick("暂不能", "not yet: "),
+            a.name.text,
+            out.lang.pick("：", ": "),
+            why.join(out.lang.pick("；", "; "))
+        );
+    }
+}
+
+/// A step's result.
+fn print_step(v: &PermitView, out: &Output) -> Result<(), Failure> {
+    if out.json {
+        return out.json(v);
+    }
+    stdoutln!(
+        "{} {}: {} ({} {})",
+        out.lang.pick("动火作业证", "permit"),
+        v.permit_id,
+        v.state_name.text,
+        out.lang.pick("步骤", "step"),
+        v.step.as_ref().map_or("-", |s| s.id.as_str())
+    );
+    print_details(v, out);
+    Ok(())
+}
+
+fn show(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
+    let device = open_device(&data, out)?;
+    let now = chrono::Utc::now().timestamp();
+    let detail = svc::show(&device, now, app_lang(out), &id).map_err(|e| app_failure(&e, out))?;
+    if out.json {
+        return out.json(&detail);
+    }
+    let v = &detail.view;
+    stdoutln!("{}", summary_line(v));
     stdoutln!(
         "  {}: {} / {}",
         out.lang.pick("作业", "work"),
-        c.work_description,
-        c.hot_work_point
+        v.summary.work,
+        v.summary.hot_work_point
     );
-    for s in &permit.signatures {
+    for s in &v.signatures {
         stdoutln!(
-            "  {} {:?} {} ({}) {}",
+            "  {} {} {} ({}) {}{}",
             out.lang.pick("签名", "signed"),
-            s.step,
+            s.step_name.text,
             s.signer.name,
             s.signer.role,
-            time_text(s.at)
+            time_text(s.at),
+            match s.user_present {
+                Some(true) => out.lang.pick("，本人已验证", ", presence verified"),
+                _ => "",
+            }
         );
     }
-    for s in &steps {
+    for s in &detail.steps {
         stdoutln!("  {} {} -> {}", s.id, s.action, state_name(s.state));
     }
+    print_details(v, out);
     Ok(())
 }
 
 fn list(state: Option<StateArg>, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let store = data.open_store(out)?;
-    let permits = store
-        .permits(state.map(Into::into))
-        .map_err(|e| permit_store_failure(&e, out))?;
+    let device = open_device(&data, out)?;
+    let now = chrono::Utc::now().timestamp();
+    let views = svc::list(&device, now, app_lang(out), state.map(Into::into))
+        .map_err(|e| app_failure(&e, out))?;
     if out.json {
-        let rows: Vec<_> = permits
+        let rows: Vec<_> = views
             .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "permit_id": p.content.permit_id,
-                    "state": p.state,
-                    "level": p.level(),
-                    "site_id": p.content.site.site_id,
-                    "valid_from": p.content.valid_from,
-                    "valid_until": p.content.valid_until,
-                    "welders": p.content.welders.iter().map(|w| &w.id).collect::<Vec<_>>(),
-                })
+            .map(|v| {
+                let mut row = serde_json::to_value(&v.summary).unwrap_or_default();
+                if let Some(map) = row.as_object_mut() {
+                    map.insert(
+                        "deadlines".into(),
+                        serde_json::to_value(&v.deadlines).unwrap_or_default(),
+                    );
+                    map.insert(
+                        "allowed_actions".into(),
+                        serde_json::to_value(
+                            v.actions
+                                .iter()
+                                .filter(|a| a.allowed)
+                                .map(|a| a.action)
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap_or_default(),
+                    );
+                }
+                row
             })
             .collect();
         return out.json(&serde_json::json!({ "permits": rows }));
     }
-    if permits.is_empty() {
+    if views.is_empty() {
         stdoutln!("{}", out.lang.pick("（没有动火作业证）", "(no permits)"));
     }
-    for p in &permits {
-        stdoutln!("{}", summary_line(p, out));
+    for v in &views {
+        stdoutln!("{}", summary_line(v));
     }
     Ok(())
 }
 
 fn verify(id: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let store = data.open_store(out)?;
-    let result = store.permit(&id);
-    // Who signed, against the signer directory this device holds (docs/adr/0014).
-    let vouched: Option<weldguard_core::permit::PermitError> = match &result {
-        Ok(Some(p)) => {
-            let directory = store
-                .signer_directory()
-                .map_err(|e| crate::data_dir::store_failure(&e, out))?;
-            let profiles = ProfileSet::builtin_shared()
-                .map_err(|e| Failure::runtime("permit.profiles", e.to_string()))?;
-            weldguard_core::permit::vouch(p, profiles, directory.as_ref()).err()
-        }
-        _ => None,
-    };
-    let (valid, reason, signatures) = match &result {
-        Ok(Some(p)) => (
-            vouched.is_none(),
-            vouched.as_ref().map(|e| e as &dyn Explain),
-            p.signatures
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "step": s.step, "signer": s.signer, "at": s.at,
-                        "public_key": to_hex(&s.public_key),
-                    })
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Ok(None) => {
-            return Err(explained(&PermitStoreError::NotFound(id), out, true));
-        }
-        Err(e @ PermitStoreError::Tampered { .. }) => (false, Some(e as &dyn Explain), Vec::new()),
-        Err(e) => return Err(permit_store_failure(e, out)),
-    };
+    let device = open_device(&data, out)?;
+    let v = svc::verify(&device, app_lang(out), &id).map_err(|e| app_failure(&e, out))?;
     if out.json {
-        return out.json(&serde_json::json!({
-            "permit_id": id,
-            "valid": valid,
-            "signatures": signatures,
-            "reason": reason.map(|e| serde_json::json!({
-                "code": e.code(), "message_zh": e.message_zh(), "message_en": e.message_en()
-            })),
-        }));
+        return out.json(&v);
     }
-    match reason {
+    match &v.reason {
         None => stdoutln!(
             "{} {id}: {} {}",
             out.lang.pick("动火作业证", "permit"),
             out.lang
                 .pick("签名链有效，签名数", "signature chain valid, signatures:"),
-            signatures.len()
+            v.signatures.len()
         ),
-        Some(e) => stdoutln!(
+        Some(r) => stdoutln!(
             "{}{} [{}]",
             out.lang.pick("无效：", "INVALID: "),
-            out.lang.pick(&e.message_zh(), &e.message_en()),
-            e.code()
+            r.text,
+            r.code
         ),
     }
     Ok(())
@@ -942,13 +763,12 @@ fn code(
     data: StateArgs,
     out: &Output,
 ) -> Result<(), Failure> {
-    let signer = load_signer(&key)?;
+    let signer = person_signer(&key, false)?;
     let at = time_or_now(at.as_deref())?;
-    let store = data.open_store(out)?;
-    let permit = load(&store, &id, out)?;
-    let text = issue_permit_code(&permit, &signer, at).map_err(|e| explained(&e, out, true))?;
+    let device = open_device(&data, out)?;
+    let v = svc::site_code(&device, at, &id, &signer).map_err(|e| app_failure(&e, out))?;
     if let Some(path) = &png {
-        let qr = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+        let qr = QrCode::with_error_correction_level(v.text.as_bytes(), EcLevel::M)
             .map_err(|e| Failure::runtime("output.qr", e.to_string()))?;
         qr.render::<image::Luma<u8>>()
             .min_dimensions(480, 480)
@@ -963,49 +783,26 @@ fn code(
     }
     if out.json {
         return out.json(&serde_json::json!({
-            "permit_id": id,
-            "text": text,
-            "chars": text.len(),
+            "permit_id": v.permit_id,
+            "text": v.text,
+            "chars": v.chars,
             "png": png.map(|p| p.display().to_string()),
         }));
     }
-    stdoutln!("{text}");
+    stdoutln!("{}", v.text);
     Ok(())
 }
 
 fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let claims = match read_permit_code(&text) {
-        Ok(c) => c,
-        Err(e) => {
-            if out.json {
-                return out.json(&serde_json::json!({
-                    "valid": false,
-                    "reason": { "code": e.code(), "message_zh": e.message_zh(), "message_en": e.message_en() },
-                }));
-            }
-            stdoutln!(
-                "{}{} [{}]",
-                out.lang.pick("无效：", "INVALID: "),
-                out.lang.pick(&e.message_zh(), &e.message_en()),
-                e.code()
-            );
-            return Ok(());
-        }
-    };
-    let store = data.open_store(out)?;
-    let stored = store
-        .permit(&claims.permit_id)
-        .map_err(|e| permit_store_failure(&e, out))?;
-    let matched = stored.as_ref().map(|p| check_against_permit(&claims, p));
+    let device = open_device(&data, out)?;
+    let v = svc::scan(&device, app_lang(out), &text).map_err(|e| app_failure(&e, out))?;
     if out.json {
-        return out.json(&serde_json::json!({
-            "valid": true,
-            "claims": claims,
-            "stored": stored.is_some(),
-            "matches_stored": matched.as_ref().map(|m| m.is_ok()),
-            "mismatch": matched.and_then(|m| m.err()).map(|e| e.message_en()),
-        }));
+        return out.json(&v);
     }
+    let Some(claims) = &v.claims else {
+        stdoutln!("{}", v.verdict.text);
+        return Ok(());
+    };
     stdoutln!(
         "{} {}  {}  {:?}  {} – {}  {} {}",
         out.lang.pick("动火作业证码", "permit code"),
@@ -1017,27 +814,136 @@ fn scan(text: String, data: StateArgs, out: &Output) -> Result<(), Failure> {
         out.lang.pick("审批人", "approved by"),
         claims.approved_by
     );
-    match matched {
-        None => stdoutln!(
-            "  {}",
-            out.lang.pick(
-                "本机无此作业证，仅能确认码未被改动",
-                "not stored here: only proves the code is unaltered"
-            )
-        ),
-        Some(Ok(())) => stdoutln!(
-            "  {}",
-            out.lang
-                .pick("与存储的作业证一致", "matches the stored permit")
-        ),
-        Some(Err(e)) => stdoutln!(
-            "  {}{}",
-            out.lang
-                .pick("与存储的作业证不符：", "DOES NOT MATCH the stored permit: "),
-            out.lang.pick(&e.message_zh(), &e.message_en())
-        ),
+    stdoutln!("  {}", v.verdict.text);
+    Ok(())
+}
+
+fn due(at: Option<String>, within_days: u32, data: StateArgs, out: &Output) -> Result<(), Failure> {
+    let now = time_or_now(at.as_deref())?;
+    let device = open_device(&data, out)?;
+    let items = weldguard_core::app::due::due_within(&device, now, app_lang(out), within_days)
+        .map_err(|e| app_failure(&e, out))?;
+    if out.json {
+        return out.json(&serde_json::json!({ "at": now, "due": items }));
+    }
+    if items.is_empty() {
+        stdoutln!("{}", out.lang.pick("（没有待办事项）", "(nothing due)"));
+    }
+    for d in &items {
+        stdoutln!(
+            "{}  {}{}  {}",
+            time_text(d.due_at),
+            if d.overdue {
+                out.lang.pick("【已到期】", "[OVERDUE] ")
+            } else {
+                ""
+            },
+            d.permit_id
+                .as_deref()
+                .or(d.certificate_no.as_deref())
+                .unwrap_or("-"),
+            d.text
+        );
     }
     Ok(())
+}
+
+fn read_answers(path: &Path) -> Result<Vec<ChecklistAnswer>, Failure> {
+    serde_json::from_str(&read_file(path, "answers file")?).map_err(|e| {
+        Failure::input(
+            "input.answers",
+            format!(
+                "{}: not a JSON list of checklist answers: {e}",
+                path.display()
+            ),
+        )
+    })
+}
+
+fn draft(a: DraftArgs, out: &Output) -> Result<(), Failure> {
+    let at = time_or_now(a.at.as_deref())?;
+    let valid_from = parse_time(&a.from)?;
+    let valid_until = parse_time(&a.until)?;
+    let site_location = geo(Some(a.lat), Some(a.lon))?
+        .ok_or_else(|| Failure::input("input.location", "--lat and --lon are required"))?;
+    let people = |flag: &str, list: &[String]| {
+        list.iter()
+            .map(|w| parse_person(flag, w))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let input = DraftInput {
+        site_id: a.site_id,
+        site_name: a.site_name,
+        rules: a.rules,
+        site_location,
+        night: Some(a.night),
+        approval_radius_m: a.approval_radius,
+        work: a.work,
+        hot_work_point: a.point,
+        hot_work_points: a.points,
+        level: a.level.into(),
+        valid_from,
+        valid_until,
+        applicant: parse_person("applicant", &a.applicant)?,
+        welders: people("welder", &a.welders)?,
+        machines: a.machines,
+        fire_watch: people("fire-watch", &a.fire_watch)?,
+        conditions: WorkConditions {
+            wind_force: a.wind,
+            outdoor: a.outdoor,
+            shields: a.shields,
+            complex_environment: a.complex,
+        },
+        permit_id: a.permit_id,
+    };
+    let device = open_device(&a.data, out)?;
+    let v = svc::draft(&device, at, app_lang(out), input).map_err(|e| app_failure(&e, out))?;
+    print_step(&v, out)
+}
+
+/// Run a plain step: open the device, call the service with the time, print its view.
+fn plain(
+    s: &PlainStepArgs,
+    out: &Output,
+    call: impl FnOnce(&Device, i64, weldguard_core::app::Lang) -> Result<PermitView, AppError>,
+) -> Result<(), Failure> {
+    let at = time_or_now(s.at.as_deref())?;
+    let device = open_device(&s.data, out)?;
+    let v = call(&device, at, app_lang(out)).map_err(|e| app_failure(&e, out))?;
+    print_step(&v, out)
+}
+
+/// What a signed step does.
+enum SignedKind {
+    Submit(Option<WorkCalendar>),
+    Check(Vec<ChecklistAnswer>),
+    Approve,
+    Close(Vec<ChecklistAnswer>),
+}
+
+/// Run a signed step through the services with the key file as the person's signer.
+fn signed_step(args: SignedStepArgs, kind: SignedKind, out: &Output) -> Result<(), Failure> {
+    let signer = person_signer(&args.key, args.present)?;
+    let at = time_or_now(args.at.as_deref())?;
+    let location = geo(args.lat, args.lon)?;
+    let by = actor_input("by", &args.by, args.role)?;
+    let device = open_device(&args.data, out)?;
+    let lang = app_lang(out);
+    let id = args.id.as_str();
+    let v = match kind {
+        SignedKind::Submit(calendar) => {
+            svc::submit(&device, at, lang, location, id, by, calendar, &signer)
+        }
+        SignedKind::Check(answers) => {
+            svc::site_check(&device, at, lang, location, id, by, answers, &signer)
+        }
+        SignedKind::Approve => svc::approve(&device, at, lang, location, id, by, &signer),
+        SignedKind::Close(post_work) => {
+            svc::close(&device, at, lang, location, id, by, post_work, &signer)
+        }
+    }
+    .map_err(|e| app_failure(&e, out))?;
+    print_step(&v, out)
 }
 
 pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
@@ -1074,51 +980,37 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
             at,
             data,
         } => {
-            let taken_at = time_or_now(at.as_deref())?;
-            step(&data, &id, out, |_, _| {
-                Ok(Action::RecordGas {
-                    reading: GasReading {
-                        taken_at,
-                        lel_centi_pct: lel,
-                        concentration_centi_pct: concentration,
-                        point,
-                        analyst: analyst.clone(),
-                    },
-                    by: Some(analyst),
-                })
-            })
+            let now = time_or_now(at.as_deref())?;
+            let device = open_device(&data, out)?;
+            let gas = GasInput {
+                lel_centi_pct: lel,
+                concentration_centi_pct: concentration,
+                point,
+                analyst,
+                taken_at: Some(now),
+            };
+            let v = svc::record_gas(&device, now, app_lang(out), &id, gas)
+                .map_err(|e| app_failure(&e, out))?;
+            print_step(&v, out)
         }
         PermitCommand::Start {
             step: s,
             continuous_monitoring,
             by,
-        } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| {
-                Ok(Action::Start {
-                    at,
-                    continuous_monitoring,
-                    by,
-                })
-            })
-        }
-        PermitCommand::Suspend { step: s, reason } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| {
-                Ok(Action::Suspend { at, reason })
-            })
-        }
+        } => plain(&s, out, |d, at, lang| {
+            svc::start(d, at, lang, &s.id, continuous_monitoring, by)
+        }),
+        PermitCommand::Suspend { step: s, reason } => plain(&s, out, |d, at, lang| {
+            svc::suspend(d, at, lang, &s.id, reason)
+        }),
         PermitCommand::Resume { step: s } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| Ok(Action::Resume { at }))
+            plain(&s, out, |d, at, lang| svc::resume(d, at, lang, &s.id))
         }
         PermitCommand::Complete { step: s } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| Ok(Action::Complete { at }))
+            plain(&s, out, |d, at, lang| svc::complete(d, at, lang, &s.id))
         }
         PermitCommand::Expire { step: s } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| Ok(Action::Expire { at }))
+            plain(&s, out, |d, at, lang| svc::expire(d, at, lang, &s.id))
         }
         PermitCommand::Reject {
             step: s,
@@ -1126,14 +1018,9 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
             role,
             reason,
         } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |p, profile| {
-                let role = role.unwrap_or_else(|| approver_role(p, profile));
-                Ok(Action::Reject {
-                    by: actor("by", &by, role)?,
-                    at,
-                    reason,
-                })
+            let by = actor_input("by", &by, role)?;
+            plain(&s, out, |d, at, lang| {
+                svc::reject(d, at, lang, &s.id, by, reason)
             })
         }
         PermitCommand::Cancel {
@@ -1142,13 +1029,9 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
             role,
             reason,
         } => {
-            let at = time_or_now(s.at.as_deref())?;
-            step(&s.data, &s.id, out, |_, _| {
-                Ok(Action::Cancel {
-                    by: actor("by", &by, role.unwrap_or_else(|| "applicant".into()))?,
-                    at,
-                    reason,
-                })
+            let by = actor_input("by", &by, role)?;
+            plain(&s, out, |d, at, lang| {
+                svc::cancel(d, at, lang, &s.id, by, reason)
             })
         }
         PermitCommand::Show { id, data } => show(id, data, out),
@@ -1162,5 +1045,23 @@ pub fn run(args: PermitArgs, out: &Output) -> Result<(), Failure> {
             data,
         } => code(id, key, png, at, data, out),
         PermitCommand::Scan { text, data } => scan(text, data, out),
+        PermitCommand::Due {
+            at,
+            within_days,
+            data,
+        } => due(at, within_days, data, out),
+        PermitCommand::Preview {
+            id,
+            answers,
+            at,
+            data,
+        } => {
+            let answers = read_answers(&answers)?;
+            let at = time_or_now(at.as_deref())?;
+            let device = open_device(&data, out)?;
+            let v = svc::preview_answers(&device, at, app_lang(out), &id, answers)
+                .map_err(|e| app_failure(&e, out))?;
+            print_step(&v, out)
+        }
     }
 }

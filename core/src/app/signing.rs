@@ -19,6 +19,8 @@ pub enum SignPurpose {
     PermitApprove,
     PermitReject,
     PermitClose,
+    /// The permit's site code (the approver's key signs it after the approval).
+    PermitCode,
     InspectionSeal,
     CredentialPresentation,
 }
@@ -65,6 +67,7 @@ pub struct PurposeSigner<'a> {
     signer: &'a dyn PersonSigner,
     purpose: SignPurpose,
     user_present: std::sync::atomic::AtomicBool,
+    presence_refused: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> PurposeSigner<'a> {
@@ -73,12 +76,20 @@ impl<'a> PurposeSigner<'a> {
             signer,
             purpose,
             user_present: std::sync::atomic::AtomicBool::new(true),
+            presence_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Whether every signature made through this adapter had the person's presence verified.
     pub fn user_present(&self) -> bool {
         self.user_present.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a signature was refused because the purpose requires presence and the key store
+    /// did not verify it.
+    pub fn presence_refused(&self) -> bool {
+        self.presence_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -95,6 +106,8 @@ impl DeviceSigner for PurposeSigner<'_> {
             require_presence,
         })?;
         if require_presence && !signed.user_present {
+            self.presence_refused
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             return Err(SignerError(
                 "this signature needs the person's presence (biometric or PIN) and the key store \
                  did not verify it / 此签名需要本人验证（指纹或密码），密钥库未验证"
@@ -106,6 +119,12 @@ impl DeviceSigner for PurposeSigner<'_> {
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(signed.signature)
+    }
+
+    /// A permit step signed for a purpose that requires presence records it (format /2); the
+    /// signature is refused above when the key store did not verify it.
+    fn presence_claim(&self) -> Option<bool> {
+        Some(self.purpose.requires_presence())
     }
 }
 

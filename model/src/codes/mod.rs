@@ -44,8 +44,8 @@ pub use keys::{
 #[cfg(any(test, feature = "issuer"))]
 pub use keys::{IssuerKey, IssuerKeyFile};
 pub use signer::{
-    DeviceSigner, SignerError, SoftwareSigner, es256_is_low_s, es256_twin, sign_normalised,
-    verify_es256,
+    DeviceSigner, PresenceConfirmed, SignerError, SoftwareSigner, es256_is_low_s, es256_twin,
+    sign_normalised, verify_es256,
 };
 pub use trust::{RevocationSet, TrustFile, TrustFileKey, TrustStore, TrustedKey};
 pub use unsigned::{

@@ -22,6 +22,50 @@ pub trait DeviceSigner: Send + Sync {
     fn public_key(&self) -> Vec<u8>;
     /// Sign `message` (the signer hashes it with SHA-256); returns the 64-byte `r || s` signature.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+
+    /// What a permit step signed through this signer records about the person's presence, inside
+    /// the signed bytes (format `weldguard/permit-sig/2`): `Some(true)` only when this signer
+    /// signs nothing without the key store having verified the person's presence (biometric or
+    /// PIN), `Some(false)` otherwise. `None` asks for the legacy format `/1`, which records
+    /// nothing about presence: only the replay of a stored `/1` signature answers that.
+    fn presence_claim(&self) -> Option<bool> {
+        Some(false)
+    }
+}
+
+/// A reference signs as what it refers to.
+impl<T: DeviceSigner + ?Sized> DeviceSigner for &T {
+    fn public_key(&self) -> Vec<u8> {
+        (**self).public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        (**self).sign(message)
+    }
+
+    fn presence_claim(&self) -> Option<bool> {
+        (**self).presence_claim()
+    }
+}
+
+/// A signer whose every signature is made with the person present, on someone's word: a software
+/// key cannot verify presence itself, so whoever wraps it (a test, the CLI with `--present`, "the
+/// operator confirms the person is present") vouches for it. A phone's key store says so through
+/// [`crate::app::signing::PersonSigner`] instead.
+pub struct PresenceConfirmed<S>(pub S);
+
+impl<S: DeviceSigner> DeviceSigner for PresenceConfirmed<S> {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        self.0.sign(message)
+    }
+
+    fn presence_claim(&self) -> Option<bool> {
+        Some(true)
+    }
 }
 
 /// A P-256 key held in memory.

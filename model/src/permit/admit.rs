@@ -41,6 +41,11 @@ impl DeviceSigner for RecordedSignature<'_> {
     fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, SignerError> {
         Ok(self.0.signature.clone())
     }
+
+    /// The replay rebuilds the bytes in the format the recorded signature used.
+    fn presence_claim(&self) -> Option<bool> {
+        self.0.user_present
+    }
 }
 
 impl<'a> Admission<'a> {
@@ -162,6 +167,17 @@ impl<'a> Admission<'a> {
             return Err(PermitError::NotWhatTheRulesMake(difference(&made, next)));
         }
         if let Some(sig) = new_signature {
+            // A new approval must record the approver's presence verified by the key store: format
+            // `/2` with `user_present`. A `/1` approval records nothing about presence; one the
+            // platform admitted before still counts (it is not judged again), a new one does not.
+            if sig.step == super::model::SignedStep::Approve && sig.user_present != Some(true) {
+                return Err(PermitError::PresenceMissing {
+                    index: prev.signatures.len(),
+                    step: sig.step,
+                    signer: sig.signer.name.clone(),
+                    legacy: sig.user_present.is_none(),
+                });
+            }
             // The key must be enrolled now, not only when the step claims it was signed.
             let entry = super::authority::check_signature(
                 next,
@@ -392,6 +408,121 @@ mod tests {
             s.f.run(&mut after, &[kind]);
             assert_eq!(a.admit(&before, &after), Ok(kind), "{kind:?}");
         }
+    }
+
+    /// The checked permit approved by the enrolled approver's key, signed through `signer`
+    /// (which decides what the signature records about presence), as the rules make it.
+    fn approved_through(s: &Setup, signer: &dyn DeviceSigner) -> (Permit, Permit) {
+        let checked = s.f.in_state(PermitState::Checked);
+        let mut approved = checked.clone();
+        let Action::Approve {
+            by, at, location, ..
+        } = s.f.action(ActionKind::Approve)
+        else {
+            unreachable!()
+        };
+        approved
+            .apply(
+                &s.f.ctx(),
+                Action::Approve {
+                    by,
+                    signer,
+                    at,
+                    location,
+                },
+            )
+            .unwrap();
+        (checked, approved)
+    }
+
+    /// A stand-in for a phone that signs in the legacy format /1 (an old app version, or a forger
+    /// hoping the old format skips the presence check).
+    struct LegacyFormat<'a>(&'a dyn DeviceSigner);
+
+    impl DeviceSigner for LegacyFormat<'_> {
+        fn public_key(&self) -> Vec<u8> {
+            self.0.public_key()
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+            self.0.sign(message)
+        }
+        fn presence_claim(&self) -> Option<bool> {
+            None
+        }
+    }
+
+    #[test]
+    fn an_approval_without_the_approvers_presence_is_not_admitted() {
+        let s = Setup::new();
+        let a = s.admission(t(23, 0));
+        // Signed with presence verified (format /2): admitted.
+        let present = crate::codes::PresenceConfirmed(s.f.approver());
+        let (checked, approved) = approved_through(&s, &present);
+        assert_eq!(approved.signatures[2].user_present, Some(true));
+        assert_eq!(a.admit(&checked, &approved), Ok(ActionKind::Approve));
+
+        // The same key without presence (format /2, user_present false): refused here and void
+        // wherever its signers are checked.
+        let (checked, absent) = approved_through(&s, s.f.approver());
+        crate::permit::verify(&absent).unwrap();
+        assert_eq!(absent.signatures[2].user_present, Some(false));
+        assert_eq!(
+            a.admit(&checked, &absent),
+            Err(PermitError::PresenceMissing {
+                index: 2,
+                step: SignedStep::Approve,
+                signer: "周八".into(),
+                legacy: false,
+            })
+        );
+        assert_eq!(
+            code(crate::permit::check_signers(
+                &absent,
+                &s.f.profile,
+                &s.directory
+            )),
+            "permit.presence_missing"
+        );
+
+        // The attack: a relaying device flips user_present to true. The signature covers it.
+        let mut flipped = absent.clone();
+        flipped.signatures[2].user_present = Some(true);
+        assert_eq!(
+            code(crate::permit::verify(&flipped)),
+            "permit.signature_broken"
+        );
+        assert_ne!(code(a.admit(&checked, &flipped)), "ok");
+        // …or drops the field, passing the approval off as format /1.
+        let mut dropped = absent.clone();
+        dropped.signatures[2].user_present = None;
+        assert_eq!(
+            code(crate::permit::verify(&dropped)),
+            "permit.signature_broken"
+        );
+        assert_ne!(code(a.admit(&checked, &dropped)), "ok");
+
+        // A new approval genuinely signed in the old format /1 says nothing about presence: a
+        // stored one keeps verifying and its signers keep counting, but the platform admits no
+        // new one.
+        let legacy = LegacyFormat(s.f.approver());
+        let (checked, old) = approved_through(&s, &legacy);
+        assert_eq!(old.signatures[2].user_present, None);
+        assert_eq!(old.signatures[2].format(), crate::permit::sign::FORMAT_V1);
+        crate::permit::verify(&old).unwrap();
+        crate::permit::check_signers(&old, &s.f.profile, &s.directory).unwrap();
+        assert_eq!(
+            a.admit(&checked, &old),
+            Err(PermitError::PresenceMissing {
+                index: 2,
+                step: SignedStep::Approve,
+                signer: "周八".into(),
+                legacy: true,
+            })
+        );
+        // A later step over a permit whose /1 approval was admitted before is still admitted.
+        let mut gas = old.clone();
+        s.f.run(&mut gas, &[ActionKind::RecordGas]);
+        assert_eq!(a.admit(&old, &gas), Ok(ActionKind::RecordGas));
     }
 
     #[test]

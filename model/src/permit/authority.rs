@@ -87,6 +87,17 @@ pub fn check_signature<'d>(
             "只有作业证上指定的监护人可以监护人身份签署",
         ));
     }
+    // An approval in format `/2` says whether the approver was present; one made without is
+    // void wherever it is checked. (`/1` approvals say nothing: stored ones keep counting here,
+    // and the platform admits no new one, see `super::admit`.)
+    if *step == super::model::SignedStep::Approve && sig.user_present == Some(false) {
+        return Err(PermitError::PresenceMissing {
+            index,
+            step: *step,
+            signer: signer.name.clone(),
+            legacy: false,
+        });
+    }
     Ok(entry)
 }
 
@@ -162,7 +173,8 @@ mod tests {
             &mut p,
             crate::permit::SignedStep::Approve,
             &by,
-            signer,
+            // With the person present: only who signed is checked here.
+            &crate::codes::PresenceConfirmed(signer),
             t(7, 40),
             None,
         )

@@ -54,7 +54,8 @@ pub struct Fx {
     pub calendar: WorkCalendar,
     pub applicant: SoftwareSigner,
     pub checker: SoftwareSigner,
-    pub approver: SoftwareSigner,
+    /// The approver's key, signing with the person present (approvals must record it).
+    pub approver: crate::codes::PresenceConfirmed<SoftwareSigner>,
     pub closer: SoftwareSigner,
 }
 
@@ -74,7 +75,7 @@ impl Fx {
             calendar: WorkCalendar::default(),
             applicant: SoftwareSigner::generate().unwrap(),
             checker: SoftwareSigner::generate().unwrap(),
-            approver: SoftwareSigner::generate().unwrap(),
+            approver: crate::codes::PresenceConfirmed(SoftwareSigner::generate().unwrap()),
             closer: SoftwareSigner::generate().unwrap(),
         }
     }
@@ -88,7 +89,7 @@ impl Fx {
 
     /// The approver's device key.
     pub fn approver(&self) -> &SoftwareSigner {
-        &self.approver
+        &self.approver.0
     }
 
     /// The applicant's and the site checker's device keys.
@@ -132,7 +133,7 @@ impl Fx {
             vec![
                 entry(&self.applicant, "S-001", "张三", vec!["applicant".into()]),
                 entry(&self.checker, "S-003", "孙七", vec!["supervisor".into()]),
-                entry(&self.approver, "S-004", "周八", approver_roles),
+                entry(&self.approver.0, "S-004", "周八", approver_roles),
                 entry(
                     &self.closer,
                     "S-002",

@@ -170,6 +170,21 @@ pub struct StepSignature {
     pub covers_gas_readings: u32,
     /// ES256, 64 bytes `r || s`.
     pub signature: Vec<u8>,
+    /// Whether the key store verified the signer's presence (biometric or PIN) for this signature,
+    /// covered by the signature (format `weldguard/permit-sig/2`). Absent on signatures of format
+    /// `/1`, made before presence was recorded: those keep their encoding, digest and meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_present: Option<bool>,
+}
+
+impl StepSignature {
+    /// The signed format this signature uses.
+    pub fn format(&self) -> &'static str {
+        match self.user_present {
+            None => super::sign::FORMAT_V1,
+            Some(_) => super::sign::FORMAT,
+        }
+    }
 }
 
 /// What happened.
@@ -258,7 +273,7 @@ impl Permit {
     }
 
     /// The time of the last event of a kind.
-    pub(crate) fn last_event_at(&self, pred: impl Fn(&EventKind) -> bool) -> Option<i64> {
+    pub fn last_event_at(&self, pred: impl Fn(&EventKind) -> bool) -> Option<i64> {
         self.events
             .iter()
             .rev()
@@ -417,6 +432,24 @@ pub enum PermitError {
         en: &'static str,
         zh: &'static str,
     },
+    /// An approval whose signature does not record the approver's presence verified by the key
+    /// store (docs/adr/0015): under format `/2` it says the person was not present; a new approval
+    /// in the legacy format `/1` says nothing about presence and is not admitted either.
+    #[error(
+        "signature {index} ({step:?} by {signer}): {}",
+        if *legacy {
+            "an approval must record the approver's presence (format weldguard/permit-sig/2); this one uses the old format /1"
+        } else {
+            "the key store did not verify the approver's presence (biometric or PIN) for this approval"
+        }
+    )]
+    PresenceMissing {
+        index: usize,
+        step: SignedStep,
+        signer: String,
+        /// Signed in the legacy format `/1`, which records nothing about presence.
+        legacy: bool,
+    },
     /// Two steps that must be signed by different people were signed by the same person.
     #[error("{first:?} and {second:?} were both signed by {person}: they need different people")]
     SameSigner {
@@ -459,6 +492,7 @@ impl Explain for PermitError {
             PermitError::SignerRole { .. } => "permit.signer_role",
             PermitError::SignerNotOnPermit { .. } => "permit.signer_not_on_permit",
             PermitError::SameSigner { .. } => "permit.same_signer",
+            PermitError::PresenceMissing { .. } => "permit.presence_missing",
             PermitError::NotWhatTheRulesMake(_) => "permit.not_what_rules_make",
             PermitError::BadTime { .. } => "permit.bad_time",
             PermitError::DeviceNotAllowed { .. } => "permit.device_not_allowed",
@@ -570,6 +604,21 @@ impl Explain for PermitError {
                 "{}与{}均由{person}签署，须由不同的人签署",
                 first.name_zh(),
                 second.name_zh()
+            ),
+            PermitError::PresenceMissing {
+                index,
+                step,
+                signer,
+                legacy,
+            } => format!(
+                "第{}个签名（{}，{signer}）：{}",
+                index + 1,
+                step.name_zh(),
+                if *legacy {
+                    "审批须记录审批人本人验证（签名格式 /2），此签名为旧格式 /1"
+                } else {
+                    "密钥库未验证审批人本人（指纹或密码），审批无效"
+                }
             ),
             PermitError::NotWhatTheRulesMake(detail) => {
                 format!("该版本与按规则执行此操作的结果不符：{detail}")

@@ -3,7 +3,7 @@
 //! to every earlier signature; verification recomputes every message and names the signature that
 //! broke.
 //!
-//! Canonical encoding (format `weldguard/permit-sig/1`): the CBOR (RFC 8949) that `ciborium` writes
+//! Canonical encoding (formats `weldguard/permit-sig/1` and `/2`): the CBOR (RFC 8949) that `ciborium` writes
 //! for [`SigMessage`]: a map whose text keys come in the struct's declaration order, integers in their
 //! shortest form, definite lengths, no floating-point values anywhere (coordinates are integer
 //! 1e-7 degrees, concentrations integer hundredths of %vol, times integer Unix seconds). Any change
@@ -12,7 +12,10 @@
 //! What each step covers: the content and the level decision always; the checklist answers from the
 //! site check on; the post-work answers at closing; the prefix of the event log and of the gas
 //! readings that existed when signing; the signer, time and place; and the bytes of all earlier
-//! signatures.
+//! signatures. Format `/2` (every new signature) adds, last, whether the key store verified the
+//! signer's presence (`user_present`), so a relaying device cannot flip it; format `/1` (signatures
+//! stored before) has no such key and its bytes are unchanged. The bytes of both are fixed by the
+//! test vectors in `core/tests/vectors/`.
 
 use serde::Serialize;
 
@@ -23,7 +26,10 @@ use super::model::{
 use super::profile::{GeoPoint, LevelDecision};
 use crate::codes::signer::{DeviceSigner, sign_normalised, verify_es256};
 
-pub const FORMAT: &str = "weldguard/permit-sig/1";
+/// The format of every new signature: presence recorded.
+pub const FORMAT: &str = "weldguard/permit-sig/2";
+/// The format of signatures made before presence was recorded (still verified).
+pub const FORMAT_V1: &str = "weldguard/permit-sig/1";
 
 /// The signed message of one step.
 #[derive(Serialize)]
@@ -41,6 +47,9 @@ pub struct SigMessage<'a> {
     pub at: i64,
     pub location: Option<&'a GeoPoint>,
     pub previous: Vec<&'a [u8]>,
+    /// Format `/2` only: the key store verified the signer's presence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_present: Option<bool>,
 }
 
 /// The parts of a step's message that are not in the permit yet while signing.
@@ -54,13 +63,19 @@ pub(crate) struct StepInfo<'a> {
     pub covers_gas_readings: usize,
     /// How many earlier signatures to chain.
     pub index: usize,
+    /// `None`: format `/1`; `Some(_)`: format `/2` with this presence.
+    pub user_present: Option<bool>,
 }
 
 /// The canonical bytes a step signs.
 pub(crate) fn message_bytes(permit: &Permit, info: &StepInfo<'_>) -> Result<Vec<u8>, PermitError> {
     let with_answers = info.step != SignedStep::Submit;
     let message = SigMessage {
-        format: FORMAT,
+        format: if info.user_present.is_some() {
+            FORMAT
+        } else {
+            FORMAT_V1
+        },
         step: info.step,
         content: &permit.content,
         level: permit.level.as_ref(),
@@ -87,10 +102,36 @@ pub(crate) fn message_bytes(permit: &Permit, info: &StepInfo<'_>) -> Result<Vec<
             .take(info.index)
             .map(|s| s.signature.as_slice())
             .collect(),
+        user_present: info.user_present,
     };
     let mut out = Vec::new();
     ciborium::into_writer(&message, &mut out).map_err(|e| PermitError::Encoding(e.to_string()))?;
     Ok(out)
+}
+
+/// The exact bytes signature `index` of `permit` covers, rebuilt from what the permit stores (test
+/// vectors, auditors; [`verify`] checks each signature over these bytes).
+pub fn step_message(permit: &Permit, index: usize) -> Result<Vec<u8>, PermitError> {
+    let sig = permit
+        .signatures
+        .get(index)
+        .ok_or_else(|| PermitError::Encoding(format!("no signature {index}")))?;
+    message_bytes(permit, &stored_info(sig, index))
+}
+
+/// The message parts of a stored signature.
+fn stored_info(sig: &super::model::StepSignature, index: usize) -> StepInfo<'_> {
+    StepInfo {
+        step: sig.step,
+        signer: &sig.signer,
+        public_key: &sig.public_key,
+        at: sig.at,
+        location: sig.location.as_ref(),
+        covers_events: sig.covers_events as usize,
+        covers_gas_readings: sig.covers_gas_readings as usize,
+        index,
+        user_present: sig.user_present,
+    }
 }
 
 /// Sign a step of `permit` as it stands now (everything the step covers must already be in place).
@@ -112,8 +153,10 @@ pub(crate) fn sign_step(
         covers_events: permit.events.len(),
         covers_gas_readings: permit.gas_readings.len(),
         index: permit.signatures.len(),
+        user_present: signer.presence_claim(),
     };
     let bytes = message_bytes(permit, &info)?;
+    let user_present = info.user_present;
     let signature = sign_normalised(signer, &bytes).map_err(|e| PermitError::SigningFailed(e.0))?;
     let covers_events =
         u32::try_from(info.covers_events).map_err(|e| PermitError::Encoding(e.to_string()))?;
@@ -128,6 +171,7 @@ pub(crate) fn sign_step(
         covers_events,
         covers_gas_readings,
         signature,
+        user_present,
     });
     Ok(())
 }
@@ -203,17 +247,7 @@ pub fn verify(permit: &Permit) -> Result<(), PermitError> {
             step: sig.step,
             signer: sig.signer.name.clone(),
         };
-        let info = StepInfo {
-            step: sig.step,
-            signer: &sig.signer,
-            public_key: &sig.public_key,
-            at: sig.at,
-            location: sig.location.as_ref(),
-            covers_events: sig.covers_events as usize,
-            covers_gas_readings: sig.covers_gas_readings as usize,
-            index,
-        };
-        let bytes = message_bytes(permit, &info).map_err(|_| broken())?;
+        let bytes = message_bytes(permit, &stored_info(sig, index)).map_err(|_| broken())?;
         if !verify_es256(&sig.public_key, &bytes, &sig.signature) {
             return Err(broken());
         }

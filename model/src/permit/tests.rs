@@ -1062,6 +1062,8 @@ fn canonical_encoding_is_stable() {
         covers_events: sig.covers_events as usize,
         covers_gas_readings: sig.covers_gas_readings as usize,
         index: 0,
+        // Format /1: the bytes every signature stored before format /2 covers.
+        user_present: None,
     };
     let bytes = super::sign::message_bytes(&p, &info).unwrap();
     // Starts with a CBOR map whose first key is "format".
