@@ -158,3 +158,34 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for WeldGuardError {
         }
     }
 }
+
+/// A service's error, by the kind a screen acts on.
+impl From<crate::app::AppError> for WeldGuardError {
+    fn from(e: crate::app::AppError) -> Self {
+        use crate::app::error::ErrorKind;
+        let (code, message_zh, message_en) = Self::parts(&e);
+        match e.kind() {
+            ErrorKind::Input => WeldGuardError::InvalidInput {
+                code,
+                message_zh,
+                message_en,
+            },
+            ErrorKind::Storage => WeldGuardError::Storage {
+                code,
+                message_zh,
+                message_en,
+            },
+            ErrorKind::Sync { retryable } => WeldGuardError::Sync {
+                code,
+                message_zh,
+                message_en,
+                retryable,
+            },
+            ErrorKind::Signing => WeldGuardError::Signing {
+                code,
+                message_zh,
+                message_en,
+            },
+        }
+    }
+}

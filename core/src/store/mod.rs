@@ -36,7 +36,7 @@ pub use outbox::{OutboxEntry, OutboxResult, OutboxState};
 pub use permits::{
     PermitStepRecord, PermitStoreError, StepStanding, StoredInspection, StoredPermitStep,
 };
-pub use records::{NewWorkSession, RecordKind, WorkSession};
+pub use records::{NewWorkSession, RecordKind, ScanPosition, WorkSession};
 pub use registry::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, ChangeCounts, RegistryChange, RegistryStats,
     SyncCursor, TrustedIssuerKey, work_calendar_of,
