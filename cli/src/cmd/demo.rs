@@ -13,6 +13,8 @@ use chrono::{DateTime, Days, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use clap::Args;
 use qrcode::EcLevel;
 use serde::Serialize;
+use weldguard_core::app::Device;
+use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
 use weldguard_core::codes::{
     DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SoftwareSigner, TrustStore,
     TrustedKey, VerifiedClaims, Verifier, issue_credential, issue_machine_label, present,
@@ -32,10 +34,9 @@ use weldguard_core::permit::{
 };
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
-use weldguard_core::startwork::{PermitContext, ScanToStart, scan_to_start};
 use weldguard_core::store::outbox::OutboxCounts;
 use weldguard_core::store::records::new_record_id;
-use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
+use weldguard_core::store::{RegistryChange, Store};
 
 use crate::cmd::code::write_png;
 use crate::cmd::decide::{DecideAnswer, human};
@@ -246,6 +247,10 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     store
         .apply_registry_changes(registry(&credential), None, now_ms())
         .map_err(|e| fail("demo.store", e.message_en()))?;
+    // The phone's profile as the services see it: the same database, the platform's trust.
+    let device = Device::with_store(store).map_err(|e| fail("demo.store", e.message_en()))?;
+    device.set_trust(trust.clone());
+    let store = device.store();
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
@@ -346,17 +351,9 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     }
 
     // 6. Scan to start: the welder shows the live presentation, the machine label is scanned.
-    let mut replay = ReplayCache::default();
     let machine_code = scanned_texts.first().cloned().unwrap_or_default();
     let presentation = scanned_texts.get(2).cloned().unwrap_or_default();
-    let first = decide(
-        &store,
-        &verifier,
-        &mut replay,
-        &machine_code,
-        &presentation,
-        t0,
-    )?;
+    let first = decide(&device, &machine_code, &presentation, t0)?;
     say(
         out,
         "3. 扫码开机判定（尚无动火作业证）：",
@@ -405,14 +402,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let t_start = t0 + Duration::minutes(15);
     let fresh = present(&credential_text, &phone, t_start.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
-    let second = decide(
-        &store,
-        &verifier,
-        &mut replay,
-        &machine_code,
-        &fresh,
-        t_start,
-    )?;
+    let second = decide(&device, &machine_code, &fresh, t_start)?;
     say(
         out,
         "5. 再次扫码开机（新的动态亮码）：",
@@ -742,46 +732,31 @@ fn print_decision(answer: &DecideAnswer, out: &Output) {
     }
 }
 
-/// Ask the start-work decision and record the work session with its outbox entry.
+/// Ask the start-work decision and record the work session with its outbox entry (the service the
+/// phones call), with the phone's position at the site.
 fn decide(
-    store: &Store,
-    verifier: &Verifier<'_>,
-    replay: &mut ReplayCache,
+    device: &Device,
     machine_text: &str,
     welder_text: &str,
     at: DateTime<Utc>,
 ) -> Result<DecideAnswer, Failure> {
-    let question = ScanToStart {
-        machine_text,
-        welder_text,
-        permit: PermitContext {
-            source: store,
-            site_id: SITE,
+    let view = start_work(
+        device,
+        StartWorkInput {
+            machine_text: machine_text.to_owned(),
+            welder_text: welder_text.to_owned(),
+            site_id: SITE.to_owned(),
+            now: at.timestamp(),
+            position: Some(PositionInput::Degrees {
+                latitude: SITE_LAT,
+                longitude: SITE_LON,
+                accuracy_m: 8.0,
+            }),
+            lang: weldguard_core::app::Lang::Zh,
         },
-        at,
-    };
-    let outcome = scan_to_start(&question, verifier, replay, store);
-    let session = store
-        .record_work_session(
-            NewWorkSession {
-                machine_id: outcome.machine_id.clone().unwrap_or_default(),
-                certificate_no: outcome.certificate_no.clone().unwrap_or_default(),
-                started_at_ms: at.timestamp_millis(),
-                allowed: outcome.decision.allowed,
-                reason_codes: outcome
-                    .decision
-                    .denials()
-                    .map(|f| f.code.to_owned())
-                    .collect(),
-                permit_id: outcome.permit_id.clone(),
-            },
-            now_ms(),
-        )
-        .map_err(|e| fail("demo.store", e.message_en()))?;
-    Ok(DecideAnswer {
-        outcome,
-        session_id: Some(session.id),
-    })
+    )
+    .map_err(|e| fail("demo.store", e.message_en()))?;
+    Ok(DecideAnswer::of(view))
 }
 
 /// The people who sign, each with a software key (a phone keeps it in hardware).
