@@ -9,7 +9,7 @@ use crate::store::outbox::OutboxCounts;
 use crate::store::{OutboxEntry, OutboxState, ScanPosition};
 
 /// The most entries one page may hold.
-pub const MAX_PAGE: u32 = 1000;
+pub const MAX_PAGE: u32 = 10_000;
 
 fn check_limit(limit: u32) -> Result<usize, AppError> {
     if limit == 0 || limit > MAX_PAGE {
