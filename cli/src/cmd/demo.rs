@@ -364,7 +364,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 7. The platform enrols the people who sign permits (their phones' keys and permit roles);
     // this phone syncs the signed signer directory before it relies on any signature.
     let signers = Signers::generate()?;
-    let platform = LocalPlatform::start(&dir, &store, &credential, &signers)?;
+    let platform = LocalPlatform::start(&dir, store, &credential, &signers)?;
     say(
         out,
         &format!(
@@ -382,7 +382,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         name: credential.name.clone(),
         id: credential.certificate_no.clone(),
     };
-    let (permit, code_png) = approved_permit(&store, &signers, &welder, t0, &dir, out)?;
+    let (permit, code_png) = approved_permit(store, &signers, &welder, t0, &dir, out)?;
     let permit_id = permit.content.permit_id.clone();
     say(
         out,
@@ -414,7 +414,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let t_complete = now - Duration::minutes(45);
     let t_close = now - Duration::minutes(10);
     let closed = work_and_close(
-        &store,
+        store,
         &signers,
         &permit_id,
         &welder,
@@ -450,7 +450,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let forged = issue_credential(&forger, &credential, now.timestamp() - 600, now.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
     let inspection = inspect(
-        &store,
+        store,
         &signers,
         &verifier,
         (&forged, &machine_code),
@@ -521,7 +521,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
-    let sync = platform.sync(&store)?;
+    let sync = platform.sync(store)?;
     say(
         out,
         &format!(
