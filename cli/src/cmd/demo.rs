@@ -14,18 +14,20 @@ use clap::Args;
 use qrcode::EcLevel;
 use serde::Serialize;
 use weldguard_core::app::Device;
+use weldguard_core::app::inspection::{
+    InspectionRecordInput, Location, PermitShown, record_inspection,
+};
+use weldguard_core::app::signing::{PersonSigner, SignRequest, Signed};
 use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
 use weldguard_core::codes::{
-    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SoftwareSigner, TrustStore,
-    TrustedKey, VerifiedClaims, Verifier, issue_credential, issue_machine_label, present,
+    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SignerError, SoftwareSigner,
+    TrustStore, TrustedKey, Verifier, issue_credential, issue_machine_label, present,
 };
 use weldguard_core::domain::{
     Binding, Explain, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel,
     MachineStatus, OperationCategory, WelderCredential,
 };
-use weldguard_core::inspect::{
-    Inspection, InspectionInput, Observation, Outcome, ScanOutcome, Violation, assess,
-};
+use weldguard_core::inspect::{Inspection, Observation, Outcome, Violation};
 use weldguard_core::permit::{
     Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
     PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
@@ -41,6 +43,7 @@ use weldguard_core::store::{RegistryChange, Store};
 use crate::cmd::code::write_png;
 use crate::cmd::decide::{DecideAnswer, human};
 use crate::cmd::permit::{explained, now_ms, permit_store_failure};
+use crate::data_dir::app_failure;
 use crate::output::{Failure, Lang, Output};
 
 #[derive(Debug, Args)]
@@ -450,9 +453,8 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let forged = issue_credential(&forger, &credential, now.timestamp() - 600, now.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
     let inspection = inspect(
-        store,
+        &device,
         &signers,
-        &verifier,
         (&forged, &machine_code),
         &closed,
         now,
@@ -1013,78 +1015,68 @@ fn work_and_close(
     })
 }
 
+/// The inspector's phone key (a software key here; a phone keeps it in hardware and may ask for
+/// the inspector's presence).
+struct InspectorKey<'a>(&'a SoftwareSigner);
+
+impl PersonSigner for InspectorKey<'_> {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    fn sign(&self, request: &SignRequest) -> Result<Signed, SignerError> {
+        Ok(Signed {
+            signature: self.0.sign(&request.message)?,
+            user_present: false,
+        })
+    }
+}
+
 /// The inspector scans the welder's code and the machine label, sees the permit and the site, and
-/// seals the record.
+/// seals the record: the inspection service the phones call.
 fn inspect(
-    store: &Store,
+    device: &Device,
     signers: &Signers,
-    verifier: &Verifier<'_>,
     (welder_text, machine_text): (&str, &str),
     permit: &Permit,
     at: DateTime<Utc>,
     out: &Output,
 ) -> Result<Inspection, Failure> {
-    let mut replay = ReplayCache::default();
-    let welder: ScanOutcome<WelderCredential> =
-        match verifier.verify(welder_text, at.timestamp(), &mut replay) {
-            Ok(code) => match code.claims {
-                VerifiedClaims::WelderCredential(c) => ScanOutcome::Verified {
-                    claims: c.credential,
-                },
-                VerifiedClaims::Presentation { credential, .. } => ScanOutcome::Verified {
-                    claims: credential.credential,
-                },
-                VerifiedClaims::MachineLabel(_) => ScanOutcome::Failed {
-                    code: "inspect.wrong_code_kind".into(),
-                    message_zh: "扫描的不是人员码".into(),
-                    message_en: "the scanned code is not a welder credential".into(),
-                },
-            },
-            Err(e) => ScanOutcome::failed(&e),
-        };
-    let machine: ScanOutcome<MachineLabel> =
-        match verifier.verify(machine_text, at.timestamp(), &mut replay) {
-            Ok(code) => match code.claims {
-                VerifiedClaims::MachineLabel(m) => ScanOutcome::Verified { claims: m },
-                _ => ScanOutcome::Failed {
-                    code: "inspect.wrong_code_kind".into(),
-                    message_zh: "扫描的不是设备码".into(),
-                    message_en: "the scanned code is not a machine label".into(),
-                },
-            },
-            Err(e) => ScanOutcome::failed(&e),
-        };
-    let (_, catalog) = rules()?;
-    let directory = store
-        .signer_directory()
-        .map_err(|e| fail("demo.store", e.message_en()))?;
-    let input = InspectionInput {
-        inspection_id: new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?,
-        inspector: signer_actor(&person("网格员刘", "G-0042"), "inspector"),
+    let input = InspectionRecordInput {
         site_id: SITE.into(),
-        location: Some(site_location()),
-        at: at.timestamp(),
-        today: WorkTime::china(at).local_date,
-        welder,
-        machine,
-        permit: Some(permit),
-        signers: directory.as_ref(),
-        observations: vec![Observation {
+        inspector_name: "网格员刘".into(),
+        inspector_id: "G-0042".into(),
+        welder_text: Some(welder_text.to_owned()),
+        machine_text: Some(machine_text.to_owned()),
+        permit: Some(PermitShown::Id(permit.content.permit_id.clone())),
+        findings: vec![Observation {
             item_id: "ban.08".into(),
             outcome: Outcome::NotCompliant,
             note: "焊割部位旁堆放木模板，未清理".into(),
             photos: vec![vec![0xab; 32]],
         }],
-        extra_violations: Vec::new(),
         photos: vec![vec![0xab; 32]],
+        location: Some(Location {
+            latitude: SITE_LAT,
+            longitude: SITE_LON,
+        }),
         notes: String::new(),
     };
-    let mut inspection = assess(input, &catalog).map_err(|e| explained(&e, out, false))?;
-    inspection
-        .sign(&signers.inspector)
-        .map_err(|e| explained(&e, out, false))?;
-    store
-        .record_inspection(&inspection, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    Ok(inspection)
+    let view = record_inspection(
+        device,
+        input,
+        &InspectorKey(&signers.inspector),
+        at.timestamp(),
+        weldguard_core::app::Lang::Zh,
+    )
+    .map_err(|e| app_failure(&e, out))?;
+    // The sealed record as saved.
+    device
+        .store()
+        .inspections(10)
+        .map_err(|e| permit_store_failure(&e, out))?
+        .into_iter()
+        .find(|r| r.id == view.inspection_id)
+        .map(|r| r.inspection)
+        .ok_or_else(|| fail("demo.store", "the inspection was not saved"))
 }
