@@ -555,6 +555,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_session_that_cannot_be_written_leaves_no_outbox_entry() {
+        let w = world();
+        // Another writer makes every work session insert fail, after the outbox row went in.
+        let db = w._dir.path().join("profile.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse_sessions BEFORE INSERT ON work_sessions \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let err = start_work(
+            &w.device,
+            w.input(FIXED, MachineClass::FixedStation, Lang::En),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), crate::app::error::ErrorKind::Storage, "{err:?}");
+        let store = w.device.store();
+        assert_eq!(store.outbox_counts().unwrap(), Default::default());
+        assert!(store.recent_work_sessions(10).unwrap().is_empty());
+    }
+
+    #[test]
     fn deciding_without_recording_saves_nothing() {
         let w = world();
         let view = decide(
