@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use weldguard_core::app::Device;
+use weldguard_core::app::history::inspections;
 use weldguard_core::app::inspection::{
     InspectionRecordInput, LicenceState, Location, PermitShown, ScannedWelderCode, WelderCheckView,
     check_welder, record_inspection,
@@ -19,7 +20,7 @@ use weldguard_core::domain::Explain;
 use weldguard_core::inspect::Observation;
 
 use crate::cmd::decide::{finding_line, scanned_text};
-use crate::cmd::permit::{load_signer, parse_person, permit_store_failure, read_file, time_or_now};
+use crate::cmd::permit::{load_signer, parse_person, read_file, time_or_now};
 use crate::data_dir::{StateArgs, app_failure, app_lang};
 use crate::output::{Failure, Lang, Output};
 
@@ -107,7 +108,7 @@ enum InspectCommand {
     /// List recorded inspections, newest first (each seal verified).
     List {
         #[arg(long, default_value_t = 100)]
-        limit: usize,
+        limit: u32,
         #[command(flatten)]
         data: StateArgs,
     },
@@ -306,42 +307,24 @@ fn check_text(v: &WelderCheckView, lang: Lang) -> String {
     text
 }
 
-fn list(limit: usize, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let store = data.open_store(out)?;
-    let rows = store
-        .inspections(limit)
-        .map_err(|e| permit_store_failure(&e, out))?;
+fn list(limit: u32, data: StateArgs, out: &Output) -> Result<(), Failure> {
+    let device = Device::with_store(data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
+    let rows = inspections(&device, limit).map_err(|e| app_failure(&e, out))?;
     if out.json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let b = &r.inspection.body;
-                serde_json::json!({
-                    "inspection_id": r.id,
-                    "site_id": b.site_id,
-                    "at": b.at,
-                    "inspector": b.inspector,
-                    "permit_id": b.permit.as_ref().map(|p| &p.permit_id),
-                    "violations": b.violations,
-                    "report_required": b.report_required,
-                })
-            })
-            .collect();
-        return out.json(&serde_json::json!({ "inspections": list }));
+        return out.json(&serde_json::json!({ "inspections": rows }));
     }
     if rows.is_empty() {
         stdoutln!("{}", out.lang.pick("（没有检查记录）", "(no inspections)"));
     }
     for r in &rows {
-        let b = &r.inspection.body;
         stdoutln!(
             "{}  {}  {}  {}={}{}",
-            r.id,
-            b.site_id,
-            b.inspector.name,
+            r.inspection_id,
+            r.site_id,
+            r.inspector.name,
             out.lang.pick("问题", "violations"),
-            b.violations.len(),
-            if b.report_required {
+            r.violations.len(),
+            if r.report_required {
                 out.lang.pick("  须上报", "  REPORT")
             } else {
                 ""

@@ -178,6 +178,42 @@ pub fn outbox(device: &Device, filter: OutboxFilter, limit: u32) -> Result<Outbo
     })
 }
 
+/// One recorded inspection, its seal verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InspectionSummary {
+    pub inspection_id: String,
+    pub site_id: String,
+    /// When it was made, Unix seconds.
+    pub at: i64,
+    pub inspector: crate::permit::Actor,
+    pub permit_id: Option<String>,
+    pub violations: Vec<crate::inspect::Violation>,
+    pub report_required: bool,
+}
+
+/// The inspections recorded on this device, newest first (at most `limit`, 1–[`MAX_PAGE`]); a
+/// record whose seal no longer verifies is an error (it was changed after sealing).
+pub fn inspections(device: &Device, limit: u32) -> Result<Vec<InspectionSummary>, AppError> {
+    let limit = check_limit(limit)?;
+    Ok(device
+        .store()
+        .inspections(limit)?
+        .into_iter()
+        .map(|r| {
+            let b = r.inspection.body;
+            InspectionSummary {
+                inspection_id: r.id,
+                site_id: b.site_id,
+                at: b.at,
+                inspector: b.inspector,
+                permit_id: b.permit.map(|p| p.permit_id),
+                violations: b.violations,
+                report_required: b.report_required,
+            }
+        })
+        .collect())
+}
+
 /// How many outbox entries are in each state.
 pub fn outbox_counts(device: &Device) -> Result<OutboxCounts, AppError> {
     Ok(device.store().outbox_counts()?)

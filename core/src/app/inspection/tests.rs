@@ -249,6 +249,11 @@ fn an_inspection_is_recorded_once_with_its_findings_photos_and_seal() {
     assert!(saved[0].inspection.verify().is_ok());
     let entry = store.outbox_entry(&view.inspection_id).unwrap().unwrap();
     assert_eq!(entry.kind, "inspection");
+    let listed = crate::app::history::inspections(&w.device, 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].inspection_id, view.inspection_id);
+    assert_eq!(listed[0].inspector.id, "G-0042");
+    assert!(listed[0].report_required);
     assert_eq!(store.outbox_counts().unwrap().pending, 1);
 }
 
