@@ -84,3 +84,32 @@ pub fn store_failure(error: &StoreError, out: &Output) -> Failure {
         _ => Failure::runtime(error.code(), message),
     }
 }
+
+/// A service's error as a CLI failure in the user's language: bad input exits 2, the rest 1 (a
+/// store error keeps its own rule, [`store_failure`]).
+pub fn app_failure(error: &weldguard_core::app::AppError, out: &Output) -> Failure {
+    use weldguard_core::app::AppError;
+    use weldguard_core::app::error::ErrorKind;
+    match error {
+        AppError::Store(e) => store_failure(e, out),
+        AppError::PermitStore(e) => crate::cmd::permit::permit_store_failure(e, out),
+        _ => {
+            let message = out
+                .lang
+                .pick(&error.message_zh(), &error.message_en())
+                .to_owned();
+            match error.kind() {
+                ErrorKind::Input => Failure::input(error.code(), message),
+                _ => Failure::runtime(error.code(), message),
+            }
+        }
+    }
+}
+
+/// The CLI's language for a service.
+pub fn app_lang(out: &Output) -> weldguard_core::app::Lang {
+    match out.lang {
+        crate::output::Lang::Zh => weldguard_core::app::Lang::Zh,
+        crate::output::Lang::En => weldguard_core::app::Lang::En,
+    }
+}

@@ -34,6 +34,8 @@ enum Command {
     Registry(cmd::registry::RegistryArgs),
     /// Records made on this device and their upload state.
     Outbox(cmd::outbox::OutboxArgs),
+    /// Work sessions recorded on this device, newest first.
+    History(cmd::history::HistoryArgs),
     /// Issuer keys: generate a key file and its trust file entry.
     Keys(cmd::keys::KeysArgs),
     /// Signed QR codes: issue machine labels and welder credentials, verify scanned texts.
@@ -46,7 +48,7 @@ enum Command {
     Scan(cmd::scan::ScanArgs),
     /// Hot-work permits: draft, sign each step, show, list, verify, site code.
     Permit(cmd::permit::PermitArgs),
-    /// On-site inspections: record (scans, permit, observations; sealed) and list.
+    /// On-site inspections: check a welder's code, record (scans, permit, observations; sealed), list.
     Inspect(cmd::inspect::InspectArgs),
     /// The signer directory: who may sign permits (import, show; issue for admins).
     Signers(cmd::signers::SignersArgs),
@@ -65,6 +67,7 @@ fn main() {
         Command::Id(args) => cmd::id::run(args, &out),
         Command::Registry(args) => cmd::registry::run(args, &out),
         Command::Outbox(args) => cmd::outbox::run(args, &out),
+        Command::History(args) => cmd::history::run(args, &out),
         Command::Keys(args) => cmd::keys::run(args, &out),
         Command::Code(args) => cmd::code::run(args, &out),
         Command::Decide(args) => cmd::decide::run(*args, &out),

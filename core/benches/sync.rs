@@ -209,6 +209,7 @@ fn record_sessions(store: &Store, sessions: i64, certificate_no: &str) {
                     allowed: true,
                     reason_codes: vec![],
                     permit_id: None,
+                    position: None,
                 },
                 1_764_374_400_000 + i,
             )

@@ -3,37 +3,26 @@
 //! presentations seen, and answers scan-to-start questions offline, recording each answer with its
 //! outbox entry.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
-
-use chrono::DateTime;
-
 use super::error::WeldGuardError;
-use super::types::{CodeCheck, OutboxSummary, Reason, RevocationStatus, StartWorkResult};
-use weldguard_core::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
-use weldguard_core::startwork::{PermitContext, ScanToStart, scan_to_start};
-use weldguard_core::store::{NewWorkSession, Store};
+use super::types::{
+    CodeCheck, DevicePosition, OutboxSummary, Reason, RevocationStatus, Severity, StartWorkResult,
+};
+use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
+use weldguard_core::app::{self, Lang};
+use weldguard_core::codes::TrustStore;
+use weldguard_core::rules;
+use weldguard_core::store::Store;
 
-/// One user profile's offline state.
+/// One user profile's offline state: the application layer's [`app::Device`].
 #[derive(uniffi::Object)]
 pub struct Device {
-    pub(super) store: Store,
-    pub(super) trust: RwLock<TrustStore>,
-    revocations: RwLock<RevocationSet>,
-    replay: Mutex<ReplayCache>,
+    pub(super) app: app::Device,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn time(now_unix: i64) -> Result<DateTime<chrono::Utc>, WeldGuardError> {
-    DateTime::from_timestamp(now_unix, 0).ok_or_else(|| {
-        WeldGuardError::invalid_text(
-            "input.time",
-            format!("时间超出范围：{now_unix}"),
-            format!("The time is out of range: {now_unix}"),
-        )
-    })
+impl Device {
+    pub(super) fn store(&self) -> &Store {
+        self.app.store()
+    }
 }
 
 #[uniffi::export]
@@ -43,107 +32,87 @@ impl Device {
     #[uniffi::constructor]
     pub fn open(db_path: String) -> Result<Self, WeldGuardError> {
         let store = Store::open(&db_path)?;
-        let revocations = store.revocations()?.into_iter().collect();
         Ok(Self {
-            store,
-            trust: RwLock::new(TrustStore::new()),
-            revocations: RwLock::new(revocations),
-            replay: Mutex::new(ReplayCache::default()),
+            app: app::Device::with_store(store)?,
         })
     }
 
     /// Replace the trusted issuer keys with those of a trust file (JSON). A bad file changes nothing.
     pub fn set_trust(&self, trust_json: String) -> Result<(), WeldGuardError> {
         let trust = TrustStore::from_json(&trust_json)?;
-        *self.trust.write().unwrap_or_else(PoisonError::into_inner) = trust;
+        self.app.set_trust(trust);
         Ok(())
     }
 
     /// Re-read the revocations from the registry cache (after a sync).
     pub fn reload_revocations(&self) -> Result<(), WeldGuardError> {
-        let set = self.store.revocations()?.into_iter().collect();
-        *self
-            .revocations
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = set;
-        Ok(())
+        Ok(self.app.reload_revocations()?)
     }
 
     /// Verify one scanned code at `now_unix`. Presentations count as seen (a second scan of the same
     /// presentation is a replay).
     pub fn verify_code(&self, text: String, now_unix: i64) -> CodeCheck {
-        let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
-        let revocations = self
-            .revocations
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let verifier = Verifier::new(&trust, &revocations);
-        match verifier.verify(&text, now_unix, &mut lock(&self.replay)) {
-            Ok(code) => CodeCheck::verified(&code),
-            Err(e) => CodeCheck::refused(&e),
-        }
+        self.app.with_verifier(
+            |verifier, replay| match verifier.verify(&text, now_unix, replay) {
+                Ok(code) => CodeCheck::verified(&code),
+                Err(e) => CodeCheck::refused(&e),
+            },
+        )
     }
 
     /// Scan to start (扫码开机): decide from the machine label's and the welder's scanned texts at
     /// `site_id` and `now_unix`, and record the answer (allowed or not) as a work session with its
-    /// outbox entry, in one transaction. Every failed condition is in `reasons`.
+    /// outbox entry, in one transaction, with the device's position when given (degrees and
+    /// accuracy in metres; out of range is an input error and nothing is saved). Every failed
+    /// condition is in `reasons`.
     pub fn start_work(
         &self,
         machine_text: String,
         welder_text: String,
         site_id: String,
         now_unix: i64,
+        position: Option<DevicePosition>,
     ) -> Result<StartWorkResult, WeldGuardError> {
-        let at = time(now_unix)?;
-        let outcome = {
-            let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
-            let revocations = self
-                .revocations
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let verifier = Verifier::new(&trust, &revocations);
-            let question = ScanToStart {
-                machine_text: &machine_text,
-                welder_text: &welder_text,
-                permit: PermitContext {
-                    source: &self.store,
-                    site_id: &site_id,
-                },
-                at,
-            };
-            scan_to_start(&question, &verifier, &mut lock(&self.replay), &self.store)
-        };
-        let decision = &outcome.decision;
-        let session_id = match (&outcome.machine_id, &outcome.certificate_no) {
-            (Some(machine_id), Some(certificate_no)) => {
-                let session = self.store.record_work_session(
-                    NewWorkSession {
-                        machine_id: machine_id.clone(),
-                        certificate_no: certificate_no.clone(),
-                        started_at_ms: now_unix.saturating_mul(1000),
-                        allowed: decision.allowed,
-                        reason_codes: decision.denials().map(|f| f.code.to_owned()).collect(),
-                        permit_id: outcome.permit_id.clone(),
-                    },
-                    now_unix.saturating_mul(1000),
-                )?;
-                Some(session.id)
-            }
-            // Nothing identifiable was scanned: there is no work session to record.
-            _ => None,
-        };
+        let view = start_work(
+            &self.app,
+            StartWorkInput {
+                machine_text,
+                welder_text,
+                site_id,
+                now: now_unix,
+                position: position.map(|p| PositionInput::Degrees {
+                    latitude: p.latitude,
+                    longitude: p.longitude,
+                    accuracy_m: p.accuracy_m,
+                }),
+                lang: Lang::Zh,
+            },
+        )?;
         Ok(StartWorkResult {
-            allowed: decision.allowed,
-            scan_exempt: decision.scan_exempt,
-            rule_set: serde_json::to_value(decision.rule_set)
+            allowed: view.allowed,
+            scan_exempt: view.scan_exempt,
+            rule_set: serde_json::to_value(view.rule_set)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            machine_id: outcome.machine_id.clone(),
-            certificate_no: outcome.certificate_no.clone(),
-            permit_id: outcome.permit_id.clone(),
-            reasons: decision.findings.iter().map(Reason::from).collect(),
-            session_id,
+            machine_id: view.machine_id,
+            certificate_no: view.certificate_no,
+            permit_id: view.permit_id,
+            reasons: view
+                .reasons
+                .into_iter()
+                .map(|r| Reason {
+                    code: r.code,
+                    severity: match r.severity {
+                        rules::Severity::Deny => Severity::Deny,
+                        rules::Severity::Warn => Severity::Warn,
+                        rules::Severity::Info => Severity::Info,
+                    },
+                    zh: r.zh,
+                    en: r.en,
+                })
+                .collect(),
+            session_id: view.session_id,
         })
     }
 
@@ -153,18 +122,21 @@ impl Device {
         &self,
         now_unix: i64,
     ) -> Result<Option<RevocationStatus>, WeldGuardError> {
-        Ok(self.store.status_list_info()?.map(|info| RevocationStatus {
-            sequence: info.sequence,
-            issued_at: info.issued_at,
-            fetched_at_ms: info.fetched_at_ms,
-            age_secs: info.age_secs(now_unix),
-            entries: info.entries,
-        }))
+        Ok(self
+            .store()
+            .status_list_info()?
+            .map(|info| RevocationStatus {
+                sequence: info.sequence,
+                issued_at: info.issued_at,
+                fetched_at_ms: info.fetched_at_ms,
+                age_secs: info.age_secs(now_unix),
+                entries: info.entries,
+            }))
     }
 
     /// Counts of the outbox by state.
     pub fn outbox_summary(&self) -> Result<OutboxSummary, WeldGuardError> {
-        let c = self.store.outbox_counts()?;
+        let c = self.store().outbox_counts()?;
         Ok(OutboxSummary {
             pending: c.pending,
             sent: c.sent,

@@ -8,7 +8,6 @@
 //! never in the profile database.
 
 use std::sync::Arc;
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Device;
@@ -148,7 +147,7 @@ impl Device {
     ) -> Result<DriftSummary, WeldGuardError> {
         let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
         let mut progress = |p: Progress| listener.on_progress(SyncStage::Pull, p.done, p.total);
-        let drift = client.check_drift(&self.store, &mut progress, &task.cancelled)?;
+        let drift = client.check_drift(self.store(), &mut progress, &task.cancelled)?;
         self.reload_revocations()?;
         Ok(match drift {
             DriftCheck::InSync => DriftSummary {
@@ -180,11 +179,7 @@ impl Device {
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
     ) -> Result<SyncSummary, WeldGuardError> {
-        let trust = self
-            .trust
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let trust = self.app.trust();
         let mut client = client;
         if !trust.keys().is_empty() {
             client = client.with_trust(trust);
@@ -196,14 +191,14 @@ impl Device {
             };
             listener.on_progress(stage, p.done, p.total);
         };
-        let report = client.sync(&self.store, &mut progress, &task.cancelled)?;
+        let report = client.sync(self.store(), &mut progress, &task.cancelled)?;
         self.reload_revocations()?;
         let status_list_sequence = match report.status_list {
             StatusListCheck::Updated { sequence } | StatusListCheck::Unchanged { sequence } => {
                 Some(sequence)
             }
             StatusListCheck::Older { held, .. } => Some(held),
-            StatusListCheck::NotChecked => self.store.status_list_info()?.map(|i| i.sequence),
+            StatusListCheck::NotChecked => self.store().status_list_info()?.map(|i| i.sequence),
         };
         Ok(SyncSummary {
             pushed: report.pushed,

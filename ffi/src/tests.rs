@@ -198,7 +198,7 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
 
     let result = device
-        .start_work(label_code.clone(), presentation, "site-1".into(), NOW)
+        .start_work(label_code.clone(), presentation, "site-1".into(), NOW, None)
         .unwrap();
     assert!(result.allowed, "{:?}", result.reasons);
     assert!(result.scan_exempt, "a fixed station under process control");
@@ -207,7 +207,13 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
 
     // A forged welder code: denied, recorded? No: nothing identifies the welder, so nothing to record.
     let denied = device
-        .start_work(label_code, "WG1:NOT-A-CODE".into(), "site-1".into(), NOW)
+        .start_work(
+            label_code,
+            "WG1:NOT-A-CODE".into(),
+            "site-1".into(),
+            NOW,
+            None,
+        )
         .unwrap();
     assert!(!denied.allowed);
     assert!(denied.reasons.iter().any(|r| r.code == "code.malformed"));
@@ -234,9 +240,30 @@ fn bad_input_is_an_error_and_changes_nothing() {
     assert!(verify_code("WG1:x".into(), "[]x".into(), NOW).is_err());
     assert!(
         device
-            .start_work("a".into(), "b".into(), "s".into(), i64::MAX)
+            .start_work("a".into(), "b".into(), "s".into(), i64::MAX, None)
             .is_err()
     );
+    // A position out of range: a typed input error, nothing recorded.
+    let far = super::types::DevicePosition {
+        latitude: 95.0,
+        longitude: 116.7,
+        accuracy_m: 10.0,
+    };
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    let err = device
+        .start_work(
+            label_code,
+            "T11010519491231002X".into(),
+            "s".into(),
+            NOW,
+            Some(far),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, WeldGuardError::InvalidInput { code, .. } if code == "input.position"),
+        "{err:?}"
+    );
+    assert_eq!(device.outbox_summary().unwrap().pending, 0);
 
     let garbage = TempDir::new();
     let path = garbage.path().join("not-a-db");

@@ -247,6 +247,17 @@ pub struct StartWorkResult {
     pub session_id: Option<String>,
 }
 
+/// The device's position at a scan, from the phone's location service.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct DevicePosition {
+    /// Degrees, −90..=90 (WGS-84).
+    pub latitude: f64,
+    /// Degrees, −180..=180 (WGS-84).
+    pub longitude: f64,
+    /// The fix's accuracy radius in metres.
+    pub accuracy_m: f64,
+}
+
 /// How fresh the device's revocation data is: the signed status list it holds, if any.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RevocationStatus {

@@ -141,6 +141,32 @@ pub struct NewWorkSession {
     pub reason_codes: Vec<String>,
     /// The hot-work permit the work runs under, when there is one.
     pub permit_id: Option<String>,
+    /// Where the device was at the scan, when the shell had a position.
+    pub position: Option<ScanPosition>,
+}
+
+/// The device's position at a scan-to-start: integer 1e-7 degrees (WGS-84, as the phone's
+/// location service reports it) and the fix's accuracy in whole metres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPosition {
+    /// Latitude in 1e-7 degrees, -900000000..=900000000.
+    pub latitude_e7: i32,
+    /// Longitude in 1e-7 degrees, -1800000000..=1800000000.
+    pub longitude_e7: i32,
+    /// The fix's accuracy radius in metres (0..=[`ScanPosition::MAX_ACCURACY_M`]).
+    pub accuracy_m: u32,
+}
+
+impl ScanPosition {
+    /// The largest accuracy radius kept: 100 km (a coarser fix says nothing about the site).
+    pub const MAX_ACCURACY_M: u32 = 100_000;
+
+    /// Whether every part is in range (the platform checks pushed records with this).
+    pub fn in_range(&self) -> bool {
+        (-900_000_000..=900_000_000).contains(&self.latitude_e7)
+            && (-1_800_000_000..=1_800_000_000).contains(&self.longitude_e7)
+            && self.accuracy_m <= Self::MAX_ACCURACY_M
+    }
 }
 
 /// A recorded work session.
@@ -155,6 +181,10 @@ pub struct WorkSession {
     pub reason_codes: Vec<String>,
     pub permit_id: Option<String>,
     pub created_at_ms: i64,
+    /// Where the device was at the scan; absent from the JSON when none was recorded (records made
+    /// before positions were kept read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<ScanPosition>,
 }
 
 /// The outbox payload of a permit step (record kind `permit_step`): the whole new permit and the

@@ -212,6 +212,7 @@ impl PushFuzz {
             allowed: true,
             reason_codes: vec!["licence.valid".into()],
             permit_id: Some(crate::permits::fixture::PERMIT_ID.into()),
+            position: None,
             created_at_ms: FUZZ_NOW_MS - 60_000,
         };
         seeds.push((

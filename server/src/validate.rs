@@ -163,6 +163,11 @@ pub fn check_at(role: Role, entry: &PushEntry, now_ms: i64) -> Result<(), String
                     "record.key_mismatch: the record's id is not its idempotency key".into(),
                 );
             }
+            if session.position.is_some_and(|p| !p.in_range()) {
+                return Err(
+                    "record.invalid: the scan position is out of range (开工位置超出范围)".into(),
+                );
+            }
             for (what, at) in [
                 ("started_at_ms", session.started_at_ms),
                 ("created_at_ms", session.created_at_ms),
@@ -235,9 +240,51 @@ mod tests {
             allowed: true,
             reason_codes: vec![],
             permit_id: None,
+            position: None,
             created_at_ms: 1_764_374_400_000,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_work_session_may_carry_the_scan_position_in_range() {
+        let mut session: WorkSession = serde_json::from_str(&session_json("k1")).unwrap();
+        session.position = Some(weldguard_model::records::ScanPosition {
+            latitude_e7: 361_820_000,
+            longitude_e7: 1_167_720_000,
+            accuracy_m: 15,
+        });
+        let json = serde_json::to_string(&session).unwrap();
+        assert_eq!(
+            check_at(
+                Role::Welder,
+                &entry("work_session", "k1", &json),
+                1_764_374_400_000
+            ),
+            Ok(())
+        );
+        session.position = Some(weldguard_model::records::ScanPosition {
+            latitude_e7: 0,
+            longitude_e7: 1_800_000_001,
+            accuracy_m: 15,
+        });
+        let json = serde_json::to_string(&session).unwrap();
+        let err = check_at(
+            Role::Welder,
+            &entry("work_session", "k1", &json),
+            1_764_374_400_000,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("record.invalid"), "{err}");
+        // A field inside the position that the core does not know is refused too.
+        let json = json.replace("\"accuracy_m\":15", "\"accuracy_m\":15,\"floor\":3");
+        let err = check_at(
+            Role::Welder,
+            &entry("work_session", "k1", &json),
+            1_764_374_400_000,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("record.unknown_field"), "{err}");
     }
 
     #[test]

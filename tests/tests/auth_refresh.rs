@@ -92,6 +92,7 @@ fn work(store: &Store, n: usize, offset: usize) {
                     allowed: true,
                     reason_codes: vec![],
                     permit_id: None,
+                    position: None,
                 },
                 at,
             )

@@ -104,6 +104,7 @@ fn the_same_records_pushed_through_two_servers_are_applied_once() {
                             allowed: true,
                             reason_codes: vec![],
                             permit_id: None,
+                            position: None,
                         },
                         at,
                     )

@@ -433,6 +433,7 @@ fn session(id: &str, machine_id: &str, certificate_no: &str, at_ms: i64) -> Stri
         allowed: true,
         reason_codes: vec![],
         permit_id: None,
+        position: None,
         created_at_ms: at_ms,
     })
     .unwrap()

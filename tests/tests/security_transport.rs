@@ -663,6 +663,7 @@ fn push_records(server: &ServerProcess, n: usize) -> HashSet<String> {
                     allowed: true,
                     reason_codes: vec![],
                     permit_id: None,
+                    position: None,
                 },
                 at,
             )

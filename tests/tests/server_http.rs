@@ -233,6 +233,7 @@ fn pull_pages_travel_gzip_compressed_and_the_device_still_syncs() {
                 allowed: true,
                 reason_codes: vec![],
                 permit_id: None,
+                position: None,
             },
             1_764_374_400_000,
         )

@@ -86,6 +86,7 @@ fn kill_rounds(backend: ServerBackend) {
                             allowed: true,
                             reason_codes: vec![],
                             permit_id: None,
+                            position: None,
                         },
                         at,
                     )

@@ -110,6 +110,7 @@ fn work(device: &Device, n: usize, machine_id: &str, cert: &str) -> Vec<String> 
                         allowed: true,
                         reason_codes: vec![],
                         permit_id: None,
+                        position: None,
                     },
                     T0 + i as i64 * 60_000,
                 )

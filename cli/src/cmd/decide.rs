@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
-use weldguard_core::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
+use weldguard_core::app::Device;
+use weldguard_core::app::start_work::{
+    PositionInput, Reason, StartWorkInput, StartWorkView, decide, start_work,
+};
+use weldguard_core::codes::{RevocationSet, TrustStore};
 use weldguard_core::domain::Explain;
-use weldguard_core::rules::{Finding, Severity};
-use weldguard_core::startwork::{PermitContext, ScanToStart, StartWorkOutcome, scan_to_start};
-use weldguard_core::store::NewWorkSession;
+use weldguard_core::rules::{RuleSetId, Severity};
 
 use crate::cmd::code::{parse_time, read_text};
-use crate::data_dir::{StateArgs, store_failure};
+use crate::data_dir::{StateArgs, app_failure, app_lang};
 use crate::output::{Failure, Lang, Output};
 
 #[derive(Debug, Args)]
@@ -39,17 +41,48 @@ pub struct DecideArgs {
     /// Record the answer as a work session with its outbox entry.
     #[arg(long)]
     record: bool,
+    /// Where the device is (degrees), recorded with the work session.
+    #[arg(long, requires_all = ["lon", "accuracy"], allow_hyphen_values = true)]
+    lat: Option<f64>,
+    #[arg(long, requires_all = ["lat", "accuracy"], allow_hyphen_values = true)]
+    lon: Option<f64>,
+    /// The position's accuracy radius in metres.
+    #[arg(long, requires_all = ["lat", "lon"])]
+    accuracy: Option<f64>,
     #[command(flatten)]
     state: StateArgs,
 }
 
-/// The `--json` shape of `decide`.
+/// The decision part of `decide`'s JSON (its shape since the first version).
+#[derive(Serialize)]
+pub struct DecisionJson {
+    pub allowed: bool,
+    pub scan_exempt: bool,
+    pub rule_set: RuleSetId,
+    /// Every reason (code, severity, zh, en, and the text in the CLI's language).
+    pub findings: Vec<Reason>,
+}
+
+/// The `--json` shape of `decide`: the service's view, and the decision as before.
 #[derive(Serialize)]
 pub struct DecideAnswer {
+    pub decision: DecisionJson,
     #[serde(flatten)]
-    pub outcome: StartWorkOutcome,
-    /// The recorded work session id (also its outbox idempotency key), with `--record`.
-    pub session_id: Option<String>,
+    pub view: StartWorkView,
+}
+
+impl DecideAnswer {
+    pub fn of(view: StartWorkView) -> Self {
+        Self {
+            decision: DecisionJson {
+                allowed: view.allowed,
+                scan_exempt: view.scan_exempt,
+                rule_set: view.rule_set,
+                findings: view.reasons.clone(),
+            },
+            view,
+        }
+    }
 }
 
 /// A scanned text given on the command line: the text itself, or @FILE.
@@ -69,57 +102,43 @@ pub fn run(args: DecideArgs, out: &Output) -> Result<(), Failure> {
         Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp(),
     };
-    let at = chrono::DateTime::from_timestamp(now, 0)
-        .ok_or_else(|| Failure::input("input.time", format!("time out of range: {now}")))?;
     let trust = TrustStore::from_json(&read_text(&args.trust, "trust file")?)
         .map_err(|e| Failure::input(e.code(), format!("{}: {e}", args.trust.display())))?;
+    let extra = match &args.revocations {
+        Some(path) => Some(
+            RevocationSet::from_json(&read_text(path, "revocation file")?)
+                .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let store = args.state.open_store(out)?;
-    let mut revocations = match &args.revocations {
-        Some(path) => RevocationSet::from_json(&read_text(path, "revocation file")?)
-            .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
-        None => RevocationSet::new(),
-    };
-    for r in store.revocations().map_err(|e| store_failure(&e, out))? {
-        revocations.revoke(r.target, r.id);
+    let device = Device::with_store(store).map_err(|e| app_failure(&e, out))?;
+    device.set_trust(trust);
+    if let Some(extra) = extra {
+        device.add_revocations(extra);
     }
-    let verifier = Verifier::new(&trust, &revocations);
-    let question = ScanToStart {
-        machine_text: &machine_text,
-        welder_text: &welder_text,
-        permit: PermitContext {
-            source: &store,
-            site_id: &args.site,
+    let input = StartWorkInput {
+        machine_text,
+        welder_text,
+        site_id: args.site,
+        now,
+        position: match (args.lat, args.lon, args.accuracy) {
+            (Some(latitude), Some(longitude), Some(accuracy_m)) => Some(PositionInput::Degrees {
+                latitude,
+                longitude,
+                accuracy_m,
+            }),
+            _ => None,
         },
-        at,
+        lang: app_lang(out),
     };
-    let outcome = scan_to_start(&question, &verifier, &mut ReplayCache::default(), &store);
-    let session_id = match (&outcome.machine_id, &outcome.certificate_no, args.record) {
-        (Some(machine_id), Some(certificate_no), true) => {
-            let session = store
-                .record_work_session(
-                    NewWorkSession {
-                        machine_id: machine_id.clone(),
-                        certificate_no: certificate_no.clone(),
-                        started_at_ms: now.saturating_mul(1000),
-                        allowed: outcome.decision.allowed,
-                        reason_codes: outcome
-                            .decision
-                            .denials()
-                            .map(|f| f.code.to_owned())
-                            .collect(),
-                        permit_id: outcome.permit_id.clone(),
-                    },
-                    chrono::Utc::now().timestamp_millis(),
-                )
-                .map_err(|e| store_failure(&e, out))?;
-            Some(session.id)
-        }
-        _ => None,
-    };
-    let answer = DecideAnswer {
-        outcome,
-        session_id,
-    };
+    let view = if args.record {
+        start_work(&device, input)
+    } else {
+        decide(&device, input)
+    }
+    .map_err(|e| app_failure(&e, out))?;
+    let answer = DecideAnswer::of(view);
     if out.json {
         return out.json(&answer);
     }
@@ -135,8 +154,8 @@ fn severity_tag(s: Severity, lang: Lang) -> &'static str {
     }
 }
 
-/// One finding as a line in the given language.
-pub fn finding_line(f: &Finding, lang: Lang) -> String {
+/// One reason as a line in the given language.
+pub fn finding_line(f: &Reason, lang: Lang) -> String {
     format!(
         "  [{}] {} ({})",
         severity_tag(f.severity, lang),
@@ -147,18 +166,18 @@ pub fn finding_line(f: &Finding, lang: Lang) -> String {
 
 /// The answer as people read it.
 pub fn human(answer: &DecideAnswer, lang: Lang) -> String {
-    let d = &answer.outcome.decision;
+    let v = &answer.view;
     let mut text = String::new();
-    text.push_str(if d.allowed {
+    text.push_str(if v.allowed {
         lang.pick("允许开机\n", "Work may start\n")
     } else {
         lang.pick("不允许开机\n", "Work may NOT start\n")
     });
-    for f in &d.findings {
+    for f in &v.reasons {
         text.push_str(&finding_line(f, lang));
         text.push('\n');
     }
-    if let Some(id) = &answer.session_id {
+    if let Some(id) = &v.session_id {
         text.push_str(&format!(
             "{} {id}\n",
             lang.pick("已记录作业：", "recorded work session")

@@ -13,17 +13,21 @@ use chrono::{DateTime, Days, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use clap::Args;
 use qrcode::EcLevel;
 use serde::Serialize;
+use weldguard_core::app::Device;
+use weldguard_core::app::inspection::{
+    InspectionRecordInput, Location, PermitShown, record_inspection,
+};
+use weldguard_core::app::signing::{PersonSigner, SignRequest, Signed};
+use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
 use weldguard_core::codes::{
-    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SoftwareSigner, TrustStore,
-    TrustedKey, VerifiedClaims, Verifier, issue_credential, issue_machine_label, present,
+    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SignerError, SoftwareSigner,
+    TrustStore, TrustedKey, Verifier, issue_credential, issue_machine_label, present,
 };
 use weldguard_core::domain::{
     Binding, Explain, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel,
     MachineStatus, OperationCategory, WelderCredential,
 };
-use weldguard_core::inspect::{
-    Inspection, InspectionInput, Observation, Outcome, ScanOutcome, Violation, assess,
-};
+use weldguard_core::inspect::{Inspection, Observation, Outcome, Violation};
 use weldguard_core::permit::{
     Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
     PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
@@ -32,14 +36,14 @@ use weldguard_core::permit::{
 };
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
-use weldguard_core::startwork::{PermitContext, ScanToStart, scan_to_start};
 use weldguard_core::store::outbox::OutboxCounts;
 use weldguard_core::store::records::new_record_id;
-use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
+use weldguard_core::store::{RegistryChange, Store};
 
 use crate::cmd::code::write_png;
 use crate::cmd::decide::{DecideAnswer, human};
 use crate::cmd::permit::{explained, now_ms, permit_store_failure};
+use crate::data_dir::app_failure;
 use crate::output::{Failure, Lang, Output};
 
 #[derive(Debug, Args)]
@@ -246,6 +250,10 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     store
         .apply_registry_changes(registry(&credential), None, now_ms())
         .map_err(|e| fail("demo.store", e.message_en()))?;
+    // The phone's profile as the services see it: the same database, the platform's trust.
+    let device = Device::with_store(store).map_err(|e| fail("demo.store", e.message_en()))?;
+    device.set_trust(trust.clone());
+    let store = device.store();
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
@@ -346,17 +354,9 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     }
 
     // 6. Scan to start: the welder shows the live presentation, the machine label is scanned.
-    let mut replay = ReplayCache::default();
     let machine_code = scanned_texts.first().cloned().unwrap_or_default();
     let presentation = scanned_texts.get(2).cloned().unwrap_or_default();
-    let first = decide(
-        &store,
-        &verifier,
-        &mut replay,
-        &machine_code,
-        &presentation,
-        t0,
-    )?;
+    let first = decide(&device, &machine_code, &presentation, t0)?;
     say(
         out,
         "3. 扫码开机判定（尚无动火作业证）：",
@@ -367,7 +367,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 7. The platform enrols the people who sign permits (their phones' keys and permit roles);
     // this phone syncs the signed signer directory before it relies on any signature.
     let signers = Signers::generate()?;
-    let platform = LocalPlatform::start(&dir, &store, &credential, &signers)?;
+    let platform = LocalPlatform::start(&dir, store, &credential, &signers)?;
     say(
         out,
         &format!(
@@ -385,7 +385,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         name: credential.name.clone(),
         id: credential.certificate_no.clone(),
     };
-    let (permit, code_png) = approved_permit(&store, &signers, &welder, t0, &dir, out)?;
+    let (permit, code_png) = approved_permit(store, &signers, &welder, t0, &dir, out)?;
     let permit_id = permit.content.permit_id.clone();
     say(
         out,
@@ -405,14 +405,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let t_start = t0 + Duration::minutes(15);
     let fresh = present(&credential_text, &phone, t_start.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
-    let second = decide(
-        &store,
-        &verifier,
-        &mut replay,
-        &machine_code,
-        &fresh,
-        t_start,
-    )?;
+    let second = decide(&device, &machine_code, &fresh, t_start)?;
     say(
         out,
         "5. 再次扫码开机（新的动态亮码）：",
@@ -424,7 +417,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let t_complete = now - Duration::minutes(45);
     let t_close = now - Duration::minutes(10);
     let closed = work_and_close(
-        &store,
+        store,
         &signers,
         &permit_id,
         &welder,
@@ -460,9 +453,8 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let forged = issue_credential(&forger, &credential, now.timestamp() - 600, now.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
     let inspection = inspect(
-        &store,
+        &device,
         &signers,
-        &verifier,
         (&forged, &machine_code),
         &closed,
         now,
@@ -531,7 +523,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
-    let sync = platform.sync(&store)?;
+    let sync = platform.sync(store)?;
     say(
         out,
         &format!(
@@ -742,46 +734,31 @@ fn print_decision(answer: &DecideAnswer, out: &Output) {
     }
 }
 
-/// Ask the start-work decision and record the work session with its outbox entry.
+/// Ask the start-work decision and record the work session with its outbox entry (the service the
+/// phones call), with the phone's position at the site.
 fn decide(
-    store: &Store,
-    verifier: &Verifier<'_>,
-    replay: &mut ReplayCache,
+    device: &Device,
     machine_text: &str,
     welder_text: &str,
     at: DateTime<Utc>,
 ) -> Result<DecideAnswer, Failure> {
-    let question = ScanToStart {
-        machine_text,
-        welder_text,
-        permit: PermitContext {
-            source: store,
-            site_id: SITE,
+    let view = start_work(
+        device,
+        StartWorkInput {
+            machine_text: machine_text.to_owned(),
+            welder_text: welder_text.to_owned(),
+            site_id: SITE.to_owned(),
+            now: at.timestamp(),
+            position: Some(PositionInput::Degrees {
+                latitude: SITE_LAT,
+                longitude: SITE_LON,
+                accuracy_m: 8.0,
+            }),
+            lang: weldguard_core::app::Lang::Zh,
         },
-        at,
-    };
-    let outcome = scan_to_start(&question, verifier, replay, store);
-    let session = store
-        .record_work_session(
-            NewWorkSession {
-                machine_id: outcome.machine_id.clone().unwrap_or_default(),
-                certificate_no: outcome.certificate_no.clone().unwrap_or_default(),
-                started_at_ms: at.timestamp_millis(),
-                allowed: outcome.decision.allowed,
-                reason_codes: outcome
-                    .decision
-                    .denials()
-                    .map(|f| f.code.to_owned())
-                    .collect(),
-                permit_id: outcome.permit_id.clone(),
-            },
-            now_ms(),
-        )
-        .map_err(|e| fail("demo.store", e.message_en()))?;
-    Ok(DecideAnswer {
-        outcome,
-        session_id: Some(session.id),
-    })
+    )
+    .map_err(|e| fail("demo.store", e.message_en()))?;
+    Ok(DecideAnswer::of(view))
 }
 
 /// The people who sign, each with a software key (a phone keeps it in hardware).
@@ -1039,78 +1016,68 @@ fn work_and_close(
     })
 }
 
+/// The inspector's phone key (a software key here; a phone keeps it in hardware and may ask for
+/// the inspector's presence).
+struct InspectorKey<'a>(&'a SoftwareSigner);
+
+impl PersonSigner for InspectorKey<'_> {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    fn sign(&self, request: &SignRequest) -> Result<Signed, SignerError> {
+        Ok(Signed {
+            signature: self.0.sign(&request.message)?,
+            user_present: false,
+        })
+    }
+}
+
 /// The inspector scans the welder's code and the machine label, sees the permit and the site, and
-/// seals the record.
+/// seals the record: the inspection service the phones call.
 fn inspect(
-    store: &Store,
+    device: &Device,
     signers: &Signers,
-    verifier: &Verifier<'_>,
     (welder_text, machine_text): (&str, &str),
     permit: &Permit,
     at: DateTime<Utc>,
     out: &Output,
 ) -> Result<Inspection, Failure> {
-    let mut replay = ReplayCache::default();
-    let welder: ScanOutcome<WelderCredential> =
-        match verifier.verify(welder_text, at.timestamp(), &mut replay) {
-            Ok(code) => match code.claims {
-                VerifiedClaims::WelderCredential(c) => ScanOutcome::Verified {
-                    claims: c.credential,
-                },
-                VerifiedClaims::Presentation { credential, .. } => ScanOutcome::Verified {
-                    claims: credential.credential,
-                },
-                VerifiedClaims::MachineLabel(_) => ScanOutcome::Failed {
-                    code: "inspect.wrong_code_kind".into(),
-                    message_zh: "扫描的不是人员码".into(),
-                    message_en: "the scanned code is not a welder credential".into(),
-                },
-            },
-            Err(e) => ScanOutcome::failed(&e),
-        };
-    let machine: ScanOutcome<MachineLabel> =
-        match verifier.verify(machine_text, at.timestamp(), &mut replay) {
-            Ok(code) => match code.claims {
-                VerifiedClaims::MachineLabel(m) => ScanOutcome::Verified { claims: m },
-                _ => ScanOutcome::Failed {
-                    code: "inspect.wrong_code_kind".into(),
-                    message_zh: "扫描的不是设备码".into(),
-                    message_en: "the scanned code is not a machine label".into(),
-                },
-            },
-            Err(e) => ScanOutcome::failed(&e),
-        };
-    let (_, catalog) = rules()?;
-    let directory = store
-        .signer_directory()
-        .map_err(|e| fail("demo.store", e.message_en()))?;
-    let input = InspectionInput {
-        inspection_id: new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?,
-        inspector: signer_actor(&person("网格员刘", "G-0042"), "inspector"),
+    let input = InspectionRecordInput {
         site_id: SITE.into(),
-        location: Some(site_location()),
-        at: at.timestamp(),
-        today: WorkTime::china(at).local_date,
-        welder,
-        machine,
-        permit: Some(permit),
-        signers: directory.as_ref(),
-        observations: vec![Observation {
+        inspector_name: "网格员刘".into(),
+        inspector_id: "G-0042".into(),
+        welder_text: Some(welder_text.to_owned()),
+        machine_text: Some(machine_text.to_owned()),
+        permit: Some(PermitShown::Id(permit.content.permit_id.clone())),
+        findings: vec![Observation {
             item_id: "ban.08".into(),
             outcome: Outcome::NotCompliant,
             note: "焊割部位旁堆放木模板，未清理".into(),
             photos: vec![vec![0xab; 32]],
         }],
-        extra_violations: Vec::new(),
         photos: vec![vec![0xab; 32]],
+        location: Some(Location {
+            latitude: SITE_LAT,
+            longitude: SITE_LON,
+        }),
         notes: String::new(),
     };
-    let mut inspection = assess(input, &catalog).map_err(|e| explained(&e, out, false))?;
-    inspection
-        .sign(&signers.inspector)
-        .map_err(|e| explained(&e, out, false))?;
-    store
-        .record_inspection(&inspection, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    Ok(inspection)
+    let view = record_inspection(
+        device,
+        input,
+        &InspectorKey(&signers.inspector),
+        at.timestamp(),
+        weldguard_core::app::Lang::Zh,
+    )
+    .map_err(|e| app_failure(&e, out))?;
+    // The sealed record as saved.
+    device
+        .store()
+        .inspections(10)
+        .map_err(|e| permit_store_failure(&e, out))?
+        .into_iter()
+        .find(|r| r.id == view.inspection_id)
+        .map(|r| r.inspection)
+        .ok_or_else(|| fail("demo.store", "the inspection was not saved"))
 }

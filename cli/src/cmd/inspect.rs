@@ -1,30 +1,28 @@
-//! `weldguard inspect record|list`: an on-site inspection (逢查必核) from the shell. The scanned
-//! credential and machine label texts are verified offline against a trust file, the permit comes
-//! from this device's store (by id, or by its scanned site code, which must match the stored
-//! permit), observations against the checklist come from a JSON file; the core derives the
-//! violations, the inspector's device key seals the record, and the record is saved with its outbox
-//! entry in one transaction.
+//! `weldguard inspect check|record|list`: the inspector's check (逢查必核) from the shell, a thin
+//! adapter over `app::inspection`. `check` shows a scanned welder code's licence as the registry
+//! keeps it; `record` hands the scans, the permit shown (by id or its scanned site code),
+//! observations from a JSON file and photo digests to the service, which derives the violations,
+//! seals the record with the inspector's key and saves it with its outbox entry in one
+//! transaction.
 
 use std::path::PathBuf;
 
-use chrono::TimeZone;
 use clap::{Args, Subcommand};
-use weldguard_core::codes::{
-    ReplayCache, RevocationSet, ScannedText, TrustStore, VerifiedClaims, Verifier, classify,
-    from_hex,
+use weldguard_core::app::Device;
+use weldguard_core::app::history::inspections;
+use weldguard_core::app::inspection::{
+    InspectionRecordInput, LicenceState, Location, PermitShown, ScannedWelderCode, WelderCheckView,
+    check_welder, record_inspection,
 };
-use weldguard_core::domain::{Explain, MachineLabel, WelderCredential};
-use weldguard_core::inspect::{
-    InspectionInput, Observation, ScanOutcome, Violation, ViolationKind, assess,
-};
-use weldguard_core::permit::{Actor, Catalog, Permit, check_against_permit, read_permit_code};
-use weldguard_core::store::records::new_record_id;
+use weldguard_core::app::signing::SoftwarePersonSigner;
+use weldguard_core::codes::{RevocationSet, TrustStore, from_hex};
+use weldguard_core::domain::Explain;
+use weldguard_core::inspect::Observation;
 
-use crate::cmd::permit::{
-    explained, geo, load_signer, now_ms, parse_person, permit_store_failure, read_file, time_or_now,
-};
-use crate::data_dir::{StateArgs, store_failure};
-use crate::output::{Failure, Output};
+use crate::cmd::decide::{finding_line, scanned_text};
+use crate::cmd::permit::{load_signer, parse_person, read_file, time_or_now};
+use crate::data_dir::{StateArgs, app_failure, app_lang};
+use crate::output::{Failure, Lang, Output};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -82,78 +80,74 @@ struct RecordArgs {
     data: StateArgs,
 }
 
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The welder's scanned code (a live presentation, a credential or a certificate number), or
+    /// @FILE.
+    #[arg(value_name = "TEXT|@FILE")]
+    text: String,
+    /// Trust file of issuer keys (as `weldguard keys generate --trust-out` writes it).
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// Revocation file (JSON list of {"target","id"}); the database's revocations always apply.
+    #[arg(long)]
+    revocations: Option<PathBuf>,
+    /// Time of the check; default now.
+    #[arg(long)]
+    at: Option<String>,
+    #[command(flatten)]
+    data: StateArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum InspectCommand {
+    /// Check a welder's scanned code: the licence as the registry keeps it (逢查必核).
+    Check(Box<CheckArgs>),
     /// Record and seal an inspection.
     Record(Box<RecordArgs>),
     /// List recorded inspections, newest first (each seal verified).
     List {
         #[arg(long, default_value_t = 100)]
-        limit: usize,
+        limit: u32,
         #[command(flatten)]
         data: StateArgs,
     },
 }
 
-enum Scanned {
-    Welder,
-    Machine,
-}
-
-/// Verify a scanned text into the outcome the inspection records.
-fn scan<T>(
-    text: Option<&str>,
-    what: Scanned,
-    verifier: Option<&Verifier<'_>>,
-    at: i64,
-    replay: &mut ReplayCache,
-    pick: impl Fn(VerifiedClaims) -> Option<T>,
-) -> Result<ScanOutcome<T>, Failure> {
-    let Some(text) = text else {
-        return Ok(ScanOutcome::NotScanned);
+/// The profile's device with the trust and revocation files handed in.
+fn open_device(
+    data: &StateArgs,
+    trust: Option<&PathBuf>,
+    revocations: Option<&PathBuf>,
+    out: &Output,
+) -> Result<Device, Failure> {
+    let trust = match trust {
+        Some(path) => Some(
+            TrustStore::from_json(&read_file(path, "trust file")?)
+                .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
     };
-    let Some(verifier) = verifier else {
-        return Err(Failure::input(
-            "input.trust",
-            "--trust FILE is needed to verify scanned codes",
-        ));
+    let revocations = match revocations {
+        Some(path) => Some(
+            RevocationSet::from_json(&read_file(path, "revocation file")?)
+                .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
     };
-    Ok(match classify(text) {
-        ScannedText::Unsigned(u) => ScanOutcome::failed(&u),
-        ScannedText::Signed => match verifier.verify(text, at, replay) {
-            Ok(code) => match pick(code.claims) {
-                Some(claims) => ScanOutcome::Verified { claims },
-                None => ScanOutcome::Failed {
-                    code: "inspect.wrong_code_kind".into(),
-                    message_zh: match what {
-                        Scanned::Welder => "扫描的不是人员码".into(),
-                        Scanned::Machine => "扫描的不是设备码".into(),
-                    },
-                    message_en: match what {
-                        Scanned::Welder => "the scanned code is not a welder credential".into(),
-                        Scanned::Machine => "the scanned code is not a machine label".into(),
-                    },
-                },
-            },
-            Err(e) => ScanOutcome::failed(&e),
-        },
-    })
-}
-
-fn violation(kind: ViolationKind, zh: String, en: String) -> Violation {
-    Violation {
-        kind,
-        severity: kind.severity(),
-        item_id: None,
-        message_zh: zh,
-        message_en: en,
+    let device = Device::with_store(data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
+    if let Some(trust) = trust {
+        device.set_trust(trust);
     }
+    if let Some(extra) = revocations {
+        device.add_revocations(extra);
+    }
+    Ok(device)
 }
 
 fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
     let signer = load_signer(&a.key)?;
     let at = time_or_now(a.at.as_deref())?;
-    let location = geo(a.lat, a.lon)?;
     let inspector = parse_person("inspector", &a.inspector)?;
     let photos = a
         .photos
@@ -167,7 +161,7 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let observations: Vec<Observation> = match &a.observations {
+    let findings: Vec<Observation> = match &a.observations {
         Some(path) => {
             serde_json::from_str(&read_file(path, "observations file")?).map_err(|e| {
                 Failure::input(
@@ -178,197 +172,159 @@ fn record(a: RecordArgs, out: &Output) -> Result<(), Failure> {
         }
         None => Vec::new(),
     };
-    let trust = match &a.trust {
-        Some(path) => Some(
-            TrustStore::from_json(&read_file(path, "trust file")?)
-                .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
-        ),
-        None => None,
-    };
-    let revocations = match &a.revocations {
-        Some(path) => RevocationSet::from_json(&read_file(path, "revocation file")?)
-            .map_err(|e| Failure::input(e.code(), format!("{}: {e}", path.display())))?,
-        None => RevocationSet::new(),
-    };
-    let verifier = trust.as_ref().map(|t| Verifier::new(t, &revocations));
-    let mut replay = ReplayCache::default();
-    let welder: ScanOutcome<WelderCredential> = scan(
-        a.credential.as_deref(),
-        Scanned::Welder,
-        verifier.as_ref(),
-        at,
-        &mut replay,
-        |c| match c {
-            VerifiedClaims::WelderCredential(c) => Some(c.credential),
-            VerifiedClaims::Presentation { credential, .. } => Some(credential.credential),
-            VerifiedClaims::MachineLabel(_) => None,
+    let device = open_device(&a.data, a.trust.as_ref(), a.revocations.as_ref(), out)?;
+    if (a.credential.is_some() || a.machine.is_some()) && device.trust().keys().is_empty() {
+        return Err(Failure::input(
+            "input.trust",
+            "--trust FILE is needed to verify scanned codes",
+        ));
+    }
+    let input = InspectionRecordInput {
+        site_id: a.site_id,
+        inspector_name: inspector.name,
+        inspector_id: inspector.id,
+        welder_text: a.credential,
+        machine_text: a.machine,
+        permit: match (a.permit, a.permit_code) {
+            (Some(id), _) => Some(PermitShown::Id(id)),
+            (None, Some(code)) => Some(PermitShown::Code(code)),
+            (None, None) => None,
         },
-    )?;
-    let machine: ScanOutcome<MachineLabel> = scan(
-        a.machine.as_deref(),
-        Scanned::Machine,
-        verifier.as_ref(),
-        at,
-        &mut replay,
-        |c| match c {
-            VerifiedClaims::MachineLabel(m) => Some(m),
+        findings,
+        photos,
+        location: match (a.lat, a.lon) {
+            (Some(latitude), Some(longitude)) => Some(Location {
+                latitude,
+                longitude,
+            }),
             _ => None,
         },
-    )?;
-
-    let store = a.data.open_store(out)?;
-    let mut extra = Vec::new();
-    let permit: Option<Permit> = match (&a.permit, &a.permit_code) {
-        (Some(id), _) => Some(
-            store
-                .permit(id)
-                .map_err(|e| permit_store_failure(&e, out))?
-                .ok_or_else(|| {
-                    Failure::input("permit_store.not_found", format!("permit {id} not found"))
-                })?,
-        ),
-        (None, Some(text)) => match read_permit_code(text) {
-            Err(e) => {
-                extra.push(violation(
-                    ViolationKind::PermitTampered,
-                    format!("动火作业证码无效：{}", e.message_zh()),
-                    format!("the permit code is invalid: {}", e.message_en()),
-                ));
-                None
-            }
-            Ok(claims) => {
-                let stored = store
-                    .permit(&claims.permit_id)
-                    .map_err(|e| permit_store_failure(&e, out))?;
-                match &stored {
-                    Some(p) => {
-                        if let Err(e) = check_against_permit(&claims, p) {
-                            extra.push(violation(
-                                ViolationKind::PermitTampered,
-                                e.message_zh(),
-                                e.message_en(),
-                            ));
-                        }
-                    }
-                    None => extra.push(violation(
-                        ViolationKind::Other,
-                        format!("本机未存储作业证 {}，无法核对", claims.permit_id),
-                        format!(
-                            "permit {} is not stored on this device and could not be checked",
-                            claims.permit_id
-                        ),
-                    )),
-                }
-                stored
-            }
-        },
-        (None, None) => None,
-    };
-    let catalog = Catalog::builtin()
-        .map_err(|e| Failure::runtime("permit.catalog", format!("built-in catalog: {e}")))?;
-    let today = chrono::FixedOffset::east_opt(8 * 3600)
-        .and_then(|o| o.timestamp_opt(at, 0).single())
-        .map(|t| t.date_naive())
-        .ok_or_else(|| Failure::input("input.time", "--at is out of range"))?;
-    let inspection_id = new_record_id(now_ms()).map_err(|e| store_failure(&e, out))?;
-    let signers = store
-        .signer_directory()
-        .map_err(|e| store_failure(&e, out))?;
-    let input = InspectionInput {
-        inspection_id,
-        inspector: Actor {
-            name: inspector.name,
-            id: inspector.id,
-            role: "inspector".into(),
-        },
-        site_id: a.site_id,
-        location,
-        at,
-        today,
-        welder,
-        machine,
-        permit: permit.as_ref(),
-        signers: signers.as_ref(),
-        observations,
-        extra_violations: extra,
-        photos,
         notes: a.notes,
     };
-    let mut inspection = assess(input, &catalog).map_err(|e| explained(&e, out, true))?;
-    inspection
-        .sign(&signer)
-        .map_err(|e| explained(&e, out, false))?;
-    let saved = store
-        .record_inspection(&inspection, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    let b = &inspection.body;
+    // A software key cannot verify the inspector's presence; the seal does not require it.
+    let sealer = SoftwarePersonSigner::new(signer, false);
+    let view = record_inspection(&device, input, &sealer, at, app_lang(out))
+        .map_err(|e| app_failure(&e, out))?;
     if out.json {
-        return out.json(&serde_json::json!({
-            "inspection_id": saved.id,
-            "violations": b.violations,
-            "report_required": b.report_required,
-            "permit": b.permit,
-        }));
+        return out.json(&view);
     }
     stdoutln!(
         "{} {}: {} {}{}",
         out.lang.pick("检查记录", "inspection"),
-        saved.id,
-        b.violations.len(),
+        view.inspection_id,
+        view.violations.len(),
         out.lang.pick("项问题", "violation(s)"),
-        if b.report_required {
+        if view.report_required {
             out.lang.pick("，须立即上报", "; report upward now")
         } else {
             ""
         }
     );
-    for v in &b.violations {
-        stdoutln!(
-            "  [{:?}] {} {}",
-            v.severity,
-            v.kind.code(),
-            out.lang.pick(&v.message_zh, &v.message_en)
-        );
+    for v in &view.violations {
+        stdoutln!("  [{:?}] {} {}", v.violation.severity, v.code, v.text);
     }
     Ok(())
 }
 
-fn list(limit: usize, data: StateArgs, out: &Output) -> Result<(), Failure> {
-    let store = data.open_store(out)?;
-    let rows = store
-        .inspections(limit)
-        .map_err(|e| permit_store_failure(&e, out))?;
+fn check(a: CheckArgs, out: &Output) -> Result<(), Failure> {
+    let text = scanned_text(&a.text)?;
+    let at = time_or_now(a.at.as_deref())?;
+    let device = open_device(&a.data, a.trust.as_ref(), a.revocations.as_ref(), out)?;
+    let view = check_welder(&device, &text, at, app_lang(out)).map_err(|e| app_failure(&e, out))?;
     if out.json {
-        let list: Vec<_> = rows
+        return out.json(&view);
+    }
+    stdout!("{}", check_text(&view, out.lang));
+    Ok(())
+}
+
+/// The check as people read it.
+fn check_text(v: &WelderCheckView, lang: Lang) -> String {
+    let mut text = String::new();
+    let code = match v.scanned {
+        ScannedWelderCode::Presentation => {
+            lang.pick("动态亮码，验签通过", "live presentation, verified")
+        }
+        ScannedWelderCode::Credential => lang.pick(
+            "人员码（非动态），验签通过",
+            "credential (not live), verified",
+        ),
+        ScannedWelderCode::UnsignedCertificateNo => {
+            lang.pick("未签名的操作证号", "unsigned certificate number")
+        }
+        ScannedWelderCode::Unverified => lang.pick("验签失败", "did NOT verify"),
+    };
+    text.push_str(&format!(
+        "{} {code}\n",
+        lang.pick("人员码：", "Welder code:")
+    ));
+    let state = match v.state {
+        LicenceState::Valid => lang.pick("有效", "VALID"),
+        LicenceState::Revoked => lang.pick("已吊销", "REVOKED"),
+        LicenceState::Expired => lang.pick("已过期", "EXPIRED"),
+        LicenceState::NotYetValid => lang.pick("尚未生效", "NOT YET VALID"),
+        LicenceState::ReviewOverdue => lang.pick("逾期未复审", "REVIEW OVERDUE"),
+        LicenceState::Unknown => lang.pick("无法确认", "UNKNOWN"),
+    };
+    text.push_str(&format!(
+        "{} {}: {state}\n",
+        lang.pick("操作证", "Licence"),
+        v.certificate_no.as_deref().unwrap_or("-")
+    ));
+    if let Some(l) = &v.licence {
+        let categories: Vec<&str> = l.categories.iter().map(|c| c.name.as_str()).collect();
+        text.push_str(&format!(
+            "  {} {}  {} {}\n  {} {}\n  {} {} – {}  {} {}\n",
+            lang.pick("姓名", "name"),
+            l.name,
+            lang.pick("身份证号", "ID number"),
+            l.id_number_masked,
+            lang.pick("作业类别", "categories"),
+            categories.join(lang.pick("、", ", ")),
+            lang.pick("有效期", "valid"),
+            l.issued_on,
+            l.expires_on,
+            lang.pick("下次复审", "next review"),
+            l.next_review_on
+        ));
+    }
+    if !v.bound_machines.is_empty() {
+        let ids: Vec<&str> = v
+            .bound_machines
             .iter()
-            .map(|r| {
-                let b = &r.inspection.body;
-                serde_json::json!({
-                    "inspection_id": r.id,
-                    "site_id": b.site_id,
-                    "at": b.at,
-                    "inspector": b.inspector,
-                    "permit_id": b.permit.as_ref().map(|p| &p.permit_id),
-                    "violations": b.violations,
-                    "report_required": b.report_required,
-                })
-            })
+            .map(|m| m.machine_id.as_str())
             .collect();
-        return out.json(&serde_json::json!({ "inspections": list }));
+        text.push_str(&format!(
+            "  {} {}\n",
+            lang.pick("绑定设备：", "bound machines:"),
+            ids.join(", ")
+        ));
+    }
+    for r in &v.reasons {
+        text.push_str(&finding_line(r, lang));
+        text.push('\n');
+    }
+    text
+}
+
+fn list(limit: u32, data: StateArgs, out: &Output) -> Result<(), Failure> {
+    let device = Device::with_store(data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
+    let rows = inspections(&device, limit).map_err(|e| app_failure(&e, out))?;
+    if out.json {
+        return out.json(&serde_json::json!({ "inspections": rows }));
     }
     if rows.is_empty() {
         stdoutln!("{}", out.lang.pick("（没有检查记录）", "(no inspections)"));
     }
     for r in &rows {
-        let b = &r.inspection.body;
         stdoutln!(
             "{}  {}  {}  {}={}{}",
-            r.id,
-            b.site_id,
-            b.inspector.name,
+            r.inspection_id,
+            r.site_id,
+            r.inspector.name,
             out.lang.pick("问题", "violations"),
-            b.violations.len(),
-            if b.report_required {
+            r.violations.len(),
+            if r.report_required {
                 out.lang.pick("  须上报", "  REPORT")
             } else {
                 ""
@@ -380,6 +336,7 @@ fn list(limit: usize, data: StateArgs, out: &Output) -> Result<(), Failure> {
 
 pub fn run(args: InspectArgs, out: &Output) -> Result<(), Failure> {
     match args.command {
+        InspectCommand::Check(a) => check(*a, out),
         InspectCommand::Record(a) => record(*a, out),
         InspectCommand::List { limit, data } => list(limit, data, out),
     }

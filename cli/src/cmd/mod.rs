@@ -3,6 +3,7 @@
 pub mod code;
 pub mod decide;
 pub mod demo;
+pub mod history;
 pub mod id;
 pub mod inspect;
 pub mod keys;

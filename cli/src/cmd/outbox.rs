@@ -1,9 +1,11 @@
-//! `weldguard outbox list`: the records made on this device waiting for (or done with) upload.
+//! `weldguard outbox list`: the records made on this device waiting for (or done with) upload, and
+//! for a record the platform refused, why: a thin adapter over `app::history`.
 
 use clap::{Args, Subcommand, ValueEnum};
-use weldguard_core::store::OutboxState;
+use weldguard_core::app::Device;
+use weldguard_core::app::history::{OutboxFilter, outbox};
 
-use crate::data_dir::{StateArgs, store_failure};
+use crate::data_dir::{StateArgs, app_failure};
 use crate::output::{Failure, Output};
 
 #[derive(Debug, Args)]
@@ -32,7 +34,7 @@ enum OutboxCommand {
         state: StateFilter,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
-        limit: usize,
+        limit: u32,
         /// Print each entry's payload too.
         #[arg(long)]
         payload: bool,
@@ -49,23 +51,26 @@ pub fn run(args: OutboxArgs, out: &Output) -> Result<(), Failure> {
             payload,
             data,
         } => {
-            let store = data.open_store(out)?;
-            let entries = match state {
-                StateFilter::Unresolved => store.outbox_pending(limit),
-                StateFilter::Pending => store.outbox_entries(Some(OutboxState::Pending), limit),
-                StateFilter::Sent => store.outbox_entries(Some(OutboxState::Sent), limit),
-                StateFilter::Applied => store.outbox_entries(Some(OutboxState::Applied), limit),
-                StateFilter::Rejected => store.outbox_entries(Some(OutboxState::Rejected), limit),
-                StateFilter::All => store.outbox_entries(None, limit),
-            }
-            .map_err(|e| store_failure(&e, out))?;
+            let device =
+                Device::with_store(data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
+            let filter = match state {
+                StateFilter::Unresolved => OutboxFilter::Unresolved,
+                StateFilter::Pending => OutboxFilter::Pending,
+                StateFilter::Sent => OutboxFilter::Sent,
+                StateFilter::Applied => OutboxFilter::Applied,
+                StateFilter::Rejected => OutboxFilter::Rejected,
+                StateFilter::All => OutboxFilter::All,
+            };
+            let view = outbox(&device, filter, limit).map_err(|e| app_failure(&e, out))?;
             if out.json {
-                return out.json(&serde_json::json!({ "entries": entries }));
+                return out.json(&view);
             }
+            let entries = &view.entries;
             if entries.is_empty() {
                 stdoutln!("{}", out.lang.pick("（没有条目）", "(no entries)"));
             }
-            for e in &entries {
+            for v in entries {
+                let e = &v.entry;
                 let created = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default();
@@ -79,7 +84,14 @@ pub fn run(args: OutboxArgs, out: &Output) -> Result<(), Failure> {
                     out.lang.pick("尝试", "attempts"),
                     e.attempts
                 );
-                if let Some(error) = &e.last_error {
+                if let Some(refusal) = &v.refusal {
+                    line.push_str(&format!(
+                        "  {}: {} {}",
+                        out.lang.pick("平台拒收", "refused"),
+                        refusal.code,
+                        refusal.message
+                    ));
+                } else if let Some(error) = &e.last_error {
                     line.push_str(&format!("  {}: {error}", out.lang.pick("错误", "error")));
                 }
                 stdoutln!("{line}");

@@ -80,6 +80,15 @@ impl Device {
         Ok(())
     }
 
+    /// Add revocations to those held in memory (a revocation file the desktop CLI was handed); they
+    /// hold until the next [`Self::reload_revocations`].
+    pub fn add_revocations(&self, extra: RevocationSet) {
+        self.revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .merge(extra);
+    }
+
     /// Run `f` with a verifier over the trust and revocations held now and the replay cache.
     pub fn with_verifier<R>(&self, f: impl FnOnce(&Verifier<'_>, &mut ReplayCache) -> R) -> R {
         let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);

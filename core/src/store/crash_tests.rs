@@ -66,6 +66,7 @@ fn child_writer() {
                         Vec::new()
                     },
                     permit_id: (i % 2 == 0).then(|| format!("P-{i}")),
+                    position: None,
                 },
                 base + i,
             )

@@ -40,7 +40,7 @@ pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};
 pub use weldguard_model::records::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, NewWorkSession, PermitStepRecord, RecordKind,
-    RegistryChange, TrustedIssuerKey, WorkSession, work_calendar_of,
+    RegistryChange, ScanPosition, TrustedIssuerKey, WorkSession, work_calendar_of,
 };
 
 /// How long a connection waits for another process's lock before reporting `Busy`.

@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-pub use weldguard_model::records::{NewWorkSession, RecordKind, WorkSession};
+pub use weldguard_model::records::{NewWorkSession, RecordKind, ScanPosition, WorkSession};
 
 use super::outbox::insert_entry;
 use super::{Store, StoreError};
@@ -28,6 +28,18 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<WorkSession> {
     let reason_codes = serde_json::from_str(&reasons).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    let position = match (
+        row.get::<_, Option<i32>>(8)?,
+        row.get::<_, Option<i32>>(9)?,
+        row.get::<_, Option<u32>>(10)?,
+    ) {
+        (Some(latitude_e7), Some(longitude_e7), Some(accuracy_m)) => Some(ScanPosition {
+            latitude_e7,
+            longitude_e7,
+            accuracy_m,
+        }),
+        _ => None,
+    };
     Ok(WorkSession {
         id: row.get(0)?,
         machine_id: row.get(1)?,
@@ -37,10 +49,11 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<WorkSession> {
         reason_codes,
         permit_id: row.get(6)?,
         created_at_ms: row.get(7)?,
+        position,
     })
 }
 
-const SESSION_COLUMNS: &str = "id, machine_id, certificate_no, started_at_ms, allowed, reason_codes, permit_id, created_at_ms";
+const SESSION_COLUMNS: &str = "id, machine_id, certificate_no, started_at_ms, allowed, reason_codes, permit_id, created_at_ms, latitude_e7, longitude_e7, accuracy_m";
 
 impl Store {
     /// Write one record and its outbox entry in one durable transaction. `insert` writes the
@@ -77,7 +90,14 @@ impl Store {
             reason_codes: new.reason_codes,
             permit_id: new.permit_id,
             created_at_ms,
+            position: new.position,
         };
+        if session.position.is_some_and(|p| !p.in_range()) {
+            return Err(StoreError::InvalidData(format!(
+                "scan position out of range: {:?}",
+                session.position
+            )));
+        }
         let payload =
             serde_json::to_string(&session).map_err(|e| StoreError::InvalidData(e.to_string()))?;
         let reasons = serde_json::to_string(&session.reason_codes)
@@ -90,7 +110,7 @@ impl Store {
             |tx| {
                 tx.prepare_cached(&format!(
                     "INSERT INTO work_sessions ({SESSION_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ))?
                 .execute(params![
                     session.id,
@@ -100,7 +120,10 @@ impl Store {
                     session.allowed,
                     reasons,
                     session.permit_id,
-                    session.created_at_ms
+                    session.created_at_ms,
+                    session.position.map(|p| p.latitude_e7),
+                    session.position.map(|p| p.longitude_e7),
+                    session.position.map(|p| p.accuracy_m)
                 ])?;
                 Ok(())
             },
@@ -129,6 +152,41 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    /// Work sessions newest first (in the order they were recorded), each with its outbox position
+    /// (`seq`) and outbox state, starting after the one at `before_seq` (a page's cursor).
+    pub fn work_sessions_page(
+        &self,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, WorkSession, super::OutboxState)>, StoreError> {
+        let conn = self.reader();
+        let columns = SESSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("w.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, o.seq, o.state FROM work_sessions w \
+             JOIN outbox o ON o.idempotency_key = w.id \
+             WHERE ?1 IS NULL OR o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(rusqlite::params![before_seq, limit], |row| {
+                let state: String = row.get(12)?;
+                let state = super::OutboxState::parse(&state).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        12,
+                        rusqlite::types::Type::Text,
+                        format!("unknown outbox state {state:?}").into(),
+                    )
+                })?;
+                Ok((row.get(11)?, session_from_row(row)?, state))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +204,7 @@ pub(crate) mod tests {
             allowed: false,
             reason_codes: vec!["licence.expired".to_owned(), "machine.not_bound".to_owned()],
             permit_id: Some("P-2025-0001".to_owned()),
+            position: None,
         }
     }
 
@@ -166,6 +225,46 @@ pub(crate) mod tests {
         let payload: WorkSession = serde_json::from_str(&entry.payload).unwrap();
         assert_eq!(payload, saved);
         assert_eq!(store.recent_work_sessions(10).unwrap(), vec![saved]);
+    }
+
+    #[test]
+    fn a_position_is_kept_and_absent_from_the_payload_when_none() {
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        let plain = store
+            .record_work_session(session("M-1", "T1"), T0 + 1)
+            .unwrap();
+        let payload = store.outbox_entry(&plain.id).unwrap().unwrap().payload;
+        assert!(!payload.contains("position"), "{payload}");
+        let mut new = session("M-1", "T1");
+        new.position = Some(ScanPosition {
+            latitude_e7: 361_820_000,
+            longitude_e7: 1_167_720_000,
+            accuracy_m: 12,
+        });
+        let placed = store.record_work_session(new.clone(), T0 + 2).unwrap();
+        assert_eq!(placed.position, new.position);
+        assert_eq!(
+            store.work_session(&placed.id).unwrap(),
+            Some(placed.clone())
+        );
+        let payload = store.outbox_entry(&placed.id).unwrap().unwrap().payload;
+        let read: WorkSession = serde_json::from_str(&payload).unwrap();
+        assert_eq!(read, placed);
+        // Out of range: refused, nothing written.
+        new.position = Some(ScanPosition {
+            latitude_e7: 900_000_001,
+            longitude_e7: 0,
+            accuracy_m: 1,
+        });
+        assert!(store.record_work_session(new, T0 + 3).is_err());
+        assert_eq!(store.outbox_counts().unwrap().pending, 2);
+        let page = store.work_sessions_page(None, 10).unwrap();
+        let ids: Vec<_> = page.iter().map(|(_, s, _)| s.id.clone()).collect();
+        assert_eq!(ids, vec![placed.id, plain.id.clone()]);
+        let next = store.work_sessions_page(Some(page[0].0), 10).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1.id, plain.id);
     }
 
     #[test]

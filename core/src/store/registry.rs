@@ -807,6 +807,42 @@ impl Store {
         Ok(sums)
     }
 
+    /// The licence the registry cache holds under this certificate number.
+    pub fn registry_licence(&self, certificate_no: &str) -> Result<Option<Licence>, StoreError> {
+        self.lookup_licence(certificate_no)
+    }
+
+    /// The machines bound to this certificate (人机绑定), by machine id, each with the registry's
+    /// machine when the cache holds it.
+    pub fn bound_machines(
+        &self,
+        certificate_no: &str,
+    ) -> Result<Vec<(String, Option<Machine>)>, StoreError> {
+        let ids = {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(
+                "SELECT machine_id FROM bindings WHERE certificate_no = ?1 ORDER BY machine_id",
+            )?;
+            stmt.query_map([certificate_no], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        ids.into_iter()
+            .map(|id| {
+                let machine = self.lookup_machine(&id)?;
+                Ok((id, machine))
+            })
+            .collect()
+    }
+
+    /// Whether the registry cache holds a revocation of this target.
+    pub fn registry_revoked(&self, target: RevocationTarget, id: &str) -> Result<bool, StoreError> {
+        self.lookup_exists(
+            "SELECT 1 FROM revocations WHERE target = ?1 AND id = ?2",
+            revocation_target_to_db(target),
+            id,
+        )
+    }
+
     fn lookup_licence(&self, certificate_no: &str) -> Result<Option<Licence>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(

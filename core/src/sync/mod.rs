@@ -62,6 +62,7 @@ mod tests {
                     allowed: true,
                     reason_codes: vec![],
                     permit_id: None,
+                    position: None,
                 },
                 1_764_374_400_000,
             )

@@ -198,6 +198,11 @@ impl RevocationSet {
         self.entries.is_empty()
     }
 
+    /// Add every revocation of `other`.
+    pub fn merge(&mut self, other: RevocationSet) {
+        self.entries.extend(other.entries);
+    }
+
     /// Load a revocation file: a JSON array of `{"target": "licence"|"credential"|"issuer_key"|
     /// "machine", "id": "…"}`.
     pub fn from_json(text: &str) -> Result<Self, KeyError> {

@@ -307,7 +307,7 @@ pub fn decide_start_work<R: RegistryView + ?Sized>(
 }
 
 /// Compare a signed credential with the registry's licence for the same certificate number.
-fn compare_with_registry(c: &WelderCredential, l: &Licence, out: &mut Vec<Finding>) {
+pub fn compare_with_registry(c: &WelderCredential, l: &Licence, out: &mut Vec<Finding>) {
     let id_differs = !c.id_number.eq_ignore_ascii_case(&l.id_number);
     let name_differs = c.name != l.name;
     if id_differs || name_differs {

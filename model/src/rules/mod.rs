@@ -17,7 +17,8 @@ pub mod machine;
 pub mod registry;
 
 pub use decision::{
-    Decision, MachineEvidence, StartWorkRequest, WelderEvidence, WorkTime, decide_start_work,
+    Decision, MachineEvidence, StartWorkRequest, WelderEvidence, WorkTime, compare_with_registry,
+    decide_start_work,
 };
 pub use finding::{Finding, RuleCode, Severity};
 pub use id_number::{IdProblem, IdReport, Sex, check_id_number, is_valid_id_number, province_name};

@@ -1138,6 +1138,7 @@ mod tests {
                 allowed: true,
                 reason_codes: vec![],
                 permit_id: None,
+                position: None,
                 created_at_ms: now_ms() - 60_000,
             })
             .unwrap()
