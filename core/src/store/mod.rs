@@ -19,6 +19,7 @@ pub mod schema;
 pub mod signer_directory;
 pub mod snapshot;
 pub mod status_list;
+pub mod trust;
 
 #[cfg(test)]
 mod crash_tests;
@@ -43,6 +44,7 @@ pub use registry::{
 };
 pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};
+pub use trust::SavedTrust;
 
 /// How long a connection waits for another process's lock before reporting `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
