@@ -3,27 +3,27 @@
 //! presentations seen, and answers scan-to-start questions offline, recording each answer with its
 //! outbox entry.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
-
 use chrono::DateTime;
 
 use super::error::WeldGuardError;
 use super::types::{CodeCheck, OutboxSummary, Reason, RevocationStatus, StartWorkResult};
-use crate::codes::{ReplayCache, RevocationSet, TrustStore, Verifier};
+use crate::codes::TrustStore;
 use crate::startwork::{PermitContext, ScanToStart, scan_to_start};
-use crate::store::{NewWorkSession, Store};
+use crate::store::NewWorkSession;
 
-/// One user profile's offline state.
+/// One user profile's offline state: the application layer's [`crate::app::Device`] (trust loaded
+/// from the store on open).
 #[derive(uniffi::Object)]
 pub struct Device {
-    pub(super) store: Store,
-    pub(super) trust: RwLock<TrustStore>,
-    revocations: RwLock<RevocationSet>,
-    replay: Mutex<ReplayCache>,
+    pub(super) app: crate::app::Device,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// The shell's clock, for when a trust file it handed in was saved (the adapter reads it; the
+/// services take time as input).
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn time(now_unix: i64) -> Result<DateTime<chrono::Utc>, WeldGuardError> {
@@ -42,46 +42,36 @@ impl Device {
     /// app version, a damaged file or a non-database file is refused and left untouched.
     #[uniffi::constructor]
     pub fn open(db_path: String) -> Result<Self, WeldGuardError> {
-        let store = Store::open(&db_path)?;
-        let revocations = store.revocations()?.into_iter().collect();
         Ok(Self {
-            store,
-            trust: RwLock::new(TrustStore::new()),
-            revocations: RwLock::new(revocations),
-            replay: Mutex::new(ReplayCache::default()),
+            app: crate::app::Device::open(&db_path)?,
         })
     }
 
-    /// Replace the trusted issuer keys with those of a trust file (JSON). A bad file changes nothing.
+    /// Hand in a trust file (JSON) the shell keeps, for profiles enrolled before the trust was kept
+    /// in the profile database: its keys the profile does not hold are added and saved (keys held
+    /// keep what a later rotation recorded, see [`crate::app::Device::adopt_trust`]). Profiles
+    /// enrolled through the core need not call it. A bad file changes nothing.
     pub fn set_trust(&self, trust_json: String) -> Result<(), WeldGuardError> {
         let trust = TrustStore::from_json(&trust_json)?;
-        *self.trust.write().unwrap_or_else(PoisonError::into_inner) = trust;
+        self.app.adopt_trust(&trust, now_ms())?;
         Ok(())
     }
 
     /// Re-read the revocations from the registry cache (after a sync).
     pub fn reload_revocations(&self) -> Result<(), WeldGuardError> {
-        let set = self.store.revocations()?.into_iter().collect();
-        *self
-            .revocations
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = set;
+        self.app.reload_revocations()?;
         Ok(())
     }
 
     /// Verify one scanned code at `now_unix`. Presentations count as seen (a second scan of the same
     /// presentation is a replay).
     pub fn verify_code(&self, text: String, now_unix: i64) -> CodeCheck {
-        let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
-        let revocations = self
-            .revocations
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let verifier = Verifier::new(&trust, &revocations);
-        match verifier.verify(&text, now_unix, &mut lock(&self.replay)) {
-            Ok(code) => CodeCheck::verified(&code),
-            Err(e) => CodeCheck::refused(&e),
-        }
+        self.app.with_verifier(
+            |verifier, replay| match verifier.verify(&text, now_unix, replay) {
+                Ok(code) => CodeCheck::verified(&code),
+                Err(e) => CodeCheck::refused(&e),
+            },
+        )
     }
 
     /// Scan to start (扫码开机): decide from the machine label's and the welder's scanned texts at
@@ -95,28 +85,23 @@ impl Device {
         now_unix: i64,
     ) -> Result<StartWorkResult, WeldGuardError> {
         let at = time(now_unix)?;
-        let outcome = {
-            let trust = self.trust.read().unwrap_or_else(PoisonError::into_inner);
-            let revocations = self
-                .revocations
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let verifier = Verifier::new(&trust, &revocations);
+        let store = self.app.store();
+        let outcome = self.app.with_verifier(|verifier, replay| {
             let question = ScanToStart {
                 machine_text: &machine_text,
                 welder_text: &welder_text,
                 permit: PermitContext {
-                    source: &self.store,
+                    source: store,
                     site_id: &site_id,
                 },
                 at,
             };
-            scan_to_start(&question, &verifier, &mut lock(&self.replay), &self.store)
-        };
+            scan_to_start(&question, verifier, replay, store)
+        });
         let decision = &outcome.decision;
         let session_id = match (&outcome.machine_id, &outcome.certificate_no) {
             (Some(machine_id), Some(certificate_no)) => {
-                let session = self.store.record_work_session(
+                let session = store.record_work_session(
                     NewWorkSession {
                         machine_id: machine_id.clone(),
                         certificate_no: certificate_no.clone(),
@@ -153,18 +138,22 @@ impl Device {
         &self,
         now_unix: i64,
     ) -> Result<Option<RevocationStatus>, WeldGuardError> {
-        Ok(self.store.status_list_info()?.map(|info| RevocationStatus {
-            sequence: info.sequence,
-            issued_at: info.issued_at,
-            fetched_at_ms: info.fetched_at_ms,
-            age_secs: info.age_secs(now_unix),
-            entries: info.entries,
-        }))
+        Ok(self
+            .app
+            .store()
+            .status_list_info()?
+            .map(|info| RevocationStatus {
+                sequence: info.sequence,
+                issued_at: info.issued_at,
+                fetched_at_ms: info.fetched_at_ms,
+                age_secs: info.age_secs(now_unix),
+                entries: info.entries,
+            }))
     }
 
     /// Counts of the outbox by state.
     pub fn outbox_summary(&self) -> Result<OutboxSummary, WeldGuardError> {
-        let c = self.store.outbox_counts()?;
+        let c = self.app.store().outbox_counts()?;
         Ok(OutboxSummary {
             pending: c.pending,
             sent: c.sent,

@@ -129,6 +129,45 @@ impl From<IssueError> for WeldGuardError {
     }
 }
 
+/// A service's error, sorted by its kind (one mapping for every adapter over `crate::app`).
+impl From<crate::app::AppError> for WeldGuardError {
+    fn from(e: crate::app::AppError) -> Self {
+        use crate::app::error::ErrorKind;
+        match e {
+            crate::app::AppError::Sync(sync) => sync.into(),
+            crate::app::AppError::Store(store) => store.into(),
+            crate::app::AppError::Signing(signer) => signer.into(),
+            crate::app::AppError::Issue(issue) => issue.into(),
+            other => {
+                let (code, message_zh, message_en) = Self::parts(&other);
+                match other.kind() {
+                    ErrorKind::Storage => WeldGuardError::Storage {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                    ErrorKind::Sync { retryable } => WeldGuardError::Sync {
+                        code,
+                        message_zh,
+                        message_en,
+                        retryable,
+                    },
+                    ErrorKind::Signing => WeldGuardError::Signing {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                    ErrorKind::Input => WeldGuardError::InvalidInput {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                }
+            }
+        }
+    }
+}
+
 /// A frame or image file that cannot be scanned (empty, a stride narrower than the width, fewer
 /// bytes than the shape needs, over the size caps, not a PNG or JPEG, truncated).
 impl From<ScanError> for WeldGuardError {

@@ -1,1 +1,119 @@
-//! (being written: see mod.rs)
+//! Enrolment with a platform server (设备注册): a one-time code an administrator made, the public
+//! part of the device's key, and the platform's answer: who this device acts for, its id and its
+//! token. The platform's trust file is fetched over the channel the code just opened and saved as
+//! the profile's trust anchor ([`crate::codes::rotation`]); later rotations reach the profile only
+//! as keys an already trusted key endorsed ([`crate::app::sync`]).
+//!
+//! The token is returned, never saved here: a phone's shell keeps it in the Keystore/Keychain, the
+//! CLI in its `sync.json`.
+
+use serde::Serialize;
+
+use super::device::Device;
+use super::error::AppError;
+use crate::codes::{TrustStore, from_hex, to_hex};
+use crate::sync::protocol::Role;
+use crate::sync::{RetryPolicy, SyncClient};
+
+/// What to enrol with.
+#[derive(Debug, Clone)]
+pub struct EnrolRequest {
+    /// The platform, `http://HOST:PORT` or `https://…`.
+    pub server_url: String,
+    /// The one-time enrolment code.
+    pub code: String,
+    /// The device key's public part (SEC1; the key that signs the person's steps and refreshes the
+    /// token). Empty for a device that signs nothing.
+    pub public_key: Vec<u8>,
+    /// A label for the device, shown to administrators.
+    pub device_name: String,
+}
+
+/// Who the device is enrolled as: the view an enrolment screen shows, and what the shell keeps.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Enrolled {
+    /// The platform's address as used (no trailing slash).
+    pub server: String,
+    pub device_id: String,
+    /// The person's name as enrolled.
+    pub person: String,
+    /// The id permits name the person by.
+    pub person_id: String,
+    pub role: Role,
+    /// The device token: store it in secure storage. Never serialised into a view.
+    #[serde(skip)]
+    pub token: String,
+    /// When the token expires (Unix ms); `None`: it does not.
+    pub token_expires_at_ms: Option<i64>,
+    /// The issuer keys now trusted (hex kids).
+    pub issuer_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolled")
+            .field("server", &self.server)
+            .field("device_id", &self.device_id)
+            .field("person", &self.person)
+            .field("role", &self.role)
+            .field("token", &"…")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Enrol the profile at `now` (Unix seconds): trade the code for an identity and a token, then
+/// fetch the platform's trust file with that token and save it as the profile's trust. A platform
+/// that publishes no usable trust file fails the enrolment after the code was used (the profile's
+/// trust is unchanged); enrol again with a new code.
+pub fn enrol(device: &Device, request: &EnrolRequest, now: i64) -> Result<Enrolled, AppError> {
+    if request.code.trim().is_empty() {
+        return Err(AppError::input(
+            "enrol.no_code",
+            "请输入注册码",
+            "Enter the enrolment code",
+        ));
+    }
+    let client = SyncClient::new(&request.server_url, None, RetryPolicy::default())?;
+    let answer = client.enrol(
+        request.code.trim(),
+        &to_hex(&request.public_key),
+        &request.device_name,
+    )?;
+    let enrolled = SyncClient::new(
+        client.base_url(),
+        Some(answer.token.clone()),
+        RetryPolicy::default(),
+    )?;
+    let file = enrolled.trust_file()?;
+    let trust = TrustStore::from_file(file)?;
+    if trust.keys().is_empty() {
+        return Err(AppError::input(
+            "enrol.no_trust",
+            "平台未提供签发密钥（信任文件为空）",
+            "The platform published no issuer keys (its trust file is empty)",
+        ));
+    }
+    let issuer_keys = trust.keys().iter().map(|k| to_hex(&k.kid)).collect();
+    device.save_trust(trust, now.saturating_mul(1000))?;
+    Ok(Enrolled {
+        server: client.base_url().to_owned(),
+        device_id: answer.device_id,
+        person: answer.person,
+        person_id: answer.person_id,
+        role: answer.role,
+        token: answer.token,
+        token_expires_at_ms: answer.token_expires_at_ms,
+        issuer_keys,
+    })
+}
+
+/// A public key given as hex (the CLI's `--public-key`); bad hex is an input error.
+pub fn public_key_from_hex(text: &str) -> Result<Vec<u8>, AppError> {
+    from_hex(text).ok_or_else(|| {
+        AppError::input(
+            "enrol.bad_public_key",
+            format!("公钥不是十六进制：{text}"),
+            format!("The public key is not hex: {text}"),
+        )
+    })
+}
