@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::Serialize;
 
@@ -198,9 +198,15 @@ pub fn sync(
         Some(request.token.clone()),
         request.policy,
     )?;
+    // Refreshes are counted here: one may happen in the trust step, before the client's own run.
+    let refreshes = Arc::new(AtomicU32::new(0));
     if let Some(refresh) = request.refresh {
         let on_token = refresh.on_token;
-        client = client.with_refresh(&refresh.device_id, refresh.key, move |t| on_token(t));
+        let count = refreshes.clone();
+        client = client.with_refresh(&refresh.device_id, refresh.key, move |t| {
+            count.fetch_add(1, Ordering::Relaxed);
+            on_token(t)
+        });
     }
     let trust = update_trust(device, &client, now, cancel)?;
     let held = device.trust();
@@ -252,7 +258,7 @@ pub fn sync(
         pages: report.pages,
         refetches: report.refetches,
         retries: report.retries,
-        token_refreshes: report.token_refreshes,
+        token_refreshes: refreshes.load(Ordering::Relaxed),
         snapshot_chunks: report.snapshot_chunks,
         pulled_permits: report.pulled_permits,
         permits_changed: report.permits_changed,
