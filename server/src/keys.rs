@@ -152,6 +152,19 @@ mod tests {
         // The old key cannot sign anything new: a label it signs after the rotation is refused.
         let forged = issue_machine_label(&old, &label(t1 / 1000 + 60)).unwrap();
         assert!(verifier.verify(&forged, later, replay).is_err());
+
+        // The published file carries A's endorsement of B: a device anchored on A alone comes to
+        // trust B, with A ended at the rotation, exactly as the platform's own trust store says.
+        let file = trust_file(&db).unwrap();
+        assert_eq!(file.endorsements.len(), 1);
+        let mut anchor = TrustStore::new();
+        anchor
+            .add(TrustedKey::for_key(&old, t0 / 1000, None))
+            .unwrap();
+        let update = weldguard_core::codes::rotation::extend_trust(&anchor, &file, &revocations);
+        assert_eq!(update.added, vec![to_hex(&new.kid())]);
+        assert!(update.refused.is_empty());
+        assert_eq!(update.trust, trust);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
