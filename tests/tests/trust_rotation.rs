@@ -10,6 +10,8 @@
 //! bare, self-endorsed, endorsed by another untrusted key), the stolen phone token asking for a
 //! rotation or a registry write. None adds a key to the phone.
 //!
+//! Also the sync service's summary: the permits another device changed, with their new state.
+//!
 //! `trust_rotation_postgres.rs` runs the same flows on PostgreSQL.
 
 use std::io::{BufRead, BufReader, Write};
@@ -84,12 +86,22 @@ struct Phone {
 }
 
 fn enrol_phone(server: &ServerProcess, admin: &SyncClient, name: &str) -> Phone {
+    enrol_phone_as(server, admin, name, Role::Inspector, &[])
+}
+
+fn enrol_phone_as(
+    server: &ServerProcess,
+    admin: &SyncClient,
+    name: &str,
+    role: Role,
+    permit_roles: &[&str],
+) -> Phone {
     let code = admin
         .enrolment(&NewEnrolment {
             person: name.into(),
-            role: Role::Inspector,
+            role,
             person_id: Some(format!("ID-{name}")),
-            permit_roles: vec![],
+            permit_roles: permit_roles.iter().map(|r| (*r).to_owned()).collect(),
         })
         .unwrap();
     let dir = TempDir::new("trust-phone");
@@ -106,7 +118,7 @@ fn enrol_phone(server: &ServerProcess, admin: &SyncClient, name: &str) -> Phone 
         now(),
     )
     .unwrap();
-    assert_eq!(enrolled.role, Role::Inspector);
+    assert_eq!(enrolled.role, role);
     assert_eq!(enrolled.person_id, format!("ID-{name}"));
     assert!(!enrolled.issuer_keys.is_empty(), "{enrolled:?}");
     assert_eq!(
@@ -417,5 +429,91 @@ fn a_stolen_phone_token_cannot_rotate_keys_or_write_issuer_keys() {
         admin.trust_file().unwrap().keys.len(),
         1,
         "no rotation happened"
+    );
+}
+
+#[test]
+fn the_sync_summary_names_the_permits_another_device_changed() {
+    use weldguard_core::app::sync::ChangedPermit;
+    use weldguard_core::permit::{Action, Permit};
+    use weldguard_tests::permits::{DAY, Enrolment, H, Rules, actor, enrol as enrol_signer, key};
+    const PERMIT_ID: &str = "0193a1b2-0000-7000-8000-0000000000d1";
+    let Some(server) = start_server() else { return };
+    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
+    let rules = Rules::new();
+    let ctx = rules.ctx();
+    let welder_key = key(1);
+    let welder = enrol_signer(
+        &server,
+        Enrolment {
+            name: "张三",
+            person_id: "S-001",
+            role: Role::Welder,
+            permit_roles: &["applicant"],
+            key: Some(&welder_key),
+        },
+    );
+    let supervisor = enrol_phone_as(&server, &admin, "孙七", Role::Supervisor, &["supervisor"]);
+    assert!(
+        sync_phone(&server.url(), &supervisor)
+            .changed_permits
+            .is_empty()
+    );
+
+    let applicant = actor("张三", "S-001", "applicant");
+    let draft = Permit::draft(rules.content(PERMIT_ID), &ctx, &applicant, DAY + 6 * H).unwrap();
+    welder
+        .store
+        .save_permit(None, &draft, None, (DAY + 6 * H) * 1000)
+        .unwrap();
+    let submit = Action::Submit {
+        by: applicant.clone(),
+        signer: &welder_key,
+        calendar: &rules.calendar,
+        at: DAY + 7 * H,
+        location: None,
+    };
+    welder
+        .store
+        .apply_permit_action(PERMIT_ID, &ctx, submit, (DAY + 7 * H) * 1000)
+        .unwrap();
+    weldguard_tests::permits::sync(&welder);
+
+    let summary = sync_phone(&server.url(), &supervisor);
+    assert_eq!(
+        summary.changed_permits,
+        vec![ChangedPermit {
+            permit_id: PERMIT_ID.into(),
+            state: "submitted".into(),
+            previous_state: None,
+        }],
+        "{summary:?}"
+    );
+    assert_eq!(summary.permits_changed, 1);
+
+    let cancel = Action::Cancel {
+        by: applicant,
+        at: DAY + 8 * H,
+        reason: "天气".into(),
+    };
+    welder
+        .store
+        .apply_permit_action(PERMIT_ID, &ctx, cancel, (DAY + 8 * H) * 1000)
+        .unwrap();
+    weldguard_tests::permits::sync(&welder);
+    let summary = sync_phone(&server.url(), &supervisor);
+    assert_eq!(
+        summary.changed_permits,
+        vec![ChangedPermit {
+            permit_id: PERMIT_ID.into(),
+            state: "cancelled".into(),
+            previous_state: Some("submitted".into()),
+        }],
+        "{summary:?}"
+    );
+    assert!(
+        sync_phone(&server.url(), &supervisor)
+            .changed_permits
+            .is_empty()
     );
 }
