@@ -117,3 +117,36 @@ pub fn public_key_from_hex(text: &str) -> Result<Vec<u8>, AppError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Explain;
+    use crate::store::test_support::TempDir;
+
+    fn request(server_url: &str, code: &str) -> EnrolRequest {
+        EnrolRequest {
+            server_url: server_url.into(),
+            code: code.into(),
+            public_key: vec![4, 1, 2],
+            device_name: "phone".into(),
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let dir = TempDir::new();
+        let device = Device::open(dir.path().join("p.sqlite")).unwrap();
+        let err = enrol(&device, &request("http://127.0.0.1:9", "  "), 1).unwrap_err();
+        assert_eq!(err.code(), "enrol.no_code");
+        let err = enrol(&device, &request("not a url", "ABC"), 1).unwrap_err();
+        assert_eq!(err.code(), "sync.invalid_address");
+        assert!(device.store().saved_trust().unwrap().is_none());
+        assert!(device.trust().keys().is_empty());
+        assert_eq!(public_key_from_hex("04ab").unwrap(), vec![4, 0xab]);
+        assert_eq!(
+            public_key_from_hex("xyz").unwrap_err().code(),
+            "enrol.bad_public_key"
+        );
+    }
+}

@@ -311,3 +311,65 @@ fn versions(device: &Device) -> Result<Versions, AppError> {
         .map(|(id, state, digest)| (id, (state, digest)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::{IssuerAlg, IssuerKey, TrustStore, TrustedKey};
+    use crate::store::test_support::TempDir;
+
+    #[test]
+    fn a_profile_without_an_anchor_learns_no_trust_from_the_channel() {
+        let dir = TempDir::new();
+        let device = Device::open(dir.path().join("p.sqlite")).unwrap();
+        // Nothing listens on port 9: the trust step must not even ask.
+        let client = SyncClient::new(
+            "http://127.0.0.1:9",
+            Some("t".into()),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let change =
+            update_trust(&device, &client, 1_800_000_000, &AtomicBool::new(false)).unwrap();
+        assert_eq!(change, TrustChange::default());
+        assert!(!change.changed());
+        assert!(device.store().saved_trust().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bad_address_or_a_cancelled_sync_changes_nothing() {
+        let dir = TempDir::new();
+        let device = Device::open(dir.path().join("p.sqlite")).unwrap();
+        let mut trust = TrustStore::new();
+        let key = IssuerKey::generate(IssuerAlg::EdDSA).unwrap();
+        trust.add(TrustedKey::for_key(&key, 1, None)).unwrap();
+        device.save_trust(trust.clone(), 1).unwrap();
+        let err = sync(
+            &device,
+            SyncRequest::new("ftp://nowhere", "t"),
+            2,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert_eq!(crate::domain::Explain::code(&err), "sync.invalid_address");
+        let cancelled = AtomicBool::new(true);
+        let err = sync(
+            &device,
+            SyncRequest::new("http://127.0.0.1:9", "t"),
+            2,
+            &mut |_| {},
+            &cancelled,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, AppError::Sync(SyncError::Cancelled)),
+            "{err:?}"
+        );
+        assert_eq!(device.trust(), trust);
+        assert_eq!(
+            device.store().saved_trust().unwrap().unwrap().saved_at_ms,
+            1
+        );
+    }
+}
