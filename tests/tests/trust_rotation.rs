@@ -119,6 +119,16 @@ fn enrol_phone_as(
     )
     .unwrap();
     assert_eq!(enrolled.role, role);
+    assert_eq!(
+        enrolled.permit_roles,
+        Some(
+            permit_roles
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect::<Vec<_>>()
+        ),
+        "the directory vouches for the roles"
+    );
     assert_eq!(enrolled.person_id, format!("ID-{name}"));
     assert!(!enrolled.issuer_keys.is_empty(), "{enrolled:?}");
     assert_eq!(

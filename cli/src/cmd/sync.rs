@@ -220,6 +220,7 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             "device_id": saved.device_id,
             "person": saved.person,
             "person_id": enrolled.person_id,
+            "permit_roles": enrolled.permit_roles,
             "role": saved.role,
             "server": saved.server,
             "issuer_keys": enrolled.issuer_keys.len(),

@@ -4,8 +4,13 @@
 //! the profile's trust anchor ([`crate::codes::rotation`]); later rotations reach the profile only
 //! as keys an already trusted key endorsed ([`crate::app::sync`]).
 //!
+//! The signed signer directory is fetched too (best effort), so the view names the permit roles the
+//! platform vouches for this device's key.
+//!
 //! The token is returned, never saved here: a phone's shell keeps it in the Keystore/Keychain, the
 //! CLI in its `sync.json`.
+
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -40,6 +45,10 @@ pub struct Enrolled {
     /// The id permits name the person by.
     pub person_id: String,
     pub role: Role,
+    /// The permit roles the platform's signed signer directory gives this device's key (empty: it
+    /// signs no permit step); `None` when the directory could not be fetched at enrolment (the next
+    /// sync fetches it).
+    pub permit_roles: Option<Vec<String>>,
     /// The device token: store it in secure storage. Never serialised into a view.
     #[serde(skip)]
     pub token: String,
@@ -94,13 +103,33 @@ pub fn enrol(device: &Device, request: &EnrolRequest, now: i64) -> Result<Enroll
         ));
     }
     let issuer_keys = trust.keys().iter().map(|k| to_hex(&k.kid)).collect();
-    device.save_trust(trust, now.saturating_mul(1000))?;
+    device.save_trust(trust.clone(), now.saturating_mul(1000))?;
+    // The signed signer directory: the permit roles the platform vouches for this device's key.
+    // Best effort: the code is used already, and the next sync fetches the directory again.
+    let fetched = enrolled
+        .fetch_signer_directory(device.store(), &trust, &AtomicBool::new(false))
+        .is_ok();
+    let permit_roles = if fetched {
+        device
+            .store()
+            .signer_directory()?
+            .and_then(|d| {
+                d.entries
+                    .into_iter()
+                    .find(|e| e.device_id == answer.device_id)
+            })
+            .map(|e| e.roles)
+            .or(Some(Vec::new()))
+    } else {
+        None
+    };
     Ok(Enrolled {
         server: client.base_url().to_owned(),
         device_id: answer.device_id,
         person: answer.person,
         person_id: answer.person_id,
         role: answer.role,
+        permit_roles,
         token: answer.token,
         token_expires_at_ms: answer.token_expires_at_ms,
         issuer_keys,
