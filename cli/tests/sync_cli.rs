@@ -182,3 +182,40 @@ fn sync_refreshes_an_expired_token_with_the_enrolled_key_and_saves_it() {
     let third = cli(&data, &["sync"]);
     assert_eq!(third["token_refreshes"], 0, "{third}");
 }
+
+#[test]
+fn sync_brings_a_rotated_issuer_key_and_keeps_trust_json_current() {
+    let tmp = Tmp::new("sync-rotation");
+    let server = start_server(&tmp.dir().join("server"));
+    let admin = SyncClient::new(&server.1, Some(ADMIN.into()), RetryPolicy::default()).unwrap();
+    let code = admin.create_enrolment("周九", Role::Inspector).unwrap();
+    let data = tmp.dir().join("device");
+    let enrolled = cli(
+        &data,
+        &["enroll", "--server", &server.1, "--code", &code.code],
+    );
+    assert_eq!(enrolled["issuer_keys"], 1, "{enrolled}");
+    let first = cli(&data, &["sync"]);
+    assert_eq!(first["trust"]["added"], serde_json::json!([]), "{first}");
+
+    let rotated = admin.rotate_issuer_key(None).unwrap();
+    let synced = cli(&data, &["sync"]);
+    assert_eq!(
+        synced["trust"]["added"],
+        serde_json::json!([rotated.kid]),
+        "{synced}"
+    );
+    let trust_json = std::fs::read_to_string(find_path(&data, "trust.json").unwrap()).unwrap();
+    let trust = weldguard_core::codes::TrustStore::from_json(&trust_json).unwrap();
+    assert_eq!(
+        trust.keys().len(),
+        2,
+        "trust.json follows the profile's trust"
+    );
+    // A profile's trust lives in its database: with trust.json gone, the next sync still
+    // verifies the status list the new key signed.
+    std::fs::remove_file(find_path(&data, "trust.json").unwrap()).unwrap();
+    let again = cli(&data, &["sync"]);
+    assert_eq!(again["status_list"]["outcome"], "unchanged", "{again}");
+    assert_eq!(again["trust"]["added"], serde_json::json!([]), "{again}");
+}

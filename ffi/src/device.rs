@@ -31,16 +31,20 @@ impl Device {
     /// app version, a damaged file or a non-database file is refused and left untouched.
     #[uniffi::constructor]
     pub fn open(db_path: String) -> Result<Self, WeldGuardError> {
-        let store = Store::open(&db_path)?;
         Ok(Self {
-            app: app::Device::with_store(store)?,
+            app: app::Device::open(&db_path)?,
         })
     }
 
-    /// Replace the trusted issuer keys with those of a trust file (JSON). A bad file changes nothing.
-    pub fn set_trust(&self, trust_json: String) -> Result<(), WeldGuardError> {
+    /// Hand in a trust file (JSON) the shell keeps, for profiles enrolled before the trust was kept
+    /// in the profile database: its keys the profile does not hold are added and saved at
+    /// `now_unix` (keys held keep what a later rotation recorded, see
+    /// [`app::Device::adopt_trust`]). Profiles enrolled through the core need not call it. A bad file
+    /// changes nothing.
+    pub fn set_trust(&self, trust_json: String, now_unix: i64) -> Result<(), WeldGuardError> {
         let trust = TrustStore::from_json(&trust_json)?;
-        self.app.set_trust(trust);
+        self.app
+            .adopt_trust(&trust, now_unix.saturating_mul(1000))?;
         Ok(())
     }
 

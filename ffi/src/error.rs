@@ -129,6 +129,45 @@ impl From<IssueError> for WeldGuardError {
     }
 }
 
+/// A service's error, sorted by its kind (one mapping for every adapter over `weldguard_core::app`).
+impl From<weldguard_core::app::AppError> for WeldGuardError {
+    fn from(e: weldguard_core::app::AppError) -> Self {
+        use weldguard_core::app::error::ErrorKind;
+        match e {
+            weldguard_core::app::AppError::Sync(sync) => sync.into(),
+            weldguard_core::app::AppError::Store(store) => store.into(),
+            weldguard_core::app::AppError::Signing(signer) => signer.into(),
+            weldguard_core::app::AppError::Issue(issue) => issue.into(),
+            other => {
+                let (code, message_zh, message_en) = Self::parts(&other);
+                match other.kind() {
+                    ErrorKind::Storage => WeldGuardError::Storage {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                    ErrorKind::Sync { retryable } => WeldGuardError::Sync {
+                        code,
+                        message_zh,
+                        message_en,
+                        retryable,
+                    },
+                    ErrorKind::Signing => WeldGuardError::Signing {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                    ErrorKind::Input => WeldGuardError::InvalidInput {
+                        code,
+                        message_zh,
+                        message_en,
+                    },
+                }
+            }
+        }
+    }
+}
+
 /// A frame or image file that cannot be scanned (empty, a stride narrower than the width, fewer
 /// bytes than the shape needs, over the size caps, not a PNG or JPEG, truncated).
 impl From<ScanError> for WeldGuardError {
@@ -155,37 +194,6 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for WeldGuardError {
             code: "signer.unexpected".into(),
             message_zh: format!("设备密钥回调出现意外错误：{}", e.reason),
             message_en: format!("The device key callback failed unexpectedly: {}", e.reason),
-        }
-    }
-}
-
-/// The application layer's error, sorted by its kind: the one mapping the shells see.
-impl From<weldguard_core::app::AppError> for WeldGuardError {
-    fn from(e: weldguard_core::app::AppError) -> Self {
-        use weldguard_core::app::error::ErrorKind;
-        let (code, message_zh, message_en) = Self::parts(&e);
-        match e.kind() {
-            ErrorKind::Input => WeldGuardError::InvalidInput {
-                code,
-                message_zh,
-                message_en,
-            },
-            ErrorKind::Storage => WeldGuardError::Storage {
-                code,
-                message_zh,
-                message_en,
-            },
-            ErrorKind::Sync { retryable } => WeldGuardError::Sync {
-                code,
-                message_zh,
-                message_en,
-                retryable,
-            },
-            ErrorKind::Signing => WeldGuardError::Signing {
-                code,
-                message_zh,
-                message_en,
-            },
         }
     }
 }

@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Device;
 use super::error::WeldGuardError;
 use super::functions::{DeviceKey, ForeignSigner};
-use weldguard_core::sync::{
-    DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncPhase,
-};
+use weldguard_core::app::sync::{self as app_sync, SyncRequest, TokenRefresh};
+use weldguard_core::sync::{DriftCheck, Progress, RetryPolicy, SyncClient, SyncPhase};
 
 /// Which part of a sync is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -61,6 +60,16 @@ impl SyncTask {
     }
 }
 
+/// A permit the sync replaced with the platform's version.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PermitChange {
+    pub permit_id: String,
+    /// Its state now (`approved`, `suspended`…).
+    pub state: String,
+    /// Its state before the sync; `None`: new on this device.
+    pub previous_state: Option<String>,
+}
+
 /// What one sync did.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SyncSummary {
@@ -81,6 +90,40 @@ pub struct SyncSummary {
     /// Permits whose version on the device changed to the platform's (another device acted on
     /// them, or a conflict was decided against this device's step).
     pub permits_changed: u64,
+    /// Those permits, with their new state.
+    pub changed_permits: Vec<PermitChange>,
+    /// Issuer keys trusted from this sync on (hex kids): a key rotation reached the phone.
+    pub new_issuer_keys: Vec<String>,
+    /// Keys the platform listed that the trust rule refused (hex kids; a shell may warn).
+    pub refused_issuer_keys: Vec<String>,
+}
+
+impl From<weldguard_core::app::sync::SyncSummary> for SyncSummary {
+    fn from(s: weldguard_core::app::sync::SyncSummary) -> Self {
+        SyncSummary {
+            pushed: s.pushed,
+            applied: s.applied,
+            duplicate: s.duplicate,
+            rejected: s.rejected,
+            pulled_changes: s.pulled_changes,
+            snapshot_chunks: s.snapshot_chunks,
+            status_list_sequence: s.status_list_sequence,
+            retries: s.retries,
+            token_refreshes: s.token_refreshes,
+            permits_changed: s.permits_changed,
+            changed_permits: s
+                .changed_permits
+                .into_iter()
+                .map(|p| PermitChange {
+                    permit_id: p.permit_id,
+                    state: p.state,
+                    previous_state: p.previous_state,
+                })
+                .collect(),
+            new_issuer_keys: s.trust.added,
+            refused_issuer_keys: s.trust.refused.into_iter().map(|r| r.kid).collect(),
+        }
+    }
 }
 
 /// What a drift check found ([`Device::check_drift`]).
@@ -97,9 +140,12 @@ pub struct DriftSummary {
 #[uniffi::export]
 impl Device {
     /// Push the outbox and pull the registry from the platform at `server_url` with this device's
-    /// `token`. Blocking: call it from a background thread. With trusted issuer keys set
-    /// ([`Device::set_trust`]), the signed revocation status list is fetched and verified first and a
-    /// first sync loads the signed snapshot. Revocations are reloaded afterwards.
+    /// `token`. Blocking: call it from a background thread. The platform's trust file is fetched
+    /// first: keys a trusted key endorsed (a rotation) are saved and trusted from then on
+    /// (`new_issuer_keys`). With trusted issuer keys (saved at enrolment, or handed in with
+    /// [`Device::set_trust`]), the signed revocation status list is fetched and verified and a
+    /// first sync loads the signed snapshot. Revocations are reloaded afterwards
+    /// ([`weldguard_core::app::sync`]).
     ///
     /// This form cannot refresh an expired token (the sync then fails with `sync.token_expired`);
     /// shells use [`Device::sync_with_key`].
@@ -109,9 +155,9 @@ impl Device {
         token: String,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
+        now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
-        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
-        self.run_sync(client, listener, task)
+        self.run_sync(SyncRequest::new(server_url, token), listener, task, now_unix)
     }
 
     /// [`Device::sync`], refreshing an expired token with the device key: `device_id` is the id
@@ -126,13 +172,16 @@ impl Device {
         key: Arc<dyn DeviceKey>,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
+        now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
         let tokens = listener.clone();
-        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?
-            .with_refresh(&device_id, Arc::new(ForeignSigner(key)), move |t| {
-                tokens.on_token(t.token.clone(), t.expires_at_ms)
-            });
-        self.run_sync(client, listener, task)
+        let mut request = SyncRequest::new(server_url, token);
+        request.refresh = Some(TokenRefresh {
+            device_id,
+            key: Arc::new(ForeignSigner(key)),
+            on_token: Box::new(move |t| tokens.on_token(t.token.clone(), t.expires_at_ms)),
+        });
+        self.run_sync(request, listener, task, now_unix)
     }
 
     /// Compare the registry cache with the platform's per-collection checksums and download again
@@ -147,7 +196,7 @@ impl Device {
     ) -> Result<DriftSummary, WeldGuardError> {
         let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
         let mut progress = |p: Progress| listener.on_progress(SyncStage::Pull, p.done, p.total);
-        let drift = client.check_drift(self.store(), &mut progress, &task.cancelled)?;
+        let drift = client.check_drift(self.app.store(), &mut progress, &task.cancelled)?;
         self.reload_revocations()?;
         Ok(match drift {
             DriftCheck::InSync => DriftSummary {
@@ -175,15 +224,11 @@ impl Device {
 impl Device {
     fn run_sync(
         &self,
-        client: SyncClient,
+        request: SyncRequest,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
+        now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
-        let trust = self.app.trust();
-        let mut client = client;
-        if !trust.keys().is_empty() {
-            client = client.with_trust(trust);
-        }
         let mut progress = |p: Progress| {
             let stage = match p.phase {
                 SyncPhase::Push => SyncStage::Push,
@@ -191,26 +236,7 @@ impl Device {
             };
             listener.on_progress(stage, p.done, p.total);
         };
-        let report = client.sync(self.store(), &mut progress, &task.cancelled)?;
-        self.reload_revocations()?;
-        let status_list_sequence = match report.status_list {
-            StatusListCheck::Updated { sequence } | StatusListCheck::Unchanged { sequence } => {
-                Some(sequence)
-            }
-            StatusListCheck::Older { held, .. } => Some(held),
-            StatusListCheck::NotChecked => self.store().status_list_info()?.map(|i| i.sequence),
-        };
-        Ok(SyncSummary {
-            pushed: report.pushed,
-            applied: report.applied,
-            duplicate: report.duplicate,
-            rejected: report.rejected,
-            pulled_changes: report.pulled_changes,
-            snapshot_chunks: report.snapshot_chunks,
-            status_list_sequence,
-            retries: report.retries,
-            token_refreshes: report.token_refreshes,
-            permits_changed: report.permits_changed,
-        })
+        let summary = app_sync::sync(&self.app, request, now_unix, &mut progress, &task.cancelled)?;
+        Ok(summary.into())
     }
 }

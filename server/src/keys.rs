@@ -6,6 +6,7 @@
 //! The keys sit in the server's database (secrets included): a reference server. A deployment would
 //! keep them in an HSM or a KMS and sign there; the trust file and rotation rules stay the same.
 
+use weldguard_model::codes::rotation::sign_key_endorsement;
 use weldguard_model::codes::{IssuerAlg, IssuerKey, TrustFile, TrustStore, TrustedKey, to_hex};
 
 use crate::db::{Db, DbError, StoredIssuerKey};
@@ -75,9 +76,26 @@ pub fn trust_store(keys: &[StoredIssuerKey]) -> Result<TrustStore, KeyStoreError
     Ok(trust)
 }
 
-/// The trust file published at `GET /v1/trust`.
+/// The trust file published at `GET /v1/trust`, with the endorsement chain: each key after the
+/// first signed by the key it replaced, dated at the rotation (the old key's last valid instant),
+/// so a device that trusts any key of the chain comes to trust the newer ones
+/// ([`weldguard_model::codes::rotation`]). A deployment would sign each endorsement once, at
+/// rotation, in its HSM; the reference server signs the same bytes on request (Ed25519 and
+/// RFC 6979 ECDSA signatures are deterministic).
 pub fn trust_file(db: &Db) -> Result<TrustFile, KeyStoreError> {
-    Ok(trust_store(&db.issuer_keys()?)?.to_file())
+    let keys = db.issuer_keys()?;
+    let trust = trust_store(&keys)?;
+    let mut file = trust.to_file();
+    for pair in keys.windows(2) {
+        let [old, new] = pair else { continue };
+        let signer = load(old)?;
+        let successor = load(new)?;
+        let entry = TrustedKey::for_key(&successor, new.valid_from_ms.div_euclid(1000), None);
+        let endorsement = sign_key_endorsement(&signer, &entry)
+            .map_err(|e| KeyStoreError::BadKey(old.kid.clone(), e.to_string()))?;
+        file.endorsements.push(to_hex(&endorsement));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -134,6 +152,19 @@ mod tests {
         // The old key cannot sign anything new: a label it signs after the rotation is refused.
         let forged = issue_machine_label(&old, &label(t1 / 1000 + 60)).unwrap();
         assert!(verifier.verify(&forged, later, replay).is_err());
+
+        // The published file carries A's endorsement of B: a device anchored on A alone comes to
+        // trust B, with A ended at the rotation, exactly as the platform's own trust store says.
+        let file = trust_file(&db).unwrap();
+        assert_eq!(file.endorsements.len(), 1);
+        let mut anchor = TrustStore::new();
+        anchor
+            .add(TrustedKey::for_key(&old, t0 / 1000, None))
+            .unwrap();
+        let update = weldguard_model::codes::rotation::extend_trust(&anchor, &file, &revocations);
+        assert_eq!(update.added, vec![to_hex(&new.kid())]);
+        assert!(update.refused.is_empty());
+        assert_eq!(update.trust, trust);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

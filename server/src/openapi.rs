@@ -623,7 +623,9 @@ mod tests {
         let mut trust = TrustStore::new();
         trust.add(TrustedKey::for_key(&key, 0, Some(100))).unwrap();
         let file = json(&trust.to_file());
-        assert_fields(d, "TrustFile", std::slice::from_ref(&file));
+        let mut endorsed = trust.to_file();
+        endorsed.endorsements = vec!["a1".into()];
+        assert_fields(d, "TrustFile", &[file.clone(), json(&endorsed)]);
         assert_fields(d, "TrustFileKey", &[file["keys"][0].clone()]);
         assert_enum(
             d,

@@ -413,3 +413,10 @@ fn serve_connection(client: TcpStream, upstream: SocketAddr, faults: Arc<Faults>
     let _ = server.shutdown(Shutdown::Both);
     let _ = forward.join();
 }
+
+/// The machine's clock in Unix seconds: what a shell passes to the core as "now".
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -360,6 +360,7 @@ fn the_ffi_device_refreshes_with_its_key_and_hands_the_token_to_the_listener() {
             phone_key.clone(),
             keystore.clone(),
             SyncTask::new(),
+            weldguard_tests::now_unix(),
         )
         .unwrap();
     assert_eq!(summary.token_refreshes, 1);
@@ -381,12 +382,19 @@ fn the_ffi_device_refreshes_with_its_key_and_hands_the_token_to_the_listener() {
             phone_key,
             keystore.clone(),
             SyncTask::new(),
+            weldguard_tests::now_unix(),
         )
         .unwrap();
     assert_eq!(again.token_refreshes, 0);
     // Without the key, an expired token is an error the shell can recognise.
     let err = device
-        .sync(server.url(), enrolled.token, keystore, SyncTask::new())
+        .sync(
+            server.url(),
+            enrolled.token,
+            keystore,
+            SyncTask::new(),
+            weldguard_tests::now_unix(),
+        )
         .unwrap_err();
     assert!(
         matches!(&err, WeldGuardError::Sync { code, retryable: false, .. } if code == "sync.token_expired"),

@@ -481,7 +481,7 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
         .trust_file()
         .unwrap();
     device
-        .set_trust(serde_json::to_string(&trust).unwrap())
+        .set_trust(serde_json::to_string(&trust).unwrap(), 1_764_000_000)
         .unwrap();
 
     // A task cancelled before it starts stops at once, with a typed, non-retryable error.
@@ -489,7 +489,13 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
     task.cancel();
     let listener = Arc::new(Listener::default());
     let err = device
-        .sync(s.server.url(), token.clone(), listener.clone(), task)
+        .sync(
+            s.server.url(),
+            token.clone(),
+            listener.clone(),
+            task,
+            weldguard_tests::now_unix(),
+        )
         .unwrap_err();
     match err {
         WeldGuardError::Sync {
@@ -507,6 +513,7 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
             token.clone(),
             listener.clone(),
             SyncTask::new(),
+            weldguard_tests::now_unix(),
         )
         .unwrap();
     assert_eq!(summary.pulled_changes, 501);
@@ -552,7 +559,13 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
 
     // A wrong token is a typed refusal, not a panic.
     let err = device
-        .sync(s.server.url(), "nope".into(), listener, SyncTask::new())
+        .sync(
+            s.server.url(),
+            "nope".into(),
+            listener,
+            SyncTask::new(),
+            weldguard_tests::now_unix(),
+        )
         .unwrap_err();
     assert!(
         matches!(err, WeldGuardError::Sync { ref code, .. } if code == "sync.unauthorized"),

@@ -1,8 +1,11 @@
-//! `weldguard enroll` and `weldguard sync`: enrol this profile's device with a platform server, then
-//! push its outbox and pull registry changes. The server address and device token are kept beside
-//! the profile's database in `sync.json` (readable by the owner only), and the platform's issuer keys
-//! in `trust.json`: with them a sync fetches and verifies the signed revocation status list first, and
-//! a first sync loads the signed registry snapshot.
+//! `weldguard enroll` and `weldguard sync`: thin over the application layer's enrolment and sync
+//! services ([`weldguard_core::app::enrol`], [`weldguard_core::app::sync`]), the calls a phone
+//! makes. The server address and device token are kept beside the profile's database in
+//! `sync.json` (readable by the owner only); the platform's issuer keys are kept in the profile's
+//! database (the trust anchor saved at enrolment, extended by rotations a sync verifies) and copied
+//! to `trust.json` for the commands that take `--trust`. With them a sync fetches and verifies the
+//! signed revocation status list first, and a first sync loads the signed registry snapshot. A
+//! profile enrolled by an older version has only `trust.json`: it is handed in as the anchor.
 //!
 //! Device tokens expire (24 h by default). `enroll` registers the public part of a device key:
 //! the file given with `--key` (from `weldguard permit key`), or a new `device-key.json` beside
@@ -15,12 +18,14 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use weldguard_core::app::enrol::{EnrolRequest, enrol, public_key_from_hex};
+use weldguard_core::app::error::ErrorKind;
+use weldguard_core::app::sync::{DriftOutcome, SyncRequest, TokenRefresh, sync as app_sync};
+use weldguard_core::app::{AppError, Device};
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, TrustStore, to_hex};
 use weldguard_core::domain::Explain;
 use weldguard_core::sync::protocol::Role;
-use weldguard_core::sync::{
-    DriftCheck, Progress, RetryPolicy, StatusListCheck, SyncClient, SyncError, SyncPhase,
-};
+use weldguard_core::sync::{Progress, SyncError, SyncPhase};
 
 use crate::data_dir::{StateArgs, store_failure};
 use crate::output::{Failure, Output};
@@ -127,38 +132,80 @@ fn sync_failure(error: &SyncError, out: &Output) -> Failure {
     }
 }
 
+/// A service's error as the CLI reports it (exit code 2 for what the user can fix).
+fn app_failure(error: &AppError, out: &Output) -> Failure {
+    match error {
+        AppError::Sync(e) => sync_failure(e, out),
+        AppError::Store(e) => store_failure(e, out),
+        other => {
+            let message = out
+                .lang
+                .pick(&other.message_zh(), &other.message_en())
+                .to_owned();
+            match other.kind() {
+                ErrorKind::Input => Failure::input(other.code(), message),
+                _ => Failure::runtime(other.code(), message),
+            }
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Keep `trust.json` beside `sync.json` the same as the profile's trust (other commands and older
+/// versions read it).
+fn write_trust_file(path: &Path, trust: &TrustStore) -> Result<(), Failure> {
+    let trust_path = path.with_file_name(TRUST_FILE);
+    write_private(&trust_path, &trust.to_json()).map_err(|e| {
+        Failure::runtime(
+            "sync.save_trust",
+            format!("cannot write {}: {e}", trust_path.display()),
+        )
+    })
+}
+
 pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
     // Opening the store creates the profile folder and checks the database is usable.
-    args.data.open_store(out)?;
-    let client = SyncClient::new(&args.server, None, RetryPolicy::default())
-        .map_err(|e| sync_failure(&e, out))?;
+    let device =
+        Device::with_store(args.data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
     let path = enrolment_path(&args.data, out)?;
     let (public_key, key_file) = match (&args.key, args.public_key.is_empty()) {
         (Some(file), _) => {
             let signer = super::permit::load_signer(file)?;
             let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-            (to_hex(&signer.public_key()), Some(absolute))
+            (signer.public_key(), Some(absolute))
         }
-        (None, false) => (args.public_key.clone(), None),
+        (None, false) => (
+            public_key_from_hex(&args.public_key).map_err(|e| app_failure(&e, out))?,
+            None,
+        ),
         (None, true) => {
             let file = path.with_file_name(DEVICE_KEY_FILE);
             let signer = match super::permit::load_signer(&file) {
                 Ok(signer) => signer,
                 Err(_) => make_device_key(&file)?,
             };
-            (to_hex(&signer.public_key()), Some(file))
+            (signer.public_key(), Some(file))
         }
     };
-    let answer = client
-        .enrol(&args.code, &public_key, &args.device_name)
-        .map_err(|e| sync_failure(&e, out))?;
+    let request = EnrolRequest {
+        server_url: args.server.clone(),
+        code: args.code.clone(),
+        public_key,
+        device_name: args.device_name.clone(),
+    };
+    let enrolled = enrol(&device, &request, unix_now()).map_err(|e| app_failure(&e, out))?;
     let saved = Enrolment {
-        server: client.base_url().to_owned(),
-        token: answer.token,
-        device_id: answer.device_id,
-        person: answer.person,
-        role: answer.role,
-        token_expires_at_ms: answer.token_expires_at_ms,
+        server: enrolled.server.clone(),
+        token: enrolled.token.clone(),
+        device_id: enrolled.device_id.clone(),
+        person: enrolled.person.clone(),
+        role: enrolled.role,
+        token_expires_at_ms: enrolled.token_expires_at_ms,
         key_file,
     };
     save_enrolment(&path, &saved).map_err(|e| {
@@ -167,30 +214,17 @@ pub fn enroll(args: EnrollArgs, out: &Output) -> Result<(), Failure> {
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    // The platform's issuer keys, over the channel the enrolment code just opened.
-    let enrolled = SyncClient::new(
-        &saved.server,
-        Some(saved.token.clone()),
-        RetryPolicy::default(),
-    )
-    .map_err(|e| sync_failure(&e, out))?;
-    let trust = enrolled.trust_file().map_err(|e| sync_failure(&e, out))?;
-    let trust_text = serde_json::to_string_pretty(&trust)
-        .map_err(|e| Failure::runtime("sync.save_trust", e.to_string()))?;
-    let trust_path = path.with_file_name(TRUST_FILE);
-    write_private(&trust_path, &trust_text).map_err(|e| {
-        Failure::runtime(
-            "sync.save_trust",
-            format!("cannot write {}: {e}", trust_path.display()),
-        )
-    })?;
+    write_trust_file(&path, &device.trust())?;
     if out.json {
         return out.json(&serde_json::json!({
             "device_id": saved.device_id,
             "person": saved.person,
+            "person_id": enrolled.person_id,
+            "permit_roles": enrolled.permit_roles,
             "role": saved.role,
             "server": saved.server,
-            "issuer_keys": trust.keys.len(),
+            "issuer_keys": enrolled.issuer_keys.len(),
+            "issuer_kids": enrolled.issuer_keys,
             "token_expires_at_ms": saved.token_expires_at_ms,
             "can_refresh": saved.key_file.is_some(),
         }));
@@ -231,31 +265,11 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             format!("{}: {e}", path.display()),
         )
     })?;
-    let store = args.data.open_store(out)?;
-    let server = args.server.clone().unwrap_or(saved.server.clone());
-    let mut client = SyncClient::new(&server, Some(saved.token.clone()), RetryPolicy::default())
-        .map_err(|e| sync_failure(&e, out))?;
-    if let Some(key_file) = &saved.key_file {
-        let signer = super::permit::load_signer(key_file)?;
-        let device_id = saved.device_id.clone();
-        let enrolment = std::sync::Mutex::new(saved.clone());
-        let file = path.clone();
-        client = client.with_refresh(&device_id, Arc::new(signer), move |t| {
-            // Saved at once: the previous token no longer works.
-            let mut e = enrolment
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            e.token = t.token.clone();
-            e.token_expires_at_ms = t.expires_at_ms;
-            if let Err(err) = save_enrolment(&file, &e) {
-                stderrln!(
-                    "weldguard: cannot save the refreshed token to {}: {err} \
-                     (the next sync refreshes again)",
-                    file.display()
-                );
-            }
-        });
-    }
+    let device =
+        Device::with_store(args.data.open_store(out)?).map_err(|e| app_failure(&e, out))?;
+    let now = unix_now();
+    // A profile enrolled before its trust was kept in the database: its trust.json is the anchor
+    // (as a phone shell's set_trust); keys the profile holds already are not changed by it.
     let trust_path = path.with_file_name(TRUST_FILE);
     if let Ok(text) = std::fs::read_to_string(&trust_path) {
         let trust = TrustStore::from_json(&text).map_err(|e| {
@@ -264,65 +278,100 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
                 format!("{}: {e}", trust_path.display()),
             )
         })?;
-        client = client.with_trust(trust);
+        device
+            .adopt_trust(&trust, now.saturating_mul(1000))
+            .map_err(|e| app_failure(&e, out))?;
+    }
+    let server = args.server.clone().unwrap_or(saved.server.clone());
+    let mut request = SyncRequest::new(server, saved.token.clone());
+    request.check_drift = args.check_drift;
+    if let Some(key_file) = &saved.key_file {
+        let signer = super::permit::load_signer(key_file)?;
+        let enrolment = std::sync::Mutex::new(saved.clone());
+        let file = path.clone();
+        request.refresh = Some(TokenRefresh {
+            device_id: saved.device_id.clone(),
+            key: Arc::new(signer),
+            on_token: Box::new(move |t| {
+                // Saved at once: the previous token no longer works.
+                let mut e = enrolment
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                e.token = t.token.clone();
+                e.token_expires_at_ms = t.expires_at_ms;
+                if let Err(err) = save_enrolment(&file, &e) {
+                    stderrln!(
+                        "weldguard: cannot save the refreshed token to {}: {err} \
+                         (the next sync refreshes again)",
+                        file.display()
+                    );
+                }
+            }),
+        });
     }
     let lang = out.lang;
     let mut bar = ProgressBar::new(!(args.quiet || out.json), lang);
-    let report = client
-        .sync(&store, &mut |p| bar.show(p), &AtomicBool::new(false))
-        .map_err(|e| sync_failure(&e, out));
+    let summary = app_sync(
+        &device,
+        request,
+        now,
+        &mut |p| bar.show(p),
+        &AtomicBool::new(false),
+    )
+    .map_err(|e| app_failure(&e, out));
     bar.finish();
-    let report = report?;
-    let drift = if args.check_drift {
-        let drift = client
-            .check_drift(&store, &mut |p| bar.show(p), &AtomicBool::new(false))
-            .map_err(|e| sync_failure(&e, out));
-        bar.finish();
-        Some(drift?)
-    } else {
-        None
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let revocations = store
-        .status_list_info()
-        .map_err(|e| store_failure(&e, out))?;
+    let summary = summary?;
+    if summary.trust.changed() {
+        write_trust_file(&path, &device.trust())?;
+    }
     if out.json {
-        return out.json(&serde_json::json!({
-            "pushed": report.pushed,
-            "applied": report.applied,
-            "duplicate": report.duplicate,
-            "rejected": report.rejected,
-            "pulled_changes": report.pulled_changes,
-            "pages": report.pages,
-            "refetches": report.refetches,
-            "retries": report.retries,
-            "token_refreshes": report.token_refreshes,
-            "snapshot_chunks": report.snapshot_chunks,
-            "pulled_permits": report.pulled_permits,
-            "permits_changed": report.permits_changed,
-            "refetched_rows": report.refetched_rows,
-            "status_list": status_list_json(report.status_list),
-            "revocation_data_age_secs": revocations.as_ref().map(|r| r.age_secs(now)),
-            "drift": drift.as_ref().map(drift_json),
-        }));
+        return out.json(&summary);
     }
     stdoutln!(
         "{}: {} ({} {}, {} {}, {} {}); {}: {}; {}: {}",
         lang.pick("上传", "pushed"),
-        report.pushed,
-        report.applied,
+        summary.pushed,
+        summary.applied,
         lang.pick("已接收", "applied"),
-        report.duplicate,
+        summary.duplicate,
         lang.pick("重复", "duplicate"),
-        report.rejected,
+        summary.rejected,
         lang.pick("被拒", "rejected"),
         lang.pick("名录变更", "registry changes"),
-        report.pulled_changes,
+        summary.pulled_changes,
         lang.pick("作业证更新", "permits updated"),
-        report.permits_changed
+        summary.permits_changed
     );
+    for permit in &summary.changed_permits {
+        stdoutln!("  {} → {}", permit.permit_id, permit.state);
+    }
+    if !summary.trust.added.is_empty() {
+        stdoutln!(
+            "{}: {}",
+            lang.pick("新信任的签发密钥", "issuer keys now trusted"),
+            summary.trust.added.join(", ")
+        );
+    }
+    if !summary.trust.refused.is_empty() {
+        stdoutln!(
+            "{}: {}",
+            lang.pick(
+                "未被信任的签发密钥（无已信任密钥的背书）",
+                "issuer keys not trusted (no endorsement by a trusted key)"
+            ),
+            summary
+                .trust
+                .refused
+                .iter()
+                .map(|r| format!("{} ({})", r.kid, r.code))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let revocations = device
+        .store()
+        .status_list_info()
+        .map_err(|e| store_failure(&e, out))?;
     match &revocations {
         Some(info) => stdoutln!(
             "{} {} ({} {}, {})",
@@ -340,34 +389,31 @@ pub fn sync(args: SyncArgs, out: &Output) -> Result<(), Failure> {
             )
         ),
     }
-    if let Some(drift) = &drift {
+    if let Some(drift) = &summary.drift {
         let text = match drift {
-            DriftCheck::InSync => lang
+            DriftOutcome::InSync => lang
                 .pick("名录校验一致", "registry matches the platform")
                 .to_owned(),
-            DriftCheck::NotComparable => lang
+            DriftOutcome::NotComparable => lang
                 .pick(
                     "名录校验跳过：平台数据刚有变化",
                     "drift check skipped: the platform changed meanwhile",
                 )
                 .to_owned(),
-            DriftCheck::Refetched {
+            DriftOutcome::Refetched {
                 collections,
-                report,
+                refetched_rows,
+                pulled_changes,
             } => format!(
                 "{} {}; {} {}, {} {}",
                 lang.pick(
                     "名录与平台不一致，已重新下载",
                     "registry drifted, refetched"
                 ),
-                collections
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                report.refetched_rows,
+                collections.join(", "),
+                refetched_rows,
                 lang.pick("行", "rows"),
-                report.pulled_changes,
+                pulled_changes,
                 lang.pick("条更新", "changes since"),
             ),
         };
@@ -385,37 +431,6 @@ fn age_text(secs: i64, lang: crate::output::Lang) -> String {
         (secs / 86_400, "天前", "days ago")
     };
     format!("{n} {}", lang.pick(zh, en))
-}
-
-fn status_list_json(check: StatusListCheck) -> serde_json::Value {
-    match check {
-        StatusListCheck::NotChecked => serde_json::json!({"outcome": "not_checked"}),
-        StatusListCheck::Updated { sequence } => {
-            serde_json::json!({"outcome": "updated", "sequence": sequence})
-        }
-        StatusListCheck::Unchanged { sequence } => {
-            serde_json::json!({"outcome": "unchanged", "sequence": sequence})
-        }
-        StatusListCheck::Older { held, received } => {
-            serde_json::json!({"outcome": "older_refused", "held": held, "received": received})
-        }
-    }
-}
-
-fn drift_json(drift: &DriftCheck) -> serde_json::Value {
-    match drift {
-        DriftCheck::InSync => serde_json::json!({"outcome": "in_sync"}),
-        DriftCheck::NotComparable => serde_json::json!({"outcome": "not_comparable"}),
-        DriftCheck::Refetched {
-            collections,
-            report,
-        } => serde_json::json!({
-            "outcome": "refetched",
-            "collections": collections,
-            "refetched_rows": report.refetched_rows,
-            "pulled_changes": report.pulled_changes,
-        }),
-    }
 }
 
 /// A one-line progress bar on a terminal (redrawn in place), plain lines otherwise.

@@ -19,6 +19,7 @@ pub mod schema;
 pub mod signer_directory;
 pub mod snapshot;
 pub mod status_list;
+pub mod trust;
 
 #[cfg(test)]
 mod crash_tests;
@@ -42,6 +43,7 @@ pub use weldguard_model::records::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, NewWorkSession, PermitStepRecord, RecordKind,
     RegistryChange, ScanPosition, TrustedIssuerKey, WorkSession, work_calendar_of,
 };
+pub use trust::SavedTrust;
 
 /// How long a connection waits for another process's lock before reporting `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -360,6 +360,18 @@ impl Store {
         rows.into_iter().map(load_row).collect()
     }
 
+    /// Every stored permit's id, state name and version digest, by permit id, unverified (cheap:
+    /// what a sync compares before and after to name the permits the platform changed).
+    pub fn permit_versions(&self) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT permit_id, state, digest FROM permits ORDER BY permit_id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The saved steps of a permit, oldest first.
     pub fn permit_steps(&self, permit_id: &str) -> Result<Vec<StoredPermitStep>, PermitStoreError> {
         let conn = self.reader();

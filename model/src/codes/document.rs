@@ -36,6 +36,8 @@ pub enum DocumentType {
     SnapshotManifest,
     /// The signer directory ([`crate::signers`]).
     SignerDirectory,
+    /// An issuer key vouching for its successor ([`super::rotation`]).
+    KeyEndorsement,
 }
 
 impl DocumentType {
@@ -44,6 +46,7 @@ impl DocumentType {
             DocumentType::StatusList => "application/weldguard-status-list+cbor",
             DocumentType::SnapshotManifest => "application/weldguard-snapshot+cbor",
             DocumentType::SignerDirectory => "application/weldguard-signer-directory+cbor",
+            DocumentType::KeyEndorsement => "application/weldguard-key-endorsement+cbor",
         }
     }
 }

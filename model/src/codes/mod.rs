@@ -16,6 +16,7 @@ mod error;
 pub mod fuzzing;
 mod issue;
 mod keys;
+pub mod rotation;
 pub mod signer;
 mod trust;
 mod unsigned;

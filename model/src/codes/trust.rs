@@ -62,6 +62,10 @@ pub struct TrustFile {
     pub format: String,
     pub version: u32,
     pub keys: Vec<TrustFileKey>,
+    /// Hex COSE_Sign1 key endorsements: each key after the first signed by its predecessor
+    /// ([`super::rotation`]); how a device that trusts an older key comes to trust a newer one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorsements: Vec<String>,
 }
 
 const TRUST_FILE_FORMAT: &str = "weldguard-trust";
@@ -130,6 +134,7 @@ impl TrustStore {
                         .map(|t| DateTime::from_timestamp(t, 0).unwrap_or_default()),
                 })
                 .collect(),
+            endorsements: Vec::new(),
         }
     }
 
@@ -142,6 +147,12 @@ impl TrustStore {
     pub fn from_json(text: &str) -> Result<Self, KeyError> {
         let file: TrustFile =
             serde_json::from_str(text).map_err(|e| KeyError::Format(e.to_string()))?;
+        Self::from_file(file)
+    }
+
+    /// The keys of a parsed trust file, checking every entry (see [`TrustStore::add`]); its
+    /// endorsements are not looked at (see [`super::rotation`]).
+    pub fn from_file(file: TrustFile) -> Result<Self, KeyError> {
         if file.format != TRUST_FILE_FORMAT || file.version != 1 {
             return Err(KeyError::Format(format!(
                 "not a {TRUST_FILE_FORMAT} version 1 file"
