@@ -28,9 +28,11 @@
 use ciborium::value::Value;
 
 use super::document::{self, DocumentType, check_key_valid, decode_map, integer};
-use super::keys::{IssuerAlg, IssuerKey, check_public_key, from_hex, kid_of, to_hex};
+use super::keys::{IssuerAlg, check_public_key, from_hex, kid_of, to_hex};
+#[cfg(any(test, feature = "issuer"))]
+use super::{IssueError, keys::IssuerKey};
 use super::trust::{RevocationSet, TrustFile, TrustStore, TrustedKey};
-use super::{CodeError, IssueError};
+use super::CodeError;
 use crate::domain::RevocationTarget;
 
 /// One key vouching for its successor: the successor's key id, algorithm, public key and the start
@@ -43,6 +45,7 @@ pub struct KeyEndorsement {
     pub key: TrustedKey,
 }
 
+#[cfg(any(test, feature = "issuer"))]
 fn alg_name(alg: IssuerAlg) -> &'static str {
     alg.name()
 }
@@ -55,6 +58,7 @@ fn alg_of(name: &str) -> Option<IssuerAlg> {
     }
 }
 
+#[cfg(any(test, feature = "issuer"))]
 /// Sign the endorsement of `successor` (its validity start is what is vouched for) with `signer`.
 /// Payload keys: 1 kid, 2 algorithm name, 3 public key, 4 valid from.
 pub fn sign_key_endorsement(

@@ -13,7 +13,6 @@ pub mod finding;
 pub mod lifecycle;
 pub mod model;
 pub mod profile;
-#[cfg(any(test, feature = "samples"))]
 pub mod sample;
 pub mod sign;
 pub mod start_work;
@@ -38,7 +37,6 @@ pub use profile::{
     EscalationReason, GeoPoint, LevelDecision, LevelRule, NightHours, PermitLevel, ProfileSet,
     RuleProfile, SensitivePeriod, SignerRules, Site, WorkCalendar, WorkConditions,
 };
-#[cfg(any(test, feature = "samples"))]
 pub use sample::{SampleEvidence, sample_answers};
 pub use sign::{digest, verify};
 pub use start_work::{PermitCheck, PermitFinding, Verdict, permit_findings};
