@@ -85,14 +85,16 @@ pub fn store_failure(error: &StoreError, out: &Output) -> Failure {
     }
 }
 
-/// A service's error as a CLI failure in the user's language: bad input exits 2, the rest 1 (a
-/// store error keeps its own rule, [`store_failure`]).
+/// A service's error as a CLI failure in the user's language: the one mapping every command uses.
+/// Bad input and refused steps exit 2, the rest 1; store, permit-store and sync errors keep their
+/// own rules ([`store_failure`], `permit_store_failure`, `sync_failure`).
 pub fn app_failure(error: &weldguard_core::app::AppError, out: &Output) -> Failure {
     use weldguard_core::app::AppError;
     use weldguard_core::app::error::ErrorKind;
     match error {
         AppError::Store(e) => store_failure(e, out),
         AppError::PermitStore(e) => crate::cmd::permit::permit_store_failure(e, out),
+        AppError::Sync(e) => crate::cmd::sync::sync_failure(e, out),
         _ => {
             let message = out
                 .lang

@@ -16,7 +16,6 @@ use chrono::TimeZone;
 use clap::{Args, Subcommand, ValueEnum};
 use qrcode::{EcLevel, QrCode};
 use serde::{Deserialize, Serialize};
-use weldguard_core::app::error::ErrorKind;
 use weldguard_core::app::permits::{self as svc, ActorInput, DraftInput, GasInput, PermitView};
 use weldguard_core::app::signing::SoftwarePersonSigner;
 use weldguard_core::app::{AppError, Device};
@@ -29,7 +28,7 @@ use weldguard_core::store::PermitStoreError;
 use weldguard_core::store::permits::state_name;
 
 use crate::cmd::code::parse_time;
-use crate::data_dir::{StateArgs, store_failure};
+use crate::data_dir::{StateArgs, app_failure, app_lang, store_failure};
 use crate::output::{Failure, Output};
 
 #[derive(Debug, Args)]
@@ -494,23 +493,6 @@ pub(crate) fn permit_store_failure(e: &PermitStoreError, out: &Output) -> Failur
         PermitStoreError::Store(s) => store_failure(s, out),
         PermitStoreError::Tampered { .. } => explained(e, out, false),
         _ => explained(e, out, true),
-    }
-}
-
-/// A service's error as a CLI failure: bad input and refused steps exit 2, the rest 1.
-pub(crate) fn app_failure(e: &AppError, out: &Output) -> Failure {
-    match e {
-        AppError::Store(s) => store_failure(s, out),
-        AppError::PermitStore(p) => permit_store_failure(p, out),
-        _ => explained(e, out, e.kind() == ErrorKind::Input),
-    }
-}
-
-/// The services' language for the CLI's.
-pub(crate) fn app_lang(out: &Output) -> weldguard_core::app::Lang {
-    match out.lang {
-        crate::output::Lang::Zh => weldguard_core::app::Lang::Zh,
-        crate::output::Lang::En => weldguard_core::app::Lang::En,
     }
 }
 

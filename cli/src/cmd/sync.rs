@@ -19,15 +19,14 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use weldguard_core::app::enrol::{EnrolRequest, enrol, public_key_from_hex};
-use weldguard_core::app::error::ErrorKind;
 use weldguard_core::app::sync::{DriftOutcome, SyncRequest, TokenRefresh, sync as app_sync};
-use weldguard_core::app::{AppError, Device};
+use weldguard_core::app::Device;
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, TrustStore, to_hex};
 use weldguard_core::domain::Explain;
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{Progress, SyncError, SyncPhase};
 
-use crate::data_dir::{StateArgs, store_failure};
+use crate::data_dir::{StateArgs, app_failure, store_failure};
 use crate::output::{Failure, Output};
 
 #[derive(Debug, Args)]
@@ -117,7 +116,7 @@ fn enrolment_path(data: &StateArgs, out: &Output) -> Result<PathBuf, Failure> {
     Ok(db.with_file_name("sync.json"))
 }
 
-fn sync_failure(error: &SyncError, out: &Output) -> Failure {
+pub(crate) fn sync_failure(error: &SyncError, out: &Output) -> Failure {
     let message = out
         .lang
         .pick(&error.message_zh(), &error.message_en())
@@ -129,24 +128,6 @@ fn sync_failure(error: &SyncError, out: &Output) -> Failure {
         | SyncError::TokenExpired(_)
         | SyncError::RefreshFailed { .. } => Failure::input(error.code(), message),
         _ => Failure::runtime(error.code(), message),
-    }
-}
-
-/// A service's error as the CLI reports it (exit code 2 for what the user can fix).
-fn app_failure(error: &AppError, out: &Output) -> Failure {
-    match error {
-        AppError::Sync(e) => sync_failure(e, out),
-        AppError::Store(e) => store_failure(e, out),
-        other => {
-            let message = out
-                .lang
-                .pick(&other.message_zh(), &other.message_en())
-                .to_owned();
-            match other.kind() {
-                ErrorKind::Input => Failure::input(other.code(), message),
-                _ => Failure::runtime(other.code(), message),
-            }
-        }
     }
 }
 
