@@ -15,7 +15,7 @@ use crate::domain::{
     OperationCategory, Revocation, RevocationTarget,
 };
 use crate::rules::registry::{RegistryError, RegistryView};
-use crate::sync::checksum::Collection;
+use weldguard_model::checksum::Collection;
 pub use weldguard_model::records::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange, TrustedIssuerKey,
     work_calendar_of,
@@ -575,7 +575,7 @@ impl Store {
     ) -> Result<ChangeCounts, StoreError> {
         if let Some(wrong) = changes
             .iter()
-            .find(|c| crate::sync::checksum::collection_of(c) != Some(collection))
+            .find(|c| weldguard_model::checksum::collection_of(c) != Some(collection))
         {
             return Err(StoreError::InvalidData(format!(
                 "a {} refetch page holds another kind of change: {wrong:?}",
@@ -738,13 +738,13 @@ impl Store {
         Ok(list)
     }
 
-    /// The per-collection checksums of the registry cache ([`crate::sync::checksum`]): what the device
+    /// The per-collection checksums of the registry cache ([`weldguard_model::checksum`]): what the device
     /// compares with the platform's to detect drift. Reads every row (about a second for 10^6
     /// licences on a phone), so the shells run it now and then, not at every sync.
     pub fn registry_checksums(
         &self,
-    ) -> Result<crate::sync::checksum::RegistryChecksums, StoreError> {
-        let mut sums = crate::sync::checksum::RegistryChecksums::new();
+    ) -> Result<weldguard_model::checksum::RegistryChecksums, StoreError> {
+        let mut sums = weldguard_model::checksum::RegistryChecksums::new();
         for revocation in self.feed_revocations()? {
             sums.add_row(&RegistryChange::Revoke(revocation));
         }
