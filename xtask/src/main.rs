@@ -170,6 +170,11 @@ fn test() -> Result<(), String> {
         "warnings",
     ]);
     run(clippy, "cargo clippy -D warnings")?;
+    // The phone library alone, with its own feature set (no issuing keys, no admin client, no test
+    // helpers: docs/adr/0015): what the workspace build unifies away is linted too.
+    let mut phone = cargo();
+    phone.args(["clippy", "-p", "weldguard-ffi", "--", "-D", "warnings"]);
+    run(phone, "cargo clippy -p weldguard-ffi (the phone build)")?;
 
     // The server's PostgreSQL tests need a cluster: start it (installing it when missing) and make
     // a missing database a failure rather than a skip.
