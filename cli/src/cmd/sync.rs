@@ -18,9 +18,9 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use weldguard_core::app::Device;
 use weldguard_core::app::enrol::{EnrolRequest, enrol, public_key_from_hex};
 use weldguard_core::app::sync::{DriftOutcome, SyncRequest, TokenRefresh, sync as app_sync};
-use weldguard_core::app::Device;
 use weldguard_core::codes::{DeviceSigner, SoftwareSigner, TrustStore, to_hex};
 use weldguard_core::domain::Explain;
 use weldguard_core::sync::protocol::Role;

@@ -39,11 +39,11 @@ pub use registry::{ChangeCounts, RegistryStats, SyncCursor};
 // The shapes the platform stores too live in the shared model crate.
 pub use snapshot::SnapshotProgress;
 pub use status_list::{StatusListInfo, StatusListSaved};
+pub use trust::SavedTrust;
 pub use weldguard_model::records::{
     AnnouncedPeriod, CalendarDay, CalendarDayKind, NewWorkSession, PermitStepRecord, RecordKind,
     RegistryChange, ScanPosition, TrustedIssuerKey, WorkSession, work_calendar_of,
 };
-pub use trust::SavedTrust;
 
 /// How long a connection waits for another process's lock before reporting `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -27,12 +27,12 @@
 
 use ciborium::value::Value;
 
+use super::CodeError;
 use super::document::{self, DocumentType, check_key_valid, decode_map, integer};
 use super::keys::{IssuerAlg, check_public_key, from_hex, kid_of, to_hex};
+use super::trust::{RevocationSet, TrustFile, TrustStore, TrustedKey};
 #[cfg(any(test, feature = "issuer"))]
 use super::{IssueError, keys::IssuerKey};
-use super::trust::{RevocationSet, TrustFile, TrustStore, TrustedKey};
-use super::CodeError;
 use crate::domain::RevocationTarget;
 
 /// One key vouching for its successor: the successor's key id, algorithm, public key and the start
