@@ -852,7 +852,7 @@ pub struct ChecklistAnswerInput {
     pub evidence: Vec<ChecklistEvidence>,
 }
 
-fn answers(input: Vec<ChecklistAnswerInput>) -> Vec<domain_permit::ChecklistAnswer> {
+fn to_answers(input: Vec<ChecklistAnswerInput>) -> Vec<domain_permit::ChecklistAnswer> {
     input
         .into_iter()
         .map(|a| domain_permit::ChecklistAnswer {
@@ -960,7 +960,7 @@ impl Device {
     pub fn permit_preview_answers(
         &self,
         permit_id: String,
-        answers_input: Vec<ChecklistAnswerInput>,
+        answers: Vec<ChecklistAnswerInput>,
         now_unix: i64,
         lang: Lang,
     ) -> Result<PermitView, WeldGuardError> {
@@ -970,7 +970,7 @@ impl Device {
             now_unix,
             lang,
             &permit_id,
-            answers(answers_input),
+            to_answers(answers),
         )?;
         Ok(PermitView::of(view, lang))
     }
@@ -980,7 +980,7 @@ impl Device {
         &self,
         permit_id: String,
         by: PermitActorInput,
-        answers_input: Vec<ChecklistAnswerInput>,
+        answers: Vec<ChecklistAnswerInput>,
         location: Option<PermitLocation>,
         signer_key: Arc<dyn PersonSigner>,
         now_unix: i64,
@@ -994,7 +994,7 @@ impl Device {
             point(location)?,
             &permit_id,
             by.into(),
-            answers(answers_input),
+            to_answers(answers),
             &signer(signer_key),
         )?;
         Ok(PermitView::of(view, lang))
@@ -1140,7 +1140,7 @@ impl Device {
             point(location)?,
             &permit_id,
             by.into(),
-            answers(post_work),
+            to_answers(post_work),
             &signer(signer_key),
         )?;
         Ok(PermitView::of(view, lang))
