@@ -976,6 +976,7 @@ impl Device {
     }
 
     /// The on-site check (十不准、九必须), signed by the supervisor (purpose `PermitSiteCheck`).
+    #[allow(clippy::too_many_arguments)]
     pub fn permit_site_check(
         &self,
         permit_id: String,
@@ -1122,6 +1123,7 @@ impl Device {
     }
 
     /// The post-work check (处置) and closing, signed (purpose `PermitClose`).
+    #[allow(clippy::too_many_arguments)]
     pub fn permit_close(
         &self,
         permit_id: String,
