@@ -1324,3 +1324,153 @@ fn due_items(items: Vec<app_due::Due>) -> Vec<DueItem> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The checklist a screen fills in
+// ---------------------------------------------------------------------------------------------
+
+/// Which list a checklist item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum ChecklistSection {
+    /// 十不准: the ten prohibitions (site check).
+    Prohibition,
+    /// 九必须: the nine musts (site check).
+    Must,
+    /// 处置: after the work, before closing.
+    PostWork,
+}
+
+impl From<domain_permit::Section> for ChecklistSection {
+    fn from(s: domain_permit::Section) -> Self {
+        use domain_permit::Section as S;
+        match s {
+            S::Prohibition => ChecklistSection::Prohibition,
+            S::Must => ChecklistSection::Must,
+            S::PostWork => ChecklistSection::PostWork,
+        }
+    }
+}
+
+impl From<domain_permit::PersonRole> for ChecklistPersonRole {
+    fn from(r: domain_permit::PersonRole) -> Self {
+        use domain_permit::PersonRole as R;
+        match r {
+            R::Welder => ChecklistPersonRole::Welder,
+            R::FireWatch => ChecklistPersonRole::FireWatch,
+            R::Analyst => ChecklistPersonRole::Analyst,
+            R::Approver => ChecklistPersonRole::Approver,
+            R::Supervisor => ChecklistPersonRole::Supervisor,
+            R::Inspector => ChecklistPersonRole::Inspector,
+        }
+    }
+}
+
+/// What a confirming answer must carry.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ChecklistEvidenceRequirement {
+    /// A photo taken on site (its SHA-256).
+    Photo,
+    /// A whole number for `key`, within the bounds given, in the unit named.
+    Number {
+        key: String,
+        unit: PermitText,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    /// A person in the role.
+    Person { role: ChecklistPersonRole },
+    /// A gas analysis reading with its time.
+    GasAnalysis,
+}
+
+/// One checklist item, as the screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ChecklistItem {
+    /// Stable id, e.g. `ban.05`, `must.03`, `close.01`.
+    pub id: String,
+    pub section: ChecklistSection,
+    /// The item's number within its section, as printed.
+    pub number: u8,
+    /// The Chinese text verbatim from the source, the English, and the one asked for.
+    pub text: PermitText,
+    /// "Not applicable" with a reason is an acceptable answer.
+    pub not_applicable_allowed: bool,
+    pub evidence: Vec<ChecklistEvidenceRequirement>,
+}
+
+/// The checklist catalog the permits on this build use.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PermitChecklist {
+    pub version: String,
+    pub items: Vec<ChecklistItem>,
+    /// The welding machine's distance from the hot-work point, in whole metres: a number any
+    /// site-check answer carries (the nine musts' first item by custom) when the permit names
+    /// machines and its rule profile limits the distance (the preview then says
+    /// `permit.rule.machine_distance_missing` until it is given).
+    pub machine_distance: ChecklistEvidenceRequirement,
+}
+
+/// The checklist (十不准、九必须 and the post-work items) with what each answer must carry, in
+/// the shell's language: what the site check and closing screens ask.
+#[uniffi::export]
+pub fn permit_checklist(lang: Lang) -> Result<PermitChecklist, WeldGuardError> {
+    let lang: app::Lang = lang.into();
+    let catalog = domain_permit::Catalog::builtin().map_err(|e| {
+        WeldGuardError::invalid_text(
+            "permit.catalog",
+            format!("内置检查清单无法读取：{e}"),
+            format!("the built-in checklist catalog cannot be read: {e}"),
+        )
+    })?;
+    let text = |zh: &str, en: &str| PermitText {
+        text: lang.pick(zh, en).to_owned(),
+        zh: zh.to_owned(),
+        en: en.to_owned(),
+    };
+    Ok(PermitChecklist {
+        machine_distance: ChecklistEvidenceRequirement::Number {
+            key: domain_permit::MACHINE_DISTANCE_KEY.to_owned(),
+            unit: text("米", "m"),
+            min: Some(0),
+            max: None,
+        },
+        version: catalog.version.clone(),
+        items: catalog
+            .items
+            .iter()
+            .map(|item| ChecklistItem {
+                id: item.id.clone(),
+                section: item.section.into(),
+                number: item.number,
+                text: text(&item.text_zh, &item.text_en),
+                not_applicable_allowed: item.not_applicable_allowed,
+                evidence: item
+                    .evidence
+                    .iter()
+                    .map(|req| {
+                        use domain_permit::EvidenceRequirement as R;
+                        match req {
+                            R::Photo => ChecklistEvidenceRequirement::Photo,
+                            R::Number {
+                                key,
+                                unit_zh,
+                                unit_en,
+                                min,
+                                max,
+                            } => ChecklistEvidenceRequirement::Number {
+                                key: key.clone(),
+                                unit: text(unit_zh, unit_en),
+                                min: *min,
+                                max: *max,
+                            },
+                            R::Person { role } => ChecklistEvidenceRequirement::Person {
+                                role: (*role).into(),
+                            },
+                            R::GasAnalysis => ChecklistEvidenceRequirement::GasAnalysis,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}

@@ -87,18 +87,6 @@ fn site() -> PermitLocation {
     }
 }
 
-fn role(r: domain_permit::PersonRole) -> ChecklistPersonRole {
-    use domain_permit::PersonRole as R;
-    match r {
-        R::Welder => ChecklistPersonRole::Welder,
-        R::FireWatch => ChecklistPersonRole::FireWatch,
-        R::Analyst => ChecklistPersonRole::Analyst,
-        R::Approver => ChecklistPersonRole::Approver,
-        R::Supervisor => ChecklistPersonRole::Supervisor,
-        R::Inspector => ChecklistPersonRole::Inspector,
-    }
-}
-
 /// Every item of `sections` answered with the evidence it asks for, as a shell would send them.
 fn answers_for(sections: &[Section], at: i64) -> Vec<ChecklistAnswerInput> {
     let catalog = Catalog::builtin().unwrap();
@@ -122,7 +110,7 @@ fn answers_for(sections: &[Section], at: i64) -> Vec<ChecklistAnswerInput> {
                     }
                     domain_permit::Evidence::Person { role: r, name, id } => {
                         ChecklistEvidence::Person {
-                            role: role(r),
+                            role: r.into(),
                             name,
                             id,
                         }
@@ -579,4 +567,126 @@ impl Fx {
             permit_id: Some(ID.into()),
         }
     }
+}
+
+/// Answers built only from what the FFI lists, as a shell's checklist screen does: every item of
+/// `sections` confirmed with the evidence it asks for.
+fn answers_from_checklist(sections: &[ChecklistSection], gas_at: i64) -> Vec<ChecklistAnswerInput> {
+    let checklist = permit_checklist(Lang::En).unwrap();
+    let ChecklistEvidenceRequirement::Number {
+        key: distance_key, ..
+    } = checklist.machine_distance.clone()
+    else {
+        panic!("the machine distance is a number");
+    };
+    let mut answers: Vec<ChecklistAnswerInput> = checklist
+        .items
+        .into_iter()
+        .filter(|i| sections.contains(&i.section))
+        .map(|item| ChecklistAnswerInput {
+            item_id: item.id,
+            not_applicable_reason: None,
+            evidence: item
+                .evidence
+                .into_iter()
+                .map(|req| match req {
+                    ChecklistEvidenceRequirement::Photo => ChecklistEvidence::Photo {
+                        sha256: vec![9; 32],
+                    },
+                    ChecklistEvidenceRequirement::Number { key, min, max, .. } => {
+                        let value = min.unwrap_or(0) + 1;
+                        ChecklistEvidence::Number {
+                            key,
+                            value: max.map_or(value, |m| value.min(m)),
+                        }
+                    }
+                    ChecklistEvidenceRequirement::Person { role } => {
+                        let (name, id) = if role == ChecklistPersonRole::Welder {
+                            ("李四", "T370983199001011234")
+                        } else {
+                            ("王五", "S-002")
+                        };
+                        ChecklistEvidence::Person {
+                            role,
+                            name: name.into(),
+                            id: id.into(),
+                        }
+                    }
+                    ChecklistEvidenceRequirement::GasAnalysis => ChecklistEvidence::GasAnalysis {
+                        reading: ChecklistGasReading {
+                            taken_at: gas_at,
+                            lel_centi_pct: 500,
+                            concentration_centi_pct: 10,
+                            point: "动火点".into(),
+                            analyst: "赵六".into(),
+                        },
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    // The machine stands 6 m from the hot-work point.
+    if let Some(first) = answers.iter_mut().find(|a| a.item_id == "must.01") {
+        first.evidence.push(ChecklistEvidence::Number {
+            key: distance_key,
+            value: 6,
+        });
+    }
+    answers
+}
+
+#[test]
+fn the_checklist_lists_every_item_and_answers_built_from_it_pass_the_preview() {
+    let checklist = permit_checklist(Lang::Zh).unwrap();
+    assert!(!checklist.version.is_empty());
+    let count = |s| checklist.items.iter().filter(|i| i.section == s).count();
+    assert_eq!(count(ChecklistSection::Prohibition), 10);
+    assert_eq!(count(ChecklistSection::Must), 9);
+    assert!(count(ChecklistSection::PostWork) > 0);
+    assert!(checklist.items.iter().all(|i| i.text.text == i.text.zh));
+    assert!(
+        checklist
+            .items
+            .iter()
+            .any(|i| i.evidence.contains(&ChecklistEvidenceRequirement::Photo))
+    );
+
+    let f = Fx::new();
+    f.draft();
+    f.device
+        .permit_submit(
+            ID.into(),
+            by("张三", "S-001"),
+            None,
+            PhoneSigner::new(false),
+            t(7, 0),
+            Lang::En,
+        )
+        .unwrap();
+    let answers = answers_from_checklist(
+        &[ChecklistSection::Prohibition, ChecklistSection::Must],
+        t(7, 15),
+    );
+    let v = f
+        .device
+        .permit_preview_answers(ID.into(), answers.clone(), t(7, 18), Lang::En)
+        .unwrap();
+    let check = v.action(PermitAction::SiteCheck).unwrap();
+    assert!(check.allowed, "{:?}", check.why_not);
+    // One item short: the preview says which, and the approval waits for it.
+    let v = f
+        .device
+        .permit_preview_answers(ID.into(), answers[1..].to_vec(), t(7, 18), Lang::En)
+        .unwrap();
+    let check = v.action(PermitAction::SiteCheck).unwrap();
+    assert!(!check.allowed);
+    assert!(
+        check
+            .why_not
+            .iter()
+            .any(|w| w.code == "permit.rule.checklist" && w.en.contains(&answers[0].item_id)),
+        "{:?}",
+        check.why_not
+    );
+    assert!(!v.action(PermitAction::Approve).unwrap().allowed);
 }
