@@ -140,6 +140,18 @@ impl From<weldguard_core::app::AppError> for WeldGuardError {
             weldguard_core::app::AppError::Issue(issue) => issue.into(),
             other => {
                 let (code, message_zh, message_en) = Self::parts(&other);
+                // A permit step whose signature the key store refused, or made without the
+                // presence the step needs, is the key store's answer, not bad input.
+                if matches!(
+                    code.as_str(),
+                    "permit.presence_required" | "permit.signing_failed"
+                ) {
+                    return WeldGuardError::Signing {
+                        code,
+                        message_zh,
+                        message_en,
+                    };
+                }
                 match other.kind() {
                     ErrorKind::Storage => WeldGuardError::Storage {
                         code,

@@ -10,6 +10,10 @@
 //!   and replay cache; scan-to-start decisions recorded with their outbox entries.
 //! - [`scan`]: camera frames (the luma plane with its row stride) and image files to the QR codes in
 //!   them.
+//! - [`permits`]: the hot-work permit walk-through and what is due ([`Device::due`]), each step
+//!   answering with a [`permits::PermitView`] (allowed actions, deadlines, flags, signatures).
+//! - [`signing`]: [`signing::PersonSigner`], the person's key for every step they sign, with
+//!   user presence where the step requires it.
 //! - [`sync`]: [`Device::sync`] with a progress listener the shell implements and a cancellable
 //!   [`SyncTask`].
 //!
@@ -19,7 +23,9 @@ mod background;
 pub mod device;
 pub mod error;
 pub mod functions;
+pub mod permits;
 pub mod scan;
+pub mod signing;
 pub mod sync;
 pub mod types;
 

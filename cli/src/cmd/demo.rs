@@ -1,51 +1,57 @@
 //! `weldguard demo`: the main job end to end on an embedded default (a fresh folder, SQLite, software
-//! keys): an issuer key; a machine label, a welder credential and a live presentation printed as PNG
-//! QR images; the images scanned back and verified; the start-work decision (扫码开机) printed in
-//! Chinese and English and recorded with its outbox entry. It is denied (no hot-work permit); a
-//! permit is then walked from draft to approved, the decision is asked again and allowed, the work
-//! starts, completes and the permit is closed after the post-work watch; an inspection finds
-//! violations; finally the outbox shows every record waiting for upload.
+//! keys), through the same application services the phones call (`weldguard_core::app`): an issuer
+//! key; a machine label, a welder credential and a live presentation printed as PNG QR images; the
+//! images scanned back and verified; the start-work decision (扫码开机) printed in Chinese and
+//! English and recorded with its outbox entry. It is denied (no hot-work permit); the people who
+//! sign permits and this phone enrol with a local platform server (`app::enrol`); a permit is then
+//! walked from draft to approved (`app::permits`, each person signing with their own key, the
+//! approver with presence), the decision is asked again and allowed, the work starts, completes,
+//! the fire watch shows in what is due (`app::due`) and the permit is closed after it; an
+//! inspection finds violations; the outbox shows every record waiting for upload, and a sync
+//! (`app::sync`) hands them to the platform.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
-use chrono::{DateTime, Days, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Days, Duration, FixedOffset, TimeZone, Utc};
 use clap::Args;
 use qrcode::EcLevel;
 use serde::Serialize;
-use weldguard_core::app::Device;
+use weldguard_core::app::due::{Due, due};
+use weldguard_core::app::enrol::{EnrolRequest, Enrolled, enrol};
+use weldguard_core::app::history::{self, OutboxFilter};
 use weldguard_core::app::inspection::{
     InspectionRecordInput, Location, PermitShown, record_inspection,
 };
-use weldguard_core::app::signing::{PersonSigner, SignRequest, Signed};
+use weldguard_core::app::permits::{self as svc, ActorInput, DraftInput, PermitView};
+use weldguard_core::app::signing::{PersonSigner, SoftwarePersonSigner};
 use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
+use weldguard_core::app::sync::{SyncRequest, sync as app_sync};
+use weldguard_core::app::{Device, Lang as AppLang};
 use weldguard_core::codes::{
-    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SignerError, SoftwareSigner,
-    TrustStore, TrustedKey, Verifier, issue_credential, issue_machine_label, present,
+    DeviceSigner, IssuerAlg, IssuerKey, ReplayCache, RevocationSet, SoftwareSigner, TrustStore,
+    TrustedKey, Verifier, issue_credential, issue_machine_label, present,
 };
 use weldguard_core::domain::{
     Binding, Explain, Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineLabel,
     MachineStatus, OperationCategory, WelderCredential,
 };
-use weldguard_core::inspect::{Inspection, Observation, Outcome, Violation};
+use weldguard_core::inspect::{Observation, Outcome, Violation};
 use weldguard_core::permit::{
-    Action, Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, Permit, PermitContent,
-    PermitLevel, PermitState, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
-    Section, Site, WorkCalendar, WorkConditions, check_against_permit, issue_permit_code,
-    read_permit_code, sample_answers,
+    Catalog, ChecklistAnswer, GeoPoint, PermitLevel, PermitState, Person, ProfileSet,
+    SampleEvidence, Section, WorkConditions, sample_answers,
 };
 use weldguard_core::rules::WorkTime;
 use weldguard_core::scan::{ScanOptions, scan_image_bytes};
 use weldguard_core::store::outbox::OutboxCounts;
-use weldguard_core::store::records::new_record_id;
 use weldguard_core::store::{RegistryChange, Store};
 
 use crate::cmd::code::write_png;
 use crate::cmd::decide::{DecideAnswer, human};
-use crate::cmd::permit::{explained, now_ms, permit_store_failure};
+use crate::cmd::permit::now_ms;
 use crate::data_dir::app_failure;
 use crate::output::{Failure, Lang, Output};
-
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Folder for the demo's files [default: a new folder in the system's temp folder].
@@ -102,6 +108,14 @@ struct PermitReport {
     steps: usize,
     /// The permit's site code as a PNG.
     code_png: String,
+    /// The printed site code scanned back matches the stored permit.
+    code_matches: bool,
+    /// Signatures in the permit's chain (submit, site check, approval, closing).
+    signatures: usize,
+    /// The approval's signature was made with the approver's presence verified.
+    approved_with_presence: bool,
+    /// What was due right after the work completed (the fire watch).
+    due_after_completion: Vec<Due>,
 }
 
 #[derive(Serialize)]
@@ -244,16 +258,17 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         issued_at: t0.timestamp() - 3600,
     };
 
-    // 3. The device database with the registry the platform hands out.
+    // 3. The device database with the registry the platform hands out; the phone's profile as the
+    // services see it, anchored on the trust file the phone carries (the FFI's `set_trust`).
     let store =
         Store::open(dir.join("device.db")).map_err(|e| fail("demo.store", e.message_en()))?;
     store
         .apply_registry_changes(registry(&credential), None, now_ms())
         .map_err(|e| fail("demo.store", e.message_en()))?;
-    // The phone's profile as the services see it: the same database, the platform's trust.
-    let device = Device::with_store(store).map_err(|e| fail("demo.store", e.message_en()))?;
-    device.set_trust(trust.clone());
-    let store = device.store();
+    let device = Device::with_store(store).map_err(|e| app_failure(&e, out))?;
+    device
+        .adopt_trust(&trust, now_ms())
+        .map_err(|e| app_failure(&e, out))?;
 
     // 4. Codes printed as PNG labels.
     let machine_text = issue_machine_label(&issuer, &label).map_err(|e| fail("demo.issue", e))?;
@@ -356,7 +371,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 6. Scan to start: the welder shows the live presentation, the machine label is scanned.
     let machine_code = scanned_texts.first().cloned().unwrap_or_default();
     let presentation = scanned_texts.get(2).cloned().unwrap_or_default();
-    let first = decide(&device, &machine_code, &presentation, t0)?;
+    let first = decide(&device, &machine_code, &presentation, t0, out)?;
     say(
         out,
         "3. 扫码开机判定（尚无动火作业证）：",
@@ -364,19 +379,20 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     );
     print_decision(&first, out);
 
-    // 7. The platform enrols the people who sign permits (their phones' keys and permit roles);
-    // this phone syncs the signed signer directory before it relies on any signature.
+    // 7. The platform enrols the people who sign permits (each phone enrols its own key and gets
+    // its permit roles in the signed signer directory), then this phone enrols and syncs the
+    // signed signer directory before it relies on any signature.
     let signers = Signers::generate()?;
-    let platform = LocalPlatform::start(&dir, store, &credential, &signers)?;
+    let platform = LocalPlatform::start(&dir, &device, &trust, &credential, &signers, out)?;
     say(
         out,
         &format!(
-            "   本地平台已启动；签字人名录 {} 人（申请人、现场检查人、审批人、监护人），已验签同步",
-            platform.directory_entries
+            "   本地平台已启动；签字人名录 {} 人（申请人、现场检查人、审批人、监护人），已验签同步；本机注册为 {}（{}）",
+            platform.directory_entries, platform.enrolled.person, platform.enrolled.device_id
         ),
         &format!(
-            "   Local platform started; signer directory of {} people (applicant, site checker, approver, fire watch) verified and synced",
-            platform.directory_entries
+            "   Local platform started; signer directory of {} people (applicant, site checker, approver, fire watch) verified and synced; this phone enrolled as {} ({})",
+            platform.directory_entries, platform.enrolled.person, platform.enrolled.device_id
         ),
     );
 
@@ -385,19 +401,21 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         name: credential.name.clone(),
         id: credential.certificate_no.clone(),
     };
-    let (permit, code_png) = approved_permit(store, &signers, &welder, t0, &dir, out)?;
-    let permit_id = permit.content.permit_id.clone();
+    let walk = approved_permit(&device, &signers, &welder, t0, &dir, out)?;
+    let permit_id = walk.approved.permit_id.clone();
     say(
         out,
         &format!(
-            "4. 动火作业证 {permit_id}：起草 → 提交（{}）→ 现场确认“十不准、九必须” → 现场审批；作业证码：{}",
-            level_name(&permit, true),
-            code_png.display()
+            "4. 动火作业证 {permit_id}：起草 → 提交（{}）→ 现场确认“十不准、九必须” → 现场审批（审批人本人验证）；作业证码：{}（扫码核对：{}）",
+            walk.approved.level_name.zh,
+            walk.code_png.display(),
+            walk.code_verdict.zh
         ),
         &format!(
-            "4. Hot-work permit {permit_id}: drafted → submitted ({}) → checked on site (ten prohibitions, nine musts) → approved on site; site code: {}",
-            level_name(&permit, false),
-            code_png.display()
+            "4. Hot-work permit {permit_id}: drafted → submitted ({}) → checked on site (ten prohibitions, nine musts) → approved on site (approver's presence verified); site code: {} (scanned back: {})",
+            walk.approved.level_name.en,
+            walk.code_png.display(),
+            walk.code_verdict.en
         ),
     );
 
@@ -405,7 +423,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     let t_start = t0 + Duration::minutes(15);
     let fresh = present(&credential_text, &phone, t_start.timestamp())
         .map_err(|e| fail("demo.issue", e))?;
-    let second = decide(&device, &machine_code, &fresh, t_start)?;
+    let second = decide(&device, &machine_code, &fresh, t_start, out)?;
     say(
         out,
         "5. 再次扫码开机（新的动态亮码）：",
@@ -416,8 +434,8 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // 9. Work starts, completes; the fire watch stays 35 minutes; the permit is closed.
     let t_complete = now - Duration::minutes(45);
     let t_close = now - Duration::minutes(10);
-    let closed = work_and_close(
-        store,
+    let (closed, due_zh, due_after) = work_and_close(
+        &device,
         &signers,
         &permit_id,
         &welder,
@@ -428,6 +446,13 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         },
         out,
     )?;
+    for (zh, en) in due_zh.iter().zip(&due_after) {
+        say(
+            out,
+            &format!("   作业结束后待办：{}", zh.text),
+            &format!("   Due after the work: {}", en.text),
+        );
+    }
     let watch = (t_close - t_complete).num_minutes();
     say(
         out,
@@ -436,14 +461,14 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             china_time(t_start.timestamp()),
             china_time(t_complete.timestamp()),
             china_time(t_close.timestamp()),
-            closed.state.name_zh()
+            closed.state_name.zh
         ),
         &format!(
             "6. Work started {} → completed {} → after a {watch}-minute fire watch, checked and closed {}: {}",
             china_time(t_start.timestamp()),
             china_time(t_complete.timestamp()),
             china_time(t_close.timestamp()),
-            closed.state.name_en()
+            closed.state_name.en
         ),
     );
 
@@ -456,17 +481,16 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         &device,
         &signers,
         (&forged, &machine_code),
-        &closed,
+        &permit_id,
         now,
         out,
     )?;
-    let b = &inspection.body;
     say(
         out,
         &format!(
             "7. 网格员现场检查（逢查必核）：发现 {} 项问题{}",
-            b.violations.len(),
-            if b.report_required {
+            inspection.violations.len(),
+            if inspection.report_required {
                 "，须及时上报"
             } else {
                 ""
@@ -474,15 +498,15 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
         &format!(
             "7. On-site inspection: {} violation(s){}",
-            b.violations.len(),
-            if b.report_required {
+            inspection.violations.len(),
+            if inspection.report_required {
                 "; must be reported upward now"
             } else {
                 ""
             }
         ),
     );
-    for v in &b.violations {
+    for v in &inspection.violations {
         say(
             out,
             &format!("   [{}] {}", v.kind.code(), v.message_zh),
@@ -490,16 +514,14 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         );
     }
 
-    // 11. Everything written waits in the outbox.
-    let counts = store
-        .outbox_counts()
-        .map_err(|e| fail("demo.store", e.message_en()))?;
+    // 11. Everything written waits in the outbox (the history service a phone's outbox screen
+    // calls).
+    let waiting = history::outbox(&device, OutboxFilter::Unresolved, history::MAX_PAGE)
+        .map_err(|e| app_failure(&e, out))?;
+    let counts = waiting.counts;
     let mut by_kind = BTreeMap::new();
-    for e in store
-        .outbox_pending(10_000)
-        .map_err(|e| fail("demo.store", e.message_en()))?
-    {
-        *by_kind.entry(e.kind).or_insert(0u64) += 1;
+    for e in &waiting.entries {
+        *by_kind.entry(e.entry.kind.clone()).or_insert(0u64) += 1;
     }
     let kinds_zh = by_kind
         .iter()
@@ -523,7 +545,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
-    let sync = platform.sync(store)?;
+    let sync = platform.sync(&device, out)?;
     say(
         out,
         &format!(
@@ -548,9 +570,8 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     if out.json {
-        let steps = store
-            .permit_steps(&permit_id)
-            .map_err(|e| permit_store_failure(&e, out))?;
+        let shown = svc::show(&device, now.timestamp(), AppLang::En, &permit_id)
+            .map_err(|e| app_failure(&e, out))?;
         return out.json(&DemoReport {
             dir: dir.display().to_string(),
             images: report_images,
@@ -559,15 +580,19 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             permit: PermitReport {
                 permit_id,
                 state: closed.state,
-                level: closed.level(),
-                steps: steps.len(),
-                code_png: code_png.display().to_string(),
+                level: closed.level,
+                steps: shown.steps.len(),
+                code_png: walk.code_png.display().to_string(),
+                code_matches: walk.code_matches,
+                signatures: closed.signatures.len(),
+                approved_with_presence: walk.approved_with_presence,
+                due_after_completion: due_after,
             },
             second_decision: second,
             inspection: InspectionReport {
-                inspection_id: inspection.body.inspection_id.clone(),
-                violations: inspection.body.violations.clone(),
-                report_required: inspection.body.report_required,
+                inspection_id: inspection.inspection_id,
+                violations: inspection.violations,
+                report_required: inspection.report_required,
             },
             outbox: counts,
             outbox_by_kind: by_kind,
@@ -580,55 +605,52 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
 /// The demo's platform admin token (the server lives in the demo folder only).
 const DEMO_ADMIN: &str = "demo-admin-token";
 
-/// A platform server in `dir/platform` (SQLite, loopback) that holds the registry and has
-/// enrolled this device as a supervisor's and the four people who sign permits.
+/// A platform server in `dir/platform` (SQLite, loopback) that holds the registry, with the four
+/// people who sign permits and this phone enrolled.
 struct LocalPlatform {
     server: weldguard_server::Background,
-    device: weldguard_core::sync::SyncClient,
+    /// This phone's enrolment (its token is what a shell keeps in secure storage).
+    enrolled: Enrolled,
     directory_entries: usize,
 }
 
 impl LocalPlatform {
-    /// Start the server, hand it the registry, enrol the signers with the ids the permit names
-    /// them by and their permit roles, enrol this device (fetching the platform's trust file) and
-    /// sync the signed signer directory into `store`.
+    /// Start the server; the platform's administrator hands it the registry and makes one-time
+    /// enrolment codes (people, their ids and permit roles). Each signer's phone enrols its own key
+    /// through the enrolment service (a profile of its own), then this phone enrols (the service
+    /// saves the platform's trust and fetches the signed signer directory); the trust file this
+    /// phone carries is handed in again, as a shell does at every start.
     fn start(
         dir: &Path,
-        store: &Store,
+        device: &Device,
+        carried_trust: &TrustStore,
         credential: &WelderCredential,
         signers: &Signers,
+        out: &Output,
     ) -> Result<LocalPlatform, Failure> {
-        use std::sync::atomic::AtomicBool;
-        use weldguard_core::codes::signer::DeviceSigner;
         use weldguard_core::sync::protocol::{NewEnrolment, Role};
         use weldguard_core::sync::{RetryPolicy, SyncClient};
         let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
         let server = weldguard_server::Background::start(&dir.join("platform"), DEMO_ADMIN)
             .map_err(|e| fail("demo.server", e))?;
-        let policy = RetryPolicy::default();
-        let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), policy).map_err(net)?;
+        let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), RetryPolicy::default())
+            .map_err(net)?;
         admin.write_registry(&registry(credential)).map_err(net)?;
-        let enrol = |person: &Person, role: Role, roles: Vec<String>, key: &str| {
-            let code = admin
+        let code = |person: &Person, roles: Vec<String>| {
+            admin
                 .enrolment(&NewEnrolment {
                     person: person.name.clone(),
-                    role,
+                    role: Role::Supervisor,
                     person_id: Some(person.id.clone()),
                     permit_roles: roles,
                 })
-                .map_err(net)?;
-            SyncClient::new(&server.url, None, policy)
-                .map_err(net)?
-                .enrol(&code.code, key, "weldguard demo")
+                .map(|c| c.code)
                 .map_err(net)
         };
-        let key = |k: &SoftwareSigner| weldguard_core::codes::to_hex(&k.public_key());
-        let (profiles, _) = rules()?;
-        let approver_roles = profile(&profiles, Utc::now().timestamp())?
-            .levels
-            .iter()
-            .map(|l| l.approver.id.clone())
-            .collect();
+        let now = Utc::now().timestamp();
+        let phones = dir.join("phones");
+        std::fs::create_dir_all(&phones).map_err(|e| fail("demo.write", e))?;
+        let approver_roles = approver_roles(now)?;
         let people = [
             (
                 applicant(),
@@ -644,49 +666,73 @@ impl LocalPlatform {
             ),
         ];
         for (person, roles, signer) in &people {
-            enrol(person, Role::Supervisor, roles.clone(), &key(signer))?;
+            let code = code(person, roles.clone())?;
+            let phone = Device::open(phones.join(format!("{}.db", person.id)))
+                .map_err(|e| app_failure(&e, out))?;
+            enrol(
+                &phone,
+                &EnrolRequest {
+                    server_url: server.url.clone(),
+                    code,
+                    public_key: signer.public_key(),
+                    device_name: format!("{} phone", person.id),
+                },
+                now,
+            )
+            .map_err(|e| app_failure(&e, out))?;
         }
-        let this = enrol(&person("王监护", "S-010"), Role::Supervisor, Vec::new(), "")?;
-        let device = SyncClient::new(&server.url, Some(this.token), policy).map_err(net)?;
-        let trust_file = device.trust_file().map_err(net)?;
-        let trust = TrustStore::from_json(&serde_json::to_string(&trust_file).unwrap_or_default())
-            .map_err(|e| fail("demo.trust", e))?;
-        let device = device.with_trust(trust.clone());
+        let code = code(&person("王监护", "S-010"), Vec::new())?;
+        let enrolled = enrol(
+            device,
+            &EnrolRequest {
+                server_url: server.url.clone(),
+                code,
+                public_key: Vec::new(),
+                device_name: "weldguard demo".into(),
+            },
+            now,
+        )
+        .map_err(|e| app_failure(&e, out))?;
         device
-            .fetch_signer_directory(store, &trust, &AtomicBool::new(false))
-            .map_err(net)?;
-        let directory_entries = store
+            .adopt_trust(carried_trust, now_ms())
+            .map_err(|e| app_failure(&e, out))?;
+        let directory_entries = device
+            .store()
             .signer_directory()
             .map_err(|e| fail("demo.store", e.message_en()))?
             .map_or(0, |d| d.entries.len());
         Ok(LocalPlatform {
             server,
-            device,
+            enrolled,
             directory_entries,
         })
     }
 
-    /// Sync everything the phone recorded: status list, directory, push, snapshot, permits.
-    fn sync(self, store: &Store) -> Result<SyncSummary, Failure> {
-        use std::sync::atomic::AtomicBool;
-        let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
-        let report = self
-            .device
-            .sync(store, &mut |_| {}, &AtomicBool::new(false))
-            .map_err(net)?;
-        let status = store
+    /// Sync everything the phone recorded (the sync service): trust, status list, directory,
+    /// push, snapshot, permits.
+    fn sync(self, device: &Device, out: &Output) -> Result<SyncSummary, Failure> {
+        let now = Utc::now().timestamp();
+        let summary = app_sync(
+            device,
+            SyncRequest::new(self.enrolled.server.clone(), self.enrolled.token.clone()),
+            now,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .map_err(|e| app_failure(&e, out))?;
+        let status = device
+            .store()
             .status_list_info()
             .map_err(|e| fail("demo.store", e.message_en()))?;
-        let now = Utc::now().timestamp();
         drop(self.server);
         Ok(SyncSummary {
-            pushed: report.pushed,
-            applied: report.applied,
-            rejected: report.rejected,
-            pulled_changes: report.pulled_changes,
-            snapshot_chunks: report.snapshot_chunks,
+            pushed: summary.pushed,
+            applied: summary.applied,
+            rejected: summary.rejected,
+            pulled_changes: summary.pulled_changes,
+            snapshot_chunks: summary.snapshot_chunks,
             status_list_entries: status.as_ref().map_or(0, |s| s.entries),
-            revocation_data_age_secs: status.map_or(-1, |s| s.age_secs(now)),
+            revocation_data_age_secs: summary.revocation_data_age_secs.unwrap_or(-1),
         })
     }
 }
@@ -707,26 +753,6 @@ fn china_time(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-fn level_name(permit: &Permit, zh: bool) -> String {
-    let level = permit.level();
-    ProfileSet::builtin()
-        .ok()
-        .and_then(|set| {
-            set.profiles
-                .iter()
-                .find(|p| p.id == permit.content.profile_id)
-                .and_then(|p| p.level(level))
-                .map(|l| {
-                    if zh {
-                        l.name_zh.clone()
-                    } else {
-                        l.name_en.clone()
-                    }
-                })
-        })
-        .unwrap_or_else(|| format!("{level:?}"))
-}
-
 fn print_decision(answer: &DecideAnswer, out: &Output) {
     if !out.json {
         stdout!("{}", human(answer, Lang::Zh));
@@ -741,6 +767,7 @@ fn decide(
     machine_text: &str,
     welder_text: &str,
     at: DateTime<Utc>,
+    out: &Output,
 ) -> Result<DecideAnswer, Failure> {
     let view = start_work(
         device,
@@ -754,31 +781,36 @@ fn decide(
                 longitude: SITE_LON,
                 accuracy_m: 8.0,
             }),
-            lang: weldguard_core::app::Lang::Zh,
+            lang: AppLang::Zh,
         },
     )
-    .map_err(|e| fail("demo.store", e.message_en()))?;
+    .map_err(|e| app_failure(&e, out))?;
     Ok(DecideAnswer::of(view))
 }
 
-/// The people who sign, each with a software key (a phone keeps it in hardware).
+/// The people who sign, each with a software key (a phone keeps it in hardware and asks for the
+/// person's presence; here the approver's key says presence was verified, as the approval needs).
 struct Signers {
-    applicant: SoftwareSigner,
-    checker: SoftwareSigner,
-    approver: SoftwareSigner,
-    fire_watch: SoftwareSigner,
-    inspector: SoftwareSigner,
+    applicant: SoftwarePersonSigner,
+    checker: SoftwarePersonSigner,
+    approver: SoftwarePersonSigner,
+    fire_watch: SoftwarePersonSigner,
+    inspector: SoftwarePersonSigner,
 }
 
 impl Signers {
     fn generate() -> Result<Signers, Failure> {
-        let key = || SoftwareSigner::generate().map_err(|e| fail("demo.key", e));
+        let key = |present: bool| {
+            SoftwareSigner::generate()
+                .map(|k| SoftwarePersonSigner::new(k, present))
+                .map_err(|e| fail("demo.key", e))
+        };
         Ok(Signers {
-            applicant: key()?,
-            checker: key()?,
-            approver: key()?,
-            fire_watch: key()?,
-            inspector: key()?,
+            applicant: key(false)?,
+            checker: key(false)?,
+            approver: key(true)?,
+            fire_watch: key(false)?,
+            inspector: key(false)?,
         })
     }
 }
@@ -790,11 +822,11 @@ fn person(name: &str, id: &str) -> Person {
     }
 }
 
-fn signer_actor(p: &Person, role: &str) -> Actor {
-    Actor {
+fn acting(p: &Person, role: Option<&str>) -> ActorInput {
+    ActorInput {
         name: p.name.clone(),
         id: p.id.clone(),
-        role: role.into(),
+        role: role.map(str::to_owned),
     }
 }
 
@@ -802,31 +834,33 @@ fn site_location() -> GeoPoint {
     GeoPoint::from_degrees(SITE_LAT, SITE_LON)
 }
 
-/// Answers to every item of the given sections, with the evidence each requires.
+/// What the person checking fills in: every item of the given sections answered, with the
+/// evidence each requires (photos, the machine 6 m away, the people by name).
 fn answers(
-    catalog: &Catalog,
     sections: &[Section],
     welder: &Person,
     fire_watch: &Person,
     gas_at: i64,
-) -> Vec<ChecklistAnswer> {
+) -> Result<Vec<ChecklistAnswer>, Failure> {
+    let catalog = Catalog::builtin().map_err(|e| fail("permit.catalog", e))?;
     let mut sample = SampleEvidence::new(welder.clone(), fire_watch.clone(), gas_at);
     sample.machine_distance_m = Some(6);
-    sample_answers(catalog, sections, &sample)
+    Ok(sample_answers(&catalog, sections, &sample))
 }
 
-fn rules() -> Result<(ProfileSet, Catalog), Failure> {
+/// The approver roles of the demo's rule profile, for the platform's enrolment of the approver.
+fn approver_roles(at: i64) -> Result<Vec<String>, Failure> {
     let profiles = ProfileSet::builtin().map_err(|e| fail("permit.profiles", format!("{e:?}")))?;
-    let catalog = Catalog::builtin().map_err(|e| fail("permit.catalog", e))?;
-    Ok((profiles, catalog))
-}
-
-fn profile(profiles: &ProfileSet, at: i64) -> Result<&RuleProfile, Failure> {
     let date =
         WorkTime::china(DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default()).local_date;
-    profiles
+    let profile = profiles
         .select(PROFILE, date)
-        .ok_or_else(|| fail("permit.profile_unknown", PROFILE))
+        .ok_or_else(|| fail("permit.profile_unknown", PROFILE))?;
+    Ok(profile
+        .levels
+        .iter()
+        .map(|l| l.approver.id.clone())
+        .collect())
 }
 
 fn fire_watch() -> Person {
@@ -845,118 +879,119 @@ fn approver() -> Person {
     person("周八", "S-004")
 }
 
-/// Draft, submit, check on site and approve the demo permit; write its site code as a PNG.
+/// The permit walked to approved, and its site code.
+struct ApprovedPermit {
+    approved: PermitView,
+    approved_with_presence: bool,
+    code_png: PathBuf,
+    code_matches: bool,
+    code_verdict: svc::Text,
+}
+
+/// Draft, submit, check on site and approve the demo permit through the permit services (each
+/// step signed by its person's key); write its site code as a PNG and scan it back.
 fn approved_permit(
-    store: &Store,
+    device: &Device,
     signers: &Signers,
     welder: &Person,
     t0: DateTime<Utc>,
     dir: &Path,
     out: &Output,
-) -> Result<(Permit, PathBuf), Failure> {
-    let (profiles, catalog) = rules()?;
-    let profile = profile(&profiles, t0.timestamp())?;
-    let ctx = RuleContext {
-        profile,
-        catalog: &catalog,
-    };
+) -> Result<ApprovedPermit, Failure> {
     let at = |minutes: i64| (t0 + Duration::minutes(minutes)).timestamp();
-    let level = profile
-        .levels
-        .iter()
-        .find(|l| l.level == PermitLevel::Level2)
-        .ok_or_else(|| fail("permit.level", "the profile has no level 2"))?;
+    let lang = AppLang::En;
+    let failed = |e: weldguard_core::app::AppError| app_failure(&e, out);
     let valid_from = t0.timestamp();
-    let valid_until = valid_from + level.max_validity_secs.min(8 * 3600);
-    let applicant = applicant();
-    let permit_id = new_record_id(now_ms()).map_err(|e| fail("demo.store", e.message_en()))?;
-    let content = PermitContent {
-        permit_id: permit_id.clone(),
-        site: Site {
+    let drafted = svc::draft(
+        device,
+        at(2),
+        lang,
+        DraftInput {
             site_id: SITE.into(),
-            name: "肥城市某商业综合体项目 3号楼".into(),
-            profile_id: profile.id.clone(),
-            location: site_location(),
-            utc_offset_secs: 8 * 3600,
-            night: NightHours {
-                start: NaiveTime::from_hms_opt(20, 0, 0).unwrap_or_default(),
-                end: NaiveTime::from_hms_opt(6, 0, 0).unwrap_or_default(),
-            },
+            site_name: "肥城市某商业综合体项目 3号楼".into(),
+            rules: PROFILE.into(),
+            site_location: site_location(),
+            night: None,
             approval_radius_m: None,
+            work: "3号楼地下室钢结构支架焊接".into(),
+            hot_work_point: "3号楼地下一层东侧".into(),
+            hot_work_points: 1,
+            level: PermitLevel::Level2,
+            valid_from,
+            valid_until: valid_from + 8 * 3600,
+            applicant: applicant(),
+            welders: vec![welder.clone()],
+            machines: vec![MACHINE_ID.into()],
+            fire_watch: vec![fire_watch()],
+            conditions: WorkConditions::default(),
+            permit_id: None,
         },
-        profile_id: profile.id.clone(),
-        profile_version: profile.version.clone(),
-        catalog_version: catalog.version.clone(),
-        work_description: "3号楼地下室钢结构支架焊接".into(),
-        hot_work_point: "3号楼地下一层东侧".into(),
-        hot_work_points: 1,
-        location: site_location(),
-        conditions: WorkConditions {
-            wind_force: None,
-            outdoor: false,
-            shields: false,
-            complex_environment: false,
-        },
-        requested_level: PermitLevel::Level2,
-        valid_from,
-        valid_until,
-        applicant: applicant.clone(),
-        welders: vec![welder.clone()],
-        machines: vec![MACHINE_ID.into()],
-        fire_watch: vec![fire_watch()],
-    };
-    let by = signer_actor(&applicant, "applicant");
-    let draft = Permit::draft(content, &ctx, &by, at(2)).map_err(|e| explained(&e, out, false))?;
-    store
-        .save_permit(None, &draft, None, now_ms())
-        .map_err(|e| permit_store_failure(&e, out))?;
-    let apply = |action: Action<'_>| {
-        store
-            .apply_permit_action(&permit_id, &ctx, action, now_ms())
-            .map(|(p, _)| p)
-            .map_err(|e| permit_store_failure(&e, out))
-    };
-    let calendar = WorkCalendar::default();
-    let submitted = apply(Action::Submit {
-        by,
-        signer: &signers.applicant,
-        calendar: &calendar,
-        at: at(4),
-        location: Some(site_location()),
-    })?;
-    apply(Action::SiteCheck {
-        by: signer_actor(&checker(), "supervisor"),
-        signer: &signers.checker,
-        answers: answers(
-            &catalog,
+    )
+    .map_err(failed)?;
+    let id = drafted.permit_id;
+    svc::submit(
+        device,
+        at(4),
+        lang,
+        Some(site_location()),
+        &id,
+        acting(&applicant(), None),
+        None,
+        &signers.applicant,
+    )
+    .map_err(failed)?;
+    svc::site_check(
+        device,
+        at(8),
+        lang,
+        Some(site_location()),
+        &id,
+        acting(&checker(), None),
+        answers(
             &[Section::Prohibition, Section::Must],
             welder,
             &fire_watch(),
             at(6),
-        ),
-        at: at(8),
-        location: Some(site_location()),
-    })?;
-    let approver_role = profile
-        .level(submitted.level())
-        .map(|l| l.approver.id.clone())
-        .unwrap_or_else(|| "approver".into());
-    let approved = apply(Action::Approve {
-        by: signer_actor(&approver(), &approver_role),
-        // The demo's approver is at the site in person.
-        signer: &weldguard_core::codes::PresenceConfirmed(&signers.approver),
-        at: at(12),
-        location: Some(site_location()),
-    })?;
-    let text = issue_permit_code(&approved, &signers.approver, at(12))
-        .map_err(|e| explained(&e, out, false))?;
+        )?,
+        &signers.checker,
+    )
+    .map_err(failed)?;
+    // The demo's approver is at the site in person; the role is the level's approver's.
+    let approved = svc::approve(
+        device,
+        at(12),
+        lang,
+        Some(site_location()),
+        &id,
+        acting(&approver(), None),
+        &signers.approver,
+    )
+    .map_err(failed)?;
+    let approved_with_presence = approved.signatures.iter().any(|s| {
+        s.step == weldguard_core::permit::SignedStep::Approve && s.user_present == Some(true)
+    });
+    let code = svc::site_code(device, at(12), &id, &signers.approver).map_err(failed)?;
     let png = dir.join("permit.png");
-    write_png(&text, EcLevel::M, &png)?;
+    write_png(&code.text, EcLevel::M, &png)?;
     // The printed site code reads back and matches the stored permit.
     let scanned = scan_png(&png)?.unwrap_or_default();
-    let claims = read_permit_code(&scanned).map_err(|e| explained(&e, out, false))?;
-    check_against_permit(&claims, &approved).map_err(|e| explained(&e, out, false))?;
-    Ok((approved, png))
+    let check = svc::scan(device, lang, &scanned).map_err(failed)?;
+    let zh = svc::scan(device, AppLang::Zh, &scanned).map_err(failed)?;
+    let code_matches = check.valid && check.matches_stored == Some(true);
+    if !code_matches {
+        return Err(fail("demo.permit_code", check.verdict.en));
+    }
+    Ok(ApprovedPermit {
+        approved,
+        approved_with_presence,
+        code_png: png,
+        code_matches,
+        code_verdict: svc::Text {
+            zh: zh.verdict.zh,
+            en: check.verdict.en.clone(),
+            text: check.verdict.en,
+        },
+    })
 }
 
 /// When the work started and completed and the permit was closed (Unix seconds).
@@ -966,71 +1001,58 @@ struct WorkTimes {
     close: i64,
 }
 
-/// Work starts, completes, and the permit is closed after the post-work check.
+/// Work starts, completes (what is due then: the fire watch, in Chinese and English), and the
+/// permit is closed after the post-work check, through the permit services.
 fn work_and_close(
-    store: &Store,
+    device: &Device,
     signers: &Signers,
     permit_id: &str,
     welder: &Person,
     times: WorkTimes,
     out: &Output,
-) -> Result<Permit, Failure> {
+) -> Result<(PermitView, Vec<Due>, Vec<Due>), Failure> {
     let WorkTimes {
         start,
         complete,
         close,
     } = times;
-    let (profiles, catalog) = rules()?;
-    let permit = store
-        .permit(permit_id)
-        .map_err(|e| permit_store_failure(&e, out))?
-        .ok_or_else(|| fail("permit_store.not_found", permit_id))?;
-    let profile = profiles
-        .profiles
-        .iter()
-        .find(|p| p.id == permit.content.profile_id && p.version == permit.content.profile_version)
-        .ok_or_else(|| fail("permit.profile_unknown", &permit.content.profile_id))?;
-    let ctx = RuleContext {
-        profile,
-        catalog: &catalog,
-    };
-    let apply = |action: Action<'_>| {
-        store
-            .apply_permit_action(permit_id, &ctx, action, now_ms())
-            .map(|(p, _)| p)
-            .map_err(|e| permit_store_failure(&e, out))
-    };
-    apply(Action::Start {
-        at: start,
-        continuous_monitoring: false,
-        by: Some(welder.id.clone()),
-    })?;
-    apply(Action::Complete { at: complete })?;
+    let lang = AppLang::En;
+    let failed = |e: weldguard_core::app::AppError| app_failure(&e, out);
+    svc::start(
+        device,
+        start,
+        lang,
+        permit_id,
+        false,
+        Some(welder.id.clone()),
+    )
+    .map_err(failed)?;
+    svc::complete(device, complete, lang, permit_id).map_err(failed)?;
+    let due_zh = due(device, complete, AppLang::Zh).map_err(failed)?;
+    let due_en = due(device, complete, AppLang::En).map_err(failed)?;
     let watch = fire_watch();
-    apply(Action::Close {
-        by: signer_actor(&watch, "fire_watch"),
-        signer: &signers.fire_watch,
-        post_work: answers(&catalog, &[Section::PostWork], welder, &watch, close),
-        at: close,
-        location: Some(site_location()),
-    })
+    let closed = svc::close(
+        device,
+        close,
+        lang,
+        Some(site_location()),
+        permit_id,
+        acting(&watch, Some("fire_watch")),
+        answers(&[Section::PostWork], welder, &watch, close)?,
+        &signers.fire_watch,
+    )
+    .map_err(failed)?;
+    if closed.state != PermitState::Closed {
+        return Err(fail("demo.permit", "the permit did not close"));
+    }
+    Ok((closed, due_zh, due_en))
 }
 
-/// The inspector's phone key (a software key here; a phone keeps it in hardware and may ask for
-/// the inspector's presence).
-struct InspectorKey<'a>(&'a SoftwareSigner);
-
-impl PersonSigner for InspectorKey<'_> {
-    fn public_key(&self) -> Vec<u8> {
-        self.0.public_key()
-    }
-
-    fn sign(&self, request: &SignRequest) -> Result<Signed, SignerError> {
-        Ok(Signed {
-            signature: self.0.sign(&request.message)?,
-            user_present: false,
-        })
-    }
+/// What the inspection found, as the history service lists it.
+struct Inspected {
+    inspection_id: String,
+    violations: Vec<Violation>,
+    report_required: bool,
 }
 
 /// The inspector scans the welder's code and the machine label, sees the permit and the site, and
@@ -1039,17 +1061,17 @@ fn inspect(
     device: &Device,
     signers: &Signers,
     (welder_text, machine_text): (&str, &str),
-    permit: &Permit,
+    permit_id: &str,
     at: DateTime<Utc>,
     out: &Output,
-) -> Result<Inspection, Failure> {
+) -> Result<Inspected, Failure> {
     let input = InspectionRecordInput {
         site_id: SITE.into(),
         inspector_name: "网格员刘".into(),
         inspector_id: "G-0042".into(),
         welder_text: Some(welder_text.to_owned()),
         machine_text: Some(machine_text.to_owned()),
-        permit: Some(PermitShown::Id(permit.content.permit_id.clone())),
+        permit: Some(PermitShown::Id(permit_id.to_owned())),
         findings: vec![Observation {
             item_id: "ban.08".into(),
             outcome: Outcome::NotCompliant,
@@ -1066,18 +1088,20 @@ fn inspect(
     let view = record_inspection(
         device,
         input,
-        &InspectorKey(&signers.inspector),
+        &signers.inspector,
         at.timestamp(),
-        weldguard_core::app::Lang::Zh,
+        AppLang::Zh,
     )
     .map_err(|e| app_failure(&e, out))?;
-    // The sealed record as saved.
-    device
-        .store()
-        .inspections(10)
-        .map_err(|e| permit_store_failure(&e, out))?
+    // The sealed record as saved (its seal verified on reading).
+    history::inspections(device, 10)
+        .map_err(|e| app_failure(&e, out))?
         .into_iter()
-        .find(|r| r.id == view.inspection_id)
-        .map(|r| r.inspection)
+        .find(|r| r.inspection_id == view.inspection_id)
+        .map(|r| Inspected {
+            inspection_id: r.inspection_id,
+            violations: r.violations,
+            report_required: r.report_required,
+        })
         .ok_or_else(|| fail("demo.store", "the inspection was not saved"))
 }
