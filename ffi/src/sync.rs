@@ -157,7 +157,12 @@ impl Device {
         task: Arc<SyncTask>,
         now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
-        self.run_sync(SyncRequest::new(server_url, token), listener, task, now_unix)
+        self.run_sync(
+            SyncRequest::new(server_url, token),
+            listener,
+            task,
+            now_unix,
+        )
     }
 
     /// [`Device::sync`], refreshing an expired token with the device key: `device_id` is the id

@@ -160,7 +160,9 @@ fn a_presentation_made_through_the_phone_key_verifies_once() {
     assert_eq!(check.welder.unwrap().name, "赵六");
 
     let device = Device::open(f.db.clone()).unwrap();
-    device.set_trust(f.trust_json.clone(), 1_764_000_000).unwrap();
+    device
+        .set_trust(f.trust_json.clone(), 1_764_000_000)
+        .unwrap();
     assert!(device.verify_code(presentation.clone(), NOW + 5).valid);
     let again = device.verify_code(presentation, NOW + 6);
     assert!(!again.valid);
@@ -186,7 +188,9 @@ fn a_refusing_key_store_is_a_typed_signing_error() {
 fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
     let f = fixture();
     let device = Device::open(f.db.clone()).unwrap();
-    device.set_trust(f.trust_json.clone(), 1_764_000_000).unwrap();
+    device
+        .set_trust(f.trust_json.clone(), 1_764_000_000)
+        .unwrap();
     let credential_code = issue_credential(
         &f.issuer,
         &credential(f.phone.public_key()),
@@ -231,8 +235,12 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
 fn bad_input_is_an_error_and_changes_nothing() {
     let f = fixture();
     let device = Device::open(f.db.clone()).unwrap();
-    device.set_trust(f.trust_json.clone(), 1_764_000_000).unwrap();
-    let err = device.set_trust("{not json".into(), 1_764_000_000).unwrap_err();
+    device
+        .set_trust(f.trust_json.clone(), 1_764_000_000)
+        .unwrap();
+    let err = device
+        .set_trust("{not json".into(), 1_764_000_000)
+        .unwrap_err();
     assert!(matches!(err, WeldGuardError::InvalidInput { .. }));
     // The old trust still holds.
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
@@ -282,7 +290,9 @@ fn a_signed_status_list_revokes_offline_and_its_age_is_shown() {
     use weldguard_core::domain::{Revocation, RevocationTarget};
     let f = fixture();
     let device = Device::open(f.db.clone()).unwrap();
-    device.set_trust(f.trust_json.clone(), 1_764_000_000).unwrap();
+    device
+        .set_trust(f.trust_json.clone(), 1_764_000_000)
+        .unwrap();
     assert_eq!(device.revocation_status(NOW).unwrap(), None);
     let code = issue_credential(
         &f.issuer,

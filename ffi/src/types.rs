@@ -1,9 +1,29 @@
 //! Records and enums that cross the FFI, and their mapping from the domain. Dates cross as ISO
 //! `YYYY-MM-DD` text, times as Unix seconds; every reason carries its stable code and both languages.
 
+use weldguard_core::app;
 use weldguard_core::codes::{CodeKind as DomainCodeKind, VerifiedClaims, VerifiedCode};
 use weldguard_core::domain::{self, Explain, MachineLabel, WelderCredential};
 use weldguard_core::rules::{self, IdReport};
+
+/// The shell's language, for the texts a call puts in its answer (`text` fields). Stable codes
+/// never depend on it, and every reason keeps its Chinese and English text as well.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum Lang {
+    /// 简体中文.
+    #[default]
+    Zh,
+    En,
+}
+
+impl From<Lang> for app::Lang {
+    fn from(l: Lang) -> Self {
+        match l {
+            Lang::Zh => app::Lang::Zh,
+            Lang::En => app::Lang::En,
+        }
+    }
+}
 
 /// How much a reason weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
