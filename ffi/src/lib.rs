@@ -10,22 +10,29 @@
 //!   and replay cache; scan-to-start decisions recorded with their outbox entries.
 //! - [`scan`]: camera frames (the luma plane with its row stride) and image files to the QR codes in
 //!   them.
-//! - [`sync`]: [`Device::sync`] with a progress listener the shell implements and a cancellable
-//!   [`SyncTask`].
+//! - [`sync`]: [`Device::sync`] (async) with a progress listener the shell implements and a
+//!   cancellable [`SyncTask`], the cancel handle of every long call.
+//! - [`enrol`]: [`Device::enrol`] (async), enrolment with a platform server.
+//! - [`inspection`]: the inspector's check of a welder's code and recording an inspection.
+//! - [`history`]: work sessions, outbox entries (with the platform's refusals), inspections.
 //!
 //! Times cross the boundary as Unix seconds (UTC) passed in by the shell; the core reads no clock.
 
 mod background;
 pub mod device;
+pub mod enrol;
 pub mod error;
 pub mod functions;
+pub mod history;
+pub mod inspection;
 pub mod scan;
 pub mod sync;
 pub mod types;
 
 pub use device::Device;
 pub use error::WeldGuardError;
-pub use sync::{SyncListener, SyncStage, SyncSummary, SyncTask};
+pub use sync::{DriftOutcome, SyncListener, SyncStage, SyncSummary, SyncTask};
+pub use types::Lang;
 
 #[cfg(test)]
 mod tests;
