@@ -221,6 +221,17 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
     );
     let session = result.session_id.expect("recorded");
     assert_eq!(device.outbox_summary().unwrap().pending, 1);
+    // The history lists it, newest first, with where its upload stands.
+    let page = device.work_sessions(None, 10).unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(page.sessions[0].id, session);
+    assert_eq!(page.sessions[0].started_at, NOW);
+    assert!(page.sessions[0].allowed);
+    assert_eq!(
+        page.sessions[0].outbox_state,
+        super::history::OutboxState::Pending
+    );
+    assert_eq!(page.next_cursor, None);
 
     // A forged welder code: denied, recorded? No: nothing identifies the welder, so nothing to record.
     let denied = device
