@@ -4,13 +4,14 @@
 //! outbox entry.
 
 use super::error::WeldGuardError;
+use std::sync::Arc;
+
 use super::types::{
-    CodeCheck, DevicePosition, OutboxSummary, Reason, RevocationStatus, Severity, StartWorkResult,
+    CodeCheck, DevicePosition, Lang, OutboxSummary, RevocationStatus, StartWorkResult,
 };
+use weldguard_core::app;
 use weldguard_core::app::start_work::{PositionInput, StartWorkInput, start_work};
-use weldguard_core::app::{self, Lang};
 use weldguard_core::codes::TrustStore;
-use weldguard_core::rules;
 use weldguard_core::store::Store;
 
 /// One user profile's offline state: the application layer's [`app::Device`].
@@ -30,10 +31,10 @@ impl Device {
     /// Open (or create) the profile database at `db_path`; migrations run here. A file from a newer
     /// app version, a damaged file or a non-database file is refused and left untouched.
     #[uniffi::constructor]
-    pub fn open(db_path: String) -> Result<Self, WeldGuardError> {
-        Ok(Self {
+    pub fn open(db_path: String) -> Result<Arc<Self>, WeldGuardError> {
+        Ok(Arc::new(Self {
             app: app::Device::open(&db_path)?,
-        })
+        }))
     }
 
     /// Hand in a trust file (JSON) the shell keeps, for profiles enrolled before the trust was kept
@@ -68,7 +69,7 @@ impl Device {
     /// `site_id` and `now_unix`, and record the answer (allowed or not) as a work session with its
     /// outbox entry, in one transaction, with the device's position when given (degrees and
     /// accuracy in metres; out of range is an input error and nothing is saved). Every failed
-    /// condition is in `reasons`.
+    /// condition is in `reasons`, its `text` in `lang`.
     pub fn start_work(
         &self,
         machine_text: String,
@@ -76,6 +77,7 @@ impl Device {
         site_id: String,
         now_unix: i64,
         position: Option<DevicePosition>,
+        lang: Lang,
     ) -> Result<StartWorkResult, WeldGuardError> {
         let view = start_work(
             &self.app,
@@ -89,33 +91,17 @@ impl Device {
                     longitude: p.longitude,
                     accuracy_m: p.accuracy_m,
                 }),
-                lang: Lang::Zh,
+                lang: lang.into(),
             },
         )?;
         Ok(StartWorkResult {
             allowed: view.allowed,
             scan_exempt: view.scan_exempt,
-            rule_set: serde_json::to_value(view.rule_set)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            rule_set: view.rule_set.into(),
             machine_id: view.machine_id,
             certificate_no: view.certificate_no,
             permit_id: view.permit_id,
-            reasons: view
-                .reasons
-                .into_iter()
-                .map(|r| Reason {
-                    code: r.code,
-                    severity: match r.severity {
-                        rules::Severity::Deny => Severity::Deny,
-                        rules::Severity::Warn => Severity::Warn,
-                        rules::Severity::Info => Severity::Info,
-                    },
-                    zh: r.zh,
-                    en: r.en,
-                })
-                .collect(),
+            reasons: view.reasons.into_iter().map(Into::into).collect(),
             session_id: view.session_id,
         })
     }

@@ -14,15 +14,21 @@
 //!   answering with a [`permits::PermitView`] (allowed actions, deadlines, flags, signatures).
 //! - [`signing`]: [`signing::PersonSigner`], the person's key for every step they sign, with
 //!   user presence where the step requires it.
-//! - [`sync`]: [`Device::sync`] with a progress listener the shell implements and a cancellable
-//!   [`SyncTask`].
+//! - [`sync`]: [`Device::sync`] (async) with a progress listener the shell implements and a
+//!   cancellable [`SyncTask`], the cancel handle of every long call.
+//! - [`enrol`]: [`Device::enrol`] (async), enrolment with a platform server.
+//! - [`inspection`]: the inspector's check of a welder's code and recording an inspection.
+//! - [`history`]: work sessions, outbox entries (with the platform's refusals), inspections.
 //!
 //! Times cross the boundary as Unix seconds (UTC) passed in by the shell; the core reads no clock.
 
 mod background;
 pub mod device;
+pub mod enrol;
 pub mod error;
 pub mod functions;
+pub mod history;
+pub mod inspection;
 pub mod permits;
 pub mod scan;
 pub mod signing;
@@ -31,7 +37,8 @@ pub mod types;
 
 pub use device::Device;
 pub use error::WeldGuardError;
-pub use sync::{SyncListener, SyncStage, SyncSummary, SyncTask};
+pub use sync::{DriftOutcome, SyncListener, SyncStage, SyncSummary, SyncTask};
+pub use types::Lang;
 
 #[cfg(test)]
 mod tests;

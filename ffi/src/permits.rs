@@ -15,6 +15,7 @@ use weldguard_core::store::StoredPermitStep;
 use crate::device::Device;
 use crate::error::WeldGuardError;
 use crate::signing::{ForeignPersonSigner, PersonSigner};
+use crate::types::Lang;
 
 #[cfg(test)]
 mod tests;
@@ -22,25 +23,6 @@ mod tests;
 // ---------------------------------------------------------------------------------------------
 // Enums
 // ---------------------------------------------------------------------------------------------
-
-/// The language the shell chose for the `text` fields of an answer. Stable codes never depend on
-/// it; reasons keep their Chinese and English texts as well.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, uniffi::Enum)]
-pub enum Lang {
-    /// 简体中文.
-    #[default]
-    Zh,
-    En,
-}
-
-impl From<Lang> for app::Lang {
-    fn from(l: Lang) -> Self {
-        match l {
-            Lang::Zh => app::Lang::Zh,
-            Lang::En => app::Lang::En,
-        }
-    }
-}
 
 /// Where a permit is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]

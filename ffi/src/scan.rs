@@ -13,7 +13,10 @@
 //! [`super::functions::verify_code`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
+use super::background::run;
 use super::error::WeldGuardError;
 use weldguard_core::scan::{self, EccLevel, LumaFrame, ScanOptions, ScannedCode};
 
@@ -108,10 +111,18 @@ pub fn scan_frame(
 
 /// Find every QR code in a PNG or JPEG file's bytes (a photo taken or picked by the user). The
 /// header's size is checked before any pixel is decoded; a file that is not a PNG or JPEG, is
-/// truncated, or is too large is `InvalidInput` with a `scan.*` code.
+/// truncated, or is too large is `InvalidInput` with a `scan.*` code. `async`: decoding a photo
+/// takes longer than a frame, so it runs on a thread of its own (a live frame goes through
+/// [`scan_frame`], synchronous).
 #[uniffi::export]
-pub fn scan_image(file_bytes: Vec<u8>, mode: ScanMode) -> Result<Vec<ScannedQr>, WeldGuardError> {
-    guarded(|| scan::scan_image_bytes(&file_bytes, &mode.options()))
+pub async fn scan_image(
+    file_bytes: Vec<u8>,
+    mode: ScanMode,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    run("scan", Arc::new(AtomicBool::new(false)), move || {
+        guarded(|| scan::scan_image_bytes(&file_bytes, &mode.options()))
+    })
+    .await
 }
 
 /// Run a scan so that nothing unwinds into the shell: a panic, which would be a bug (calls into

@@ -1,6 +1,9 @@
-//! Sync through the FFI: [`Device::sync`] runs one blocking sync on the shell's background thread,
+//! Sync through the FFI: [`Device::sync`] is an `async` call (a Kotlin `suspend fun`, a Swift
+//! `async func`) whose blocking work runs on a thread of its own ([`crate::background`]); it
 //! reports progress through a [`SyncListener`] the shell implements, and stops early when the shell
-//! cancels its [`SyncTask`] (the user left the screen, the OS is suspending the app).
+//! cancels its [`SyncTask`] or drops the call (the coroutine is cancelled, the user left the
+//! screen, the OS is suspending the app). [`SyncTask`] is the cancel handle of every long call
+//! (sync, drift check, enrolment).
 //!
 //! Device tokens expire. [`Device::sync_with_key`] refreshes an expired token by signing a server
 //! nonce with the phone's device key (the one it enrolled with) and hands the new token to
@@ -11,9 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Device;
+use super::background::run;
 use super::error::WeldGuardError;
 use super::functions::{DeviceKey, ForeignSigner};
 use weldguard_core::app::sync::{self as app_sync, SyncRequest, TokenRefresh};
+use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::{DriftCheck, Progress, RetryPolicy, SyncClient, SyncPhase};
 
 /// Which part of a sync is running.
@@ -37,11 +42,19 @@ pub trait SyncListener: Send + Sync {
     fn on_token(&self, token: String, expires_at_ms: Option<i64>);
 }
 
-/// A handle to stop a running sync. Cancelling takes effect at the next request or page; what was
-/// already applied stays, and the next sync goes on from there.
+/// The cancel handle of a long call (sync, drift check, enrolment). Cancelling takes effect at
+/// the next request or page; what was already applied stays, and the next sync goes on from there.
+/// Dropping the call's future (cancelling the coroutine or task) cancels it the same way.
 #[derive(Debug, Default, uniffi::Object)]
 pub struct SyncTask {
-    cancelled: AtomicBool,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl SyncTask {
+    /// The flag the call's worker watches.
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
+    }
 }
 
 #[uniffi::export]
@@ -126,51 +139,82 @@ impl From<weldguard_core::app::sync::SyncSummary> for SyncSummary {
     }
 }
 
+/// A registry collection the drift check compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RegistryCollection {
+    Licences,
+    Machines,
+    Bindings,
+    Revocations,
+    IssuerKeys,
+    CalendarDays,
+    SensitivePeriods,
+}
+
+impl From<Collection> for RegistryCollection {
+    fn from(c: Collection) -> Self {
+        match c {
+            Collection::Licences => RegistryCollection::Licences,
+            Collection::Machines => RegistryCollection::Machines,
+            Collection::Bindings => RegistryCollection::Bindings,
+            Collection::Revocations => RegistryCollection::Revocations,
+            Collection::IssuerKeys => RegistryCollection::IssuerKeys,
+            Collection::CalendarDays => RegistryCollection::CalendarDays,
+            Collection::SensitivePeriods => RegistryCollection::SensitivePeriods,
+        }
+    }
+}
+
 /// What a drift check found ([`Device::check_drift`]).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct DriftSummary {
-    /// `in_sync`, `not_comparable` (the platform changed meanwhile: sync and check again) or
-    /// `refetched`.
-    pub outcome: String,
-    /// The collections that differed and were downloaded again (e.g. `bindings`).
-    pub collections: Vec<String>,
-    pub refetched_rows: u64,
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum DriftOutcome {
+    /// The registry cache matches the platform's checksums.
+    InSync,
+    /// The platform changed meanwhile: nothing was compared; sync and check again.
+    NotComparable,
+    /// These collections differed and were downloaded again.
+    Refetched {
+        collections: Vec<RegistryCollection>,
+        refetched_rows: u64,
+    },
 }
 
 #[uniffi::export]
 impl Device {
     /// Push the outbox and pull the registry from the platform at `server_url` with this device's
-    /// `token`. Blocking: call it from a background thread. The platform's trust file is fetched
+    /// `token`, on a thread of its own (the call is `async`). The platform's trust file is fetched
     /// first: keys a trusted key endorsed (a rotation) are saved and trusted from then on
     /// (`new_issuer_keys`). With trusted issuer keys (saved at enrolment, or handed in with
     /// [`Device::set_trust`]), the signed revocation status list is fetched and verified and a
     /// first sync loads the signed snapshot. Revocations are reloaded afterwards
-    /// ([`weldguard_core::app::sync`]).
+    /// ([`weldguard_core::app::sync`]). `task` cancels it; so does dropping the call.
     ///
     /// This form cannot refresh an expired token (the sync then fails with `sync.token_expired`);
     /// shells use [`Device::sync_with_key`].
-    pub fn sync(
-        &self,
+    pub async fn sync(
+        self: Arc<Self>,
         server_url: String,
         token: String,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
         now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
-        self.run_sync(
-            SyncRequest::new(server_url, token),
-            listener,
-            task,
-            now_unix,
-        )
+        let request = SyncRequest::new(server_url, token);
+        let cancel = task.flag();
+        let flag = cancel.clone();
+        run("sync", cancel, move || {
+            self.run_sync(request, listener, &flag, now_unix)
+        })
+        .await
     }
 
     /// [`Device::sync`], refreshing an expired token with the device key: `device_id` is the id
     /// the platform gave at enrolment and `key` the key the device enrolled with. A new token goes
     /// to [`SyncListener::on_token`] before the sync goes on. A refused refresh (device disabled,
     /// key mismatch) ends the sync with `sync.refresh_failed`.
-    pub fn sync_with_key(
-        &self,
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync_with_key(
+        self: Arc<Self>,
         server_url: String,
         token: String,
         device_id: String,
@@ -186,43 +230,45 @@ impl Device {
             key: Arc::new(ForeignSigner(key)),
             on_token: Box::new(move |t| tokens.on_token(t.token.clone(), t.expires_at_ms)),
         });
-        self.run_sync(request, listener, task, now_unix)
+        let cancel = task.flag();
+        let flag = cancel.clone();
+        run("sync", cancel, move || {
+            self.run_sync(request, listener, &flag, now_unix)
+        })
+        .await
     }
 
     /// Compare the registry cache with the platform's per-collection checksums and download again
     /// only the collections that differ (resumable; records and the outbox are untouched). Reads
-    /// every cached row, so shells run it now and then (e.g. daily on Wi-Fi), after a sync.
-    pub fn check_drift(
-        &self,
+    /// every cached row, so shells run it now and then (e.g. daily on Wi-Fi), after a sync. `async`
+    /// like [`Device::sync`], with the same cancel handle.
+    pub async fn check_drift(
+        self: Arc<Self>,
         server_url: String,
         token: String,
         listener: Arc<dyn SyncListener>,
         task: Arc<SyncTask>,
-    ) -> Result<DriftSummary, WeldGuardError> {
-        let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
-        let mut progress = |p: Progress| listener.on_progress(SyncStage::Pull, p.done, p.total);
-        let drift = client.check_drift(self.app.store(), &mut progress, &task.cancelled)?;
-        self.reload_revocations()?;
-        Ok(match drift {
-            DriftCheck::InSync => DriftSummary {
-                outcome: "in_sync".into(),
-                collections: vec![],
-                refetched_rows: 0,
-            },
-            DriftCheck::NotComparable => DriftSummary {
-                outcome: "not_comparable".into(),
-                collections: vec![],
-                refetched_rows: 0,
-            },
-            DriftCheck::Refetched {
-                collections,
-                report,
-            } => DriftSummary {
-                outcome: "refetched".into(),
-                collections: collections.iter().map(|c| c.name().to_owned()).collect(),
-                refetched_rows: report.refetched_rows,
-            },
+    ) -> Result<DriftOutcome, WeldGuardError> {
+        let cancel = task.flag();
+        let flag = cancel.clone();
+        run("drift", cancel, move || {
+            let client = SyncClient::new(&server_url, Some(token), RetryPolicy::default())?;
+            let mut progress = |p: Progress| listener.on_progress(SyncStage::Pull, p.done, p.total);
+            let drift = client.check_drift(self.app.store(), &mut progress, &flag)?;
+            self.reload_revocations()?;
+            Ok(match drift {
+                DriftCheck::InSync => DriftOutcome::InSync,
+                DriftCheck::NotComparable => DriftOutcome::NotComparable,
+                DriftCheck::Refetched {
+                    collections,
+                    report,
+                } => DriftOutcome::Refetched {
+                    collections: collections.into_iter().map(Into::into).collect(),
+                    refetched_rows: report.refetched_rows,
+                },
+            })
         })
+        .await
     }
 }
 
@@ -231,7 +277,7 @@ impl Device {
         &self,
         request: SyncRequest,
         listener: Arc<dyn SyncListener>,
-        task: Arc<SyncTask>,
+        cancel: &AtomicBool,
         now_unix: i64,
     ) -> Result<SyncSummary, WeldGuardError> {
         let mut progress = |p: Progress| {
@@ -241,7 +287,7 @@ impl Device {
             };
             listener.on_progress(stage, p.done, p.total);
         };
-        let summary = app_sync::sync(&self.app, request, now_unix, &mut progress, &task.cancelled)?;
+        let summary = app_sync::sync(&self.app, request, now_unix, &mut progress, cancel)?;
         Ok(summary.into())
     }
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use super::background::block_on;
 use super::functions::{DeviceKey, check_id_number, present_credential, verify_code};
-use super::types::{CodeKind, Severity};
+use super::types::{CodeKind, Lang, RuleSet, Severity};
 use super::{Device, WeldGuardError};
 use weldguard_core::codes::{
     DeviceSigner, IssuerAlg, IssuerKey, SoftwareSigner, TrustStore, TrustedKey, issue_credential,
@@ -31,6 +32,22 @@ impl DeviceKey for PhoneKey {
     }
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, WeldGuardError> {
         Ok(self.0.sign(&message)?)
+    }
+}
+
+/// The same key as the person's signer (it cannot verify presence).
+impl crate::signing::PersonSigner for PhoneKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+    fn sign(
+        &self,
+        request: crate::signing::SignRequest,
+    ) -> Result<crate::signing::SignedBytes, WeldGuardError> {
+        Ok(crate::signing::SignedBytes {
+            signature: self.0.sign(&request.message)?,
+            user_present: false,
+        })
     }
 }
 
@@ -202,12 +219,35 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
 
     let result = device
-        .start_work(label_code.clone(), presentation, "site-1".into(), NOW, None)
+        .start_work(
+            label_code.clone(),
+            presentation,
+            "site-1".into(),
+            NOW,
+            None,
+            Lang::En,
+        )
         .unwrap();
     assert!(result.allowed, "{:?}", result.reasons);
     assert!(result.scan_exempt, "a fixed station under process control");
+    assert_eq!(
+        result.rule_set,
+        RuleSet::MemOrder19,
+        "2026-11-30 is after 2026-06-01"
+    );
     let session = result.session_id.expect("recorded");
     assert_eq!(device.outbox_summary().unwrap().pending, 1);
+    // The history lists it, newest first, with where its upload stands.
+    let page = device.work_sessions(None, 10).unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(page.sessions[0].id, session);
+    assert_eq!(page.sessions[0].started_at, NOW);
+    assert!(page.sessions[0].allowed);
+    assert_eq!(
+        page.sessions[0].outbox_state,
+        super::history::OutboxState::Pending
+    );
+    assert_eq!(page.next_cursor, None);
 
     // A forged welder code: denied, recorded? No: nothing identifies the welder, so nothing to record.
     let denied = device
@@ -217,10 +257,17 @@ fn scan_to_start_is_decided_offline_and_recorded_with_its_outbox_entry() {
             "site-1".into(),
             NOW,
             None,
+            Lang::Zh,
         )
         .unwrap();
     assert!(!denied.allowed);
-    assert!(denied.reasons.iter().any(|r| r.code == "code.malformed"));
+    let malformed = denied
+        .reasons
+        .iter()
+        .find(|r| r.code == "code.malformed")
+        .unwrap();
+    assert_eq!(malformed.text, malformed.zh, "asked in Chinese");
+    assert_ne!(malformed.zh, malformed.en);
     assert_eq!(denied.session_id, None);
     assert_eq!(device.outbox_summary().unwrap().pending, 1);
 
@@ -248,7 +295,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
     assert!(verify_code("WG1:x".into(), "[]x".into(), NOW).is_err());
     assert!(
         device
-            .start_work("a".into(), "b".into(), "s".into(), i64::MAX, None)
+            .start_work("a".into(), "b".into(), "s".into(), i64::MAX, None, Lang::Zh)
             .is_err()
     );
     // A position out of range: a typed input error, nothing recorded.
@@ -265,6 +312,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
             "s".into(),
             NOW,
             Some(far),
+            Lang::Zh,
         )
         .unwrap_err();
     assert!(
@@ -406,7 +454,7 @@ fn a_photo_file_is_scanned_from_its_bytes() {
     for format in [image::ImageFormat::Png, image::ImageFormat::Jpeg] {
         let mut bytes = std::io::Cursor::new(Vec::new());
         image.write_to(&mut bytes, format).unwrap();
-        let codes = scan_image(bytes.into_inner(), ScanMode::Photo).unwrap();
+        let codes = block_on(scan_image(bytes.into_inner(), ScanMode::Photo)).unwrap();
         let texts: Vec<_> = codes.iter().map(|c| c.text.as_deref()).collect();
         assert_eq!(texts, vec![Some(label_code.as_str())], "{format:?}");
     }
@@ -450,7 +498,10 @@ fn frames_and_files_that_cannot_be_scanned_are_typed_errors() {
         "scan.too_large",
     );
     expect(
-        scan_image(b"a shopping list, not a photo".to_vec(), ScanMode::Photo),
+        block_on(scan_image(
+            b"a shopping list, not a photo".to_vec(),
+            ScanMode::Photo,
+        )),
         "scan.unsupported_format",
     );
     let (luma, w, h, _) = camera_frame("WG1:truncated", 4, 0);
@@ -461,12 +512,130 @@ fn frames_and_files_that_cannot_be_scanned_are_typed_errors() {
         .unwrap();
     let mut truncated = png.into_inner();
     truncated.truncate(truncated.len() / 2);
-    expect(scan_image(truncated, ScanMode::Photo), "scan.image_decode");
+    expect(
+        block_on(scan_image(truncated, ScanMode::Photo)),
+        "scan.image_decode",
+    );
 
     // A frame without a code is an answer, not an error.
     let blank = vec![128u8; 640 * 480];
     assert_eq!(
         scan_frame(blank, 640, 480, 640, ScanMode::Live).unwrap(),
         vec![]
+    );
+}
+
+#[test]
+fn the_inspector_checks_a_welder_records_an_inspection_and_the_history_shows_it() {
+    use super::history::{OutboxFilter, OutboxState};
+    use super::inspection::{
+        FindingOutcome, InspectionFinding, InspectionInput, LicenceSource, LicenceState,
+        ScannedWelderCode,
+    };
+    let f = fixture();
+    let device = Device::open(f.db.clone()).unwrap();
+    device
+        .set_trust(f.trust_json.clone(), 1_764_000_000)
+        .unwrap();
+    let credential_code = issue_credential(
+        &f.issuer,
+        &credential(f.phone.public_key()),
+        NOW - 86_400,
+        NOW - 86_400,
+    )
+    .unwrap();
+    let presentation = present_credential(credential_code.clone(), f.phone.clone(), NOW).unwrap();
+
+    let check = device
+        .check_welder(presentation.clone(), NOW, Lang::En)
+        .unwrap();
+    assert_eq!(check.scanned, ScannedWelderCode::Presentation);
+    assert!(check.code_verified && check.live);
+    assert_eq!(check.state, LicenceState::Valid, "{:?}", check.reasons);
+    let licence = check.licence.unwrap();
+    assert_eq!(licence.source, LicenceSource::Registry);
+    assert_eq!(licence.id_number_masked, "1101**********002X");
+    assert_eq!(licence.expires_on, "2030-02-28");
+    assert_eq!(licence.categories[0].name, licence.categories[0].en);
+    // The same presentation again is a replay: not verified, the state unknown, the reason in
+    // English.
+    let again = device.check_welder(presentation, NOW, Lang::En).unwrap();
+    assert_eq!(again.scanned, ScannedWelderCode::Unverified);
+    assert_eq!(again.state, LicenceState::Unknown);
+    assert!(again.reasons.iter().all(|r| r.text == r.en));
+    // A credential shown without a presentation: a warning, in Chinese.
+    let shown = device.check_welder(credential_code, NOW, Lang::Zh).unwrap();
+    assert_eq!(shown.scanned, ScannedWelderCode::Credential);
+    assert!(
+        shown
+            .reasons
+            .iter()
+            .any(|r| r.text == r.zh && r.severity == Severity::Warn)
+    );
+    // A machine label is no welder's code.
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    let err = device
+        .check_welder(label_code.clone(), NOW, Lang::Zh)
+        .unwrap_err();
+    assert_eq!(err.code(), "code.not_a_welder_code");
+
+    let input = InspectionInput {
+        site_id: "site-1".into(),
+        inspector_name: "孙检".into(),
+        inspector_id: "I-1".into(),
+        welder_text: None,
+        machine_text: Some(label_code),
+        permit: None,
+        findings: vec![InspectionFinding {
+            item_id: "bogus-item".into(),
+            outcome: FindingOutcome::NotCompliant,
+            note: String::new(),
+            photos: vec![],
+        }],
+        photos: vec![vec![7; 32]],
+        location: None,
+        notes: "巡查".into(),
+    };
+    // An unknown checklist item: refused, nothing saved.
+    let err = device
+        .record_inspection(input.clone(), f.phone.clone(), NOW, Lang::Zh)
+        .unwrap_err();
+    assert!(
+        matches!(err, WeldGuardError::InvalidInput { .. }),
+        "{err:?}"
+    );
+    assert_eq!(device.outbox_summary().unwrap().pending, 0);
+
+    let input = InspectionInput {
+        findings: vec![],
+        ..input
+    };
+    let recorded = device
+        .record_inspection(input, f.phone.clone(), NOW, Lang::En)
+        .unwrap();
+    assert!(!recorded.seal.user_present, "the device key cannot tell");
+    assert_eq!(recorded.photos, 1);
+    let no_licence = recorded
+        .violations
+        .iter()
+        .find(|v| v.code == "inspect.no_licence")
+        .expect("no credential was shown");
+    assert_eq!(no_licence.text, no_licence.en);
+    assert!(recorded.report_required);
+
+    let listed = device.inspections(10, Lang::Zh).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].inspection_id, recorded.inspection_id);
+    assert_eq!(listed[0].violations.len(), recorded.violations.len());
+    let outbox = device.outbox_entries(OutboxFilter::All, 10).unwrap();
+    assert_eq!(outbox.entries.len(), 1);
+    assert_eq!(outbox.entries[0].idempotency_key, recorded.inspection_id);
+    assert_eq!(outbox.entries[0].state, OutboxState::Pending);
+    assert_eq!(outbox.entries[0].refusal, None);
+    assert_eq!(outbox.counts.pending, 1);
+    assert!(device.work_sessions(None, 10).unwrap().sessions.is_empty());
+    assert_eq!(
+        device.work_sessions(None, 0).unwrap_err().code(),
+        "input.limit"
     );
 }

@@ -1,9 +1,29 @@
 //! Records and enums that cross the FFI, and their mapping from the domain. Dates cross as ISO
 //! `YYYY-MM-DD` text, times as Unix seconds; every reason carries its stable code and both languages.
 
+use weldguard_core::app;
 use weldguard_core::codes::{CodeKind as DomainCodeKind, VerifiedClaims, VerifiedCode};
 use weldguard_core::domain::{self, Explain, MachineLabel, WelderCredential};
 use weldguard_core::rules::{self, IdReport};
+
+/// The shell's language, for the texts a call puts in its answer (`text` fields). Stable codes
+/// never depend on it, and every reason keeps its Chinese and English text as well.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum Lang {
+    /// 简体中文.
+    #[default]
+    Zh,
+    En,
+}
+
+impl From<Lang> for app::Lang {
+    fn from(l: Lang) -> Self {
+        match l {
+            Lang::Zh => app::Lang::Zh,
+            Lang::En => app::Lang::En,
+        }
+    }
+}
 
 /// How much a reason weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -16,21 +36,35 @@ pub enum Severity {
     Info,
 }
 
-/// One reason, with a stable code and text in Chinese and English.
+impl From<rules::Severity> for Severity {
+    fn from(s: rules::Severity) -> Self {
+        match s {
+            rules::Severity::Deny => Severity::Deny,
+            rules::Severity::Warn => Severity::Warn,
+            rules::Severity::Info => Severity::Info,
+        }
+    }
+}
+
+/// One reason, with a stable code, its text in the shell's language (`text`; Chinese for calls
+/// that take no [`Lang`]) and in Chinese and English.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Reason {
     pub code: String,
     pub severity: Severity,
+    pub text: String,
     pub zh: String,
     pub en: String,
 }
 
 impl Reason {
     pub(crate) fn from_explain(e: &dyn Explain, severity: Severity) -> Self {
+        let zh = e.message_zh();
         Self {
             code: e.code().to_owned(),
             severity,
-            zh: e.message_zh(),
+            text: zh.clone(),
+            zh,
             en: e.message_en(),
         }
     }
@@ -40,13 +74,41 @@ impl From<&rules::Finding> for Reason {
     fn from(f: &rules::Finding) -> Self {
         Self {
             code: f.code.to_owned(),
-            severity: match f.severity {
-                rules::Severity::Deny => Severity::Deny,
-                rules::Severity::Warn => Severity::Warn,
-                rules::Severity::Info => Severity::Info,
-            },
+            severity: f.severity.into(),
+            text: f.zh.clone(),
             zh: f.zh.clone(),
             en: f.en.clone(),
+        }
+    }
+}
+
+/// A service's reason, already in the language asked for.
+impl From<app::start_work::Reason> for Reason {
+    fn from(r: app::start_work::Reason) -> Self {
+        Self {
+            code: r.code,
+            severity: r.severity.into(),
+            text: r.text,
+            zh: r.zh,
+            en: r.en,
+        }
+    }
+}
+
+/// The licence rule set a decision was made under, chosen by the date of the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RuleSet {
+    /// 原国家安全生产监督管理总局令第30号 (2010-07-01).
+    SawsOrder30,
+    /// 应急管理部令第19号 (from 2026-06-01).
+    MemOrder19,
+}
+
+impl From<rules::RuleSetId> for RuleSet {
+    fn from(r: rules::RuleSetId) -> Self {
+        match r {
+            rules::RuleSetId::SawsOrder30 => RuleSet::SawsOrder30,
+            rules::RuleSetId::MemOrder19 => RuleSet::MemOrder19,
         }
     }
 }
@@ -237,7 +299,7 @@ pub struct StartWorkResult {
     /// A fixed station under process control: scanning to start is not required.
     pub scan_exempt: bool,
     /// The licence rule set chosen by the date of the work.
-    pub rule_set: String,
+    pub rule_set: RuleSet,
     pub machine_id: Option<String>,
     pub certificate_no: Option<String>,
     pub permit_id: Option<String>,

@@ -352,17 +352,16 @@ fn the_ffi_device_refreshes_with_its_key_and_hands_the_token_to_the_listener() {
     wait_past_ttl();
     let keystore = Arc::new(Keystore::default());
     let phone_key = Arc::new(PhoneKey(SoftwareSigner::from_secret(&secret).unwrap()));
-    let summary = device
-        .sync_with_key(
-            server.url(),
-            enrolled.token.clone(),
-            enrolled.device_id.clone(),
-            phone_key.clone(),
-            keystore.clone(),
-            SyncTask::new(),
-            weldguard_tests::now_unix(),
-        )
-        .unwrap();
+    let summary = weldguard_tests::block_on(device.clone().sync_with_key(
+        server.url(),
+        enrolled.token.clone(),
+        enrolled.device_id.clone(),
+        phone_key.clone(),
+        keystore.clone(),
+        SyncTask::new(),
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap();
     assert_eq!(summary.token_refreshes, 1);
     assert_eq!(summary.pulled_changes, 1);
     let tokens = keystore.tokens.lock().unwrap().clone();
@@ -374,28 +373,26 @@ fn the_ffi_device_refreshes_with_its_key_and_hands_the_token_to_the_listener() {
         200
     );
     // The stored token syncs without another refresh.
-    let again = device
-        .sync_with_key(
-            server.url(),
-            token.clone(),
-            enrolled.device_id,
-            phone_key,
-            keystore.clone(),
-            SyncTask::new(),
-            weldguard_tests::now_unix(),
-        )
-        .unwrap();
+    let again = weldguard_tests::block_on(device.clone().sync_with_key(
+        server.url(),
+        token.clone(),
+        enrolled.device_id,
+        phone_key,
+        keystore.clone(),
+        SyncTask::new(),
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap();
     assert_eq!(again.token_refreshes, 0);
     // Without the key, an expired token is an error the shell can recognise.
-    let err = device
-        .sync(
-            server.url(),
-            enrolled.token,
-            keystore,
-            SyncTask::new(),
-            weldguard_tests::now_unix(),
-        )
-        .unwrap_err();
+    let err = weldguard_tests::block_on(device.clone().sync(
+        server.url(),
+        enrolled.token,
+        keystore,
+        SyncTask::new(),
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap_err();
     assert!(
         matches!(&err, WeldGuardError::Sync { code, retryable: false, .. } if code == "sync.token_expired"),
         "{err:?}"

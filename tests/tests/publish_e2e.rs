@@ -17,7 +17,8 @@ use weldguard_core::store::{RegistryChange, Store};
 use weldguard_core::sync::checksum::Collection;
 use weldguard_core::sync::protocol::{REGISTRY_FEED, Role};
 use weldguard_core::sync::{DriftCheck, RetryPolicy, StatusListCheck, SyncClient, SyncError};
-use weldguard_ffi::{Device, SyncListener, SyncStage, SyncTask, WeldGuardError};
+use weldguard_ffi::sync::RegistryCollection;
+use weldguard_ffi::{Device, DriftOutcome, SyncListener, SyncStage, SyncTask, WeldGuardError};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
@@ -488,15 +489,14 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
     let task = SyncTask::new();
     task.cancel();
     let listener = Arc::new(Listener::default());
-    let err = device
-        .sync(
-            s.server.url(),
-            token.clone(),
-            listener.clone(),
-            task,
-            weldguard_tests::now_unix(),
-        )
-        .unwrap_err();
+    let err = weldguard_tests::block_on(device.clone().sync(
+        s.server.url(),
+        token.clone(),
+        listener.clone(),
+        task,
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap_err();
     match err {
         WeldGuardError::Sync {
             code, retryable, ..
@@ -507,15 +507,14 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
         other => panic!("{other:?}"),
     }
 
-    let summary = device
-        .sync(
-            s.server.url(),
-            token.clone(),
-            listener.clone(),
-            SyncTask::new(),
-            weldguard_tests::now_unix(),
-        )
-        .unwrap();
+    let summary = weldguard_tests::block_on(device.clone().sync(
+        s.server.url(),
+        token.clone(),
+        listener.clone(),
+        SyncTask::new(),
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap();
     assert_eq!(summary.pulled_changes, 501);
     assert_eq!(summary.snapshot_chunks, 1);
     assert!(summary.status_list_sequence.is_some());
@@ -532,41 +531,42 @@ fn the_ffi_device_syncs_with_a_listener_and_a_cancellable_task() {
     assert!(status.age_secs < 60);
 
     // The drift check through the FFI: in sync, then a lost row is refetched with its collection.
-    let drift = device
-        .check_drift(
-            s.server.url(),
-            token.clone(),
-            listener.clone(),
-            SyncTask::new(),
-        )
-        .unwrap();
-    assert_eq!(drift.outcome, "in_sync");
+    let drift = weldguard_tests::block_on(device.clone().check_drift(
+        s.server.url(),
+        token.clone(),
+        listener.clone(),
+        SyncTask::new(),
+    ))
+    .unwrap();
+    assert_eq!(drift, DriftOutcome::InSync);
     {
         let conn = rusqlite::Connection::open(dir.path().join("d.sqlite")).unwrap();
         conn.execute("DELETE FROM revocations", []).unwrap();
     }
-    let drift = device
-        .check_drift(
-            s.server.url(),
-            token.clone(),
-            listener.clone(),
-            SyncTask::new(),
-        )
-        .unwrap();
-    assert_eq!(drift.outcome, "refetched");
-    assert_eq!(drift.collections, vec!["revocations".to_owned()]);
-    assert_eq!(drift.refetched_rows, 1);
+    let drift = weldguard_tests::block_on(device.clone().check_drift(
+        s.server.url(),
+        token.clone(),
+        listener.clone(),
+        SyncTask::new(),
+    ))
+    .unwrap();
+    assert_eq!(
+        drift,
+        DriftOutcome::Refetched {
+            collections: vec![RegistryCollection::Revocations],
+            refetched_rows: 1,
+        }
+    );
 
     // A wrong token is a typed refusal, not a panic.
-    let err = device
-        .sync(
-            s.server.url(),
-            "nope".into(),
-            listener,
-            SyncTask::new(),
-            weldguard_tests::now_unix(),
-        )
-        .unwrap_err();
+    let err = weldguard_tests::block_on(device.clone().sync(
+        s.server.url(),
+        "nope".into(),
+        listener,
+        SyncTask::new(),
+        weldguard_tests::now_unix(),
+    ))
+    .unwrap_err();
     assert!(
         matches!(err, WeldGuardError::Sync { ref code, .. } if code == "sync.unauthorized"),
         "{err:?}"

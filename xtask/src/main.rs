@@ -279,8 +279,79 @@ fn bindings(args: &[String]) -> Result<PathBuf, String> {
             ));
         }
     }
+    check_hostile_coverage(&out.join("WeldGuardCoreFFI.h"))?;
     eprintln!("xtask: bindings written to {}", out.display());
     Ok(out)
+}
+
+/// Methods of the traits the shells implement (callbacks into Kotlin or Swift): not exports a
+/// hostile caller can reach.
+const FOREIGN_TRAITS: [&str; 3] = ["devicekey_", "synclistener_", "personsigner_"];
+
+/// Every function, constructor and method the generated header exports must be called by the
+/// hostile-input test (`ffi/tests/hostile.rs`, its `COVERED` list): a new export without a hostile
+/// test fails the build.
+fn check_hostile_coverage(header: &Path) -> Result<(), String> {
+    let header = std::fs::read_to_string(header)
+        .map_err(|e| format!("cannot read {}: {e}", header.display()))?;
+    let test = root().join("ffi").join("tests").join("hostile.rs");
+    let test = std::fs::read_to_string(&test)
+        .map_err(|e| format!("cannot read {}: {e}", test.display()))?;
+    let uncovered = uncovered_exports(&header, &covered_names(&test));
+    if uncovered.is_empty() {
+        eprintln!("xtask: every export is called by ffi/tests/hostile.rs");
+        Ok(())
+    } else {
+        Err(format!(
+            "exports without a hostile-input test (add them to COVERED in ffi/tests/hostile.rs \
+             and call them there): {}",
+            uncovered.join(", ")
+        ))
+    }
+}
+
+/// The names in the test's `const COVERED: &[&str] = &[ … ];`.
+fn covered_names(test: &str) -> Vec<String> {
+    let Some(start) = test.find("const COVERED") else {
+        return Vec::new();
+    };
+    let rest = &test[start..];
+    let body = rest
+        .find("&[")
+        .and_then(|open| {
+            rest[open..]
+                .find("];")
+                .map(|close| &rest[open..open + close])
+        })
+        .unwrap_or("");
+    body.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The exported `uniffi_weldguard_ffi_fn_{func,constructor,method}_*` symbols of the header
+/// (callback trait methods excepted) not in `covered`, sorted.
+fn uncovered_exports(header: &str, covered: &[String]) -> Vec<String> {
+    const PREFIX: &str = "uniffi_weldguard_ffi_fn_";
+    let mut found = std::collections::BTreeSet::new();
+    for (at, _) in header.match_indices(PREFIX) {
+        let name: String = header[at + PREFIX.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let exported = ["func_", "constructor_", "method_"]
+            .iter()
+            .any(|kind| name.starts_with(kind));
+        let foreign = name
+            .strip_prefix("method_")
+            .is_some_and(|m| FOREIGN_TRAITS.iter().any(|t| m.starts_with(t)));
+        if exported && !foreign && !covered.contains(&name) {
+            found.insert(name);
+        }
+    }
+    found.into_iter().collect()
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
@@ -311,7 +382,27 @@ fn bench(args: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::Counts;
+    use super::{Counts, covered_names, uncovered_exports};
+
+    #[test]
+    fn an_export_missing_from_covered_is_reported() {
+        let header = "void uniffi_weldguard_ffi_fn_func_scan_frame(int a);\n\
+                      void uniffi_weldguard_ffi_fn_method_device_sync(void* p);\n\
+                      void uniffi_weldguard_ffi_fn_method_devicekey_sign(void* p);\n\
+                      void uniffi_weldguard_ffi_fn_method_personsigner_sign(void* p);\n\
+                      void uniffi_weldguard_ffi_fn_constructor_device_open(void* p);\n\
+                      void uniffi_weldguard_ffi_fn_init_callback_vtable_devicekey(void* p);\n";
+        let test = "const X: &[&str] = &[\"method_device_sync\"];\n\
+                    const COVERED: &[&str] = &[\n    \"func_scan_frame\",\n    \"constructor_device_open\",\n];";
+        let covered = covered_names(test);
+        assert_eq!(covered, vec!["func_scan_frame", "constructor_device_open"]);
+        assert_eq!(
+            uncovered_exports(header, &covered),
+            vec!["method_device_sync".to_owned()]
+        );
+        assert!(uncovered_exports(header, &[]).contains(&"func_scan_frame".to_owned()));
+        assert!(covered_names("no list here").is_empty());
+    }
 
     #[test]
     fn result_lines_of_cargo_and_the_kotlin_script_add_up() {

@@ -289,7 +289,7 @@ pub fn update_trust(
     if cancel.load(Ordering::Relaxed) {
         return Err(SyncError::Cancelled.into());
     }
-    let offered = client.trust_file()?;
+    let offered = client.trust_file_or_cancel(cancel)?;
     let update = extend_trust(&held, &offered, &device.revocations());
     if update.trust != held {
         device.save_trust(update.trust, now.saturating_mul(1000))?;

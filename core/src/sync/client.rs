@@ -263,6 +263,21 @@ impl SyncClient {
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
             return Err(SyncError::InvalidAddress(base_url.to_owned()));
         }
+        // An address that is no URL (`http://[::1`) fails here, not as a network error retried
+        // with backoff.
+        if reqwest::Url::parse(&base).map_or(true, |u| u.host_str().is_none_or(str::is_empty)) {
+            return Err(SyncError::InvalidAddress(base_url.to_owned()));
+        }
+        // A token that cannot be an HTTP header value (control characters, non-ASCII) is no
+        // token the platform issued: refused here rather than retried.
+        if token
+            .as_deref()
+            .is_some_and(|t| !t.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        {
+            return Err(SyncError::Unauthorized(
+                "the device token is malformed".to_owned(),
+            ));
+        }
         // TLS through rustls with the ring provider; installing fails harmlessly when done before.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Answers come gzip-compressed when asked (`Accept-Encoding: gzip`); reqwest decodes them.
@@ -524,9 +539,14 @@ impl SyncClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .map_err(|e| Failure::Retry(SyncError::Network(describe(&e))))?;
+        let response = request.send().map_err(|e| {
+            if e.is_builder() {
+                // The request could not even be built: retrying cannot help.
+                Failure::Stop(SyncError::InvalidAddress(describe(&e)))
+            } else {
+                Failure::Retry(SyncError::Network(describe(&e)))
+            }
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -598,7 +618,12 @@ impl SyncClient {
     /// verifies codes, status lists and snapshots with. Fetched at enrolment over the enrolled
     /// channel; later key rotations reach the device through it again.
     pub fn trust_file(&self) -> Result<TrustFile, SyncError> {
-        self.call(Method::GET, "/v1/trust", None, &AtomicBool::new(false))
+        self.trust_file_or_cancel(&AtomicBool::new(false))
+    }
+
+    /// [`Self::trust_file`], stopping (between retries too) when `cancel` is raised.
+    pub fn trust_file_or_cancel(&self, cancel: &AtomicBool) -> Result<TrustFile, SyncError> {
+        self.call(Method::GET, "/v1/trust", None, cancel)
     }
 
     /// Who this client's token belongs to.

@@ -62,7 +62,7 @@ impl PersonSigner for PhoneSigner {
 
 struct Fx {
     _dir: TempDir,
-    device: Device,
+    device: Arc<Device>,
 }
 
 fn person(name: &str, id: &str) -> PermitPerson {

@@ -7,6 +7,7 @@ package org.weldguard.core
 
 import java.io.File
 import javax.imageio.ImageIO
+import kotlinx.coroutines.runBlocking
 import kotlin.test.Test
 import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
@@ -89,7 +90,8 @@ class ScanTest {
     }
 
     @Test
-    fun aPhotoFileScansFromItsBytes() {
+    fun aPhotoFileScansFromItsBytes() = runBlocking {
+        // A suspend fun: the decoding runs on a thread of the library's own.
         val codes = scanImage(fixture("machine-label.png").readBytes(), ScanMode.PHOTO)
         assertEquals(listOf(labelText), codes.map { it.text })
     }
@@ -102,8 +104,8 @@ class ScanTest {
 
     @Test
     fun badFramesAndFilesThrowTypedErrorsWithStableCodes() {
-        fun expect(code: String, call: () -> Unit) {
-            val e = assertFailsWith<WeldGuardException.InvalidInput> { call() }
+        fun expect(code: String, call: suspend () -> Unit) {
+            val e = assertFailsWith<WeldGuardException.InvalidInput> { runBlocking { call() } }
             assertEquals(code, e.code)
             assertTrue(e.messageZh.any { it in '\u4e00'..'\u9fff' }, e.messageZh)
             assertTrue(e.messageEn.isNotEmpty())
