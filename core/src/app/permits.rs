@@ -270,7 +270,8 @@ pub struct ScanView {
 // ---------------------------------------------------------------------------------------------
 
 /// Who signs or acts: a person and, optionally, the role they act in (default: the step's role:
-/// applicant, supervisor, the level's approver).
+/// applicant, supervisor, the level's approver; at closing, the role the synced signer directory
+/// gives the signer's key for closing, else supervisor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActorInput {
     pub name: String,
@@ -1188,16 +1189,38 @@ pub fn close(
     signer: &dyn PersonSigner,
 ) -> Result<PermitView, AppError> {
     let key = PurposeSigner::new(signer, SignPurpose::PermitClose);
-    let by = actor(by, || "supervisor".into())?;
-    signed(device, id, now, lang, &key, |_, _, signer| {
-        Ok(Action::Close {
-            by,
-            signer,
-            post_work,
-            at: now,
-            location,
-        })
-    })
+    // Closing may be signed by a supervisor or by the permit's fire watch: without a role given,
+    // the one the signer directory gives this key for the step (else supervisor).
+    let directory = device.store().signer_directory()?;
+    let public_key = signer.public_key();
+    let role = by.role.clone();
+    signed(
+        device,
+        id,
+        now,
+        lang,
+        &key,
+        move |permit, profile, signer| {
+            let held = directory.as_ref().and_then(|d| d.entry(&public_key));
+            let by = actor(ActorInput { role, ..by }, || {
+                held.and_then(|entry| {
+                    profile
+                        .signer_roles(SignedStep::Close, permit.level())
+                        .into_iter()
+                        .find(|r| entry.roles.iter().any(|h| h == r))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "supervisor".into())
+            })?;
+            Ok(Action::Close {
+                by,
+                signer,
+                post_work,
+                at: now,
+                location,
+            })
+        },
+    )
 }
 
 /// Cancel a permit.
