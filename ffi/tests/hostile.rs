@@ -1727,7 +1727,8 @@ fn permit_answers() {
     );
     // Evidence with digests of the wrong length, absurd numbers, gas readings at absurd times,
     // empty and huge reasons.
-    let edits: Vec<Box<dyn Fn(&mut ChecklistAnswerInput)>> = vec![
+    type Edit = Box<dyn Fn(&mut ChecklistAnswerInput)>;
+    let edits: Vec<Edit> = vec![
         Box::new(|a| a.evidence = vec![ChecklistEvidence::Photo { sha256: vec![] }]),
         Box::new(|a| {
             a.evidence = vec![ChecklistEvidence::Photo {
@@ -1768,7 +1769,7 @@ fn permit_answers() {
     ];
     for edit in &edits {
         let mut every = good.clone();
-        every.iter_mut().for_each(|a| edit(a));
+        every.iter_mut().for_each(edit);
         hostile.push(every);
     }
     // One answer of several MB: a photo digest, a reason.
@@ -1816,7 +1817,7 @@ fn permit_answers() {
     ];
     for edit in &edits {
         let mut every = post.clone();
-        every.iter_mut().for_each(|a| edit(a));
+        every.iter_mut().for_each(edit);
         if every != post {
             closing.push(every);
         }
