@@ -27,27 +27,60 @@ use weldguard_ffi::history::OutboxFilter;
 use weldguard_ffi::inspection::{
     FindingOutcome, InspectionFinding, InspectionInput, InspectionLocation, PermitShown,
 };
+use weldguard_ffi::permits::{
+    ChecklistAnswerInput, ChecklistEvidence, ChecklistEvidenceRequirement, ChecklistGasReading,
+    ChecklistPersonRole, ChecklistSection, PermitActorInput, PermitConditions, PermitDetail,
+    PermitDraftInput, PermitGasInput, PermitLevel, PermitLocation, PermitPerson, PermitState,
+    permit_checklist,
+};
 use weldguard_ffi::scan::{ScanMode, scan_frame, scan_image};
+use weldguard_ffi::signing::{
+    PersonSigner, SignPurpose, SignRequest, SignedBytes, sign_purpose_requires_presence,
+};
 use weldguard_ffi::types::DevicePosition;
 use weldguard_ffi::{Device, Lang, SyncListener, SyncStage, SyncTask, WeldGuardError};
 
 /// The exports this test calls: `func_*` functions, `constructor_<object>_*` and
 /// `method_<object>_*` (the names in the generated header after `uniffi_weldguard_ffi_fn_`).
-/// Methods of the traits the shells implement (DeviceKey, SyncListener) are not exports to attack.
+/// Methods of the traits the shells implement (DeviceKey, PersonSigner, SyncListener) are not
+/// exports to attack.
 const COVERED: &[&str] = &[
     "func_check_id_number",
+    "func_permit_checklist",
     "func_present_credential",
     "func_scan_frame",
     "func_scan_image",
+    "func_sign_purpose_requires_presence",
     "func_verify_code",
     "constructor_device_open",
     "constructor_synctask_new",
     "method_device_check_drift",
     "method_device_check_welder",
+    "method_device_due",
+    "method_device_due_within",
     "method_device_enrol",
     "method_device_inspections",
     "method_device_outbox_entries",
     "method_device_outbox_summary",
+    "method_device_permit_approve",
+    "method_device_permit_cancel",
+    "method_device_permit_close",
+    "method_device_permit_complete",
+    "method_device_permit_draft",
+    "method_device_permit_expire",
+    "method_device_permit_list",
+    "method_device_permit_preview_answers",
+    "method_device_permit_record_gas",
+    "method_device_permit_reject",
+    "method_device_permit_resume",
+    "method_device_permit_scan_code",
+    "method_device_permit_show",
+    "method_device_permit_site_check",
+    "method_device_permit_site_code",
+    "method_device_permit_start",
+    "method_device_permit_submit",
+    "method_device_permit_suspend",
+    "method_device_permit_verify",
     "method_device_record_inspection",
     "method_device_reload_revocations",
     "method_device_revocation_status",
@@ -212,18 +245,80 @@ impl DeviceKey for RefusingKey {
     }
 }
 
-/// A real software key.
-struct GoodKey(SoftwareSigner);
-
-impl DeviceKey for GoodKey {
+/// A person's key store that refuses (the user cancelled the prompt).
+impl PersonSigner for RefusingKey {
     fn public_key(&self) -> Vec<u8> {
-        self.0.public_key()
+        self.0.clone()
     }
-    fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, WeldGuardError> {
-        self.0.sign(&message).map_err(|e| WeldGuardError::Signing {
-            code: "signer.failed".into(),
-            message_zh: e.0.clone(),
-            message_en: e.0,
+    fn sign(&self, _request: SignRequest) -> Result<SignedBytes, WeldGuardError> {
+        Err(WeldGuardError::Signing {
+            code: "signer.cancelled".into(),
+            message_zh: "用户取消".into(),
+            message_en: "cancelled".into(),
+        })
+    }
+}
+
+/// A person's key store that answers garbage: a three-byte signature, "present".
+struct GarbageSigner(Vec<u8>);
+
+impl PersonSigner for GarbageSigner {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    fn sign(&self, _request: SignRequest) -> Result<SignedBytes, WeldGuardError> {
+        Ok(SignedBytes {
+            signature: vec![1, 2, 3],
+            user_present: true,
+        })
+    }
+}
+
+/// A real software key (ES256) in the person's key store; `present`: what it claims about the
+/// person's presence. `public_key` may be overridden with one of the wrong length.
+struct GoodKey {
+    key: SoftwareSigner,
+    present: bool,
+    public_key: Option<Vec<u8>>,
+}
+
+impl GoodKey {
+    fn new(present: bool) -> Arc<Self> {
+        Arc::new(Self {
+            key: SoftwareSigner::generate().unwrap(),
+            present,
+            public_key: None,
+        })
+    }
+
+    /// A good signature under a public key of the wrong length.
+    fn with_public_key(public_key: Vec<u8>) -> Arc<Self> {
+        Arc::new(Self {
+            key: SoftwareSigner::generate().unwrap(),
+            present: true,
+            public_key: Some(public_key),
+        })
+    }
+}
+
+impl PersonSigner for GoodKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.public_key
+            .clone()
+            .unwrap_or_else(|| self.key.public_key())
+    }
+    fn sign(&self, request: SignRequest) -> Result<SignedBytes, WeldGuardError> {
+        let signature = self
+            .key
+            .sign(&request.message)
+            .map_err(|e| WeldGuardError::Signing {
+                code: "signer.failed".into(),
+                message_zh: e.0.clone(),
+                message_en: e.0,
+            })?;
+        Ok(SignedBytes {
+            signature,
+            user_present: self.present,
         })
     }
 }
@@ -565,7 +660,7 @@ fn profile_calls(p: &Profile) {
 
 fn inspections(p: &Profile) {
     let d = &p.device;
-    let key = Arc::new(GoodKey(SoftwareSigner::generate().unwrap()));
+    let key = GoodKey::new(true);
     let base = InspectionInput {
         site_id: "site".into(),
         inspector_name: "孙检".into(),
@@ -638,8 +733,11 @@ fn inspections(p: &Profile) {
     }
     // Key stores that refuse or answer garbage: a typed signing error, nothing saved.
     for signer in [
-        Arc::new(GarbageKey) as Arc<dyn DeviceKey>,
+        Arc::new(GarbageSigner(key.public_key())) as Arc<dyn PersonSigner>,
+        Arc::new(GarbageSigner(Vec::new())),
         Arc::new(RefusingKey(key.public_key())),
+        GoodKey::with_public_key(vec![2; 5]),
+        GoodKey::with_public_key(vec![4; 65]),
     ] {
         refused("method_device_record_inspection", || {
             d.record_inspection(base.clone(), signer.clone(), NOW, Lang::Zh)
@@ -877,6 +975,7 @@ fn every_export_answers_hostile_input_with_a_typed_error_and_never_panics() {
     scanning();
     profile_calls(&p);
     inspections(&p);
+    permits();
     platform_calls(&p);
     let called = CALLED.lock().unwrap().clone();
     let listed: BTreeSet<&str> = COVERED.iter().copied().collect();
@@ -886,4 +985,1210 @@ fn every_export_answers_hostile_input_with_a_typed_error_and_never_panics() {
         missing.is_empty(),
         "COVERED lists exports the test never calls: {missing:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permits and what is due
+// ---------------------------------------------------------------------------------------------
+
+const PERMIT: &str = "0193a1b2-0000-7000-8000-00000000f3f3";
+const MIN: i64 = 60;
+/// Times no step can be taken at: out of range, before 1970.
+const BAD_TIMES: [i64; 3] = [i64::MIN, -1, i64::MAX];
+
+fn person(name: &str, id: &str) -> PermitPerson {
+    PermitPerson {
+        name: name.into(),
+        id: id.into(),
+    }
+}
+
+fn by(name: &str, id: &str) -> PermitActorInput {
+    PermitActorInput {
+        name: name.into(),
+        id: id.into(),
+        role: None,
+    }
+}
+
+fn site() -> PermitLocation {
+    PermitLocation {
+        latitude: 36.182,
+        longitude: 116.772,
+    }
+}
+
+/// NOW is 09:00 China time; the permit is drafted at 06:40 and valid 08:00–17:00.
+fn at(minutes_from_now: i64) -> i64 {
+    NOW + minutes_from_now * MIN
+}
+
+fn draft_input() -> PermitDraftInput {
+    PermitDraftInput {
+        site_id: "site-370983-001".into(),
+        site_name: "肥城某化工厂三车间".into(),
+        rules: "gb30871".into(),
+        site_location: site(),
+        night: None,
+        approval_radius_m: None,
+        work: "更换3号储罐出口管线法兰".into(),
+        hot_work_point: "3号储罐东侧管廊".into(),
+        hot_work_points: 1,
+        level: PermitLevel::Level2,
+        valid_from: at(-60),
+        valid_until: at(8 * 60),
+        applicant: person("张三", "S-001"),
+        welders: vec![person("李四", "T370983199001011234")],
+        machines: vec!["M-370983-0001".into()],
+        fire_watch: vec![person("王五", "S-002")],
+        conditions: PermitConditions::default(),
+        permit_id: Some(PERMIT.into()),
+    }
+}
+
+/// Every item of `sections` answered from what the checklist export asks for, as a shell would.
+fn answers(sections: &[ChecklistSection], gas_at: i64) -> Vec<ChecklistAnswerInput> {
+    let checklist = permit_checklist(Lang::En).unwrap();
+    let ChecklistEvidenceRequirement::Number {
+        key: distance_key, ..
+    } = checklist.machine_distance.clone()
+    else {
+        panic!("the machine distance is a number");
+    };
+    let mut answers: Vec<ChecklistAnswerInput> = checklist
+        .items
+        .into_iter()
+        .filter(|i| sections.contains(&i.section))
+        .map(|item| ChecklistAnswerInput {
+            item_id: item.id,
+            not_applicable_reason: None,
+            evidence: item
+                .evidence
+                .into_iter()
+                .map(|req| match req {
+                    ChecklistEvidenceRequirement::Photo => ChecklistEvidence::Photo {
+                        sha256: vec![9; 32],
+                    },
+                    ChecklistEvidenceRequirement::Number { key, min, max, .. } => {
+                        let value = min.unwrap_or(0) + 1;
+                        ChecklistEvidence::Number {
+                            key,
+                            value: max.map_or(value, |m| value.min(m)),
+                        }
+                    }
+                    ChecklistEvidenceRequirement::Person { role } => {
+                        let (name, id) = if role == ChecklistPersonRole::Welder {
+                            ("李四", "T370983199001011234")
+                        } else {
+                            ("王五", "S-002")
+                        };
+                        ChecklistEvidence::Person {
+                            role,
+                            name: name.into(),
+                            id: id.into(),
+                        }
+                    }
+                    ChecklistEvidenceRequirement::GasAnalysis => ChecklistEvidence::GasAnalysis {
+                        reading: gas_reading(gas_at),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    if let Some(first) = answers.iter_mut().find(|a| a.item_id == "must.01") {
+        first.evidence.push(ChecklistEvidence::Number {
+            key: distance_key,
+            value: 6,
+        });
+    }
+    answers
+}
+
+fn gas_reading(taken_at: i64) -> ChecklistGasReading {
+    ChecklistGasReading {
+        taken_at,
+        lel_centi_pct: 500,
+        concentration_centi_pct: 10,
+        point: "动火点".into(),
+        analyst: "赵六".into(),
+    }
+}
+
+fn site_check_answers() -> Vec<ChecklistAnswerInput> {
+    answers(
+        &[ChecklistSection::Prohibition, ChecklistSection::Must],
+        at(-110),
+    )
+}
+
+fn gas() -> PermitGasInput {
+    PermitGasInput {
+        lel_centi_pct: 500,
+        concentration_centi_pct: 10,
+        point: "动火点".into(),
+        analyst: "赵六".into(),
+        taken_at: None,
+    }
+}
+
+/// A fresh profile with the permit walked (with good keys, at sane times) up to `state`.
+struct PermitFx {
+    _dir: TempDir,
+    d: Arc<Device>,
+    /// The approver's key (signs the site code).
+    approver: Arc<GoodKey>,
+}
+
+impl PermitFx {
+    fn at_state(state: PermitState) -> PermitFx {
+        let dir = TempDir::new();
+        let d = Device::open(dir.path().join("permits.sqlite").display().to_string()).unwrap();
+        use PermitState as S;
+        let order = [
+            S::Draft,
+            S::Submitted,
+            S::Checked,
+            S::Approved,
+            S::Active,
+            S::Suspended,
+            S::Completed,
+            S::Closed,
+        ];
+        let upto = order.iter().position(|s| *s == state).unwrap();
+        let approver = GoodKey::new(true);
+        for (i, step) in order.iter().enumerate().take(upto + 1) {
+            let v = match step {
+                S::Draft => d.permit_draft(draft_input(), at(-140), Lang::En),
+                S::Submitted => d.permit_submit(
+                    PERMIT.into(),
+                    by("张三", "S-001"),
+                    None,
+                    GoodKey::new(false),
+                    at(-120),
+                    Lang::En,
+                ),
+                S::Checked => d.permit_site_check(
+                    PERMIT.into(),
+                    by("孙七", "S-003"),
+                    site_check_answers(),
+                    Some(site()),
+                    GoodKey::new(false),
+                    at(-100),
+                    Lang::En,
+                ),
+                S::Approved => d.permit_approve(
+                    PERMIT.into(),
+                    by("周八", "S-004"),
+                    Some(site()),
+                    approver.clone(),
+                    at(-80),
+                    Lang::En,
+                ),
+                S::Active => {
+                    d.permit_record_gas(PERMIT.into(), gas(), at(-5), Lang::En)
+                        .unwrap();
+                    d.permit_start(PERMIT.into(), false, None, NOW, Lang::En)
+                }
+                // Suspended and resumed for the states after it.
+                S::Suspended => d.permit_suspend(PERMIT.into(), "午休".into(), at(60), Lang::En),
+                S::Completed => {
+                    d.permit_resume(PERMIT.into(), at(70), Lang::En).unwrap();
+                    d.permit_complete(PERMIT.into(), at(180), Lang::En)
+                }
+                _ => d.permit_close(
+                    PERMIT.into(),
+                    by("王五", "S-002"),
+                    answers(&[ChecklistSection::PostWork], at(210)),
+                    Some(site()),
+                    GoodKey::new(false),
+                    at(210),
+                    Lang::En,
+                ),
+            };
+            let v = v.unwrap_or_else(|e| panic!("walking to {step:?} (step {i}): {e:?}"));
+            assert_eq!(v.state, *step);
+        }
+        PermitFx {
+            _dir: dir,
+            d,
+            approver,
+        }
+    }
+
+    /// The permit as stored and the outbox counts (every saved step, of any permit, is an
+    /// outbox entry).
+    fn stored(&self) -> (Option<PermitDetail>, String) {
+        let detail = self.d.permit_show(PERMIT.into(), NOW, Lang::En).ok();
+        let outbox = format!("{:?}", self.d.outbox_summary().unwrap());
+        (detail, outbox)
+    }
+
+    /// `f` is refused with a typed error of `kind` and nothing is saved.
+    fn refuses<T: Debug>(
+        &self,
+        name: &'static str,
+        kind: Kind,
+        f: impl FnOnce(&Device) -> Result<T, WeldGuardError>,
+    ) -> String {
+        let before = self.stored();
+        let answer = call(name, || f(&self.d));
+        let code = match answer {
+            Ok(v) => panic!("{name} accepted hostile input: {v:?}"),
+            Err(e) => {
+                let (code, zh, en) = parts(&e);
+                assert!(
+                    !code.is_empty() && !zh.is_empty() && !en.is_empty(),
+                    "{e:?}"
+                );
+                assert_eq!(Kind::of(&e), kind, "{name}: {e:?}");
+                code.to_owned()
+            }
+        };
+        assert!(self.stored() == before, "{name} saved something ({code})");
+        code
+    }
+
+    /// Any answer but a panic; a refusal saves nothing.
+    fn survives<T>(
+        &self,
+        name: &'static str,
+        f: impl FnOnce(&Device) -> Result<T, WeldGuardError>,
+    ) -> bool {
+        let before = self.stored();
+        match call(name, || f(&self.d)) {
+            Ok(_) => true,
+            Err(e) => {
+                assert!(!parts(&e).0.is_empty(), "{name}: {e:?}");
+                assert!(self.stored() == before, "{name} saved something: {e:?}");
+                false
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Input,
+    Signing,
+    /// Either.
+    Any,
+}
+
+impl Kind {
+    fn of(e: &WeldGuardError) -> Option<Kind> {
+        match e {
+            WeldGuardError::InvalidInput { .. } => Some(Kind::Input),
+            WeldGuardError::Signing { .. } => Some(Kind::Signing),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq<Kind> for Option<Kind> {
+    fn eq(&self, other: &Kind) -> bool {
+        self.is_some_and(|k| k == *other || *other == Kind::Any)
+    }
+}
+
+/// Every step that moves a permit, taken with good keys and sane inputs at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Submit,
+    SiteCheck,
+    Approve,
+    Reject,
+    RecordGas,
+    Start,
+    Suspend,
+    Resume,
+    Complete,
+    Close,
+    Cancel,
+    Expire,
+}
+
+const STEPS: [Step; 12] = [
+    Step::Submit,
+    Step::SiteCheck,
+    Step::Approve,
+    Step::Reject,
+    Step::RecordGas,
+    Step::Start,
+    Step::Suspend,
+    Step::Resume,
+    Step::Complete,
+    Step::Close,
+    Step::Cancel,
+    Step::Expire,
+];
+
+fn take(
+    d: &Device,
+    step: Step,
+    id: &str,
+    now: i64,
+) -> (
+    &'static str,
+    Result<weldguard_ffi::permits::PermitView, WeldGuardError>,
+) {
+    let id = id.to_owned();
+    match step {
+        Step::Submit => (
+            "method_device_permit_submit",
+            d.permit_submit(
+                id,
+                by("张三", "S-001"),
+                None,
+                GoodKey::new(true),
+                now,
+                Lang::En,
+            ),
+        ),
+        Step::SiteCheck => (
+            "method_device_permit_site_check",
+            d.permit_site_check(
+                id,
+                by("孙七", "S-003"),
+                site_check_answers(),
+                Some(site()),
+                GoodKey::new(true),
+                now,
+                Lang::En,
+            ),
+        ),
+        Step::Approve => (
+            "method_device_permit_approve",
+            d.permit_approve(
+                id,
+                by("周八", "S-004"),
+                Some(site()),
+                GoodKey::new(true),
+                now,
+                Lang::Zh,
+            ),
+        ),
+        Step::Reject => (
+            "method_device_permit_reject",
+            d.permit_reject(id, by("周八", "S-004"), "不合格".into(), now, Lang::En),
+        ),
+        Step::RecordGas => (
+            "method_device_permit_record_gas",
+            d.permit_record_gas(id, gas(), now, Lang::En),
+        ),
+        Step::Start => (
+            "method_device_permit_start",
+            d.permit_start(id, false, None, now, Lang::En),
+        ),
+        Step::Suspend => (
+            "method_device_permit_suspend",
+            d.permit_suspend(id, "午休".into(), now, Lang::En),
+        ),
+        Step::Resume => (
+            "method_device_permit_resume",
+            d.permit_resume(id, now, Lang::En),
+        ),
+        Step::Complete => (
+            "method_device_permit_complete",
+            d.permit_complete(id, now, Lang::En),
+        ),
+        Step::Close => (
+            "method_device_permit_close",
+            d.permit_close(
+                id,
+                by("王五", "S-002"),
+                answers(&[ChecklistSection::PostWork], now),
+                Some(site()),
+                GoodKey::new(false),
+                now,
+                Lang::En,
+            ),
+        ),
+        Step::Cancel => (
+            "method_device_permit_cancel",
+            d.permit_cancel(id, by("张三", "S-001"), "取消".into(), now, Lang::En),
+        ),
+        Step::Expire => (
+            "method_device_permit_expire",
+            d.permit_expire(id, now, Lang::En),
+        ),
+    }
+}
+
+fn export_of(step: Step) -> &'static str {
+    match step {
+        Step::Submit => "method_device_permit_submit",
+        Step::SiteCheck => "method_device_permit_site_check",
+        Step::Approve => "method_device_permit_approve",
+        Step::Reject => "method_device_permit_reject",
+        Step::RecordGas => "method_device_permit_record_gas",
+        Step::Start => "method_device_permit_start",
+        Step::Suspend => "method_device_permit_suspend",
+        Step::Resume => "method_device_permit_resume",
+        Step::Complete => "method_device_permit_complete",
+        Step::Close => "method_device_permit_close",
+        Step::Cancel => "method_device_permit_cancel",
+        Step::Expire => "method_device_permit_expire",
+    }
+}
+
+/// Steps out of order in every state: a typed input error, nothing saved.
+fn permits_out_of_order() {
+    use PermitState as S;
+    let refused_in: [(PermitState, &[Step]); 8] = [
+        (
+            S::Draft,
+            &[
+                Step::SiteCheck,
+                Step::Approve,
+                Step::Reject,
+                Step::Start,
+                Step::Suspend,
+                Step::Resume,
+                Step::Complete,
+                Step::Close,
+                Step::Expire,
+            ],
+        ),
+        (
+            S::Submitted,
+            &[
+                Step::Submit,
+                Step::Approve,
+                Step::Start,
+                Step::Suspend,
+                Step::Resume,
+                Step::Complete,
+                Step::Close,
+            ],
+        ),
+        (
+            S::Checked,
+            &[
+                Step::Submit,
+                Step::SiteCheck,
+                Step::Start,
+                Step::Resume,
+                Step::Complete,
+                Step::Close,
+            ],
+        ),
+        (
+            S::Approved,
+            &[
+                Step::Submit,
+                Step::SiteCheck,
+                Step::Approve,
+                Step::Reject,
+                Step::Suspend,
+                Step::Resume,
+                Step::Complete,
+                Step::Close,
+            ],
+        ),
+        (
+            S::Active,
+            &[
+                Step::Submit,
+                Step::SiteCheck,
+                Step::Approve,
+                Step::Reject,
+                Step::Start,
+                Step::Resume,
+                Step::Close,
+            ],
+        ),
+        (
+            S::Suspended,
+            &[
+                Step::Submit,
+                Step::Approve,
+                Step::Start,
+                Step::Suspend,
+                Step::Close,
+            ],
+        ),
+        (
+            S::Completed,
+            &[
+                Step::Submit,
+                Step::Approve,
+                Step::Start,
+                Step::Suspend,
+                Step::Resume,
+                Step::Complete,
+                Step::Cancel,
+            ],
+        ),
+        (S::Closed, &STEPS),
+    ];
+    for (state, steps) in refused_in {
+        let f = PermitFx::at_state(state);
+        for step in steps {
+            // The time the step would be sane at, if the permit were ready for it.
+            let now = match step {
+                Step::Close => at(210),
+                Step::Expire => at(9 * 60),
+                _ => at(90),
+            };
+            let code = f.refuses(export_of(*step), Kind::Input, |d| {
+                take(d, *step, PERMIT, now).1
+            });
+            assert!(code.starts_with("permit."), "{step:?} in {state:?}: {code}");
+        }
+        // Every step on a permit that is not stored.
+        let mut ids = vec![
+            "no-such-permit".to_owned(),
+            String::new(),
+            "\0\u{202e}".into(),
+        ];
+        if state == S::Draft {
+            ids.push(huge("P"));
+        }
+        for id in ids {
+            for step in STEPS {
+                f.refuses(export_of(step), Kind::Input, |d| {
+                    take(d, step, &id, at(90)).1
+                });
+            }
+        }
+    }
+}
+
+/// Each step at times no step can be taken at; and the views at absurd times.
+fn permits_at_bad_times() {
+    use PermitState as S;
+    for (state, step) in [
+        (S::Draft, Step::Submit),
+        (S::Submitted, Step::SiteCheck),
+        (S::Checked, Step::Approve),
+        (S::Checked, Step::Reject),
+        (S::Approved, Step::RecordGas),
+        (S::Approved, Step::Start),
+        (S::Active, Step::Suspend),
+        (S::Suspended, Step::Resume),
+        (S::Active, Step::Complete),
+        (S::Completed, Step::Close),
+        (S::Approved, Step::Cancel),
+        (S::Approved, Step::Expire),
+    ] {
+        let f = PermitFx::at_state(state);
+        for now in BAD_TIMES {
+            f.refuses(export_of(step), Kind::Input, |d| {
+                take(d, step, PERMIT, now).1
+            });
+        }
+    }
+    let f = PermitFx::at_state(S::Suspended);
+    for now in TIMES {
+        for lang in [Lang::Zh, Lang::En] {
+            f.survives("method_device_permit_show", |d| {
+                d.permit_show(PERMIT.into(), now, lang)
+            });
+            f.survives("method_device_permit_list", |d| {
+                d.permit_list(None, now, lang)
+            });
+            f.survives("method_device_due", |d| d.due(now, lang));
+            for days in [0, 30, u32::MAX] {
+                f.survives("method_device_due_within", |d| {
+                    d.due_within(now, days, lang)
+                });
+            }
+            f.survives("method_device_permit_preview_answers", |d| {
+                d.permit_preview_answers(PERMIT.into(), site_check_answers(), now, lang)
+            });
+        }
+        for state in [None, Some(S::Suspended), Some(S::Closed)] {
+            f.survives("method_device_permit_list", |d| {
+                d.permit_list(state, now, Lang::Zh)
+            });
+        }
+    }
+    for lang in [Lang::Zh, Lang::En] {
+        let due = call("method_device_due", || f.d.due(NOW, lang)).unwrap();
+        assert!(!due.is_empty(), "a suspended permit has something due");
+    }
+}
+
+/// Drafts with hostile texts, times, places and crews.
+fn permit_drafts() {
+    let f = PermitFx::at_state(PermitState::Draft);
+    let mut bad: Vec<PermitDraftInput> = Vec::new();
+    for edit in [
+        |i: &mut PermitDraftInput| i.site_id = String::new(),
+        |i: &mut PermitDraftInput| i.site_name = " \t".into(),
+        |i: &mut PermitDraftInput| i.work = String::new(),
+        |i: &mut PermitDraftInput| i.hot_work_point = "\r\n".into(),
+        |i: &mut PermitDraftInput| i.rules = "no-such-rules".into(),
+        |i: &mut PermitDraftInput| i.rules = huge("r"),
+        |i: &mut PermitDraftInput| i.permit_id = Some(String::new()),
+        |i: &mut PermitDraftInput| i.permit_id = Some(PERMIT.into()),
+        |i: &mut PermitDraftInput| i.night = Some("25:00-06:00".into()),
+        |i: &mut PermitDraftInput| i.night = Some(huge(":")),
+        |i: &mut PermitDraftInput| i.valid_until = i.valid_from,
+        |i: &mut PermitDraftInput| {
+            i.valid_from = i64::MAX;
+            i.valid_until = i64::MIN;
+        },
+        |i: &mut PermitDraftInput| i.site_location.latitude = f64::NAN,
+        |i: &mut PermitDraftInput| i.site_location.longitude = f64::INFINITY,
+        |i: &mut PermitDraftInput| i.site_location.latitude = f64::NEG_INFINITY,
+        |i: &mut PermitDraftInput| i.site_location.latitude = 90.000_001,
+        |i: &mut PermitDraftInput| i.site_location.longitude = -1e308,
+    ] {
+        let mut input = draft_input();
+        edit(&mut input);
+        bad.push(input);
+    }
+    for input in bad {
+        f.refuses("method_device_permit_draft", Kind::Input, |d| {
+            d.permit_draft(input.clone(), NOW, Lang::Zh)
+        });
+    }
+    for now in [i64::MIN, i64::MAX] {
+        let mut input = draft_input();
+        input.permit_id = None;
+        f.refuses("method_device_permit_draft", Kind::Input, |d| {
+            d.permit_draft(input.clone(), now, Lang::En)
+        });
+    }
+    // Hostile texts in every text field, a new permit each: refused, or saved as written.
+    for text in hostile_texts() {
+        for (n, edit) in [
+            |i: &mut PermitDraftInput, t: &str| i.site_id = t.into(),
+            |i: &mut PermitDraftInput, t: &str| i.site_name = t.into(),
+            |i: &mut PermitDraftInput, t: &str| i.work = t.into(),
+            |i: &mut PermitDraftInput, t: &str| i.hot_work_point = t.into(),
+            |i: &mut PermitDraftInput, t: &str| i.applicant = person(t, t),
+            |i: &mut PermitDraftInput, t: &str| i.welders = vec![person(t, t)],
+            |i: &mut PermitDraftInput, t: &str| i.machines = vec![t.into()],
+            |i: &mut PermitDraftInput, t: &str| i.fire_watch = vec![person(t, t)],
+            |i: &mut PermitDraftInput, t: &str| i.night = Some(t.into()),
+            |i: &mut PermitDraftInput, t: &str| i.permit_id = Some(t.into()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Huge texts once (in the permit id), the short ones everywhere.
+            if text.len() > 1000 && n != 9 {
+                continue;
+            }
+            let mut input = draft_input();
+            input.permit_id = None;
+            edit(&mut input, &text);
+            f.survives("method_device_permit_draft", |d| {
+                d.permit_draft(input, NOW, Lang::En)
+            });
+        }
+    }
+    // Crews of thousands, and a hostile count of hot-work points.
+    let mut input = draft_input();
+    input.permit_id = None;
+    input.welders = vec![person("李四", "T370983199001011234"); 1_000];
+    input.machines = vec!["M".into(); 1_000];
+    input.hot_work_points = u32::MAX;
+    input.approval_radius_m = Some(u32::MAX);
+    input.conditions.wind_force = Some(u8::MAX);
+    f.survives("method_device_permit_draft", |d| {
+        d.permit_draft(input, NOW, Lang::En)
+    });
+}
+
+/// Answers that cannot be right, previewed (an answer or a typed error) and in the site check
+/// and closing (refused, nothing saved).
+fn permit_answers() {
+    let good = site_check_answers();
+    let mut hostile: Vec<Vec<ChecklistAnswerInput>> = Vec::new();
+    // Duplicates of every answer.
+    hostile.push(good.iter().chain(good.iter()).cloned().collect());
+    // Answers for items nobody knows.
+    for id in [
+        "no.such.item".to_owned(),
+        String::new(),
+        huge("i"),
+        "\0".into(),
+    ] {
+        let mut a = good.clone();
+        a.push(ChecklistAnswerInput {
+            item_id: id,
+            not_applicable_reason: None,
+            evidence: vec![],
+        });
+        hostile.push(a);
+    }
+    // A huge list.
+    hostile.push(
+        (0..2_000)
+            .map(|i| ChecklistAnswerInput {
+                item_id: format!("ban.{i:02}"),
+                not_applicable_reason: Some("x".into()),
+                evidence: vec![],
+            })
+            .collect(),
+    );
+    // Evidence with digests of the wrong length, absurd numbers, gas readings at absurd times,
+    // empty and huge reasons.
+    type Edit = Box<dyn Fn(&mut ChecklistAnswerInput)>;
+    let edits: Vec<Edit> = vec![
+        Box::new(|a| a.evidence = vec![ChecklistEvidence::Photo { sha256: vec![] }]),
+        Box::new(|a| {
+            a.evidence = vec![ChecklistEvidence::Photo {
+                sha256: vec![9; 31],
+            }]
+        }),
+        Box::new(|a| {
+            a.evidence = vec![ChecklistEvidence::Photo {
+                sha256: vec![9; 33],
+            }]
+        }),
+        Box::new(|a| {
+            for e in &mut a.evidence {
+                match e {
+                    ChecklistEvidence::Photo { sha256 } => sha256.truncate(16),
+                    ChecklistEvidence::Number { value, .. } => *value = i64::MIN,
+                    ChecklistEvidence::GasAnalysis { reading } => reading.taken_at = i64::MAX,
+                    ChecklistEvidence::Person { name, .. } => name.clear(),
+                }
+            }
+        }),
+        Box::new(|a| {
+            for e in &mut a.evidence {
+                match e {
+                    ChecklistEvidence::Number { value, .. } => *value = i64::MAX,
+                    ChecklistEvidence::GasAnalysis { reading } => {
+                        reading.taken_at = i64::MIN;
+                        reading.lel_centi_pct = 0;
+                        reading.concentration_centi_pct = u32::MAX;
+                    }
+                    ChecklistEvidence::Person { id, .. } => *id = "\u{0}".repeat(100),
+                    _ => {}
+                }
+            }
+        }),
+        Box::new(|a| a.not_applicable_reason = Some(String::new())),
+        Box::new(|a| a.evidence.clear()),
+    ];
+    for edit in &edits {
+        let mut every = good.clone();
+        every.iter_mut().for_each(edit);
+        hostile.push(every);
+    }
+    // One answer of several MB: a photo digest, a reason.
+    let mut one = good.clone();
+    one[0].evidence = vec![ChecklistEvidence::Photo {
+        sha256: vec![9; 4 << 20],
+    }];
+    hostile.push(one);
+    let mut one = good.clone();
+    one[0].not_applicable_reason = Some(huge("原因"));
+    hostile.push(one);
+    let f = PermitFx::at_state(PermitState::Submitted);
+    for answers in &hostile {
+        // A preview saves nothing: an answer or a typed error, at any time.
+        for now in [at(-100), i64::MIN] {
+            f.survives("method_device_permit_preview_answers", |d| {
+                d.permit_preview_answers(PERMIT.into(), answers.clone(), now, Lang::En)
+            });
+        }
+        f.refuses("method_device_permit_site_check", Kind::Input, |d| {
+            d.permit_site_check(
+                PERMIT.into(),
+                by("孙七", "S-003"),
+                answers.clone(),
+                Some(site()),
+                GoodKey::new(false),
+                at(-100),
+                Lang::En,
+            )
+        });
+    }
+    // Unknown permits for the preview.
+    for id in ["no-such-permit".to_owned(), huge("P")] {
+        f.refuses("method_device_permit_preview_answers", Kind::Input, |d| {
+            d.permit_preview_answers(id.clone(), good.clone(), at(-100), Lang::En)
+        });
+    }
+    // Closing with hostile post-work answers.
+    let f = PermitFx::at_state(PermitState::Completed);
+    let post = answers(&[ChecklistSection::PostWork], at(210));
+    let mut closing: Vec<Vec<ChecklistAnswerInput>> = vec![
+        vec![],
+        post.iter().chain(post.iter()).cloned().collect(),
+        good.clone(),
+    ];
+    for edit in &edits {
+        let mut every = post.clone();
+        every.iter_mut().for_each(edit);
+        if every != post {
+            closing.push(every);
+        }
+    }
+    for answers in closing {
+        f.refuses("method_device_permit_close", Kind::Input, |d| {
+            d.permit_close(
+                PERMIT.into(),
+                by("王五", "S-002"),
+                answers.clone(),
+                Some(site()),
+                GoodKey::new(false),
+                at(210),
+                Lang::En,
+            )
+        });
+    }
+}
+
+/// People, places, reasons and gas readings that cannot be right.
+fn permit_inputs() {
+    let bad_places = [
+        PermitLocation {
+            latitude: f64::NAN,
+            longitude: 0.0,
+        },
+        PermitLocation {
+            latitude: 0.0,
+            longitude: f64::INFINITY,
+        },
+        PermitLocation {
+            latitude: f64::NEG_INFINITY,
+            longitude: f64::NAN,
+        },
+        PermitLocation {
+            latitude: -90.5,
+            longitude: 180.5,
+        },
+        PermitLocation {
+            latitude: f64::MAX,
+            longitude: f64::MIN,
+        },
+    ];
+    let bad_people = [by("", ""), by(" ", "S-001"), by("张三", "\t\r\n")];
+    use PermitState as S;
+    let f = PermitFx::at_state(S::Draft);
+    for place in bad_places {
+        let code = f.refuses("method_device_permit_submit", Kind::Input, |d| {
+            d.permit_submit(
+                PERMIT.into(),
+                by("张三", "S-001"),
+                Some(place),
+                GoodKey::new(false),
+                at(-120),
+                Lang::En,
+            )
+        });
+        assert_eq!(code, "input.location");
+    }
+    for who in &bad_people {
+        f.refuses("method_device_permit_submit", Kind::Input, |d| {
+            d.permit_submit(
+                PERMIT.into(),
+                who.clone(),
+                None,
+                GoodKey::new(false),
+                at(-120),
+                Lang::En,
+            )
+        });
+        f.refuses("method_device_permit_cancel", Kind::Input, |d| {
+            d.permit_cancel(PERMIT.into(), who.clone(), "x".into(), at(-120), Lang::En)
+        });
+    }
+    // Hostile names and reasons: refused or taken as written, never a panic (one huge text).
+    for text in hostile_texts()
+        .into_iter()
+        .filter(|t| t.len() < 1000)
+        .chain([huge("焊")])
+    {
+        let f = PermitFx::at_state(S::Draft);
+        f.survives("method_device_permit_submit", |d| {
+            d.permit_submit(
+                PERMIT.into(),
+                PermitActorInput {
+                    name: text.clone(),
+                    id: text.clone(),
+                    role: Some(text.clone()),
+                },
+                None,
+                GoodKey::new(false),
+                at(-120),
+                Lang::En,
+            )
+        });
+        f.survives("method_device_permit_cancel", |d| {
+            d.permit_cancel(
+                PERMIT.into(),
+                by("张三", "S-001"),
+                text.clone(),
+                at(-110),
+                Lang::En,
+            )
+        });
+    }
+    for reason in [String::new(), " \n".into()] {
+        let f = PermitFx::at_state(S::Checked);
+        f.refuses("method_device_permit_reject", Kind::Input, |d| {
+            d.permit_reject(
+                PERMIT.into(),
+                by("周八", "S-004"),
+                reason.clone(),
+                at(-80),
+                Lang::En,
+            )
+        });
+        let f = PermitFx::at_state(S::Active);
+        f.refuses("method_device_permit_suspend", Kind::Input, |d| {
+            d.permit_suspend(PERMIT.into(), reason.clone(), at(60), Lang::En)
+        });
+    }
+    let f = PermitFx::at_state(S::Checked);
+    for place in bad_places {
+        f.refuses("method_device_permit_approve", Kind::Input, |d| {
+            d.permit_approve(
+                PERMIT.into(),
+                by("周八", "S-004"),
+                Some(place),
+                GoodKey::new(true),
+                at(-80),
+                Lang::En,
+            )
+        });
+    }
+    // Gas readings.
+    let f = PermitFx::at_state(S::Approved);
+    let mut readings = Vec::new();
+    for edit in [
+        |g: &mut PermitGasInput| g.analyst = String::new(),
+        |g: &mut PermitGasInput| g.point = " ".into(),
+        |g: &mut PermitGasInput| g.lel_centi_pct = 0,
+        |g: &mut PermitGasInput| g.taken_at = Some(i64::MIN),
+        |g: &mut PermitGasInput| g.taken_at = Some(i64::MAX),
+        |g: &mut PermitGasInput| g.taken_at = Some(NOW + 86_400),
+    ] {
+        let mut g = gas();
+        edit(&mut g);
+        readings.push(g);
+    }
+    for g in readings {
+        f.refuses("method_device_permit_record_gas", Kind::Input, |d| {
+            d.permit_record_gas(PERMIT.into(), g.clone(), at(-5), Lang::En)
+        });
+    }
+    for g in [
+        PermitGasInput {
+            lel_centi_pct: u32::MAX,
+            concentration_centi_pct: u32::MAX,
+            ..gas()
+        },
+        // Long ago: recorded, and stale.
+        PermitGasInput {
+            taken_at: Some(-1),
+            ..gas()
+        },
+        PermitGasInput {
+            analyst: huge("析"),
+            point: huge("\u{0}"),
+            ..gas()
+        },
+    ] {
+        f.survives("method_device_permit_record_gas", |d| {
+            d.permit_record_gas(PERMIT.into(), g.clone(), at(-5), Lang::En)
+        });
+    }
+    // A start by a welder not on the permit, and hostile welder texts.
+    let f = PermitFx::at_state(S::Approved);
+    call("method_device_permit_record_gas", || {
+        f.d.permit_record_gas(PERMIT.into(), gas(), at(-5), Lang::En)
+    })
+    .unwrap();
+    for welder in hostile_texts() {
+        f.refuses("method_device_permit_start", Kind::Input, |d| {
+            d.permit_start(PERMIT.into(), true, Some(welder.clone()), NOW, Lang::En)
+        });
+    }
+}
+
+/// Keys that refuse, answer garbage, have public keys of the wrong length or do not claim the
+/// presence approval needs: a typed signing error, nothing saved.
+fn permit_signers() {
+    let bad = || -> Vec<Arc<dyn PersonSigner>> {
+        vec![
+            Arc::new(RefusingKey(vec![2; 33])),
+            Arc::new(GarbageSigner(
+                SoftwareSigner::generate().unwrap().public_key(),
+            )),
+            Arc::new(GarbageSigner(Vec::new())),
+            GoodKey::with_public_key(vec![2; 5]),
+            GoodKey::with_public_key(vec![4; 65]),
+            GoodKey::with_public_key(vec![2; 1 << 20]),
+        ]
+    };
+    use PermitState as S;
+    let f = PermitFx::at_state(S::Draft);
+    for key in bad() {
+        f.refuses("method_device_permit_submit", Kind::Signing, |d| {
+            d.permit_submit(
+                PERMIT.into(),
+                by("张三", "S-001"),
+                None,
+                key,
+                at(-120),
+                Lang::En,
+            )
+        });
+    }
+    let f = PermitFx::at_state(S::Submitted);
+    for key in bad() {
+        f.refuses("method_device_permit_site_check", Kind::Signing, |d| {
+            d.permit_site_check(
+                PERMIT.into(),
+                by("孙七", "S-003"),
+                site_check_answers(),
+                Some(site()),
+                key,
+                at(-100),
+                Lang::En,
+            )
+        });
+    }
+    let f = PermitFx::at_state(S::Checked);
+    let mut approvers = bad();
+    approvers.push(GoodKey::new(false));
+    for key in approvers {
+        f.refuses("method_device_permit_approve", Kind::Signing, |d| {
+            d.permit_approve(
+                PERMIT.into(),
+                by("周八", "S-004"),
+                Some(site()),
+                key,
+                at(-80),
+                Lang::En,
+            )
+        });
+    }
+    let f = PermitFx::at_state(S::Completed);
+    for key in bad() {
+        f.refuses("method_device_permit_close", Kind::Signing, |d| {
+            d.permit_close(
+                PERMIT.into(),
+                by("王五", "S-002"),
+                answers(&[ChecklistSection::PostWork], at(210)),
+                Some(site()),
+                key,
+                at(210),
+                Lang::En,
+            )
+        });
+    }
+    // Site codes: signed with bad keys, for unknown permits, before approval, at absurd times.
+    let f = PermitFx::at_state(S::Approved);
+    // Keys other than the approver's are refused as such, before anything is signed.
+    for key in bad() {
+        f.refuses("method_device_permit_site_code", Kind::Any, |d| {
+            d.permit_site_code(PERMIT.into(), key, at(-75))
+        });
+    }
+    for id in ["no-such-permit".to_owned(), String::new(), huge("P")] {
+        f.refuses("method_device_permit_site_code", Kind::Input, |d| {
+            d.permit_site_code(id.clone(), GoodKey::new(true), at(-75))
+        });
+    }
+    for now in [i64::MIN, i64::MAX] {
+        f.survives("method_device_permit_site_code", |d| {
+            d.permit_site_code(PERMIT.into(), f.approver.clone(), now)
+        });
+    }
+    let code = call("method_device_permit_site_code", || {
+        f.d.permit_site_code(PERMIT.into(), f.approver.clone(), at(-75))
+    })
+    .unwrap();
+    let f = PermitFx::at_state(S::Checked);
+    f.refuses("method_device_permit_site_code", Kind::Input, |d| {
+        d.permit_site_code(PERMIT.into(), GoodKey::new(true), at(-75))
+    });
+    // Scanning: hostile texts and a code with one character changed are answers, not errors.
+    let mut texts = hostile_texts();
+    let mut flipped = code.text.clone().into_bytes();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
+    texts.push(String::from_utf8(flipped).unwrap());
+    for text in texts {
+        for lang in [Lang::Zh, Lang::En] {
+            let scan = call("method_device_permit_scan_code", || {
+                f.d.permit_scan_code(text.clone(), lang)
+            })
+            .unwrap();
+            assert!(!scan.valid && scan.reason.is_some(), "{text:.40}");
+        }
+    }
+    let scan = call("method_device_permit_scan_code", || {
+        f.d.permit_scan_code(code.text.clone(), Lang::En)
+    })
+    .unwrap();
+    assert!(scan.valid);
+    // Verify and show: unknown permits are typed errors.
+    for id in [
+        "no-such-permit".to_owned(),
+        String::new(),
+        huge("P"),
+        "\0".into(),
+    ] {
+        f.refuses("method_device_permit_verify", Kind::Input, |d| {
+            d.permit_verify(id.clone(), Lang::Zh)
+        });
+        f.refuses("method_device_permit_show", Kind::Input, |d| {
+            d.permit_show(id.clone(), NOW, Lang::En)
+        });
+    }
+    let v = call("method_device_permit_verify", || {
+        f.d.permit_verify(PERMIT.into(), Lang::En)
+    })
+    .unwrap();
+    assert!(!v.valid, "no signer directory synced");
+}
+
+fn permit_functions() {
+    for lang in [Lang::Zh, Lang::En] {
+        let checklist = call("func_permit_checklist", || permit_checklist(lang)).unwrap();
+        assert!(!checklist.items.is_empty());
+    }
+    for purpose in [
+        SignPurpose::PermitSubmit,
+        SignPurpose::PermitSiteCheck,
+        SignPurpose::PermitApprove,
+        SignPurpose::PermitReject,
+        SignPurpose::PermitClose,
+        SignPurpose::PermitCode,
+        SignPurpose::InspectionSeal,
+        SignPurpose::CredentialPresentation,
+    ] {
+        let asks = call("func_sign_purpose_requires_presence", || {
+            sign_purpose_requires_presence(purpose)
+        });
+        assert_eq!(
+            asks,
+            matches!(
+                purpose,
+                SignPurpose::PermitApprove | SignPurpose::PermitReject
+            ),
+            "{purpose:?}"
+        );
+    }
+}
+
+/// Every permit export refuses hostile input and steps out of order, saving nothing.
+fn permits() {
+    let started = std::time::Instant::now();
+    for (name, section) in [
+        ("functions", permit_functions as fn()),
+        ("drafts", permit_drafts),
+        ("inputs", permit_inputs),
+        ("answers", permit_answers),
+        ("signers", permit_signers),
+        ("out of order", permits_out_of_order),
+        ("bad times", permits_at_bad_times),
+    ] {
+        let t = std::time::Instant::now();
+        section();
+        eprintln!("permits, {name}: {:?}", t.elapsed());
+    }
+    eprintln!("permit hostile test: {:?}", started.elapsed());
 }

@@ -835,6 +835,7 @@ fn apply<'s>(
     lang: Lang,
     make: impl FnOnce(&Permit, &'static RuleProfile) -> Result<Action<'s>, AppError>,
 ) -> Result<PermitView, AppError> {
+    step_time(now)?;
     let permit = load(device, id)?;
     let profile = profile_of(&permit)?;
     let action = make(&permit, profile)?;
@@ -847,6 +848,20 @@ fn apply<'s>(
             .store()
             .apply_permit_action(id, &ctx, action, now.saturating_mul(1000))?;
     view(device, &after, now, lang, Some(saved), None)
+}
+
+/// The time of a step that is saved: a time a clock can show, not before 1970 (the store keeps
+/// creation times from then on), so a bad time is bad input rather than a storage failure.
+fn step_time(now: i64) -> Result<(), AppError> {
+    super::device::time(now)?;
+    if now < 0 {
+        return Err(AppError::input(
+            "input.time",
+            format!("时间早于1970年：{now}"),
+            format!("The time is before 1970: {now}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A signed step through the person's signer for `purpose`; a refused presence is said clearly.
@@ -885,7 +900,7 @@ pub fn draft(
     lang: Lang,
     input: DraftInput,
 ) -> Result<PermitView, AppError> {
-    super::device::time(now)?;
+    step_time(now)?;
     if input.valid_until <= input.valid_from {
         return Err(AppError::input(
             "input.validity",
@@ -1119,6 +1134,15 @@ pub fn record_gas(
         ));
     }
     let taken_at = gas.taken_at.unwrap_or(now);
+    // A reading from the future, or at a time no clock shows, would move the gas deadlines.
+    super::device::time(taken_at)?;
+    if taken_at > now {
+        return Err(AppError::input(
+            "input.gas_time",
+            format!("气体分析时间晚于当前时间：{taken_at} > {now}"),
+            format!("the gas analysis is dated after now: {taken_at} > {now}"),
+        ));
+    }
     apply(device, id, now, lang, |_, _| {
         Ok(Action::RecordGas {
             reading: GasReading {
@@ -1142,7 +1166,18 @@ pub fn start(
     continuous_monitoring: bool,
     by: Option<String>,
 ) -> Result<PermitView, AppError> {
-    apply(device, id, now, lang, |_, _| {
+    apply(device, id, now, lang, |permit, _| {
+        // The welder who starts is one the permit names (by certificate number).
+        if let Some(welder) = &by
+            && !permit.content.welders.iter().any(|w| w.id == *welder)
+        {
+            let shown: String = welder.chars().take(40).collect();
+            return Err(AppError::input(
+                "permit.welder_not_named",
+                format!("作业证未列出此焊工：{shown:?}"),
+                format!("the permit does not name this welder: {shown:?}"),
+            ));
+        }
         Ok(Action::Start {
             at: now,
             continuous_monitoring,

@@ -429,6 +429,119 @@ fn steps_in_the_wrong_order_or_with_bad_input_are_refused_and_save_nothing() {
     assert_eq!(e.code(), "input.validity");
 }
 
+#[test]
+fn a_gas_reading_dated_in_the_future_or_out_of_range_is_refused_and_saves_nothing() {
+    let f = Fx::new();
+    f.draft();
+    f.submit();
+    f.check();
+    f.approve(&f.approver).unwrap();
+    let (before, steps) = f.stored();
+    for (taken_at, expected) in [
+        (i64::MIN, "input.time"),
+        (i64::MAX, "input.time"),
+        (t(8, 56), "input.gas_time"),
+    ] {
+        let e = record_gas(
+            &f.device,
+            t(8, 55),
+            Lang::En,
+            ID,
+            GasInput {
+                lel_centi_pct: 500,
+                concentration_centi_pct: 10,
+                point: "动火点".into(),
+                analyst: "赵六".into(),
+                taken_at: Some(taken_at),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), expected, "{taken_at}");
+        assert!(!e.message_zh().is_empty() && !e.message_en().is_empty());
+    }
+    assert_eq!(f.stored(), (before, steps));
+    // Taken a minute before it is recorded: saved.
+    let v = record_gas(
+        &f.device,
+        t(8, 55),
+        Lang::En,
+        ID,
+        GasInput {
+            lel_centi_pct: 500,
+            concentration_centi_pct: 10,
+            point: "动火点".into(),
+            analyst: "赵六".into(),
+            taken_at: Some(t(8, 54)),
+        },
+    )
+    .unwrap();
+    assert_eq!(v.state, PermitState::Approved);
+    assert_eq!(f.stored().1, steps + 1);
+}
+
+#[test]
+fn a_start_by_a_welder_the_permit_does_not_name_is_refused_and_saves_nothing() {
+    let f = Fx::new();
+    f.draft();
+    f.submit();
+    f.check();
+    f.approve(&f.approver).unwrap();
+    f.gas(t(8, 55));
+    let (before, steps) = f.stored();
+    for welder in ["", " ", "T110105194912310021", "李四"] {
+        let e = start(&f.device, t(9, 0), Lang::En, ID, false, Some(welder.into())).unwrap_err();
+        assert_eq!(e.code(), "permit.welder_not_named", "{welder:?}");
+    }
+    assert_eq!(f.stored(), (before, steps));
+    let v = start(
+        &f.device,
+        t(9, 0),
+        Lang::En,
+        ID,
+        false,
+        Some("T370983199001011234".into()),
+    )
+    .unwrap();
+    assert_eq!(v.state, PermitState::Active);
+}
+
+#[test]
+fn a_step_at_a_time_no_clock_shows_is_bad_input_and_saves_nothing() {
+    let f = Fx::new();
+    for now in [i64::MIN, -1, i64::MAX] {
+        let e = draft(&f.device, now, Lang::En, draft_input()).unwrap_err();
+        assert_eq!(e.code(), "input.time", "{now}");
+        assert!(matches!(e.kind(), crate::app::error::ErrorKind::Input));
+    }
+    f.draft();
+    let (before, steps) = f.stored();
+    for now in [i64::MIN, -1, i64::MAX] {
+        let e = submit(
+            &f.device,
+            now,
+            Lang::En,
+            None,
+            ID,
+            by("张三", "S-001"),
+            None,
+            &f.applicant,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "input.time", "{now}");
+        let e = cancel(
+            &f.device,
+            now,
+            Lang::En,
+            ID,
+            by("张三", "S-001"),
+            "x".into(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "input.time", "{now}");
+    }
+    assert_eq!(f.stored(), (before, steps));
+}
+
 fn draft_input() -> DraftInput {
     DraftInput {
         site_id: "s".into(),
