@@ -2,6 +2,8 @@
 //! record, end to end: `app::start_work` records on a real profile database, a sync pushes to the
 //! real server binary on loopback, and `app::history` shows the applied session and, for the one
 //! the platform refused, its code and message as the platform sent them.
+//!
+//! `history_e2e_postgres.rs` runs the same flow on PostgreSQL.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -23,6 +25,9 @@ const ADMIN: &str = "history-admin-token-0123456789";
 const CERT: &str = "T11010519491231002X";
 const MACHINE: &str = "M-370983-0001";
 
+#[allow(dead_code)]
+const BACKEND: ServerBackend = ServerBackend::Sqlite;
+
 fn policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
@@ -35,7 +40,7 @@ fn policy() -> RetryPolicy {
 
 #[test]
 fn the_position_reaches_the_platform_and_a_refused_session_shows_why() {
-    let Some(data) = ServerData::new(ServerBackend::Sqlite, "history") else {
+    let Some(data) = ServerData::new(crate::BACKEND, "history") else {
         return;
     };
     let server = ServerProcess::start_on(SERVER, data, ADMIN);
