@@ -994,9 +994,10 @@ pub(crate) struct FinderScan {
     pub unexplained: Vec<(f32, f32)>,
 }
 
-/// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
-pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
-    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS)
+/// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`. With `one`, the
+/// first code that decodes ends the scan.
+pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant, one: bool) -> FinderScan {
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one)
 }
 
 /// The smallest module (pixels) the coarse pass samples: smaller ones are left to the pass at
@@ -1008,8 +1009,13 @@ const COARSE_ATTEMPTS: usize = 8;
 /// [`scan_bitmap`] for the coarse first pass on a downscaled plane: only triples whose modules are
 /// at least [`COARSE_MIN_MODULE`] px are decoded, and at most [`COARSE_ATTEMPTS`] of them; finders
 /// it leaves undecoded stay unexplained, so the full-size pass still runs for them.
-pub(crate) fn scan_bitmap_coarse(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
-    scan_with(bm, scale, deadline, COARSE_MIN_MODULE, COARSE_ATTEMPTS)
+pub(crate) fn scan_bitmap_coarse(
+    bm: &Bitmap,
+    scale: f32,
+    deadline: Instant,
+    one: bool,
+) -> FinderScan {
+    scan_with(bm, scale, deadline, COARSE_MIN_MODULE, COARSE_ATTEMPTS, one)
 }
 
 fn scan_with(
@@ -1018,6 +1024,7 @@ fn scan_with(
     deadline: Instant,
     min_module: f32,
     max_attempts: usize,
+    one: bool,
 ) -> FinderScan {
     let finders = find_candidates(bm);
     let n = finders.len();
@@ -1063,7 +1070,7 @@ fn scan_with(
     let mut attempts = 0;
     let mut searches = BR_SEARCHES;
     for t in &triples {
-        if attempts >= max_attempts || Instant::now() >= deadline {
+        if attempts >= max_attempts || Instant::now() >= deadline || (one && !codes.is_empty()) {
             break;
         }
         if t.ids.iter().any(|&i| used.get(i).copied().unwrap_or(true)) {
@@ -1255,7 +1262,13 @@ mod tests {
         };
         assert_eq!(read_version(&bm, &t), Some(12));
         let mut scan = Vec::new();
-        for code in scan_bitmap(&bm, 1.0, Instant::now() + std::time::Duration::from_secs(5)).codes
+        for code in scan_bitmap(
+            &bm,
+            1.0,
+            Instant::now() + std::time::Duration::from_secs(5),
+            false,
+        )
+        .codes
         {
             scan.push(code.version);
         }
