@@ -113,8 +113,12 @@ fn radius_for(plane: &Plane) -> usize {
 fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
     let start = Instant::now();
     let budget = Duration::from_millis(u64::from(options.time_budget_ms));
-    let deadline = start + budget;
-    let hard_limit = start + budget.mul_f64(1.5);
+    // Passes and decode attempts start until a tenth of the budget before its end: an attempt
+    // under way when the deadline passes runs to its end, and that margin keeps the whole scan
+    // within the budget.
+    let deadline = start + budget - budget / 10;
+    // The budget is the upper bound: a pass starts only when its estimated cost ends before it.
+    let hard_limit = deadline;
     let own = options.effort == Effort::Full;
     // One code wanted: every pass stops at the first code that decodes, and the scan with it.
     let one = options.expected == ExpectedCodes::One;
@@ -167,12 +171,19 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut any_finder_at_work = true;
     let mut any_candidate_at_work = true;
     let mut per_pixel: Option<Duration> = None;
+    let mut clock = RqrrClock {
+        deadline,
+        per_px: None,
+        crowded: false,
+    };
     let mut last: Option<Pass> = None;
-    for pass in passes {
+    let mut next = 0;
+    while let Some(&pass) = passes.get(next) {
+        next += 1;
         // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
         // deadline between attempts). Passes start until the deadline, but only when their
         // estimated cost (the slowest per-pixel time seen so far on this frame, times their
-        // pixels) ends before the hard limit of one and a half budgets.
+        // pixels) ends before the deadline too.
         let now = Instant::now();
         if now >= deadline || (one && !found.is_empty()) {
             break;
@@ -207,9 +218,12 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     let bitmap =
                         binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
                     let seen = finder::scan_bitmap(&bitmap, f as f32, deadline, one);
+                    clock.crowded |= seen.crowded;
                     merge(&mut found, seen.codes);
                 } else {
-                    rqrr_grey(&detail, f as f32, &mut found, one);
+                    clock.run(detail.width * detail.height, || {
+                        rqrr_grey(&detail, f as f32, &mut found, one)
+                    });
                 }
             }
             continue;
@@ -224,6 +238,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             };
             let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
             let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline, one);
+            clock.crowded |= seen.crowded;
             // Finder-like patterns at half the working size answer the screen's question for
             // the working size (a second look at every fourth row of the bigger plane).
             if seen.plausible {
@@ -245,7 +260,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             Pass::Finder => {
                 if own {
                     let bitmap = binarize::local_mean_threshold(work, radius_for(work), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one);
+                    let seen = if passes.contains(&Pass::Detail) {
+                        finder::scan_bitmap_deferring(&bitmap, scale, deadline, one)
+                    } else {
+                        finder::scan_bitmap(&bitmap, scale, deadline, one)
+                    };
+                    clock.crowded |= seen.crowded;
+                    // Finders too fine for the working plane left unread (a sheet of labels in
+                    // a big photo): the detail plane goes next, before the passes at this size.
+                    if seen.small >= 3
+                        && let Some(at) = passes.iter().position(|&p| p == Pass::Detail)
+                        && at > next
+                    {
+                        passes.remove(at);
+                        passes.insert(next, Pass::Detail);
+                    }
                     unexplained = seen.unexplained;
                     any_finder_at_work = seen.plausible;
                     any_candidate_at_work = seen.candidates > 0;
@@ -265,7 +294,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
             Pass::Grey => {
                 if any_candidate_at_work {
-                    rqrr_grey(work, scale, &mut found, one);
+                    clock.run(work.width * work.height, || {
+                        rqrr_grey(work, scale, &mut found, one)
+                    });
                 }
             }
             Pass::LocalMean => {
@@ -274,7 +305,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                         Some(b) => b,
                         None => binarize::local_mean_threshold(work, radius_for(work), OFFSET),
                     };
-                    rqrr_bitmap(&bitmap, scale, &mut found, one);
+                    clock.run(bitmap.width * bitmap.height, || {
+                        rqrr_bitmap(&bitmap, scale, &mut found, one)
+                    });
                 }
             }
             Pass::Inverted => {
@@ -288,7 +321,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     merge(&mut found, seen.codes);
                 }
                 if any {
-                    rqrr_grey(&inverted, scale, &mut found, one);
+                    clock.run(inverted.width * inverted.height, || {
+                        rqrr_grey(&inverted, scale, &mut found, one)
+                    });
                 }
             }
             Pass::Half | Pass::Quarter => {
@@ -308,7 +343,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                         merge(&mut found, seen.codes);
                     }
                     if any {
-                        rqrr_grey(&small, s, &mut found, one);
+                        clock.run(small.width * small.height, || {
+                            rqrr_grey(&small, s, &mut found, one)
+                        });
                     }
                 }
             }
@@ -329,7 +366,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     merge(&mut found, seen.codes);
                 }
                 if any {
-                    rqrr_grey(&double, 0.5, &mut found, one);
+                    clock.run(double.width * double.height, || {
+                        rqrr_grey(&double, 0.5, &mut found, one)
+                    });
                 }
             }
         }
@@ -342,6 +381,35 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         }
     }
     found
+}
+
+/// When a call into rqrr may start (rqrr cannot be interrupted, and on a noisy frame one call
+/// costs tens of milliseconds): before the deadline and, once a call was timed on this frame, when
+/// its estimated cost (the slowest per-pixel time seen, times the pixels) ends before it.
+/// On a crowded frame (our finder saw more finders than it keeps for an ordinary one: a sheet of
+/// labels) no call starts: rqrr groups capstones in time that grows far faster than their number
+/// (830 ms on the generated sheet's working plane).
+struct RqrrClock {
+    deadline: Instant,
+    per_px: Option<Duration>,
+    crowded: bool,
+}
+
+impl RqrrClock {
+    fn run(&mut self, pixels: usize, call: impl FnOnce()) {
+        let now = Instant::now();
+        if now >= self.deadline || self.crowded {
+            return;
+        }
+        if let Some(per_px) = self.per_px
+            && now + per_px.mul_f64(pixels as f64) > self.deadline
+        {
+            return;
+        }
+        call();
+        let this = now.elapsed().div_f64(pixels.max(1) as f64);
+        self.per_px = Some(self.per_px.map_or(this, |p| p.max(this)));
+    }
 }
 
 /// The pixels a pass works on (for its cost estimate).
@@ -368,7 +436,7 @@ fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode], enough: usiz
 }
 
 /// Whether `p` lies inside the quadrilateral (either winding).
-fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
+pub(crate) fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
     let mut sign = 0.0f32;
     for i in 0..4 {
         let a = quad[i];

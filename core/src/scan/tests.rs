@@ -950,3 +950,35 @@ fn bad_regions_are_refused() {
         3
     );
 }
+
+/// A sheet of 24 labels in one frame: 72 finders, more than an ordinary frame keeps, and every
+/// code read in the photo mode (the finders of neighbouring labels line up as well as a code's
+/// own, so only triples whose timing patterns show are tried, and each gets its attempt).
+#[test]
+fn every_code_on_a_sheet_of_labels_is_read() {
+    let mut canvas = Canvas::new(1280, 960, 225);
+    let mut want = Vec::new();
+    for row in 0..4 {
+        for col in 0..6 {
+            let text = format!("SH-2026-{:06}", 100 * row + col);
+            draw_code(
+                &mut canvas,
+                &text,
+                5,
+                20 + col * 210,
+                30 + row * 235,
+                25,
+                235,
+            );
+            want.push(text);
+        }
+    }
+    let options = ScanOptions {
+        expected: ExpectedCodes::All,
+        ..opts()
+    };
+    let mut found = texts(&scan_luma(&canvas.frame(), &options).unwrap());
+    found.sort();
+    want.sort();
+    assert_eq!(found, want);
+}
