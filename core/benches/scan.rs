@@ -348,6 +348,20 @@ fn camera_bench(args: &Args) -> Result<(), String> {
         let (r, _) = score(&sheet_item.truth, &z[n]);
         println!("  zxing-cpp:   read {r} of {total} in {:.1} ms", z[n].ms);
     }
+    if args.list
+        && let Truth::Texts(texts) = &sheet_item.truth
+    {
+        for (i, t) in texts.iter().enumerate() {
+            if !ours.detections.iter().any(|d| d.bytes == *t) {
+                println!(
+                    "  not read by ours: label {i} (row {}, column {}): {}",
+                    i / 8,
+                    i % 8,
+                    String::from_utf8_lossy(t)
+                );
+            }
+        }
+    }
     let pct = ours_read as f64 * 100.0 / total.max(1) as f64;
     println!(
         "  ours photo: read {ours_read} of {total} ({pct:.1} %) in {:.1} ms",
