@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::background::run;
 use super::error::WeldGuardError;
-use weldguard_core::scan::{self, EccLevel, LumaFrame, ScanOptions, ScannedCode};
+use weldguard_core::scan::{self, EccLevel, LumaFrame, Region, ScanOptions, ScannedCode};
 
 /// How long a scan may look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -36,6 +36,54 @@ impl ScanMode {
         match self {
             ScanMode::Live => ScanOptions::live(),
             ScanMode::Photo => ScanOptions::default(),
+        }
+    }
+}
+
+/// How many codes the shell wants from one scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ExpectedCodes {
+    /// The first code that decodes ends the scan (scan-to-start: one code at a time).
+    One,
+    /// Every code in the frame or photo (a sheet or a rack of labels, a depot survey).
+    All,
+}
+
+/// A rectangle of the frame in frame pixels, before any display rotation: the viewfinder's
+/// rectangle, so a live preview scans only what the user aims at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct ScanRegion {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a scan looks for and where: the mode's time budget, one code or all, and optionally the
+/// region of the frame to scan (the codes' corners stay in the whole frame's pixels; a region
+/// that is empty or reaches outside the frame is `InvalidInput` with `scan.empty_region` or
+/// `scan.region_outside`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct ScanSettings {
+    pub mode: ScanMode,
+    pub expected: ExpectedCodes,
+    pub region: Option<ScanRegion>,
+}
+
+impl ScanSettings {
+    fn options(self) -> ScanOptions {
+        ScanOptions {
+            expected: match self.expected {
+                ExpectedCodes::One => scan::ExpectedCodes::One,
+                ExpectedCodes::All => scan::ExpectedCodes::All,
+            },
+            region: self.region.map(|r| Region {
+                x: r.x,
+                y: r.y,
+                width: r.width,
+                height: r.height,
+            }),
+            ..self.mode.options()
         }
     }
 }
@@ -121,6 +169,37 @@ pub async fn scan_image(
 ) -> Result<Vec<ScannedQr>, WeldGuardError> {
     run("scan", Arc::new(AtomicBool::new(false)), move || {
         guarded(|| scan::scan_image_bytes(&file_bytes, &mode.options()))
+    })
+    .await
+}
+
+/// [`scan_frame`] with settings: one code or all, and the region of the frame to scan (the
+/// viewfinder's rectangle). A region that is empty or reaches outside the frame is
+/// `InvalidInput` (`scan.empty_region`, `scan.region_outside`), as is a frame that does not fit
+/// its bytes.
+#[uniffi::export]
+pub fn scan_frame_with(
+    luma: Vec<u8>,
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    settings: ScanSettings,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    guarded(|| {
+        let frame = LumaFrame::new(&luma, width, height, row_stride);
+        scan::scan_luma(&frame, &settings.options())
+    })
+}
+
+/// [`scan_image`] with settings: one code or all, and the region of the image to scan (checked
+/// against the decoded image's size).
+#[uniffi::export]
+pub async fn scan_image_with(
+    file_bytes: Vec<u8>,
+    settings: ScanSettings,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    run("scan", Arc::new(AtomicBool::new(false)), move || {
+        guarded(|| scan::scan_image_bytes(&file_bytes, &settings.options()))
     })
     .await
 }

@@ -526,6 +526,116 @@ fn frames_and_files_that_cannot_be_scanned_are_typed_errors() {
 }
 
 #[test]
+fn scan_settings_choose_one_code_or_all_and_the_viewfinder_region() {
+    use super::scan::{
+        ExpectedCodes, ScanMode, ScanRegion, ScanSettings, scan_frame_with, scan_image_with,
+    };
+    let f = fixture();
+    let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
+    let module = 4;
+    let (luma, w, h, stride) = camera_frame(&label_code, module, 8);
+    let settings = |mode, expected, region| ScanSettings {
+        mode,
+        expected,
+        region,
+    };
+    let whole = scan_frame_with(
+        luma.clone(),
+        w,
+        h,
+        stride,
+        settings(ScanMode::Photo, ExpectedCodes::All, None),
+    )
+    .unwrap();
+    assert_eq!(whole.len(), 1);
+    // The viewfinder: the frame without a band on the left and the top; the corners stay the
+    // frame's.
+    let finder = ScanRegion {
+        x: 5,
+        y: 3,
+        width: w - 5,
+        height: h - 3,
+    };
+    for mode in [ScanMode::Live, ScanMode::Photo] {
+        let codes = scan_frame_with(
+            luma.clone(),
+            w,
+            h,
+            stride,
+            settings(mode, ExpectedCodes::One, Some(finder)),
+        )
+        .unwrap();
+        assert_eq!(codes.len(), 1, "{mode:?}");
+        assert_eq!(codes[0].text.as_deref(), Some(label_code.as_str()));
+        for (a, b) in codes[0].corners.iter().zip(&whole[0].corners) {
+            assert!(
+                (a.x - b.x).abs() <= 2.0 && (a.y - b.y).abs() <= 2.0,
+                "{a:?} {b:?}"
+            );
+        }
+    }
+    // A region in the quiet zone holds no code.
+    let corner = ScanRegion {
+        x: 0,
+        y: 0,
+        width: 3 * module as u32,
+        height: 3 * module as u32,
+    };
+    assert!(
+        scan_frame_with(
+            luma.clone(),
+            w,
+            h,
+            stride,
+            settings(ScanMode::Live, ExpectedCodes::One, Some(corner)),
+        )
+        .unwrap()
+        .is_empty()
+    );
+    // Regions outside the frame or empty are typed errors, for frames and for files.
+    let outside = ScanRegion {
+        x: 1,
+        y: 0,
+        width: w,
+        height: h,
+    };
+    let empty = ScanRegion {
+        x: 0,
+        y: 0,
+        width: 0,
+        height: h,
+    };
+    let (tight, ..) = camera_frame(&label_code, module, 0);
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_raw(w, h, tight)
+        .unwrap()
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let png = png.into_inner();
+    for (region, code) in [
+        (outside, "scan.region_outside"),
+        (empty, "scan.empty_region"),
+    ] {
+        let s = settings(ScanMode::Photo, ExpectedCodes::All, Some(region));
+        for result in [
+            scan_frame_with(luma.clone(), w, h, stride, s),
+            block_on(scan_image_with(png.clone(), s)),
+        ] {
+            match result {
+                Err(WeldGuardError::InvalidInput { code: got, .. }) => assert_eq!(got, code),
+                other => panic!("expected {code}, got {other:?}"),
+            }
+        }
+    }
+    let codes = block_on(scan_image_with(
+        png,
+        settings(ScanMode::Photo, ExpectedCodes::All, Some(finder)),
+    ))
+    .unwrap();
+    assert_eq!(codes.len(), 1);
+}
+
+#[test]
 fn the_inspector_checks_a_welder_records_an_inspection_and_the_history_shows_it() {
     use super::history::{OutboxFilter, OutboxState};
     use super::inspection::{

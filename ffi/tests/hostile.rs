@@ -50,6 +50,8 @@ const COVERED: &[&str] = &[
     "func_present_credential",
     "func_scan_frame",
     "func_scan_image",
+    "func_scan_frame_with",
+    "func_scan_image_with",
     "func_sign_purpose_requires_presence",
     "func_verify_code",
     "constructor_device_open",
@@ -973,6 +975,7 @@ fn every_export_answers_hostile_input_with_a_typed_error_and_never_panics() {
     let p = profile();
     stateless_functions(&p);
     scanning();
+    scanning_with_settings();
     profile_calls(&p);
     inspections(&p);
     permits();
@@ -2191,4 +2194,93 @@ fn permits() {
         eprintln!("permits, {name}: {:?}", t.elapsed());
     }
     eprintln!("permit hostile test: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scanning with settings (one code or all, a region of the frame): hostile regions.
+
+fn scanning_with_settings() {
+    use weldguard_ffi::scan::{
+        ExpectedCodes, ScanRegion, ScanSettings, scan_frame_with, scan_image_with,
+    };
+    let (w, h) = (64u32, 48u32);
+    let luma = vec![0x80u8; (w * h) as usize];
+    let region = |x, y, width, height| ScanRegion {
+        x,
+        y,
+        width,
+        height,
+    };
+    let regions = [
+        region(0, 0, 0, 0),
+        region(0, 0, 0, h),
+        region(0, 0, w, 0),
+        region(0, 0, w + 1, h),
+        region(0, 0, w, h + 1),
+        region(w, 0, 1, 1),
+        region(0, h, 1, 1),
+        region(u32::MAX, u32::MAX, 1, 1),
+        region(1, 1, u32::MAX, u32::MAX),
+        region(u32::MAX, u32::MAX, u32::MAX, u32::MAX),
+        region(w / 2, h / 2, u32::MAX - w / 2 + 1, 2),
+    ];
+    let mut file = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_raw(w, h, luma.clone())
+        .unwrap()
+        .write_to(&mut file, image::ImageFormat::Png)
+        .unwrap();
+    let file = file.into_inner();
+    for mode in [ScanMode::Live, ScanMode::Photo] {
+        for expected in [ExpectedCodes::One, ExpectedCodes::All] {
+            for r in regions {
+                let settings = ScanSettings {
+                    mode,
+                    expected,
+                    region: Some(r),
+                };
+                let code = refused("func_scan_frame_with", || {
+                    scan_frame_with(luma.clone(), w, h, w, settings)
+                });
+                assert!(code.starts_with("scan."), "{code}");
+                let code = refused("func_scan_image_with", || {
+                    block_on(scan_image_with(file.clone(), settings))
+                });
+                assert!(code.starts_with("scan."), "{code}");
+            }
+            // A frame that does not fit its bytes is refused whatever the region.
+            let settings = ScanSettings {
+                mode,
+                expected,
+                region: Some(region(0, 0, 1, 1)),
+            };
+            refused("func_scan_frame_with", || {
+                scan_frame_with(vec![0; 10], u32::MAX, u32::MAX, u32::MAX, settings)
+            });
+            refused("func_scan_image_with", || {
+                block_on(scan_image_with(b"not a photo".to_vec(), settings))
+            });
+            // Regions inside the frame (and none) are answers: a flat frame has no code.
+            for r in [
+                None,
+                Some(region(0, 0, w, h)),
+                Some(region(w - 1, h - 1, 1, 1)),
+            ] {
+                let settings = ScanSettings {
+                    mode,
+                    expected,
+                    region: r,
+                };
+                let codes = call("func_scan_frame_with", || {
+                    scan_frame_with(luma.clone(), w, h, w, settings)
+                })
+                .unwrap();
+                assert!(codes.is_empty());
+                let codes = call("func_scan_image_with", || {
+                    block_on(scan_image_with(file.clone(), settings))
+                })
+                .unwrap();
+                assert!(codes.is_empty());
+            }
+        }
+    }
 }

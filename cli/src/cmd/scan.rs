@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use weldguard_core::codes::{PREFIX, ReplayCache, RevocationSet, TrustStore, Verifier};
 use weldguard_core::domain::Explain;
-use weldguard_core::scan::{ScanOptions, ScannedCode, scan_image_bytes};
+use weldguard_core::scan::{ExpectedCodes, ScanOptions, ScannedCode, scan_image_bytes};
 
 use crate::output::{Failure, Lang, Output};
 
@@ -134,10 +134,11 @@ pub fn run(args: ScanArgs, out: &Output) -> Result<(), Failure> {
     if let Some(index) = args.camera {
         return camera::run(index, out);
     }
-    // Every code in a file is reported, not only the first.
+    // Every code in a file is reported, not only the first: the scan goes on while a candidate
+    // that no code explains remains, and stops there (not at the budget).
     let options = ScanOptions {
         time_budget_ms: args.budget_ms,
-        find_all: true,
+        expected: ExpectedCodes::All,
         ..ScanOptions::default()
     };
     let trust = match &args.trust {

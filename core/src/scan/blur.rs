@@ -31,9 +31,9 @@ pub(crate) const TINY_SIDE: usize = 200;
 
 /// Our finder and sampler on the fine-threshold bitmap of the working plane; corners are
 /// multiplied by `scale`.
-pub(crate) fn scan_fine(work: &Plane, scale: f32, deadline: Instant) -> FinderScan {
+pub(crate) fn scan_fine(work: &Plane, scale: f32, deadline: Instant, one: bool) -> FinderScan {
     let bitmap = binarize::local_mean_threshold(work, fine_radius(work), OFFSET);
-    finder::scan_bitmap(&bitmap, scale, deadline)
+    finder::scan_bitmap(&bitmap, scale, deadline, one)
 }
 
 #[cfg(test)]
@@ -94,8 +94,12 @@ mod tests {
         assert!(fine_radius(&plane) < regular / 4);
         // The regular window (a tenth of the frame) turns the finders' light rings dark.
         let bitmap = binarize::local_mean_threshold(&plane, regular, OFFSET);
-        assert!(finder::scan_bitmap(&bitmap, 1.0, far()).codes.is_empty());
-        let fine = scan_fine(&plane, 1.0, far());
+        assert!(
+            finder::scan_bitmap(&bitmap, 1.0, far(), false)
+                .codes
+                .is_empty()
+        );
+        let fine = scan_fine(&plane, 1.0, far(), false);
         let texts: Vec<_> = fine.codes.iter().filter_map(|c| c.text.clone()).collect();
         assert_eq!(texts, vec![TEXT.to_owned()]);
     }

@@ -12,8 +12,15 @@ use super::binarize::{Bitmap, run_end};
 use super::pipeline::decode_grid_or_format;
 use super::precheck::precheck;
 
-/// At most this many finder candidates are kept per bitmap (bounds the triple search).
+/// At most this many finder candidates are kept per bitmap (bounds the triple search), unless more
+/// are confirmed: a sheet of labels holds three finders per code, and every one is kept (up to
+/// [`MAX_CONFIRMED`]), triples then formed only from finders within one code's reach.
 const MAX_CANDIDATES: usize = 48;
+/// The most confirmed finders kept on one bitmap (a photo of 100 codes and its noise).
+const MAX_CONFIRMED: usize = 400;
+/// The farthest two finders of one code can be apart, in modules (version 40 across its
+/// diagonal, with a margin for perspective).
+const MAX_SPAN_MODULES: f32 = 260.0;
 /// At most this many triples are sampled and decoded per bitmap.
 const MAX_ATTEMPTS: usize = 24;
 /// Rows a finder must be met on to count as confirmed (noise rarely repeats on three rows).
@@ -156,7 +163,7 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
     if confirmed >= 3 {
         found.retain(|f| f.count >= CONFIRMED);
     }
-    found.truncate(MAX_CANDIDATES);
+    found.truncate(MAX_CANDIDATES.max(confirmed.min(MAX_CONFIRMED)));
     found
 }
 
@@ -417,6 +424,56 @@ fn dark_at(bm: &Bitmap, x: f64, y: f64) -> bool {
         return false;
     }
     dark(bm, floor(x), floor(y))
+}
+
+/// Whether a triple's two timing patterns (row and column 6 between the finders, alternating
+/// dark and light) show at its estimated size or one version either side, sampled through the
+/// affine map of its three finder centres: at least 70 % of the cells right on each line. Three
+/// finders of different codes (the corners of neighbouring labels on a sheet line up as well as
+/// a code's own) have paper or print between them, not a timing pattern.
+fn timing_shows(bm: &Bitmap, t: &Triple) -> bool {
+    let (tl, tr, bl) = (&t.tl, &t.tr, &t.bl);
+    let fits = |dim: usize| -> bool {
+        let span = (dim - 7) as f64;
+        let at = |u: f64, v: f64| -> (f64, f64) {
+            let (a, b) = ((u - 3.5) / span, (v - 3.5) / span);
+            (
+                f64::from(tl.x) + a * f64::from(tr.x - tl.x) + b * f64::from(bl.x - tl.x),
+                f64::from(tl.y) + a * f64::from(tr.y - tl.y) + b * f64::from(bl.y - tl.y),
+            )
+        };
+        let right = |i: usize| -> (bool, bool) {
+            let want = i.is_multiple_of(2);
+            let (x, y) = at(i as f64 + 0.5, 6.5);
+            let row = dark_at(bm, x, y) == want;
+            let (x, y) = at(6.5, i as f64 + 0.5);
+            (row, dark_at(bm, x, y) == want)
+        };
+        // Six cells in the middle first (between two labels' finders that is paper or print),
+        // then every cell.
+        let mid = dim / 2;
+        let (mut row, mut col) = (0usize, 0usize);
+        for i in mid - 3..mid + 3 {
+            let (r, c) = right(i);
+            row += usize::from(r);
+            col += usize::from(c);
+        }
+        if row < 5 || col < 5 {
+            return false;
+        }
+        let cells = dim - 16;
+        let (mut row, mut col) = (0usize, 0usize);
+        for i in 8..dim - 8 {
+            let (r, c) = right(i);
+            row += usize::from(r);
+            col += usize::from(c);
+        }
+        10 * row >= 7 * cells && 10 * col >= 7 * cells
+    };
+    [t.dim, t.dim + 4, t.dim.saturating_sub(4)]
+        .into_iter()
+        .filter(|&d| (21..=177).contains(&d))
+        .any(fits)
 }
 
 /// `v.floor() as i64` without calling libm (`f64::floor` is a library call on targets without
@@ -992,11 +1049,34 @@ pub(crate) struct FinderScan {
     /// Centres (frame pixels) of confirmed candidates not part of a decoded code: while three or
     /// more are not inside any code found so far, the frame may hold more codes.
     pub unexplained: Vec<(f32, f32)>,
+    /// Of the confirmed finders no code explains, those with modules under [`SMALL_MODULE`] px:
+    /// codes too fine for this plane, which a larger plane of the same frame may read.
+    pub small: usize,
+    /// More finders than [`MAX_CANDIDATES`] (a sheet of labels): rqrr's capstone grouping, which
+    /// grows much faster than the number of capstones, is not run on such a frame.
+    pub crowded: bool,
 }
 
-/// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`.
-pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
-    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS)
+/// Modules under this many pixels are sampled unreliably (see [`FinderScan::small`]).
+pub(crate) const SMALL_MODULE: f32 = 2.5;
+
+/// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`. With `one`, the
+/// first code that decodes ends the scan.
+pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant, one: bool) -> FinderScan {
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, false)
+}
+
+/// [`scan_bitmap`] on a plane that a larger plane of the same frame may follow: when it holds
+/// many finders (a sheet of labels), triples with modules under [`SMALL_MODULE`] px are left to
+/// that plane (they stay unexplained and are counted in [`FinderScan::small`]) instead of spending
+/// the budget on attempts that rarely decode.
+pub(crate) fn scan_bitmap_deferring(
+    bm: &Bitmap,
+    scale: f32,
+    deadline: Instant,
+    one: bool,
+) -> FinderScan {
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, true)
 }
 
 /// The smallest module (pixels) the coarse pass samples: smaller ones are left to the pass at
@@ -1008,8 +1088,21 @@ const COARSE_ATTEMPTS: usize = 8;
 /// [`scan_bitmap`] for the coarse first pass on a downscaled plane: only triples whose modules are
 /// at least [`COARSE_MIN_MODULE`] px are decoded, and at most [`COARSE_ATTEMPTS`] of them; finders
 /// it leaves undecoded stay unexplained, so the full-size pass still runs for them.
-pub(crate) fn scan_bitmap_coarse(bm: &Bitmap, scale: f32, deadline: Instant) -> FinderScan {
-    scan_with(bm, scale, deadline, COARSE_MIN_MODULE, COARSE_ATTEMPTS)
+pub(crate) fn scan_bitmap_coarse(
+    bm: &Bitmap,
+    scale: f32,
+    deadline: Instant,
+    one: bool,
+) -> FinderScan {
+    scan_with(
+        bm,
+        scale,
+        deadline,
+        COARSE_MIN_MODULE,
+        COARSE_ATTEMPTS,
+        one,
+        false,
+    )
 }
 
 fn scan_with(
@@ -1018,9 +1111,20 @@ fn scan_with(
     deadline: Instant,
     min_module: f32,
     max_attempts: usize,
+    one: bool,
+    defer_small: bool,
 ) -> FinderScan {
     let finders = find_candidates(bm);
     let n = finders.len();
+    // Many finders (a sheet of labels): pairs too far apart for one code are not grouped, which
+    // keeps the triple search near linear in the number of codes.
+    let many = n > MAX_CANDIDATES;
+    // Small modules on a crowded plane are left to a larger plane (see [`scan_bitmap_deferring`]).
+    let min_module = if defer_small && many {
+        min_module.max(SMALL_MODULE)
+    } else {
+        min_module
+    };
     let mut triples = Vec::new();
     // Pairs whose module sizes are too far apart for one code ([`make_triple`] refuses a triple
     // with such a pair), marked once instead of being met again for every third finder.
@@ -1028,7 +1132,9 @@ fn scan_with(
         .map(|ij| match (finders.get(ij / n), finders.get(ij % n)) {
             (Some(a), Some(b)) => {
                 let (small, large) = (a.module.min(b.module), a.module.max(b.module));
-                small > 0.0 && large / small <= MODULE_SPREAD
+                small > 0.0
+                    && large / small <= MODULE_SPREAD
+                    && (!many || dist(a, b) <= MAX_SPAN_MODULES * large)
             }
             _ => false,
         })
@@ -1049,6 +1155,10 @@ fn scan_with(
             }
         }
     }
+    // Many finders: only triples whose timing patterns show (see [`timing_shows`]).
+    if many {
+        triples.retain(|t| timing_shows(bm, t));
+    }
     triples.sort_by(|a, b| a.score.total_cmp(&b.score));
     // A large code's version blocks, read beside its top-right or bottom-left finder, agreeing
     // with its finder spacing is strong evidence the triple is a real code: such triples go
@@ -1061,9 +1171,15 @@ fn scan_with(
     let mut used = vec![false; n];
     let mut codes = Vec::new();
     let mut attempts = 0;
+    // Every code on a sheet gets its attempt: one per three finders beyond the usual cap.
+    let max_attempts = if many {
+        max_attempts.max(n)
+    } else {
+        max_attempts
+    };
     let mut searches = BR_SEARCHES;
     for t in &triples {
-        if attempts >= max_attempts || Instant::now() >= deadline {
+        if attempts >= max_attempts || Instant::now() >= deadline || (one && !codes.is_empty()) {
             break;
         }
         if t.ids.iter().any(|&i| used.get(i).copied().unwrap_or(true)) {
@@ -1102,6 +1218,13 @@ fn scan_with(
                         *u = true;
                     }
                 }
+                // Finder-like runs inside a read code are its data, not another code: excluded.
+                let quad = code.corners.map(|(x, y)| (x / scale, y / scale));
+                for (f, u) in finders.iter().zip(used.iter_mut()) {
+                    if !*u && super::pipeline::inside(&quad, (f.x, f.y)) {
+                        *u = true;
+                    }
+                }
                 codes.push(code);
                 break;
             }
@@ -1125,8 +1248,11 @@ fn scan_with(
             }
         }
     }
+    let small = left.iter().filter(|f| f.module < SMALL_MODULE).count();
     FinderScan {
         codes,
+        small,
+        crowded: many,
         candidates: n,
         plausible: !triples.is_empty()
             || finders.iter().filter(|f| f.count >= CONFIRMED).count() >= 3,
@@ -1255,7 +1381,13 @@ mod tests {
         };
         assert_eq!(read_version(&bm, &t), Some(12));
         let mut scan = Vec::new();
-        for code in scan_bitmap(&bm, 1.0, Instant::now() + std::time::Duration::from_secs(5)).codes
+        for code in scan_bitmap(
+            &bm,
+            1.0,
+            Instant::now() + std::time::Duration::from_secs(5),
+            false,
+        )
+        .codes
         {
             scan.push(code.version);
         }

@@ -43,16 +43,43 @@ pub enum Effort {
     Full,
 }
 
+/// How many codes the caller wants from one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedCodes {
+    /// The first code that decodes ends the scan (scan-to-start reads one code at a time; a live
+    /// preview shows the next frame anyway).
+    One,
+    /// Every code in the frame: the scan goes on while a candidate no decoded code explains could
+    /// still be a code (a sheet or a rack of labels, a depot survey).
+    #[default]
+    All,
+}
+
+/// A rectangle of the frame, in frame pixels (the viewfinder's rectangle of a live preview).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// Settings for one scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanOptions {
     /// Wall-clock budget for one frame in milliseconds; passes after it is spent are skipped (a pass
     /// that has started runs to its end, and every pass works on a size-capped image).
     pub time_budget_ms: u32,
-    /// Keep running passes after a code was found even when every finder pattern seen is explained
-    /// by a decoded code (by default passes go on only while unexplained finder patterns remain).
+    /// Exhaustive: run every pass until the budget, even when every finder pattern seen is
+    /// explained by a decoded code (for tests and tuning; [`ExpectedCodes::All`] already goes on
+    /// while unexplained finder patterns remain, and stops when none does).
     pub find_all: bool,
     pub effort: Effort,
+    /// One code (the scan ends at the first that decodes) or every code.
+    pub expected: ExpectedCodes,
+    /// Only this part of the frame is scanned; the codes' corners stay in the whole frame's
+    /// pixels. A region that is empty or reaches outside the frame is an error.
+    pub region: Option<Region>,
 }
 
 impl Default for ScanOptions {
@@ -61,6 +88,8 @@ impl Default for ScanOptions {
             time_budget_ms: 120,
             find_all: false,
             effort: Effort::Full,
+            expected: ExpectedCodes::All,
+            region: None,
         }
     }
 }
@@ -133,6 +162,19 @@ pub enum ScanError {
     UnsupportedFormat,
     #[error("the image cannot be decoded: {0}")]
     ImageDecode(String),
+    #[error("the region to scan is empty ({width}×{height})")]
+    EmptyRegion { width: u32, height: u32 },
+    #[error(
+        "the region to scan ({x}, {y}, {width}×{height}) reaches outside the {frame_width}×{frame_height} frame"
+    )]
+    RegionOutside {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        frame_width: u32,
+        frame_height: u32,
+    },
 }
 
 impl Explain for ScanError {
@@ -144,6 +186,8 @@ impl Explain for ScanError {
             ScanError::TooLarge { .. } => "scan.too_large",
             ScanError::UnsupportedFormat => "scan.unsupported_format",
             ScanError::ImageDecode(_) => "scan.image_decode",
+            ScanError::EmptyRegion { .. } => "scan.empty_region",
+            ScanError::RegionOutside { .. } => "scan.region_outside",
         }
     }
 
@@ -168,6 +212,19 @@ impl Explain for ScanError {
             ),
             ScanError::UnsupportedFormat => "文件不是 PNG 或 JPEG 图像".to_owned(),
             ScanError::ImageDecode(e) => format!("图像无法解码：{e}"),
+            ScanError::EmptyRegion { width, height } => {
+                format!("扫描区域为空（{width}×{height}）")
+            }
+            ScanError::RegionOutside {
+                x,
+                y,
+                width,
+                height,
+                frame_width,
+                frame_height,
+            } => format!(
+                "扫描区域（{x}, {y}, {width}×{height}）超出了 {frame_width}×{frame_height} 的图像"
+            ),
         }
     }
 
@@ -182,7 +239,58 @@ pub fn scan_luma(
     options: &ScanOptions,
 ) -> Result<Vec<ScannedCode>, ScanError> {
     frame.validate()?;
-    Ok(pipeline::run(frame, options))
+    let (sub, dx, dy) = region_of(frame, options.region)?;
+    Ok(shift(pipeline::run(&sub, options), dx, dy))
+}
+
+/// The part of a validated frame that `region` names (the whole frame without one), read in place
+/// with the frame's stride, and the offset of its top-left pixel.
+fn region_of<'a>(
+    frame: &LumaFrame<'a>,
+    region: Option<Region>,
+) -> Result<(LumaFrame<'a>, u32, u32), ScanError> {
+    let Some(r) = region else {
+        return Ok((*frame, 0, 0));
+    };
+    if r.width == 0 || r.height == 0 {
+        return Err(ScanError::EmptyRegion {
+            width: r.width,
+            height: r.height,
+        });
+    }
+    let right = u64::from(r.x) + u64::from(r.width);
+    let bottom = u64::from(r.y) + u64::from(r.height);
+    let outside = ScanError::RegionOutside {
+        x: r.x,
+        y: r.y,
+        width: r.width,
+        height: r.height,
+        frame_width: frame.width,
+        frame_height: frame.height,
+    };
+    if right > u64::from(frame.width) || bottom > u64::from(frame.height) {
+        return Err(outside);
+    }
+    let start = usize::try_from(u64::from(r.y) * u64::from(frame.stride) + u64::from(r.x))
+        .map_err(|_| outside.clone())?;
+    let data = frame.data.get(start..).ok_or(outside)?;
+    let sub = LumaFrame::new(data, r.width, r.height, frame.stride);
+    sub.validate()?;
+    Ok((sub, r.x, r.y))
+}
+
+/// Corners found in a region moved back to the whole frame's pixels.
+fn shift(mut codes: Vec<ScannedCode>, dx: u32, dy: u32) -> Vec<ScannedCode> {
+    if dx != 0 || dy != 0 {
+        let (dx, dy) = (dx as f32, dy as f32);
+        for code in &mut codes {
+            for corner in &mut code.corners {
+                corner.0 += dx;
+                corner.1 += dy;
+            }
+        }
+    }
+    codes
 }
 
 /// Where one scan's time went, for benchmarks and tuning.
@@ -202,9 +310,10 @@ pub fn scan_luma_timed(
     options: &ScanOptions,
 ) -> Result<(Vec<ScannedCode>, ScanTiming), ScanError> {
     frame.validate()?;
+    let (sub, dx, dy) = region_of(frame, options.region)?;
     pipeline::take_decode_time();
     let start = Instant::now();
-    let codes = pipeline::run(frame, options);
+    let codes = shift(pipeline::run(&sub, options), dx, dy);
     let timing = ScanTiming {
         total: start.elapsed(),
         decoding: pipeline::take_decode_time(),

@@ -12,7 +12,7 @@ use super::blur;
 use super::finder;
 use super::frame::{LumaFrame, Plane};
 use super::screen;
-use super::{EccLevel, Effort, ScanOptions, ScannedCode};
+use super::{EccLevel, Effort, ExpectedCodes, ScanOptions, ScannedCode};
 
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
 /// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
@@ -23,7 +23,7 @@ const DETAIL_SIDE: usize = 2600;
 /// Detect grids in a prepared rqrr image and decode each (the buffer type is private to rqrr, so
 /// this is a macro rather than a function).
 macro_rules! decode_all {
-    ($prepared:expr, $scale:expr) => {{
+    ($prepared:expr, $scale:expr, $one:expr) => {{
         let mut codes = Vec::new();
         for grid in $prepared.detect_grids() {
             let corners = grid
@@ -31,6 +31,9 @@ macro_rules! decode_all {
                 .map(|p| (p.x as f32 * $scale, p.y as f32 * $scale));
             if let Some(code) = decode_grid(grid.grid, corners) {
                 codes.push(code);
+                if $one {
+                    break;
+                }
             }
         }
         codes
@@ -51,7 +54,7 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
     match options.effort {
         Effort::Baseline => {
             let mut found = Vec::new();
-            rqrr_grey(&frame.to_tight(), 1.0, &mut found);
+            rqrr_grey(&frame.to_tight(), 1.0, &mut found, false);
             found
         }
         Effort::Full | Effort::Preprocessed => full(frame, options, w.max(h) <= WORK_SIDE),
@@ -110,9 +113,15 @@ fn radius_for(plane: &Plane) -> usize {
 fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
     let start = Instant::now();
     let budget = Duration::from_millis(u64::from(options.time_budget_ms));
-    let deadline = start + budget;
-    let hard_limit = start + budget.mul_f64(1.5);
+    // Passes and decode attempts start until a tenth of the budget before its end: an attempt
+    // under way when the deadline passes runs to its end, and that margin keeps the whole scan
+    // within the budget.
+    let deadline = start + budget - budget / 10;
+    // The budget is the upper bound: a pass starts only when its estimated cost ends before it.
+    let hard_limit = deadline;
     let own = options.effort == Effort::Full;
+    // One code wanted: every pass stops at the first code that decodes, and the scan with it.
+    let one = options.expected == ExpectedCodes::One;
     let (frame_w, frame_h) = (frame.width as usize, frame.height as usize);
     let long_side = frame_w.max(frame_h);
     // A frame that already fits is the working plane itself (one tight copy); a bigger one is
@@ -162,14 +171,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut any_finder_at_work = true;
     let mut any_candidate_at_work = true;
     let mut per_pixel: Option<Duration> = None;
+    let mut clock = RqrrClock {
+        deadline,
+        per_px: None,
+        crowded: false,
+    };
     let mut last: Option<Pass> = None;
-    for pass in passes {
+    let mut next = 0;
+    while let Some(&pass) = passes.get(next) {
+        next += 1;
         // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
         // deadline between attempts). Passes start until the deadline, but only when their
         // estimated cost (the slowest per-pixel time seen so far on this frame, times their
-        // pixels) ends before the hard limit of one and a half budgets.
+        // pixels) ends before the deadline too.
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || (one && !found.is_empty()) {
             break;
         }
         let pixels = pass_pixels(pass, work_w * work_h, long_side, scale);
@@ -201,10 +217,13 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 if own {
                     let bitmap =
                         binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, f as f32, deadline);
+                    let seen = finder::scan_bitmap(&bitmap, f as f32, deadline, one);
+                    clock.crowded |= seen.crowded;
                     merge(&mut found, seen.codes);
                 } else {
-                    rqrr_grey(&detail, f as f32, &mut found);
+                    clock.run(detail.width * detail.height, || {
+                        rqrr_grey(&detail, f as f32, &mut found, one)
+                    });
                 }
             }
             continue;
@@ -218,7 +237,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 Some(work) => (binarize::downscale(work, 2), scale * 2.0),
             };
             let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
-            let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline);
+            let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline, one);
+            clock.crowded |= seen.crowded;
             // Finder-like patterns at half the working size answer the screen's question for
             // the working size (a second look at every fourth row of the bigger plane).
             if seen.plausible {
@@ -240,7 +260,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             Pass::Finder => {
                 if own {
                     let bitmap = binarize::local_mean_threshold(work, radius_for(work), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    let seen = if passes.contains(&Pass::Detail) {
+                        finder::scan_bitmap_deferring(&bitmap, scale, deadline, one)
+                    } else {
+                        finder::scan_bitmap(&bitmap, scale, deadline, one)
+                    };
+                    clock.crowded |= seen.crowded;
+                    // Finders too fine for the working plane left unread (a sheet of labels in
+                    // a big photo): the detail plane goes next, before the passes at this size.
+                    if seen.small >= 3
+                        && let Some(at) = passes.iter().position(|&p| p == Pass::Detail)
+                        && at > next
+                    {
+                        passes.remove(at);
+                        passes.insert(next, Pass::Detail);
+                    }
                     unexplained = seen.unexplained;
                     any_finder_at_work = seen.plausible;
                     any_candidate_at_work = seen.candidates > 0;
@@ -250,7 +284,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             Pass::Fine => {
                 if own {
-                    let seen = blur::scan_fine(work, scale, deadline);
+                    let seen = blur::scan_fine(work, scale, deadline, one);
                     unexplained = seen.unexplained;
                     merge(&mut found, seen.codes);
                 }
@@ -260,7 +294,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             // shapes), but a frame without a single 1:1:3:1:1 run has no capstone for it either.
             Pass::Grey => {
                 if any_candidate_at_work {
-                    rqrr_grey(work, scale, &mut found);
+                    clock.run(work.width * work.height, || {
+                        rqrr_grey(work, scale, &mut found, one)
+                    });
                 }
             }
             Pass::LocalMean => {
@@ -269,7 +305,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                         Some(b) => b,
                         None => binarize::local_mean_threshold(work, radius_for(work), OFFSET),
                     };
-                    rqrr_bitmap(&bitmap, scale, &mut found);
+                    clock.run(bitmap.width * bitmap.height, || {
+                        rqrr_bitmap(&bitmap, scale, &mut found, one)
+                    });
                 }
             }
             Pass::Inverted => {
@@ -278,12 +316,14 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 if own {
                     let bitmap =
                         binarize::local_mean_threshold(&inverted, radius_for(work), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
                 }
                 if any {
-                    rqrr_grey(&inverted, scale, &mut found);
+                    clock.run(inverted.width * inverted.height, || {
+                        rqrr_grey(&inverted, scale, &mut found, one)
+                    });
                 }
             }
             Pass::Half | Pass::Quarter => {
@@ -298,12 +338,14 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     if own && !scanned {
                         let bitmap =
                             binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
-                        let seen = finder::scan_bitmap(&bitmap, s, deadline);
+                        let seen = finder::scan_bitmap(&bitmap, s, deadline, one);
                         any = seen.plausible;
                         merge(&mut found, seen.codes);
                     }
                     if any {
-                        rqrr_grey(&small, s, &mut found);
+                        clock.run(small.width * small.height, || {
+                            rqrr_grey(&small, s, &mut found, one)
+                        });
                     }
                 }
             }
@@ -315,7 +357,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 if own {
                     let bitmap =
                         binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline);
+                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline, one);
                     // rqrr on the same plane only when our finder left something unread (a
                     // large code it read costs rqrr tens of milliseconds to read again).
                     any = seen.plausible
@@ -324,7 +366,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     merge(&mut found, seen.codes);
                 }
                 if any {
-                    rqrr_grey(&double, 0.5, &mut found);
+                    clock.run(double.width * double.height, || {
+                        rqrr_grey(&double, 0.5, &mut found, one)
+                    });
                 }
             }
         }
@@ -337,6 +381,35 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         }
     }
     found
+}
+
+/// When a call into rqrr may start (rqrr cannot be interrupted, and on a noisy frame one call
+/// costs tens of milliseconds): before the deadline and, once a call was timed on this frame, when
+/// its estimated cost (the slowest per-pixel time seen, times the pixels) ends before it.
+/// On a crowded frame (our finder saw more finders than it keeps for an ordinary one: a sheet of
+/// labels) no call starts: rqrr groups capstones in time that grows far faster than their number
+/// (830 ms on the generated sheet's working plane).
+struct RqrrClock {
+    deadline: Instant,
+    per_px: Option<Duration>,
+    crowded: bool,
+}
+
+impl RqrrClock {
+    fn run(&mut self, pixels: usize, call: impl FnOnce()) {
+        let now = Instant::now();
+        if now >= self.deadline || self.crowded {
+            return;
+        }
+        if let Some(per_px) = self.per_px
+            && now + per_px.mul_f64(pixels as f64) > self.deadline
+        {
+            return;
+        }
+        call();
+        let this = now.elapsed().div_f64(pixels.max(1) as f64);
+        self.per_px = Some(self.per_px.map_or(this, |p| p.max(this)));
+    }
 }
 
 /// The pixels a pass works on (for its cost estimate).
@@ -363,7 +436,7 @@ fn still_unexplained(finders: &[(f32, f32)], found: &[ScannedCode], enough: usiz
 }
 
 /// Whether `p` lies inside the quadrilateral (either winding).
-fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
+pub(crate) fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
     let mut sign = 0.0f32;
     for i in 0..4 {
         let a = quad[i];
@@ -379,24 +452,24 @@ fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
     true
 }
 
-fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>) {
+fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>, one: bool) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut prepared =
             PreparedImage::prepare_from_greyscale(plane.width, plane.height, |x, y| plane.at(x, y));
-        decode_all!(prepared, scale)
+        decode_all!(prepared, scale, one)
     }));
     if let Ok(codes) = result {
         merge(found, codes);
     }
 }
 
-fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>) {
+fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>, one: bool) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut prepared =
             PreparedImage::prepare_from_bitmap(bitmap.width, bitmap.height, |x, y| {
                 bitmap.dark(x, y)
             });
-        decode_all!(prepared, scale)
+        decode_all!(prepared, scale, one)
     }));
     if let Ok(codes) = result {
         merge(found, codes);

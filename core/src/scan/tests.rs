@@ -430,6 +430,18 @@ fn every_error_explains_itself_in_both_languages() {
         },
         ScanError::UnsupportedFormat,
         ScanError::ImageDecode("x".to_owned()),
+        ScanError::EmptyRegion {
+            width: 0,
+            height: 5,
+        },
+        ScanError::RegionOutside {
+            x: 1,
+            y: 2,
+            width: 3,
+            height: 4,
+            frame_width: 2,
+            frame_height: 2,
+        },
     ];
     for e in errors {
         assert!(e.code().starts_with("scan."));
@@ -471,6 +483,7 @@ fn own_finder_scan(canvas: &Canvas) -> super::finder::FinderScan {
         &bitmap,
         1.0,
         std::time::Instant::now() + std::time::Duration::from_secs(60),
+        false,
     )
 }
 
@@ -776,4 +789,196 @@ fn frames_of_extreme_shapes_and_strides_scan_without_panicking() {
             );
         }
     }
+}
+
+/// Three codes side by side on one 1280×720 frame, with their texts.
+fn three_codes() -> (Canvas, [&'static str; 3]) {
+    let texts = [
+        "WG1:machine:A",
+        "SH-2026-000123",
+        "https://registry.example.cn/q?id=7",
+    ];
+    let mut canvas = Canvas::new(1280, 720, 200);
+    draw_code(&mut canvas, texts[0], 6, 40, 200, 20, 240);
+    draw_code(&mut canvas, texts[1], 6, 460, 200, 20, 240);
+    draw_code(&mut canvas, texts[2], 6, 880, 200, 20, 240);
+    (canvas, texts)
+}
+
+#[test]
+fn the_live_mode_asking_for_one_code_returns_the_code_of_a_frame() {
+    let canvas = code_canvas(PAYLOAD, 5);
+    let options = ScanOptions {
+        expected: ExpectedCodes::One,
+        ..opts()
+    };
+    assert_eq!(
+        texts(&scan_luma(&canvas.frame(), &options).unwrap()),
+        vec![PAYLOAD.to_owned()]
+    );
+    // Asked for one code among three, it stops at the first that decodes.
+    let (canvas, all) = three_codes();
+    let found = texts(&scan_luma(&canvas.frame(), &options).unwrap());
+    assert!(!found.is_empty() && found.len() < 3, "{found:?}");
+    assert!(found.iter().all(|t| all.contains(&t.as_str())));
+}
+
+#[test]
+fn the_photo_mode_returns_every_code_of_a_frame() {
+    let (canvas, all) = three_codes();
+    let options = ScanOptions {
+        expected: ExpectedCodes::All,
+        ..opts()
+    };
+    let mut found = texts(&scan_luma(&canvas.frame(), &options).unwrap());
+    found.sort();
+    let mut want: Vec<String> = all.iter().map(|t| (*t).to_owned()).collect();
+    want.sort();
+    assert_eq!(found, want);
+}
+
+#[test]
+fn a_region_scans_only_its_part_and_keeps_frame_coordinates() {
+    let (canvas, all) = three_codes();
+    // The middle code only: it is drawn from x = 460 with 6 px modules.
+    let region = Region {
+        x: 420,
+        y: 150,
+        width: 400,
+        height: 420,
+    };
+    let options = ScanOptions {
+        region: Some(region),
+        ..opts()
+    };
+    let codes = scan_luma(&canvas.frame(), &options).unwrap();
+    assert_eq!(texts(&codes), vec![all[1].to_owned()]);
+    // Its corners are where it is in the whole frame (the quiet zone is 4 modules).
+    let (x, y) = codes[0].corners[0];
+    assert!((x - (460.0 + 24.0)).abs() < 4.0, "{x}");
+    assert!((y - (200.0 + 24.0)).abs() < 4.0, "{y}");
+    // The timed scan reads the same region.
+    let (timed, _) = scan_luma_timed(&canvas.frame(), &options).unwrap();
+    assert_eq!(timed, codes);
+    // A region holding no code finds nothing, though the frame has three.
+    let empty = ScanOptions {
+        region: Some(Region {
+            x: 0,
+            y: 0,
+            width: 1280,
+            height: 150,
+        }),
+        ..opts()
+    };
+    assert!(scan_luma(&canvas.frame(), &empty).unwrap().is_empty());
+}
+
+#[test]
+fn a_region_in_a_padded_frame_reads_in_place() {
+    let (canvas, all) = three_codes();
+    let stride = canvas.w + 31;
+    let mut data = vec![0u8; stride * (canvas.h - 1) + canvas.w];
+    for y in 0..canvas.h {
+        data[y * stride..y * stride + canvas.w]
+            .copy_from_slice(&canvas.px[y * canvas.w..(y + 1) * canvas.w]);
+    }
+    let frame = LumaFrame::new(&data, canvas.w as u32, canvas.h as u32, stride as u32);
+    // The last code, up to the frame's bottom-right corner (the last row stops at the width).
+    let options = ScanOptions {
+        region: Some(Region {
+            x: 840,
+            y: 100,
+            width: 440,
+            height: 620,
+        }),
+        ..opts()
+    };
+    assert_eq!(
+        texts(&scan_luma(&frame, &options).unwrap()),
+        vec![all[2].to_owned()]
+    );
+}
+
+#[test]
+fn bad_regions_are_refused() {
+    let (canvas, _) = three_codes();
+    let region = |x, y, width, height| ScanOptions {
+        region: Some(Region {
+            x,
+            y,
+            width,
+            height,
+        }),
+        ..opts()
+    };
+    for (x, y, w, h) in [(0, 0, 0, 10), (5, 5, 10, 0), (0, 0, 0, 0)] {
+        let e = scan_luma(&canvas.frame(), &region(x, y, w, h)).unwrap_err();
+        assert_eq!(e.code(), "scan.empty_region");
+    }
+    let file = {
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::GrayImage::from_raw(1280, 720, canvas.px.clone())
+            .unwrap()
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        png.into_inner()
+    };
+    for (x, y, w, h) in [
+        (0, 0, 1281, 720),
+        (0, 0, 1280, 721),
+        (1280, 0, 1, 1),
+        (0, 720, 1, 1),
+        (u32::MAX, 0, 1, 1),
+        (1, 1, u32::MAX, u32::MAX),
+        (u32::MAX, u32::MAX, u32::MAX, u32::MAX),
+    ] {
+        let e = scan_luma(&canvas.frame(), &region(x, y, w, h)).unwrap_err();
+        assert_eq!(e.code(), "scan.region_outside", "{x} {y} {w} {h}");
+        assert!(scan_luma_timed(&canvas.frame(), &region(x, y, w, h)).is_err());
+        assert_eq!(
+            scan_image_bytes(&file, &region(x, y, w, h))
+                .unwrap_err()
+                .code(),
+            "scan.region_outside"
+        );
+    }
+    // The whole frame as a region is the frame.
+    assert_eq!(
+        scan_luma(&canvas.frame(), &region(0, 0, 1280, 720))
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+/// A sheet of 24 labels in one frame: 72 finders, more than an ordinary frame keeps, and every
+/// code read in the photo mode (the finders of neighbouring labels line up as well as a code's
+/// own, so only triples whose timing patterns show are tried, and each gets its attempt).
+#[test]
+fn every_code_on_a_sheet_of_labels_is_read() {
+    let mut canvas = Canvas::new(1280, 960, 225);
+    let mut want = Vec::new();
+    for row in 0..4 {
+        for col in 0..6 {
+            let text = format!("SH-2026-{:06}", 100 * row + col);
+            draw_code(
+                &mut canvas,
+                &text,
+                5,
+                20 + col * 210,
+                30 + row * 235,
+                25,
+                235,
+            );
+            want.push(text);
+        }
+    }
+    let options = ScanOptions {
+        expected: ExpectedCodes::All,
+        ..opts()
+    };
+    let mut found = texts(&scan_luma(&canvas.frame(), &options).unwrap());
+    found.sort();
+    want.sort();
+    assert_eq!(found, want);
 }
