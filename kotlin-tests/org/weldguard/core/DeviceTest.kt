@@ -68,14 +68,18 @@ class DeviceTest {
     @Test
     fun aCancelledCoroutineStopsTheSync() = runBlocking {
         val device = openProfile()
-        val port = ServerSocket(0).use { it.localPort }
+        // A server that takes the connection and never answers: the sync is surely still running
+        // when the coroutine is cancelled (a refused port could fail it first, and fail the test).
+        val silent = ServerSocket(0)
+        val port = silent.localPort
         val task = SyncTask()
         val job = launch {
-            device.sync("http://127.0.0.1:$port", "token", Quiet, task, AT)
+            runCatching { device.sync("http://127.0.0.1:$port", "token", Quiet, task, AT) }
         }
         delay(300)
         job.cancelAndJoin()
         assertTrue(task.isCancelled(), "dropping the call raises its cancel handle")
+        silent.close()
         // The handle cancels by itself too: a typed, non-retryable error.
         val handle = SyncTask()
         handle.cancel()
