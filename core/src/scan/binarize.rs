@@ -283,6 +283,123 @@ pub(crate) fn invert(src: &Plane) -> Plane {
     }
 }
 
+/// The narrowest span of grey levels (between the darkest and the lightest two hundredths of a
+/// frame's pixels) a frame may have and be read without a stretch: at or above it, the local-mean
+/// threshold's fixed offset is a small fraction of the contrast.
+const NARROW_SPAN: usize = 96;
+/// A frame whose lightest two hundredths reach this level has clipped highlights (over-exposed,
+/// or a label in glare).
+const CLIPPED: usize = 250;
+/// A frame whose darkest two hundredths stay at or below this level has deep shade.
+const DEEP_SHADE: usize = 24;
+
+/// How a frame is exposed: the grey levels of its darkest and of its lightest two hundredths,
+/// from every second pixel of every fourth row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exposure {
+    lo: usize,
+    hi: usize,
+}
+
+impl Exposure {
+    pub(crate) fn of(data: &[u8], w: usize, h: usize, stride: usize) -> Option<Self> {
+        let mut histogram = [0u32; 256];
+        let mut n = 0u32;
+        for row in data.chunks(stride.max(1)).take(h).step_by(4) {
+            for &p in row.iter().take(w).step_by(2) {
+                if let Some(c) = histogram.get_mut(usize::from(p)) {
+                    *c += 1;
+                    n += 1;
+                }
+            }
+        }
+        let cut = n / 50;
+        // The first level, counting from the dark end or from the light end, past `cut` pixels.
+        let past_cut = |levels: &mut dyn Iterator<Item = usize>| {
+            let mut seen = 0u32;
+            for v in levels {
+                seen += histogram.get(v).copied().unwrap_or(0);
+                if seen > cut {
+                    return Some(v);
+                }
+            }
+            None
+        };
+        Some(Self {
+            lo: past_cut(&mut (0..256))?,
+            hi: past_cut(&mut (0..256).rev())?,
+        })
+    }
+
+    /// A lookup table that stretches the grey levels of an under- or over-exposed frame (a span
+    /// under [`NARROW_SPAN`] levels) over the whole range; `None` for a frame already spanning
+    /// enough levels (the table would change little) or one almost flat (nothing to read).
+    pub(crate) fn stretch(self) -> Option<[u8; 256]> {
+        let span = self.hi.checked_sub(self.lo)?;
+        if !(4..NARROW_SPAN).contains(&span) {
+            return None;
+        }
+        // The extremes widened by a quarter of the span on each side, so that a code's ink or
+        // paper a little beyond the frame's bulk is not clipped.
+        let lo = self.lo.saturating_sub(span / 4);
+        let hi = (self.hi + span / 4).min(255);
+        let span = (hi - lo).max(1);
+        let mut table = [0u8; 256];
+        for (v, t) in table.iter_mut().enumerate() {
+            *t = (v.saturating_sub(lo) * 255 / span).min(255) as u8;
+        }
+        Some(table)
+    }
+
+    /// Whether the lightest pixels are clipped (see [`highlight_table`]).
+    pub(crate) fn clipped(self) -> bool {
+        self.hi >= CLIPPED
+    }
+
+    /// Whether part of the frame lies in deep shade (see [`shade_table`]).
+    pub(crate) fn deep_shade(self) -> bool {
+        self.lo <= DEEP_SHADE
+    }
+}
+
+/// A lookup table for a frame under a strong gradient of light: the logarithm of the grey level
+/// (spread over 0–255), so that the same ink on the same paper differs by about the same number
+/// of levels in the shade as in the light, and the threshold's fixed offset fits both.
+pub(crate) fn shade_table() -> [u8; 256] {
+    let top = 256f32.ln();
+    let mut table = [0u8; 256];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = (255.0 * (1.0 + v as f32).ln() / top)
+            .round()
+            .clamp(0.0, 255.0) as u8;
+    }
+    table
+}
+
+/// The mirror of [`shade_table`] for highlights: the light levels spread out and the dark ones
+/// pressed together (a label in glare, an over-exposed frame whose background is not).
+pub(crate) fn highlight_table() -> [u8; 256] {
+    let shade = shade_table();
+    let mut table = [0u8; 256];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = 255 - shade.get(255 - v).copied().unwrap_or(0);
+    }
+    table
+}
+
+/// `src` with each grey level replaced through `table`.
+pub(crate) fn apply_table(src: &Plane, table: &[u8; 256]) -> Plane {
+    Plane {
+        width: src.width,
+        height: src.height,
+        pixels: src
+            .pixels
+            .iter()
+            .map(|&p| table.get(usize::from(p)).copied().unwrap_or(p))
+            .collect(),
+    }
+}
+
 /// A binary image, one byte a pixel: 1 is dark, 0 light (bytes, so a row can be read eight
 /// pixels at a time).
 pub(crate) struct Bitmap {
@@ -770,5 +887,36 @@ mod tests {
             assert_eq!(bits, want, "{w}×{h} r{radius} offset {offset}");
             assert!(bits.iter().any(|&b| b) || w * h < 10 || offset > 255);
         }
+    }
+
+    /// A frame spanning few grey levels is stretched over the whole range (its dark bulk to black,
+    /// its light bulk to white); one spanning many, or a flat one, is left as it is; clipped
+    /// highlights and deep shade are told.
+    #[test]
+    fn exposure_tells_narrow_clipped_and_shaded_frames() {
+        // The left half at 4, the right half at 17 (an under-exposed frame).
+        let dark: Vec<u8> = (0..64 * 64)
+            .map(|i| if i % 64 < 32 { 4 } else { 17 })
+            .collect();
+        let exposure = Exposure::of(&dark, 64, 64, 64).unwrap();
+        let table = exposure.stretch().unwrap();
+        assert!(table[4] < 60 && table[17] > 195, "{table:?}");
+        assert!(exposure.deep_shade() && !exposure.clipped());
+        let wide: Vec<u8> = (0..64 * 64)
+            .map(|i| if i % 64 < 32 { 20 } else { 255 })
+            .collect();
+        let exposure = Exposure::of(&wide, 64, 64, 64).unwrap();
+        assert!(exposure.stretch().is_none());
+        assert!(exposure.clipped() && exposure.deep_shade());
+        let flat = vec![128u8; 64 * 64];
+        let exposure = Exposure::of(&flat, 64, 64, 64).unwrap();
+        assert!(exposure.stretch().is_none() && !exposure.clipped() && !exposure.deep_shade());
+        // The shade table lifts dark levels apart, the highlight table light ones.
+        let (shade, light) = (shade_table(), highlight_table());
+        assert!(shade[17] - shade[4] > 50 && light[255] - light[242] > 60);
+        assert_eq!(
+            (shade[0], shade[255], light[0], light[255]),
+            (0, 255, 0, 255)
+        );
     }
 }

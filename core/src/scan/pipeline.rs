@@ -48,6 +48,9 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
     if options.effort == Effort::Full
         && w.max(h) <= WORK_SIDE
         && !screen::any_finder_in(frame.data, w, h, frame.stride as usize)
+        && binarize::Exposure::of(frame.data, w, h, frame.stride as usize)
+            .and_then(binarize::Exposure::stretch)
+            .is_none()
     {
         return Vec::new();
     }
@@ -85,6 +88,13 @@ enum Pass {
     Grey,
     /// rqrr on our local-mean bitmap of the capped plane.
     LocalMean,
+    /// The capped plane of an under- or over-exposed frame with its grey levels stretched over
+    /// the whole range ([`binarize::Exposure::stretch`]): the fixed offset of the threshold and the
+    /// screen are then a small part of the code's contrast again. When no code was read, a frame
+    /// with clipped highlights spread out ([`binarize::highlight_table`]), and one with deep
+    /// shade where finder-like patterns were seen lifted ([`binarize::shade_table`]: a strong
+    /// gradient of light). Nothing for other frames.
+    Stretched,
     /// Half the capped plane (very large modules, screens, close-ups).
     Half,
     /// The negative of the capped plane (light-on-dark codes).
@@ -134,6 +144,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut passes = vec![
         Pass::Coarse,
         Pass::Finder,
+        Pass::Stretched,
         Pass::Fine,
         Pass::Grey,
         Pass::LocalMean,
@@ -143,6 +154,18 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     ];
     if !own || work_w.max(work_h) < COARSE_MIN_SIDE {
         passes.retain(|&p| p != Pass::Coarse);
+    }
+    // One code wanted (the live preview, whose budget is short): the exposure pass goes before
+    // our full finder pass, which on an over-exposed code spends the budget on attempts that do
+    // not decode. Finding all codes, it follows that pass (a photo whose code the finder pass
+    // reads pays nothing for it).
+    if one {
+        passes.retain(|&p| p != Pass::Stretched);
+        let at = passes
+            .iter()
+            .position(|&p| p == Pass::Finder)
+            .unwrap_or(passes.len());
+        passes.insert(at, Pass::Stretched);
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
@@ -252,6 +275,55 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         // The working plane when a pass first needs it; the screen guards every pass after the
         // coarse one.
         let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
+        if pass == Pass::Stretched {
+            // A frame that spans enough levels but where no code was read may be over-exposed
+            // with its background not (the highlights are spread out), or lie under a strong
+            // gradient of light where finder-like patterns were seen (the shade is lifted).
+            let exposure =
+                binarize::Exposure::of(&work.pixels, work.width, work.height, work.width);
+            let mut tables = Vec::new();
+            if let Some(exposure) = exposure {
+                if let Some(table) = exposure.stretch() {
+                    tables.push(table);
+                } else if found.is_empty() {
+                    if exposure.clipped() {
+                        tables.push(binarize::highlight_table());
+                    }
+                    if exposure.deep_shade() && any_candidate_at_work {
+                        tables.push(binarize::shade_table());
+                    }
+                }
+            }
+            for table in tables {
+                if Instant::now() >= deadline || (one && !found.is_empty()) {
+                    break;
+                }
+                let stretched = binarize::apply_table(work, &table);
+                // Screened on its own plane: the screen on the frame as it is misses a code
+                // whose contrast is under its offset.
+                if !screen::any_finder(&stretched) {
+                    continue;
+                }
+                let mut any = true;
+                if own {
+                    let bitmap =
+                        binarize::local_mean_threshold(&stretched, radius_for(&stretched), OFFSET);
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one);
+                    clock.crowded |= seen.crowded;
+                    // rqrr on the same plane only when our finder left something unread.
+                    any = seen.plausible
+                        && (seen.codes.is_empty()
+                            || still_unexplained(&seen.unexplained, &seen.codes, 3));
+                    merge(&mut found, seen.codes);
+                }
+                if any {
+                    clock.run(stretched.width * stretched.height, || {
+                        rqrr_grey(&stretched, scale, &mut found, one)
+                    });
+                }
+            }
+            continue;
+        }
         if !*screen_passed.get_or_insert_with(|| screen::any_finder(work)) {
             continue;
         }
@@ -349,8 +421,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     }
                 }
             }
-            // Handled above (they start from the frame, not from the working plane).
-            Pass::Coarse | Pass::Detail => {}
+            // Handled above (they start from the frame, not from the working plane, or are
+            // screened on their own plane).
+            Pass::Coarse | Pass::Detail | Pass::Stretched => {}
             Pass::Double => {
                 let double = binarize::upscale2(work);
                 let mut any = true;
@@ -415,7 +488,12 @@ impl RqrrClock {
 /// The pixels a pass works on (for its cost estimate).
 fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
     match pass {
-        Pass::Finder | Pass::Fine | Pass::Grey | Pass::LocalMean | Pass::Inverted => n,
+        Pass::Finder
+        | Pass::Fine
+        | Pass::Grey
+        | Pass::LocalMean
+        | Pass::Stretched
+        | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
         Pass::Double => n * 4,

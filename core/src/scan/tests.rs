@@ -982,3 +982,47 @@ fn every_code_on_a_sheet_of_labels_is_read() {
     want.sort();
     assert_eq!(found, want);
 }
+
+/// A 640×480 scene of `background` with a code (modules of 5 px) drawn `dark` on `light` near its
+/// middle, blurred by one pixel and given sensor noise of ±`noise`.
+fn exposed_scene(background: u8, dark: u8, light: u8, noise: i32) -> Canvas {
+    let mut canvas = Canvas::new(640, 480, background);
+    draw_code(&mut canvas, PAYLOAD, 5, 150, 60, dark, light);
+    let mut blurred = box_blur(&canvas, 1);
+    add_noise(&mut blurred, noise, 18);
+    blurred
+}
+
+/// An under-exposed frame: the label's white is level 17 and its ink level 4 (a contrast of 13,
+/// under the local-mean threshold's fixed offset of 8 on each side of the mean).
+#[test]
+fn reads_a_code_dark_on_dark() {
+    let canvas = exposed_scene(9, 4, 17, 2);
+    assert_eq!(texts(&scan(&canvas)), vec![PAYLOAD.to_owned()]);
+}
+
+/// An over-exposed frame: the label's white clipped at 255 and its ink at level 242.
+#[test]
+fn reads_a_washed_out_code() {
+    let canvas = exposed_scene(250, 242, 255, 2);
+    assert_eq!(texts(&scan(&canvas)), vec![PAYLOAD.to_owned()]);
+}
+
+/// A strong gradient across the frame: the light falls from full to a fiftieth (with the cube of
+/// the distance), so the whole code lies in shade, its left edge in deep shade (a contrast of a
+/// few levels) and its right edge in a contrast of about 45.
+#[test]
+fn reads_a_code_under_a_strong_gradient() {
+    let lit_scene = exposed_scene(200, 0, 255, 0);
+    let mut canvas = Canvas::new(lit_scene.w, lit_scene.h, 0);
+    for y in 0..canvas.h {
+        for x in 0..canvas.w {
+            let t = x as f32 / canvas.w as f32;
+            let light = 0.02 + 0.98 * t * t * t;
+            let v = (f32::from(lit_scene.px[y * canvas.w + x]) + 10.0) * light;
+            canvas.px[y * canvas.w + x] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    add_noise(&mut canvas, 1, 7);
+    assert_eq!(texts(&scan(&canvas)), vec![PAYLOAD.to_owned()]);
+}
