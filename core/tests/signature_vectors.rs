@@ -189,9 +189,9 @@ mod generate {
     use weldguard_core::domain::{OperationCategory, WelderCredential};
     use weldguard_core::inspect::{Observation, Outcome, ScanOutcome};
     use weldguard_core::permit::{
-        Action, Actor, Catalog, ChecklistAnswer, Evidence, GasReading, GeoPoint, NightHours,
-        PermitContent, PermitLevel, Person, PersonRole, ProfileSet, RuleContext, SampleEvidence,
-        Section, Site, WorkCalendar, WorkConditions, sample_answers,
+        Action, Actor, Catalog, GasReading, GeoPoint, NightHours, PermitContent, PermitLevel,
+        Person, ProfileSet, RuleContext, SampleEvidence, Section, Site, WorkCalendar,
+        WorkConditions, sample_answers,
     };
 
     /// 2026-11-30 (a Monday), China time.
@@ -288,29 +288,7 @@ mod generate {
             &[Section::Prohibition, Section::Must],
             &SampleEvidence::crew(t(7, 15)),
         );
-        let post_work = vec![
-            ChecklistAnswer::confirmed(
-                "close.01",
-                vec![Evidence::Photo {
-                    sha256: vec![3; 32],
-                }],
-            ),
-            ChecklistAnswer::confirmed("close.02", vec![]),
-            ChecklistAnswer::confirmed(
-                "close.03",
-                vec![
-                    Evidence::Person {
-                        role: PersonRole::FireWatch,
-                        name: "王五".into(),
-                        id: "S-002".into(),
-                    },
-                    Evidence::Number {
-                        key: "watch_minutes".into(),
-                        value: 30,
-                    },
-                ],
-            ),
-        ];
+        let post_work = weldguard_core::permit::fixtures::post_work_answers();
         let actions = vec![
             Action::Submit {
                 by: actor("张三", "S-001", "applicant"),

@@ -195,29 +195,7 @@ impl Fx {
     }
 
     pub fn post_work(&self) -> Vec<ChecklistAnswer> {
-        vec![
-            ChecklistAnswer::confirmed(
-                "close.01",
-                vec![Evidence::Photo {
-                    sha256: vec![3; 32],
-                }],
-            ),
-            ChecklistAnswer::confirmed("close.02", vec![]),
-            ChecklistAnswer::confirmed(
-                "close.03",
-                vec![
-                    Evidence::Person {
-                        role: PersonRole::FireWatch,
-                        name: "王五".into(),
-                        id: "S-002".into(),
-                    },
-                    Evidence::Number {
-                        key: "watch_minutes".into(),
-                        value: 30,
-                    },
-                ],
-            ),
-        ]
+        post_work_answers()
     }
 
     pub fn gas(&self, at: i64, conc: u32) -> GasReading {
@@ -353,4 +331,32 @@ impl Fx {
         assert_eq!(p.state, state);
         p
     }
+}
+
+/// The post-work answers (处置) a closing gives: the site photographed, the fire watch 王五 (S-002)
+/// watched 30 minutes.
+pub fn post_work_answers() -> Vec<ChecklistAnswer> {
+    vec![
+        ChecklistAnswer::confirmed(
+            "close.01",
+            vec![Evidence::Photo {
+                sha256: vec![3; 32],
+            }],
+        ),
+        ChecklistAnswer::confirmed("close.02", vec![]),
+        ChecklistAnswer::confirmed(
+            "close.03",
+            vec![
+                Evidence::Person {
+                    role: PersonRole::FireWatch,
+                    name: "王五".into(),
+                    id: "S-002".into(),
+                },
+                Evidence::Number {
+                    key: "watch_minutes".into(),
+                    value: 30,
+                },
+            ],
+        ),
+    ]
 }

@@ -4,7 +4,7 @@
 use super::*;
 use crate::app::due::{DueKind, due};
 use crate::app::signing::SoftwarePersonSigner;
-use crate::permit::{Evidence, PersonRole};
+use crate::permit::Evidence;
 use crate::store::test_support::TempDir;
 
 const M: i64 = 60;
@@ -151,29 +151,7 @@ impl Fx {
     }
 
     fn post_work(&self) -> Vec<ChecklistAnswer> {
-        vec![
-            ChecklistAnswer::confirmed(
-                "close.01",
-                vec![Evidence::Photo {
-                    sha256: vec![3; 32],
-                }],
-            ),
-            ChecklistAnswer::confirmed("close.02", vec![]),
-            ChecklistAnswer::confirmed(
-                "close.03",
-                vec![
-                    Evidence::Person {
-                        role: PersonRole::FireWatch,
-                        name: "王五".into(),
-                        id: "S-002".into(),
-                    },
-                    Evidence::Number {
-                        key: "watch_minutes".into(),
-                        value: 30,
-                    },
-                ],
-            ),
-        ]
+        crate::permit::fixtures::post_work_answers()
     }
 
     fn close(&self, at: i64) -> Result<PermitView, AppError> {
