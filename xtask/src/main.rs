@@ -2,8 +2,11 @@
 //!
 //! - `cargo xtask test`: every check the project has: format, clippy, Rust tests (with a PostgreSQL
 //!   cluster from `scripts/postgres.sh` for the server's tests), binding generation, and the Kotlin
-//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`).
+//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`), and the Swift
+//!   package's tests on Linux (`scripts/swift.sh test`, the iOS shell in ios/).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
+//! - `cargo xtask swift`: only the Swift step (bindings, the optimised phone library, the server
+//!   and the bureau's desk tool, then `scripts/swift.sh test`).
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
 //!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
 
@@ -16,6 +19,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bindings") => bindings(&args[1..]).map(|_| ()),
         Some("bench") => bench(&args[1..]),
+        Some("swift") => swift_step().map(|swift| println!("{}", swift.summary())),
         _ => Err(usage()),
     };
     match result {
@@ -28,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | bindings [--out DIR] | bench NAME [ARGS…]".to_owned()
+    "usage: cargo xtask test | bindings [--out DIR] | swift | bench NAME [ARGS…]".to_owned()
 }
 
 /// The workspace root (the parent of this crate's folder).
@@ -197,13 +201,98 @@ fn test() -> Result<(), String> {
         "build the optimised phone library for the Kotlin tests",
     )?;
     let kotlin = kotlin_tests(&out, &root().join("target").join("release"))?;
+    let swift = swift_step()?;
     let all = Counts {
-        passed: rust.passed + kotlin.passed,
-        failed: rust.failed + kotlin.failed,
-        ignored: rust.ignored + kotlin.ignored,
+        passed: rust.passed + kotlin.passed + swift.passed,
+        failed: rust.failed + kotlin.failed + swift.failed,
+        ignored: rust.ignored + kotlin.ignored + swift.ignored,
     };
     println!("{}", all.summary());
     Ok(())
+}
+
+/// Cargo's target folder (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The Swift step: the bindings, the optimised phone library, the server and the bureau's desk
+/// tool the flow tests start, then `scripts/swift.sh test` (it builds the Swift toolchain chroot
+/// once on Linux) and its closing `swift tests: P passed, F failed` line.
+fn swift_step() -> Result<Counts, String> {
+    let out = target_dir().join("bindings");
+    bindings(&["--out".to_owned(), out.display().to_string()])?;
+    let mut release = cargo();
+    release.args(["build", "--release", "-p", "weldguard-ffi", "--lib"]);
+    run(
+        release,
+        "build the optimised phone library for the Swift tests",
+    )?;
+    let mut tools = cargo();
+    tools.args([
+        "build",
+        "-p",
+        "weldguard-server",
+        "--bin",
+        "weldguard-server",
+        "-p",
+        "weldguard-tests",
+        "--bin",
+        "wg-shell-world",
+    ]);
+    run(
+        tools,
+        "build the server and wg-shell-world for the Swift tests",
+    )?;
+    let script = root().join("scripts").join("swift.sh");
+    eprintln!("xtask: Swift tests ({} test)", script.display());
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("test")
+        .arg(&out)
+        .arg(target_dir().join("release"))
+        .arg(target_dir().join("debug"))
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: cannot start: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    let counts = swift_counts(&stdout);
+    if output.status.success() && counts.failed == 0 && counts.passed > 0 {
+        Ok(counts)
+    } else {
+        Err(format!(
+            "{} test failed ({}): {} Swift tests passed, {} failed",
+            script.display(),
+            output.status,
+            counts.passed,
+            counts.failed
+        ))
+    }
+}
+
+/// The counts of the last `swift tests: P passed, F failed` line.
+fn swift_counts(stdout: &str) -> Counts {
+    let mut counts = Counts::default();
+    if let Some(last) = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("swift tests: "))
+    {
+        counts.add_from(last, &[',']);
+    }
+    counts
 }
 
 /// Run `scripts/postgres.sh` (install when missing, start when stopped) and return the URL it
@@ -245,7 +334,7 @@ fn bindings(args: &[String]) -> Result<PathBuf, String> {
     build.args(["build", "-p", "weldguard-ffi", "--lib"]);
     run(build, "build the phone library")?;
 
-    let library = root().join("target").join("debug").join(format!(
+    let library = target_dir().join("debug").join(format!(
         "{}weldguard_ffi.{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
@@ -279,7 +368,7 @@ fn bindings(args: &[String]) -> Result<PathBuf, String> {
     for expected in [
         "org/weldguard/core/weldguard_core.kt",
         "WeldGuardCore.swift",
-        "WeldGuardCoreFFI.h",
+        "WeldGuardFFI.h",
     ] {
         if !out.join(expected).exists() {
             return Err(format!(
@@ -288,7 +377,7 @@ fn bindings(args: &[String]) -> Result<PathBuf, String> {
             ));
         }
     }
-    check_hostile_coverage(&out.join("WeldGuardCoreFFI.h"))?;
+    check_hostile_coverage(&out.join("WeldGuardFFI.h"))?;
     eprintln!("xtask: bindings written to {}", out.display());
     Ok(out)
 }
@@ -391,7 +480,7 @@ fn bench(args: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Counts, covered_names, uncovered_exports};
+    use super::{Counts, covered_names, swift_counts, uncovered_exports};
 
     #[test]
     fn an_export_missing_from_covered_is_reported() {
@@ -423,5 +512,13 @@ mod tests {
         counts.add_from("5 passed, 0 failed", &[',']);
         assert_eq!((counts.passed, counts.failed, counts.ignored), (14, 1, 2));
         assert_eq!(counts.summary(), "tests: 14 passed, 1 failed, 2 skipped");
+    }
+
+    #[test]
+    fn the_swift_scripts_last_result_line_counts() {
+        let out = "swift tests: 1 passed, 0 failed\nnoise\nswift tests: 17 passed, 2 failed\n";
+        let counts = swift_counts(out);
+        assert_eq!((counts.passed, counts.failed), (17, 2));
+        assert_eq!(swift_counts("no result line").passed, 0);
     }
 }
