@@ -15,7 +15,7 @@
 #
 # The chroot: `debootstrap --variant=minbase trixie` from the mirror the host's apt sources name
 # (the host's sources are only read, never changed), then `apt-get install swiftlang libc6-dev` in
-# it. Built under a lock in a `.partial` folder renamed when complete, cached in
+# it (plus libssl-dev and ca-certificates, see chroot_packages). Built under a lock in a `.partial` folder renamed when complete, cached in
 # $WG_TOOLCHAINS/swift-trixie (default /var/tmp/weldguard-toolchains), a `.weldguard-ready` marker
 # inside. Commands run in a private mount namespace (`unshare --mount --propagation private`) with
 # /proc, /dev, the repository, the given folders and /tmp bind-mounted at the same paths, and a

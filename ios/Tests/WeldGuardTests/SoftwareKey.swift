@@ -14,7 +14,13 @@ import WeldGuard
 /// A person's (and device's) key held in software; `present` is what a biometric prompt would
 /// report when a step asks for the person's presence.
 final class SoftwareKey: PersonSigner, DeviceKey, @unchecked Sendable {
-    let present: Bool
+    private let lock = NSLock()
+    private var _present: Bool
+    /// What the next presence prompt reports (a test may make the person fail it).
+    var present: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return _present }
+        set { lock.lock(); _present = newValue; lock.unlock() }
+    }
     #if canImport(CryptoKit)
         private let key = P256.Signing.PrivateKey()
     #else
@@ -22,7 +28,7 @@ final class SoftwareKey: PersonSigner, DeviceKey, @unchecked Sendable {
     #endif
 
     init(present: Bool = false) throws {
-        self.present = present
+        _present = present
         #if !canImport(CryptoKit)
             key = try Self.generate()
         #endif
