@@ -19,7 +19,8 @@
 # $WG_TOOLCHAINS/swift-trixie (default /var/tmp/weldguard-toolchains), a `.weldguard-ready` marker
 # inside. Commands run in a private mount namespace (`unshare --mount --propagation private`) with
 # /proc, /dev, the repository, the given folders and /tmp bind-mounted at the same paths, and a
-# clean environment (`env -i`): no mount outlives the command. Progress is logged to files under
+# clean environment (`env -i`), in a PID namespace of its own: no mount and no process outlives
+# the command. Progress is logged to files under
 # $WG_TOOLCHAINS and shown on failure.
 set -euo pipefail
 
@@ -184,7 +185,9 @@ in_chroot() {
         envs+=("$v=${!v:-}")
     done
     # shellcheck disable=SC2016
-    unshare --mount --propagation private -- sh -c "$mounts"' && exec chroot "$@"' \
+    # A private mount namespace (no mount outlives the command) and a private PID namespace: when
+    # the command ends, every process it left (a test's server) ends with it.
+    unshare --mount --propagation private --pid --fork --kill-child -- sh -c "$mounts"' && exec chroot "$@"' \
         sh "$target" env -i "${envs[@]}" "$@"
 }
 

@@ -225,8 +225,8 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The Swift step: the bindings, the optimised phone library, the server and the bureau's desk
-/// tool the flow tests start, then `scripts/swift.sh test` (it builds the Swift toolchain chroot
+/// The Swift step: the bindings, the optimised phone library, the server, the bureau's desk
+/// tool and the CLI it renders labels with, then `scripts/swift.sh test` (it builds the Swift toolchain chroot
 /// once on Linux) and its closing `swift tests: P passed, F failed` line.
 fn swift_step() -> Result<Counts, String> {
     let out = target_dir().join("bindings");
@@ -248,10 +248,14 @@ fn swift_step() -> Result<Counts, String> {
         "weldguard-tests",
         "--bin",
         "wg-shell-world",
+        "-p",
+        "weldguard-cli",
+        "--bin",
+        "weldguard",
     ]);
     run(
         tools,
-        "build the server and wg-shell-world for the Swift tests",
+        "build the server, wg-shell-world and the CLI for the Swift tests",
     )?;
     let script = root().join("scripts").join("swift.sh");
     eprintln!("xtask: Swift tests ({} test)", script.display());

@@ -1,9 +1,13 @@
 // What the Swift tests share: temporary folders, the fixtures, a session per phone, and the
-// platform: the real weldguard-server on loopback (started with Foundation's Process, stopped at
+// platform: the real weldguard-server on loopback (spawned with posix_spawn, stopped at
 // the end) and the lead's bureau desk `wg-shell-world` for the admin side. WG_BIN_DIR names the
 // folder holding both binaries (scripts/swift.sh sets it).
 import Foundation
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @testable import WeldGuard
 
@@ -78,25 +82,89 @@ func binDir() throws -> URL {
     return URL(fileURLWithPath: dir)
 }
 
-/// Run a program to its end; its stdout, or a failure with its stderr.
-func runTool(_ tool: URL, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = tool
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw TestFailure.setup(
-            "\(tool.lastPathComponent) \(arguments.joined(separator: " ")) failed "
-                + "(\(process.terminationStatus)): \(String(decoding: stderr, as: UTF8.self))")
+/// A child process started with posix_spawn and waited for with waitpid. (Foundation's Process
+/// never saw its children end in this Linux toolchain — `isRunning` stayed true and
+/// `waitUntilExit` hung — so the tests spawn and reap their programs themselves.)
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    /// The read ends of its stdout and stderr (stderr: `nil` when sent to /dev/null).
+    let stdout: FileHandle
+    let stderr: FileHandle?
+    private var status: Int32?
+
+    init(_ program: URL, _ arguments: [String], captureStderr: Bool) throws {
+        var out: [Int32] = [0, 0]
+        var err: [Int32] = [0, 0]
+        try Self.pipe(&out)
+        if captureStderr {
+            try Self.pipe(&err)
+        } else {
+            err = [-1, open("/dev/null", O_WRONLY | O_CLOEXEC)]
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        let argv: [UnsafeMutablePointer<CChar>?] =
+            ([program.path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, program.path, &actions, nil, argv, environ)
+        close(out[1])
+        close(err[1])
+        guard rc == 0 else {
+            close(out[0])
+            if err[0] >= 0 { close(err[0]) }
+            throw TestFailure.setup("cannot start \(program.path): error \(rc)")
+        }
+        self.pid = pid
+        stdout = FileHandle(fileDescriptor: out[0], closeOnDealloc: true)
+        stderr = err[0] >= 0 ? FileHandle(fileDescriptor: err[0], closeOnDealloc: true) : nil
     }
-    return String(decoding: stdout, as: UTF8.self)
+
+    /// A pipe whose ends are closed in other children (the spawned one gets its end by dup2).
+    private static func pipe(_ fds: inout [Int32]) throws {
+        guard Glibc.pipe(&fds) == 0 else { throw TestFailure.setup("pipe failed") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    }
+
+    /// Wait for it to end; its exit status (128 + N when killed by signal N).
+    @discardableResult
+    func wait() -> Int32 {
+        if let status { return status }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let code = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        status = code
+        return code
+    }
+
+    /// Stop it (SIGKILL, as a crash or a pulled plug would: the server's SIGTERM shutdown waits
+    /// for its connections) and wait.
+    func kill() {
+        guard status == nil else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        wait()
+    }
+}
+
+/// Run a program to its end, off the caller's thread; its stdout, or a failure with its stderr.
+func runTool(_ tool: URL, _ arguments: [String]) async throws -> String {
+    try await Task.detached {
+        let child = try Child(tool, arguments, captureStderr: true)
+        // The error output is small; it is read after the standard output ends.
+        let stdout = child.stdout.readDataToEndOfFile()
+        let stderr = child.stderr?.readDataToEndOfFile() ?? Data()
+        let status = child.wait()
+        guard status == 0 else {
+            throw TestFailure.setup(
+                "\(tool.lastPathComponent) \(arguments.joined(separator: " ")) failed "
+                    + "(\(status)): \(String(decoding: stderr, as: UTF8.self))")
+        }
+        return String(decoding: stdout, as: UTF8.self)
+    }.value
 }
 
 /// The real server on loopback over a temporary data folder.
@@ -104,28 +172,35 @@ final class ServerProcess: @unchecked Sendable {
     let dataDir: TempDir
     let adminToken = "swift-shell-admin-token-0123456789"
     private(set) var url = ""
-    private var process: Process?
+    private var process: Child?
 
-    init() throws {
+    private init() throws {
         dataDir = try TempDir("server")
-        try start(listen: "127.0.0.1:0")
     }
 
-    /// Start on `listen` and wait for the `listening on http://ADDR` line.
-    func start(listen: String) throws {
-        let process = Process()
-        process.executableURL = try binDir().appendingPathComponent("weldguard-server")
-        process.arguments = [
-            "--data-dir", dataDir.path("data"), "--listen", listen, "--admin-token", adminToken,
-        ]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+    /// A server on a free loopback port, started off the caller's thread.
+    static func start() async throws -> ServerProcess {
+        try await Task.detached {
+            let server = try ServerProcess()
+            try server.start(listen: "127.0.0.1:0")
+            return server
+        }.value
+    }
+
+    /// Start on `listen` and wait for the `listening on http://ADDR` line (a blocking read: call
+    /// it off the main actor).
+    private func start(listen: String) throws {
+        let process = try Child(
+            try binDir().appendingPathComponent("weldguard-server"),
+            [
+                "--data-dir", dataDir.path("data"), "--listen", listen, "--admin-token",
+                adminToken,
+            ], captureStderr: false)
         self.process = process
+        let out = process.stdout
         var seen = Data()
         while true {
-            let chunk = out.fileHandleForReading.availableData
+            let chunk = out.availableData
             if chunk.isEmpty {
                 throw TestFailure.setup(
                     "the server ended before listening: \(String(decoding: seen, as: UTF8.self))")
@@ -137,7 +212,7 @@ final class ServerProcess: @unchecked Sendable {
                 if let end = rest.firstIndex(of: "\n") {
                     url = String(rest[..<end])
                     // Keep draining what else it prints, so it never blocks on a full pipe.
-                    out.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+                    Thread.detachNewThread { _ = out.readDataToEndOfFile() }
                     break
                 }
             }
@@ -146,17 +221,14 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Stop the server (it can be started again on the same address and data).
     func stop() {
-        if let p = process, p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-        }
+        process?.kill()
         process = nil
     }
 
     /// Start again where it listened before.
-    func restart() throws {
+    func restart() async throws {
         let address = url.replacingOccurrences(of: "http://", with: "")
-        try start(listen: address)
+        try await Task.detached { try self.start(listen: address) }.value
     }
 
     deinit { stop() }
@@ -168,16 +240,24 @@ final class World: @unchecked Sendable {
     let out: TempDir
     let values: [String: String]
 
-    init() throws {
-        server = try ServerProcess()
-        out = try TempDir("world")
-        values = properties(
-            try runTool(
+    private init(server: ServerProcess, out: TempDir, values: [String: String]) {
+        self.server = server
+        self.out = out
+        self.values = values
+    }
+
+    /// A server with the bureau's world set up on it.
+    static func make() async throws -> World {
+        let server = try await ServerProcess.start()
+        let out = try TempDir("world")
+        let values = properties(
+            try await runTool(
                 try binDir().appendingPathComponent("wg-shell-world"),
                 [
                     "setup", "--server", server.url, "--admin-token", server.adminToken, "--out",
                     out.url.path,
                 ]))
+        return World(server: server, out: out, values: values)
     }
 
     /// A value of world.properties (a marker that fails every comparison when missing).
@@ -187,9 +267,9 @@ final class World: @unchecked Sendable {
 
     /// A fresh enrolment code for SLOT (welder, inspector, applicant, fire_watch, supervisor,
     /// approver).
-    func enrolCode(_ slot: String) throws -> String {
+    func enrolCode(_ slot: String) async throws -> String {
         let out = properties(
-            try runTool(
+            try await runTool(
                 try binDir().appendingPathComponent("wg-shell-world"),
                 [
                     "enrol-code", "--server", server.url, "--admin-token", server.adminToken,
@@ -200,9 +280,9 @@ final class World: @unchecked Sendable {
     }
 
     /// The idempotency keys of the records of `kind` the platform holds.
-    func held(_ kind: String) throws -> [String] {
+    func held(_ kind: String) async throws -> [String] {
         let out = properties(
-            try runTool(
+            try await runTool(
                 try binDir().appendingPathComponent("wg-shell-world"),
                 [
                     "held", "--server", server.url, "--admin-token", server.adminToken, "--kind",
@@ -214,9 +294,9 @@ final class World: @unchecked Sendable {
     }
 
     /// What the platform admitted of a permit (`steps`, `state`, `signers`).
-    func permit(_ id: String) throws -> [String: String] {
+    func permit(_ id: String) async throws -> [String: String] {
         properties(
-            try runTool(
+            try await runTool(
                 try binDir().appendingPathComponent("wg-shell-world"),
                 [
                     "permit", "--server", server.url, "--admin-token", server.adminToken, "--id", id,
