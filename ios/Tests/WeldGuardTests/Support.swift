@@ -7,6 +7,8 @@ import Testing
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
 @testable import WeldGuard
@@ -101,7 +103,13 @@ final class Child: @unchecked Sendable {
         } else {
             err = [-1, open("/dev/null", O_WRONLY | O_CLOEXEC)]
         }
-        var actions = posix_spawn_file_actions_t()
+        #if os(Linux)
+            var actions = posix_spawn_file_actions_t()
+            let environment = environ
+        #else
+            var actions: posix_spawn_file_actions_t? = nil
+            let environment = _NSGetEnviron().pointee
+        #endif
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
@@ -110,7 +118,7 @@ final class Child: @unchecked Sendable {
             ([program.path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, program.path, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, program.path, &actions, nil, argv, environment)
         close(out[1])
         close(err[1])
         guard rc == 0 else {
@@ -125,7 +133,7 @@ final class Child: @unchecked Sendable {
 
     /// A pipe whose ends are closed in other children (the spawned one gets its end by dup2).
     private static func pipe(_ fds: inout [Int32]) throws {
-        guard Glibc.pipe(&fds) == 0 else { throw TestFailure.setup("pipe failed") }
+        guard systemPipe(&fds) == 0 else { throw TestFailure.setup("pipe failed") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
     }
@@ -145,9 +153,26 @@ final class Child: @unchecked Sendable {
     /// for its connections) and wait.
     func kill() {
         guard status == nil else { return }
-        _ = Glibc.kill(pid, SIGKILL)
+        _ = systemKill(pid, SIGKILL)
         wait()
     }
+}
+
+/// pipe(2) and kill(2) by their module (the names are taken by methods of `Child`).
+private func systemPipe(_ fds: UnsafeMutablePointer<Int32>) -> Int32 {
+    #if canImport(Glibc)
+        return Glibc.pipe(fds)
+    #else
+        return Darwin.pipe(fds)
+    #endif
+}
+
+private func systemKill(_ pid: pid_t, _ signal: Int32) -> Int32 {
+    #if canImport(Glibc)
+        return Glibc.kill(pid, signal)
+    #else
+        return Darwin.kill(pid, signal)
+    #endif
 }
 
 /// Run a program to its end, off the caller's thread; its stdout, or a failure with its stderr.
