@@ -289,6 +289,18 @@ func enrolled(_ world: World, _ phone: Phone, _ slot: String) async throws {
         let first = try Phone("first")
         try await enrolled(world, first, "inspector")
 
+        // Leaving the sync's progress stream early cancels its SyncTask.
+        let task = SyncTask()
+        var sawProgress = false
+        for await event in first.session.sync(task: task) {
+            if case .progress = event {
+                sawProgress = true
+                break
+            }
+        }
+        #expect(sawProgress)
+        #expect(task.isCancelled())
+
         // The same one-time code again: the platform refuses; a typed Swift error.
         let second = try Phone("second", language: .en)
         let code = world["enrol.inspector.code"]
