@@ -5,7 +5,10 @@
 //!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
-//!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
+//!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`);
+//!   `cargo xtask bench ffi`: the FFI's share of a scan and a decision, Kotlin against Rust.
+
+mod bench_ffi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -367,6 +370,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     let Some((name, rest)) = args.split_first() else {
         return Err(usage());
     };
+    if name == "ffi" {
+        return bench_ffi::bench_ffi(rest);
+    }
     let source = root()
         .join("core")
         .join("benches")
