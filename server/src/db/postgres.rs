@@ -1,5 +1,5 @@
-//! The PostgreSQL backend of the server's store, for deployments where several server processes
-//! share one database.
+//! The PostgreSQL backend of the server's store ([`super::Store`]), for deployments where several
+//! server processes share one database.
 //!
 //! - Connections: the blocking `postgres` client (rust-postgres) in a small pool; handlers call
 //!   it on tokio's blocking pool. No TLS here (`NoTls`): run the database on loopback or a unix
@@ -21,11 +21,11 @@ use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
-    SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
-    refresh_signature_ok, roles_json, tombstone_seqs,
+    AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
+    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
+    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use weldguard_model::permit::ForkStep;
@@ -320,8 +320,14 @@ impl PgDb {
         };
         Ok(PgDb { pool, epoch })
     }
+}
 
-    pub fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+impl Store for PgDb {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
@@ -340,7 +346,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn install_issuer_key(
+    fn install_issuer_key(
         &self,
         new: &StoredIssuerKey,
         now_ms: i64,
@@ -372,7 +378,7 @@ impl PgDb {
         Ok(true)
     }
 
-    pub fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+    fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         // Two servers starting together must not both mint a first admin.
@@ -399,7 +405,7 @@ impl PgDb {
         Ok(fresh.then_some(token))
     }
 
-    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+    fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
         let digest = hash(token);
         let mut conn = self.pool.get()?;
         let client = conn.client()?;
@@ -434,7 +440,7 @@ impl PgDb {
         }))
     }
 
-    pub fn create_auth_nonce(
+    fn create_auth_nonce(
         &self,
         device_id: &str,
         now_ms: i64,
@@ -474,7 +480,7 @@ impl PgDb {
         Ok((nonce, expires))
     }
 
-    pub fn refresh_token(
+    fn refresh_token(
         &self,
         device_id: &str,
         nonce: &str,
@@ -527,7 +533,7 @@ impl PgDb {
     }
 
     /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
-    pub fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+    fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         let changed = tx.execute(
@@ -543,7 +549,7 @@ impl PgDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
+    fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let mut conn = self.pool.get()?;
         conn.client()?.execute(
@@ -561,7 +567,7 @@ impl PgDb {
         Ok(code)
     }
 
-    pub fn enrol_expiring(
+    fn enrol_expiring(
         &self,
         code: &str,
         public_key: &str,
@@ -612,10 +618,11 @@ impl PgDb {
         ))
     }
 
-    pub fn insert_records(
+    fn insert_plain_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Vec<Insert>, DbError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -640,16 +647,6 @@ impl PgDb {
         }
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
-        let pusher: Option<(String, String)> = tx
-            .query_opt(
-                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
-                &[&device_id],
-            )?
-            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .transpose()?;
-        let pusher = pusher
-            .as_ref()
-            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
         // ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key (another server)
         // to finish, so a key is applied by exactly one transaction.
         let inserted: HashSet<String> = tx
@@ -671,26 +668,21 @@ impl PgDb {
             .iter()
             .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
             .collect::<Result<_, postgres::Error>>()?;
-        for (key, kind, payload) in items {
-            if !inserted.contains(*key) {
-                continue;
-            }
-            let flags = record_flags_of(kind, payload, pusher, |entity| {
-                registry_holds(&mut tx, entity)
-            })?;
-            for flag in flags {
-                tx.execute(
-                    "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                    &[key, &flag],
-                )?;
-            }
-        }
-        tx.commit()?;
+        // The first item under each inserted key is the one applied (a key twice in one batch:
+        // the second is its duplicate).
         let mut claimed: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
-        for ((key, _, _), digest) in items.iter().zip(&digests) {
+        let mut push_tx = PgTx(&mut tx);
+        for ((key, kind, payload), digest) in items.iter().zip(&digests) {
             let verdict = if inserted.contains(*key) && claimed.insert(key) {
+                let record = AppliedRecord {
+                    key,
+                    kind,
+                    payload,
+                    device_id,
+                    at_ms: at,
+                };
+                on_applied(&mut push_tx, &record)?;
                 Insert::Applied
             } else {
                 match stored.get(*key) {
@@ -705,11 +697,12 @@ impl PgDb {
             };
             out.push(verdict);
         }
+        tx.commit()?;
         Ok(out)
     }
 
     /// The flags stored with the record under `key`, sorted.
-    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+    fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
         conn.client()?
             .query(
@@ -721,7 +714,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+    fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT idempotency_key, kind, payload, device_id, received_at_ms FROM records \
@@ -741,7 +734,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn records_page(
+    fn records_page(
         &self,
         kind: Option<&str>,
         after: i64,
@@ -771,7 +764,7 @@ impl PgDb {
         Ok(super::record_page(&mut rows, limit))
     }
 
-    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
         let mut entities = Vec::with_capacity(changes.len());
         let mut jsons = Vec::with_capacity(changes.len());
         for change in changes {
@@ -793,7 +786,7 @@ impl PgDb {
         Ok(last)
     }
 
-    pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+    fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
@@ -831,7 +824,7 @@ impl PgDb {
         Ok(through)
     }
 
-    pub fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+    fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
         let mut conn = self.pool.get()?;
         // One snapshot for the floor, the high water and the rows.
         let mut tx = conn
@@ -854,30 +847,42 @@ impl PgDb {
         tx.commit()?;
         Ok(make_page(&self.epoch, after, top, rows, limit))
     }
-}
 
-impl PgDb {
     /// Place one permit step in one transaction under [`PERMITS_LOCK`].
-    pub fn push_permit_step(
+    fn push_permit_step(
         &self,
         device_id: &str,
         key: &str,
         payload: &str,
         admit: &dyn AdmitStep,
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Insert, DbError> {
+        let at = now_ms();
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
         let result = {
-            let mut ledger = PgLedger(&mut tx);
-            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?
+            let mut ledger = PgTx(&mut tx);
+            let result =
+                crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
+            if result == Insert::Applied {
+                let record = AppliedRecord {
+                    key,
+                    kind: PERMIT_STEP_KIND,
+                    payload,
+                    device_id,
+                    at_ms: at,
+                };
+                on_applied(&mut ledger, &record)?;
+            }
+            result
         };
         tx.commit()?;
         Ok(result)
     }
 
     /// Every device whose person may sign permits, disabled ones included (their validity ends).
-    pub fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+    fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
@@ -900,7 +905,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn permit_heads(
+    fn permit_heads(
         &self,
         cursor: Option<&str>,
         limit: u32,
@@ -944,10 +949,7 @@ impl PgDb {
         Ok(make_permit_page(&self.epoch, after, top, rows, limit))
     }
 
-    pub fn permit_step_standings(
-        &self,
-        permit_id: &str,
-    ) -> Result<Vec<PermitStepStanding>, DbError> {
+    fn permit_step_standings(&self, permit_id: &str) -> Result<Vec<PermitStepStanding>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT step_id, base_step, action, status, reason FROM permit_steps \
@@ -966,12 +968,117 @@ impl PgDb {
             })
             .collect()
     }
+
+    // Published snapshots, shared by every server process on the database.
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Serialised with compaction: a snapshot older than the floor is not published.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
+        if snapshot.cursor_seq < floor(&mut tx)? {
+            return Ok(false);
+        }
+        let chunks = snapshot.chunks_gzip.len() as i64;
+        // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
+        let inserted = tx.execute(
+            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, cursor_seq) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snapshot_id) DO NOTHING",
+            &[
+                &snapshot.snapshot_id,
+                &snapshot.manifest,
+                &snapshot.made_at_ms,
+                &chunks,
+                &snapshot.cursor_seq,
+            ],
+        )?;
+        if inserted == 1 {
+            let insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES ($1, $2, $3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                tx.execute(&insert, &[&snapshot.snapshot_id, &(idx as i64), body])?;
+            }
+        }
+        let keep = i64::from(keep);
+        tx.execute(
+            "DELETE FROM snapshots WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id OFFSET $1)",
+            &[&keep],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+            &[],
+        )?;
+        row.map(|r| {
+            Ok(SnapshotHead {
+                snapshot_id: r.try_get(0)?,
+                manifest: r.try_get(1)?,
+                made_at_ms: r.try_get(2)?,
+                chunks: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = $1 AND idx = $2",
+            &[&snapshot_id, &idx],
+        )?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
 }
 
-/// [`PermitLedger`] over a PostgreSQL transaction holding [`PERMITS_LOCK`].
-struct PgLedger<'a, 'c>(&'a mut Transaction<'c>);
+/// A push's PostgreSQL transaction, as [`PermitLedger`] (permit step placement, the transaction
+/// holding [`PERMITS_LOCK`]) and [`PushTx`] (the logic run for each applied record).
+struct PgTx<'a, 'c>(&'a mut Transaction<'c>);
 
-impl PermitLedger for PgLedger<'_, '_> {
+impl PushTx for PgTx<'_, '_> {
+    fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let role: String = row.try_get(0)?;
+        let id: String = row.try_get(1)?;
+        Ok(Role::parse(&role).map(|r| (r, id)))
+    }
+
+    fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
+        let newest: Option<String> = self
+            .0
+            .query_opt(
+                "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+                &[&entity],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+            &[&key, &flag],
+        )?;
+        Ok(())
+    }
+}
+
+impl PermitLedger for PgTx<'_, '_> {
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         Ok(self
             .0
@@ -1184,20 +1291,6 @@ impl PermitLedger for PgLedger<'_, '_> {
     }
 }
 
-/// Whether the registry currently holds `entity` (its newest change is not a delete).
-fn registry_holds(tx: &mut Transaction<'_>, entity: &str) -> Result<bool, DbError> {
-    let newest: Option<String> = tx
-        .query_opt(
-            "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
-            &[&entity],
-        )?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    Ok(newest.is_some_and(|json| {
-        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
-    }))
-}
-
 /// The columns [`step_row`] reads.
 const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
 
@@ -1303,73 +1396,4 @@ fn migrate(client: &mut Client) -> Result<String, DbError> {
         .try_get(0)?;
     tx.commit()?;
     Ok(epoch)
-}
-
-/// Published snapshots, shared by every server process on the database.
-impl PgDb {
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
-        let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
-        // Serialised with compaction: a snapshot older than the floor is not published.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
-        if snapshot.cursor_seq < floor(&mut tx)? {
-            return Ok(false);
-        }
-        let chunks = snapshot.chunks_gzip.len() as i64;
-        // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
-        let inserted = tx.execute(
-            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, cursor_seq) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snapshot_id) DO NOTHING",
-            &[
-                &snapshot.snapshot_id,
-                &snapshot.manifest,
-                &snapshot.made_at_ms,
-                &chunks,
-                &snapshot.cursor_seq,
-            ],
-        )?;
-        if inserted == 1 {
-            let insert = tx.prepare(
-                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES ($1, $2, $3)",
-            )?;
-            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
-                tx.execute(&insert, &[&snapshot.snapshot_id, &(idx as i64), body])?;
-            }
-        }
-        let keep = i64::from(keep);
-        tx.execute(
-            "DELETE FROM snapshots WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
-             ORDER BY made_at_ms DESC, snapshot_id OFFSET $1)",
-            &[&keep],
-        )?;
-        tx.commit()?;
-        Ok(true)
-    }
-
-    pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
-        let mut conn = self.pool.get()?;
-        let row = conn.client()?.query_opt(
-            "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
-             ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
-            &[],
-        )?;
-        row.map(|r| {
-            Ok(SnapshotHead {
-                snapshot_id: r.try_get(0)?,
-                manifest: r.try_get(1)?,
-                made_at_ms: r.try_get(2)?,
-                chunks: r.try_get(3)?,
-            })
-        })
-        .transpose()
-    }
-
-    pub fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
-        let mut conn = self.pool.get()?;
-        let row = conn.client()?.query_opt(
-            "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = $1 AND idx = $2",
-            &[&snapshot_id, &idx],
-        )?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
 }

@@ -1,9 +1,10 @@
-//! The SQLite backend of the server's store: one file in `--data-dir`, one writer at a time
-//! (`BEGIN IMMEDIATE`, also across processes sharing the file), so feed `seq` values become
-//! visible in the order they were assigned. Schema migrations are numbered; `PRAGMA user_version`
-//! holds how many were applied.
+//! The SQLite backend of the server's store ([`super::Store`]): one file in `--data-dir`, one
+//! writer at a time (`BEGIN IMMEDIATE`, also across processes sharing the file), so feed `seq`
+//! values become visible in the order they were assigned. Schema migrations are numbered;
+//! `PRAGMA user_version` holds how many were applied.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -11,11 +12,11 @@ use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
-    SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
-    refresh_signature_ok, roles_json, tombstone_seqs,
+    AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
+    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
+    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use weldguard_model::permit::ForkStep;
@@ -168,7 +169,8 @@ ALTER TABLE devices ADD COLUMN disabled_at_ms INTEGER;
 
 /// The SQLite store (see the module documentation).
 pub struct SqliteDb {
-    conn: Connection,
+    /// Locked for the length of one store call.
+    conn: Mutex<Connection>,
     epoch: String,
 }
 
@@ -203,17 +205,31 @@ impl SqliteDb {
             tx.commit()?;
             epoch
         };
-        Ok(SqliteDb { conn, epoch })
+        Ok(SqliteDb {
+            conn: Mutex::new(conn),
+            epoch,
+        })
     }
 
-    fn immediate(&mut self) -> Result<Transaction<'_>, DbError> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    /// The connection, locked for one call (SQLite has one writer anyway).
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A `BEGIN IMMEDIATE` transaction: the write lock from the start, also across processes.
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, DbError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+impl Store for SqliteDb {
+    fn backend(&self) -> &'static str {
+        "sqlite"
     }
 
-    pub fn issuer_keys(&mut self) -> Result<Vec<StoredIssuerKey>, DbError> {
-        let mut stmt = self.conn.prepare(
+    fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
              ORDER BY created_at_ms, kid",
         )?;
@@ -228,13 +244,14 @@ impl SqliteDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn install_issuer_key(
-        &mut self,
+    fn install_issuer_key(
+        &self,
         new: &StoredIssuerKey,
         now_ms: i64,
         only_if_none: bool,
     ) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let active: i64 = tx.query_row(
             "SELECT count(*) FROM issuer_keys WHERE valid_until_ms IS NULL",
             [],
@@ -258,8 +275,9 @@ impl SqliteDb {
 
     /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's
     /// token), else with a new token when no admin exists yet. Returns the new token to print.
-    pub fn bootstrap_admin(&mut self, token: Option<&str>) -> Result<Option<String>, DbError> {
-        let tx = self.immediate()?;
+    fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let has_admin = tx
             .prepare("SELECT 1 FROM devices WHERE role = 'admin' AND disabled = 0")?
             .exists([])?;
@@ -279,10 +297,10 @@ impl SqliteDb {
     }
 
     /// What a bearer token is at `now_ms`.
-    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+    fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
         let digest = hash(token);
-        let row = self
-            .conn
+        let conn = self.conn();
+        let row = conn
             .prepare_cached(
                 "SELECT device_id, person, role, token_expires_at_ms, \
                  coalesce(person_id, person) FROM devices WHERE token_hash = ?1 AND disabled = 0",
@@ -299,8 +317,7 @@ impl SqliteDb {
             .optional()?;
         match row {
             None => {
-                let retired = self
-                    .conn
+                let retired = conn
                     .prepare_cached(
                         "SELECT 1 FROM devices WHERE retired_token_hash = ?1 AND disabled = 0",
                     )?
@@ -325,15 +342,16 @@ impl SqliteDb {
         }
     }
 
-    pub fn create_auth_nonce(
-        &mut self,
+    fn create_auth_nonce(
+        &self,
         device_id: &str,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<(String, i64), DbError> {
         let nonce = random_hex(32)?;
         let expires = now_ms.saturating_add(ttl_ms);
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let disabled: Option<bool> = tx
             .prepare_cached("SELECT disabled <> 0 FROM devices WHERE device_id = ?1")?
             .query_row([device_id], |r| r.get(0))
@@ -361,8 +379,8 @@ impl SqliteDb {
         Ok((nonce, expires))
     }
 
-    pub fn refresh_token(
-        &mut self,
+    fn refresh_token(
+        &self,
         device_id: &str,
         nonce: &str,
         signature_hex: &str,
@@ -370,7 +388,8 @@ impl SqliteDb {
         expires_at_ms: Option<i64>,
     ) -> Result<IssuedToken, DbError> {
         let token = random_hex(32)?;
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         // Consume the nonce; a refusal below rolls this back (dropping `tx`).
         let nonce_expires: Option<i64> = tx
             .prepare_cached(
@@ -409,8 +428,9 @@ impl SqliteDb {
     }
 
     /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
-    pub fn disable_device(&mut self, device_id: &str) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
+    fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let changed = tx.execute(
             "UPDATE devices SET disabled = 1, disabled_at_ms = coalesce(disabled_at_ms, ?2) \
              WHERE device_id = ?1",
@@ -424,9 +444,10 @@ impl SqliteDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&mut self, grant: &Grant) -> Result<String, DbError> {
+    fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         tx.execute(
             "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
              permit_roles) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -444,8 +465,8 @@ impl SqliteDb {
     }
 
     /// Use an enrolment code (once): register the device and return (token, caller).
-    pub fn enrol_expiring(
-        &mut self,
+    fn enrol_expiring(
+        &self,
         code: &str,
         public_key: &str,
         device_name: &str,
@@ -453,7 +474,8 @@ impl SqliteDb {
     ) -> Result<(String, Caller), DbError> {
         let token = random_hex(32)?;
         let device_id = random_hex(8)?;
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let found = tx
             .prepare_cached(
                 "SELECT person, role, person_id, permit_roles FROM enrolment_codes \
@@ -505,22 +527,15 @@ impl SqliteDb {
 
     /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
     /// already rejected by validation are not passed here.
-    pub fn insert_records(
-        &mut self,
+    fn insert_plain_records(
+        &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Vec<Insert>, DbError> {
         let at = now_ms();
-        let tx = self.immediate()?;
-        let pusher: Option<(String, String)> = tx
-            .prepare_cached(
-                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = ?1",
-            )?
-            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let pusher = pusher
-            .as_ref()
-            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let mut out = Vec::with_capacity(items.len());
         {
             let mut find =
@@ -537,15 +552,14 @@ impl SqliteDb {
                     Some(_) => Insert::Conflict,
                     None => {
                         insert.execute(params![key, kind, payload, digest, device_id, at])?;
-                        for flag in record_flags_of(kind, payload, pusher, |entity| {
-                            registry_holds(&tx, entity)
-                        })? {
-                            tx.prepare_cached(
-                                "INSERT OR IGNORE INTO record_flags (idempotency_key, flag) \
-                                 VALUES (?1, ?2)",
-                            )?
-                            .execute(params![key, flag])?;
-                        }
+                        let record = AppliedRecord {
+                            key,
+                            kind,
+                            payload,
+                            device_id,
+                            at_ms: at,
+                        };
+                        on_applied(&mut SqliteTx(&tx), &record)?;
                         Insert::Applied
                     }
                 });
@@ -556,8 +570,9 @@ impl SqliteDb {
     }
 
     /// The flags stored with the record under `key`, sorted.
-    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT flag FROM record_flags WHERE idempotency_key = ?1 ORDER BY flag",
         )?;
         let rows = stmt
@@ -566,8 +581,9 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT idempotency_key, kind, payload, device_id, received_at_ms FROM records \
              WHERE ?1 IS NULL OR kind = ?1 ORDER BY rowid",
         )?;
@@ -585,13 +601,14 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn records_page(
+    fn records_page(
         &self,
         kind: Option<&str>,
         after: i64,
         limit: u32,
     ) -> Result<super::RecordPage, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT rowid, idempotency_key, kind, payload, device_id, received_at_ms FROM records \
              WHERE (?1 IS NULL OR kind = ?1) AND rowid > ?2 ORDER BY rowid LIMIT ?3",
         )?;
@@ -613,8 +630,9 @@ impl SqliteDb {
     }
 
     /// Append registry changes to the feed in one transaction; returns the last seq.
-    pub fn write_changes(&mut self, changes: &[RegistryChange]) -> Result<i64, DbError> {
-        let tx = self.immediate()?;
+    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO changes (entity, change) VALUES (?1, ?2)")?;
@@ -629,8 +647,9 @@ impl SqliteDb {
 
     /// Forget history through `through` (default: everything): keep the newest change of each
     /// entity, drop tombstones. Returns the new floor.
-    pub fn compact(&mut self, through: Option<i64>) -> Result<i64, DbError> {
-        let tx = self.immediate()?;
+    fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let top = high_water(&tx)?;
         let floor_now = floor(&tx)?;
         let through = through.unwrap_or(top).clamp(floor_now, top);
@@ -671,10 +690,11 @@ impl SqliteDb {
     }
 
     /// One page of changes after `cursor` (`None`: from the start).
-    pub fn pull(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+    fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
         let epoch = self.epoch.clone();
         // A deferred transaction: one consistent snapshot for the page and the high water.
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let floor = floor(&tx)?;
         let top = high_water(&tx)?;
         let after = parse_cursor(cursor, &epoch, floor, top)?;
@@ -690,28 +710,46 @@ impl SqliteDb {
         tx.commit()?;
         Ok(make_page(&epoch, after, top, rows, limit))
     }
-}
 
-impl SqliteDb {
     /// Place one permit step in one `BEGIN IMMEDIATE` transaction (one writer at a time).
-    pub fn push_permit_step(
-        &mut self,
+    fn push_permit_step(
+        &self,
         device_id: &str,
         key: &str,
         payload: &str,
         admit: &dyn AdmitStep,
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Insert, DbError> {
-        let tx = self.immediate()?;
-        let mut ledger = SqliteLedger(&tx);
-        let result =
-            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?;
+        let at = now_ms();
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let mut ledger = SqliteTx(&tx);
+        let result = crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
+        if result == Insert::Applied {
+            let record = AppliedRecord {
+                key,
+                kind: PERMIT_STEP_KIND,
+                payload,
+                device_id,
+                at_ms: at,
+            };
+            on_applied(&mut ledger, &record)?;
+        }
         tx.commit()?;
         Ok(result)
     }
 
+    /// The mutex is not fair: a thread that unlocks and locks again at once would keep the
+    /// connection for a whole batch of permit steps (up to 500), so a request waiting for it
+    /// (`/health`, another device) gets a moment between two steps.
+    fn between_permit_steps(&self) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+
     /// Every device whose person may sign permits, disabled ones included (their validity ends).
-    pub fn signer_rows(&mut self) -> Result<Vec<SignerRow>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
              created_at_ms, CASE WHEN disabled = 0 THEN NULL ELSE coalesce(disabled_at_ms, 0) END \
              FROM devices WHERE permit_roles <> '[]' ORDER BY device_id",
@@ -732,14 +770,15 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn permit_heads(
-        &mut self,
+    fn permit_heads(
+        &self,
         cursor: Option<&str>,
         limit: u32,
         person: Option<&str>,
     ) -> Result<PermitPage, DbError> {
         let epoch = self.epoch.clone();
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let top: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM permit_heads", [], |r| {
             r.get(0)
         })?;
@@ -767,11 +806,9 @@ impl SqliteDb {
         Ok(make_permit_page(&epoch, after, top, rows, limit))
     }
 
-    pub fn permit_step_standings(
-        &mut self,
-        permit_id: &str,
-    ) -> Result<Vec<PermitStepStanding>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn permit_step_standings(&self, permit_id: &str) -> Result<Vec<PermitStepStanding>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT step_id, base_step, action, status, reason FROM permit_steps \
              WHERE permit_id = ?1 ORDER BY rowid",
         )?;
@@ -788,12 +825,119 @@ impl SqliteDb {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    // Published snapshots, shared by every server process on the file.
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        if snapshot.cursor_seq < floor(&tx)? {
+            // Cut from a view older than a compaction that committed meanwhile: not published.
+            return Ok(false);
+        }
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, \
+             cursor_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                snapshot.snapshot_id,
+                snapshot.manifest,
+                snapshot.made_at_ms,
+                snapshot.chunks_gzip.len() as i64,
+                snapshot.cursor_seq
+            ],
+        )?;
+        if inserted == 1 {
+            let mut insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES (?1, ?2, ?3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                insert.execute(params![snapshot.snapshot_id, idx as i64, body])?;
+            }
+        }
+        let stale: Vec<String> = tx
+            .prepare(
+                "SELECT snapshot_id FROM snapshots ORDER BY made_at_ms DESC, snapshot_id \
+                 LIMIT -1 OFFSET ?1",
+            )?
+            .query_map([keep], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in stale {
+            tx.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+                 ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+                [],
+                |r| {
+                    Ok(SnapshotHead {
+                        snapshot_id: r.get(0)?,
+                        manifest: r.get(1)?,
+                        made_at_ms: r.get(2)?,
+                        chunks: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = ?1 AND idx = ?2",
+                params![snapshot_id, idx],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
 }
 
-/// [`PermitLedger`] over a SQLite transaction.
-struct SqliteLedger<'a, 'c>(&'a Transaction<'c>);
+/// A push's SQLite transaction, as [`PermitLedger`] (permit step placement) and [`PushTx`] (the
+/// logic run for each applied record).
+struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
 
-impl PermitLedger for SqliteLedger<'_, '_> {
+impl PushTx for SqliteTx<'_, '_> {
+    fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
+        let row: Option<(String, String)> = self
+            .0
+            .prepare_cached(
+                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = ?1",
+            )?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.and_then(|(role, id)| Role::parse(&role).map(|r| (r, id))))
+    }
+
+    fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
+        let newest: Option<String> = self
+            .0
+            .prepare_cached(
+                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([entity], |r| r.get(0))
+            .optional()?;
+        Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO record_flags (idempotency_key, flag) VALUES (?1, ?2)",
+            )?
+            .execute(params![key, flag])?;
+        Ok(())
+    }
+}
+
+impl PermitLedger for SqliteTx<'_, '_> {
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         Ok(self
             .0
@@ -999,17 +1143,6 @@ impl PermitLedger for SqliteLedger<'_, '_> {
     }
 }
 
-/// Whether the registry currently holds `entity` (its newest change is not a delete).
-fn registry_holds(tx: &Transaction<'_>, entity: &str) -> Result<bool, DbError> {
-    let newest: Option<String> = tx
-        .prepare_cached("SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1")?
-        .query_row([entity], |r| r.get(0))
-        .optional()?;
-    Ok(newest.is_some_and(|json| {
-        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
-    }))
-}
-
 /// The columns [`step_row`] reads.
 const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
 
@@ -1089,81 +1222,4 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-/// Published snapshots, shared by every server process on the file.
-impl SqliteDb {
-    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
-        if snapshot.cursor_seq < floor(&tx)? {
-            // Cut from a view older than a compaction that committed meanwhile: not published.
-            return Ok(false);
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, \
-             cursor_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                snapshot.snapshot_id,
-                snapshot.manifest,
-                snapshot.made_at_ms,
-                snapshot.chunks_gzip.len() as i64,
-                snapshot.cursor_seq
-            ],
-        )?;
-        if inserted == 1 {
-            let mut insert = tx.prepare(
-                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES (?1, ?2, ?3)",
-            )?;
-            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
-                insert.execute(params![snapshot.snapshot_id, idx as i64, body])?;
-            }
-        }
-        let stale: Vec<String> = tx
-            .prepare(
-                "SELECT snapshot_id FROM snapshots ORDER BY made_at_ms DESC, snapshot_id \
-                 LIMIT -1 OFFSET ?1",
-            )?
-            .query_map([keep], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for id in stale {
-            tx.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?1", [&id])?;
-            tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
-        }
-        tx.commit()?;
-        Ok(true)
-    }
-
-    pub fn latest_snapshot(&mut self) -> Result<Option<SnapshotHead>, DbError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
-                 ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
-                [],
-                |r| {
-                    Ok(SnapshotHead {
-                        snapshot_id: r.get(0)?,
-                        manifest: r.get(1)?,
-                        made_at_ms: r.get(2)?,
-                        chunks: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    pub fn snapshot_chunk(
-        &mut self,
-        snapshot_id: &str,
-        idx: i64,
-    ) -> Result<Option<Vec<u8>>, DbError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = ?1 AND idx = ?2",
-                params![snapshot_id, idx],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
 }
