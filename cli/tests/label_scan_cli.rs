@@ -303,3 +303,51 @@ fn a_label_signed_outside_the_trust_file_is_read_but_refused() {
         assert!(!verdict["reason"].as_str().unwrap().is_empty());
     }
 }
+
+/// A code issued elsewhere (here by `code issue` without a label) is rendered by `code render` and
+/// scans back as the same text that still verifies; without an output or with an empty text the
+/// command refuses and writes nothing.
+#[test]
+fn a_code_issued_elsewhere_renders_as_a_label_that_scans_back() {
+    let tmp = Tmp::new("label-render");
+    let dir = tmp.dir();
+    let (key, trust) = (tmp.path("issuer.json"), tmp.path("trust.json"));
+    generate_key(dir, &key, Some(&trust));
+    let text = issue_label(dir, &key, "370983-DH-2026-000321", &tmp.path("issued.png"));
+
+    let png = tmp.path("rendered.png");
+    let rendered = ok(
+        dir,
+        &[
+            "code",
+            "render",
+            &text,
+            "--ec",
+            "q",
+            "--png",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(rendered["ec_level"], "Q", "{rendered}");
+    assert_eq!(rendered["chars"], text.len());
+    let report = scan(dir, &trust, std::slice::from_ref(&png));
+    let codes = report[0]["codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 1, "{report:?}");
+    assert_eq!(codes[0]["text"], text.as_str());
+    assert_eq!(codes[0]["verification"]["valid"], true);
+
+    let nowhere = run(dir, &["code", "render", &text]);
+    assert!(!nowhere.status.success());
+    assert!(
+        String::from_utf8_lossy(&nowhere.stdout).contains("input.output")
+            || String::from_utf8_lossy(&nowhere.stderr).contains("input.output"),
+        "{nowhere:?}"
+    );
+    let empty_png = tmp.path("empty.png");
+    let empty = run(
+        dir,
+        &["code", "render", "  ", "--png", empty_png.to_str().unwrap()],
+    );
+    assert!(!empty.status.success());
+    assert!(!empty_png.exists(), "nothing is written for an empty text");
+}

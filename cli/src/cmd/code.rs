@@ -1,6 +1,8 @@
 //! `weldguard code issue machine|welder` (sign a code, print its text, optionally write PNG/SVG
 //! labels) and `weldguard code verify TEXT` (offline verification against a trust file). A code that
 //! does not verify is a well-formed negative answer: exit 0 with `valid: false` and the reason.
+//! `weldguard code render TEXT --png F` prints a label for a code issued elsewhere (the platform's
+//! issuing route), without any key.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +54,37 @@ enum CodeCommand {
         #[arg(long, value_enum)]
         expect: Option<KindArg>,
     },
+    /// Render a code issued elsewhere (e.g. by the platform) as a printable QR label; no key is
+    /// needed and nothing is checked but that the text fits a QR code.
+    Render {
+        /// The code's text (`-` reads it from standard input).
+        text: String,
+        /// Error correction level: Q for machine labels (dust, scratches), M for credentials.
+        #[arg(long, value_enum, default_value_t = EcArg::M)]
+        ec: EcArg,
+        #[command(flatten)]
+        label: LabelOut,
+    },
+}
+
+/// QR error correction levels (ISO/IEC 18004 L, M, Q, H).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EcArg {
+    L,
+    M,
+    Q,
+    H,
+}
+
+impl From<EcArg> for EcLevel {
+    fn from(ec: EcArg) -> Self {
+        match ec {
+            EcArg::L => EcLevel::L,
+            EcArg::M => EcLevel::M,
+            EcArg::Q => EcLevel::Q,
+            EcArg::H => EcLevel::H,
+        }
+    }
 }
 
 /// Where to write QR labels.
@@ -368,12 +401,7 @@ fn finish_issue(
     let version = match qr.version() {
         Version::Normal(v) | Version::Micro(v) => v,
     };
-    let ec_level = match ec {
-        EcLevel::L => "L",
-        EcLevel::M => "M",
-        EcLevel::Q => "Q",
-        EcLevel::H => "H",
-    };
+    let ec_level = ec_name(ec);
     let issued = Issued {
         kind,
         chars: text.len(),
@@ -698,5 +726,87 @@ pub fn run(args: CodeArgs, out: &Output) -> Result<(), Failure> {
             at,
             expect,
         } => verify(text, trust, revocations, at, expect, out),
+        CodeCommand::Render { text, ec, label } => render(text, ec.into(), &label, out),
+    }
+}
+
+#[derive(Serialize)]
+struct Rendered {
+    chars: usize,
+    qr_version: i16,
+    ec_level: &'static str,
+    png: Option<String>,
+    svg: Option<String>,
+}
+
+/// `code render`: the label of a code's text, as PNG and/or SVG.
+fn render(text: String, ec: EcLevel, label: &LabelOut, out: &Output) -> Result<(), Failure> {
+    if label.png.is_none() && label.svg.is_none() {
+        return Err(Failure::input(
+            "input.output",
+            match out.lang {
+                Lang::Zh => "请用 --png 或 --svg 指定标签图片的位置".to_owned(),
+                Lang::En => "give --png or --svg: where to write the label".to_owned(),
+            },
+        ));
+    }
+    let text = if text == "-" {
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut read)
+            .map_err(|e| Failure::input("input.text", format!("cannot read stdin: {e}")))?;
+        read.trim().to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    if text.is_empty() {
+        return Err(Failure::input(
+            "input.text",
+            match out.lang {
+                Lang::Zh => "码的文本为空".to_owned(),
+                Lang::En => "the code's text is empty".to_owned(),
+            },
+        ));
+    }
+    let qr = QrCode::with_error_correction_level(text.as_bytes(), ec).map_err(|e| {
+        Failure::input(
+            "input.text",
+            format!("the text does not fit a QR code at this level: {e}"),
+        )
+    })?;
+    write_labels(&qr, label)?;
+    let rendered = Rendered {
+        chars: text.len(),
+        qr_version: match qr.version() {
+            Version::Normal(v) | Version::Micro(v) => v,
+        },
+        ec_level: ec_name(ec),
+        png: label.png.as_ref().map(|p| p.display().to_string()),
+        svg: label.svg.as_ref().map(|p| p.display().to_string()),
+    };
+    if out.json {
+        return out.json(&rendered);
+    }
+    stdoutln!(
+        "{}",
+        match out.lang {
+            Lang::Zh => format!(
+                "{} 字符，二维码版本 {}，纠错等级 {}",
+                rendered.chars, rendered.qr_version, rendered.ec_level
+            ),
+            Lang::En => format!(
+                "{} chars, QR version {} at level {}",
+                rendered.chars, rendered.qr_version, rendered.ec_level
+            ),
+        }
+    );
+    Ok(())
+}
+
+fn ec_name(ec: EcLevel) -> &'static str {
+    match ec {
+        EcLevel::L => "L",
+        EcLevel::M => "M",
+        EcLevel::Q => "Q",
+        EcLevel::H => "H",
     }
 }
