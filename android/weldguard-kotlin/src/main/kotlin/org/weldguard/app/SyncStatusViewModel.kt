@@ -3,6 +3,7 @@
 
 package org.weldguard.app
 
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import org.weldguard.core.PermitChange
@@ -33,28 +34,13 @@ class SyncStatusViewModel(session: WeldGuardSession, scope: CoroutineScope) :
     /** Start a sync (a second call while one runs returns the running one). */
     fun sync(): Job {
         running?.takeIf { it.isActive }?.let { return it }
+        set { it.copy(phase = SyncStatusState.Phase.Syncing(null, 0, null)) }
         val job = event({ s, e -> s.copy(phase = SyncStatusState.Phase.Failed(e)) }) {
-            set { it.copy(phase = SyncStatusState.Phase.Syncing(null, 0, null)) }
-            session.sync().collect { event ->
-                when (event) {
-                    is SyncEvent.Progress -> set {
-                        it.copy(phase = SyncStatusState.Phase.Syncing(event.stage, event.done, event.total))
-                    }
-                    is SyncEvent.Finished -> {
-                        val s = event.summary
-                        set {
-                            it.copy(
-                                phase = SyncStatusState.Phase.Synced(
-                                    pushed = s.pushed.toLong(), applied = s.applied.toLong(),
-                                    duplicate = s.duplicate.toLong(), rejected = s.rejected.toLong(),
-                                    pulledChanges = s.pulledChanges.toLong(),
-                                    changedPermits = s.changedPermits, newIssuerKeys = s.newIssuerKeys,
-                                ),
-                            )
-                        }
-                    }
-                    is SyncEvent.Failed -> set { it.copy(phase = SyncStatusState.Phase.Failed(event.error)) }
-                }
+            try {
+                session.sync().collect { event -> show(event) }
+            } catch (e: CancellationException) {
+                set { it.copy(phase = SyncStatusState.Phase.Idle) }
+                throw e
             }
             refreshNow()
         }
@@ -62,10 +48,30 @@ class SyncStatusViewModel(session: WeldGuardSession, scope: CoroutineScope) :
         return job
     }
 
-    /** Stop the running sync. */
+    /** Stop the running sync; what was already applied stays. */
     fun cancel() {
         running?.cancel()
         set { if (it.phase is SyncStatusState.Phase.Syncing) it.copy(phase = SyncStatusState.Phase.Idle) else it }
+    }
+
+    private fun show(event: SyncEvent) = when (event) {
+        is SyncEvent.Progress -> set {
+            it.copy(phase = SyncStatusState.Phase.Syncing(event.stage, event.done, event.total))
+        }
+        is SyncEvent.Finished -> {
+            val s = event.summary
+            set {
+                it.copy(
+                    phase = SyncStatusState.Phase.Synced(
+                        pushed = s.pushed.toLong(), applied = s.applied.toLong(),
+                        duplicate = s.duplicate.toLong(), rejected = s.rejected.toLong(),
+                        pulledChanges = s.pulledChanges.toLong(),
+                        changedPermits = s.changedPermits, newIssuerKeys = s.newIssuerKeys,
+                    ),
+                )
+            }
+        }
+        is SyncEvent.Failed -> set { it.copy(phase = SyncStatusState.Phase.Failed(event.error)) }
     }
 
     /** Re-read the outbox counts. */

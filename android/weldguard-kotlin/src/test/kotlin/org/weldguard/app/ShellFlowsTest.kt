@@ -14,6 +14,7 @@ import kotlin.test.assertIs
 import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
 import kotlin.test.assertFailsWith
+import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import org.weldguard.core.FindingOutcome
 import org.weldguard.core.LicenceState
@@ -138,8 +139,13 @@ class ShellFlowsTest {
                 assertEquals(1, status.state.value.pendingRecords)
                 val first = phone.synced()
                 assertEquals(Triple(1L, 1L, 0L), Triple(first.pushed, first.applied, first.rejected))
-                val again = phone.synced()
-                assertEquals(0L, again.pushed, "nothing left to push")
+                // The second sync through the session's flow: progress, then the summary.
+                phone.clock.system()
+                val events = phone.session.sync().toList()
+                val again = assertIs<SyncEvent.Finished>(events.last(), "$events").summary
+                assertTrue(events.dropLast(1).all { it is SyncEvent.Progress }, "$events")
+                assertTrue(events.any { it is SyncEvent.Progress }, "$events")
+                assertEquals(0UL, again.pushed, "nothing left to push")
                 assertEquals(listOf(recorded.inspectionId), platform.held("inspection"))
             }
         }
