@@ -94,7 +94,8 @@ JAVA_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" "$kotlinc_home/bin/kotlinc"
 # --- run --------------------------------------------------------------------------------------
 report="$work/junit.txt"
 set +e
-java -Djna.library.path="$library_dir" -Dweldguard.fixtures="$module/src/test/resources/fixtures" \
+mkdir -p "$work/tmp"
+java -Djava.io.tmpdir="$work/tmp" -Djna.library.path="$library_dir" -Dweldguard.fixtures="$module/src/test/resources/fixtures" \
     -Dweldguard.bin="$bin_dir" \
     -jar "$java_dir/junit-platform-console-standalone.jar" \
     --disable-banner --disable-ansi-colors --fail-if-no-tests --details=tree \

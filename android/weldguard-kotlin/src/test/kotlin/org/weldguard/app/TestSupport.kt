@@ -70,7 +70,9 @@ fun fixture(name: String): File {
     return File(dir, name)
 }
 
-fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile().apply { deleteOnExit() }
+/** A directory of its own under java.io.tmpdir (scripts/kotlin-tests.sh points it into
+ * target/kotlin-tests, cleared at each run). */
+fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile()
 
 /** A fresh profile's session. */
 fun newSession(
