@@ -30,8 +30,8 @@ data class InspectorCheckState(
         data class Checked(val check: WelderCheck) : Phase
         data object Recording : Phase
 
-        /** Recorded: the id, the violations the core derived (texts in the app's language). */
-        data class Recorded(val inspectionId: String, val violations: List<String>, val reportRequired: Boolean) : Phase
+        /** Recorded (sealed, waiting in the outbox for the next sync). */
+        data class Recorded(val inspectionId: String) : Phase
         data class Failed(val error: UiError) : Phase
     }
 }
@@ -80,13 +80,7 @@ class InspectorCheckViewModel(session: WeldGuardSession, scope: CoroutineScope) 
         )
         val lang = session.lang
         val result = session.call { recordInspection(input, session.key, session.now(), lang) }
-        set {
-            it.copy(
-                phase = InspectorCheckState.Phase.Recorded(
-                    result.inspectionId, result.violations.map { v -> v.text }, result.reportRequired,
-                ),
-            )
-        }
+        set { it.copy(phase = InspectorCheckState.Phase.Recorded(result.inspectionId)) }
     }
 
     /** Start a new inspection. */

@@ -11,11 +11,12 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import org.weldguard.core.ChecklistAnswerInput
 import org.weldguard.core.ChecklistEvidence
+import org.weldguard.core.ChecklistEvidenceRequirement
+import org.weldguard.core.ChecklistItem
 import org.weldguard.core.ChecklistSection
 import org.weldguard.core.DueItem
 import org.weldguard.core.PermitAction
 import org.weldguard.core.PermitActorInput
-import org.weldguard.core.PermitChecklist
 import org.weldguard.core.PermitDraftInput
 import org.weldguard.core.PermitFinding
 import org.weldguard.core.PermitGasInput
@@ -26,10 +27,12 @@ import org.weldguard.core.permitChecklist
 
 data class PermitWalkthroughState(
     val permit: PermitView? = null,
-    /** The checklist in the app's language (十不准, 九必须, post-work items). */
-    val checklist: PermitChecklist? = null,
-    /** The answers so far, by item id, in the order given. */
-    val answers: Map<String, ChecklistAnswerInput> = emptyMap(),
+    /** The checklist items in the app's language (十不准, 九必须, post-work items). */
+    val checklist: List<ChecklistItem> = emptyList(),
+    /** The machine-distance number a site-check answer carries (from the checklist). */
+    val machineDistance: ChecklistEvidenceRequirement? = null,
+    /** The answers so far, one per item, in the order given. */
+    val answers: List<ChecklistAnswerInput> = emptyList(),
     /** What the core's last preview says blocks the site check or the approval (each finding
      * names its item). Empty: nothing blocks. */
     val blockedBy: List<PermitFinding> = emptyList(),
@@ -51,7 +54,7 @@ class PermitWalkthroughViewModel(session: WeldGuardSession, scope: CoroutineScop
     fun loadChecklist(): Job = event(failed) {
         val lang = session.lang
         val checklist = session.call { permitChecklist(lang) }
-        set { it.copy(checklist = checklist) }
+        set { it.copy(checklist = checklist.items, machineDistance = checklist.machineDistance) }
     }
 
     /** Open a stored permit. */
@@ -62,7 +65,11 @@ class PermitWalkthroughViewModel(session: WeldGuardSession, scope: CoroutineScop
     /** Answer one item: confirmed (notApplicableReason null) with its evidence, or not applicable
      * with the reason. A later answer to the same item replaces the earlier one. */
     fun answer(itemId: String, evidence: List<ChecklistEvidence>, notApplicableReason: String? = null) {
-        set { it.copy(answers = it.answers + (itemId to ChecklistAnswerInput(itemId, notApplicableReason, evidence))) }
+        val given = ChecklistAnswerInput(itemId, notApplicableReason, evidence)
+        set { s ->
+            val at = s.answers.indexOfFirst { it.itemId == itemId }
+            s.copy(answers = if (at < 0) s.answers + given else s.answers.toMutableList().also { it[at] = given })
+        }
     }
 
     /** Ask the core whether the site check's answers so far let the check and the approval go
@@ -121,9 +128,9 @@ class PermitWalkthroughViewModel(session: WeldGuardSession, scope: CoroutineScop
     /** The answers given to items of [sections] (blocking: runs inside a session call). */
     private fun answersIn(vararg sections: ChecklistSection): List<ChecklistAnswerInput> {
         val s = state.value
-        val checklist = s.checklist ?: permitChecklist(session.lang)
-        val ids = checklist.items.filter { it.section in sections }.map { it.id }.toSet()
-        return s.answers.values.filter { it.itemId in ids }
+        val items = s.checklist.ifEmpty { permitChecklist(session.lang).items }
+        val ids = items.filter { it.section in sections }.map { it.id }.toSet()
+        return s.answers.filter { it.itemId in ids }
     }
 
     private fun blockers(view: PermitView): List<PermitFinding> =

@@ -47,6 +47,12 @@ class ScanToStartViewModel(
         session.scanImage(bytes, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ALL, null))
     }
 
+    /** A photo file (PNG or JPEG) by its path. */
+    fun onImage(path: String): Job = scanned {
+        val bytes = session.call { java.io.File(path).readBytes() }
+        session.scanImage(bytes, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ALL, null))
+    }
+
     /** A live preview frame's luma plane. A frame arriving while the last one is still being
      * read is dropped (returns null): the next frame is another chance. */
     fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? {

@@ -20,7 +20,6 @@ data class SyncStatusState(val phase: Phase = Phase.Idle, val pendingRecords: In
             val rejected: Long,
             val pulledChanges: Long,
             val changedPermits: List<PermitChange>,
-            val newIssuerKeys: List<String>,
         ) : Phase
         data class Failed(val error: UiError) : Phase
     }
@@ -66,7 +65,7 @@ class SyncStatusViewModel(session: WeldGuardSession, scope: CoroutineScope) :
                         pushed = s.pushed.toLong(), applied = s.applied.toLong(),
                         duplicate = s.duplicate.toLong(), rejected = s.rejected.toLong(),
                         pulledChanges = s.pulledChanges.toLong(),
-                        changedPermits = s.changedPermits, newIssuerKeys = s.newIssuerKeys,
+                        changedPermits = s.changedPermits,
                     ),
                 )
             }

@@ -7,7 +7,7 @@ package org.weldguard.app
 import org.weldguard.core.WeldGuardException
 
 /** Which kind of failure, as the FFI sorts them (plus the shell's own). */
-enum class ErrorKind {
+enum class UiErrorKind {
     /** The input cannot be used; nothing changed. */
     INVALID_INPUT,
 
@@ -20,17 +20,15 @@ enum class ErrorKind {
     /** The key store did not sign (or not with the presence the step needs). */
     SIGNING,
 
-    /** The shell's own state (e.g. not enrolled yet). */
+    /** Not the core's: the shell's own state (e.g. not enrolled yet), or an error the FFI does
+     * not declare (a bug). */
     SHELL,
-
-    /** Something the FFI does not declare: a bug. */
-    UNEXPECTED,
 }
 
 /** An error a screen can show: the stable code, its kind, the text in the app's language. */
 data class UiError(
     val code: String,
-    val kind: ErrorKind,
+    val kind: UiErrorKind,
     val message: String,
     val retryable: Boolean,
 )
@@ -58,18 +56,18 @@ fun uiError(error: Throwable, language: AppLanguage): UiError {
     fun pick(zh: String, en: String) = if (language == AppLanguage.ZH) zh else en
     return when (error) {
         is WeldGuardException.InvalidInput ->
-            UiError(error.code, ErrorKind.INVALID_INPUT, pick(error.messageZh, error.messageEn), false)
+            UiError(error.code, UiErrorKind.INVALID_INPUT, pick(error.messageZh, error.messageEn), false)
         is WeldGuardException.Storage ->
-            UiError(error.code, ErrorKind.STORAGE, pick(error.messageZh, error.messageEn), false)
+            UiError(error.code, UiErrorKind.STORAGE, pick(error.messageZh, error.messageEn), false)
         is WeldGuardException.Sync ->
-            UiError(error.code, ErrorKind.SYNC, pick(error.messageZh, error.messageEn), error.retryable)
+            UiError(error.code, UiErrorKind.SYNC, pick(error.messageZh, error.messageEn), error.retryable)
         is WeldGuardException.Signing ->
-            UiError(error.code, ErrorKind.SIGNING, pick(error.messageZh, error.messageEn), false)
+            UiError(error.code, UiErrorKind.SIGNING, pick(error.messageZh, error.messageEn), false)
         is ShellException ->
-            UiError(error.code, ErrorKind.SHELL, pick(error.messageZh, error.messageEn), false)
+            UiError(error.code, UiErrorKind.SHELL, pick(error.messageZh, error.messageEn), false)
         else -> UiError(
             "shell.unexpected",
-            ErrorKind.UNEXPECTED,
+            UiErrorKind.SHELL,
             pick("出现意外错误：${error.javaClass.simpleName}", "Unexpected error: ${error.javaClass.simpleName}"),
             false,
         )

@@ -77,7 +77,7 @@ class ShellFlowsTest {
                 assertEquals(0, phone.synced().rejected)
 
                 val scan = ScanToStartViewModel(phone.session, phone.scope, world["site_id"])
-                scan.onImage(world.image("machine_label")).join()
+                scan.onImage(world["image.machine_label"]).join() // a photo file by its path
                 assertEquals(ScanToStartState.Step.SCAN_WELDER, scan.state.value.step, "${scan.state.value}")
                 assertEquals(world["machine_id"], scan.state.value.machineId)
                 scan.onImage(world.image("credential")).join()
@@ -132,7 +132,9 @@ class ShellFlowsTest {
                 vm.addFinding(item, FindingOutcome.NOT_COMPLIANT, "动火点周边有可燃物", listOf(ByteArray(32) { 3 }))
                 vm.record(world["site_id"], "现场整改", machineText = world["code.machine_label"]).join()
                 val recorded = assertIs<InspectorCheckState.Phase.Recorded>(vm.state.value.phase, "${vm.state.value}")
-                assertTrue(recorded.violations.isNotEmpty())
+                val saved = phone.session.call { inspections(10u, phone.session.lang) }.single()
+                assertEquals(recorded.inspectionId, saved.inspectionId)
+                assertTrue(saved.violations.isNotEmpty(), "the not-compliant finding is a violation")
 
                 val status = SyncStatusViewModel(phone.session, phone.scope)
                 status.refresh().join()
@@ -210,7 +212,7 @@ class ShellFlowsTest {
                 }
                 val offline = phone.sync()
                 val failed = assertIs<SyncStatusState.Phase.Failed>(offline.phase)
-                assertEquals(ErrorKind.SYNC, failed.error.kind)
+                assertEquals(UiErrorKind.SYNC, failed.error.kind)
                 assertTrue(failed.error.retryable, "${failed.error}")
                 assertEquals(2, offline.pendingRecords)
 
@@ -237,7 +239,7 @@ class ShellFlowsTest {
                     val vm = EnrolmentViewModel(second.session, second.scope)
                     vm.enrol(platform.url, world["enrol.inspector.code"], "second phone").join()
                     val failed = assertIs<EnrolmentState.Phase.Failed>(vm.state.value.phase)
-                    assertEquals(ErrorKind.SYNC, failed.error.kind)
+                    assertEquals(UiErrorKind.SYNC, failed.error.kind)
                     assertFalse(failed.error.retryable, "${failed.error}")
                     assertFalse(hasChinese(failed.error.message), failed.error.message)
                     val e = assertFailsWith<WeldGuardException.Sync> {
@@ -256,7 +258,7 @@ class ShellFlowsTest {
                 val permits = PermitWalkthroughViewModel(phone.session, phone.scope)
                 permits.open("no-such-permit").join()
                 val error = assertNotNull(permits.state.value.error)
-                assertEquals(ErrorKind.INVALID_INPUT, error.kind)
+                assertEquals(UiErrorKind.INVALID_INPUT, error.kind)
                 // A step before any permit is open: the shell's own error state.
                 permits.complete().join()
                 assertEquals("shell.wrong_step", permits.state.value.error?.code)
@@ -265,7 +267,7 @@ class ShellFlowsTest {
                 check.onImage(world.image("machine_label")).join()
                 val failed = assertIs<InspectorCheckState.Phase.Failed>(check.state.value.phase)
                 assertEquals("code.not_a_welder_code", failed.error.code)
-                assertEquals(ErrorKind.INVALID_INPUT, failed.error.kind)
+                assertEquals(UiErrorKind.INVALID_INPUT, failed.error.kind)
             }
         }
     }

@@ -87,7 +87,7 @@ class ViewModelsOfflineTest {
             vm.onImage("not a photo".toByteArray()).join()
             val error = assertNotNull(vm.state.value.error)
             assertEquals("scan.unsupported_format", error.code)
-            assertEquals(ErrorKind.INVALID_INPUT, error.kind)
+            assertEquals(UiErrorKind.INVALID_INPUT, error.kind)
             assertTrue(hasChinese(error.message), error.message)
             assertEquals(ScanToStartState.Step.SCAN_MACHINE, vm.state.value.step)
             // A bad frame shape too; a good photo then clears the error.
@@ -125,12 +125,12 @@ class ViewModelsOfflineTest {
     @Test
     fun everyErrorMapsToOneUiErrorInTheAppLanguage() {
         val cases = listOf(
-            WeldGuardException.InvalidInput("a.b", "中文", "english") to ErrorKind.INVALID_INPUT,
-            WeldGuardException.Storage("store.full", "存储已满", "storage full") to ErrorKind.STORAGE,
-            WeldGuardException.Sync("sync.network", "网络错误", "network", true) to ErrorKind.SYNC,
-            WeldGuardException.Signing("signer.failed", "签名失败", "signing failed") to ErrorKind.SIGNING,
-            ShellException.notEnrolled() to ErrorKind.SHELL,
-            IllegalStateException("boom") to ErrorKind.UNEXPECTED,
+            WeldGuardException.InvalidInput("a.b", "中文", "english") to UiErrorKind.INVALID_INPUT,
+            WeldGuardException.Storage("store.full", "存储已满", "storage full") to UiErrorKind.STORAGE,
+            WeldGuardException.Sync("sync.network", "网络错误", "network", true) to UiErrorKind.SYNC,
+            WeldGuardException.Signing("signer.failed", "签名失败", "signing failed") to UiErrorKind.SIGNING,
+            ShellException.notEnrolled() to UiErrorKind.SHELL,
+            IllegalStateException("boom") to UiErrorKind.SHELL,
         )
         for ((e, kind) in cases) {
             val zh = uiError(e, AppLanguage.ZH)
@@ -182,14 +182,14 @@ class ViewModelsOfflineTest {
             sync.sync().join()
             val notEnrolled = assertIs<SyncStatusState.Phase.Failed>(sync.state.value.phase)
             assertEquals("shell.not_enrolled", notEnrolled.error.code)
-            assertEquals(ErrorKind.SHELL, notEnrolled.error.kind)
+            assertEquals(UiErrorKind.SHELL, notEnrolled.error.kind)
 
             // Nothing listens on this port: a network failure, typed and retryable.
             val port = ServerSocket(0).use { it.localPort }
             val enrolment = EnrolmentViewModel(session, t.scope)
             enrolment.enrol("http://127.0.0.1:$port", "ENROL-CODE", "test phone").join()
             val failed = assertIs<EnrolmentState.Phase.Failed>(enrolment.state.value.phase)
-            assertEquals(ErrorKind.SYNC, failed.error.kind, "${failed.error}")
+            assertEquals(UiErrorKind.SYNC, failed.error.kind, "${failed.error}")
             assertTrue(failed.error.retryable, "${failed.error}")
             assertNull(session.enrolment.value, "a failed enrolment keeps nothing")
             session.close()

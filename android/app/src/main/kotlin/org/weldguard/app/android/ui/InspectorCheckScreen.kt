@@ -73,9 +73,8 @@ fun InspectorCheckScreen(
                 BigButton(stringResource(R.string.inspect_record), { onRecord(site, notes) })
             }
             is InspectorCheckState.Phase.Recorded -> {
+                Text(phase.inspectionId, fontSize = 14.sp)
                 Text(stringResource(R.string.inspect_recorded), fontSize = 24.sp, fontWeight = FontWeight.Bold)
-                for (v in phase.violations) Text("• $v", fontSize = 18.sp)
-                if (phase.reportRequired) Text(stringResource(R.string.inspect_report_required), color = Refused, fontSize = 20.sp)
                 BigButton(stringResource(R.string.inspect_next), onReset)
             }
             is InspectorCheckState.Phase.Failed -> {

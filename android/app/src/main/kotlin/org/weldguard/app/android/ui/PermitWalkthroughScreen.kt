@@ -47,17 +47,16 @@ fun PermitWalkthroughScreen(
             item { Text(stringResource(R.string.permit_blocked), color = Refused, fontSize = 20.sp, fontWeight = FontWeight.Bold) }
             items(state.blockedBy) { f -> Text("• ${f.text}", color = Refused, fontSize = 18.sp) }
         }
-        val checklist = state.checklist
-        if (checklist != null) {
-            items(checklist.items) { item ->
-                val answered = item.id in state.answers
+        if (state.checklist.isNotEmpty()) {
+            items(state.checklist) { item ->
+                val given = state.answers.firstOrNull { it.itemId == item.id }
                 Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
                     Text("${item.number}. ${item.text.text}", Modifier.weight(1f), fontSize = 18.sp)
                     // Evidence (photo, numbers, people, gas) is collected by the item's form; this
                     // button confirms what was collected.
                     SecondButton(
-                        stringResource(if (answered) R.string.permit_answered else R.string.permit_confirm),
-                        { onAnswer(item.id, state.answers[item.id]?.evidence ?: emptyList()) },
+                        stringResource(if (given != null) R.string.permit_answered else R.string.permit_confirm),
+                        { onAnswer(item.id, given?.evidence ?: emptyList()) },
                     )
                 }
             }
