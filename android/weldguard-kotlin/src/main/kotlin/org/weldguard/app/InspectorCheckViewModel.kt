@@ -49,9 +49,15 @@ class InspectorCheckViewModel(session: WeldGuardSession, scope: CoroutineScope) 
         session.scanImage(bytes, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ONE, null))
     }
 
-    /** A live preview frame's luma plane. */
-    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job = scanned {
-        session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))
+    /** A live preview frame's luma plane: read while scanning (dropped otherwise, and while the
+     * last frame is still being read). */
+    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? {
+        if (state.value.phase != InspectorCheckState.Phase.Scanning) return null
+        return frame(failed) {
+            val codes = session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))
+            val text = codes.firstNotNullOfOrNull { it.text } ?: return@frame
+            if (state.value.phase == InspectorCheckState.Phase.Scanning) check(text)
+        }
     }
 
     /** A code's text (typed in, or read by another scanner). */

@@ -5,7 +5,6 @@
 
 package org.weldguard.app
 
-import java.util.concurrent.atomic.AtomicBoolean
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import org.weldguard.core.ExpectedCodes
@@ -40,7 +39,6 @@ class ScanToStartViewModel(
 ) : StateViewModel<ScanToStartState>(session, scope, ScanToStartState()) {
     @Volatile
     private var machineText: String? = null
-    private val busy = AtomicBoolean(false)
 
     /** A photo (taken or picked): every code in it, the first used. */
     fun onImage(bytes: ByteArray): Job = scanned {
@@ -55,12 +53,11 @@ class ScanToStartViewModel(
 
     /** A live preview frame's luma plane. A frame arriving while the last one is still being
      * read is dropped (returns null): the next frame is another chance. */
-    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? {
-        if (!busy.compareAndSet(false, true)) return null
-        return scanned(release = true) {
-            session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))
+    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? =
+        frame({ s, e -> s.copy(error = e) }) {
+            val codes = session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))
+            codes.firstNotNullOfOrNull { it.text }?.let { onText(it, live = true) }
         }
-    }
 
     /** Start over with the machine's label. */
     fun reset() {
@@ -68,17 +65,13 @@ class ScanToStartViewModel(
         set { ScanToStartState() }
     }
 
-    private fun scanned(release: Boolean = false, scan: suspend () -> List<ScannedQr>): Job =
+    private fun scanned(scan: suspend () -> List<ScannedQr>): Job =
         event({ s, e -> s.copy(error = e) }) {
-            try {
-                val text = scan().firstNotNullOfOrNull { it.text } ?: return@event
-                onText(text)
-            } finally {
-                if (release) busy.set(false)
-            }
+            val text = scan().firstNotNullOfOrNull { it.text } ?: return@event
+            onText(text, live = false)
         }
 
-    private suspend fun onText(text: String) {
+    private suspend fun onText(text: String, live: Boolean) {
         when (state.value.step) {
             ScanToStartState.Step.SCAN_MACHINE -> {
                 machineText = text
@@ -91,6 +84,9 @@ class ScanToStartViewModel(
             }
             ScanToStartState.Step.SCAN_WELDER -> {
                 val machine = machineText ?: return
+                // The label still in the viewfinder: the same code in the next live frame is not
+                // the welder's (a photo is the person's choice and goes to the core as it is).
+                if (live && text == machine) return
                 set { it.copy(step = ScanToStartState.Step.DECIDING, error = null) }
                 val lang = session.lang
                 val result = try {

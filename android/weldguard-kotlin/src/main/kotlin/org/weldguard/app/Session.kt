@@ -164,7 +164,6 @@ class WeldGuardSession(
                     val summary = device.syncWithKey(
                         record.server, record.token, record.deviceId, key, listener, task, now(),
                     )
-                    withContext(dispatcher) { device.reloadRevocations() }
                     SyncEvent.Finished(summary)
                 } catch (e: kotlinx.coroutines.CancellationException) {
                     throw e

@@ -4,6 +4,7 @@
 
 package org.weldguard.app
 
+import java.util.concurrent.atomic.AtomicBoolean
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
@@ -22,6 +23,15 @@ abstract class StateViewModel<S>(
     val state: StateFlow<S> = mutable.asStateFlow()
 
     protected fun set(update: (S) -> S) = mutable.update(update)
+
+    private val frameBusy = AtomicBoolean(false)
+
+    /** A live camera frame: run [block] unless the last frame is still being read (then the frame
+     * is dropped and null returned: the next frame is another chance). */
+    protected fun frame(onError: (S, UiError) -> S, block: suspend () -> Unit): Job? {
+        if (!frameBusy.compareAndSet(false, true)) return null
+        return event(onError, block).also { job -> job.invokeOnCompletion { frameBusy.set(false) } }
+    }
 
     /** Launch an event; any failure (not a cancellation) goes to [onError] as a UiError. */
     protected fun event(onError: (S, UiError) -> S, block: suspend () -> Unit): Job = scope.launch {

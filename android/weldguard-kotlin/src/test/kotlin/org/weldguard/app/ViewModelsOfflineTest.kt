@@ -69,6 +69,10 @@ class ViewModelsOfflineTest {
             val frame = labelFrame(pad = 48)
             assertNotNull(vm.onFrame(frame.luma, frame.width, frame.height, frame.rowStride)).join()
             assertEquals(ScanToStartState.Step.SCAN_WELDER, vm.state.value.step, "${vm.state.value}")
+            // The label still in the viewfinder: the next frame is not taken for the welder's code.
+            assertNotNull(vm.onFrame(frame.luma, frame.width, frame.height, frame.rowStride)).join()
+            assertEquals(ScanToStartState.Step.SCAN_WELDER, vm.state.value.step, "${vm.state.value}")
+            assertNull(vm.state.value.decision)
             vm.onImage(png).join()
             val refusedEn = assertNotNull(vm.state.value.decision)
             assertFalse(refusedEn.allowed)
@@ -101,6 +105,11 @@ class ViewModelsOfflineTest {
             inspector.onText(fixture("machine-label.txt").readText().trim()).join()
             val failed = assertIs<InspectorCheckState.Phase.Failed>(inspector.state.value.phase)
             assertEquals("code.not_a_welder_code", failed.error.code)
+            // Frames are read only while the screen scans.
+            assertNull(inspector.onFrame(ByteArray(100), 10, 10, 10))
+            inspector.reset()
+            assertNotNull(inspector.onFrame(ByteArray(100), 10, 10, 10)).join()
+            assertEquals(InspectorCheckState.Phase.Scanning, inspector.state.value.phase)
             session.close()
         }
     }
