@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: every check the project has: format, clippy, Rust tests (with a PostgreSQL
 //!   cluster from `scripts/postgres.sh` for the server's tests), binding generation, and the Kotlin
-//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`).
+//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`: the Android shell's
+//!   layer and view models in `android/weldguard-kotlin`, its flows against the real server).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
 //!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`);
@@ -121,15 +122,17 @@ fn run_tests(mut command: Command) -> Result<Counts, String> {
 }
 
 /// Run `scripts/kotlin-tests.sh` (the Kotlin tests on the JVM against the generated bindings and
-/// the built core library; it installs what they need when missing) and read its closing
+/// the built core library, the flows against the server and wg-shell-world in `bin_dir`; it
+/// installs what they need when missing) and read its closing
 /// `kotlin tests: P passed, F failed` line.
-fn kotlin_tests(bindings: &Path, library_dir: &Path) -> Result<Counts, String> {
+fn kotlin_tests(bindings: &Path, library_dir: &Path, bin_dir: &Path) -> Result<Counts, String> {
     let script = root().join("scripts").join("kotlin-tests.sh");
     eprintln!("xtask: Kotlin tests on the JVM ({})", script.display());
     let output = Command::new("bash")
         .arg(&script)
         .arg(bindings)
         .arg(library_dir)
+        .arg(bin_dir)
         .current_dir(root())
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
@@ -199,7 +202,33 @@ fn test() -> Result<(), String> {
         release,
         "build the optimised phone library for the Kotlin tests",
     )?;
-    let kotlin = kotlin_tests(&out, &root().join("target").join("release"))?;
+    // The shells' flow tests start the platform's server and set it up with wg-shell-world
+    // (docs/shell-tests.md); the CLI renders its labels.
+    let mut binaries = cargo();
+    binaries.args([
+        "build",
+        "-p",
+        "weldguard-server",
+        "--bin",
+        "weldguard-server",
+        "-p",
+        "weldguard-cli",
+        "--bin",
+        "weldguard",
+        "-p",
+        "weldguard-tests",
+        "--bin",
+        "wg-shell-world",
+    ]);
+    run(
+        binaries,
+        "build the server, the CLI and wg-shell-world for the shell tests",
+    )?;
+    let kotlin = kotlin_tests(
+        &out,
+        &root().join("target").join("release"),
+        &root().join("target").join("debug"),
+    )?;
     let all = Counts {
         passed: rust.passed + kotlin.passed,
         failed: rust.failed + kotlin.failed,
