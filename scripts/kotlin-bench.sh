@@ -26,6 +26,7 @@ echo "kotlin-bench.sh: compiling the generated bindings and ${#sources[@]} bench
 JAVA_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" "$kotlinc_home/bin/kotlinc" \
     -nowarn -jvm-target 17 -cp "$kotlin_classpath" -d "$work/classes" \
     "$bindings/org/weldguard/core/weldguard_core.kt" "${sources[@]}" >&2
-# The bench itself runs with the JVM's full JIT, as an app does.
-exec java -Djna.library.path="$library_dir" -cp "$work/classes:$kotlin_classpath" \
+# The bench runs with the JVM's full JIT (as an app's runtime compiles hot code) and one GC thread:
+# a busy 2-core machine has no core to spare for more.
+exec java -XX:+UseSerialGC -Djna.library.path="$library_dir" -cp "$work/classes:$kotlin_classpath" \
     org.weldguard.bench.FfiBenchKt "$fixtures"

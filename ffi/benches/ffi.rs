@@ -3,7 +3,7 @@
 //!
 //! This half makes the inputs both halves use and times the work in Rust, without the FFI:
 //! - a 1280×720 camera frame (the scan bench's generator, `core/benches/scan_frames/gen.rs`, its
-//!   seed; the first such frame with a `WG1:` code), decoded to a luma plane with 64 bytes of row padding as a camera
+//!   seed; of its frames with a `WG1:` code, the one of median scan time), decoded to a luma plane with 64 bytes of row padding as a camera
 //!   hands it over, scanned by the core (`scan::scan_luma`, live budget, one code expected) on the
 //!   borrowed plane: no copy at all;
 //! - a scan-to-start decision (`app::start_work`, recorded as a work session) on a profile database
@@ -108,6 +108,10 @@ fn run() -> Result<(), String> {
                 "scan" => !scan::scan_luma(&frame.view(), &live_one())
                     .map_err(|e| format!("scan: {e}"))?
                     .is_empty(),
+                // The same call for both of the Kotlin half's ways of handing the frame over.
+                "scanbuf" => !scan::scan_luma(&frame.view(), &live_one())
+                    .map_err(|e| format!("scan: {e}"))?
+                    .is_empty(),
                 "decide" => decide(&device, &inputs)?,
                 other => return Err(format!("unknown request {other}")),
             };
@@ -172,10 +176,12 @@ impl Frame {
     }
 }
 
-/// The first 1280×720 frame of the scan bench's camera frames that holds a `WG1:` code and that
-/// the live mode reads, as a padded luma plane.
+/// A typical 1280×720 frame of the scan bench's camera frames: of those holding a `WG1:` code that
+/// the live one-code scan reads, the one whose scan time (the fastest of 5) is the median, as a
+/// padded luma plane.
 fn camera_frame() -> Result<Frame, String> {
-    for generated in generate::camera_frames(SEED, 6)? {
+    let mut candidates: Vec<(std::time::Duration, Frame)> = Vec::new();
+    for generated in generate::camera_frames(SEED, 24)? {
         let Some(text) = generated.texts.first().filter(|t| t.starts_with("WG1")) else {
             continue;
         };
@@ -186,12 +192,30 @@ fn camera_frame() -> Result<Frame, String> {
             .map_err(|e| format!("decode the frame: {e}"))?
             .to_luma8();
         let frame = padded(&image, text.clone());
-        let read = scan::scan_luma(&frame.view(), &live_one()).map_err(|e| format!("scan: {e}"))?;
-        if read.first().and_then(|c| c.text.as_deref()) == Some(text.as_str()) {
-            return Ok(frame);
+        let mut fastest = std::time::Duration::MAX;
+        let mut read = true;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let codes =
+                scan::scan_luma(&frame.view(), &live_one()).map_err(|e| format!("scan: {e}"))?;
+            fastest = fastest.min(start.elapsed());
+            read &= codes.first().and_then(|c| c.text.as_deref()) == Some(text.as_str());
+        }
+        if read {
+            candidates.push((fastest, frame));
         }
     }
-    Err("no generated 1280×720 frame with a WG1 code scans back".into())
+    candidates.sort_by_key(|(t, _)| *t);
+    let count = candidates.len();
+    let (time, frame) = candidates
+        .into_iter()
+        .nth(count / 2)
+        .ok_or("no generated 1280×720 frame with a WG1 code scans back")?;
+    eprintln!(
+        "bench ffi: the median of {count} camera frames with a WG1 code ({} µs in Rust alone)",
+        time.as_micros()
+    );
+    Ok(frame)
 }
 
 /// `image` as a camera hands it over: rows `PAD` bytes longer than the width, the padding holding

@@ -9,6 +9,7 @@
 package org.weldguard.bench
 
 import java.io.File
+import java.nio.ByteBuffer
 import java.util.Properties
 import kotlin.system.exitProcess
 import org.weldguard.core.Device
@@ -16,6 +17,7 @@ import org.weldguard.core.ExpectedCodes
 import org.weldguard.core.Lang
 import org.weldguard.core.ScanMode
 import org.weldguard.core.ScanSettings
+import org.weldguard.core.scanFrameBuffer
 import org.weldguard.core.scanFrameWith
 
 fun main(args: Array<String>) {
@@ -34,6 +36,7 @@ fun main(args: Array<String>) {
     val height = input("height").toUInt()
     val stride = input("row_stride").toUInt()
     val live = ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, null)
+    val direct = ByteBuffer.allocateDirect(luma.size).put(luma).flip()
 
     val first = scanFrameWith(luma, width, height, stride, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ONE, null))
     check(first.firstOrNull()?.text == input("text")) { "the frame does not scan back to its text" }
@@ -53,7 +56,10 @@ fun main(args: Array<String>) {
         for (i in 0 until n) {
             val start = System.nanoTime()
             val hit = when (parts[0]) {
+                // The frame as a ByteArray: copied into a RustBuffer, then out of it.
                 "scan" -> scanFrameWith(luma, width, height, stride, live).isNotEmpty()
+                // The frame in a direct ByteBuffer, as CameraX hands it over: borrowed, no copy.
+                "scanbuf" -> scanFrameBuffer(direct, width, height, stride, live).isNotEmpty()
                 "decide" -> {
                     val result = device.startWork(machine, welder, site, now.toLong(), null, Lang.EN)
                     check(result.allowed) { "refused: ${result.reasons}" }

@@ -4,6 +4,7 @@
 
 package org.weldguard.app
 
+import java.nio.ByteBuffer
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import org.weldguard.core.ExpectedCodes
@@ -49,9 +50,14 @@ class InspectorCheckViewModel(session: WeldGuardSession, scope: CoroutineScope) 
         session.scanImage(bytes, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ONE, null))
     }
 
-    /** A live preview frame's luma plane: read while scanning (dropped otherwise, and while the
+    /** A frame held in a byte array (tests, other frame sources): as [onFrame] on a buffer. */
+    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? =
+        onFrame(ByteBuffer.wrap(luma), width, height, rowStride, region)
+
+    /** A live preview frame's luma plane where the camera keeps it (kept valid by the caller
+     * until the returned job completes): read while scanning (dropped otherwise, and while the
      * last frame is still being read). */
-    fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? {
+    fun onFrame(luma: ByteBuffer, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? {
         if (state.value.phase != InspectorCheckState.Phase.Scanning) return null
         return frame(failed) {
             val codes = session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))

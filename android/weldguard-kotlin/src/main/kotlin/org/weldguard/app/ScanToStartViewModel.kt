@@ -5,6 +5,7 @@
 
 package org.weldguard.app
 
+import java.nio.ByteBuffer
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import org.weldguard.core.ExpectedCodes
@@ -51,9 +52,15 @@ class ScanToStartViewModel(
         session.scanImage(bytes, ScanSettings(ScanMode.PHOTO, ExpectedCodes.ALL, null))
     }
 
-    /** A live preview frame's luma plane. A frame arriving while the last one is still being
-     * read is dropped (returns null): the next frame is another chance. */
+    /** A frame held in a byte array (tests, other frame sources): as [onFrame] on a buffer. */
     fun onFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? =
+        onFrame(ByteBuffer.wrap(luma), width, height, rowStride, region)
+
+    /** A live preview frame's luma plane where the camera keeps it (see
+     * [WeldGuardSession.scanFrame]: the caller keeps the buffer valid until the returned job
+     * completes). A frame arriving while the last one is still being read is dropped (returns
+     * null): the next frame is another chance. */
+    fun onFrame(luma: ByteBuffer, width: Int, height: Int, rowStride: Int, region: ScanRegion? = null): Job? =
         frame({ s, e -> s.copy(error = e) }) {
             val codes = session.scanFrame(luma, width, height, rowStride, ScanSettings(ScanMode.LIVE, ExpectedCodes.ONE, region))
             codes.firstNotNullOfOrNull { it.text }?.let { onText(it, live = true) }

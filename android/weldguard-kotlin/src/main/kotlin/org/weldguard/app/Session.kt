@@ -5,6 +5,7 @@
 
 package org.weldguard.app
 
+import java.nio.ByteBuffer
 import java.util.concurrent.atomic.AtomicReference
 import kotlin.time.Duration
 import kotlinx.coroutines.CoroutineDispatcher
@@ -34,7 +35,7 @@ import org.weldguard.core.SyncListener
 import org.weldguard.core.SyncStage
 import org.weldguard.core.SyncSummary
 import org.weldguard.core.SyncTask
-import org.weldguard.core.scanFrameWith
+import org.weldguard.core.scanFrameBuffer
 import org.weldguard.core.scanImageWith
 
 /** The app's language setting; every text the core gives is asked for in it. */
@@ -193,11 +194,20 @@ class WeldGuardSession(
     suspend fun scanImage(bytes: ByteArray, settings: ScanSettings): List<ScannedQr> =
         scanImageWith(bytes, settings)
 
-    /** The QR codes in a camera frame's luma plane (CameraX planes[0] and its row stride). */
-    suspend fun scanFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, settings: ScanSettings): List<ScannedQr> =
+    /** The QR codes in a camera frame's luma plane where the camera keeps it (CameraX
+     * `planes[0].buffer`, a direct buffer, and its row stride): lent to the core for the call, no
+     * copy (`cargo xtask bench ffi` measures what the copy would cost). The caller keeps the
+     * buffer valid (the image open) until this returns. A heap buffer is copied into a direct one
+     * first. */
+    suspend fun scanFrame(luma: ByteBuffer, width: Int, height: Int, rowStride: Int, settings: ScanSettings): List<ScannedQr> =
         withContext(dispatcher) {
-            scanFrameWith(luma, width.toUInt(), height.toUInt(), rowStride.toUInt(), settings)
+            val direct = if (luma.isDirect) luma else ByteBuffer.allocateDirect(luma.remaining()).put(luma.duplicate()).flip()
+            scanFrameBuffer(direct, width.toUInt(), height.toUInt(), rowStride.toUInt(), settings)
         }
+
+    /** [scanFrame] on a frame held in a byte array (copied into a direct buffer once). */
+    suspend fun scanFrame(luma: ByteArray, width: Int, height: Int, rowStride: Int, settings: ScanSettings): List<ScannedQr> =
+        scanFrame(ByteBuffer.wrap(luma), width, height, rowStride, settings)
 
     override fun close() = device.close()
 

@@ -70,7 +70,10 @@ class ViewModelsOfflineTest {
             assertNotNull(vm.onFrame(frame.luma, frame.width, frame.height, frame.rowStride)).join()
             assertEquals(ScanToStartState.Step.SCAN_WELDER, vm.state.value.step, "${vm.state.value}")
             // The label still in the viewfinder: the next frame is not taken for the welder's code.
-            assertNotNull(vm.onFrame(frame.luma, frame.width, frame.height, frame.rowStride)).join()
+            // This time the frame is lent as the camera holds it: a direct buffer (no copy).
+            val direct = java.nio.ByteBuffer.allocateDirect(frame.luma.size).put(frame.luma).flip()
+            assertNotNull(vm.onFrame(direct, frame.width, frame.height, frame.rowStride)).join()
+            assertEquals(frame.luma.size, direct.remaining(), "the camera's buffer is left as it was")
             assertEquals(ScanToStartState.Step.SCAN_WELDER, vm.state.value.step, "${vm.state.value}")
             assertNull(vm.state.value.decision)
             vm.onImage(png).join()
@@ -96,6 +99,8 @@ class ViewModelsOfflineTest {
             assertEquals(ScanToStartState.Step.SCAN_MACHINE, vm.state.value.step)
             // A bad frame shape too; a good photo then clears the error.
             vm.onFrame(ByteArray(99), 10, 10, 10)!!.join()
+            assertEquals("scan.buffer_too_short", vm.state.value.error?.code)
+            vm.onFrame(java.nio.ByteBuffer.allocateDirect(99), 10, 10, 10)!!.join()
             assertEquals("scan.buffer_too_short", vm.state.value.error?.code)
             vm.onImage(fixture("machine-label.png").readBytes()).join()
             assertNull(vm.state.value.error)
