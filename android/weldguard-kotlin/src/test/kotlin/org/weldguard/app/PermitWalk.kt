@@ -118,7 +118,7 @@ suspend fun walkPermit(
     ok()
     val blocked = state().blockedBy
     assertTrue(blocked.isNotEmpty(), "a failed must item blocks the check")
-    assertTrue(blocked.any { must.id in it.text }, "the state names ${must.id}: ${blocked.map { it.text }}")
+    assertTrue(blocked.any { it.itemId == must.id }, "the state names ${must.id}: ${blocked.map { it.itemId to it.text }}")
     val lang = session.language
     for (f in blocked) assertEquals(if (lang == AppLanguage.ZH) f.zh else f.en, f.text)
     for (action in listOf(PermitAction.SITE_CHECK, PermitAction.APPROVE)) {
@@ -131,7 +131,7 @@ suspend fun walkPermit(
     vm.preview().join()
     ok()
     assertTrue(state().permit!!.actions.first { it.action == PermitAction.SITE_CHECK }.allowed, "${state().blockedBy}")
-    assertTrue(state().blockedBy.none { must.id in it.text }, "${state().blockedBy}")
+    assertTrue(state().blockedBy.none { it.itemId == must.id }, "${state().blockedBy}")
 
     clock.set(t(7, 20))
     vm.siteCheck(by("孙七", "S-003"), signers.supervisor, SITE_LOCATION).join()
