@@ -67,10 +67,19 @@ pub enum Role {
     Inspector,
     Supervisor,
     Admin,
+    /// A platform account that watches and acts on warnings inside its scope (city, district or
+    /// town) and signs nothing; made by an admin (`POST /v1/admin/monitors`), never a phone.
+    Monitor,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Welder, Role::Inspector, Role::Supervisor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Welder,
+        Role::Inspector,
+        Role::Supervisor,
+        Role::Admin,
+        Role::Monitor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,6 +87,7 @@ impl Role {
             Role::Inspector => "inspector",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
+            Role::Monitor => "monitor",
         }
     }
 

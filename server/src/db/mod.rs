@@ -154,6 +154,8 @@ pub struct Grant {
     pub role: Role,
     /// Permit roles the person may sign as (the signer directory).
     pub permit_roles: Vec<String>,
+    /// A monitoring account's scope ([`weldguard_model::warnings::Scope`] as text).
+    pub scope: Option<String>,
 }
 
 impl Grant {
@@ -164,6 +166,7 @@ impl Grant {
             person_id: None,
             role,
             permit_roles: Vec::new(),
+            scope: None,
         }
     }
 }
@@ -287,6 +290,8 @@ pub struct Page {
 /// connections in parallel.
 pub struct Db {
     store: Box<dyn Store>,
+    /// The warning rules' thresholds (`crate::warnings`), applied inside every push.
+    warnings: crate::warnings::WarningConfig,
 }
 
 pub fn now_ms() -> i64 {
@@ -512,7 +517,21 @@ pub(crate) fn tombstone_seqs(rows: Vec<(i64, String)>) -> Vec<i64> {
 impl Db {
     /// The store over `store`.
     pub fn new(store: Box<dyn Store>) -> Self {
-        Db { store }
+        Db {
+            store,
+            warnings: crate::warnings::WarningConfig::default(),
+        }
+    }
+
+    /// The same store, computing warnings with `config`.
+    pub fn with_warnings(mut self, config: crate::warnings::WarningConfig) -> Self {
+        self.warnings = config;
+        self
+    }
+
+    /// The warning thresholds in force.
+    pub fn warning_config(&self) -> &crate::warnings::WarningConfig {
+        &self.warnings
     }
 
     /// Open (creating) the SQLite database `DIR/weldguard-server.sqlite` and migrate it.
@@ -573,7 +592,16 @@ impl Db {
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
-        let mut effects = PushEffects::default();
+        let mut effects = PushEffects {
+            pusher: None,
+            warnings: self.warnings,
+            machines: if self.warnings.enabled {
+                crate::warnings::machines_of(items)
+            } else {
+                Vec::new()
+            },
+            locked: false,
+        };
         let on_applied =
             &mut |tx: &mut dyn PushTx, record: &AppliedRecord<'_>| effects.applied(tx, record);
         if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
@@ -613,11 +641,15 @@ impl std::ops::Deref for Db {
 }
 
 /// What a push does inside its transaction for every record it applies, on either backend: a
-/// work session gets its flags ([`record_flags_of`]). #19's warnings are computed here too.
-#[derive(Default)]
+/// work session gets its flags ([`record_flags_of`]) and raises its warnings
+/// ([`crate::warnings::on_work_session`]).
 struct PushEffects {
     /// The pushing device's role and person id, read once per push when first needed.
     pusher: Option<Option<(Role, String)>>,
+    warnings: crate::warnings::WarningConfig,
+    /// The machines the push's work sessions name, sorted: locked before the first rule reads.
+    machines: Vec<String>,
+    locked: bool,
 }
 
 impl PushEffects {
@@ -634,6 +666,16 @@ impl PushEffects {
             tx.registry_holds(entity)
         })? {
             tx.add_record_flag(record.key, flag)?;
+        }
+        if self.warnings.enabled
+            && let Ok(session) =
+                serde_json::from_str::<weldguard_model::records::WorkSession>(record.payload)
+        {
+            if !self.locked {
+                tx.lock_machines(&self.machines)?;
+                self.locked = true;
+            }
+            crate::warnings::on_work_session(tx, &self.warnings, record, &session, now_ms())?;
         }
         Ok(())
     }
@@ -871,6 +913,7 @@ mod tests {
             person_id: Some("S-004".into()),
             role: Role::Supervisor,
             permit_roles: vec!["unit_head".into()],
+            scope: None,
         };
         let (_, approver) = db
             .enrol(
@@ -885,6 +928,7 @@ mod tests {
             person_id: Some("T370983199001011234".into()),
             role: Role::Welder,
             permit_roles: Vec::new(),
+            scope: None,
         };
         let (token, caller) = db
             .enrol(&db.create_enrolment(&welder).unwrap(), "04ab", "p")
