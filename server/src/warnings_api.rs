@@ -297,8 +297,8 @@ pub async fn list(
             warnings.push(row.to_wire()?);
         }
     }
-    let next_cursor = match (has_more, rows.iter().take(limit as usize).last()) {
-        (true, Some(last)) => format!("{}.{tag}", last.id),
+    let next_cursor = match rows.get((limit as usize).saturating_sub(1)) {
+        Some(last) if has_more => format!("{}.{tag}", last.id),
         _ => String::new(),
     };
     Ok(Json(WarningList {
