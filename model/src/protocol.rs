@@ -37,6 +37,10 @@
 //!   `POST /v1/admin/codes/credential` (admin; a welder credential → [`IssuedCode`]).
 //! - `POST /v1/admin/keys/rotate` (admin; [`RotateKeyRequest`] → [`RotatedKey`]).
 //! - `GET  /metrics` (admin): Prometheus text; `GET /openapi.json`: this API described.
+//! - Warnings and places ([`crate::warnings`], docs/adr/0017-warnings-and-scope.md):
+//!   `POST /v1/admin/places`, `POST /v1/admin/monitors` (admin); `GET /v1/warnings`,
+//!   `GET /v1/warnings/{id}`, `POST /v1/warnings/{id}/acknowledge|close` (admin, monitor, scoped).
+//!   "Any role" above means any phone role: a `monitor` calls only `/v1/me` and the warnings.
 //!
 //! Errors come as [`ErrorBody`] with a stable code.
 
