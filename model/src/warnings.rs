@@ -370,3 +370,76 @@ pub struct WarningList {
 pub struct CloseWarning {
     pub note: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_nest_by_code() {
+        let city = Scope::parse("city").unwrap();
+        let feicheng = Scope::parse("district:370983").unwrap();
+        let town = Scope::parse("town:370983001").unwrap();
+        let other_town = Scope::parse("town:370902001").unwrap();
+        for bad in [
+            "",
+            "City",
+            "district:",
+            "district:37098",
+            "district:37098x",
+            "town:370983",
+            "x:1",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(town.as_text(), "town:370983001");
+        assert!(city.covers(&feicheng) && city.covers(&town));
+        assert!(feicheng.covers(&town) && !feicheng.covers(&other_town));
+        assert!(!town.covers(&feicheng) && !feicheng.covers(&city));
+        assert!(feicheng.holds(Some("370983"), None));
+        assert!(!feicheng.holds(Some("370902"), Some("370983001")));
+        assert!(town.holds(Some("370983"), Some("370983001")));
+        assert!(!town.holds(Some("370983"), None));
+        assert!(city.holds(None, None) && !feicheng.holds(None, None));
+        let json = serde_json::to_string(&town).unwrap();
+        assert_eq!(json, "\"town:370983001\"");
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), town);
+        assert!(serde_json::from_str::<Scope>("\"district:1\"").is_err());
+    }
+
+    #[test]
+    fn places_need_a_district_and_a_town_inside_it() {
+        let place = |d: &str, t: Option<&str>, g: Option<&str>| Place {
+            district: d.into(),
+            town: t.map(str::to_owned),
+            grid: g.map(str::to_owned),
+        };
+        assert_eq!(
+            place("370983", Some("370983001"), Some("G-1")).problem(),
+            None
+        );
+        assert_eq!(place("370983", None, None).problem(), None);
+        let code = |p: Place| p.problem().map(|(c, _)| c);
+        assert_eq!(code(place("37098", None, None)), Some("place.bad_district"));
+        assert_eq!(
+            code(place("370983", Some("370902001"), None)),
+            Some("place.bad_town")
+        );
+        assert_eq!(
+            code(place("370983", Some("3709830011"), None)),
+            Some("place.bad_town")
+        );
+        assert_eq!(
+            code(place("370983", None, Some(" "))),
+            Some("place.bad_grid")
+        );
+        // The watch status reads as normal when absent (places written before it existed).
+        let m: MachinePlace =
+            serde_json::from_str(r#"{"machine_id":"M","place":{"district":"370983"}}"#).unwrap();
+        assert_eq!(m.watch, MachineWatch::Normal);
+        for kind in WarningKind::ALL {
+            assert_eq!(WarningKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+}

@@ -16,15 +16,15 @@ use weldguard_model::records::ScanPosition;
 use weldguard_model::warnings::{Warning, WarningList, WarningState};
 use weldguard_tests::{FaultProxy, ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
-const ADMIN: &str = "e2e-admin-token-warnings-0123";
+pub(crate) const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
+pub(crate) const ADMIN: &str = "e2e-admin-token-warnings-0123";
 /// 2026-12-01T00:00:00Z
-const T0: i64 = 1_796_083_200_000;
-const HOUR: i64 = 3_600_000;
+pub(crate) const T0: i64 = 1_796_083_200_000;
+pub(crate) const HOUR: i64 = 3_600_000;
 /// 肥城市 (370983) and 泰安市泰山区 (370902), 32 km apart.
 const FEICHENG: (i32, i32) = (361_826_000, 1_167_685_000);
 const TAISHAN: (i32, i32) = (361_941_000, 1_171_290_000);
-const CERT: &str = "T370983199001011234";
+pub(crate) const CERT: &str = "T370983199001011234";
 
 /// The database of these flows' servers (`warnings_e2e_postgres.rs` defines its own).
 #[allow(dead_code)]
@@ -40,7 +40,7 @@ fn policy() -> RetryPolicy {
     }
 }
 
-fn call(
+pub(crate) fn call(
     server: &ServerProcess,
     method: &str,
     path: &str,
@@ -58,7 +58,7 @@ fn code_of(answer: &(u16, Value)) -> (u16, &str) {
 }
 
 /// A monitoring account of `scope`, enrolled like a device; its token.
-fn monitor(server: &ServerProcess, person: &str, scope: &str) -> String {
+pub(crate) fn monitor(server: &ServerProcess, person: &str, scope: &str) -> String {
     let (status, made) = call(
         server,
         "POST",
@@ -76,13 +76,13 @@ fn monitor(server: &ServerProcess, person: &str, scope: &str) -> String {
     enrolled.token
 }
 
-struct Phone {
+pub(crate) struct Phone {
     _dir: TempDir,
     store: Store,
     client: SyncClient,
 }
 
-fn phone(server: &ServerProcess, via: &str) -> Phone {
+pub(crate) fn phone(server: &ServerProcess, via: &str) -> Phone {
     let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
     let code = admin.create_enrolment("李四", Role::Welder).unwrap();
     let anonymous = SyncClient::new(&server.url(), None, policy()).unwrap();
@@ -98,7 +98,7 @@ fn phone(server: &ServerProcess, via: &str) -> Phone {
 }
 
 /// Record a scan-to-start on the phone (as the start-work service does); its key.
-fn scan(
+pub(crate) fn scan(
     phone: &Phone,
     machine: &str,
     at_ms: i64,
@@ -128,7 +128,7 @@ fn scan(
         .id
 }
 
-fn sync(phone: &Phone) {
+pub(crate) fn sync(phone: &Phone) {
     phone
         .client
         .sync(&phone.store, &mut |_| {}, &AtomicBool::new(false))
@@ -139,7 +139,7 @@ fn list(server: &ServerProcess, token: &str, query: &str) -> (u16, Value) {
     call(server, "GET", &format!("/v1/warnings{query}"), token, None)
 }
 
-fn warnings(server: &ServerProcess, token: &str, query: &str) -> Vec<Warning> {
+pub(crate) fn warnings(server: &ServerProcess, token: &str, query: &str) -> Vec<Warning> {
     let (status, body) = list(server, token, query);
     assert_eq!(status, 200, "{body}");
     let page: WarningList = serde_json::from_value(body).unwrap();
@@ -147,7 +147,7 @@ fn warnings(server: &ServerProcess, token: &str, query: &str) -> Vec<Warning> {
 }
 
 /// (kind, machine, records) of each warning, sorted.
-fn summary(list: &[Warning]) -> Vec<(String, String, Vec<String>)> {
+pub(crate) fn summary(list: &[Warning]) -> Vec<(String, String, Vec<String>)> {
     let mut out: Vec<_> = list
         .iter()
         .map(|w| {
@@ -162,7 +162,7 @@ fn summary(list: &[Warning]) -> Vec<(String, String, Vec<String>)> {
     out
 }
 
-fn places() -> Value {
+pub(crate) fn places() -> Value {
     let place = |d: &str, t: Option<&str>| {
         let mut p = json!({"district": d, "grid": "G-12"});
         if let Some(t) = t {
