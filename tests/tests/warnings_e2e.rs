@@ -562,3 +562,53 @@ fn the_life_cycle_refuses_bad_transitions_and_bad_input_changes_nothing() {
         assert_eq!(code_of(&list(&server, &feicheng, q)), (400, code), "{q}");
     }
 }
+
+/// The thresholds are the server's options: with `--warn-far-m 50000 --warn-refusals 2`, a scan
+/// 32 km from the machine raises nothing and two refusals are a burst; `--warnings false` raises
+/// nothing at all.
+#[test]
+fn thresholds_come_from_the_servers_options() {
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-options") else {
+        return;
+    };
+    let server = ServerProcess::start_with_options(
+        SERVER,
+        data,
+        ADMIN,
+        &["--warn-far-m", "50000", "--warn-refusals", "2"],
+        None,
+    );
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let welder = phone(&server, &server.url());
+    scan(&welder, "FC-M-1", T0, true, &[], Some(TAISHAN));
+    let r1 = scan(&welder, "TS-M-1", T0, false, &["licence.revoked"], None);
+    let r2 = scan(
+        &welder,
+        "TS-M-1",
+        T0 + HOUR,
+        false,
+        &["licence.revoked"],
+        None,
+    );
+    sync(&welder);
+    assert_eq!(
+        summary(&warnings(&server, ADMIN, "")),
+        [(
+            "repeated_refusals".to_owned(),
+            "TS-M-1".to_owned(),
+            vec![r1, r2]
+        )]
+    );
+
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-off") else {
+        return;
+    };
+    let server =
+        ServerProcess::start_with_options(SERVER, data, ADMIN, &["--warnings", "false"], None);
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let welder = phone(&server, &server.url());
+    scan(&welder, "FC-M-2", T0, true, &[], Some(TAISHAN));
+    scan(&welder, "TS-M-1", T0, false, &["licence.expired"], None);
+    sync(&welder);
+    assert_eq!(warnings(&server, ADMIN, "").len(), 0);
+}
