@@ -209,6 +209,48 @@ impl WarningQuery {
         }
     }
 
+    /// The list's `WHERE … ORDER BY … LIMIT` with only the conditions asked for (so the
+    /// `(district, id)` and `(town, id)` indexes serve a scoped page), placeholders written by
+    /// `placeholder(n)` (1-based), and the values in order.
+    pub fn page_sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut add = |column: &str, op: &str, value: SqlValue| {
+            values.push(value);
+            conditions.push(format!("{column} {op} {}", placeholder(values.len())));
+        };
+        let (district, town) = self.place_filter();
+        if let Some(d) = district {
+            add("district", "=", SqlValue::Text(d.to_owned()));
+        }
+        if let Some(t) = town {
+            add("town", "=", SqlValue::Text(t.to_owned()));
+        }
+        if let Some(k) = self.kind {
+            add("kind", "=", SqlValue::Text(k.as_str().to_owned()));
+        }
+        if let Some(st) = self.state {
+            add("state", "=", SqlValue::Text(st.as_str().to_owned()));
+        }
+        if self.from_ms > i64::MIN {
+            add("at_ms", ">=", SqlValue::Int(self.from_ms));
+        }
+        if self.until_ms < i64::MAX {
+            add("at_ms", "<", SqlValue::Int(self.until_ms));
+        }
+        if self.before_id < i64::MAX {
+            add("id", "<", SqlValue::Int(self.before_id));
+        }
+        values.push(SqlValue::Int(i64::from(self.limit)));
+        let limit = placeholder(values.len());
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", conditions.join(" AND "))
+        };
+        (format!("{filter}ORDER BY id DESC LIMIT {limit}"), values)
+    }
+
     /// A tag binding a cursor to the scope and filters it was made for: a cursor used with
     /// another scope or other filters is refused rather than read.
     pub fn cursor_tag(&self) -> String {
@@ -223,6 +265,13 @@ impl WarningQuery {
         );
         crate::db::hex(&Sha256::digest(text.as_bytes())[..8])
     }
+}
+
+/// A value bound to a query built at run time ([`WarningQuery::page_sql`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
 }
 
 /// Great-circle distance in metres between two points in 1e-7 degrees (haversine, mean Earth
@@ -541,6 +590,57 @@ mod tests {
         assert!(refusal_burst(t(&[(0, "a"), (h, "b"), (25 * h, "c")]), 25 * h, &config).is_none());
         // A late record in the middle completes a burst.
         assert!(refusal_burst(t(&[(0, "a"), (20 * h, "c"), (h, "b")]), h, &config).is_some());
+    }
+
+    #[test]
+    fn a_page_query_names_only_the_filters_asked_for() {
+        let mut q = WarningQuery {
+            scope: Scope::City,
+            kind: None,
+            state: None,
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+            before_id: i64::MAX,
+            limit: 101,
+        };
+        let (sql, values) = q.page_sql(|n| format!("${n}"));
+        assert_eq!(sql, "ORDER BY id DESC LIMIT $1");
+        assert_eq!(values, [SqlValue::Int(101)]);
+        q.scope = Scope::District("370983".into());
+        q.state = Some(WarningState::Open);
+        q.until_ms = 5;
+        q.before_id = 9;
+        let (sql, values) = q.page_sql(|n| format!("?{n}"));
+        assert_eq!(
+            sql,
+            "WHERE district = ?1 AND state = ?2 AND at_ms < ?3 AND id < ?4 \
+             ORDER BY id DESC LIMIT ?5"
+        );
+        assert_eq!(
+            values,
+            [
+                SqlValue::Text("370983".into()),
+                SqlValue::Text("open".into()),
+                SqlValue::Int(5),
+                SqlValue::Int(9),
+                SqlValue::Int(101)
+            ]
+        );
+        // The cursor tag changes with the scope and every filter.
+        let tag = q.cursor_tag();
+        let mut other = q.clone();
+        other.scope = Scope::District("370902".into());
+        assert_ne!(other.cursor_tag(), tag);
+        other = q.clone();
+        other.until_ms = 6;
+        assert_ne!(other.cursor_tag(), tag);
+        other = q.clone();
+        other.before_id = 3;
+        assert_eq!(
+            other.cursor_tag(),
+            tag,
+            "the position is not part of the tag"
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
-use crate::warnings::{Fix, MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
 use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
@@ -1182,28 +1184,22 @@ impl Store for PgDb {
     }
 
     fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
-        let (district, town) = query.place_filter();
-        let kind = query.kind.map(WarningKind::as_str);
-        let state = query.state.map(WarningState::as_str);
-        let limit = i64::from(query.limit);
+        let (tail, values) = query.page_sql(|n| format!("${n}"));
+        let params: Vec<Box<dyn postgres::types::ToSql + Sync>> = values
+            .into_iter()
+            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+                match v {
+                    SqlValue::Text(t) => Box::new(t),
+                    SqlValue::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p.as_ref()).collect();
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
-            &format!(
-                "SELECT {WARNING_COLUMNS} FROM warnings \
-                 WHERE ($1::text IS NULL OR district = $1) AND ($2::text IS NULL OR town = $2) \
-                 AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR state = $4) \
-                 AND at_ms >= $5 AND at_ms < $6 AND id < $7 ORDER BY id DESC LIMIT $8"
-            ),
-            &[
-                &district,
-                &town,
-                &kind,
-                &state,
-                &query.from_ms,
-                &query.until_ms,
-                &query.before_id,
-                &limit,
-            ],
+            &format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"),
+            &refs,
         )?;
         rows.iter().map(warning_row).collect()
     }

@@ -19,7 +19,9 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
-use crate::warnings::{Fix, MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
 use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
@@ -1045,28 +1047,16 @@ impl Store for SqliteDb {
     }
 
     fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
-        let (district, town) = query.place_filter();
+        let (tail, values) = query.page_sql(|n| format!("?{n}"));
+        let values = values.into_iter().map(|v| match v {
+            SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+            SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+        });
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {WARNING_COLUMNS} FROM warnings \
-             WHERE (?1 IS NULL OR district = ?1) AND (?2 IS NULL OR town = ?2) \
-             AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR state = ?4) \
-             AND at_ms >= ?5 AND at_ms < ?6 AND id < ?7 ORDER BY id DESC LIMIT ?8"
-        ))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"))?;
         let rows = stmt
-            .query_map(
-                params![
-                    district,
-                    town,
-                    query.kind.map(WarningKind::as_str),
-                    query.state.map(WarningState::as_str),
-                    query.from_ms,
-                    query.until_ms,
-                    query.before_id,
-                    query.limit
-                ],
-                warning_row,
-            )?
+            .query_map(rusqlite::params_from_iter(values), warning_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
