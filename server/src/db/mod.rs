@@ -154,6 +154,8 @@ pub struct Grant {
     pub role: Role,
     /// Permit roles the person may sign as (the signer directory).
     pub permit_roles: Vec<String>,
+    /// A monitoring account's scope ([`weldguard_model::warnings::Scope`] as text).
+    pub scope: Option<String>,
 }
 
 impl Grant {
@@ -164,6 +166,7 @@ impl Grant {
             person_id: None,
             role,
             permit_roles: Vec::new(),
+            scope: None,
         }
     }
 }
@@ -287,6 +290,8 @@ pub struct Page {
 /// connections in parallel.
 pub struct Db {
     store: Box<dyn Store>,
+    /// The warning rules' thresholds (`crate::warnings`), applied inside every push.
+    warnings: crate::warnings::WarningConfig,
 }
 
 pub fn now_ms() -> i64 {
@@ -512,7 +517,21 @@ pub(crate) fn tombstone_seqs(rows: Vec<(i64, String)>) -> Vec<i64> {
 impl Db {
     /// The store over `store`.
     pub fn new(store: Box<dyn Store>) -> Self {
-        Db { store }
+        Db {
+            store,
+            warnings: crate::warnings::WarningConfig::default(),
+        }
+    }
+
+    /// The same store, computing warnings with `config`.
+    pub fn with_warnings(mut self, config: crate::warnings::WarningConfig) -> Self {
+        self.warnings = config;
+        self
+    }
+
+    /// The warning thresholds in force.
+    pub fn warning_config(&self) -> &crate::warnings::WarningConfig {
+        &self.warnings
     }
 
     /// Open (creating) the SQLite database `DIR/weldguard-server.sqlite` and migrate it.
@@ -573,7 +592,16 @@ impl Db {
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
-        let mut effects = PushEffects::default();
+        let mut effects = PushEffects {
+            pusher: None,
+            warnings: self.warnings,
+            machines: if self.warnings.enabled {
+                crate::warnings::machines_of(items)
+            } else {
+                Vec::new()
+            },
+            locked: false,
+        };
         let on_applied =
             &mut |tx: &mut dyn PushTx, record: &AppliedRecord<'_>| effects.applied(tx, record);
         if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
@@ -613,11 +641,15 @@ impl std::ops::Deref for Db {
 }
 
 /// What a push does inside its transaction for every record it applies, on either backend: a
-/// work session gets its flags ([`record_flags_of`]). #19's warnings are computed here too.
-#[derive(Default)]
+/// work session gets its flags ([`record_flags_of`]) and raises its warnings
+/// ([`crate::warnings::on_work_session`]).
 struct PushEffects {
     /// The pushing device's role and person id, read once per push when first needed.
     pusher: Option<Option<(Role, String)>>,
+    warnings: crate::warnings::WarningConfig,
+    /// The machines the push's work sessions name, sorted: locked before the first rule reads.
+    machines: Vec<String>,
+    locked: bool,
 }
 
 impl PushEffects {
@@ -634,6 +666,16 @@ impl PushEffects {
             tx.registry_holds(entity)
         })? {
             tx.add_record_flag(record.key, flag)?;
+        }
+        if self.warnings.enabled
+            && let Ok(session) =
+                serde_json::from_str::<weldguard_model::records::WorkSession>(record.payload)
+        {
+            if !self.locked {
+                tx.lock_machines(&self.machines)?;
+                self.locked = true;
+            }
+            crate::warnings::on_work_session(tx, &self.warnings, record, &session, now_ms())?;
         }
         Ok(())
     }
@@ -871,6 +913,7 @@ mod tests {
             person_id: Some("S-004".into()),
             role: Role::Supervisor,
             permit_roles: vec!["unit_head".into()],
+            scope: None,
         };
         let (_, approver) = db
             .enrol(
@@ -885,6 +928,7 @@ mod tests {
             person_id: Some("T370983199001011234".into()),
             role: Role::Welder,
             permit_roles: Vec::new(),
+            scope: None,
         };
         let (token, caller) = db
             .enrol(&db.create_enrolment(&welder).unwrap(), "04ab", "p")
@@ -1617,6 +1661,286 @@ mod tests {
         assert!(db.disable_device(&id).unwrap());
     }
 
+    /// A work session as a phone pushes it.
+    fn session(
+        id: &str,
+        machine: &str,
+        at_ms: i64,
+        allowed: bool,
+        reasons: &[&str],
+        position: Option<(i32, i32, u32)>,
+    ) -> String {
+        serde_json::to_string(&weldguard_model::records::WorkSession {
+            id: id.into(),
+            machine_id: machine.into(),
+            certificate_no: "T370983199001011234".into(),
+            started_at_ms: at_ms,
+            allowed,
+            reason_codes: reasons.iter().map(|r| r.to_string()).collect(),
+            permit_id: None,
+            created_at_ms: at_ms,
+            position: position.map(|(latitude_e7, longitude_e7, accuracy_m)| {
+                weldguard_model::records::ScanPosition {
+                    latitude_e7,
+                    longitude_e7,
+                    accuracy_m,
+                }
+            }),
+        })
+        .unwrap()
+    }
+
+    /// 肥城市 and 泰安市泰山区, 32 km apart.
+    const FEICHENG: (i32, i32) = (361_826_000, 1_167_685_000);
+    const TAISHAN: (i32, i32) = (361_941_000, 1_171_290_000);
+
+    /// Sites and machines in two districts: M1 (suspect) at site S1 in 370983 (town 370983001),
+    /// M2 with its own location in 370982; M3 unplaced.
+    fn place_city(db: &Db) {
+        use weldguard_model::warnings::*;
+        let place = |d: &str, t: Option<&str>| Place {
+            district: d.into(),
+            town: t.map(str::to_owned),
+            grid: Some("G-1".into()),
+        };
+        db.write_places(&[
+            PlaceChange::UpsertSite(Site {
+                site_id: "S1".into(),
+                name: "肥城工地".into(),
+                place: place("370983", Some("370983001")),
+                location: GeoPoint {
+                    latitude_e7: FEICHENG.0,
+                    longitude_e7: FEICHENG.1,
+                },
+            }),
+            PlaceChange::PlaceMachine(MachinePlace {
+                machine_id: "M1".into(),
+                place: place("370983", Some("370983001")),
+                site_id: Some("S1".into()),
+                location: None,
+                watch: MachineWatch::Suspect,
+            }),
+            PlaceChange::PlaceMachine(MachinePlace {
+                machine_id: "M2".into(),
+                place: place("370982", None),
+                site_id: None,
+                location: Some(GeoPoint {
+                    latitude_e7: TAISHAN.0,
+                    longitude_e7: TAISHAN.1,
+                }),
+                watch: MachineWatch::Normal,
+            }),
+        ])
+        .unwrap();
+    }
+
+    fn all_warnings(db: &Db, scope: &str) -> Vec<crate::warnings::WarningRow> {
+        db.warnings_page(&crate::warnings::WarningQuery {
+            scope: weldguard_model::warnings::Scope::parse(scope).unwrap(),
+            kind: None,
+            state: None,
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+            before_id: i64::MAX,
+            limit: 1000,
+        })
+        .unwrap()
+    }
+
+    fn kinds(rows: &[crate::warnings::WarningRow]) -> Vec<String> {
+        let mut k: Vec<String> = rows.iter().map(|r| r.kind.clone()).collect();
+        k.sort();
+        k
+    }
+
+    /// Warnings are computed inside the push from the places and earlier starts, once each (a
+    /// repeated push raises nothing), land in the place of the machine, and move open →
+    /// acknowledged → closed only in that order.
+    fn warnings_are_raised_once_at_push_time_in_their_place(backend: Backend) {
+        use weldguard_model::warnings::WarningState as S;
+        let Some((db, _fixture)) = open(backend, "warnings") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        let t0 = 1_796_000_000_000; // 2026-12
+        let h = 3_600_000;
+        let near = Some((FEICHENG.0 + 1000, FEICHENG.1, 10));
+        let far = Some((TAISHAN.0, TAISHAN.1, 10));
+        let expired = ["licence.expired"];
+        let payloads = [
+            ("s1", session("s1", "M1", t0, true, &[], near)),
+            ("s2", session("s2", "M1", t0 + h / 6, true, &[], far)),
+            ("s3", session("s3", "M2", t0, false, &expired, None)),
+            ("s4", session("s4", "M2", t0 + h, false, &expired, None)),
+            ("s5", session("s5", "M2", t0 + 2 * h, false, &expired, None)),
+            ("s6", session("s6", "M3", t0, false, &expired, None)),
+        ];
+        let items: Vec<(&str, &str, &str)> = payloads
+            .iter()
+            .map(|(k, p)| (*k, "work_session", p.as_str()))
+            .collect();
+        let admit = SuccessorOnly;
+        let answers = db
+            .insert_records(&welder.device_id, &items, &admit)
+            .unwrap();
+        assert!(answers.iter().all(|a| *a == Insert::Applied));
+        let city = all_warnings(&db, "city");
+        assert_eq!(
+            kinds(&city),
+            [
+                "machine_two_places",
+                "repeated_refusals",
+                "start_far_from_machine",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "suspect_machine_started",
+                "suspect_machine_started",
+            ]
+        );
+        // The same push again: duplicates, nothing raised twice.
+        let again = db
+            .insert_records(&welder.device_id, &items, &admit)
+            .unwrap();
+        assert!(again.iter().all(|a| *a == Insert::Duplicate));
+        assert_eq!(all_warnings(&db, "city").len(), city.len());
+        // By place: M1's in 370983 and its town, M2's in 370982, M3's only city-wide.
+        let a = all_warnings(&db, "district:370983");
+        assert_eq!(
+            kinds(&a),
+            [
+                "machine_two_places",
+                "start_far_from_machine",
+                "suspect_machine_started",
+                "suspect_machine_started"
+            ]
+        );
+        assert_eq!(all_warnings(&db, "town:370983001").len(), 4);
+        assert_eq!(all_warnings(&db, "town:370983002").len(), 0);
+        let b = all_warnings(&db, "district:370982");
+        assert_eq!(b.len(), 4, "three expired and one burst");
+        let burst = b.iter().find(|w| w.kind == "repeated_refusals").unwrap();
+        assert_eq!(burst.records_json, r#"["s3","s4","s5"]"#);
+        assert_eq!(burst.at_ms, t0 + 2 * h);
+        let two = a.iter().find(|w| w.kind == "machine_two_places").unwrap();
+        assert_eq!(two.records_json, r#"["s1","s2"]"#);
+        assert_eq!(two.site_id.as_deref(), Some("S1"));
+        let unplaced = city.iter().find(|w| w.machine_id == "M3").unwrap();
+        assert_eq!(
+            (unplaced.district.as_deref(), unplaced.town.as_deref()),
+            (None, None)
+        );
+        // A fourth refusal inside the window: no second burst.
+        let s7 = session("s7", "M2", t0 + 3 * h, false, &["licence.revoked"], None);
+        db.insert_records(&welder.device_id, &[("s7", "work_session", &s7)], &admit)
+            .unwrap();
+        let b = all_warnings(&db, "district:370982");
+        assert_eq!(
+            b.iter().filter(|w| w.kind == "repeated_refusals").count(),
+            1
+        );
+        assert_eq!(
+            b.len(),
+            4,
+            "a revoked licence is no expired-licence warning"
+        );
+        // Life cycle: open → acknowledged → closed, each once, nothing else.
+        let id = burst.id;
+        assert!(
+            !db.move_warning(id, S::Acknowledged, S::Closed, "m", 1, Some("n"))
+                .unwrap()
+        );
+        assert!(
+            db.move_warning(id, S::Open, S::Acknowledged, "m", 1, None)
+                .unwrap()
+        );
+        assert!(
+            !db.move_warning(id, S::Open, S::Acknowledged, "x", 2, None)
+                .unwrap()
+        );
+        assert!(
+            db.move_warning(id, S::Acknowledged, S::Closed, "m2", 3, Some("查实"))
+                .unwrap()
+        );
+        assert!(
+            !db.move_warning(id, S::Acknowledged, S::Closed, "x", 4, Some("n"))
+                .unwrap()
+        );
+        let row = db.warning(id).unwrap().unwrap();
+        assert_eq!(
+            (
+                row.state.as_str(),
+                row.acknowledged_by.as_deref(),
+                row.acknowledged_at_ms,
+                row.closed_by.as_deref(),
+                row.closed_at_ms,
+                row.close_note.as_deref()
+            ),
+            (
+                "closed",
+                Some("m"),
+                Some(1),
+                Some("m2"),
+                Some(3),
+                Some("查实")
+            )
+        );
+        assert_eq!(db.warning(i64::MAX).unwrap(), None);
+        // Warnings off: records are stored, nothing is raised.
+        let db = db.with_warnings(crate::warnings::WarningConfig {
+            enabled: false,
+            ..Default::default()
+        });
+        let s8 = session("s8", "M1", t0 + 5 * h, true, &[], far);
+        db.insert_records(&welder.device_id, &[("s8", "work_session", &s8)], &admit)
+            .unwrap();
+        assert_eq!(all_warnings(&db, "city").len(), city.len());
+    }
+
+    /// Refusals at one machine pushed in parallel by several phones raise exactly one
+    /// `repeated_refusals` (the machine's lock serialises the rule across connections).
+    fn parallel_refusals_raise_one_burst(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "warn-race") else {
+            return;
+        };
+        place_city(&db);
+        let t0 = 1_796_000_000_000;
+        let payloads: Vec<(String, String)> = (0..6)
+            .map(|i| {
+                let key = format!("r{i}");
+                let p = session(
+                    &key,
+                    "M2",
+                    t0 + i * 60_000,
+                    false,
+                    &["licence.revoked"],
+                    None,
+                );
+                (key, p)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (key, payload) in &payloads {
+                let db = &db;
+                scope.spawn(move || {
+                    db.insert_records("d", &[(key, "work_session", payload)], &SuccessorOnly)
+                        .unwrap()
+                });
+            }
+        });
+        let rows = all_warnings(&db, "city");
+        assert_eq!(kinds(&rows), ["repeated_refusals"]);
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -1644,5 +1968,7 @@ mod tests {
         compaction_drops_the_snapshots_it_outdates,
         signers_come_from_enrolments_and_other_welders_certificates_are_flagged,
         the_push_hook_runs_once_per_applied_record_inside_the_push,
+        warnings_are_raised_once_at_push_time_in_their_place,
+        parallel_refusals_raise_one_burst,
     );
 }

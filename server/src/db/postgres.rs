@@ -28,8 +28,12 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -195,6 +199,66 @@ ALTER TABLE enrolment_codes ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN person_id TEXT;
 ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN disabled_at_ms BIGINT;
+"#,
+    // 9: places, monitoring scopes and warnings (docs/adr/0017-warnings-and-scope.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN scope TEXT;
+ALTER TABLE devices ADD COLUMN scope TEXT;
+CREATE TABLE sites (
+    site_id      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    latitude_e7  INTEGER NOT NULL,
+    longitude_e7 INTEGER NOT NULL
+);
+CREATE TABLE places (
+    subject      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    site_id      TEXT,
+    latitude_e7  INTEGER,
+    longitude_e7 INTEGER,
+    watch        TEXT NOT NULL DEFAULT 'normal',
+    PRIMARY KEY (subject, id)
+);
+CREATE TABLE machine_starts (
+    idempotency_key TEXT PRIMARY KEY,
+    machine_id      TEXT NOT NULL,
+    at_ms           BIGINT NOT NULL,
+    allowed         BOOLEAN NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      BIGINT
+);
+CREATE INDEX machine_starts_by_machine ON machine_starts (machine_id, allowed, at_ms);
+CREATE TABLE warnings (
+    id                 BIGSERIAL PRIMARY KEY,
+    dedup_key          TEXT NOT NULL UNIQUE,
+    kind               TEXT NOT NULL,
+    records            TEXT NOT NULL,
+    machine_id         TEXT NOT NULL,
+    certificate_no     TEXT,
+    district           TEXT,
+    town               TEXT,
+    grid               TEXT,
+    site_id            TEXT,
+    at_ms              BIGINT NOT NULL,
+    raised_at_ms       BIGINT NOT NULL,
+    detail             TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'open',
+    acknowledged_by    TEXT,
+    acknowledged_at_ms BIGINT,
+    closed_by          TEXT,
+    closed_at_ms       BIGINT,
+    close_note         TEXT
+);
+CREATE INDEX warnings_by_district ON warnings (district, id);
+CREATE INDEX warnings_by_town ON warnings (town, id);
+CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
 "#,
 ];
 
@@ -554,7 +618,7 @@ impl Store for PgDb {
         let mut conn = self.pool.get()?;
         conn.client()?.execute(
             "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
-             permit_roles) VALUES ($1, $2, $3, $4, $5, $6)",
+             permit_roles, scope) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &hash(&code),
                 &grant.person,
@@ -562,6 +626,7 @@ impl Store for PgDb {
                 &now_ms(),
                 &grant.person_id,
                 &roles_json(&grant.permit_roles)?,
+                &grant.scope,
             ],
         )?;
         Ok(code)
@@ -581,7 +646,7 @@ impl Store for PgDb {
         // Claim the code in one statement: of two servers racing with the same code, one wins.
         let row = tx.query_opt(
             "UPDATE enrolment_codes SET used_by = $2 WHERE code_hash = $1 AND used_by IS NULL \
-             RETURNING person, role, person_id, permit_roles",
+             RETURNING person, role, person_id, permit_roles, scope",
             &[&hash(code.trim()), &device_id],
         )?;
         let row = row.ok_or(DbError::BadEnrolmentCode)?;
@@ -589,10 +654,11 @@ impl Store for PgDb {
         let role = parse_role(&row.try_get::<_, String>(1)?)?;
         let person_id: Option<String> = row.try_get(2)?;
         let permit_roles: String = row.try_get(3)?;
+        let scope: Option<String> = row.try_get(4)?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles, scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &device_id,
                 &hash(&token),
@@ -604,6 +670,7 @@ impl Store for PgDb {
                 &expires_at_ms,
                 &person_id,
                 &permit_roles,
+                &scope,
             ],
         )?;
         tx.commit()?;
@@ -1036,6 +1103,229 @@ impl Store for PgDb {
         )?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
+
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        for change in changes {
+            match change {
+                PlaceChange::UpsertSite(site) => {
+                    tx.execute(
+                        "INSERT INTO sites (site_id, name, district, town, grid, latitude_e7, \
+                         longitude_e7) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, \
+                         district = excluded.district, town = excluded.town, \
+                         grid = excluded.grid, latitude_e7 = excluded.latitude_e7, \
+                         longitude_e7 = excluded.longitude_e7",
+                        &[
+                            &site.site_id,
+                            &site.name,
+                            &site.place.district,
+                            &site.place.town,
+                            &site.place.grid,
+                            &site.location.latitude_e7,
+                            &site.location.longitude_e7,
+                        ],
+                    )?;
+                }
+                PlaceChange::DeleteSite { site_id } => {
+                    tx.execute("DELETE FROM sites WHERE site_id = $1", &[site_id])?;
+                }
+                PlaceChange::PlaceMachine(m) => {
+                    upsert_place(
+                        &mut tx,
+                        "machine",
+                        &m.machine_id,
+                        &m.place,
+                        m.site_id.as_deref(),
+                        m.location,
+                        m.watch.as_str(),
+                    )?;
+                }
+                PlaceChange::UnplaceMachine { machine_id } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'machine' AND id = $1",
+                        &[machine_id],
+                    )?;
+                }
+                PlaceChange::PlaceLicence(l) => {
+                    upsert_place(
+                        &mut tx,
+                        "licence",
+                        &l.certificate_no,
+                        &l.place,
+                        None,
+                        None,
+                        "normal",
+                    )?;
+                }
+                PlaceChange::UnplaceLicence { certificate_no } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'licence' AND id = $1",
+                        &[certificate_no],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT scope FROM devices WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        Ok(row
+            .map(|r| r.try_get::<_, Option<String>>(0))
+            .transpose()?
+            .flatten())
+    }
+
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
+        let (tail, values) = query.page_sql(|n| format!("${n}"));
+        let params: Vec<Box<dyn postgres::types::ToSql + Sync>> = values
+            .into_iter()
+            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+                match v {
+                    SqlValue::Text(t) => Box::new(t),
+                    SqlValue::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p.as_ref()).collect();
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            &format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"),
+            &refs,
+        )?;
+        rows.iter().map(warning_row).collect()
+    }
+
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            &format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE id = $1"),
+            &[&id],
+        )?;
+        row.as_ref().map(warning_row).transpose()
+    }
+
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let sql = match to {
+            WarningState::Closed => {
+                "UPDATE warnings SET state = $3, closed_by = $4, closed_at_ms = $5, \
+                 close_note = $6 WHERE id = $1 AND state = $2"
+            }
+            _ => {
+                "UPDATE warnings SET state = $3, acknowledged_by = $4, acknowledged_at_ms = $5 \
+                 WHERE id = $1 AND state = $2 AND $6::text IS NULL"
+            }
+        };
+        let mut conn = self.pool.get()?;
+        let n = conn.client()?.execute(
+            sql,
+            &[&id, &from.as_str(), &to.as_str(), &by, &at_ms, &note],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+/// The columns of a warning row, in [`warning_row`]'s order.
+const WARNING_COLUMNS: &str = "id, kind, records, machine_id, certificate_no, district, town, \
+     grid, site_id, at_ms, raised_at_ms, detail, state, acknowledged_by, acknowledged_at_ms, \
+     closed_by, closed_at_ms, close_note";
+
+fn warning_row(r: &postgres::Row) -> Result<WarningRow, DbError> {
+    Ok(WarningRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        records_json: r.try_get(2)?,
+        machine_id: r.try_get(3)?,
+        certificate_no: r.try_get(4)?,
+        district: r.try_get(5)?,
+        town: r.try_get(6)?,
+        grid: r.try_get(7)?,
+        site_id: r.try_get(8)?,
+        at_ms: r.try_get(9)?,
+        raised_at_ms: r.try_get(10)?,
+        detail_json: r.try_get(11)?,
+        state: r.try_get(12)?,
+        acknowledged_by: r.try_get(13)?,
+        acknowledged_at_ms: r.try_get(14)?,
+        closed_by: r.try_get(15)?,
+        closed_at_ms: r.try_get(16)?,
+        close_note: r.try_get(17)?,
+    })
+}
+
+fn upsert_place(
+    tx: &mut Transaction<'_>,
+    subject: &str,
+    id: &str,
+    place: &Place,
+    site_id: Option<&str>,
+    location: Option<GeoPoint>,
+    watch: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO places (subject, id, district, town, grid, site_id, latitude_e7, \
+         longitude_e7, watch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (subject, id) DO UPDATE SET district = excluded.district, \
+         town = excluded.town, grid = excluded.grid, site_id = excluded.site_id, \
+         latitude_e7 = excluded.latitude_e7, longitude_e7 = excluded.longitude_e7, \
+         watch = excluded.watch",
+        &[
+            &subject,
+            &id,
+            &place.district,
+            &place.town,
+            &place.grid,
+            &site_id,
+            &location.map(|l| l.latitude_e7),
+            &location.map(|l| l.longitude_e7),
+            &watch,
+        ],
+    )?;
+    Ok(())
+}
+
+fn start_row(r: &postgres::Row) -> Result<StartRow, DbError> {
+    let lat: Option<i32> = r.try_get(4)?;
+    let lon: Option<i32> = r.try_get(5)?;
+    let acc: Option<i64> = r.try_get(6)?;
+    Ok(StartRow {
+        key: r.try_get(0)?,
+        machine_id: r.try_get(1)?,
+        at_ms: r.try_get(2)?,
+        allowed: r.try_get(3)?,
+        fix: match (lat, lon, acc.and_then(|a| u32::try_from(a).ok())) {
+            (Some(latitude_e7), Some(longitude_e7), Some(accuracy_m)) => Some(Fix {
+                latitude_e7,
+                longitude_e7,
+                accuracy_m,
+            }),
+            _ => None,
+        },
+    })
+}
+
+/// The advisory lock key of a machine's starts: the first 8 bytes of its id's SHA-256.
+fn machine_lock_key(machine_id: &str) -> i64 {
+    let digest = hash(machine_id);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 /// A push's PostgreSQL transaction, as [`PermitLedger`] (permit step placement, the transaction
@@ -1075,6 +1365,163 @@ impl PushTx for PgTx<'_, '_> {
             &[&key, &flag],
         )?;
         Ok(())
+    }
+
+    fn lock_machines(&mut self, machine_ids: &[String]) -> Result<(), DbError> {
+        // Plain pushes run in parallel in READ COMMITTED: the rules that count or compare a
+        // machine's starts hold its lock until commit, so they see every start committed before.
+        let mut keys: Vec<i64> = machine_ids.iter().map(|m| machine_lock_key(m)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            self.0
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        }
+        Ok(())
+    }
+
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO machine_starts (idempotency_key, machine_id, at_ms, allowed, \
+             latitude_e7, longitude_e7, accuracy_m) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT DO NOTHING",
+            &[
+                &start.key,
+                &start.machine_id,
+                &start.at_ms,
+                &start.allowed,
+                &start.fix.map(|f| f.latitude_e7),
+                &start.fix.map(|f| f.longitude_e7),
+                &start.fix.map(|f| i64::from(f.accuracy_m)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT p.district, p.town, p.grid, p.site_id, \
+             coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+             p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+             WHERE p.subject = 'machine' AND p.id = $1",
+            &[&machine_id],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let lat: Option<i32> = r.try_get(4)?;
+        let lon: Option<i32> = r.try_get(5)?;
+        Ok(Some(MachineFacts {
+            place: Place {
+                district: r.try_get(0)?,
+                town: r.try_get(1)?,
+                grid: r.try_get(2)?,
+            },
+            site_id: r.try_get(3)?,
+            location: lat.zip(lon),
+            watch: r.try_get(6)?,
+        }))
+    }
+
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = $1",
+            &[&certificate_no],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Place {
+            district: r.try_get(0)?,
+            town: r.try_get(1)?,
+            grid: r.try_get(2)?,
+        }))
+    }
+
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = self.0.query(
+            "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = $1 \
+             AND NOT allowed AND at_ms BETWEEN $2 AND $3 ORDER BY at_ms LIMIT 1000",
+            &[&machine_id, &from_ms, &to_ms],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
+             AND latitude_e7 IS NOT NULL AND at_ms <= $2 AND idempotency_key <> $3 \
+             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
+             AND latitude_e7 IS NOT NULL AND at_ms >= $2 AND idempotency_key <> $3 \
+             ORDER BY at_ms, idempotency_key LIMIT 1",
+        ] {
+            if let Some(r) = self.0.query_opt(sql, &[&machine_id, &at_ms, &key])? {
+                let row = start_row(&r)?;
+                if !out.contains(&row) {
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT 1 FROM warnings WHERE machine_id = $1 AND kind = $2 \
+                 AND at_ms BETWEEN $3 AND $4 LIMIT 1",
+                &[&machine_id, &kind.as_str(), &from_ms, &to_ms],
+            )?
+            .is_some())
+    }
+
+    fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
+        let records =
+            serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let n = self.0.execute(
+            "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
+             district, town, grid, site_id, at_ms, raised_at_ms, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (dedup_key) DO NOTHING",
+            &[
+                &w.dedup_key,
+                &w.kind.as_str(),
+                &records,
+                &w.machine_id,
+                &w.certificate_no,
+                &w.place.as_ref().map(|p| p.district.as_str()),
+                &w.place.as_ref().and_then(|p| p.town.as_deref()),
+                &w.place.as_ref().and_then(|p| p.grid.as_deref()),
+                &w.site_id,
+                &w.at_ms,
+                &w.raised_at_ms,
+                &w.detail,
+            ],
+        )?;
+        Ok(n == 1)
     }
 }
 

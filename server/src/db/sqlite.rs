@@ -19,8 +19,12 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -164,6 +168,66 @@ ALTER TABLE enrolment_codes ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN person_id TEXT;
 ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN disabled_at_ms INTEGER;
+"#,
+    // 9: places, monitoring scopes and warnings (docs/adr/0017-warnings-and-scope.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN scope TEXT;
+ALTER TABLE devices ADD COLUMN scope TEXT;
+CREATE TABLE sites (
+    site_id      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    latitude_e7  INTEGER NOT NULL,
+    longitude_e7 INTEGER NOT NULL
+) STRICT;
+CREATE TABLE places (
+    subject      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    site_id      TEXT,
+    latitude_e7  INTEGER,
+    longitude_e7 INTEGER,
+    watch        TEXT NOT NULL DEFAULT 'normal',
+    PRIMARY KEY (subject, id)
+) STRICT;
+CREATE TABLE machine_starts (
+    idempotency_key TEXT PRIMARY KEY,
+    machine_id      TEXT NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    allowed         INTEGER NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      INTEGER
+) STRICT;
+CREATE INDEX machine_starts_by_machine ON machine_starts (machine_id, allowed, at_ms);
+CREATE TABLE warnings (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key          TEXT NOT NULL UNIQUE,
+    kind               TEXT NOT NULL,
+    records            TEXT NOT NULL,
+    machine_id         TEXT NOT NULL,
+    certificate_no     TEXT,
+    district           TEXT,
+    town               TEXT,
+    grid               TEXT,
+    site_id            TEXT,
+    at_ms              INTEGER NOT NULL,
+    raised_at_ms       INTEGER NOT NULL,
+    detail             TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'open',
+    acknowledged_by    TEXT,
+    acknowledged_at_ms INTEGER,
+    closed_by          TEXT,
+    closed_at_ms       INTEGER,
+    close_note         TEXT
+) STRICT;
+CREATE INDEX warnings_by_district ON warnings (district, id);
+CREATE INDEX warnings_by_town ON warnings (town, id);
+CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
 "#,
 ];
 
@@ -450,14 +514,15 @@ impl Store for SqliteDb {
         let tx = immediate(&mut conn)?;
         tx.execute(
             "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
-             permit_roles) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             permit_roles, scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 hash(&code),
                 grant.person,
                 grant.role.as_str(),
                 now_ms(),
                 grant.person_id,
-                roles_json(&grant.permit_roles)?
+                roles_json(&grant.permit_roles)?,
+                grant.scope
             ],
         )?;
         tx.commit()?;
@@ -478,7 +543,7 @@ impl Store for SqliteDb {
         let tx = immediate(&mut conn)?;
         let found = tx
             .prepare_cached(
-                "SELECT person, role, person_id, permit_roles FROM enrolment_codes \
+                "SELECT person, role, person_id, permit_roles, scope FROM enrolment_codes \
                  WHERE code_hash = ?1 AND used_by IS NULL",
             )?
             .query_row([hash(code.trim())], |r| {
@@ -487,10 +552,12 @@ impl Store for SqliteDb {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })
             .optional()?;
-        let (person, role, person_id, permit_roles) = found.ok_or(DbError::BadEnrolmentCode)?;
+        let (person, role, person_id, permit_roles, scope) =
+            found.ok_or(DbError::BadEnrolmentCode)?;
         let role = Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
         tx.execute(
             "UPDATE enrolment_codes SET used_by = ?2 WHERE code_hash = ?1",
@@ -498,8 +565,8 @@ impl Store for SqliteDb {
         )?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles, scope) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 device_id,
                 hash(&token),
@@ -510,7 +577,8 @@ impl Store for SqliteDb {
                 now_ms(),
                 expires_at_ms,
                 person_id,
-                permit_roles
+                permit_roles,
+                scope
             ],
         )?;
         tx.commit()?;
@@ -898,6 +966,219 @@ impl Store for SqliteDb {
             )
             .optional()?)
     }
+
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        for change in changes {
+            match change {
+                PlaceChange::UpsertSite(site) => {
+                    tx.execute(
+                        "INSERT INTO sites (site_id, name, district, town, grid, latitude_e7, \
+                         longitude_e7) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, \
+                         district = excluded.district, town = excluded.town, \
+                         grid = excluded.grid, latitude_e7 = excluded.latitude_e7, \
+                         longitude_e7 = excluded.longitude_e7",
+                        params![
+                            site.site_id,
+                            site.name,
+                            site.place.district,
+                            site.place.town,
+                            site.place.grid,
+                            site.location.latitude_e7,
+                            site.location.longitude_e7
+                        ],
+                    )?;
+                }
+                PlaceChange::DeleteSite { site_id } => {
+                    tx.execute("DELETE FROM sites WHERE site_id = ?1", [site_id])?;
+                }
+                PlaceChange::PlaceMachine(m) => {
+                    upsert_place(
+                        &tx,
+                        "machine",
+                        &m.machine_id,
+                        &m.place,
+                        m.site_id.as_deref(),
+                        m.location,
+                        m.watch.as_str(),
+                    )?;
+                }
+                PlaceChange::UnplaceMachine { machine_id } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'machine' AND id = ?1",
+                        [machine_id],
+                    )?;
+                }
+                PlaceChange::PlaceLicence(l) => {
+                    upsert_place(
+                        &tx,
+                        "licence",
+                        &l.certificate_no,
+                        &l.place,
+                        None,
+                        None,
+                        "normal",
+                    )?;
+                }
+                PlaceChange::UnplaceLicence { certificate_no } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'licence' AND id = ?1",
+                        [certificate_no],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT scope FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
+        let (tail, values) = query.page_sql(|n| format!("?{n}"));
+        let values = values.into_iter().map(|v| match v {
+            SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+            SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+        });
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), warning_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE id = ?1"),
+                [id],
+                warning_row,
+            )
+            .optional()?)
+    }
+
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let sql = match to {
+            WarningState::Closed => {
+                "UPDATE warnings SET state = ?3, closed_by = ?4, closed_at_ms = ?5, \
+                 close_note = ?6 WHERE id = ?1 AND state = ?2"
+            }
+            _ => {
+                "UPDATE warnings SET state = ?3, acknowledged_by = ?4, acknowledged_at_ms = ?5 \
+                 WHERE id = ?1 AND state = ?2 AND ?6 IS NULL"
+            }
+        };
+        let n = tx.execute(
+            sql,
+            params![id, from.as_str(), to.as_str(), by, at_ms, note],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+}
+
+/// The columns of a warning row, in [`warning_row`]'s order.
+const WARNING_COLUMNS: &str = "id, kind, records, machine_id, certificate_no, district, town, \
+     grid, site_id, at_ms, raised_at_ms, detail, state, acknowledged_by, acknowledged_at_ms, \
+     closed_by, closed_at_ms, close_note";
+
+fn warning_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WarningRow> {
+    Ok(WarningRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        records_json: r.get(2)?,
+        machine_id: r.get(3)?,
+        certificate_no: r.get(4)?,
+        district: r.get(5)?,
+        town: r.get(6)?,
+        grid: r.get(7)?,
+        site_id: r.get(8)?,
+        at_ms: r.get(9)?,
+        raised_at_ms: r.get(10)?,
+        detail_json: r.get(11)?,
+        state: r.get(12)?,
+        acknowledged_by: r.get(13)?,
+        acknowledged_at_ms: r.get(14)?,
+        closed_by: r.get(15)?,
+        closed_at_ms: r.get(16)?,
+        close_note: r.get(17)?,
+    })
+}
+
+fn upsert_place(
+    tx: &Transaction<'_>,
+    subject: &str,
+    id: &str,
+    place: &Place,
+    site_id: Option<&str>,
+    location: Option<GeoPoint>,
+    watch: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO places (subject, id, district, town, grid, site_id, latitude_e7, \
+         longitude_e7, watch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (subject, id) DO UPDATE SET district = excluded.district, \
+         town = excluded.town, grid = excluded.grid, site_id = excluded.site_id, \
+         latitude_e7 = excluded.latitude_e7, longitude_e7 = excluded.longitude_e7, \
+         watch = excluded.watch",
+        params![
+            subject,
+            id,
+            place.district,
+            place.town,
+            place.grid,
+            site_id,
+            location.map(|l| l.latitude_e7),
+            location.map(|l| l.longitude_e7),
+            watch
+        ],
+    )?;
+    Ok(())
+}
+
+fn start_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StartRow> {
+    let lat: Option<i32> = r.get(4)?;
+    let lon: Option<i32> = r.get(5)?;
+    let acc: Option<u32> = r.get(6)?;
+    Ok(StartRow {
+        key: r.get(0)?,
+        machine_id: r.get(1)?,
+        at_ms: r.get(2)?,
+        allowed: r.get(3)?,
+        fix: match (lat, lon, acc) {
+            (Some(latitude_e7), Some(longitude_e7), Some(accuracy_m)) => Some(Fix {
+                latitude_e7,
+                longitude_e7,
+                accuracy_m,
+            }),
+            _ => None,
+        },
+    })
 }
 
 /// A push's SQLite transaction, as [`PermitLedger`] (permit step placement) and [`PushTx`] (the
@@ -934,6 +1215,169 @@ impl PushTx for SqliteTx<'_, '_> {
             )?
             .execute(params![key, flag])?;
         Ok(())
+    }
+
+    fn lock_machines(&mut self, _machine_ids: &[String]) -> Result<(), DbError> {
+        // `BEGIN IMMEDIATE`: this transaction is the only writer already.
+        Ok(())
+    }
+
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO machine_starts (idempotency_key, machine_id, at_ms, \
+                 allowed, latitude_e7, longitude_e7, accuracy_m) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                start.key,
+                start.machine_id,
+                start.at_ms,
+                start.allowed,
+                start.fix.map(|f| f.latitude_e7),
+                start.fix.map(|f| f.longitude_e7),
+                start.fix.map(|f| f.accuracy_m)
+            ])?;
+        Ok(())
+    }
+
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT p.district, p.town, p.grid, p.site_id, \
+                 coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+                 p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+                 WHERE p.subject = 'machine' AND p.id = ?1",
+            )?
+            .query_row([machine_id], |r| {
+                let lat: Option<i32> = r.get(4)?;
+                let lon: Option<i32> = r.get(5)?;
+                Ok(MachineFacts {
+                    place: Place {
+                        district: r.get(0)?,
+                        town: r.get(1)?,
+                        grid: r.get(2)?,
+                    },
+                    site_id: r.get(3)?,
+                    location: lat.zip(lon),
+                    watch: r.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = ?1",
+            )?
+            .query_row([certificate_no], |r| {
+                Ok(Place {
+                    district: r.get(0)?,
+                    town: r.get(1)?,
+                    grid: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = self
+            .0
+            .prepare_cached(
+                "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = ?1 \
+                 AND allowed = 0 AND at_ms BETWEEN ?2 AND ?3 ORDER BY at_ms LIMIT 1000",
+            )?
+            .query_map(params![machine_id, from_ms, to_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+             AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
+             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+             AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
+             ORDER BY at_ms, idempotency_key LIMIT 1",
+        ] {
+            if let Some(row) = self
+                .0
+                .prepare_cached(sql)?
+                .query_row(params![machine_id, at_ms, key], start_row)
+                .optional()?
+                && !out.contains(&row)
+            {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT 1 FROM warnings WHERE machine_id = ?1 AND kind = ?2 \
+                 AND at_ms BETWEEN ?3 AND ?4 LIMIT 1",
+            )?
+            .query_row(params![machine_id, kind.as_str(), from_ms, to_ms], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
+        let records =
+            serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
+                 district, town, grid, site_id, at_ms, raised_at_ms, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (dedup_key) DO NOTHING",
+            )?
+            .execute(params![
+                w.dedup_key,
+                w.kind.as_str(),
+                records,
+                w.machine_id,
+                w.certificate_no,
+                w.place.as_ref().map(|p| p.district.as_str()),
+                w.place.as_ref().and_then(|p| p.town.as_deref()),
+                w.place.as_ref().and_then(|p| p.grid.as_deref()),
+                w.site_id,
+                w.at_ms,
+                w.raised_at_ms,
+                w.detail
+            ])?;
+        Ok(n == 1)
     }
 }
 

@@ -16,6 +16,8 @@ use super::{
     SignerRow, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck,
 };
 use crate::permits::AdmitStep;
+use crate::warnings::{MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
+use weldguard_model::warnings::{Place, PlaceChange, WarningKind, WarningState};
 
 /// A record a push has just applied, as the logic run inside the push's transaction sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,44 @@ pub trait PushTx {
     fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError>;
     /// Store `flag` with the record under `key` (once; storing it again changes nothing).
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError>;
+
+    // The warnings' facts and writes (crate::warnings, docs/adr/0017-warnings-and-scope.md).
+
+    /// Serialise this push with every other push touching these machines (sorted, so two
+    /// pushes never wait on each other in a cycle) until the transaction ends. PostgreSQL takes
+    /// advisory transaction locks; SQLite has one writer already.
+    fn lock_machines(&mut self, machine_ids: &[String]) -> Result<(), DbError>;
+    /// Keep a scan-to-start for the rules that compare starts (once per key).
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError>;
+    /// The platform's places about a machine, when it is placed.
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError>;
+    /// The place of a licence holder, when placed.
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError>;
+    /// Refused starts at a machine with `from_ms <= at <= to_ms`: (at, key), at most 1000.
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError>;
+    /// The allowed starts with a position of a machine nearest before and after `at_ms` (at
+    /// most one each; `key` itself excluded).
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError>;
+    /// Whether a warning of `kind` about the machine happened within [from_ms, to_ms].
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError>;
+    /// Write a warning unless one with its `dedup_key` exists; whether it was written.
+    fn raise_warning(&mut self, warning: &NewWarning) -> Result<bool, DbError>;
 }
 
 /// Called by a backend once for every record a push applies (not for a duplicate, a conflict or
@@ -200,4 +240,29 @@ pub trait Store: Send + Sync {
 
     /// One stored chunk's gzip bytes.
     fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError>;
+
+    /// Apply changes to the platform's places (sites, machines' and licences' places) in one
+    /// transaction, in order.
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError>;
+
+    /// The scope stored with a device (a monitoring account's), as text.
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError>;
+
+    /// Up to `query.limit` warnings matching `query`, newest (highest id) first.
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError>;
+
+    /// One warning by id.
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError>;
+
+    /// Move a warning from `from` to `to`, recording who and when (and the note when closing),
+    /// only when it is in `from` (a conditional update, safe under races); whether it moved.
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError>;
 }
