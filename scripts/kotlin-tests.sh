@@ -1,91 +1,57 @@
 #!/usr/bin/env bash
-# Kotlin tests of the generated bindings on the JVM (kotlin-tests/), against the built core library
-# through JNA, the way the Android shell loads it.
+# Kotlin tests on the JVM (android/weldguard-kotlin/src/test): the generated bindings, the Android
+# shell's idiomatic layer and view models (android/weldguard-kotlin/src/main), against the built
+# core library through JNA, the way the Android shell loads it, and the platform's real server.
 #
-#   scripts/kotlin-tests.sh BINDINGS_DIR LIBRARY_DIR
+#   scripts/kotlin-tests.sh BINDINGS_DIR LIBRARY_DIR [BIN_DIR]
 #
-# Installs what is missing, idempotently and quietly: Debian's JRE, JNA and JUnit 5 with apt-get (as
-# root; apt sources are never changed), and kotlinc from the npm package `kotlin-compiler`, cached in
-# $WG_TOOLCHAINS/kotlinc-VERSION (default /var/tmp/weldguard-toolchains). Then compiles the
+# BIN_DIR holds weldguard-server, weldguard and wg-shell-world (the flow tests start the server on
+# loopback and set the platform up with wg-shell-world); default: $CARGO_TARGET_DIR/debug, or
+# target/debug. The tests get the paths as -Dweldguard.fixtures and -Dweldguard.bin.
+#
+# Installs what is missing, idempotently and quietly (scripts/kotlin-toolchain.sh): Debian's JRE, JNA
+# and JUnit 5 with apt-get (as root; apt sources are never changed), and kotlinc from the npm package
+# `kotlin-compiler`, cached in $WG_TOOLCHAINS/kotlinc-VERSION (default
+# /var/tmp/weldguard-toolchains). Then compiles the
 # generated Kotlin with the tests and runs them with JUnit's console launcher. The last line on
 # stdout is `kotlin tests: P passed, F failed`; the exit status is non-zero when a test failed or
 # none ran.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 BINDINGS_DIR LIBRARY_DIR" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+    echo "usage: $0 BINDINGS_DIR LIBRARY_DIR [BIN_DIR]" >&2
     exit 2
 fi
 bindings="$(cd "$1" && pwd)"
 library_dir="$(cd "$2" && pwd)"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-tools="${WG_TOOLCHAINS:-/var/tmp/weldguard-toolchains}"
-kotlin_version=2.4.20
-kotlinc_home="$tools/kotlinc-$kotlin_version"
-java_dir=/usr/share/java
-apt_log="$tools/apt-kotlin.log"
-
+bin_dir="${3:-${CARGO_TARGET_DIR:-$root/target}/debug}"
+bin_dir="$(cd "$bin_dir" && pwd)"
+module="$root/android/weldguard-kotlin"
+# shellcheck source=scripts/kotlin-toolchain.sh
+. "$root/scripts/kotlin-toolchain.sh"
+kotlin_toolchain
+classpath="$kotlin_classpath"
+java_dir="$kotlin_java_dir"
 say() { echo "kotlin-tests.sh: $*" >&2; }
-
-# --- Debian packages --------------------------------------------------------------------------
-missing=()
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
-[ -f "$java_dir/jna.jar" ] || missing+=(libjna-java)
-compgen -G "/usr/lib/*/jni/libjnidispatch.system.so" >/dev/null || missing+=(libjna-jni)
-[ -f "$java_dir/junit-platform-console-standalone.jar" ] || missing+=(junit5)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        say "missing ${missing[*]}: run 'apt-get install ${missing[*]}' as root"
-        exit 1
-    fi
-    say "installing Debian packages: ${missing[*]} (log: $apt_log)"
-    export DEBIAN_FRONTEND=noninteractive
-    mkdir -p "$tools"
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >"$apt_log" 2>&1; then
-        say "install failed; refreshing the package lists once and retrying"
-        if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
-            </dev/null >>"$apt_log" 2>&1; then
-            cat "$apt_log" >&2
-            say "could not install ${missing[*]}"
-            exit 1
-        fi
-    fi
-fi
-
-# --- kotlinc ----------------------------------------------------------------------------------
-mkdir -p "$tools"
-exec 9>"$tools/.kotlinc.lock"
-flock 9
-if [ ! -x "$kotlinc_home/bin/kotlinc" ]; then
-    say "fetching kotlinc $kotlin_version (npm package kotlin-compiler) into $kotlinc_home"
-    partial="$(mktemp -d "$tools/.kotlinc-partial.XXXXXX")"
-    (cd "$partial" && npm pack --silent "kotlin-compiler@$kotlin_version" >/dev/null \
-        && tar -xzf "kotlin-compiler-$kotlin_version.tgz")
-    chmod +x "$partial/package/bin/kotlinc"
-    rm -rf "$kotlinc_home"
-    mv "$partial/package" "$kotlinc_home"
-    rm -rf "$partial"
-fi
-flock -u 9
 
 # --- compile ----------------------------------------------------------------------------------
 work="$root/target/kotlin-tests"
 rm -rf "$work"
 mkdir -p "$work/classes"
-lib="$kotlinc_home/lib"
-classpath="$java_dir/jna.jar:$lib/kotlin-stdlib.jar:$lib/kotlin-test.jar:$lib/kotlin-test-junit5.jar"
-classpath="$classpath:$lib/kotlinx-coroutines-core-jvm.jar"
-classpath="$classpath:$java_dir/junit-jupiter-api.jar:$java_dir/opentest4j.jar:$java_dir/apiguardian-api.jar"
-mapfile -t tests < <(find "$root/kotlin-tests" -name '*.kt' | sort)
-say "compiling the generated bindings and ${#tests[@]} test file(s)"
+mapfile -t sources < <(find "$module/src/main/kotlin" -name '*.kt' | sort)
+mapfile -t tests < <(find "$module/src/test/kotlin" -name '*.kt' | sort)
+say "compiling the generated bindings, ${#sources[@]} source file(s) and ${#tests[@]} test file(s)"
 JAVA_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" "$kotlinc_home/bin/kotlinc" \
     -nowarn -jvm-target 17 -cp "$classpath" -d "$work/classes" \
-    "$bindings/org/weldguard/core/weldguard_core.kt" "${tests[@]}" >&2
+    "$bindings/org/weldguard/core/weldguard_core.kt" "${sources[@]}" "${tests[@]}" >&2
 
 # --- run --------------------------------------------------------------------------------------
 report="$work/junit.txt"
 set +e
-java -Djna.library.path="$library_dir" -Dweldguard.fixtures="$root/kotlin-tests/fixtures" \
+mkdir -p "$work/tmp"
+java -Djava.io.tmpdir="$work/tmp" -Djna.library.path="$library_dir" -Dweldguard.fixtures="$module/src/test/resources/fixtures" \
+    -Dweldguard.bin="$bin_dir" \
     -jar "$java_dir/junit-platform-console-standalone.jar" \
     --disable-banner --disable-ansi-colors --fail-if-no-tests --details=tree \
     -cp "$work/classes:$classpath" --scan-classpath "$work/classes" >"$report" 2>&1

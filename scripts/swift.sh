@@ -14,14 +14,14 @@
 #       `swift tests: P passed, F failed`; the exit status is non-zero when a test failed or none ran.
 #
 # The chroot: `debootstrap --variant=minbase trixie` from the mirror the host's apt sources name
-# (the host's sources are only read, never changed), then `apt-get install swiftlang libc6-dev` in
-# it (plus libssl-dev and ca-certificates, see chroot_packages). Built under a lock in a `.partial` folder renamed when complete, cached in
-# $WG_TOOLCHAINS/swift-trixie (default /var/tmp/weldguard-toolchains), a `.weldguard-ready` marker
-# inside. Commands run in a private mount namespace (`unshare --mount --propagation private`) with
-# /proc, /dev, the repository, the given folders and /tmp bind-mounted at the same paths, and a
-# clean environment (`env -i`), in a PID namespace of its own: no mount and no process outlives
-# the command. Progress is logged to files under
-# $WG_TOOLCHAINS and shown on failure.
+# (the host's sources are only read, never changed), then `apt-get install` of swiftlang,
+# libc6-dev, libssl-dev and ca-certificates in it (see chroot_packages). Built under a lock in a
+# `.partial` folder renamed when complete, cached in $WG_TOOLCHAINS/swift-trixie (default
+# /var/tmp/weldguard-toolchains), a `.weldguard-ready` marker inside. Commands run in a private
+# mount namespace (`unshare --mount --propagation private`) with /proc, /dev, the repository, the
+# given folders and /tmp bind-mounted at the same paths, and a clean environment (`env -i`), in a
+# PID namespace of its own: no mount and no process outlives the command. Progress is logged to
+# files under $WG_TOOLCHAINS and shown on failure.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

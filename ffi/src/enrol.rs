@@ -27,14 +27,24 @@ pub enum Role {
     Admin,
 }
 
-impl From<WireRole> for Role {
-    fn from(r: WireRole) -> Self {
-        match r {
+impl TryFrom<WireRole> for Role {
+    type Error = WeldGuardError;
+
+    /// A phone's role; a platform account (`monitor`, the warnings dashboard's) is no phone's.
+    fn try_from(r: WireRole) -> Result<Self, WeldGuardError> {
+        Ok(match r {
             WireRole::Welder => Role::Welder,
             WireRole::Inspector => Role::Inspector,
             WireRole::Supervisor => Role::Supervisor,
             WireRole::Admin => Role::Admin,
-        }
+            WireRole::Monitor => {
+                return Err(WeldGuardError::invalid_text(
+                    "enrol.platform_account",
+                    "这是平台监管账号的注册码，不能用于手机",
+                    "this code is for a platform monitoring account, not a phone",
+                ));
+            }
+        })
     }
 }
 
@@ -105,7 +115,7 @@ impl Device {
                 device_id: e.device_id,
                 person: e.person,
                 person_id: e.person_id,
-                role: e.role.into(),
+                role: Role::try_from(e.role)?,
                 permit_roles: e.permit_roles,
                 token: e.token,
                 token_expires_at_ms: e.token_expires_at_ms,

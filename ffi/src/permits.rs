@@ -318,6 +318,8 @@ pub struct PermitFinding {
     pub text: String,
     pub zh: String,
     pub en: String,
+    /// The checklist item it is about (`permit.rule.checklist`), for the screen to point at.
+    pub item_id: Option<String>,
 }
 
 impl PermitFinding {
@@ -329,6 +331,7 @@ impl PermitFinding {
             text: lang.pick(&f.message_zh, &f.message_en).to_owned(),
             zh: f.message_zh.clone(),
             en: f.message_en.clone(),
+            item_id: f.item_id.clone(),
         }
     }
 }

@@ -191,6 +191,25 @@ pub fn scan_frame_with(
     })
 }
 
+/// [`scan_frame_with`] on the camera's luma plane where the camera keeps it: no copy crosses the
+/// FFI. Kotlin passes a direct `java.nio.ByteBuffer` (CameraX's `ImageProxy.planes[0].buffer` as it
+/// is; its bytes from the start, `remaining()` of them), Swift a `Data` (e.g. `bytesNoCopy` over
+/// the locked pixel buffer's luma plane). The bytes are borrowed for the call only. The same
+/// checks and errors as [`scan_frame_with`].
+#[uniffi::export]
+pub fn scan_frame_buffer(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    settings: ScanSettings,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    guarded(|| {
+        let frame = LumaFrame::new(luma, width, height, row_stride);
+        scan::scan_luma(&frame, &settings.options())
+    })
+}
+
 /// [`scan_image`] with settings: one code or all, and the region of the image to scan (checked
 /// against the decoded image's size).
 #[uniffi::export]

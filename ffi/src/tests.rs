@@ -528,7 +528,8 @@ fn frames_and_files_that_cannot_be_scanned_are_typed_errors() {
 #[test]
 fn scan_settings_choose_one_code_or_all_and_the_viewfinder_region() {
     use super::scan::{
-        ExpectedCodes, ScanMode, ScanRegion, ScanSettings, scan_frame_with, scan_image_with,
+        ExpectedCodes, ScanMode, ScanRegion, ScanSettings, scan_frame_buffer, scan_frame_with,
+        scan_image_with,
     };
     let f = fixture();
     let label_code = issue_machine_label(&f.issuer, &label()).unwrap();
@@ -548,6 +549,16 @@ fn scan_settings_choose_one_code_or_all_and_the_viewfinder_region() {
     )
     .unwrap();
     assert_eq!(whole.len(), 1);
+    // The camera's own buffer, borrowed (no copy): the same code at the same corners.
+    let borrowed = scan_frame_buffer(
+        &luma,
+        w,
+        h,
+        stride,
+        settings(ScanMode::Photo, ExpectedCodes::All, None),
+    )
+    .unwrap();
+    assert_eq!(borrowed, whole);
     // The viewfinder: the frame without a band on the left and the top; the corners stay the
     // frame's.
     let finder = ScanRegion {

@@ -51,6 +51,7 @@ const COVERED: &[&str] = &[
     "func_scan_frame",
     "func_scan_image",
     "func_scan_frame_with",
+    "func_scan_frame_buffer",
     "func_scan_image_with",
     "func_sign_purpose_requires_presence",
     "func_verify_code",
@@ -2201,7 +2202,8 @@ fn permits() {
 
 fn scanning_with_settings() {
     use weldguard_ffi::scan::{
-        ExpectedCodes, ScanRegion, ScanSettings, scan_frame_with, scan_image_with,
+        ExpectedCodes, ScanRegion, ScanSettings, scan_frame_buffer, scan_frame_with,
+        scan_image_with,
     };
     let (w, h) = (64u32, 48u32);
     let luma = vec![0x80u8; (w * h) as usize];
@@ -2242,6 +2244,10 @@ fn scanning_with_settings() {
                     scan_frame_with(luma.clone(), w, h, w, settings)
                 });
                 assert!(code.starts_with("scan."), "{code}");
+                let code = refused("func_scan_frame_buffer", || {
+                    scan_frame_buffer(&luma, w, h, w, settings)
+                });
+                assert!(code.starts_with("scan."), "{code}");
                 let code = refused("func_scan_image_with", || {
                     block_on(scan_image_with(file.clone(), settings))
                 });
@@ -2255,6 +2261,12 @@ fn scanning_with_settings() {
             };
             refused("func_scan_frame_with", || {
                 scan_frame_with(vec![0; 10], u32::MAX, u32::MAX, u32::MAX, settings)
+            });
+            refused("func_scan_frame_buffer", || {
+                scan_frame_buffer(&[0; 10], u32::MAX, u32::MAX, u32::MAX, settings)
+            });
+            refused("func_scan_frame_buffer", || {
+                scan_frame_buffer(&[], w, h, w, settings)
             });
             refused("func_scan_image_with", || {
                 block_on(scan_image_with(b"not a photo".to_vec(), settings))
@@ -2272,6 +2284,11 @@ fn scanning_with_settings() {
                 };
                 let codes = call("func_scan_frame_with", || {
                     scan_frame_with(luma.clone(), w, h, w, settings)
+                })
+                .unwrap();
+                assert!(codes.is_empty());
+                let codes = call("func_scan_frame_buffer", || {
+                    scan_frame_buffer(&luma, w, h, w, settings)
                 })
                 .unwrap();
                 assert!(codes.is_empty());

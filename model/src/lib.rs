@@ -23,3 +23,4 @@ pub mod protocol;
 pub mod records;
 pub mod rules;
 pub mod signers;
+pub mod warnings;

@@ -37,6 +37,10 @@
 //!   `POST /v1/admin/codes/credential` (admin; a welder credential → [`IssuedCode`]).
 //! - `POST /v1/admin/keys/rotate` (admin; [`RotateKeyRequest`] → [`RotatedKey`]).
 //! - `GET  /metrics` (admin): Prometheus text; `GET /openapi.json`: this API described.
+//! - Warnings and places ([`crate::warnings`], docs/adr/0017-warnings-and-scope.md):
+//!   `POST /v1/admin/places`, `POST /v1/admin/monitors` (admin); `GET /v1/warnings`,
+//!   `GET /v1/warnings/{id}`, `POST /v1/warnings/{id}/acknowledge|close` (admin, monitor, scoped).
+//!   "Any role" above means any phone role: a `monitor` calls only `/v1/me` and the warnings.
 //!
 //! Errors come as [`ErrorBody`] with a stable code.
 
@@ -67,10 +71,19 @@ pub enum Role {
     Inspector,
     Supervisor,
     Admin,
+    /// A platform account that watches and acts on warnings inside its scope (city, district or
+    /// town) and signs nothing; made by an admin (`POST /v1/admin/monitors`), never a phone.
+    Monitor,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Welder, Role::Inspector, Role::Supervisor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Welder,
+        Role::Inspector,
+        Role::Supervisor,
+        Role::Admin,
+        Role::Monitor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,6 +91,7 @@ impl Role {
             Role::Inspector => "inspector",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
+            Role::Monitor => "monitor",
         }
     }
 

@@ -26,10 +26,19 @@ pub enum Endpoint {
     PullPermits,
     /// Disabling a device (a lost or stolen phone).
     ManageDevices,
+    /// Writing the platform's places (sites, machines' and licences' places, machine watch).
+    WritePlaces,
+    /// Making a monitoring account (role `monitor` with a scope).
+    CreateMonitor,
+    /// Listing and reading warnings: admins see all, a monitor what lies in its scope (the
+    /// handler scopes every answer, docs/adr/0017-warnings-and-scope.md).
+    ReadWarnings,
+    /// Acknowledging and closing warnings, inside the caller's scope.
+    ActOnWarnings,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -41,17 +50,24 @@ impl Endpoint {
         Endpoint::IssueCodes,
         Endpoint::PullPermits,
         Endpoint::ManageDevices,
+        Endpoint::WritePlaces,
+        Endpoint::CreateMonitor,
+        Endpoint::ReadWarnings,
+        Endpoint::ActOnWarnings,
     ];
 }
 
-/// Whether `role` may call `endpoint`.
+/// Whether `role` may call `endpoint`. A monitor (a platform account watching warnings) reads
+/// and acts on warnings and nothing else: it neither pushes nor pulls the phones' feeds.
 pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
     use Endpoint::*;
     match endpoint {
-        Me | Push | Pull | PullPermits => true,
+        Me => true,
+        Push | Pull | PullPermits => role != Role::Monitor,
         CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes
-        | ManageDevices => role == Role::Admin,
+        | ManageDevices | WritePlaces | CreateMonitor => role == Role::Admin,
         ListRecords => matches!(role, Role::Admin | Role::Supervisor),
+        ReadWarnings | ActOnWarnings => matches!(role, Role::Admin | Role::Monitor),
     }
 }
 
@@ -89,7 +105,7 @@ pub fn may_act(role: Role, action: ActionKind) -> bool {
                 | A::Expire
                 | A::Close
         ),
-        Role::Inspector => false,
+        Role::Inspector | Role::Monitor => false,
     }
 }
 
@@ -98,11 +114,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_admins_administer_and_everyone_enrolled_syncs() {
+    fn only_admins_administer_and_every_phone_syncs() {
         for role in Role::ALL {
-            assert!(allowed(role, Endpoint::Push));
-            assert!(allowed(role, Endpoint::Pull));
-            assert!(allowed(role, Endpoint::PullPermits));
+            let phone = role != Role::Monitor;
+            assert_eq!(allowed(role, Endpoint::Push), phone);
+            assert_eq!(allowed(role, Endpoint::Pull), phone);
+            assert_eq!(allowed(role, Endpoint::PullPermits), phone);
+            assert!(allowed(role, Endpoint::Me));
+            assert_eq!(allowed(role, Endpoint::WritePlaces), role == Role::Admin);
+            assert_eq!(allowed(role, Endpoint::CreateMonitor), role == Role::Admin);
+            for e in [Endpoint::ReadWarnings, Endpoint::ActOnWarnings] {
+                assert_eq!(
+                    allowed(role, e),
+                    matches!(role, Role::Admin | Role::Monitor)
+                );
+            }
             assert_eq!(allowed(role, Endpoint::RegistryWrite), role == Role::Admin);
             assert_eq!(allowed(role, Endpoint::ReadMetrics), role == Role::Admin);
             assert_eq!(allowed(role, Endpoint::ManageDevices), role == Role::Admin);
@@ -116,6 +142,8 @@ mod tests {
         assert!(!may_push(Role::Inspector, "work_session"));
         assert!(!may_push(Role::Welder, "inspection"));
         assert!(!may_push(Role::Admin, "anything_else"));
+        assert!(!may_push(Role::Monitor, "work_session"));
+        assert!(!allowed(Role::Monitor, Endpoint::ListRecords));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert, TokenCheck};
 use crate::limits::{Limiter, RateOptions};
 use crate::metrics::Metrics;
-use crate::{errors, limits, observe, publish, validate};
+use crate::{errors, limits, observe, publish, validate, warnings_api};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
@@ -323,6 +323,42 @@ fn routes() -> Routes {
         "/v1/admin/keys/rotate",
         Some(IssueCodes),
         publish::rotate_key,
+    )
+    .add(
+        "POST",
+        "/v1/admin/places",
+        Some(WritePlaces),
+        warnings_api::write_places,
+    )
+    .add(
+        "POST",
+        "/v1/admin/monitors",
+        Some(CreateMonitor),
+        warnings_api::create_monitor,
+    )
+    .add(
+        "GET",
+        "/v1/warnings",
+        Some(ReadWarnings),
+        warnings_api::list,
+    )
+    .add(
+        "GET",
+        "/v1/warnings/{id}",
+        Some(ReadWarnings),
+        warnings_api::get,
+    )
+    .add(
+        "POST",
+        "/v1/warnings/{id}/acknowledge",
+        Some(ActOnWarnings),
+        warnings_api::acknowledge,
+    )
+    .add(
+        "POST",
+        "/v1/warnings/{id}/close",
+        Some(ActOnWarnings),
+        warnings_api::close,
     )
 }
 

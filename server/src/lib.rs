@@ -35,6 +35,8 @@ pub mod publish;
 pub mod serve;
 pub mod signers;
 pub mod validate;
+pub mod warnings;
+pub mod warnings_api;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,6 +79,9 @@ pub struct Options {
     /// Per-device and per-IP rate limits ([`limits`]).
     #[command(flatten)]
     pub rates: limits::RateOptions,
+    /// The warning rules' thresholds ([`warnings`]).
+    #[command(flatten)]
+    pub warnings: warnings::WarningOptions,
 }
 
 /// Why the server could not start.
@@ -114,10 +119,10 @@ pub fn run(options: Options) -> Result<(), StartError> {
         create_private_dir(&options.data_dir)
             .map_err(|e| StartError::DataDir(options.data_dir.clone(), e))?;
     }
-    let database = std::sync::Arc::new(db::Db::from_options(
-        options.database.as_deref(),
-        &options.data_dir,
-    )?);
+    let database = std::sync::Arc::new(
+        db::Db::from_options(options.database.as_deref(), &options.data_dir)?
+            .with_warnings(warnings::WarningConfig::from(&options.warnings)),
+    );
     if let Some(token) = database.bootstrap_admin(options.admin_token.as_deref())? {
         println!("admin token: {token}");
     }

@@ -717,6 +717,162 @@ mod tests {
         );
     }
 
+    #[test]
+    fn warning_and_place_schemas_match_their_wire_types() {
+        use weldguard_model::warnings::*;
+        let d = &doc();
+        let place = Place {
+            district: "370983".into(),
+            town: Some("370983001".into()),
+            grid: Some("G-7".into()),
+        };
+        assert_fields(
+            d,
+            "Place",
+            &[
+                json(&place),
+                json(&Place {
+                    district: "370983".into(),
+                    town: None,
+                    grid: None,
+                }),
+            ],
+        );
+        let location = GeoPoint {
+            latitude_e7: 361_826_000,
+            longitude_e7: 1_167_685_000,
+        };
+        assert_fields(d, "GeoPoint", &[json(&location)]);
+        let site = Site {
+            site_id: "S1".into(),
+            name: "工地".into(),
+            place: place.clone(),
+            location,
+        };
+        assert_fields(d, "Site", &[json(&site)]);
+        let changes = [
+            PlaceChange::UpsertSite(site),
+            PlaceChange::DeleteSite {
+                site_id: "S1".into(),
+            },
+            PlaceChange::PlaceMachine(MachinePlace {
+                machine_id: "M".into(),
+                place: place.clone(),
+                site_id: Some("S1".into()),
+                location: Some(location),
+                watch: MachineWatch::Suspect,
+            }),
+            PlaceChange::UnplaceMachine {
+                machine_id: "M".into(),
+            },
+            PlaceChange::PlaceLicence(LicencePlace {
+                certificate_no: "T1".into(),
+                place: place.clone(),
+            }),
+            PlaceChange::UnplaceLicence {
+                certificate_no: "T1".into(),
+            },
+        ];
+        let samples: Vec<Value> = changes.iter().map(json).collect();
+        assert_fields(d, "PlaceChange", &samples);
+        let ops: Vec<Value> = samples.iter().map(|s| s["op"].clone()).collect();
+        let documented = d["components"]["schemas"]["PlaceChange"]["properties"]["op"]["enum"]
+            .as_array()
+            .unwrap();
+        assert_eq!(&ops, documented);
+        assert_enum(
+            d,
+            "MachineWatch",
+            &[
+                MachineWatch::Normal,
+                MachineWatch::Suspect,
+                MachineWatch::Modified,
+            ]
+            .map(|w| json(&w)),
+        );
+        assert_fields(
+            d,
+            "PlacesWriteResponse",
+            &[json(&PlacesWriteResponse { changes: 1 })],
+        );
+        let scope = Scope::parse("district:370983").unwrap();
+        assert_fields(
+            d,
+            "NewMonitor",
+            &[json(&NewMonitor {
+                person: "p".into(),
+                scope: scope.clone(),
+            })],
+        );
+        assert_fields(
+            d,
+            "MonitorCode",
+            &[json(&MonitorCode {
+                code: "C".into(),
+                person: "p".into(),
+                scope,
+            })],
+        );
+        assert_enum(d, "WarningKind", &WarningKind::ALL.map(|k| json(&k)));
+        assert_enum(
+            d,
+            "WarningState",
+            &[
+                WarningState::Open,
+                WarningState::Acknowledged,
+                WarningState::Closed,
+            ]
+            .map(|s| json(&s)),
+        );
+        let full = Warning {
+            id: "1".into(),
+            kind: WarningKind::RepeatedRefusals,
+            title_zh: "z".into(),
+            title_en: "e".into(),
+            records: vec!["k".into()],
+            machine_id: "M".into(),
+            certificate_no: Some("T1".into()),
+            place: Some(place),
+            site_id: Some("S1".into()),
+            at_ms: 1,
+            raised_at_ms: 2,
+            detail: serde_json::json!({"refusals": 3}),
+            state: WarningState::Closed,
+            acknowledged_by: Some("a".into()),
+            acknowledged_at_ms: Some(3),
+            closed_by: Some("a".into()),
+            closed_at_ms: Some(4),
+            close_note: Some("n".into()),
+        };
+        let bare = Warning {
+            certificate_no: None,
+            place: None,
+            site_id: None,
+            state: WarningState::Open,
+            acknowledged_by: None,
+            acknowledged_at_ms: None,
+            closed_by: None,
+            closed_at_ms: None,
+            close_note: None,
+            ..full.clone()
+        };
+        assert_fields(d, "Warning", &[json(&full), json(&bare)]);
+        assert_fields(
+            d,
+            "WarningList",
+            &[json(&WarningList {
+                warnings: vec![bare],
+                next_cursor: String::new(),
+                has_more: false,
+            })],
+        );
+        assert_fields(
+            d,
+            "CloseWarning",
+            &[json(&CloseWarning { note: "n".into() })],
+        );
+    }
+
     /// Fails to compile when a change kind is added, so the list above is revisited.
     fn exhaustive(change: &RegistryChange) {
         match change {

@@ -80,11 +80,18 @@ pub fn check_grant(request: NewEnrolment) -> ApiResult<Grant> {
             "a person who signs permits needs the person_id permits name them by",
         ));
     }
+    if request.role == Role::Monitor {
+        return Err(bad_request(
+            "request.monitor_needs_scope",
+            "a monitoring account is made with POST /v1/admin/monitors (it needs a scope)",
+        ));
+    }
     Ok(Grant {
         person,
         person_id,
         role: request.role,
         permit_roles,
+        scope: None,
     })
 }
 

@@ -230,6 +230,22 @@ pub fn raw_call(
     (status, body)
 }
 
+/// An enrolment code for a monitoring account of `scope` (`city`, `district:…`, `town:…`), made
+/// with the server's admin token (`POST /v1/admin/monitors`).
+pub fn monitor_code(server: &ServerProcess, person: &str, scope: &str) -> String {
+    let body = serde_json::json!({"person": person, "scope": scope}).to_string();
+    let (status, text) = raw_call(
+        server.addr,
+        "POST",
+        "/v1/admin/monitors",
+        Some(&server.admin_token),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let made: serde_json::Value = serde_json::from_str(&text).expect("monitor code JSON");
+    made["code"].as_str().expect("code").to_owned()
+}
+
 /// Faults to inject into the next matching requests (each counter is used up one by one).
 #[derive(Default)]
 pub struct Faults {

@@ -614,15 +614,19 @@ fn supervisor_flow(platform: &Platform) {
         &[ChecklistSection::Prohibition, ChecklistSection::Must],
         t(7, 15),
     );
+    // The first "must" item that asks for evidence, answered without it (the machine's distance,
+    // which another rule reads, kept).
     let must = permit_checklist(Lang::Zh)
         .unwrap()
         .items
         .into_iter()
-        .find(|i| i.section == ChecklistSection::Must)
+        .find(|i| i.section == ChecklistSection::Must && !i.evidence.is_empty())
         .unwrap()
         .id;
     let index = failing.iter().position(|a| a.item_id == must).unwrap();
-    failing[index].evidence.clear();
+    failing[index]
+        .evidence
+        .retain(|e| matches!(e, ChecklistEvidence::Number { key, .. } if key == weldguard_core::permit::MACHINE_DISTANCE_KEY));
     let preview = phone
         .permit_preview_answers(PERMIT.into(), failing, t(7, 18), Lang::En)
         .unwrap();
@@ -630,6 +634,15 @@ fn supervisor_flow(platform: &Platform) {
         let shown = preview.action(action).unwrap();
         assert!(!shown.allowed, "{action:?} with a failed must item");
         assert!(!shown.why_not.is_empty());
+        // The screen can point at the item: the finding names it.
+        assert!(
+            shown
+                .why_not
+                .iter()
+                .any(|f| f.item_id.as_deref() == Some(must.as_str())),
+            "{:?}",
+            shown.why_not
+        );
     }
 
     let checked = phone

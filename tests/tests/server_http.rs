@@ -134,10 +134,18 @@ fn admin(server: &ServerProcess) -> SyncClient {
 }
 
 fn token_for(server: &ServerProcess, role: Role) -> String {
-    let code = admin(server).create_enrolment(role.as_str(), role).unwrap();
+    let code = match role {
+        Role::Monitor => weldguard_tests::monitor_code(server, "monitor", "city"),
+        _ => {
+            admin(server)
+                .create_enrolment(role.as_str(), role)
+                .unwrap()
+                .code
+        }
+    };
     SyncClient::new(&server.url(), None, policy())
         .unwrap()
-        .enrol(&code.code, "04aabb", "phone")
+        .enrol(&code, "04aabb", "phone")
         .unwrap()
         .token
 }

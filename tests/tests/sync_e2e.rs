@@ -399,10 +399,13 @@ fn authorization_table_every_endpoint_every_role() {
     let mut tokens: Vec<(&str, Option<String>)> =
         vec![("none", None), ("bad", Some("forged".into()))];
     for role in Role::ALL {
-        let code = admin.create_enrolment(role.as_str(), role).unwrap();
+        let code = match role {
+            Role::Monitor => weldguard_tests::monitor_code(&server, "monitor", "city"),
+            _ => admin.create_enrolment(role.as_str(), role).unwrap().code,
+        };
         let token = SyncClient::new(&server.url(), None, fast_policy())
             .unwrap()
-            .enrol(&code.code, "04", "phone")
+            .enrol(&code, "04", "phone")
             .unwrap()
             .token;
         tokens.push((role.as_str(), Some(token)));
@@ -414,9 +417,19 @@ fn authorization_table_every_endpoint_every_role() {
     let binding_path = format!("/v1/admin/bindings/FC-M-00007/{cert}");
     // (method, path, body, roles allowed)
     let admin_only: &[&str] = &["admin"];
-    let everyone: &[&str] = &["welder", "inspector", "supervisor", "admin"];
+    let everyone: &[&str] = &["welder", "inspector", "supervisor", "admin", "monitor"];
+    let phones: &[&str] = &["welder", "inspector", "supervisor", "admin"];
+    let watchers: &[&str] = &["admin", "monitor"];
     let table: Vec<(&str, &str, Option<&str>, &[&str])> = vec![
         ("GET", "/v1/me", None, everyone),
+        ("POST", "/v1/admin/places", Some("[]"), admin_only),
+        (
+            "POST",
+            "/v1/admin/monitors",
+            Some(r#"{"person":"x","scope":"district:370983"}"#),
+            admin_only,
+        ),
+        ("GET", "/v1/warnings", None, watchers),
         (
             "POST",
             "/v1/admin/enrolments",
@@ -449,9 +462,9 @@ fn authorization_table_every_endpoint_every_role() {
         ),
         ("POST", "/v1/admin/history/compact", Some("{}"), admin_only),
         ("GET", "/v1/admin/records", None, &["supervisor", "admin"]),
-        ("POST", "/v1/push", Some(r#"{"entries":[]}"#), everyone),
-        ("GET", "/v1/pull", None, everyone),
-        ("GET", "/v1/permits", None, everyone),
+        ("POST", "/v1/push", Some(r#"{"entries":[]}"#), phones),
+        ("GET", "/v1/pull", None, phones),
+        ("GET", "/v1/permits", None, phones),
         ("GET", "/metrics", None, admin_only),
     ];
     let mut failures = Vec::new();

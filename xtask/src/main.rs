@@ -2,13 +2,17 @@
 //!
 //! - `cargo xtask test`: every check the project has: format, clippy, Rust tests (with a PostgreSQL
 //!   cluster from `scripts/postgres.sh` for the server's tests), binding generation, and the Kotlin
-//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`), and the Swift
-//!   package's tests on Linux (`scripts/swift.sh test`, the iOS shell in ios/).
+//!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`: the Android shell's
+//!   layer and view models in `android/weldguard-kotlin`, its flows against the real server), and
+//!   the Swift package's tests on Linux (`scripts/swift.sh test`, the iOS shell in ios/).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask swift`: only the Swift step (bindings, the optimised phone library, the server
 //!   and the bureau's desk tool, then `scripts/swift.sh test`).
 //! - `cargo xtask bench NAME [ARGS…]`: a benchmark binary from `core/benches/NAME.rs`, release build,
-//!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`).
+//!   with ARGS passed through (for example `cargo xtask bench scan --photos ../shared/qr-photos`);
+//!   `cargo xtask bench ffi`: the FFI's share of a scan and a decision, Kotlin against Rust.
+
+mod bench_ffi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -122,15 +126,17 @@ fn run_tests(mut command: Command) -> Result<Counts, String> {
 }
 
 /// Run `scripts/kotlin-tests.sh` (the Kotlin tests on the JVM against the generated bindings and
-/// the built core library; it installs what they need when missing) and read its closing
+/// the built core library, the flows against the server and wg-shell-world in `bin_dir`; it
+/// installs what they need when missing) and read its closing
 /// `kotlin tests: P passed, F failed` line.
-fn kotlin_tests(bindings: &Path, library_dir: &Path) -> Result<Counts, String> {
+fn kotlin_tests(bindings: &Path, library_dir: &Path, bin_dir: &Path) -> Result<Counts, String> {
     let script = root().join("scripts").join("kotlin-tests.sh");
     eprintln!("xtask: Kotlin tests on the JVM ({})", script.display());
     let output = Command::new("bash")
         .arg(&script)
         .arg(bindings)
         .arg(library_dir)
+        .arg(bin_dir)
         .current_dir(root())
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
@@ -200,7 +206,33 @@ fn test() -> Result<(), String> {
         release,
         "build the optimised phone library for the Kotlin tests",
     )?;
-    let kotlin = kotlin_tests(&out, &root().join("target").join("release"))?;
+    // The shells' flow tests start the platform's server and set it up with wg-shell-world
+    // (docs/shell-tests.md); the CLI renders its labels.
+    let mut binaries = cargo();
+    binaries.args([
+        "build",
+        "-p",
+        "weldguard-server",
+        "--bin",
+        "weldguard-server",
+        "-p",
+        "weldguard-cli",
+        "--bin",
+        "weldguard",
+        "-p",
+        "weldguard-tests",
+        "--bin",
+        "wg-shell-world",
+    ]);
+    run(
+        binaries,
+        "build the server, the CLI and wg-shell-world for the shell tests",
+    )?;
+    let kotlin = kotlin_tests(
+        &out,
+        &root().join("target").join("release"),
+        &root().join("target").join("debug"),
+    )?;
     let swift = swift_step()?;
     let all = Counts {
         passed: rust.passed + kotlin.passed + swift.passed,
@@ -225,9 +257,10 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The Swift step: the bindings, the optimised phone library, the server, the bureau's desk
-/// tool and the CLI it renders labels with, then `scripts/swift.sh test` (it builds the Swift toolchain chroot
-/// once on Linux) and its closing `swift tests: P passed, F failed` line.
+/// The Swift step: the bindings, the optimised phone library, the server, the bureau's desk tool
+/// and the CLI it renders labels with (no-ops after `cargo xtask test`'s own builds), then
+/// `scripts/swift.sh test` (it builds the Swift toolchain chroot once on Linux) and its closing
+/// `swift tests: P passed, F failed` line.
 fn swift_step() -> Result<Counts, String> {
     let out = target_dir().join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
@@ -460,6 +493,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     let Some((name, rest)) = args.split_first() else {
         return Err(usage());
     };
+    if name == "ffi" {
+        return bench_ffi::bench_ffi(rest);
+    }
     let source = root()
         .join("core")
         .join("benches")

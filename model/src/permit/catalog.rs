@@ -207,6 +207,22 @@ pub enum AnswerProblem {
     BadPhotoDigest { item_id: String },
 }
 
+impl AnswerProblem {
+    /// The checklist item the problem is about.
+    pub fn item_id(&self) -> &str {
+        match self {
+            AnswerProblem::Missing { item_id }
+            | AnswerProblem::UnknownItem { item_id, .. }
+            | AnswerProblem::Duplicate { item_id }
+            | AnswerProblem::NotApplicableRefused { item_id }
+            | AnswerProblem::ReasonMissing { item_id }
+            | AnswerProblem::EvidenceMissing { item_id, .. }
+            | AnswerProblem::OutOfRange { item_id, .. }
+            | AnswerProblem::BadPhotoDigest { item_id } => item_id,
+        }
+    }
+}
+
 impl Explain for AnswerProblem {
     fn code(&self) -> &'static str {
         match self {

@@ -76,6 +76,11 @@ pub struct Finding {
     pub blocking: bool,
     pub message_zh: String,
     pub message_en: String,
+    /// The checklist item the finding is about (a `permit.rule.checklist` finding), so a screen
+    /// can point at the item without reading the text. Absent on other findings, and not
+    /// serialized when absent (flags recorded before it keep their encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
 }
 
 impl Finding {
@@ -86,6 +91,15 @@ impl Finding {
             blocking: true,
             message_zh: zh,
             message_en: en,
+            item_id: None,
+        }
+    }
+
+    /// The same finding, about checklist item `item_id`.
+    pub fn about_item(self, item_id: &str) -> Self {
+        Self {
+            item_id: Some(item_id.to_owned()),
+            ..self
         }
     }
 

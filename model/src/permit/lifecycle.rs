@@ -185,6 +185,7 @@ fn checklist_findings(problems: Vec<super::catalog::AnswerProblem>, clause: &str
                 p.message_zh(),
                 p.message_en(),
             )
+            .about_item(p.item_id())
         })
         .collect()
 }

@@ -372,6 +372,13 @@ fn site_check_rules() {
     let err = r.unwrap_err();
     assert_eq!(blocked_codes(err.clone()), vec![FindingCode::Checklist]);
     assert!(err.message_zh().contains("ban.08"));
+    // The finding names the item as data, for a screen to point at it.
+    match &err {
+        PermitError::RuleBlocked { findings, .. } => {
+            assert_eq!(findings[0].item_id.as_deref(), Some("ban.08"));
+        }
+        other => panic!("expected a rule refusal, got {other}"),
+    }
     assert_eq!(p, submitted);
     // The fire watch confirmed in must.03 must be the one named on the permit.
     let mut a = fx.answers();

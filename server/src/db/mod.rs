@@ -2,7 +2,8 @@
 //! enrolment codes, the records devices pushed (one row per idempotency key), and the registry
 //! change feed. Two backends: embedded SQLite ([`sqlite`], the default, a file in `--data-dir`)
 //! and PostgreSQL ([`postgres`], `--database postgres://…`, several server processes may share
-//! one database).
+//! one database). Each implements [`Store`] (every query once per backend); [`Db`] holds one of
+//! them and adds what both do alike (docs/adr/0016-server-store-trait.md).
 //!
 //! ## The change feed and its cursors
 //! Every registry write appends rows to `changes`, whose `seq` increases with every change. A
@@ -19,17 +20,19 @@
 //! it commits, so seq order equals commit order (see docs/adr/0007-server-postgres.md).
 //!
 //! ## History and must-refetch
-//! [`Db::compact`] forgets history: for every registry entity it keeps only the newest change, and
-//! it drops deletes (tombstones) altogether, up to a `seq`; that `seq` becomes the history floor.
-//! A cursor below the floor may have missed a delete, so its pull is answered with
+//! [`Store::compact`] forgets history: for every registry entity it keeps only the newest change,
+//! and it drops deletes (tombstones) altogether, up to a `seq`; that `seq` becomes the history
+//! floor. A cursor below the floor may have missed a delete, so its pull is answered with
 //! [`DbError::MustRefetch`]; the device then clears its cache and pulls from the start.
 
 pub mod postgres;
 pub mod sqlite;
+mod store;
 pub mod test_support;
 
+pub use store::{AppliedRecord, OnApplied, PushTx, Store};
+
 use std::path::Path;
-use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use weldguard_model::checksum::Collection;
@@ -151,6 +154,8 @@ pub struct Grant {
     pub role: Role,
     /// Permit roles the person may sign as (the signer directory).
     pub permit_roles: Vec<String>,
+    /// A monitoring account's scope ([`weldguard_model::warnings::Scope`] as text).
+    pub scope: Option<String>,
 }
 
 impl Grant {
@@ -161,6 +166,7 @@ impl Grant {
             person_id: None,
             role,
             permit_roles: Vec::new(),
+            scope: None,
         }
     }
 }
@@ -262,7 +268,7 @@ pub(crate) fn record_page(rows: &mut Vec<(i64, StoredRecord)>, limit: u32) -> Re
     }
 }
 
-/// One page of stored records ([`Db::records_page`]).
+/// One page of stored records ([`Store::records_page`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordPage {
     pub records: Vec<StoredRecord>,
@@ -278,11 +284,14 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// The store. Methods take `&self`: the SQLite connection sits behind a mutex (SQLite has one
-/// writer anyway), PostgreSQL work runs on pooled connections in parallel.
-pub enum Db {
-    Sqlite(Mutex<sqlite::SqliteDb>),
-    Postgres(Box<postgres::PgDb>),
+/// The store: one backend behind [`Store`] (whose methods it derefs to, so `db.pull(…)` calls
+/// the backend's query), plus what both backends do alike. Methods take `&self`: the SQLite
+/// connection sits behind a mutex (SQLite has one writer anyway), PostgreSQL work runs on pooled
+/// connections in parallel.
+pub struct Db {
+    store: Box<dyn Store>,
+    /// The warning rules' thresholds (`crate::warnings`), applied inside every push.
+    warnings: crate::warnings::WarningConfig,
 }
 
 pub fn now_ms() -> i64 {
@@ -431,6 +440,12 @@ pub(crate) fn is_tombstone(change: &RegistryChange) -> bool {
     weldguard_model::checksum::collection_of(change).is_none()
 }
 
+/// Whether a stored change (its feed JSON) keeps its entity in the registry: it parses and is
+/// not a delete.
+pub(crate) fn is_live_change(json: &str) -> bool {
+    serde_json::from_str::<RegistryChange>(json).is_ok_and(|c| !is_tombstone(&c))
+}
+
 /// An issuer key as the server keeps it: the key file (with its secret) and its validity period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredIssuerKey {
@@ -449,7 +464,7 @@ pub struct StoredSnapshot {
     pub snapshot_id: String,
     pub manifest: Vec<u8>,
     pub made_at_ms: i64,
-    /// The feed `seq` it was cut at: a compaction past it drops it ([`Db::compact`]).
+    /// The feed `seq` it was cut at: a compaction past it drops it ([`Store::compact`]).
     pub cursor_seq: i64,
     pub chunks_gzip: Vec<Vec<u8>>,
 }
@@ -500,14 +515,33 @@ pub(crate) fn tombstone_seqs(rows: Vec<(i64, String)>) -> Vec<i64> {
 }
 
 impl Db {
+    /// The store over `store`.
+    pub fn new(store: Box<dyn Store>) -> Self {
+        Db {
+            store,
+            warnings: crate::warnings::WarningConfig::default(),
+        }
+    }
+
+    /// The same store, computing warnings with `config`.
+    pub fn with_warnings(mut self, config: crate::warnings::WarningConfig) -> Self {
+        self.warnings = config;
+        self
+    }
+
+    /// The warning thresholds in force.
+    pub fn warning_config(&self) -> &crate::warnings::WarningConfig {
+        &self.warnings
+    }
+
     /// Open (creating) the SQLite database `DIR/weldguard-server.sqlite` and migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, DbError> {
-        Ok(Db::Sqlite(Mutex::new(sqlite::SqliteDb::open(data_dir)?)))
+        Ok(Db::new(Box::new(sqlite::SqliteDb::open(data_dir)?)))
     }
 
     /// Connect to PostgreSQL at `url` (`postgres://…`) and migrate the database.
     pub fn connect_postgres(url: &str) -> Result<Self, DbError> {
-        Ok(Db::Postgres(Box::new(postgres::PgDb::connect(url)?)))
+        Ok(Db::new(Box::new(postgres::PgDb::connect(url)?)))
     }
 
     /// The backend the options select: PostgreSQL when `database` is given, else SQLite in
@@ -522,51 +556,6 @@ impl Db {
         }
     }
 
-    /// `"sqlite"` or `"postgres"`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
-        }
-    }
-
-    fn sqlite(m: &Mutex<sqlite::SqliteDb>) -> std::sync::MutexGuard<'_, sqlite::SqliteDb> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's
-    /// token), else with a new token when no admin exists yet. Returns the new token to print.
-    pub fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).bootstrap_admin(token),
-            Db::Postgres(p) => p.bootstrap_admin(token),
-        }
-    }
-
-    /// The issuer keys the server holds, oldest first.
-    pub fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).issuer_keys(),
-            Db::Postgres(p) => p.issuer_keys(),
-        }
-    }
-
-    /// Make `new` the signing key from `now_ms`: the signing key until now stops signing (its
-    /// validity ends now, so codes it signed before stay valid until they expire), in one
-    /// transaction, also across server processes. With `only_if_none`, nothing happens when a
-    /// signing key exists (first start). Returns whether the key was installed.
-    pub fn install_issuer_key(
-        &self,
-        new: &StoredIssuerKey,
-        now_ms: i64,
-        only_if_none: bool,
-    ) -> Result<bool, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).install_issuer_key(new, now_ms, only_if_none),
-            Db::Postgres(p) => p.install_issuer_key(new, now_ms, only_if_none),
-        }
-    }
-
     /// The device a live bearer token belongs to (an expired token is `None`).
     pub fn caller(&self, token: &str) -> Result<Option<Caller>, DbError> {
         Ok(match self.check_token(token, now_ms())? {
@@ -575,101 +564,9 @@ impl Db {
         })
     }
 
-    /// What `token` is at `now_ms`: live, expired (or replaced by a refresh), or unknown.
-    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).check_token(token, now_ms),
-            Db::Postgres(p) => p.check_token(token, now_ms),
-        }
-    }
-
-    /// Use an enrolment code (once) like [`Db::enrol`], the token expiring at `expires_at_ms`.
-    pub fn enrol_expiring(
-        &self,
-        code: &str,
-        public_key: &str,
-        device_name: &str,
-        expires_at_ms: Option<i64>,
-    ) -> Result<(String, Caller), DbError> {
-        match self {
-            Db::Sqlite(m) => {
-                Self::sqlite(m).enrol_expiring(code, public_key, device_name, expires_at_ms)
-            }
-            Db::Postgres(p) => p.enrol_expiring(code, public_key, device_name, expires_at_ms),
-        }
-    }
-
-    /// A random single-use nonce for `device_id` to sign, valid until `now_ms + ttl_ms` (returned
-    /// with its expiry). Expired nonces are dropped, and a device holds at most
-    /// [`MAX_NONCES_PER_DEVICE`]. Refused for an unknown or disabled device.
-    pub fn create_auth_nonce(
-        &self,
-        device_id: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<(String, i64), DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).create_auth_nonce(device_id, now_ms, ttl_ms),
-            Db::Postgres(p) => p.create_auth_nonce(device_id, now_ms, ttl_ms),
-        }
-    }
-
-    /// Trade a nonce signed by the device key for a new token expiring at `expires_at_ms`; the
-    /// device's current token stops working (it then reads as expired). The nonce is consumed by
-    /// exactly one successful refresh, also with servers racing (a conditional
-    /// `DELETE … RETURNING`); every refusal leaves the database as it was (an expired nonce is
-    /// dropped).
-    pub fn refresh_token(
-        &self,
-        device_id: &str,
-        nonce: &str,
-        signature_hex: &str,
-        now_ms: i64,
-        expires_at_ms: Option<i64>,
-    ) -> Result<IssuedToken, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).refresh_token(
-                device_id,
-                nonce,
-                signature_hex,
-                now_ms,
-                expires_at_ms,
-            ),
-            Db::Postgres(p) => {
-                p.refresh_token(device_id, nonce, signature_hex, now_ms, expires_at_ms)
-            }
-        }
-    }
-
-    /// Disable a device (a lost or stolen phone): its token stops working at once (401
-    /// `auth.bad_token`), it cannot refresh (`auth.device_disabled`), and its pending refresh
-    /// nonces are dropped. Enrolling again with a new code enables it. `false` when there is no
-    /// such device.
-    pub fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).disable_device(device_id),
-            Db::Postgres(p) => p.disable_device(device_id),
-        }
-    }
-
-    pub fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).create_enrolment(grant),
-            Db::Postgres(p) => p.create_enrolment(grant),
-        }
-    }
-
     /// The signer directory's entries: every device whose person may sign permits.
     pub fn signer_entries(&self) -> Result<Vec<weldguard_model::signers::SignerEntry>, DbError> {
         self.signer_rows()?.iter().map(SignerRow::entry).collect()
-    }
-
-    /// The stored rows behind the signer directory.
-    pub fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).signer_rows(),
-            Db::Postgres(p) => p.signer_rows(),
-        }
     }
 
     /// Use an enrolment code (once): register the device and return (token, caller).
@@ -687,29 +584,44 @@ impl Db {
     /// processes; a known key with another payload is a conflict. Permit steps are placed one by
     /// one, in order, each in its own transaction against its permit's head
     /// ([`crate::permits::push_step`], asking `admit` which versions a step may follow); the
-    /// other records go in together in one transaction.
+    /// other records go in together in one transaction. Inside those transactions each applied
+    /// record gets its flags (`PushEffects`).
     pub fn insert_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
+        let mut effects = PushEffects {
+            pusher: None,
+            warnings: self.warnings,
+            machines: if self.warnings.enabled {
+                crate::warnings::machines_of(items)
+            } else {
+                Vec::new()
+            },
+            locked: false,
+        };
+        let on_applied =
+            &mut |tx: &mut dyn PushTx, record: &AppliedRecord<'_>| effects.applied(tx, record);
         if !items.iter().any(|(_, kind, _)| *kind == PERMIT_STEP_KIND) {
-            return self.insert_plain_records(device_id, items);
+            return self.insert_plain_records(device_id, items, on_applied);
         }
         let plain: Vec<(&str, &str, &str)> = items
             .iter()
             .filter(|(_, kind, _)| *kind != PERMIT_STEP_KIND)
             .copied()
             .collect();
-        let mut plain_results = self.insert_plain_records(device_id, &plain)?.into_iter();
+        let mut plain_results = self
+            .insert_plain_records(device_id, &plain, on_applied)?
+            .into_iter();
         let mut out = Vec::with_capacity(items.len());
         for (key, kind, payload) in items {
             out.push(if *kind == PERMIT_STEP_KIND {
                 if !out.is_empty() {
-                    self.let_others_in();
+                    self.between_permit_steps();
                 }
-                self.push_permit_step(device_id, key, payload, admit)?
+                self.push_permit_step(device_id, key, payload, admit, on_applied)?
             } else {
                 plain_results
                     .next()
@@ -718,148 +630,54 @@ impl Db {
         }
         Ok(out)
     }
+}
 
-    /// Between two permit steps of one push on SQLite, give a request waiting for the connection
-    /// (`/health`, another device) its turn: the mutex is not fair, and a thread that unlocks and
-    /// locks again at once would keep it for the whole batch (up to 500 steps).
-    fn let_others_in(&self) {
-        if let Db::Sqlite(_) = self {
-            std::thread::sleep(std::time::Duration::from_micros(100));
-        }
+impl std::ops::Deref for Db {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.store
     }
+}
 
-    /// Place one permit step (see [`crate::permits`]) in its own transaction.
-    pub fn push_permit_step(
-        &self,
-        device_id: &str,
-        key: &str,
-        payload: &str,
-        admit: &dyn AdmitStep,
-    ) -> Result<Insert, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).push_permit_step(device_id, key, payload, admit),
-            Db::Postgres(p) => p.push_permit_step(device_id, key, payload, admit),
-        }
-    }
+/// What a push does inside its transaction for every record it applies, on either backend: a
+/// work session gets its flags ([`record_flags_of`]) and raises its warnings
+/// ([`crate::warnings::on_work_session`]).
+struct PushEffects {
+    /// The pushing device's role and person id, read once per push when first needed.
+    pusher: Option<Option<(Role, String)>>,
+    warnings: crate::warnings::WarningConfig,
+    /// The machines the push's work sessions name, sorted: locked before the first rule reads.
+    machines: Vec<String>,
+    locked: bool,
+}
 
-    /// Permit heads changed after `cursor` (`None`: all), oldest change first; only the permits
-    /// naming `person` when given (a welder's pull).
-    pub fn permit_heads(
-        &self,
-        cursor: Option<&str>,
-        limit: u32,
-        person: Option<&str>,
-    ) -> Result<PermitPage, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).permit_heads(cursor, limit, person),
-            Db::Postgres(p) => p.permit_heads(cursor, limit, person),
+impl PushEffects {
+    fn applied(&mut self, tx: &mut dyn PushTx, record: &AppliedRecord<'_>) -> Result<(), DbError> {
+        if record.kind != "work_session" {
+            return Ok(());
         }
-    }
-
-    /// The stored steps of a permit with their standing, in arrival order.
-    pub fn permit_step_standings(
-        &self,
-        permit_id: &str,
-    ) -> Result<Vec<PermitStepStanding>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).permit_step_standings(permit_id),
-            Db::Postgres(p) => p.permit_step_standings(permit_id),
+        let pusher = match &self.pusher {
+            Some(p) => p,
+            None => self.pusher.insert(tx.pusher(record.device_id)?),
+        };
+        let pusher = pusher.as_ref().map(|(role, id)| (*role, id.as_str()));
+        for flag in record_flags_of(record.kind, record.payload, pusher, |entity| {
+            tx.registry_holds(entity)
+        })? {
+            tx.add_record_flag(record.key, flag)?;
         }
-    }
-
-    fn insert_plain_records(
-        &self,
-        device_id: &str,
-        items: &[(&str, &str, &str)],
-    ) -> Result<Vec<Insert>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).insert_records(device_id, items),
-            Db::Postgres(p) => p.insert_records(device_id, items),
+        if self.warnings.enabled
+            && let Ok(session) =
+                serde_json::from_str::<weldguard_model::records::WorkSession>(record.payload)
+        {
+            if !self.locked {
+                tx.lock_machines(&self.machines)?;
+                self.locked = true;
+            }
+            crate::warnings::on_work_session(tx, &self.warnings, record, &session, now_ms())?;
         }
-    }
-
-    /// The flags stored with the record under `key` (stable codes such as
-    /// `session.unknown_machine`, [`crate::validate`]), sorted.
-    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).record_flags(key),
-            Db::Postgres(p) => p.record_flags(key),
-        }
-    }
-
-    /// The stored records (of one kind), in arrival order.
-    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).records(kind),
-            Db::Postgres(p) => p.records(kind),
-        }
-    }
-
-    /// At most `limit` stored records (of one kind) that arrived after position `after` (0: from
-    /// the start), in arrival order.
-    pub fn records_page(
-        &self,
-        kind: Option<&str>,
-        after: i64,
-        limit: u32,
-    ) -> Result<RecordPage, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).records_page(kind, after, limit),
-            Db::Postgres(p) => p.records_page(kind, after, limit),
-        }
-    }
-
-    /// Append registry changes to the feed in one transaction; returns the last seq.
-    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).write_changes(changes),
-            Db::Postgres(p) => p.write_changes(changes),
-        }
-    }
-
-    /// Forget history through `through` (default: everything): keep the newest change of each
-    /// entity, drop tombstones, and drop the stored snapshots cut before the new floor (a device
-    /// loading one would be sent to a cursor the feed no longer serves), all in one transaction.
-    /// Returns the new floor.
-    pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).compact(through),
-            Db::Postgres(p) => p.compact(through),
-        }
-    }
-
-    /// One page of changes after `cursor` (`None`: from the start).
-    pub fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).pull(cursor, limit),
-            Db::Postgres(p) => p.pull(cursor, limit),
-        }
-    }
-
-    /// Store a published snapshot (once per id, also across processes) and drop all but the
-    /// newest `keep`, so a device still downloading the previous one can finish. `false` (nothing
-    /// stored) when a compaction committed past its cursor meanwhile.
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).save_snapshot(snapshot, keep),
-            Db::Postgres(p) => p.save_snapshot(snapshot, keep),
-        }
-    }
-
-    /// The newest stored snapshot, whichever process cut it.
-    pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).latest_snapshot(),
-            Db::Postgres(p) => p.latest_snapshot(),
-        }
-    }
-
-    /// One stored chunk's gzip bytes.
-    pub fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
-        match self {
-            Db::Sqlite(m) => Self::sqlite(m).snapshot_chunk(snapshot_id, idx),
-            Db::Postgres(p) => p.snapshot_chunk(snapshot_id, idx),
-        }
+        Ok(())
     }
 }
 
@@ -1095,6 +913,7 @@ mod tests {
             person_id: Some("S-004".into()),
             role: Role::Supervisor,
             permit_roles: vec!["unit_head".into()],
+            scope: None,
         };
         let (_, approver) = db
             .enrol(
@@ -1109,6 +928,7 @@ mod tests {
             person_id: Some("T370983199001011234".into()),
             role: Role::Welder,
             permit_roles: Vec::new(),
+            scope: None,
         };
         let (token, caller) = db
             .enrol(&db.create_enrolment(&welder).unwrap(), "04ab", "p")
@@ -1680,6 +1500,120 @@ mod tests {
         assert_eq!(applied, 4, "draft, submit, site check and the winner");
     }
 
+    /// The push hook ([`OnApplied`]) runs once for each record a push applies, in order, inside
+    /// the push's transaction: not for a duplicate or a conflict; what it writes commits with the
+    /// push, and its error rolls the whole push back (records and what it wrote). Permit steps
+    /// likewise, each in its own transaction.
+    fn the_push_hook_runs_once_per_applied_record_inside_the_push(backend: Backend) {
+        use crate::permits::fixture::{DAY, Fx, H, payload};
+        let Some((db, _fixture)) = open(backend, "push-hook") else {
+            return;
+        };
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let answers = db
+            .insert_plain_records(
+                "d1",
+                &[
+                    ("k1", "inspection", "{}"),
+                    ("k2", "work_session", "{}"),
+                    ("k1", "inspection", "{}"),
+                ],
+                &mut |_, r| {
+                    seen.push((r.key.to_owned(), r.kind.to_owned()));
+                    assert_eq!(r.device_id, "d1");
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            answers,
+            vec![Insert::Applied, Insert::Applied, Insert::Duplicate]
+        );
+        assert_eq!(
+            seen,
+            vec![
+                ("k1".to_owned(), "inspection".to_owned()),
+                ("k2".to_owned(), "work_session".to_owned())
+            ]
+        );
+        let again = db
+            .insert_plain_records(
+                "d1",
+                &[
+                    ("k1", "inspection", "{}"),
+                    ("k2", "work_session", "{\"x\":1}"),
+                ],
+                &mut |_, r| panic!("called for {}", r.key),
+            )
+            .unwrap();
+        assert_eq!(again, vec![Insert::Duplicate, Insert::Conflict]);
+
+        db.insert_plain_records("d1", &[("k3", "inspection", "{}")], &mut |tx, r| {
+            tx.add_record_flag(r.key, "test.flag")
+        })
+        .unwrap();
+        assert_eq!(db.record_flags("k3").unwrap(), vec!["test.flag".to_owned()]);
+        let failed = db.insert_plain_records(
+            "d1",
+            &[("k4", "inspection", "{}"), ("k5", "inspection", "{}")],
+            &mut |tx, r| {
+                tx.add_record_flag(r.key, "test.flag")?;
+                if r.key == "k5" {
+                    return Err(DbError::Invalid("refused by the hook".into()));
+                }
+                Ok(())
+            },
+        );
+        assert!(matches!(failed, Err(DbError::Invalid(_))), "{failed:?}");
+        let keys: Vec<String> = db
+            .records(None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.idempotency_key)
+            .collect();
+        assert_eq!(keys, ["k1", "k2", "k3"]);
+        assert!(db.record_flags("k4").unwrap().is_empty());
+
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * H);
+        let (k0, b0) = payload("s0", "draft", &draft);
+        let (k1, b1) = payload("s1", "submit", &submitted);
+        let mut kinds = Vec::new();
+        let mut note = |_: &mut dyn PushTx, r: &AppliedRecord<'_>| {
+            kinds.push((r.key.to_owned(), r.kind.to_owned()));
+            Ok(())
+        };
+        assert_eq!(
+            db.push_permit_step("w", &k0, &b0, &SuccessorOnly, &mut note)
+                .unwrap(),
+            Insert::Applied
+        );
+        assert_eq!(
+            db.push_permit_step("w", &k0, &b0, &SuccessorOnly, &mut note)
+                .unwrap(),
+            Insert::Duplicate
+        );
+        assert_eq!(kinds, vec![("s0".to_owned(), PERMIT_STEP_KIND.to_owned())]);
+        let refused = db.push_permit_step("w", &k1, &b1, &SuccessorOnly, &mut |_, _| {
+            Err(DbError::Invalid("refused by the hook".into()))
+        });
+        assert!(matches!(refused, Err(DbError::Invalid(_))), "{refused:?}");
+        assert_eq!(
+            db.permit_heads(None, 10, None).unwrap().heads[0].step_id,
+            "s0"
+        );
+        assert_eq!(
+            db.push_permit_step("w", &k1, &b1, &SuccessorOnly, &mut |_, _| Ok(()))
+                .unwrap(),
+            Insert::Applied
+        );
+        assert_eq!(
+            db.permit_heads(None, 10, None).unwrap().heads[0].step_id,
+            "s1"
+        );
+    }
+
     fn a_disabled_device_loses_its_token_and_its_refresh(backend: Backend) {
         use weldguard_model::codes::{DeviceSigner, SoftwareSigner, to_hex};
         use weldguard_model::protocol::token_refresh_message;
@@ -1727,6 +1661,286 @@ mod tests {
         assert!(db.disable_device(&id).unwrap());
     }
 
+    /// A work session as a phone pushes it.
+    fn session(
+        id: &str,
+        machine: &str,
+        at_ms: i64,
+        allowed: bool,
+        reasons: &[&str],
+        position: Option<(i32, i32, u32)>,
+    ) -> String {
+        serde_json::to_string(&weldguard_model::records::WorkSession {
+            id: id.into(),
+            machine_id: machine.into(),
+            certificate_no: "T370983199001011234".into(),
+            started_at_ms: at_ms,
+            allowed,
+            reason_codes: reasons.iter().map(|r| r.to_string()).collect(),
+            permit_id: None,
+            created_at_ms: at_ms,
+            position: position.map(|(latitude_e7, longitude_e7, accuracy_m)| {
+                weldguard_model::records::ScanPosition {
+                    latitude_e7,
+                    longitude_e7,
+                    accuracy_m,
+                }
+            }),
+        })
+        .unwrap()
+    }
+
+    /// 肥城市 and 泰安市泰山区, 32 km apart.
+    const FEICHENG: (i32, i32) = (361_826_000, 1_167_685_000);
+    const TAISHAN: (i32, i32) = (361_941_000, 1_171_290_000);
+
+    /// Sites and machines in two districts: M1 (suspect) at site S1 in 370983 (town 370983001),
+    /// M2 with its own location in 370982; M3 unplaced.
+    fn place_city(db: &Db) {
+        use weldguard_model::warnings::*;
+        let place = |d: &str, t: Option<&str>| Place {
+            district: d.into(),
+            town: t.map(str::to_owned),
+            grid: Some("G-1".into()),
+        };
+        db.write_places(&[
+            PlaceChange::UpsertSite(Site {
+                site_id: "S1".into(),
+                name: "肥城工地".into(),
+                place: place("370983", Some("370983001")),
+                location: GeoPoint {
+                    latitude_e7: FEICHENG.0,
+                    longitude_e7: FEICHENG.1,
+                },
+            }),
+            PlaceChange::PlaceMachine(MachinePlace {
+                machine_id: "M1".into(),
+                place: place("370983", Some("370983001")),
+                site_id: Some("S1".into()),
+                location: None,
+                watch: MachineWatch::Suspect,
+            }),
+            PlaceChange::PlaceMachine(MachinePlace {
+                machine_id: "M2".into(),
+                place: place("370982", None),
+                site_id: None,
+                location: Some(GeoPoint {
+                    latitude_e7: TAISHAN.0,
+                    longitude_e7: TAISHAN.1,
+                }),
+                watch: MachineWatch::Normal,
+            }),
+        ])
+        .unwrap();
+    }
+
+    fn all_warnings(db: &Db, scope: &str) -> Vec<crate::warnings::WarningRow> {
+        db.warnings_page(&crate::warnings::WarningQuery {
+            scope: weldguard_model::warnings::Scope::parse(scope).unwrap(),
+            kind: None,
+            state: None,
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+            before_id: i64::MAX,
+            limit: 1000,
+        })
+        .unwrap()
+    }
+
+    fn kinds(rows: &[crate::warnings::WarningRow]) -> Vec<String> {
+        let mut k: Vec<String> = rows.iter().map(|r| r.kind.clone()).collect();
+        k.sort();
+        k
+    }
+
+    /// Warnings are computed inside the push from the places and earlier starts, once each (a
+    /// repeated push raises nothing), land in the place of the machine, and move open →
+    /// acknowledged → closed only in that order.
+    fn warnings_are_raised_once_at_push_time_in_their_place(backend: Backend) {
+        use weldguard_model::warnings::WarningState as S;
+        let Some((db, _fixture)) = open(backend, "warnings") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        let t0 = 1_796_000_000_000; // 2026-12
+        let h = 3_600_000;
+        let near = Some((FEICHENG.0 + 1000, FEICHENG.1, 10));
+        let far = Some((TAISHAN.0, TAISHAN.1, 10));
+        let expired = ["licence.expired"];
+        let payloads = [
+            ("s1", session("s1", "M1", t0, true, &[], near)),
+            ("s2", session("s2", "M1", t0 + h / 6, true, &[], far)),
+            ("s3", session("s3", "M2", t0, false, &expired, None)),
+            ("s4", session("s4", "M2", t0 + h, false, &expired, None)),
+            ("s5", session("s5", "M2", t0 + 2 * h, false, &expired, None)),
+            ("s6", session("s6", "M3", t0, false, &expired, None)),
+        ];
+        let items: Vec<(&str, &str, &str)> = payloads
+            .iter()
+            .map(|(k, p)| (*k, "work_session", p.as_str()))
+            .collect();
+        let admit = SuccessorOnly;
+        let answers = db
+            .insert_records(&welder.device_id, &items, &admit)
+            .unwrap();
+        assert!(answers.iter().all(|a| *a == Insert::Applied));
+        let city = all_warnings(&db, "city");
+        assert_eq!(
+            kinds(&city),
+            [
+                "machine_two_places",
+                "repeated_refusals",
+                "start_far_from_machine",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "start_refused_expired_licence",
+                "suspect_machine_started",
+                "suspect_machine_started",
+            ]
+        );
+        // The same push again: duplicates, nothing raised twice.
+        let again = db
+            .insert_records(&welder.device_id, &items, &admit)
+            .unwrap();
+        assert!(again.iter().all(|a| *a == Insert::Duplicate));
+        assert_eq!(all_warnings(&db, "city").len(), city.len());
+        // By place: M1's in 370983 and its town, M2's in 370982, M3's only city-wide.
+        let a = all_warnings(&db, "district:370983");
+        assert_eq!(
+            kinds(&a),
+            [
+                "machine_two_places",
+                "start_far_from_machine",
+                "suspect_machine_started",
+                "suspect_machine_started"
+            ]
+        );
+        assert_eq!(all_warnings(&db, "town:370983001").len(), 4);
+        assert_eq!(all_warnings(&db, "town:370983002").len(), 0);
+        let b = all_warnings(&db, "district:370982");
+        assert_eq!(b.len(), 4, "three expired and one burst");
+        let burst = b.iter().find(|w| w.kind == "repeated_refusals").unwrap();
+        assert_eq!(burst.records_json, r#"["s3","s4","s5"]"#);
+        assert_eq!(burst.at_ms, t0 + 2 * h);
+        let two = a.iter().find(|w| w.kind == "machine_two_places").unwrap();
+        assert_eq!(two.records_json, r#"["s1","s2"]"#);
+        assert_eq!(two.site_id.as_deref(), Some("S1"));
+        let unplaced = city.iter().find(|w| w.machine_id == "M3").unwrap();
+        assert_eq!(
+            (unplaced.district.as_deref(), unplaced.town.as_deref()),
+            (None, None)
+        );
+        // A fourth refusal inside the window: no second burst.
+        let s7 = session("s7", "M2", t0 + 3 * h, false, &["licence.revoked"], None);
+        db.insert_records(&welder.device_id, &[("s7", "work_session", &s7)], &admit)
+            .unwrap();
+        let b = all_warnings(&db, "district:370982");
+        assert_eq!(
+            b.iter().filter(|w| w.kind == "repeated_refusals").count(),
+            1
+        );
+        assert_eq!(
+            b.len(),
+            4,
+            "a revoked licence is no expired-licence warning"
+        );
+        // Life cycle: open → acknowledged → closed, each once, nothing else.
+        let id = burst.id;
+        assert!(
+            !db.move_warning(id, S::Acknowledged, S::Closed, "m", 1, Some("n"))
+                .unwrap()
+        );
+        assert!(
+            db.move_warning(id, S::Open, S::Acknowledged, "m", 1, None)
+                .unwrap()
+        );
+        assert!(
+            !db.move_warning(id, S::Open, S::Acknowledged, "x", 2, None)
+                .unwrap()
+        );
+        assert!(
+            db.move_warning(id, S::Acknowledged, S::Closed, "m2", 3, Some("查实"))
+                .unwrap()
+        );
+        assert!(
+            !db.move_warning(id, S::Acknowledged, S::Closed, "x", 4, Some("n"))
+                .unwrap()
+        );
+        let row = db.warning(id).unwrap().unwrap();
+        assert_eq!(
+            (
+                row.state.as_str(),
+                row.acknowledged_by.as_deref(),
+                row.acknowledged_at_ms,
+                row.closed_by.as_deref(),
+                row.closed_at_ms,
+                row.close_note.as_deref()
+            ),
+            (
+                "closed",
+                Some("m"),
+                Some(1),
+                Some("m2"),
+                Some(3),
+                Some("查实")
+            )
+        );
+        assert_eq!(db.warning(i64::MAX).unwrap(), None);
+        // Warnings off: records are stored, nothing is raised.
+        let db = db.with_warnings(crate::warnings::WarningConfig {
+            enabled: false,
+            ..Default::default()
+        });
+        let s8 = session("s8", "M1", t0 + 5 * h, true, &[], far);
+        db.insert_records(&welder.device_id, &[("s8", "work_session", &s8)], &admit)
+            .unwrap();
+        assert_eq!(all_warnings(&db, "city").len(), city.len());
+    }
+
+    /// Refusals at one machine pushed in parallel by several phones raise exactly one
+    /// `repeated_refusals` (the machine's lock serialises the rule across connections).
+    fn parallel_refusals_raise_one_burst(backend: Backend) {
+        let Some((db, _fixture)) = open(backend, "warn-race") else {
+            return;
+        };
+        place_city(&db);
+        let t0 = 1_796_000_000_000;
+        let payloads: Vec<(String, String)> = (0..6)
+            .map(|i| {
+                let key = format!("r{i}");
+                let p = session(
+                    &key,
+                    "M2",
+                    t0 + i * 60_000,
+                    false,
+                    &["licence.revoked"],
+                    None,
+                );
+                (key, p)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (key, payload) in &payloads {
+                let db = &db;
+                scope.spawn(move || {
+                    db.insert_records("d", &[(key, "work_session", payload)], &SuccessorOnly)
+                        .unwrap()
+                });
+            }
+        });
+        let rows = all_warnings(&db, "city");
+        assert_eq!(kinds(&rows), ["repeated_refusals"]);
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -1753,5 +1967,8 @@ mod tests {
         a_disabled_device_loses_its_token_and_its_refresh,
         compaction_drops_the_snapshots_it_outdates,
         signers_come_from_enrolments_and_other_welders_certificates_are_flagged,
+        the_push_hook_runs_once_per_applied_record_inside_the_push,
+        warnings_are_raised_once_at_push_time_in_their_place,
+        parallel_refusals_raise_one_burst,
     );
 }

@@ -1,5 +1,5 @@
-//! The PostgreSQL backend of the server's store, for deployments where several server processes
-//! share one database.
+//! The PostgreSQL backend of the server's store ([`super::Store`]), for deployments where several
+//! server processes share one database.
 //!
 //! - Connections: the blocking `postgres` client (rust-postgres) in a small pool; handlers call
 //!   it on tokio's blocking pool. No TLS here (`NoTls`): run the database on loopback or a unix
@@ -21,15 +21,19 @@ use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
-    SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
-    refresh_signature_ok, roles_json, tombstone_seqs,
+    AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
+    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
+    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
 
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
@@ -196,6 +200,66 @@ ALTER TABLE devices ADD COLUMN person_id TEXT;
 ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN disabled_at_ms BIGINT;
 "#,
+    // 9: places, monitoring scopes and warnings (docs/adr/0017-warnings-and-scope.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN scope TEXT;
+ALTER TABLE devices ADD COLUMN scope TEXT;
+CREATE TABLE sites (
+    site_id      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    latitude_e7  INTEGER NOT NULL,
+    longitude_e7 INTEGER NOT NULL
+);
+CREATE TABLE places (
+    subject      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    site_id      TEXT,
+    latitude_e7  INTEGER,
+    longitude_e7 INTEGER,
+    watch        TEXT NOT NULL DEFAULT 'normal',
+    PRIMARY KEY (subject, id)
+);
+CREATE TABLE machine_starts (
+    idempotency_key TEXT PRIMARY KEY,
+    machine_id      TEXT NOT NULL,
+    at_ms           BIGINT NOT NULL,
+    allowed         BOOLEAN NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      BIGINT
+);
+CREATE INDEX machine_starts_by_machine ON machine_starts (machine_id, allowed, at_ms);
+CREATE TABLE warnings (
+    id                 BIGSERIAL PRIMARY KEY,
+    dedup_key          TEXT NOT NULL UNIQUE,
+    kind               TEXT NOT NULL,
+    records            TEXT NOT NULL,
+    machine_id         TEXT NOT NULL,
+    certificate_no     TEXT,
+    district           TEXT,
+    town               TEXT,
+    grid               TEXT,
+    site_id            TEXT,
+    at_ms              BIGINT NOT NULL,
+    raised_at_ms       BIGINT NOT NULL,
+    detail             TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'open',
+    acknowledged_by    TEXT,
+    acknowledged_at_ms BIGINT,
+    closed_by          TEXT,
+    closed_at_ms       BIGINT,
+    close_note         TEXT
+);
+CREATE INDEX warnings_by_district ON warnings (district, id);
+CREATE INDEX warnings_by_town ON warnings (town, id);
+CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
+"#,
 ];
 
 /// A small pool of blocking connections: at most [`MAX_OPEN`] open, idle ones reused, broken
@@ -320,8 +384,14 @@ impl PgDb {
         };
         Ok(PgDb { pool, epoch })
     }
+}
 
-    pub fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+impl Store for PgDb {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
@@ -340,7 +410,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn install_issuer_key(
+    fn install_issuer_key(
         &self,
         new: &StoredIssuerKey,
         now_ms: i64,
@@ -372,7 +442,7 @@ impl PgDb {
         Ok(true)
     }
 
-    pub fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+    fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         // Two servers starting together must not both mint a first admin.
@@ -399,7 +469,7 @@ impl PgDb {
         Ok(fresh.then_some(token))
     }
 
-    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+    fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
         let digest = hash(token);
         let mut conn = self.pool.get()?;
         let client = conn.client()?;
@@ -434,7 +504,7 @@ impl PgDb {
         }))
     }
 
-    pub fn create_auth_nonce(
+    fn create_auth_nonce(
         &self,
         device_id: &str,
         now_ms: i64,
@@ -474,7 +544,7 @@ impl PgDb {
         Ok((nonce, expires))
     }
 
-    pub fn refresh_token(
+    fn refresh_token(
         &self,
         device_id: &str,
         nonce: &str,
@@ -527,7 +597,7 @@ impl PgDb {
     }
 
     /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
-    pub fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+    fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         let changed = tx.execute(
@@ -543,12 +613,12 @@ impl PgDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
+    fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
         let mut conn = self.pool.get()?;
         conn.client()?.execute(
             "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
-             permit_roles) VALUES ($1, $2, $3, $4, $5, $6)",
+             permit_roles, scope) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &hash(&code),
                 &grant.person,
@@ -556,12 +626,13 @@ impl PgDb {
                 &now_ms(),
                 &grant.person_id,
                 &roles_json(&grant.permit_roles)?,
+                &grant.scope,
             ],
         )?;
         Ok(code)
     }
 
-    pub fn enrol_expiring(
+    fn enrol_expiring(
         &self,
         code: &str,
         public_key: &str,
@@ -575,7 +646,7 @@ impl PgDb {
         // Claim the code in one statement: of two servers racing with the same code, one wins.
         let row = tx.query_opt(
             "UPDATE enrolment_codes SET used_by = $2 WHERE code_hash = $1 AND used_by IS NULL \
-             RETURNING person, role, person_id, permit_roles",
+             RETURNING person, role, person_id, permit_roles, scope",
             &[&hash(code.trim()), &device_id],
         )?;
         let row = row.ok_or(DbError::BadEnrolmentCode)?;
@@ -583,10 +654,11 @@ impl PgDb {
         let role = parse_role(&row.try_get::<_, String>(1)?)?;
         let person_id: Option<String> = row.try_get(2)?;
         let permit_roles: String = row.try_get(3)?;
+        let scope: Option<String> = row.try_get(4)?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles, scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &device_id,
                 &hash(&token),
@@ -598,6 +670,7 @@ impl PgDb {
                 &expires_at_ms,
                 &person_id,
                 &permit_roles,
+                &scope,
             ],
         )?;
         tx.commit()?;
@@ -612,10 +685,11 @@ impl PgDb {
         ))
     }
 
-    pub fn insert_records(
+    fn insert_plain_records(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Vec<Insert>, DbError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -640,16 +714,6 @@ impl PgDb {
         }
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
-        let pusher: Option<(String, String)> = tx
-            .query_opt(
-                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
-                &[&device_id],
-            )?
-            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .transpose()?;
-        let pusher = pusher
-            .as_ref()
-            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
         // ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key (another server)
         // to finish, so a key is applied by exactly one transaction.
         let inserted: HashSet<String> = tx
@@ -671,26 +735,21 @@ impl PgDb {
             .iter()
             .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
             .collect::<Result<_, postgres::Error>>()?;
-        for (key, kind, payload) in items {
-            if !inserted.contains(*key) {
-                continue;
-            }
-            let flags = record_flags_of(kind, payload, pusher, |entity| {
-                registry_holds(&mut tx, entity)
-            })?;
-            for flag in flags {
-                tx.execute(
-                    "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                    &[key, &flag],
-                )?;
-            }
-        }
-        tx.commit()?;
+        // The first item under each inserted key is the one applied (a key twice in one batch:
+        // the second is its duplicate).
         let mut claimed: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
-        for ((key, _, _), digest) in items.iter().zip(&digests) {
+        let mut push_tx = PgTx(&mut tx);
+        for ((key, kind, payload), digest) in items.iter().zip(&digests) {
             let verdict = if inserted.contains(*key) && claimed.insert(key) {
+                let record = AppliedRecord {
+                    key,
+                    kind,
+                    payload,
+                    device_id,
+                    at_ms: at,
+                };
+                on_applied(&mut push_tx, &record)?;
                 Insert::Applied
             } else {
                 match stored.get(*key) {
@@ -705,11 +764,12 @@ impl PgDb {
             };
             out.push(verdict);
         }
+        tx.commit()?;
         Ok(out)
     }
 
     /// The flags stored with the record under `key`, sorted.
-    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+    fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
         conn.client()?
             .query(
@@ -721,7 +781,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+    fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT idempotency_key, kind, payload, device_id, received_at_ms FROM records \
@@ -741,7 +801,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn records_page(
+    fn records_page(
         &self,
         kind: Option<&str>,
         after: i64,
@@ -771,7 +831,7 @@ impl PgDb {
         Ok(super::record_page(&mut rows, limit))
     }
 
-    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
         let mut entities = Vec::with_capacity(changes.len());
         let mut jsons = Vec::with_capacity(changes.len());
         for change in changes {
@@ -793,7 +853,7 @@ impl PgDb {
         Ok(last)
     }
 
-    pub fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+    fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
@@ -831,7 +891,7 @@ impl PgDb {
         Ok(through)
     }
 
-    pub fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+    fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
         let mut conn = self.pool.get()?;
         // One snapshot for the floor, the high water and the rows.
         let mut tx = conn
@@ -854,30 +914,42 @@ impl PgDb {
         tx.commit()?;
         Ok(make_page(&self.epoch, after, top, rows, limit))
     }
-}
 
-impl PgDb {
     /// Place one permit step in one transaction under [`PERMITS_LOCK`].
-    pub fn push_permit_step(
+    fn push_permit_step(
         &self,
         device_id: &str,
         key: &str,
         payload: &str,
         admit: &dyn AdmitStep,
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Insert, DbError> {
+        let at = now_ms();
         let mut conn = self.pool.get()?;
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
         let result = {
-            let mut ledger = PgLedger(&mut tx);
-            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?
+            let mut ledger = PgTx(&mut tx);
+            let result =
+                crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
+            if result == Insert::Applied {
+                let record = AppliedRecord {
+                    key,
+                    kind: PERMIT_STEP_KIND,
+                    payload,
+                    device_id,
+                    at_ms: at,
+                };
+                on_applied(&mut ledger, &record)?;
+            }
+            result
         };
         tx.commit()?;
         Ok(result)
     }
 
     /// Every device whose person may sign permits, disabled ones included (their validity ends).
-    pub fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+    fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
@@ -900,7 +972,7 @@ impl PgDb {
             .collect()
     }
 
-    pub fn permit_heads(
+    fn permit_heads(
         &self,
         cursor: Option<&str>,
         limit: u32,
@@ -944,10 +1016,7 @@ impl PgDb {
         Ok(make_permit_page(&self.epoch, after, top, rows, limit))
     }
 
-    pub fn permit_step_standings(
-        &self,
-        permit_id: &str,
-    ) -> Result<Vec<PermitStepStanding>, DbError> {
+    fn permit_step_standings(&self, permit_id: &str) -> Result<Vec<PermitStepStanding>, DbError> {
         let mut conn = self.pool.get()?;
         let rows = conn.client()?.query(
             "SELECT step_id, base_step, action, status, reason FROM permit_steps \
@@ -966,12 +1035,497 @@ impl PgDb {
             })
             .collect()
     }
+
+    // Published snapshots, shared by every server process on the database.
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // Serialised with compaction: a snapshot older than the floor is not published.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
+        if snapshot.cursor_seq < floor(&mut tx)? {
+            return Ok(false);
+        }
+        let chunks = snapshot.chunks_gzip.len() as i64;
+        // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
+        let inserted = tx.execute(
+            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, cursor_seq) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snapshot_id) DO NOTHING",
+            &[
+                &snapshot.snapshot_id,
+                &snapshot.manifest,
+                &snapshot.made_at_ms,
+                &chunks,
+                &snapshot.cursor_seq,
+            ],
+        )?;
+        if inserted == 1 {
+            let insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES ($1, $2, $3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                tx.execute(&insert, &[&snapshot.snapshot_id, &(idx as i64), body])?;
+            }
+        }
+        let keep = i64::from(keep);
+        tx.execute(
+            "DELETE FROM snapshots WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id OFFSET $1)",
+            &[&keep],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+             ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+            &[],
+        )?;
+        row.map(|r| {
+            Ok(SnapshotHead {
+                snapshot_id: r.try_get(0)?,
+                manifest: r.try_get(1)?,
+                made_at_ms: r.try_get(2)?,
+                chunks: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = $1 AND idx = $2",
+            &[&snapshot_id, &idx],
+        )?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        for change in changes {
+            match change {
+                PlaceChange::UpsertSite(site) => {
+                    tx.execute(
+                        "INSERT INTO sites (site_id, name, district, town, grid, latitude_e7, \
+                         longitude_e7) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, \
+                         district = excluded.district, town = excluded.town, \
+                         grid = excluded.grid, latitude_e7 = excluded.latitude_e7, \
+                         longitude_e7 = excluded.longitude_e7",
+                        &[
+                            &site.site_id,
+                            &site.name,
+                            &site.place.district,
+                            &site.place.town,
+                            &site.place.grid,
+                            &site.location.latitude_e7,
+                            &site.location.longitude_e7,
+                        ],
+                    )?;
+                }
+                PlaceChange::DeleteSite { site_id } => {
+                    tx.execute("DELETE FROM sites WHERE site_id = $1", &[site_id])?;
+                }
+                PlaceChange::PlaceMachine(m) => {
+                    upsert_place(
+                        &mut tx,
+                        "machine",
+                        &m.machine_id,
+                        &m.place,
+                        m.site_id.as_deref(),
+                        m.location,
+                        m.watch.as_str(),
+                    )?;
+                }
+                PlaceChange::UnplaceMachine { machine_id } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'machine' AND id = $1",
+                        &[machine_id],
+                    )?;
+                }
+                PlaceChange::PlaceLicence(l) => {
+                    upsert_place(
+                        &mut tx,
+                        "licence",
+                        &l.certificate_no,
+                        &l.place,
+                        None,
+                        None,
+                        "normal",
+                    )?;
+                }
+                PlaceChange::UnplaceLicence { certificate_no } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'licence' AND id = $1",
+                        &[certificate_no],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT scope FROM devices WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        Ok(row
+            .map(|r| r.try_get::<_, Option<String>>(0))
+            .transpose()?
+            .flatten())
+    }
+
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
+        let (tail, values) = query.page_sql(|n| format!("${n}"));
+        let params: Vec<Box<dyn postgres::types::ToSql + Sync>> = values
+            .into_iter()
+            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+                match v {
+                    SqlValue::Text(t) => Box::new(t),
+                    SqlValue::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p.as_ref()).collect();
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            &format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"),
+            &refs,
+        )?;
+        rows.iter().map(warning_row).collect()
+    }
+
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            &format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE id = $1"),
+            &[&id],
+        )?;
+        row.as_ref().map(warning_row).transpose()
+    }
+
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let sql = match to {
+            WarningState::Closed => {
+                "UPDATE warnings SET state = $3, closed_by = $4, closed_at_ms = $5, \
+                 close_note = $6 WHERE id = $1 AND state = $2"
+            }
+            _ => {
+                "UPDATE warnings SET state = $3, acknowledged_by = $4, acknowledged_at_ms = $5 \
+                 WHERE id = $1 AND state = $2 AND $6::text IS NULL"
+            }
+        };
+        let mut conn = self.pool.get()?;
+        let n = conn.client()?.execute(
+            sql,
+            &[&id, &from.as_str(), &to.as_str(), &by, &at_ms, &note],
+        )?;
+        Ok(n == 1)
+    }
 }
 
-/// [`PermitLedger`] over a PostgreSQL transaction holding [`PERMITS_LOCK`].
-struct PgLedger<'a, 'c>(&'a mut Transaction<'c>);
+/// The columns of a warning row, in [`warning_row`]'s order.
+const WARNING_COLUMNS: &str = "id, kind, records, machine_id, certificate_no, district, town, \
+     grid, site_id, at_ms, raised_at_ms, detail, state, acknowledged_by, acknowledged_at_ms, \
+     closed_by, closed_at_ms, close_note";
 
-impl PermitLedger for PgLedger<'_, '_> {
+fn warning_row(r: &postgres::Row) -> Result<WarningRow, DbError> {
+    Ok(WarningRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        records_json: r.try_get(2)?,
+        machine_id: r.try_get(3)?,
+        certificate_no: r.try_get(4)?,
+        district: r.try_get(5)?,
+        town: r.try_get(6)?,
+        grid: r.try_get(7)?,
+        site_id: r.try_get(8)?,
+        at_ms: r.try_get(9)?,
+        raised_at_ms: r.try_get(10)?,
+        detail_json: r.try_get(11)?,
+        state: r.try_get(12)?,
+        acknowledged_by: r.try_get(13)?,
+        acknowledged_at_ms: r.try_get(14)?,
+        closed_by: r.try_get(15)?,
+        closed_at_ms: r.try_get(16)?,
+        close_note: r.try_get(17)?,
+    })
+}
+
+fn upsert_place(
+    tx: &mut Transaction<'_>,
+    subject: &str,
+    id: &str,
+    place: &Place,
+    site_id: Option<&str>,
+    location: Option<GeoPoint>,
+    watch: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO places (subject, id, district, town, grid, site_id, latitude_e7, \
+         longitude_e7, watch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (subject, id) DO UPDATE SET district = excluded.district, \
+         town = excluded.town, grid = excluded.grid, site_id = excluded.site_id, \
+         latitude_e7 = excluded.latitude_e7, longitude_e7 = excluded.longitude_e7, \
+         watch = excluded.watch",
+        &[
+            &subject,
+            &id,
+            &place.district,
+            &place.town,
+            &place.grid,
+            &site_id,
+            &location.map(|l| l.latitude_e7),
+            &location.map(|l| l.longitude_e7),
+            &watch,
+        ],
+    )?;
+    Ok(())
+}
+
+fn start_row(r: &postgres::Row) -> Result<StartRow, DbError> {
+    let lat: Option<i32> = r.try_get(4)?;
+    let lon: Option<i32> = r.try_get(5)?;
+    let acc: Option<i64> = r.try_get(6)?;
+    Ok(StartRow {
+        key: r.try_get(0)?,
+        machine_id: r.try_get(1)?,
+        at_ms: r.try_get(2)?,
+        allowed: r.try_get(3)?,
+        fix: match (lat, lon, acc.and_then(|a| u32::try_from(a).ok())) {
+            (Some(latitude_e7), Some(longitude_e7), Some(accuracy_m)) => Some(Fix {
+                latitude_e7,
+                longitude_e7,
+                accuracy_m,
+            }),
+            _ => None,
+        },
+    })
+}
+
+/// The advisory lock key of a machine's starts: the first 8 bytes of its id's SHA-256.
+fn machine_lock_key(machine_id: &str) -> i64 {
+    let digest = hash(machine_id);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// A push's PostgreSQL transaction, as [`PermitLedger`] (permit step placement, the transaction
+/// holding [`PERMITS_LOCK`]) and [`PushTx`] (the logic run for each applied record).
+struct PgTx<'a, 'c>(&'a mut Transaction<'c>);
+
+impl PushTx for PgTx<'_, '_> {
+    fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
+            &[&device_id],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let role: String = row.try_get(0)?;
+        let id: String = row.try_get(1)?;
+        Ok(Role::parse(&role).map(|r| (r, id)))
+    }
+
+    fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
+        let newest: Option<String> = self
+            .0
+            .query_opt(
+                "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+                &[&entity],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+            &[&key, &flag],
+        )?;
+        Ok(())
+    }
+
+    fn lock_machines(&mut self, machine_ids: &[String]) -> Result<(), DbError> {
+        // Plain pushes run in parallel in READ COMMITTED: the rules that count or compare a
+        // machine's starts hold its lock until commit, so they see every start committed before.
+        let mut keys: Vec<i64> = machine_ids.iter().map(|m| machine_lock_key(m)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            self.0
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        }
+        Ok(())
+    }
+
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO machine_starts (idempotency_key, machine_id, at_ms, allowed, \
+             latitude_e7, longitude_e7, accuracy_m) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT DO NOTHING",
+            &[
+                &start.key,
+                &start.machine_id,
+                &start.at_ms,
+                &start.allowed,
+                &start.fix.map(|f| f.latitude_e7),
+                &start.fix.map(|f| f.longitude_e7),
+                &start.fix.map(|f| i64::from(f.accuracy_m)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT p.district, p.town, p.grid, p.site_id, \
+             coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+             p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+             WHERE p.subject = 'machine' AND p.id = $1",
+            &[&machine_id],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let lat: Option<i32> = r.try_get(4)?;
+        let lon: Option<i32> = r.try_get(5)?;
+        Ok(Some(MachineFacts {
+            place: Place {
+                district: r.try_get(0)?,
+                town: r.try_get(1)?,
+                grid: r.try_get(2)?,
+            },
+            site_id: r.try_get(3)?,
+            location: lat.zip(lon),
+            watch: r.try_get(6)?,
+        }))
+    }
+
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = $1",
+            &[&certificate_no],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Place {
+            district: r.try_get(0)?,
+            town: r.try_get(1)?,
+            grid: r.try_get(2)?,
+        }))
+    }
+
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = self.0.query(
+            "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = $1 \
+             AND NOT allowed AND at_ms BETWEEN $2 AND $3 ORDER BY at_ms LIMIT 1000",
+            &[&machine_id, &from_ms, &to_ms],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
+             AND latitude_e7 IS NOT NULL AND at_ms <= $2 AND idempotency_key <> $3 \
+             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
+             AND latitude_e7 IS NOT NULL AND at_ms >= $2 AND idempotency_key <> $3 \
+             ORDER BY at_ms, idempotency_key LIMIT 1",
+        ] {
+            if let Some(r) = self.0.query_opt(sql, &[&machine_id, &at_ms, &key])? {
+                let row = start_row(&r)?;
+                if !out.contains(&row) {
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT 1 FROM warnings WHERE machine_id = $1 AND kind = $2 \
+                 AND at_ms BETWEEN $3 AND $4 LIMIT 1",
+                &[&machine_id, &kind.as_str(), &from_ms, &to_ms],
+            )?
+            .is_some())
+    }
+
+    fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
+        let records =
+            serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let n = self.0.execute(
+            "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
+             district, town, grid, site_id, at_ms, raised_at_ms, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (dedup_key) DO NOTHING",
+            &[
+                &w.dedup_key,
+                &w.kind.as_str(),
+                &records,
+                &w.machine_id,
+                &w.certificate_no,
+                &w.place.as_ref().map(|p| p.district.as_str()),
+                &w.place.as_ref().and_then(|p| p.town.as_deref()),
+                &w.place.as_ref().and_then(|p| p.grid.as_deref()),
+                &w.site_id,
+                &w.at_ms,
+                &w.raised_at_ms,
+                &w.detail,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+impl PermitLedger for PgTx<'_, '_> {
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         Ok(self
             .0
@@ -1184,20 +1738,6 @@ impl PermitLedger for PgLedger<'_, '_> {
     }
 }
 
-/// Whether the registry currently holds `entity` (its newest change is not a delete).
-fn registry_holds(tx: &mut Transaction<'_>, entity: &str) -> Result<bool, DbError> {
-    let newest: Option<String> = tx
-        .query_opt(
-            "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
-            &[&entity],
-        )?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    Ok(newest.is_some_and(|json| {
-        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
-    }))
-}
-
 /// The columns [`step_row`] reads.
 const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
 
@@ -1303,73 +1843,4 @@ fn migrate(client: &mut Client) -> Result<String, DbError> {
         .try_get(0)?;
     tx.commit()?;
     Ok(epoch)
-}
-
-/// Published snapshots, shared by every server process on the database.
-impl PgDb {
-    pub fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
-        let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
-        // Serialised with compaction: a snapshot older than the floor is not published.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SNAPSHOTS_LOCK])?;
-        if snapshot.cursor_seq < floor(&mut tx)? {
-            return Ok(false);
-        }
-        let chunks = snapshot.chunks_gzip.len() as i64;
-        // Two processes cutting at the same cursor name the snapshot alike: the first one stores it.
-        let inserted = tx.execute(
-            "INSERT INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, cursor_seq) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snapshot_id) DO NOTHING",
-            &[
-                &snapshot.snapshot_id,
-                &snapshot.manifest,
-                &snapshot.made_at_ms,
-                &chunks,
-                &snapshot.cursor_seq,
-            ],
-        )?;
-        if inserted == 1 {
-            let insert = tx.prepare(
-                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES ($1, $2, $3)",
-            )?;
-            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
-                tx.execute(&insert, &[&snapshot.snapshot_id, &(idx as i64), body])?;
-            }
-        }
-        let keep = i64::from(keep);
-        tx.execute(
-            "DELETE FROM snapshots WHERE snapshot_id IN (SELECT snapshot_id FROM snapshots \
-             ORDER BY made_at_ms DESC, snapshot_id OFFSET $1)",
-            &[&keep],
-        )?;
-        tx.commit()?;
-        Ok(true)
-    }
-
-    pub fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
-        let mut conn = self.pool.get()?;
-        let row = conn.client()?.query_opt(
-            "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
-             ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
-            &[],
-        )?;
-        row.map(|r| {
-            Ok(SnapshotHead {
-                snapshot_id: r.try_get(0)?,
-                manifest: r.try_get(1)?,
-                made_at_ms: r.try_get(2)?,
-                chunks: r.try_get(3)?,
-            })
-        })
-        .transpose()
-    }
-
-    pub fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
-        let mut conn = self.pool.get()?;
-        let row = conn.client()?.query_opt(
-            "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = $1 AND idx = $2",
-            &[&snapshot_id, &idx],
-        )?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
 }

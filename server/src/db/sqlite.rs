@@ -1,9 +1,10 @@
-//! The SQLite backend of the server's store: one file in `--data-dir`, one writer at a time
-//! (`BEGIN IMMEDIATE`, also across processes sharing the file), so feed `seq` values become
-//! visible in the order they were assigned. Schema migrations are numbered; `PRAGMA user_version`
-//! holds how many were applied.
+//! The SQLite backend of the server's store ([`super::Store`]): one file in `--data-dir`, one
+//! writer at a time (`BEGIN IMMEDIATE`, also across processes sharing the file), so feed `seq`
+//! values become visible in the order they were assigned. Schema migrations are numbered;
+//! `PRAGMA user_version` holds how many were applied.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -11,15 +12,19 @@ use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
 
 use super::{
-    BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, Page, PermitPage, PermitStepStanding, RefreshRefusal, SignerRow,
-    SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck, change_json, entity_of, hash,
-    make_page, make_permit_page, now_ms, parse_cursor, random_hex, record_flags_of,
-    refresh_signature_ok, roles_json, tombstone_seqs,
+    AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
+    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
+    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
+    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
+    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::warnings::{
+    Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
+};
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -164,11 +169,72 @@ ALTER TABLE devices ADD COLUMN person_id TEXT;
 ALTER TABLE devices ADD COLUMN permit_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN disabled_at_ms INTEGER;
 "#,
+    // 9: places, monitoring scopes and warnings (docs/adr/0017-warnings-and-scope.md).
+    r#"
+ALTER TABLE enrolment_codes ADD COLUMN scope TEXT;
+ALTER TABLE devices ADD COLUMN scope TEXT;
+CREATE TABLE sites (
+    site_id      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    latitude_e7  INTEGER NOT NULL,
+    longitude_e7 INTEGER NOT NULL
+) STRICT;
+CREATE TABLE places (
+    subject      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    district     TEXT NOT NULL,
+    town         TEXT,
+    grid         TEXT,
+    site_id      TEXT,
+    latitude_e7  INTEGER,
+    longitude_e7 INTEGER,
+    watch        TEXT NOT NULL DEFAULT 'normal',
+    PRIMARY KEY (subject, id)
+) STRICT;
+CREATE TABLE machine_starts (
+    idempotency_key TEXT PRIMARY KEY,
+    machine_id      TEXT NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    allowed         INTEGER NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      INTEGER
+) STRICT;
+CREATE INDEX machine_starts_by_machine ON machine_starts (machine_id, allowed, at_ms);
+CREATE TABLE warnings (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key          TEXT NOT NULL UNIQUE,
+    kind               TEXT NOT NULL,
+    records            TEXT NOT NULL,
+    machine_id         TEXT NOT NULL,
+    certificate_no     TEXT,
+    district           TEXT,
+    town               TEXT,
+    grid               TEXT,
+    site_id            TEXT,
+    at_ms              INTEGER NOT NULL,
+    raised_at_ms       INTEGER NOT NULL,
+    detail             TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'open',
+    acknowledged_by    TEXT,
+    acknowledged_at_ms INTEGER,
+    closed_by          TEXT,
+    closed_at_ms       INTEGER,
+    close_note         TEXT
+) STRICT;
+CREATE INDEX warnings_by_district ON warnings (district, id);
+CREATE INDEX warnings_by_town ON warnings (town, id);
+CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
+"#,
 ];
 
 /// The SQLite store (see the module documentation).
 pub struct SqliteDb {
-    conn: Connection,
+    /// Locked for the length of one store call.
+    conn: Mutex<Connection>,
     epoch: String,
 }
 
@@ -203,17 +269,31 @@ impl SqliteDb {
             tx.commit()?;
             epoch
         };
-        Ok(SqliteDb { conn, epoch })
+        Ok(SqliteDb {
+            conn: Mutex::new(conn),
+            epoch,
+        })
     }
 
-    fn immediate(&mut self) -> Result<Transaction<'_>, DbError> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    /// The connection, locked for one call (SQLite has one writer anyway).
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A `BEGIN IMMEDIATE` transaction: the write lock from the start, also across processes.
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, DbError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+impl Store for SqliteDb {
+    fn backend(&self) -> &'static str {
+        "sqlite"
     }
 
-    pub fn issuer_keys(&mut self) -> Result<Vec<StoredIssuerKey>, DbError> {
-        let mut stmt = self.conn.prepare(
+    fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
             "SELECT kid, key_json, valid_from_ms, valid_until_ms FROM issuer_keys \
              ORDER BY created_at_ms, kid",
         )?;
@@ -228,13 +308,14 @@ impl SqliteDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn install_issuer_key(
-        &mut self,
+    fn install_issuer_key(
+        &self,
         new: &StoredIssuerKey,
         now_ms: i64,
         only_if_none: bool,
     ) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let active: i64 = tx.query_row(
             "SELECT count(*) FROM issuer_keys WHERE valid_until_ms IS NULL",
             [],
@@ -258,8 +339,9 @@ impl SqliteDb {
 
     /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's
     /// token), else with a new token when no admin exists yet. Returns the new token to print.
-    pub fn bootstrap_admin(&mut self, token: Option<&str>) -> Result<Option<String>, DbError> {
-        let tx = self.immediate()?;
+    fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let has_admin = tx
             .prepare("SELECT 1 FROM devices WHERE role = 'admin' AND disabled = 0")?
             .exists([])?;
@@ -279,10 +361,10 @@ impl SqliteDb {
     }
 
     /// What a bearer token is at `now_ms`.
-    pub fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
+    fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError> {
         let digest = hash(token);
-        let row = self
-            .conn
+        let conn = self.conn();
+        let row = conn
             .prepare_cached(
                 "SELECT device_id, person, role, token_expires_at_ms, \
                  coalesce(person_id, person) FROM devices WHERE token_hash = ?1 AND disabled = 0",
@@ -299,8 +381,7 @@ impl SqliteDb {
             .optional()?;
         match row {
             None => {
-                let retired = self
-                    .conn
+                let retired = conn
                     .prepare_cached(
                         "SELECT 1 FROM devices WHERE retired_token_hash = ?1 AND disabled = 0",
                     )?
@@ -325,15 +406,16 @@ impl SqliteDb {
         }
     }
 
-    pub fn create_auth_nonce(
-        &mut self,
+    fn create_auth_nonce(
+        &self,
         device_id: &str,
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<(String, i64), DbError> {
         let nonce = random_hex(32)?;
         let expires = now_ms.saturating_add(ttl_ms);
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let disabled: Option<bool> = tx
             .prepare_cached("SELECT disabled <> 0 FROM devices WHERE device_id = ?1")?
             .query_row([device_id], |r| r.get(0))
@@ -361,8 +443,8 @@ impl SqliteDb {
         Ok((nonce, expires))
     }
 
-    pub fn refresh_token(
-        &mut self,
+    fn refresh_token(
+        &self,
         device_id: &str,
         nonce: &str,
         signature_hex: &str,
@@ -370,7 +452,8 @@ impl SqliteDb {
         expires_at_ms: Option<i64>,
     ) -> Result<IssuedToken, DbError> {
         let token = random_hex(32)?;
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         // Consume the nonce; a refusal below rolls this back (dropping `tx`).
         let nonce_expires: Option<i64> = tx
             .prepare_cached(
@@ -409,8 +492,9 @@ impl SqliteDb {
     }
 
     /// Disable a device and drop its pending refresh nonces; `false` when there is no such device.
-    pub fn disable_device(&mut self, device_id: &str) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
+    fn disable_device(&self, device_id: &str) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let changed = tx.execute(
             "UPDATE devices SET disabled = 1, disabled_at_ms = coalesce(disabled_at_ms, ?2) \
              WHERE device_id = ?1",
@@ -424,19 +508,21 @@ impl SqliteDb {
         Ok(changed > 0)
     }
 
-    pub fn create_enrolment(&mut self, grant: &Grant) -> Result<String, DbError> {
+    fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError> {
         let code = random_hex(10)?.to_uppercase();
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         tx.execute(
             "INSERT INTO enrolment_codes (code_hash, person, role, created_at_ms, person_id, \
-             permit_roles) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             permit_roles, scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 hash(&code),
                 grant.person,
                 grant.role.as_str(),
                 now_ms(),
                 grant.person_id,
-                roles_json(&grant.permit_roles)?
+                roles_json(&grant.permit_roles)?,
+                grant.scope
             ],
         )?;
         tx.commit()?;
@@ -444,8 +530,8 @@ impl SqliteDb {
     }
 
     /// Use an enrolment code (once): register the device and return (token, caller).
-    pub fn enrol_expiring(
-        &mut self,
+    fn enrol_expiring(
+        &self,
         code: &str,
         public_key: &str,
         device_name: &str,
@@ -453,10 +539,11 @@ impl SqliteDb {
     ) -> Result<(String, Caller), DbError> {
         let token = random_hex(32)?;
         let device_id = random_hex(8)?;
-        let tx = self.immediate()?;
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let found = tx
             .prepare_cached(
-                "SELECT person, role, person_id, permit_roles FROM enrolment_codes \
+                "SELECT person, role, person_id, permit_roles, scope FROM enrolment_codes \
                  WHERE code_hash = ?1 AND used_by IS NULL",
             )?
             .query_row([hash(code.trim())], |r| {
@@ -465,10 +552,12 @@ impl SqliteDb {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })
             .optional()?;
-        let (person, role, person_id, permit_roles) = found.ok_or(DbError::BadEnrolmentCode)?;
+        let (person, role, person_id, permit_roles, scope) =
+            found.ok_or(DbError::BadEnrolmentCode)?;
         let role = Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("role {role:?}")))?;
         tx.execute(
             "UPDATE enrolment_codes SET used_by = ?2 WHERE code_hash = ?1",
@@ -476,8 +565,8 @@ impl SqliteDb {
         )?;
         tx.execute(
             "INSERT INTO devices (device_id, token_hash, person, role, public_key, device_name, \
-             created_at_ms, token_expires_at_ms, person_id, permit_roles) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             created_at_ms, token_expires_at_ms, person_id, permit_roles, scope) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 device_id,
                 hash(&token),
@@ -488,7 +577,8 @@ impl SqliteDb {
                 now_ms(),
                 expires_at_ms,
                 person_id,
-                permit_roles
+                permit_roles,
+                scope
             ],
         )?;
         tx.commit()?;
@@ -505,22 +595,15 @@ impl SqliteDb {
 
     /// Insert pushed records, all in one transaction. Each item is (key, kind, payload); items
     /// already rejected by validation are not passed here.
-    pub fn insert_records(
-        &mut self,
+    fn insert_plain_records(
+        &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Vec<Insert>, DbError> {
         let at = now_ms();
-        let tx = self.immediate()?;
-        let pusher: Option<(String, String)> = tx
-            .prepare_cached(
-                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = ?1",
-            )?
-            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let pusher = pusher
-            .as_ref()
-            .and_then(|(role, id)| Role::parse(role).map(|r| (r, id.as_str())));
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let mut out = Vec::with_capacity(items.len());
         {
             let mut find =
@@ -537,15 +620,14 @@ impl SqliteDb {
                     Some(_) => Insert::Conflict,
                     None => {
                         insert.execute(params![key, kind, payload, digest, device_id, at])?;
-                        for flag in record_flags_of(kind, payload, pusher, |entity| {
-                            registry_holds(&tx, entity)
-                        })? {
-                            tx.prepare_cached(
-                                "INSERT OR IGNORE INTO record_flags (idempotency_key, flag) \
-                                 VALUES (?1, ?2)",
-                            )?
-                            .execute(params![key, flag])?;
-                        }
+                        let record = AppliedRecord {
+                            key,
+                            kind,
+                            payload,
+                            device_id,
+                            at_ms: at,
+                        };
+                        on_applied(&mut SqliteTx(&tx), &record)?;
                         Insert::Applied
                     }
                 });
@@ -556,8 +638,9 @@ impl SqliteDb {
     }
 
     /// The flags stored with the record under `key`, sorted.
-    pub fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT flag FROM record_flags WHERE idempotency_key = ?1 ORDER BY flag",
         )?;
         let rows = stmt
@@ -566,8 +649,9 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT idempotency_key, kind, payload, device_id, received_at_ms FROM records \
              WHERE ?1 IS NULL OR kind = ?1 ORDER BY rowid",
         )?;
@@ -585,13 +669,14 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn records_page(
+    fn records_page(
         &self,
         kind: Option<&str>,
         after: i64,
         limit: u32,
     ) -> Result<super::RecordPage, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT rowid, idempotency_key, kind, payload, device_id, received_at_ms FROM records \
              WHERE (?1 IS NULL OR kind = ?1) AND rowid > ?2 ORDER BY rowid LIMIT ?3",
         )?;
@@ -613,8 +698,9 @@ impl SqliteDb {
     }
 
     /// Append registry changes to the feed in one transaction; returns the last seq.
-    pub fn write_changes(&mut self, changes: &[RegistryChange]) -> Result<i64, DbError> {
-        let tx = self.immediate()?;
+    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO changes (entity, change) VALUES (?1, ?2)")?;
@@ -629,8 +715,9 @@ impl SqliteDb {
 
     /// Forget history through `through` (default: everything): keep the newest change of each
     /// entity, drop tombstones. Returns the new floor.
-    pub fn compact(&mut self, through: Option<i64>) -> Result<i64, DbError> {
-        let tx = self.immediate()?;
+    fn compact(&self, through: Option<i64>) -> Result<i64, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
         let top = high_water(&tx)?;
         let floor_now = floor(&tx)?;
         let through = through.unwrap_or(top).clamp(floor_now, top);
@@ -671,10 +758,11 @@ impl SqliteDb {
     }
 
     /// One page of changes after `cursor` (`None`: from the start).
-    pub fn pull(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
+    fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError> {
         let epoch = self.epoch.clone();
         // A deferred transaction: one consistent snapshot for the page and the high water.
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let floor = floor(&tx)?;
         let top = high_water(&tx)?;
         let after = parse_cursor(cursor, &epoch, floor, top)?;
@@ -690,28 +778,46 @@ impl SqliteDb {
         tx.commit()?;
         Ok(make_page(&epoch, after, top, rows, limit))
     }
-}
 
-impl SqliteDb {
     /// Place one permit step in one `BEGIN IMMEDIATE` transaction (one writer at a time).
-    pub fn push_permit_step(
-        &mut self,
+    fn push_permit_step(
+        &self,
         device_id: &str,
         key: &str,
         payload: &str,
         admit: &dyn AdmitStep,
+        on_applied: &mut OnApplied<'_>,
     ) -> Result<Insert, DbError> {
-        let tx = self.immediate()?;
-        let mut ledger = SqliteLedger(&tx);
-        let result =
-            crate::permits::push_step(&mut ledger, device_id, key, payload, now_ms(), admit)?;
+        let at = now_ms();
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let mut ledger = SqliteTx(&tx);
+        let result = crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
+        if result == Insert::Applied {
+            let record = AppliedRecord {
+                key,
+                kind: PERMIT_STEP_KIND,
+                payload,
+                device_id,
+                at_ms: at,
+            };
+            on_applied(&mut ledger, &record)?;
+        }
         tx.commit()?;
         Ok(result)
     }
 
+    /// The mutex is not fair: a thread that unlocks and locks again at once would keep the
+    /// connection for a whole batch of permit steps (up to 500), so a request waiting for it
+    /// (`/health`, another device) gets a moment between two steps.
+    fn between_permit_steps(&self) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+
     /// Every device whose person may sign permits, disabled ones included (their validity ends).
-    pub fn signer_rows(&mut self) -> Result<Vec<SignerRow>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT device_id, public_key, coalesce(person_id, person), person, permit_roles, \
              created_at_ms, CASE WHEN disabled = 0 THEN NULL ELSE coalesce(disabled_at_ms, 0) END \
              FROM devices WHERE permit_roles <> '[]' ORDER BY device_id",
@@ -732,14 +838,15 @@ impl SqliteDb {
         Ok(rows)
     }
 
-    pub fn permit_heads(
-        &mut self,
+    fn permit_heads(
+        &self,
         cursor: Option<&str>,
         limit: u32,
         person: Option<&str>,
     ) -> Result<PermitPage, DbError> {
         let epoch = self.epoch.clone();
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let top: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM permit_heads", [], |r| {
             r.get(0)
         })?;
@@ -767,11 +874,9 @@ impl SqliteDb {
         Ok(make_permit_page(&epoch, after, top, rows, limit))
     }
 
-    pub fn permit_step_standings(
-        &mut self,
-        permit_id: &str,
-    ) -> Result<Vec<PermitStepStanding>, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn permit_step_standings(&self, permit_id: &str) -> Result<Vec<PermitStepStanding>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT step_id, base_step, action, status, reason FROM permit_steps \
              WHERE permit_id = ?1 ORDER BY rowid",
         )?;
@@ -788,12 +893,495 @@ impl SqliteDb {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    // Published snapshots, shared by every server process on the file.
+
+    fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        if snapshot.cursor_seq < floor(&tx)? {
+            // Cut from a view older than a compaction that committed meanwhile: not published.
+            return Ok(false);
+        }
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, \
+             cursor_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                snapshot.snapshot_id,
+                snapshot.manifest,
+                snapshot.made_at_ms,
+                snapshot.chunks_gzip.len() as i64,
+                snapshot.cursor_seq
+            ],
+        )?;
+        if inserted == 1 {
+            let mut insert = tx.prepare(
+                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES (?1, ?2, ?3)",
+            )?;
+            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
+                insert.execute(params![snapshot.snapshot_id, idx as i64, body])?;
+            }
+        }
+        let stale: Vec<String> = tx
+            .prepare(
+                "SELECT snapshot_id FROM snapshots ORDER BY made_at_ms DESC, snapshot_id \
+                 LIMIT -1 OFFSET ?1",
+            )?
+            .query_map([keep], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in stale {
+            tx.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
+                 ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
+                [],
+                |r| {
+                    Ok(SnapshotHead {
+                        snapshot_id: r.get(0)?,
+                        manifest: r.get(1)?,
+                        made_at_ms: r.get(2)?,
+                        chunks: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = ?1 AND idx = ?2",
+                params![snapshot_id, idx],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        for change in changes {
+            match change {
+                PlaceChange::UpsertSite(site) => {
+                    tx.execute(
+                        "INSERT INTO sites (site_id, name, district, town, grid, latitude_e7, \
+                         longitude_e7) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, \
+                         district = excluded.district, town = excluded.town, \
+                         grid = excluded.grid, latitude_e7 = excluded.latitude_e7, \
+                         longitude_e7 = excluded.longitude_e7",
+                        params![
+                            site.site_id,
+                            site.name,
+                            site.place.district,
+                            site.place.town,
+                            site.place.grid,
+                            site.location.latitude_e7,
+                            site.location.longitude_e7
+                        ],
+                    )?;
+                }
+                PlaceChange::DeleteSite { site_id } => {
+                    tx.execute("DELETE FROM sites WHERE site_id = ?1", [site_id])?;
+                }
+                PlaceChange::PlaceMachine(m) => {
+                    upsert_place(
+                        &tx,
+                        "machine",
+                        &m.machine_id,
+                        &m.place,
+                        m.site_id.as_deref(),
+                        m.location,
+                        m.watch.as_str(),
+                    )?;
+                }
+                PlaceChange::UnplaceMachine { machine_id } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'machine' AND id = ?1",
+                        [machine_id],
+                    )?;
+                }
+                PlaceChange::PlaceLicence(l) => {
+                    upsert_place(
+                        &tx,
+                        "licence",
+                        &l.certificate_no,
+                        &l.place,
+                        None,
+                        None,
+                        "normal",
+                    )?;
+                }
+                PlaceChange::UnplaceLicence { certificate_no } => {
+                    tx.execute(
+                        "DELETE FROM places WHERE subject = 'licence' AND id = ?1",
+                        [certificate_no],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT scope FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError> {
+        let (tail, values) = query.page_sql(|n| format!("?{n}"));
+        let values = values.into_iter().map(|v| match v {
+            SqlValue::Text(t) => rusqlite::types::Value::Text(t),
+            SqlValue::Int(i) => rusqlite::types::Value::Integer(i),
+        });
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {WARNING_COLUMNS} FROM warnings {tail}"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), warning_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE id = ?1"),
+                [id],
+                warning_row,
+            )
+            .optional()?)
+    }
+
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let sql = match to {
+            WarningState::Closed => {
+                "UPDATE warnings SET state = ?3, closed_by = ?4, closed_at_ms = ?5, \
+                 close_note = ?6 WHERE id = ?1 AND state = ?2"
+            }
+            _ => {
+                "UPDATE warnings SET state = ?3, acknowledged_by = ?4, acknowledged_at_ms = ?5 \
+                 WHERE id = ?1 AND state = ?2 AND ?6 IS NULL"
+            }
+        };
+        let n = tx.execute(
+            sql,
+            params![id, from.as_str(), to.as_str(), by, at_ms, note],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
 }
 
-/// [`PermitLedger`] over a SQLite transaction.
-struct SqliteLedger<'a, 'c>(&'a Transaction<'c>);
+/// The columns of a warning row, in [`warning_row`]'s order.
+const WARNING_COLUMNS: &str = "id, kind, records, machine_id, certificate_no, district, town, \
+     grid, site_id, at_ms, raised_at_ms, detail, state, acknowledged_by, acknowledged_at_ms, \
+     closed_by, closed_at_ms, close_note";
 
-impl PermitLedger for SqliteLedger<'_, '_> {
+fn warning_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WarningRow> {
+    Ok(WarningRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        records_json: r.get(2)?,
+        machine_id: r.get(3)?,
+        certificate_no: r.get(4)?,
+        district: r.get(5)?,
+        town: r.get(6)?,
+        grid: r.get(7)?,
+        site_id: r.get(8)?,
+        at_ms: r.get(9)?,
+        raised_at_ms: r.get(10)?,
+        detail_json: r.get(11)?,
+        state: r.get(12)?,
+        acknowledged_by: r.get(13)?,
+        acknowledged_at_ms: r.get(14)?,
+        closed_by: r.get(15)?,
+        closed_at_ms: r.get(16)?,
+        close_note: r.get(17)?,
+    })
+}
+
+fn upsert_place(
+    tx: &Transaction<'_>,
+    subject: &str,
+    id: &str,
+    place: &Place,
+    site_id: Option<&str>,
+    location: Option<GeoPoint>,
+    watch: &str,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO places (subject, id, district, town, grid, site_id, latitude_e7, \
+         longitude_e7, watch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (subject, id) DO UPDATE SET district = excluded.district, \
+         town = excluded.town, grid = excluded.grid, site_id = excluded.site_id, \
+         latitude_e7 = excluded.latitude_e7, longitude_e7 = excluded.longitude_e7, \
+         watch = excluded.watch",
+        params![
+            subject,
+            id,
+            place.district,
+            place.town,
+            place.grid,
+            site_id,
+            location.map(|l| l.latitude_e7),
+            location.map(|l| l.longitude_e7),
+            watch
+        ],
+    )?;
+    Ok(())
+}
+
+fn start_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StartRow> {
+    let lat: Option<i32> = r.get(4)?;
+    let lon: Option<i32> = r.get(5)?;
+    let acc: Option<u32> = r.get(6)?;
+    Ok(StartRow {
+        key: r.get(0)?,
+        machine_id: r.get(1)?,
+        at_ms: r.get(2)?,
+        allowed: r.get(3)?,
+        fix: match (lat, lon, acc) {
+            (Some(latitude_e7), Some(longitude_e7), Some(accuracy_m)) => Some(Fix {
+                latitude_e7,
+                longitude_e7,
+                accuracy_m,
+            }),
+            _ => None,
+        },
+    })
+}
+
+/// A push's SQLite transaction, as [`PermitLedger`] (permit step placement) and [`PushTx`] (the
+/// logic run for each applied record).
+struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
+
+impl PushTx for SqliteTx<'_, '_> {
+    fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
+        let row: Option<(String, String)> = self
+            .0
+            .prepare_cached(
+                "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = ?1",
+            )?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.and_then(|(role, id)| Role::parse(&role).map(|r| (r, id))))
+    }
+
+    fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
+        let newest: Option<String> = self
+            .0
+            .prepare_cached(
+                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([entity], |r| r.get(0))
+            .optional()?;
+        Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO record_flags (idempotency_key, flag) VALUES (?1, ?2)",
+            )?
+            .execute(params![key, flag])?;
+        Ok(())
+    }
+
+    fn lock_machines(&mut self, _machine_ids: &[String]) -> Result<(), DbError> {
+        // `BEGIN IMMEDIATE`: this transaction is the only writer already.
+        Ok(())
+    }
+
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO machine_starts (idempotency_key, machine_id, at_ms, \
+                 allowed, latitude_e7, longitude_e7, accuracy_m) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                start.key,
+                start.machine_id,
+                start.at_ms,
+                start.allowed,
+                start.fix.map(|f| f.latitude_e7),
+                start.fix.map(|f| f.longitude_e7),
+                start.fix.map(|f| f.accuracy_m)
+            ])?;
+        Ok(())
+    }
+
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT p.district, p.town, p.grid, p.site_id, \
+                 coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+                 p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+                 WHERE p.subject = 'machine' AND p.id = ?1",
+            )?
+            .query_row([machine_id], |r| {
+                let lat: Option<i32> = r.get(4)?;
+                let lon: Option<i32> = r.get(5)?;
+                Ok(MachineFacts {
+                    place: Place {
+                        district: r.get(0)?,
+                        town: r.get(1)?,
+                        grid: r.get(2)?,
+                    },
+                    site_id: r.get(3)?,
+                    location: lat.zip(lon),
+                    watch: r.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = ?1",
+            )?
+            .query_row([certificate_no], |r| {
+                Ok(Place {
+                    district: r.get(0)?,
+                    town: r.get(1)?,
+                    grid: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = self
+            .0
+            .prepare_cached(
+                "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = ?1 \
+                 AND allowed = 0 AND at_ms BETWEEN ?2 AND ?3 ORDER BY at_ms LIMIT 1000",
+            )?
+            .query_map(params![machine_id, from_ms, to_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+             AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
+             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
+            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
+             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+             AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
+             ORDER BY at_ms, idempotency_key LIMIT 1",
+        ] {
+            if let Some(row) = self
+                .0
+                .prepare_cached(sql)?
+                .query_row(params![machine_id, at_ms, key], start_row)
+                .optional()?
+                && !out.contains(&row)
+            {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT 1 FROM warnings WHERE machine_id = ?1 AND kind = ?2 \
+                 AND at_ms BETWEEN ?3 AND ?4 LIMIT 1",
+            )?
+            .query_row(params![machine_id, kind.as_str(), from_ms, to_ms], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
+        let records =
+            serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
+                 district, town, grid, site_id, at_ms, raised_at_ms, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (dedup_key) DO NOTHING",
+            )?
+            .execute(params![
+                w.dedup_key,
+                w.kind.as_str(),
+                records,
+                w.machine_id,
+                w.certificate_no,
+                w.place.as_ref().map(|p| p.district.as_str()),
+                w.place.as_ref().and_then(|p| p.town.as_deref()),
+                w.place.as_ref().and_then(|p| p.grid.as_deref()),
+                w.site_id,
+                w.at_ms,
+                w.raised_at_ms,
+                w.detail
+            ])?;
+        Ok(n == 1)
+    }
+}
+
+impl PermitLedger for SqliteTx<'_, '_> {
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         Ok(self
             .0
@@ -999,17 +1587,6 @@ impl PermitLedger for SqliteLedger<'_, '_> {
     }
 }
 
-/// Whether the registry currently holds `entity` (its newest change is not a delete).
-fn registry_holds(tx: &Transaction<'_>, entity: &str) -> Result<bool, DbError> {
-    let newest: Option<String> = tx
-        .prepare_cached("SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1")?
-        .query_row([entity], |r| r.get(0))
-        .optional()?;
-    Ok(newest.is_some_and(|json| {
-        serde_json::from_str::<RegistryChange>(&json).is_ok_and(|c| !super::is_tombstone(&c))
-    }))
-}
-
 /// The columns [`step_row`] reads.
 const STEP_COLUMNS: &str = "step_id, base_step, status, action, body, digest, fork_action, fork_at";
 
@@ -1089,81 +1666,4 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-/// Published snapshots, shared by every server process on the file.
-impl SqliteDb {
-    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError> {
-        let tx = self.immediate()?;
-        if snapshot.cursor_seq < floor(&tx)? {
-            // Cut from a view older than a compaction that committed meanwhile: not published.
-            return Ok(false);
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO snapshots (snapshot_id, manifest, made_at_ms, chunks, \
-             cursor_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                snapshot.snapshot_id,
-                snapshot.manifest,
-                snapshot.made_at_ms,
-                snapshot.chunks_gzip.len() as i64,
-                snapshot.cursor_seq
-            ],
-        )?;
-        if inserted == 1 {
-            let mut insert = tx.prepare(
-                "INSERT INTO snapshot_chunks (snapshot_id, idx, body_gzip) VALUES (?1, ?2, ?3)",
-            )?;
-            for (idx, body) in snapshot.chunks_gzip.iter().enumerate() {
-                insert.execute(params![snapshot.snapshot_id, idx as i64, body])?;
-            }
-        }
-        let stale: Vec<String> = tx
-            .prepare(
-                "SELECT snapshot_id FROM snapshots ORDER BY made_at_ms DESC, snapshot_id \
-                 LIMIT -1 OFFSET ?1",
-            )?
-            .query_map([keep], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for id in stale {
-            tx.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?1", [&id])?;
-            tx.execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id])?;
-        }
-        tx.commit()?;
-        Ok(true)
-    }
-
-    pub fn latest_snapshot(&mut self) -> Result<Option<SnapshotHead>, DbError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT snapshot_id, manifest, made_at_ms, chunks FROM snapshots \
-                 ORDER BY made_at_ms DESC, snapshot_id LIMIT 1",
-                [],
-                |r| {
-                    Ok(SnapshotHead {
-                        snapshot_id: r.get(0)?,
-                        manifest: r.get(1)?,
-                        made_at_ms: r.get(2)?,
-                        chunks: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    pub fn snapshot_chunk(
-        &mut self,
-        snapshot_id: &str,
-        idx: i64,
-    ) -> Result<Option<Vec<u8>>, DbError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT body_gzip FROM snapshot_chunks WHERE snapshot_id = ?1 AND idx = ?2",
-                params![snapshot_id, idx],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
 }

@@ -1,0 +1,268 @@
+//! The store's contract: [`Store`], one implementation per backend ([`super::sqlite::SqliteDb`],
+//! [`super::postgres::PgDb`]), each query written once per backend; and the hook through which
+//! backend-independent logic runs inside a push's transaction ([`PushTx`], [`OnApplied`]).
+//! [`super::Db`] holds a `Box<dyn Store>` and adds what both backends do alike (see
+//! docs/adr/0016-server-store-trait.md).
+//!
+//! Methods take `&self` and block: handlers call them on tokio's blocking pool. The SQLite
+//! backend locks its one connection for the length of a call (SQLite has one writer anyway); the
+//! PostgreSQL backend runs each call on a pooled connection, in parallel.
+
+use weldguard_model::protocol::{Role, StoredRecord};
+use weldguard_model::records::RegistryChange;
+
+use super::{
+    Caller, DbError, Grant, Insert, IssuedToken, Page, PermitPage, PermitStepStanding, RecordPage,
+    SignerRow, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck,
+};
+use crate::permits::AdmitStep;
+use crate::warnings::{MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
+use weldguard_model::warnings::{Place, PlaceChange, WarningKind, WarningState};
+
+/// A record a push has just applied, as the logic run inside the push's transaction sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedRecord<'a> {
+    pub key: &'a str,
+    pub kind: &'a str,
+    pub payload: &'a str,
+    /// The pushing device.
+    pub device_id: &'a str,
+    /// When the server received it (Unix ms), as stored.
+    pub at_ms: i64,
+}
+
+/// What a push's open transaction offers the backend-independent logic run inside it (today the
+/// record flags, [`super::Db::insert_records`]; later #19's warnings). Each backend implements it
+/// over its own transaction; whatever is read or written through it commits or rolls back with
+/// the records of the push.
+pub trait PushTx {
+    /// The role and person id (the id permits name the person by) of a device; `None` for an
+    /// unknown device or a role this server does not know.
+    fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError>;
+    /// Whether the registry's newest change of a feed entity ([`super::entity_of`]) is not a
+    /// delete.
+    fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError>;
+    /// Store `flag` with the record under `key` (once; storing it again changes nothing).
+    fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError>;
+
+    // The warnings' facts and writes (crate::warnings, docs/adr/0017-warnings-and-scope.md).
+
+    /// Serialise this push with every other push touching these machines (sorted, so two
+    /// pushes never wait on each other in a cycle) until the transaction ends. PostgreSQL takes
+    /// advisory transaction locks; SQLite has one writer already.
+    fn lock_machines(&mut self, machine_ids: &[String]) -> Result<(), DbError>;
+    /// Keep a scan-to-start for the rules that compare starts (once per key).
+    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError>;
+    /// The platform's places about a machine, when it is placed.
+    fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError>;
+    /// The place of a licence holder, when placed.
+    fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError>;
+    /// Refused starts at a machine with `from_ms <= at <= to_ms`: (at, key), at most 1000.
+    fn refusals_between(
+        &mut self,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, DbError>;
+    /// The allowed starts with a position of a machine nearest before and after `at_ms` (at
+    /// most one each; `key` itself excluded).
+    fn neighbour_starts(
+        &mut self,
+        machine_id: &str,
+        at_ms: i64,
+        key: &str,
+    ) -> Result<Vec<StartRow>, DbError>;
+    /// Whether a warning of `kind` about the machine happened within [from_ms, to_ms].
+    fn warning_between(
+        &mut self,
+        kind: WarningKind,
+        machine_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<bool, DbError>;
+    /// Write a warning unless one with its `dedup_key` exists; whether it was written.
+    fn raise_warning(&mut self, warning: &NewWarning) -> Result<bool, DbError>;
+}
+
+/// Called by a backend once for every record a push applies (not for a duplicate, a conflict or
+/// a refused permit step), in the order of the push, inside the push's transaction before it
+/// commits. An error rolls that transaction back and is the push's answer.
+pub type OnApplied<'a> = dyn FnMut(&mut dyn PushTx, &AppliedRecord<'_>) -> Result<(), DbError> + 'a;
+
+/// One backend of the server's store. Each method is one query or one transaction of that
+/// backend; logic both backends share lives in [`super::Db`] or in the functions of
+/// [`super`], never in an implementation.
+pub trait Store: Send + Sync {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Make sure an admin can log in: with `token` when given (replacing the bootstrap admin's
+    /// token), else with a new token when no admin exists yet. Returns the new token to print.
+    fn bootstrap_admin(&self, token: Option<&str>) -> Result<Option<String>, DbError>;
+
+    /// The issuer keys the server holds, oldest first.
+    fn issuer_keys(&self) -> Result<Vec<StoredIssuerKey>, DbError>;
+
+    /// Make `new` the signing key from `now_ms`: the signing key until now stops signing (its
+    /// validity ends now, so codes it signed before stay valid until they expire), in one
+    /// transaction, also across server processes. With `only_if_none`, nothing happens when a
+    /// signing key exists (first start). Returns whether the key was installed.
+    fn install_issuer_key(
+        &self,
+        new: &StoredIssuerKey,
+        now_ms: i64,
+        only_if_none: bool,
+    ) -> Result<bool, DbError>;
+
+    /// What `token` is at `now_ms`: live, expired (or replaced by a refresh), or unknown.
+    fn check_token(&self, token: &str, now_ms: i64) -> Result<TokenCheck, DbError>;
+
+    /// Use an enrolment code (once): register the device and return (token, caller), the token
+    /// expiring at `expires_at_ms` (`None`: never).
+    fn enrol_expiring(
+        &self,
+        code: &str,
+        public_key: &str,
+        device_name: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(String, Caller), DbError>;
+
+    /// A random single-use nonce for `device_id` to sign, valid until `now_ms + ttl_ms` (returned
+    /// with its expiry). Expired nonces are dropped, and a device holds at most
+    /// [`super::MAX_NONCES_PER_DEVICE`]. Refused for an unknown or disabled device.
+    fn create_auth_nonce(
+        &self,
+        device_id: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(String, i64), DbError>;
+
+    /// Trade a nonce signed by the device key for a new token expiring at `expires_at_ms`; the
+    /// device's current token stops working (it then reads as expired). The nonce is consumed by
+    /// exactly one successful refresh, also with servers racing (a conditional
+    /// `DELETE … RETURNING`); every refusal leaves the database as it was (an expired nonce is
+    /// dropped).
+    fn refresh_token(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        signature_hex: &str,
+        now_ms: i64,
+        expires_at_ms: Option<i64>,
+    ) -> Result<IssuedToken, DbError>;
+
+    /// Disable a device (a lost or stolen phone): its token stops working at once (401
+    /// `auth.bad_token`), it cannot refresh (`auth.device_disabled`), and its pending refresh
+    /// nonces are dropped. Enrolling again with a new code enables it. `false` when there is no
+    /// such device.
+    fn disable_device(&self, device_id: &str) -> Result<bool, DbError>;
+
+    /// A new single-use enrolment code granting `grant`.
+    fn create_enrolment(&self, grant: &Grant) -> Result<String, DbError>;
+
+    /// Every device whose person may sign permits, disabled ones included (their validity ends):
+    /// the stored rows behind the signer directory.
+    fn signer_rows(&self) -> Result<Vec<SignerRow>, DbError>;
+
+    /// Insert pushed records other than permit steps, all in one transaction. Each item is
+    /// (key, kind, payload); items already rejected by validation are not passed here. A key is
+    /// applied at most once, also across server processes; a known key with another payload is
+    /// a conflict. `on_applied` runs for each applied record inside the transaction.
+    fn insert_plain_records(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+        on_applied: &mut OnApplied<'_>,
+    ) -> Result<Vec<Insert>, DbError>;
+
+    /// Place one permit step ([`crate::permits::push_step`], asking `admit` which versions it may
+    /// follow) in its own transaction; `on_applied` runs inside it when the step is applied.
+    fn push_permit_step(
+        &self,
+        device_id: &str,
+        key: &str,
+        payload: &str,
+        admit: &dyn AdmitStep,
+        on_applied: &mut OnApplied<'_>,
+    ) -> Result<Insert, DbError>;
+
+    /// Between two permit steps of one push: give other callers their turn when the backend
+    /// serialises calls (SQLite). Nothing by default.
+    fn between_permit_steps(&self) {}
+
+    /// Permit heads changed after `cursor` (`None`: all), oldest change first; only the permits
+    /// naming `person` when given (a welder's pull).
+    fn permit_heads(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+        person: Option<&str>,
+    ) -> Result<PermitPage, DbError>;
+
+    /// The stored steps of a permit with their standing, in arrival order.
+    fn permit_step_standings(&self, permit_id: &str) -> Result<Vec<PermitStepStanding>, DbError>;
+
+    /// The flags stored with the record under `key` (stable codes such as
+    /// `session.unknown_machine`, [`crate::validate`]), sorted.
+    fn record_flags(&self, key: &str) -> Result<Vec<String>, DbError>;
+
+    /// The stored records (of one kind), in arrival order.
+    fn records(&self, kind: Option<&str>) -> Result<Vec<StoredRecord>, DbError>;
+
+    /// At most `limit` stored records (of one kind) that arrived after position `after` (0: from
+    /// the start), in arrival order.
+    fn records_page(
+        &self,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<RecordPage, DbError>;
+
+    /// Append registry changes to the feed in one transaction; returns the last seq.
+    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError>;
+
+    /// Forget history through `through` (default: everything): keep the newest change of each
+    /// entity, drop tombstones, and drop the stored snapshots cut before the new floor (a device
+    /// loading one would be sent to a cursor the feed no longer serves), all in one transaction.
+    /// Returns the new floor.
+    fn compact(&self, through: Option<i64>) -> Result<i64, DbError>;
+
+    /// One page of changes after `cursor` (`None`: from the start).
+    fn pull(&self, cursor: Option<&str>, limit: u32) -> Result<Page, DbError>;
+
+    /// Store a published snapshot (once per id, also across processes) and drop all but the
+    /// newest `keep`, so a device still downloading the previous one can finish. `false` (nothing
+    /// stored) when a compaction committed past its cursor meanwhile.
+    fn save_snapshot(&self, snapshot: &StoredSnapshot, keep: u32) -> Result<bool, DbError>;
+
+    /// The newest stored snapshot, whichever process cut it.
+    fn latest_snapshot(&self) -> Result<Option<SnapshotHead>, DbError>;
+
+    /// One stored chunk's gzip bytes.
+    fn snapshot_chunk(&self, snapshot_id: &str, idx: i64) -> Result<Option<Vec<u8>>, DbError>;
+
+    /// Apply changes to the platform's places (sites, machines' and licences' places) in one
+    /// transaction, in order.
+    fn write_places(&self, changes: &[PlaceChange]) -> Result<(), DbError>;
+
+    /// The scope stored with a device (a monitoring account's), as text.
+    fn device_scope(&self, device_id: &str) -> Result<Option<String>, DbError>;
+
+    /// Up to `query.limit` warnings matching `query`, newest (highest id) first.
+    fn warnings_page(&self, query: &WarningQuery) -> Result<Vec<WarningRow>, DbError>;
+
+    /// One warning by id.
+    fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError>;
+
+    /// Move a warning from `from` to `to`, recording who and when (and the note when closing),
+    /// only when it is in `from` (a conditional update, safe under races); whether it moved.
+    fn move_warning(
+        &self,
+        id: i64,
+        from: WarningState,
+        to: WarningState,
+        by: &str,
+        at_ms: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError>;
+}

@@ -1,0 +1,666 @@
+//! The platform's warnings (#19, docs/adr/0017-warnings-and-scope.md): the thresholds
+//! ([`WarningConfig`], server options with documented defaults), the rules as pure functions of a
+//! record and the facts read for it (distances, speeds, refusal windows), and [`on_work_session`],
+//! which runs them inside a push's transaction through [`PushTx`] for every applied work session.
+//! A warning is written once: the hook never runs for a duplicate record, and each warning row
+//! carries a unique key (its kind and the records that raised it).
+
+use weldguard_model::records::WorkSession;
+use weldguard_model::warnings::{Place, Scope, Warning, WarningKind, WarningState};
+
+use crate::db::{AppliedRecord, DbError, PushTx};
+
+/// The reason code of a start refused for an expired licence (model rules).
+pub const EXPIRED_LICENCE_CODE: &str = "licence.expired";
+
+/// The thresholds of the warning rules. Defaults: 3 refusals in 24 h, 500 m, 120 km/h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarningConfig {
+    /// Whether pushes compute warnings at all (off: for measuring what they cost).
+    pub enabled: bool,
+    /// `repeated_refusals`: this many refused starts at one machine…
+    pub refusals: u32,
+    /// …within this window (ms).
+    pub refusal_window_ms: i64,
+    /// `start_far_from_machine`: farther than this (m) beyond the fix's accuracy; also the least
+    /// distance (beyond both accuracies) of `machine_two_places`.
+    pub far_m: u32,
+    /// `machine_two_places`: faster than this (km/h) between two starts of one machine.
+    pub max_speed_kmh: u32,
+}
+
+impl Default for WarningConfig {
+    fn default() -> Self {
+        WarningConfig {
+            enabled: true,
+            refusals: 3,
+            refusal_window_ms: 24 * 3600 * 1000,
+            far_m: 500,
+            max_speed_kmh: 120,
+        }
+    }
+}
+
+/// The warning thresholds as server options (`weldguard-server --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WarningOptions {
+    /// Compute warnings at push time (`false`: store records only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub warnings: bool,
+    /// `repeated_refusals`: refused starts at one machine within the window that raise it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub warn_refusals: u32,
+    /// `repeated_refusals`: the window, in hours.
+    #[arg(long, default_value_t = 24, value_name = "HOURS",
+          value_parser = clap::value_parser!(u32).range(1..=24 * 365))]
+    pub warn_refusal_window_hours: u32,
+    /// `start_far_from_machine`: metres between the scan and the machine's registered location,
+    /// beyond the position's accuracy.
+    #[arg(long, default_value_t = 500, value_name = "METRES",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub warn_far_m: u32,
+    /// `machine_two_places`: the highest plausible speed between two starts of one machine.
+    #[arg(long, default_value_t = 120, value_name = "KMH",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub warn_max_speed_kmh: u32,
+}
+
+impl From<&WarningOptions> for WarningConfig {
+    fn from(o: &WarningOptions) -> Self {
+        WarningConfig {
+            enabled: o.warnings,
+            refusals: o.warn_refusals,
+            refusal_window_ms: i64::from(o.warn_refusal_window_hours) * 3600 * 1000,
+            far_m: o.warn_far_m,
+            max_speed_kmh: o.warn_max_speed_kmh,
+        }
+    }
+}
+
+/// A position with its accuracy radius (m), in 1e-7 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fix {
+    pub latitude_e7: i32,
+    pub longitude_e7: i32,
+    pub accuracy_m: u32,
+}
+
+/// One scan-to-start as the warning rules keep it (a row per applied work session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRow {
+    pub key: String,
+    pub machine_id: String,
+    pub at_ms: i64,
+    pub allowed: bool,
+    pub fix: Option<Fix>,
+}
+
+/// What the platform's places say about a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineFacts {
+    pub place: Place,
+    pub site_id: Option<String>,
+    /// Its registered location, else its site's.
+    pub location: Option<(i32, i32)>,
+    /// `normal`, `suspect` or `modified`.
+    pub watch: String,
+}
+
+/// A warning to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWarning {
+    /// Unique: the kind and the records that raised it.
+    pub dedup_key: String,
+    pub kind: WarningKind,
+    pub records: Vec<String>,
+    pub machine_id: String,
+    pub certificate_no: Option<String>,
+    pub place: Option<Place>,
+    pub site_id: Option<String>,
+    pub at_ms: i64,
+    pub raised_at_ms: i64,
+    /// JSON object.
+    pub detail: String,
+}
+
+/// A warning as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningRow {
+    pub id: i64,
+    pub kind: String,
+    pub records_json: String,
+    pub machine_id: String,
+    pub certificate_no: Option<String>,
+    pub district: Option<String>,
+    pub town: Option<String>,
+    pub grid: Option<String>,
+    pub site_id: Option<String>,
+    pub at_ms: i64,
+    pub raised_at_ms: i64,
+    pub detail_json: String,
+    pub state: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at_ms: Option<i64>,
+    pub closed_by: Option<String>,
+    pub closed_at_ms: Option<i64>,
+    pub close_note: Option<String>,
+}
+
+impl WarningRow {
+    /// Whether the warning lies inside `scope`.
+    pub fn in_scope(&self, scope: &Scope) -> bool {
+        scope.holds(self.district.as_deref(), self.town.as_deref())
+    }
+
+    /// The API's view of the row.
+    pub fn to_wire(&self) -> Result<Warning, DbError> {
+        let bad = |what: &str| DbError::Invalid(format!("warning {}: {what}", self.id));
+        let kind = WarningKind::parse(&self.kind).ok_or_else(|| bad("kind"))?;
+        let state = WarningState::parse(&self.state).ok_or_else(|| bad("state"))?;
+        Ok(Warning {
+            id: self.id.to_string(),
+            kind,
+            title_zh: kind.title_zh().to_owned(),
+            title_en: kind.title_en().to_owned(),
+            records: serde_json::from_str(&self.records_json).map_err(|_| bad("records"))?,
+            machine_id: self.machine_id.clone(),
+            certificate_no: self.certificate_no.clone(),
+            place: self.district.clone().map(|district| Place {
+                district,
+                town: self.town.clone(),
+                grid: self.grid.clone(),
+            }),
+            site_id: self.site_id.clone(),
+            at_ms: self.at_ms,
+            raised_at_ms: self.raised_at_ms,
+            detail: serde_json::from_str(&self.detail_json).map_err(|_| bad("detail"))?,
+            state,
+            acknowledged_by: self.acknowledged_by.clone(),
+            acknowledged_at_ms: self.acknowledged_at_ms,
+            closed_by: self.closed_by.clone(),
+            closed_at_ms: self.closed_at_ms,
+            close_note: self.close_note.clone(),
+        })
+    }
+}
+
+/// Which warnings a list asks for. `scope` is already narrowed to what the caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningQuery {
+    pub scope: Scope,
+    pub kind: Option<WarningKind>,
+    pub state: Option<WarningState>,
+    /// `at_ms` in [from_ms, until_ms).
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// Only ids below this (the cursor); `i64::MAX` for the first page.
+    pub before_id: i64,
+    /// Rows to read: the page size plus one.
+    pub limit: u32,
+}
+
+impl WarningQuery {
+    /// `(district, town)` to filter on, from the scope.
+    pub fn place_filter(&self) -> (Option<&str>, Option<&str>) {
+        match &self.scope {
+            Scope::City => (None, None),
+            Scope::District(d) => (Some(d.as_str()), None),
+            Scope::Town(t) => (None, Some(t.as_str())),
+        }
+    }
+
+    /// The list's `WHERE … ORDER BY … LIMIT` with only the conditions asked for (so the
+    /// `(district, id)` and `(town, id)` indexes serve a scoped page), placeholders written by
+    /// `placeholder(n)` (1-based), and the values in order.
+    pub fn page_sql(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<SqlValue>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut add = |column: &str, op: &str, value: SqlValue| {
+            values.push(value);
+            conditions.push(format!("{column} {op} {}", placeholder(values.len())));
+        };
+        let (district, town) = self.place_filter();
+        if let Some(d) = district {
+            add("district", "=", SqlValue::Text(d.to_owned()));
+        }
+        if let Some(t) = town {
+            add("town", "=", SqlValue::Text(t.to_owned()));
+        }
+        if let Some(k) = self.kind {
+            add("kind", "=", SqlValue::Text(k.as_str().to_owned()));
+        }
+        if let Some(st) = self.state {
+            add("state", "=", SqlValue::Text(st.as_str().to_owned()));
+        }
+        if self.from_ms > i64::MIN {
+            add("at_ms", ">=", SqlValue::Int(self.from_ms));
+        }
+        if self.until_ms < i64::MAX {
+            add("at_ms", "<", SqlValue::Int(self.until_ms));
+        }
+        if self.before_id < i64::MAX {
+            add("id", "<", SqlValue::Int(self.before_id));
+        }
+        values.push(SqlValue::Int(i64::from(self.limit)));
+        let limit = placeholder(values.len());
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", conditions.join(" AND "))
+        };
+        (format!("{filter}ORDER BY id DESC LIMIT {limit}"), values)
+    }
+
+    /// A tag binding a cursor to the scope and filters it was made for: a cursor used with
+    /// another scope or other filters is refused rather than read.
+    pub fn cursor_tag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!(
+            "{}|{}|{}|{}|{}",
+            self.scope.as_text(),
+            self.kind.map_or("", WarningKind::as_str),
+            self.state.map_or("", WarningState::as_str),
+            self.from_ms,
+            self.until_ms
+        );
+        crate::db::hex(&Sha256::digest(text.as_bytes())[..8])
+    }
+}
+
+/// A value bound to a query built at run time ([`WarningQuery::page_sql`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
+}
+
+/// Great-circle distance in metres between two points in 1e-7 degrees (haversine, mean Earth
+/// radius 6 371 008.8 m).
+pub fn distance_m(a: (i32, i32), b: (i32, i32)) -> f64 {
+    let rad = |e7: i32| f64::from(e7) * 1e-7_f64.to_radians();
+    let (lat1, lon1, lat2, lon2) = (rad(a.0), rad(a.1), rad(b.0), rad(b.1));
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * h.sqrt().min(1.0).asin()
+}
+
+/// `start_far_from_machine`: the metres between the scan and the machine beyond the fix's
+/// accuracy, when that exceeds the threshold.
+pub fn far_from_machine(fix: Fix, machine: (i32, i32), config: &WarningConfig) -> Option<f64> {
+    let d = distance_m((fix.latitude_e7, fix.longitude_e7), machine);
+    let beyond = d - f64::from(fix.accuracy_m);
+    (beyond > f64::from(config.far_m)).then_some(d)
+}
+
+/// `machine_two_places`: `(distance m, speed km/h)` when two starts of one machine lie farther
+/// apart (beyond both accuracies) than the far threshold and than the highest plausible speed
+/// covers in the time between.
+pub fn two_places(a: &StartRow, b: &StartRow, config: &WarningConfig) -> Option<(f64, f64)> {
+    let (fa, fb) = (a.fix?, b.fix?);
+    let d = distance_m(
+        (fa.latitude_e7, fa.longitude_e7),
+        (fb.latitude_e7, fb.longitude_e7),
+    );
+    let beyond = d - f64::from(fa.accuracy_m) - f64::from(fb.accuracy_m);
+    if beyond <= f64::from(config.far_m) {
+        return None;
+    }
+    let hours = (a.at_ms - b.at_ms).unsigned_abs() as f64 / 3_600_000.0;
+    let speed = if hours == 0.0 {
+        f64::INFINITY
+    } else {
+        beyond / 1000.0 / hours
+    };
+    (speed > f64::from(config.max_speed_kmh)).then_some((d, speed))
+}
+
+/// `repeated_refusals`: the refusals (time, key) of one window of the configured length that
+/// holds `at_ms` and at least the configured count, when there is one. `times` are the refusals
+/// at the machine around `at_ms` (this one included), in any order.
+pub fn refusal_burst(
+    mut times: Vec<(i64, String)>,
+    at_ms: i64,
+    config: &WarningConfig,
+) -> Option<Vec<(i64, String)>> {
+    times.sort();
+    let n = config.refusals as usize;
+    let w = config.refusal_window_ms;
+    (0..times.len()).find_map(|i| {
+        let start = times[i].0;
+        if start > at_ms || at_ms - start > w {
+            return None;
+        }
+        let inside: Vec<(i64, String)> = times[i..]
+            .iter()
+            .take_while(|(t, _)| *t - start <= w)
+            .cloned()
+            .collect();
+        (inside.len() >= n && inside.iter().any(|(t, _)| *t == at_ms)).then_some(inside)
+    })
+}
+
+/// The machines whose starts a push's warnings read (sorted, once each): locked up front, in
+/// this order, so parallel pushes never deadlock on them.
+pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
+    let mut ids: Vec<String> = items
+        .iter()
+        .filter(|(_, kind, _)| *kind == "work_session")
+        .filter_map(|(_, _, payload)| serde_json::from_str::<WorkSession>(payload).ok())
+        .map(|s| s.machine_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn detail(value: serde_json::Value) -> String {
+    value.to_string()
+}
+
+/// Run the rules for an applied work session inside the push's transaction: keep its start row,
+/// then raise what it shows. `now_ms` is when the platform raises.
+pub fn on_work_session(
+    tx: &mut dyn PushTx,
+    config: &WarningConfig,
+    record: &AppliedRecord<'_>,
+    session: &WorkSession,
+    now_ms: i64,
+) -> Result<(), DbError> {
+    let start = StartRow {
+        key: record.key.to_owned(),
+        machine_id: session.machine_id.clone(),
+        at_ms: session.started_at_ms,
+        allowed: session.allowed,
+        fix: session.position.map(|p| Fix {
+            latitude_e7: p.latitude_e7,
+            longitude_e7: p.longitude_e7,
+            accuracy_m: p.accuracy_m,
+        }),
+    };
+    tx.record_start(&start)?;
+    let facts = tx.machine_facts(&session.machine_id)?;
+    let place = match &facts {
+        Some(f) => Some(f.place.clone()),
+        None => tx.licence_place(&session.certificate_no)?,
+    };
+    let site_id = facts.as_ref().and_then(|f| f.site_id.clone());
+    let raise =
+        |tx: &mut dyn PushTx, kind: WarningKind, records: Vec<String>, detail_json: String| {
+            let dedup_key = format!("{}|{}", kind.as_str(), records.join("|"));
+            tx.raise_warning(&NewWarning {
+                dedup_key,
+                kind,
+                records,
+                machine_id: session.machine_id.clone(),
+                certificate_no: Some(session.certificate_no.clone()),
+                place: place.clone(),
+                site_id: site_id.clone(),
+                at_ms: session.started_at_ms,
+                raised_at_ms: now_ms,
+                detail: detail_json,
+            })
+            .map(|_| ())
+        };
+    let me = vec![record.key.to_owned()];
+
+    if !session.allowed
+        && session
+            .reason_codes
+            .iter()
+            .any(|c| c == EXPIRED_LICENCE_CODE)
+    {
+        raise(
+            tx,
+            WarningKind::StartRefusedExpiredLicence,
+            me.clone(),
+            detail(serde_json::json!({ "reason_codes": session.reason_codes })),
+        )?;
+    }
+
+    if let (Some(fix), Some(location)) = (start.fix, facts.as_ref().and_then(|f| f.location))
+        && let Some(d) = far_from_machine(fix, location, config)
+    {
+        raise(
+            tx,
+            WarningKind::StartFarFromMachine,
+            me.clone(),
+            detail(serde_json::json!({
+                "distance_m": d.round(),
+                "accuracy_m": fix.accuracy_m,
+                "threshold_m": config.far_m,
+                "allowed": session.allowed,
+            })),
+        )?;
+    }
+
+    if session.allowed
+        && let Some(f) = &facts
+        && f.watch != "normal"
+    {
+        raise(
+            tx,
+            WarningKind::SuspectMachineStarted,
+            me.clone(),
+            detail(serde_json::json!({ "watch": f.watch })),
+        )?;
+    }
+
+    if session.allowed && start.fix.is_some() {
+        for other in tx.neighbour_starts(&session.machine_id, start.at_ms, record.key)? {
+            if let Some((d, speed)) = two_places(&start, &other, config) {
+                let mut keys = vec![start.key.clone(), other.key.clone()];
+                keys.sort();
+                let speed = if speed.is_finite() {
+                    serde_json::json!(speed.round())
+                } else {
+                    serde_json::Value::Null
+                };
+                raise(
+                    tx,
+                    WarningKind::MachineTwoPlaces,
+                    keys,
+                    detail(serde_json::json!({
+                        "distance_m": d.round(),
+                        "minutes_between": (start.at_ms - other.at_ms).abs() / 60_000,
+                        "speed_kmh": speed,
+                        "max_speed_kmh": config.max_speed_kmh,
+                    })),
+                )?;
+            }
+        }
+    }
+
+    if !session.allowed {
+        let w = config.refusal_window_ms;
+        let times = tx.refusals_between(
+            &session.machine_id,
+            start.at_ms.saturating_sub(w),
+            start.at_ms.saturating_add(w),
+        )?;
+        if let Some(burst) = refusal_burst(times, start.at_ms, config) {
+            let (first, last) = (burst[0].0, burst[burst.len() - 1].0);
+            let already = tx.warning_between(
+                WarningKind::RepeatedRefusals,
+                &session.machine_id,
+                first.saturating_sub(w),
+                last.saturating_add(w),
+            )?;
+            if !already {
+                let count = burst.len();
+                raise(
+                    tx,
+                    WarningKind::RepeatedRefusals,
+                    burst.into_iter().map(|(_, k)| k).take(50).collect(),
+                    detail(serde_json::json!({
+                        "refusals": count,
+                        "window_hours": w / 3_600_000,
+                        "threshold": config.refusals,
+                    })),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, at_ms: i64, lat: i32, lon: i32, acc: u32) -> StartRow {
+        StartRow {
+            key: key.into(),
+            machine_id: "M".into(),
+            at_ms,
+            allowed: true,
+            fix: Some(Fix {
+                latitude_e7: lat,
+                longitude_e7: lon,
+                accuracy_m: acc,
+            }),
+        }
+    }
+
+    // 肥城市 (36.1826 N, 116.7685 E) and 泰安市泰山区 (36.1941 N, 117.1290 E): about 32.4 km.
+    const FEICHENG: (i32, i32) = (361_826_000, 1_167_685_000);
+    const TAISHAN: (i32, i32) = (361_941_000, 1_171_290_000);
+
+    #[test]
+    fn distances_are_great_circle_metres() {
+        let d = distance_m(FEICHENG, TAISHAN);
+        assert!((32_300.0..32_500.0).contains(&d), "{d}");
+        // 0.001° of latitude is about 111.2 m.
+        let d = distance_m((361_826_000, 1_167_685_000), (361_836_000, 1_167_685_000));
+        assert!((111.0..111.4).contains(&d), "{d}");
+        assert_eq!(distance_m(FEICHENG, FEICHENG), 0.0);
+    }
+
+    #[test]
+    fn far_from_machine_counts_beyond_the_fix_accuracy() {
+        let config = WarningConfig::default();
+        // 0.006° north: about 667 m.
+        let fix = |acc| Fix {
+            latitude_e7: 361_886_000,
+            longitude_e7: 1_167_685_000,
+            accuracy_m: acc,
+        };
+        assert!(far_from_machine(fix(20), FEICHENG, &config).is_some());
+        // A 200 m fix could be within 500 m of the machine.
+        assert!(far_from_machine(fix(200), FEICHENG, &config).is_none());
+        let near = Fix {
+            latitude_e7: 361_827_000,
+            longitude_e7: 1_167_685_000,
+            accuracy_m: 5,
+        };
+        assert!(far_from_machine(near, FEICHENG, &config).is_none());
+    }
+
+    #[test]
+    fn two_places_needs_both_distance_and_speed() {
+        let config = WarningConfig::default();
+        let hour = 3_600_000;
+        let a = row("a", 0, FEICHENG.0, FEICHENG.1, 10);
+        // 32 km in 10 minutes: 194 km/h.
+        let b = row("b", hour / 6, TAISHAN.0, TAISHAN.1, 10);
+        let (d, speed) = two_places(&a, &b, &config).unwrap();
+        assert!((32_000.0..33_000.0).contains(&d));
+        assert!((190.0..200.0).contains(&speed), "{speed}");
+        assert_eq!(two_places(&b, &a, &config).map(|x| x.0), Some(d));
+        // 32 km in an hour is plausible.
+        let c = row("c", hour, TAISHAN.0, TAISHAN.1, 10);
+        assert!(two_places(&a, &c, &config).is_none());
+        // 300 m at the same instant: within the far threshold.
+        let e = row("e", 0, FEICHENG.0 + 27_000, FEICHENG.1, 10);
+        assert!(two_places(&a, &e, &config).is_none());
+        // No position: nothing.
+        let mut f = b.clone();
+        f.fix = None;
+        assert!(two_places(&a, &f, &config).is_none());
+    }
+
+    #[test]
+    fn a_burst_is_n_refusals_inside_one_window_holding_this_one() {
+        let config = WarningConfig::default();
+        let h = 3_600_000;
+        let t = |x: &[(i64, &str)]| x.iter().map(|(a, k)| (*a, k.to_string())).collect();
+        assert!(refusal_burst(t(&[(0, "a"), (h, "b")]), h, &config).is_none());
+        let burst = refusal_burst(t(&[(2 * h, "c"), (0, "a"), (h, "b")]), 2 * h, &config).unwrap();
+        assert_eq!(burst.len(), 3);
+        // Spread over 25 h: no window of 24 h holds three.
+        assert!(refusal_burst(t(&[(0, "a"), (h, "b"), (25 * h, "c")]), 25 * h, &config).is_none());
+        // A late record in the middle completes a burst.
+        assert!(refusal_burst(t(&[(0, "a"), (20 * h, "c"), (h, "b")]), h, &config).is_some());
+    }
+
+    #[test]
+    fn a_page_query_names_only_the_filters_asked_for() {
+        let mut q = WarningQuery {
+            scope: Scope::City,
+            kind: None,
+            state: None,
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+            before_id: i64::MAX,
+            limit: 101,
+        };
+        let (sql, values) = q.page_sql(|n| format!("${n}"));
+        assert_eq!(sql, "ORDER BY id DESC LIMIT $1");
+        assert_eq!(values, [SqlValue::Int(101)]);
+        q.scope = Scope::District("370983".into());
+        q.state = Some(WarningState::Open);
+        q.until_ms = 5;
+        q.before_id = 9;
+        let (sql, values) = q.page_sql(|n| format!("?{n}"));
+        assert_eq!(
+            sql,
+            "WHERE district = ?1 AND state = ?2 AND at_ms < ?3 AND id < ?4 \
+             ORDER BY id DESC LIMIT ?5"
+        );
+        assert_eq!(
+            values,
+            [
+                SqlValue::Text("370983".into()),
+                SqlValue::Text("open".into()),
+                SqlValue::Int(5),
+                SqlValue::Int(9),
+                SqlValue::Int(101)
+            ]
+        );
+        // The cursor tag changes with the scope and every filter.
+        let tag = q.cursor_tag();
+        let mut other = q.clone();
+        other.scope = Scope::District("370902".into());
+        assert_ne!(other.cursor_tag(), tag);
+        other = q.clone();
+        other.until_ms = 6;
+        assert_ne!(other.cursor_tag(), tag);
+        other = q.clone();
+        other.before_id = 3;
+        assert_eq!(
+            other.cursor_tag(),
+            tag,
+            "the position is not part of the tag"
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = WarningConfig::default();
+        assert_eq!(
+            (c.refusals, c.refusal_window_ms, c.far_m, c.max_speed_kmh),
+            (3, 86_400_000, 500, 120)
+        );
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            w: WarningOptions,
+        }
+        let parsed = Cli::parse_from(["x"]);
+        assert_eq!(WarningConfig::from(&parsed.w), c);
+        let parsed = Cli::parse_from(["x", "--warn-far-m", "800", "--warnings", "false"]);
+        let c2 = WarningConfig::from(&parsed.w);
+        assert_eq!((c2.far_m, c2.enabled), (800, false));
+        assert!(Cli::try_parse_from(["x", "--warn-refusals", "1"]).is_err());
+    }
+}
