@@ -41,7 +41,7 @@ pub fn bench_ffi(args: &[String]) -> Result<(), String> {
             .ok_or("--iterations takes a positive number")?,
         _ => return Err("usage: cargo xtask bench ffi [--iterations N]".to_owned()),
     };
-    let dir = root().join("target").join("bench-ffi");
+    let dir = super::target_dir().join("bench-ffi");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 
     let mut release = cargo();
@@ -70,7 +70,7 @@ pub fn bench_ffi(args: &[String]) -> Result<(), String> {
     kotlin
         .arg(root().join("scripts").join("kotlin-bench.sh"))
         .arg(&generated)
-        .arg(root().join("target").join("release"))
+        .arg(super::target_dir().join("release"))
         .arg(&dir);
     let mut kotlin = Half::start(kotlin, "Kotlin")?;
 

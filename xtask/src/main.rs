@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bindings") => bindings(&args[1..]).map(|_| ()),
         Some("bench") => bench(&args[1..]),
-        Some("swift") => swift_step().map(|swift| println!("{}", swift.summary())),
+        Some("swift") => shell_inputs()
+            .and_then(|out| swift_tests(&out))
+            .map(|swift| println!("{}", swift.summary())),
         _ => Err(usage()),
     };
     match result {
@@ -195,45 +197,13 @@ fn test() -> Result<(), String> {
     tests.env("WG_REQUIRE_POSTGRES", "1");
     let rust = run_tests(tests)?;
 
-    let out = root().join("target").join("bindings");
-    bindings(&["--out".to_owned(), out.display().to_string()])?;
-    // The Kotlin tests load the optimised phone library, as phones do: the scanner's time budgets
-    // (live 40 ms, photo 120 ms) are for optimised code, and an unoptimised build under a busy
-    // machine's load would miss them and make the scan tests flaky (the bindings are the same).
-    let mut release = cargo();
-    release.args(["build", "--release", "-p", "weldguard-ffi", "--lib"]);
-    run(
-        release,
-        "build the optimised phone library for the Kotlin tests",
-    )?;
-    // The shells' flow tests start the platform's server and set it up with wg-shell-world
-    // (docs/shell-tests.md); the CLI renders its labels.
-    let mut binaries = cargo();
-    binaries.args([
-        "build",
-        "-p",
-        "weldguard-server",
-        "--bin",
-        "weldguard-server",
-        "-p",
-        "weldguard-cli",
-        "--bin",
-        "weldguard",
-        "-p",
-        "weldguard-tests",
-        "--bin",
-        "wg-shell-world",
-    ]);
-    run(
-        binaries,
-        "build the server, the CLI and wg-shell-world for the shell tests",
-    )?;
+    let out = shell_inputs()?;
     let kotlin = kotlin_tests(
         &out,
-        &root().join("target").join("release"),
-        &root().join("target").join("debug"),
+        &target_dir().join("release"),
+        &target_dir().join("debug"),
     )?;
-    let swift = swift_step()?;
+    let swift = swift_tests(&out)?;
     let all = Counts {
         passed: rust.passed + kotlin.passed + swift.passed,
         failed: rust.failed + kotlin.failed + swift.failed,
@@ -257,19 +227,19 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The Swift step: the bindings, the optimised phone library, the server, the bureau's desk tool
-/// and the CLI it renders labels with (no-ops after `cargo xtask test`'s own builds), then
-/// `scripts/swift.sh test` (it builds the Swift toolchain chroot once on Linux) and its closing
-/// `swift tests: P passed, F failed` line.
-fn swift_step() -> Result<Counts, String> {
+/// What the shells' tests (Kotlin and Swift) run against: the bindings (returned: their folder),
+/// the optimised phone library, and the binaries their flow tests start: the platform's server,
+/// the bureau's desk tool `wg-shell-world` and the CLI it renders labels with
+/// (docs/shell-tests.md).
+fn shell_inputs() -> Result<PathBuf, String> {
     let out = target_dir().join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
+    // The shells load the optimised phone library, as phones do: the scanner's time budgets
+    // (live 40 ms, photo 120 ms) are for optimised code, and an unoptimised build under a busy
+    // machine's load would miss them and make the scan tests flaky (the bindings are the same).
     let mut release = cargo();
     release.args(["build", "--release", "-p", "weldguard-ffi", "--lib"]);
-    run(
-        release,
-        "build the optimised phone library for the Swift tests",
-    )?;
+    run(release, "build the optimised phone library for the shells")?;
     let mut tools = cargo();
     tools.args([
         "build",
@@ -288,14 +258,20 @@ fn swift_step() -> Result<Counts, String> {
     ]);
     run(
         tools,
-        "build the server, wg-shell-world and the CLI for the Swift tests",
+        "build the server, wg-shell-world and the CLI for the shells' tests",
     )?;
+    Ok(out)
+}
+
+/// `scripts/swift.sh test` on the shells' inputs (it builds the Swift toolchain chroot once on
+/// Linux) and its closing `swift tests: P passed, F failed` line.
+fn swift_tests(out: &Path) -> Result<Counts, String> {
     let script = root().join("scripts").join("swift.sh");
     eprintln!("xtask: Swift tests ({} test)", script.display());
     let output = Command::new("bash")
         .arg(&script)
         .arg("test")
-        .arg(&out)
+        .arg(out)
         .arg(target_dir().join("release"))
         .arg(target_dir().join("debug"))
         .current_dir(root())
@@ -363,7 +339,7 @@ fn start_postgres() -> Result<String, String> {
 /// (library mode).
 fn bindings(args: &[String]) -> Result<PathBuf, String> {
     let out = match args {
-        [] => root().join("target").join("bindings"),
+        [] => target_dir().join("bindings"),
         [flag, dir] if flag == "--out" => PathBuf::from(dir),
         _ => return Err(usage()),
     };
