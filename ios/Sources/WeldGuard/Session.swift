@@ -267,12 +267,14 @@ public final class WeldGuardSession: @unchecked Sendable {
         try await scanImageWith(fileBytes: bytes, settings: settings)
     }
 
-    /// Every QR code in a camera frame's luma plane (row stride included).
+    /// Every QR code in a camera frame's luma plane (row stride included). The plane is lent to
+    /// the core for the call (`scanFrameBuffer`: `Data.withUnsafeBytes`, no copy across the FFI;
+    /// a copied plane would be lifted byte by byte, `cargo xtask bench ffi`).
     public func scanFrame(
         luma: Data, width: UInt32, height: UInt32, rowStride: UInt32, settings: ScanSettings
     ) async throws -> [ScannedQr] {
         try await executor.run {
-            try scanFrameWith(
+            try scanFrameBuffer(
                 luma: luma, width: width, height: height, rowStride: rowStride, settings: settings)
         }
     }

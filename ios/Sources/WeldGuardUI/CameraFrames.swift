@@ -1,7 +1,9 @@
 // The camera's frames for the scanner: the luma (Y) plane of a bi-planar 4:2:0 pixel buffer with
 // its bytesPerRow, handed over as is (row padding included), as ffi/src/scan.rs expects. Frames
 // arrive on the capture queue; the handler gets them there (the view model's `onFrame` is then
-// called from a Task).
+// called from a Task). The plane is copied once, in one block, while the buffer is locked (the
+// capture pipeline reuses its buffers, and the scan runs later on another queue); from there it is
+// lent to the core without another copy (`scanFrameBuffer`).
 #if canImport(AVFoundation) && canImport(CoreVideo)
     import AVFoundation
     import CoreVideo

@@ -173,9 +173,10 @@ func enrolled(_ world: World, _ phone: Phone, _ slot: String) async throws {
         await vm.preview()
         #expect(vm.state.error == nil)
         #expect(!vm.state.blockedBy.isEmpty)
+        // The state names the item as data (the finding's itemId), for the screen to point at it.
         #expect(
-            vm.state.blockedBy.contains { $0.text.contains(must.id) || $0.text.contains(must.text.text) },
-            "\(must.id) \(must.number) \(must.text.text): \(vm.state.blockedBy.map { "\($0.code) \($0.clause) \($0.text)" })")
+            vm.state.blockedBy.contains { $0.itemId == must.id },
+            "\(must.id): \(vm.state.blockedBy.map { "\($0.code) \($0.itemId ?? "-") \($0.text)" })")
         #expect(vm.state.permit?.action(.approve)?.allowed == false)
 
         // Answered in full: the site check, then the approval (the person's presence needed).
