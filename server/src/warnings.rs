@@ -359,11 +359,17 @@ fn detail(value: serde_json::Value) -> String {
 
 /// Run the rules for an applied work session inside the push's transaction: keep its start row,
 /// then raise what it shows. `now_ms` is when the platform raises.
+///
+/// `facts` are the machine's (when placed) and `place` the session's place
+/// ([`crate::platform::session_place`]), read once by the caller. A warning written counts on its
+/// day's `warnings_open` counter.
 pub fn on_work_session(
     tx: &mut dyn PushTx,
     config: &WarningConfig,
     record: &AppliedRecord<'_>,
     session: &WorkSession,
+    facts: Option<MachineFacts>,
+    place: Option<Place>,
     now_ms: i64,
 ) -> Result<(), DbError> {
     let start = StartRow {
@@ -378,11 +384,6 @@ pub fn on_work_session(
         }),
     };
     tx.record_start(&start)?;
-    let facts = tx.machine_facts(&session.machine_id)?;
-    let place = match &facts {
-        Some(f) => Some(f.place.clone()),
-        None => tx.licence_place(&session.certificate_no)?,
-    };
     let site_id = facts.as_ref().and_then(|f| f.site_id.clone());
     let raise =
         |tx: &mut dyn PushTx, kind: WarningKind, records: Vec<String>, detail_json: String| {
@@ -399,7 +400,19 @@ pub fn on_work_session(
                 raised_at_ms: now_ms,
                 detail: detail_json,
             })
-            .map(|_| ())
+            .and_then(|written| {
+                if !written {
+                    return Ok(());
+                }
+                let (district, town) = crate::platform::place_key(place.as_ref());
+                tx.count(
+                    &crate::platform::china_day(session.started_at_ms),
+                    &district,
+                    &town,
+                    crate::platform::WARNINGS_OPEN,
+                    1,
+                )
+            })
         };
     let me = vec![record.key.to_owned()];
 
