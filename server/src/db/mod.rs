@@ -2156,6 +2156,88 @@ mod tests {
         now_ms()
     }
 
+    /// `licence_expiring` is raised when a start arrives with a licence the registry says expires
+    /// within the threshold: once per licence and expiry date (not again at the next start, again
+    /// after a renewal), never for a refused start or a licence far from expiry.
+    fn a_start_with_a_licence_about_to_expire_raises_it_once_per_expiry(backend: Backend) {
+        use weldguard_model::domain::{Licence, LicenceStatus, OperationCategory};
+        let Some((db, _fixture)) = open(backend, "licence-expiring") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        let licence = |expires: (i32, u32, u32)| {
+            RegistryChange::UpsertLicence(Licence {
+                certificate_no: "T370983199001011234".into(),
+                id_number: "370983199001011234".into(),
+                name: "李四".into(),
+                categories: vec![OperationCategory::FusionWeldingAndCutting],
+                issued_on: chrono::NaiveDate::from_ymd_opt(2020, 12, 20).unwrap(),
+                expires_on: chrono::NaiveDate::from_ymd_opt(expires.0, expires.1, expires.2)
+                    .unwrap(),
+                next_review_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(),
+                review_extended: false,
+                status: LicenceStatus::Valid,
+                employer_org: None,
+            })
+        };
+        let t0 = 1_796_000_000_000; // 2026-11-30 in China
+        let day = 86_400_000;
+        let push = |db: &Db, key: &str, at: i64, allowed: bool| {
+            let p = session(key, "M2", at, allowed, &[], None);
+            db.insert_records(
+                &welder.device_id,
+                &[(key, "work_session", &p)],
+                &SuccessorOnly,
+            )
+            .unwrap();
+        };
+        let expiring = |db: &Db| -> Vec<crate::warnings::WarningRow> {
+            all_warnings(db, "city")
+                .into_iter()
+                .filter(|w| w.kind == "licence_expiring")
+                .collect()
+        };
+        // Far from expiry: nothing.
+        db.write_changes(&[licence((2027, 6, 1))]).unwrap();
+        push(&db, "e1", t0, true);
+        assert!(expiring(&db).is_empty());
+        // Twenty days left: raised once, in the machine's district, not again the next day,
+        // nor for a refused start.
+        db.write_changes(&[licence((2026, 12, 20))]).unwrap();
+        push(&db, "e2", t0 + day, false);
+        assert!(expiring(&db).is_empty(), "a refused start raises nothing");
+        push(&db, "e3", t0 + day, true);
+        push(&db, "e4", t0 + 2 * day, true);
+        let raised = expiring(&db);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].records_json, r#"["e3"]"#);
+        assert_eq!(raised[0].district.as_deref(), Some("370982"));
+        let detail: serde_json::Value = serde_json::from_str(&raised[0].detail_json).unwrap();
+        assert_eq!(detail["days_left"], 19);
+        assert_eq!(detail["expires_on"], "2026-12-20");
+        // Renewed to a date still within 30 days: a new expiry date, raised again once.
+        db.write_changes(&[licence((2026, 12, 25))]).unwrap();
+        push(&db, "e5", t0 + 3 * day, true);
+        push(&db, "e6", t0 + 4 * day, true);
+        assert_eq!(expiring(&db).len(), 2);
+        // Warnings off: nothing.
+        let db = db.with_warnings(crate::warnings::WarningConfig {
+            enabled: false,
+            ..Default::default()
+        });
+        db.write_changes(&[licence((2026, 12, 28))]).unwrap();
+        push(&db, "e7", t0 + 5 * day, true);
+        assert_eq!(expiring(&db).len(), 2);
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -2186,5 +2268,6 @@ mod tests {
         warnings_are_raised_once_at_push_time_in_their_place,
         parallel_refusals_raise_one_burst,
         figures_ledger_and_stream_cursor_are_kept_in_the_push,
+        a_start_with_a_licence_about_to_expire_raises_it_once_per_expiry,
     );
 }

@@ -1569,6 +1569,17 @@ impl PushTx for PgTx<'_, '_> {
         Ok(newest.is_some_and(|json| super::is_live_change(&json)))
     }
 
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+                &[&entity],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
         self.0.execute(
             "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \

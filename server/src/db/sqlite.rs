@@ -1399,6 +1399,16 @@ impl PushTx for SqliteTx<'_, '_> {
         Ok(newest.is_some_and(|json| super::is_live_change(&json)))
     }
 
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([entity], |r| r.get(0))
+            .optional()?)
+    }
+
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
         self.0
             .prepare_cached(

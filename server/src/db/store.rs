@@ -43,6 +43,8 @@ pub trait PushTx {
     /// Whether the registry's newest change of a feed entity ([`super::entity_of`]) is not a
     /// delete.
     fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError>;
+    /// The registry's newest change of a feed entity ([`super::entity_of`]), as stored (JSON).
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError>;
     /// Store `flag` with the record under `key` (once; storing it again changes nothing).
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError>;
 
