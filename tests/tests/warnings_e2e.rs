@@ -600,6 +600,63 @@ fn thresholds_come_from_the_servers_options() {
         )]
     );
 
+    // `licence_expiring` within `--warn-licence-days 10`: a licence written to the registry with
+    // 19 days left raises nothing at a start; renewed (rewritten) to 8 days left, the next start
+    // raises it, once.
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-licence") else {
+        return;
+    };
+    let server = ServerProcess::start_with_options(
+        SERVER,
+        data,
+        ADMIN,
+        &["--warn-licence-days", "10"],
+        None,
+    );
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let put_licence = |expires_on: &str| {
+        let licence = json!({
+            "certificate_no": CERT, "id_number": "370983199001011234", "name": "李四",
+            "categories": ["fusion_welding_and_cutting"], "issued_on": "2020-12-01",
+            "expires_on": expires_on, "next_review_on": "2026-12-01",
+            "review_extended": false, "status": "valid", "employer_org": null
+        });
+        let path = format!("/v1/admin/licences/{CERT}");
+        let (status, body) = call(&server, "PUT", &path, ADMIN, Some(licence));
+        assert_eq!(status, 200, "{body}");
+    };
+    let welder = phone(&server, &server.url());
+    put_licence("2026-12-20");
+    scan(&welder, "FC-M-1", T0, true, &[], None);
+    sync(&welder);
+    assert!(warnings(&server, ADMIN, "?kind=licence_expiring").is_empty());
+    put_licence("2026-12-09");
+    let first = scan(&welder, "FC-M-1", T0 + HOUR, true, &[], None);
+    scan(&welder, "FC-M-1", T0 + 2 * HOUR, true, &[], None);
+    sync(&welder);
+    let raised = warnings(&server, ADMIN, "?kind=licence_expiring");
+    assert_eq!(
+        summary(&raised),
+        [(
+            "licence_expiring".to_owned(),
+            "FC-M-1".to_owned(),
+            vec![first]
+        )]
+    );
+    assert_eq!(raised[0].detail["days_left"], 8);
+    assert_eq!(raised[0].title_zh, "操作证即将到期仍在作业");
+    let (_, feicheng_open) = call(
+        &server,
+        "GET",
+        "/v1/stats?from=2026-12-01&until=2026-12-01&district=370983",
+        ADMIN,
+        None,
+    );
+    assert_eq!(
+        feicheng_open["totals"][0]["warnings_open"], 1,
+        "{feicheng_open}"
+    );
+
     let Some(data) = ServerData::new(crate::BACKEND, "warn-off") else {
         return;
     };
