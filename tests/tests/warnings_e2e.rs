@@ -836,8 +836,8 @@ fn stats_stream_and_exports_stay_inside_the_scope() {
 
     let (id_a, a) = fc_stream.next();
     let (id_b, b) = fc_stream.next();
-    assert_eq!(a.records, [s3.clone()]);
-    assert_eq!(b.records, [s4.clone()]);
+    assert_eq!(a.records, std::slice::from_ref(&s3));
+    assert_eq!(b.records, std::slice::from_ref(&s4));
     assert_eq!((a.id.clone(), b.id.clone()), (id_a.clone(), id_b.clone()));
     assert!(id_a.parse::<i64>().unwrap() < id_b.parse::<i64>().unwrap());
     let (_, t) = ts_stream.next();
