@@ -40,6 +40,8 @@ pub const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
 /// A stream ends after this long; the client reconnects with `Last-Event-ID`, which checks its
 /// token and scope again.
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(600);
+/// Warnings read per store call while a stream catches up.
+const STREAM_PAGE: u32 = 100;
 /// Most streams one account may hold open in one server process.
 pub const MAX_STREAMS_PER_ACCOUNT: u32 = 3;
 /// Longest statistics window, in days.
@@ -355,34 +357,57 @@ async fn feed_stream(
         if send.is_closed() || tokio::time::Instant::now() >= ends {
             return;
         }
-        let page = {
-            let scope = scope.clone();
-            with_db(&state, move |db| db.warnings_after(&scope, after, 100)).await
-        };
-        let Ok(rows) = page else {
-            // The store is away for a moment: try again at the next tick.
-            continue;
-        };
-        for row in rows {
-            after = after.max(row.id);
-            if !row.in_scope(&scope) {
-                continue;
-            }
-            let Ok(warning) = row.to_wire() else {
-                continue;
+        // Catch up a page at a time (a reconnect after a long gap), then wait for the next tick.
+        loop {
+            let page = {
+                let scope = scope.clone();
+                with_db(&state, move |db| {
+                    db.warnings_after(&scope, after, STREAM_PAGE)
+                })
+                .await
             };
-            let Ok(event) = Event::default()
-                .event("warning")
-                .id(row.id.to_string())
-                .json_data(&warning)
-            else {
-                continue;
+            let Ok(rows) = page else {
+                // The store is away for a moment: try again at the next tick.
+                break;
             };
-            if send.send(Ok(event)).await.is_err() {
+            let full = rows.len() == STREAM_PAGE as usize;
+            if !send_rows(&send, &scope, rows, &mut after).await {
                 return;
+            }
+            if !full {
+                break;
             }
         }
     }
+}
+
+/// Send warnings as events, moving the cursor past them; `false` when the client has left.
+async fn send_rows(
+    send: &mpsc::Sender<Result<Event, Infallible>>,
+    scope: &Scope,
+    rows: Vec<crate::warnings::WarningRow>,
+    after: &mut i64,
+) -> bool {
+    for row in rows {
+        *after = (*after).max(row.id);
+        if !row.in_scope(scope) {
+            continue;
+        }
+        let Ok(warning) = row.to_wire() else {
+            continue;
+        };
+        let Ok(event) = Event::default()
+            .event("warning")
+            .id(row.id.to_string())
+            .json_data(&warning)
+        else {
+            continue;
+        };
+        if send.send(Ok(event)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// A streamed CSV answer: the BOM and `header`, then the lines `produce` sends.
