@@ -241,15 +241,18 @@ pub enum WarningKind {
     MachineTwoPlaces,
     /// A machine the platform marks suspect or modified was started.
     SuspectMachineStarted,
+    /// A welder started work with a licence that expires within the configured number of days.
+    LicenceExpiring,
 }
 
 impl WarningKind {
-    pub const ALL: [WarningKind; 5] = [
+    pub const ALL: [WarningKind; 6] = [
         WarningKind::StartRefusedExpiredLicence,
         WarningKind::RepeatedRefusals,
         WarningKind::StartFarFromMachine,
         WarningKind::MachineTwoPlaces,
         WarningKind::SuspectMachineStarted,
+        WarningKind::LicenceExpiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -259,6 +262,7 @@ impl WarningKind {
             WarningKind::StartFarFromMachine => "start_far_from_machine",
             WarningKind::MachineTwoPlaces => "machine_two_places",
             WarningKind::SuspectMachineStarted => "suspect_machine_started",
+            WarningKind::LicenceExpiring => "licence_expiring",
         }
     }
 
@@ -274,6 +278,7 @@ impl WarningKind {
             WarningKind::StartFarFromMachine => "扫码位置远离焊机登记位置",
             WarningKind::MachineTwoPlaces => "同一焊机短时间内在两地开机",
             WarningKind::SuspectMachineStarted => "疑似改装焊机仍在开机",
+            WarningKind::LicenceExpiring => "操作证即将到期仍在作业",
         }
     }
 
@@ -285,6 +290,7 @@ impl WarningKind {
             WarningKind::StartFarFromMachine => "scan far from the machine's registered location",
             WarningKind::MachineTwoPlaces => "machine started at two places too far apart",
             WarningKind::SuspectMachineStarted => "suspect or modified machine started",
+            WarningKind::LicenceExpiring => "work started with a licence about to expire",
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert, TokenCheck};
 use crate::limits::{Limiter, RateOptions};
 use crate::metrics::Metrics;
-use crate::{errors, limits, observe, publish, validate, warnings_api};
+use crate::{errors, limits, observe, platform_api, publish, validate, warnings_api};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
@@ -49,6 +49,8 @@ pub struct AppState {
     token_ttl_ms: Option<i64>,
     /// The rate limits' buckets ([`crate::limits`]).
     limiter: Arc<Limiter>,
+    /// Open warning streams per account ([`crate::platform_api::StreamSlots`]).
+    streams: Arc<crate::platform_api::StreamSlots>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             publisher: Arc::default(),
             token_ttl_ms: Some(DEFAULT_TOKEN_TTL_SECS as i64 * 1000),
             limiter: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -87,6 +90,11 @@ impl AppState {
     /// When a token issued at `now_ms` expires.
     fn token_expiry(&self, now_ms: i64) -> Option<i64> {
         self.token_ttl_ms.map(|ttl| now_ms.saturating_add(ttl))
+    }
+
+    /// The warning streams open in this process, per account.
+    pub(crate) fn streams(&self) -> Arc<crate::platform_api::StreamSlots> {
+        self.streams.clone()
     }
 
     /// The registry documents cache of this process.
@@ -359,6 +367,25 @@ fn routes() -> Routes {
         "/v1/warnings/{id}/close",
         Some(ActOnWarnings),
         warnings_api::close,
+    )
+    .add(
+        "GET",
+        "/v1/warnings/stream",
+        Some(ReadWarnings),
+        platform_api::stream,
+    )
+    .add(
+        "GET",
+        "/v1/warnings.csv",
+        Some(ReadWarnings),
+        platform_api::warnings_csv,
+    )
+    .add("GET", "/v1/stats", Some(ReadWarnings), platform_api::stats)
+    .add(
+        "GET",
+        "/v1/ledger.csv",
+        Some(ReadWarnings),
+        platform_api::ledger_csv,
     )
 }
 

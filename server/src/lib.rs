@@ -31,6 +31,8 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod permits;
+pub mod platform;
+pub mod platform_api;
 pub mod publish;
 pub mod serve;
 pub mod signers;

@@ -582,7 +582,15 @@ impl http_body::Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            // hyper asks for the next frame once the previous one is written: the client is
+            // reading, so its `Sending` deadline starts again. A long answer (a CSV export, the
+            // warning stream with its keep-alives) lives while the client keeps reading it.
+            this._idle.0.set(Phase::Sending);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -13,7 +13,7 @@ use crate::db::{AppliedRecord, DbError, PushTx};
 /// The reason code of a start refused for an expired licence (model rules).
 pub const EXPIRED_LICENCE_CODE: &str = "licence.expired";
 
-/// The thresholds of the warning rules. Defaults: 3 refusals in 24 h, 500 m, 120 km/h.
+/// The thresholds of the warning rules. Defaults: 3 refusals in 24 h, 500 m, 120 km/h, 30 days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WarningConfig {
     /// Whether pushes compute warnings at all (off: for measuring what they cost).
@@ -27,6 +27,9 @@ pub struct WarningConfig {
     pub far_m: u32,
     /// `machine_two_places`: faster than this (km/h) between two starts of one machine.
     pub max_speed_kmh: u32,
+    /// `licence_expiring`: a start with a licence expiring within this many days (0: the day of
+    /// the start itself).
+    pub licence_days: u32,
 }
 
 impl Default for WarningConfig {
@@ -37,6 +40,7 @@ impl Default for WarningConfig {
             refusal_window_ms: 24 * 3600 * 1000,
             far_m: 500,
             max_speed_kmh: 120,
+            licence_days: 30,
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct WarningOptions {
     #[arg(long, default_value_t = 120, value_name = "KMH",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub warn_max_speed_kmh: u32,
+    /// `licence_expiring`: days before a licence's expiry from which a start with it raises it.
+    #[arg(long, default_value_t = 30, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub warn_licence_days: u32,
 }
 
 impl From<&WarningOptions> for WarningConfig {
@@ -73,6 +81,7 @@ impl From<&WarningOptions> for WarningConfig {
             refusal_window_ms: i64::from(o.warn_refusal_window_hours) * 3600 * 1000,
             far_m: o.warn_far_m,
             max_speed_kmh: o.warn_max_speed_kmh,
+            licence_days: o.warn_licence_days,
         }
     }
 }
@@ -339,6 +348,38 @@ pub fn refusal_burst(
     })
 }
 
+/// `licence_expiring`: the days left on a licence expiring on `expires_on` at a start on the
+/// China day `start_day`, when that is within the threshold and the licence has not expired
+/// (an expired one is refused at the scan: `start_refused_expired_licence`).
+pub fn licence_days_left(
+    expires_on: chrono::NaiveDate,
+    start_day: chrono::NaiveDate,
+    config: &WarningConfig,
+) -> Option<i64> {
+    let left = (expires_on - start_day).num_days();
+    (0..=i64::from(config.licence_days))
+        .contains(&left)
+        .then_some(left)
+}
+
+/// The expiry date the registry holds for a licence now (`None`: unknown or deleted).
+fn licence_expiry(
+    tx: &mut dyn PushTx,
+    certificate_no: &str,
+) -> Result<Option<chrono::NaiveDate>, DbError> {
+    use weldguard_model::records::RegistryChange;
+    let entity = crate::db::entity_of(&RegistryChange::DeleteLicence {
+        certificate_no: certificate_no.to_owned(),
+    });
+    Ok(tx
+        .newest_change(&entity)?
+        .and_then(|json| serde_json::from_str::<RegistryChange>(&json).ok())
+        .and_then(|change| match change {
+            RegistryChange::UpsertLicence(l) => Some(l.expires_on),
+            _ => None,
+        }))
+}
+
 /// The machines whose starts a push's warnings read (sorted, once each): locked up front, in
 /// this order, so parallel pushes never deadlock on them.
 pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
@@ -359,11 +400,17 @@ fn detail(value: serde_json::Value) -> String {
 
 /// Run the rules for an applied work session inside the push's transaction: keep its start row,
 /// then raise what it shows. `now_ms` is when the platform raises.
+///
+/// `facts` are the machine's (when placed) and `place` the session's place
+/// ([`crate::platform::session_place`]), read once by the caller. A warning written counts on its
+/// day's `warnings_open` counter.
 pub fn on_work_session(
     tx: &mut dyn PushTx,
     config: &WarningConfig,
     record: &AppliedRecord<'_>,
     session: &WorkSession,
+    facts: Option<MachineFacts>,
+    place: Option<Place>,
     now_ms: i64,
 ) -> Result<(), DbError> {
     let start = StartRow {
@@ -378,15 +425,15 @@ pub fn on_work_session(
         }),
     };
     tx.record_start(&start)?;
-    let facts = tx.machine_facts(&session.machine_id)?;
-    let place = match &facts {
-        Some(f) => Some(f.place.clone()),
-        None => tx.licence_place(&session.certificate_no)?,
-    };
     let site_id = facts.as_ref().and_then(|f| f.site_id.clone());
-    let raise =
-        |tx: &mut dyn PushTx, kind: WarningKind, records: Vec<String>, detail_json: String| {
-            let dedup_key = format!("{}|{}", kind.as_str(), records.join("|"));
+    let raise_once = |tx: &mut dyn PushTx,
+                      kind: WarningKind,
+                      records: Vec<String>,
+                      detail_json: String,
+                      dedup: Option<String>| {
+        {
+            let dedup_key =
+                dedup.unwrap_or_else(|| format!("{}|{}", kind.as_str(), records.join("|")));
             tx.raise_warning(&NewWarning {
                 dedup_key,
                 kind,
@@ -399,7 +446,24 @@ pub fn on_work_session(
                 raised_at_ms: now_ms,
                 detail: detail_json,
             })
-            .map(|_| ())
+            .and_then(|written| {
+                if !written {
+                    return Ok(());
+                }
+                let (district, town) = crate::platform::place_key(place.as_ref());
+                tx.count(
+                    &crate::platform::china_day(session.started_at_ms),
+                    &district,
+                    &town,
+                    crate::platform::WARNINGS_OPEN,
+                    1,
+                )
+            })
+        }
+    };
+    let raise =
+        |tx: &mut dyn PushTx, kind: WarningKind, records: Vec<String>, detail_json: String| {
+            raise_once(tx, kind, records, detail_json, None)
         };
     let me = vec![record.key.to_owned()];
 
@@ -468,6 +532,32 @@ pub fn on_work_session(
                 )?;
             }
         }
+    }
+
+    if session.allowed
+        && let Some(expires_on) = licence_expiry(tx, &session.certificate_no)?
+        && let Some(start_day) =
+            chrono::NaiveDate::parse_from_str(&crate::platform::china_day(start.at_ms), "%Y-%m-%d")
+                .ok()
+        && let Some(left) = licence_days_left(expires_on, start_day, config)
+    {
+        // Once per licence and expiry date: a renewed licence (a new date) may raise again.
+        raise_once(
+            tx,
+            WarningKind::LicenceExpiring,
+            me.clone(),
+            detail(serde_json::json!({
+                "expires_on": expires_on.to_string(),
+                "days_left": left,
+                "threshold_days": config.licence_days,
+            })),
+            Some(format!(
+                "{}|{}|{}",
+                WarningKind::LicenceExpiring.as_str(),
+                session.certificate_no,
+                expires_on
+            )),
+        )?;
     }
 
     if !session.allowed {
@@ -644,11 +734,38 @@ mod tests {
     }
 
     #[test]
+    fn a_licence_is_expiring_within_the_threshold_until_its_last_day() {
+        let c = WarningConfig::default();
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let expires = day(12, 31);
+        assert_eq!(licence_days_left(expires, day(12, 1), &c), Some(30));
+        assert_eq!(licence_days_left(expires, day(11, 30), &c), None, "31 days");
+        assert_eq!(licence_days_left(expires, day(12, 31), &c), Some(0));
+        assert_eq!(
+            licence_days_left(day(12, 30), day(12, 31), &c),
+            None,
+            "expired"
+        );
+        let week = WarningConfig {
+            licence_days: 7,
+            ..c
+        };
+        assert_eq!(licence_days_left(expires, day(12, 24), &week), Some(7));
+        assert_eq!(licence_days_left(expires, day(12, 23), &week), None);
+    }
+
+    #[test]
     fn defaults_are_the_documented_ones() {
         let c = WarningConfig::default();
         assert_eq!(
-            (c.refusals, c.refusal_window_ms, c.far_m, c.max_speed_kmh),
-            (3, 86_400_000, 500, 120)
+            (
+                c.refusals,
+                c.refusal_window_ms,
+                c.far_m,
+                c.max_speed_kmh,
+                c.licence_days
+            ),
+            (3, 86_400_000, 500, 120, 30)
         );
         use clap::Parser;
         #[derive(clap::Parser)]

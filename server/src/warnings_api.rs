@@ -145,7 +145,7 @@ pub async fn create_monitor(
 
 /// The scope the caller sees: the city for an admin, the stored scope for a monitor (a monitor
 /// without a readable scope sees nothing: refused).
-async fn scope_of(state: &AppState, caller: &Caller) -> ApiResult<Scope> {
+pub(crate) async fn scope_of(state: &AppState, caller: &Caller) -> ApiResult<Scope> {
     if caller.role == Role::Admin {
         return Ok(Scope::City);
     }
@@ -175,8 +175,40 @@ fn query_i64(query: &HashMap<String, String>, name: &str) -> ApiResult<Option<i6
         .transpose()
 }
 
+/// The caller's scope narrowed by an optional `district` or `town` parameter, which must lie
+/// inside it (`403 warnings.out_of_scope`).
+pub(crate) fn narrowed(scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Scope> {
+    let narrowed = match (
+        query.get("district").filter(|v| !v.is_empty()),
+        query.get("town").filter(|v| !v.is_empty()),
+    ) {
+        (None, None) => scope.clone(),
+        (Some(_), Some(_)) => {
+            return Err(bad_request(
+                "warnings.bad_place",
+                "give district or town, not both",
+            ));
+        }
+        (Some(d), None) => Scope::parse(&format!("district:{d}"))
+            .ok_or_else(|| bad_request("place.bad_district", "district must be 6 digits"))?,
+        (None, Some(t)) => Scope::parse(&format!("town:{t}"))
+            .ok_or_else(|| bad_request("place.bad_town", "town must be 9 digits"))?,
+    };
+    if !scope.covers(&narrowed) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "warnings.out_of_scope",
+            format!("{} lies outside this account's scope", narrowed.as_text()),
+        ));
+    }
+    Ok(narrowed)
+}
+
 /// The list's query, checked against the caller's scope.
-fn list_query(scope: &Scope, query: &HashMap<String, String>) -> ApiResult<(WarningQuery, i64)> {
+pub(crate) fn list_query(
+    scope: &Scope,
+    query: &HashMap<String, String>,
+) -> ApiResult<(WarningQuery, i64)> {
     const KNOWN: [&str; 8] = [
         "kind", "state", "from", "until", "district", "town", "after", "limit",
     ];
@@ -212,29 +244,7 @@ fn list_query(scope: &Scope, query: &HashMap<String, String>) -> ApiResult<(Warn
     if from_ms >= until_ms {
         return Err(bad_request("request.bad_time", "from must be before until"));
     }
-    let narrowed = match (
-        query.get("district").filter(|v| !v.is_empty()),
-        query.get("town").filter(|v| !v.is_empty()),
-    ) {
-        (None, None) => scope.clone(),
-        (Some(_), Some(_)) => {
-            return Err(bad_request(
-                "warnings.bad_place",
-                "give district or town, not both",
-            ));
-        }
-        (Some(d), None) => Scope::parse(&format!("district:{d}"))
-            .ok_or_else(|| bad_request("place.bad_district", "district must be 6 digits"))?,
-        (None, Some(t)) => Scope::parse(&format!("town:{t}"))
-            .ok_or_else(|| bad_request("place.bad_town", "town must be 9 digits"))?,
-    };
-    if !scope.covers(&narrowed) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "warnings.out_of_scope",
-            format!("{} lies outside this account's scope", narrowed.as_text()),
-        ));
-    }
+    let narrowed = narrowed(scope, query)?;
     let limit = match query.get("limit") {
         None => DEFAULT_WARNINGS_LIMIT,
         Some(text) => text

@@ -390,6 +390,28 @@ fn a_network_failure_leaves_the_outbox_pending_and_the_next_sync_resumes() {
     assert_exactly_once(&admin, &keys);
 }
 
+/// The status of a GET whose answer may never end (a server-sent event stream): the status
+/// line only; the connection is dropped after it.
+fn status_line(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn authorization_table_every_endpoint_every_role() {
     let Some(server) = start_server() else {
@@ -430,6 +452,16 @@ fn authorization_table_every_endpoint_every_role() {
             admin_only,
         ),
         ("GET", "/v1/warnings", None, watchers),
+        (
+            "GET",
+            "/v1/stats?from=2026-12-01&until=2026-12-01",
+            None,
+            watchers,
+        ),
+        ("GET", "/v1/warnings.csv", None, watchers),
+        ("GET", "/v1/ledger.csv?day=2026-12-01", None, watchers),
+        // A stream never ends: only its status line is read.
+        ("GET", "/v1/warnings/stream", None, watchers),
         (
             "POST",
             "/v1/admin/enrolments",
@@ -476,7 +508,14 @@ fn authorization_table_every_endpoint_every_role() {
                 Some(_) if allowed.contains(who) => 200,
                 Some(_) => 403,
             };
-            let (status, text) = raw_call(server.addr, method, path, token.as_deref(), *body);
+            let (status, text) = if *path == "/v1/warnings/stream" {
+                (
+                    status_line(server.addr, path, token.as_deref()),
+                    String::new(),
+                )
+            } else {
+                raw_call(server.addr, method, path, token.as_deref(), *body)
+            };
             if status != expected {
                 failures.push(format!(
                     "{who} {method} {path}: {status} (expected {expected}) {text}"

@@ -600,6 +600,63 @@ fn thresholds_come_from_the_servers_options() {
         )]
     );
 
+    // `licence_expiring` within `--warn-licence-days 10`: a licence written to the registry with
+    // 19 days left raises nothing at a start; renewed (rewritten) to 8 days left, the next start
+    // raises it, once.
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-licence") else {
+        return;
+    };
+    let server = ServerProcess::start_with_options(
+        SERVER,
+        data,
+        ADMIN,
+        &["--warn-licence-days", "10"],
+        None,
+    );
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let put_licence = |expires_on: &str| {
+        let licence = json!({
+            "certificate_no": CERT, "id_number": "370983199001011234", "name": "李四",
+            "categories": ["fusion_welding_and_cutting"], "issued_on": "2020-12-01",
+            "expires_on": expires_on, "next_review_on": "2026-12-01",
+            "review_extended": false, "status": "valid", "employer_org": null
+        });
+        let path = format!("/v1/admin/licences/{CERT}");
+        let (status, body) = call(&server, "PUT", &path, ADMIN, Some(licence));
+        assert_eq!(status, 200, "{body}");
+    };
+    let welder = phone(&server, &server.url());
+    put_licence("2026-12-20");
+    scan(&welder, "FC-M-1", T0, true, &[], None);
+    sync(&welder);
+    assert!(warnings(&server, ADMIN, "?kind=licence_expiring").is_empty());
+    put_licence("2026-12-09");
+    let first = scan(&welder, "FC-M-1", T0 + HOUR, true, &[], None);
+    scan(&welder, "FC-M-1", T0 + 2 * HOUR, true, &[], None);
+    sync(&welder);
+    let raised = warnings(&server, ADMIN, "?kind=licence_expiring");
+    assert_eq!(
+        summary(&raised),
+        [(
+            "licence_expiring".to_owned(),
+            "FC-M-1".to_owned(),
+            vec![first]
+        )]
+    );
+    assert_eq!(raised[0].detail["days_left"], 8);
+    assert_eq!(raised[0].title_zh, "操作证即将到期仍在作业");
+    let (_, feicheng_open) = call(
+        &server,
+        "GET",
+        "/v1/stats?from=2026-12-01&until=2026-12-01&district=370983",
+        ADMIN,
+        None,
+    );
+    assert_eq!(
+        feicheng_open["totals"][0]["warnings_open"], 1,
+        "{feicheng_open}"
+    );
+
     let Some(data) = ServerData::new(crate::BACKEND, "warn-off") else {
         return;
     };
@@ -611,4 +668,386 @@ fn thresholds_come_from_the_servers_options() {
     scan(&welder, "TS-M-1", T0, false, &["licence.expired"], None);
     sync(&welder);
     assert_eq!(warnings(&server, ADMIN, "").len(), 0);
+}
+
+/// A GET answered in full: (status, head, body), the body de-chunked when the server streamed
+/// it (`Transfer-Encoding: chunked`).
+pub(crate) fn get_full(server: &ServerProcess, path: &str, token: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16)
+                    .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line + 2..line + 2 + size]);
+            rest = &rest[line + 4 + size..];
+        }
+        body = out;
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, head, body)
+}
+
+/// An open warning stream: its connection, read line by line.
+pub(crate) struct EventStream {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    pub status: u16,
+    pub head: String,
+}
+
+impl EventStream {
+    /// Open `GET /v1/warnings/stream` and read the answer's head.
+    pub(crate) fn open(server: &ServerProcess, token: &str, last_event_id: Option<&str>) -> Self {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let last = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET /v1/warnings/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\n{last}\r\n",
+            server.addr
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line.to_lowercase());
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        EventStream {
+            reader,
+            status,
+            head,
+        }
+    }
+
+    /// The next event: (id, warning). Comments (keep-alives) and chunk framing are skipped; a
+    /// stream that sends nothing for 30 s fails the test.
+    pub(crate) fn next(&mut self) -> (String, Warning) {
+        use std::io::BufRead;
+        let (mut id, mut event) = (None, None);
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).unwrap();
+            assert!(n > 0, "the stream ended");
+            let line = line.trim_end();
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                assert_eq!(v.trim(), "warning");
+            } else if let Some(v) = line.strip_prefix("data:") {
+                event = Some(serde_json::from_str::<Warning>(v.trim()).unwrap());
+            } else if line.is_empty()
+                && let (Some(i), Some(e)) = (id.take(), event.take())
+            {
+                return (i, e);
+            }
+        }
+    }
+}
+
+fn csv_rows(body: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(body).unwrap();
+    let text = text
+        .strip_prefix('\u{feff}')
+        .expect("the CSV starts with a UTF-8 BOM");
+    assert!(text.ends_with("\r\n"), "RFC 4180 lines");
+    text.split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Statistics, the live stream and the CSV exports answer only what lies inside the caller's
+/// scope: figures per China day and place (by town inside a district), a stream that delivers a
+/// district's new warnings and resumes from `Last-Event-ID`, and exports (BOM, formula-safe)
+/// of warnings and of the day's ledger; out-of-scope filters, another district's stream, bad
+/// input and a fourth stream are refused.
+#[test]
+fn stats_stream_and_exports_stay_inside_the_scope() {
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-platform") else {
+        return;
+    };
+    let server = ServerProcess::start_on(SERVER, data, ADMIN);
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let feicheng = monitor(&server, "肥城市应急局", "district:370983");
+    let taishan = monitor(&server, "泰山区应急局", "district:370902");
+    let town = monitor(&server, "新城街道", "town:370983001");
+    let welder = phone(&server, &server.url());
+
+    // Streams open before the pushes: each sees its district's new warnings only.
+    let mut fc_stream = EventStream::open(&server, &feicheng, None);
+    assert_eq!(fc_stream.status, 200);
+    assert!(fc_stream.head.contains("content-type: text/event-stream"));
+    let mut ts_stream = EventStream::open(&server, &taishan, None);
+    assert_eq!(ts_stream.status, 200);
+
+    let near = Some((FEICHENG.0 + 500, FEICHENG.1));
+    let s1 = scan(&welder, "FC-M-1", T0, true, &[], near);
+    let s2 = scan(
+        &welder,
+        "TS-M-1",
+        T0 + HOUR,
+        false,
+        &["licence.expired"],
+        None,
+    );
+    let s3 = scan(&welder, "FC-M-2", T0 + 2 * HOUR, true, &[], None);
+    let s4 = scan(&welder, "FC-M-2", T0 + 3 * HOUR, true, &[], None);
+    sync(&welder);
+    sync(&welder);
+
+    let (id_a, a) = fc_stream.next();
+    let (id_b, b) = fc_stream.next();
+    assert_eq!(a.records, std::slice::from_ref(&s3));
+    assert_eq!(b.records, std::slice::from_ref(&s4));
+    assert_eq!((a.id.clone(), b.id.clone()), (id_a.clone(), id_b.clone()));
+    assert!(id_a.parse::<i64>().unwrap() < id_b.parse::<i64>().unwrap());
+    let (_, t) = ts_stream.next();
+    assert_eq!(
+        (t.kind.as_str(), t.records.clone()),
+        ("start_refused_expired_licence", vec![s2.clone()])
+    );
+    // Resuming: what came after the last event seen, from the store; from 0, the district's
+    // warnings only (the other district's lower ids are skipped).
+    let (again, _) = EventStream::open(&server, &feicheng, Some(&id_a)).next();
+    assert_eq!(again, id_b);
+    let mut from_zero = EventStream::open(&server, &taishan, Some("0"));
+    assert_eq!(from_zero.next().1.id, t.id);
+    let (first_town, _) = EventStream::open(&server, &feicheng, Some("0")).next();
+    assert_eq!(first_town, id_a);
+    assert_eq!(
+        code_of(&call(
+            &server,
+            "GET",
+            "/v1/warnings/stream?district=370902",
+            &feicheng,
+            None
+        )),
+        (400, "request.unknown_parameter")
+    );
+    let bad = EventStream::open(&server, &feicheng, Some("abc"));
+    assert_eq!(bad.status, 400);
+    // At most three streams per account: taishan holds two (ts_stream, from_zero); a third is
+    // fine, a fourth is refused.
+    let third = EventStream::open(&server, &taishan, None);
+    assert_eq!(third.status, 200);
+    let fourth = EventStream::open(&server, &taishan, None);
+    assert_eq!(fourth.status, 429);
+    assert!(fourth.head.contains("content-type: application/json"));
+    drop((third, fourth, from_zero, ts_stream));
+    // A phone reads no stream.
+    let phone_token = {
+        let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
+        let code = admin.create_enrolment("赵六", Role::Welder).unwrap();
+        SyncClient::new(&server.url(), None, policy())
+            .unwrap()
+            .enrol(&code.code, "04aabbcc", "赵六")
+            .unwrap()
+            .token
+    };
+    assert_eq!(EventStream::open(&server, &phone_token, None).status, 403);
+
+    // Statistics: 2026-12-01 in China; towns inside a district, districts city-wide.
+    let day = "from=2026-12-01&until=2026-12-01";
+    let (status, fc) = call(&server, "GET", &format!("/v1/stats?{day}"), &feicheng, None);
+    assert_eq!(status, 200, "{fc}");
+    assert_eq!(fc["group_by"], "town");
+    assert_eq!(fc["scope"], "district:370983");
+    let places = &fc["days"][0]["places"];
+    assert_eq!(places.as_array().unwrap().len(), 2, "{fc}");
+    assert_eq!(places[0]["town"], "370983001");
+    assert_eq!(places[0]["starts_allowed"], 1);
+    assert_eq!(places[0]["warnings_open"], 0);
+    assert_eq!(places[1]["town"], "370983002");
+    assert_eq!(places[1]["starts_allowed"], 2);
+    assert_eq!(places[1]["warnings_open"], 2);
+    let (_, ts) = call(&server, "GET", &format!("/v1/stats?{day}"), &taishan, None);
+    let ts_places = ts["days"][0]["places"].as_array().unwrap().clone();
+    assert_eq!(ts_places.len(), 1, "{ts}");
+    assert_eq!(ts_places[0]["district"], "370902");
+    assert_eq!(ts_places[0]["starts_refused"], 1);
+    assert_eq!(ts_places[0]["starts_allowed"], 0);
+    let (_, tw) = call(&server, "GET", &format!("/v1/stats?{day}"), &town, None);
+    assert_eq!(tw["totals"].as_array().unwrap().len(), 1, "{tw}");
+    assert_eq!(tw["totals"][0]["town"], "370983001");
+    let (_, city) = call(&server, "GET", &format!("/v1/stats?{day}"), ADMIN, None);
+    assert_eq!(city["group_by"], "district");
+    let totals = city["totals"].as_array().unwrap();
+    let by = |d: &str| totals.iter().find(|p| p["district"] == d).unwrap().clone();
+    assert_eq!(by("370983")["starts_allowed"], 3);
+    assert_eq!(by("370983")["warnings_open"], 2);
+    assert_eq!(by("370902")["starts_refused"], 1);
+    // Acknowledging leaves the open count.
+    let ack = format!("/v1/warnings/{}/acknowledge", a.id);
+    assert_eq!(call(&server, "POST", &ack, &feicheng, None).0, 200);
+    let (_, fc) = call(&server, "GET", &format!("/v1/stats?{day}"), &feicheng, None);
+    assert_eq!(fc["totals"][1]["warnings_open"], 1);
+    let (_, week) = call(
+        &server,
+        "GET",
+        "/v1/stats?from=2026-11-28&until=2026-12-04",
+        &feicheng,
+        None,
+    );
+    assert_eq!(week["days"].as_array().unwrap().len(), 7);
+    assert!(week["days"][0]["places"].as_array().unwrap().is_empty());
+    for (who, q, expected) in [
+        (
+            &taishan,
+            format!("{day}&district=370983"),
+            (403, "warnings.out_of_scope"),
+        ),
+        (
+            &town,
+            format!("{day}&town=370983002"),
+            (403, "warnings.out_of_scope"),
+        ),
+        (
+            &feicheng,
+            "from=2026-12-01".to_owned(),
+            (400, "stats.bad_day"),
+        ),
+        (
+            &feicheng,
+            "from=2026-12-1&until=2026-12-01".to_owned(),
+            (400, "stats.bad_day"),
+        ),
+        (
+            &feicheng,
+            "from=2026-12-02&until=2026-12-01".to_owned(),
+            (400, "stats.bad_window"),
+        ),
+        (
+            &feicheng,
+            "from=2025-01-01&until=2026-12-01".to_owned(),
+            (400, "stats.bad_window"),
+        ),
+        (
+            &feicheng,
+            format!("{day}&kind=x"),
+            (400, "request.unknown_parameter"),
+        ),
+    ] {
+        assert_eq!(
+            code_of(&call(&server, "GET", &format!("/v1/stats?{q}"), who, None)),
+            expected,
+            "{q}"
+        );
+    }
+    assert_eq!(
+        code_of(&call(
+            &server,
+            "GET",
+            &format!("/v1/stats?{day}"),
+            &phone_token,
+            None
+        )),
+        (403, "auth.forbidden")
+    );
+
+    // Warnings as CSV: BOM, header, one line per warning of the scope; a note that a
+    // spreadsheet would run as a formula is written as text.
+    let close = format!("/v1/warnings/{}/close", a.id);
+    let note = json!({"note": "=HYPERLINK(\"http://x\",\"点我\")"});
+    assert_eq!(call(&server, "POST", &close, &feicheng, Some(note)).0, 200);
+    let (status, head, body) = get_full(&server, "/v1/warnings.csv", &feicheng);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/csv; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("attachment; filename=\"warnings.csv\""),
+        "{head}"
+    );
+    let rows = csv_rows(&body);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[0].starts_with("编号 id,类型 kind,名称,title"));
+    assert!(rows[1].starts_with(&format!("{},suspect_machine_started,", b.id)));
+    assert!(
+        rows[2].contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"点我\"\")\""),
+        "{}",
+        rows[2]
+    );
+    assert!(rows.iter().all(|r| !r.contains("370902")));
+    let (_, _, body) = get_full(&server, "/v1/warnings.csv?state=open", &taishan);
+    let rows = csv_rows(&body);
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].contains(&s2));
+    let (status, _, _) = get_full(&server, "/v1/warnings.csv?district=370983", &taishan);
+    assert_eq!(status, 403);
+    let (status, _, _) = get_full(&server, "/v1/warnings.csv?limit=5", &taishan);
+    assert_eq!(status, 400);
+
+    // The day's ledger: the district's records only, in arrival order.
+    let (status, head, body) = get_full(&server, "/v1/ledger.csv?day=2026-12-01", &feicheng);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("filename=\"ledger-2026-12-01.csv\""),
+        "{head}"
+    );
+    let rows = csv_rows(&body);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows[0].starts_with("序号 no,时间 time (UTC+8),类型 kind"));
+    assert!(rows[1].starts_with("1,2026-12-01 08:00:00,start,370983,370983001,S-FC-1,FC-M-1,"));
+    assert!(rows[1].contains(",allowed,"));
+    assert!(rows[1].ends_with(&s1), "{}", rows[1]);
+    assert!(rows[2].contains("FC-M-2") && rows[3].contains("FC-M-2"));
+    assert!(rows.iter().all(|r| !r.contains("TS-M-1")));
+    let (_, _, body) = get_full(&server, "/v1/ledger.csv?day=2026-12-01", &taishan);
+    let rows = csv_rows(&body);
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].contains(",refused,licence.expired,"), "{}", rows[1]);
+    let (_, _, body) = get_full(&server, "/v1/ledger.csv?day=2026-12-02", ADMIN);
+    assert_eq!(csv_rows(&body).len(), 1, "nothing that day");
+    for (who, q, status) in [
+        (&town, "day=2026-12-01&town=370983002", 403),
+        (&feicheng, "", 400),
+        (&feicheng, "day=yesterday", 400),
+        (&phone_token, "day=2026-12-01", 403),
+    ] {
+        assert_eq!(
+            get_full(&server, &format!("/v1/ledger.csv?{q}"), who).0,
+            status,
+            "{q}"
+        );
+    }
 }

@@ -51,3 +51,37 @@ fn two_servers_raise_one_burst_from_parallel_pushes() {
     assert!(all[0].records.len() >= 3);
     assert!(all[0].records.iter().all(|k| keys.contains(k)));
 }
+
+/// A stream on one server process delivers the warnings a push to the other raises (the stream
+/// reads the shared store by id cursor), and the other's figures count the push.
+#[test]
+fn a_stream_on_one_server_sees_warnings_raised_by_the_other() {
+    use flows::*;
+    use weldguard_tests::{ServerData, ServerProcess};
+    let Some(data) = ServerData::new(BACKEND, "warn-stream-two") else {
+        return;
+    };
+    let b = ServerProcess::start_sharing(SERVER, &data, ADMIN);
+    let a = ServerProcess::start_on(SERVER, data, ADMIN);
+    let (a, b) = (a, b);
+    call(&a, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let taishan = monitor(&a, "泰山区应急局", "district:370902");
+    let mut stream = EventStream::open(&b, &taishan, None);
+    assert_eq!(stream.status, 200);
+    let welder = phone(&a, &a.url());
+    let key = scan(&welder, "TS-M-1", T0, false, &["licence.expired"], None);
+    sync(&welder);
+    let (id, warning) = stream.next();
+    assert_eq!(warning.records, [key]);
+    assert_eq!(warning.id, id);
+    let (status, stats) = call(
+        &b,
+        "GET",
+        "/v1/stats?from=2026-12-01&until=2026-12-01",
+        &taishan,
+        None,
+    );
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["totals"][0]["starts_refused"], 1);
+    assert_eq!(stats["totals"][0]["warnings_open"], 1);
+}

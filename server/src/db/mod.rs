@@ -654,30 +654,74 @@ struct PushEffects {
 
 impl PushEffects {
     fn applied(&mut self, tx: &mut dyn PushTx, record: &AppliedRecord<'_>) -> Result<(), DbError> {
-        if record.kind != "work_session" {
-            return Ok(());
+        match record.kind {
+            "work_session" => {}
+            "inspection" => {
+                if let Ok(inspection) =
+                    serde_json::from_str::<weldguard_model::inspect::Inspection>(record.payload)
+                {
+                    crate::platform::on_inspection(tx, record, &inspection)?;
+                }
+                return Ok(());
+            }
+            PERMIT_STEP_KIND => {
+                if let Ok(step) = serde_json::from_str::<weldguard_model::records::PermitStepRecord>(
+                    record.payload,
+                ) {
+                    let pusher = self.pusher(tx, record)?;
+                    crate::platform::on_permit_step(tx, record, &step, pusher.map(|p| p.1))?;
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
         }
-        let pusher = match &self.pusher {
-            Some(p) => p,
-            None => self.pusher.insert(tx.pusher(record.device_id)?),
-        };
-        let pusher = pusher.as_ref().map(|(role, id)| (*role, id.as_str()));
+        let pusher = self.pusher(tx, record)?;
         for flag in record_flags_of(record.kind, record.payload, pusher, |entity| {
             tx.registry_holds(entity)
         })? {
             tx.add_record_flag(record.key, flag)?;
         }
-        if self.warnings.enabled
-            && let Ok(session) =
-                serde_json::from_str::<weldguard_model::records::WorkSession>(record.payload)
-        {
-            if !self.locked {
-                tx.lock_machines(&self.machines)?;
-                self.locked = true;
-            }
-            crate::warnings::on_work_session(tx, &self.warnings, record, &session, now_ms())?;
+        let Ok(session) =
+            serde_json::from_str::<weldguard_model::records::WorkSession>(record.payload)
+        else {
+            return Ok(());
+        };
+        if self.warnings.enabled && !self.locked {
+            tx.lock_machines(&self.machines)?;
+            self.locked = true;
+        }
+        let facts = tx.machine_facts(&session.machine_id)?;
+        let place = crate::platform::session_place(tx, facts.as_ref(), &session.certificate_no)?;
+        let site_id = facts.as_ref().and_then(|f| f.site_id.clone());
+        crate::platform::on_session(tx, record, &session, place.as_ref(), site_id.as_deref())?;
+        if self.warnings.enabled {
+            crate::warnings::on_work_session(
+                tx,
+                &self.warnings,
+                record,
+                &session,
+                facts,
+                place,
+                now_ms(),
+            )?;
         }
         Ok(())
+    }
+
+    /// The pushing device's role and person id, read once per push.
+    fn pusher<'s>(
+        &'s mut self,
+        tx: &mut dyn PushTx,
+        record: &AppliedRecord<'_>,
+    ) -> Result<Option<(Role, &'s str)>, DbError> {
+        if self.pusher.is_none() {
+            self.pusher = Some(tx.pusher(record.device_id)?);
+        }
+        Ok(self
+            .pusher
+            .as_ref()
+            .and_then(|p| p.as_ref())
+            .map(|(role, id)| (*role, id.as_str())))
     }
 }
 
@@ -1941,6 +1985,259 @@ mod tests {
         assert_eq!(kinds(&rows), ["repeated_refusals"]);
     }
 
+    fn count_of(db: &Db, scope: &str, day: &str, metric: &str) -> i64 {
+        db.counts(
+            &weldguard_model::warnings::Scope::parse(scope).unwrap(),
+            day,
+            day,
+        )
+        .unwrap()
+        .iter()
+        .filter(|r| r.metric == metric)
+        .map(|r| r.n)
+        .sum()
+    }
+
+    /// The push keeps the per-day per-place counters and the ledger in its transaction, once per
+    /// record (a repeated push changes nothing); a warning leaving `open` leaves the counter; a
+    /// permit is counted once, in its latest state; the stream's id cursor reads a scope's new
+    /// warnings oldest first.
+    fn figures_ledger_and_stream_cursor_are_kept_in_the_push(backend: Backend) {
+        use crate::platform::{STARTS_ALLOWED, STARTS_REFUSED, WARNINGS_OPEN};
+        use weldguard_model::warnings::{Scope, WarningState as S};
+        let Some((db, _fixture)) = open(backend, "figures") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        // 2026-11-30 08:53:20 in Beijing; 16 h later is the next China day (Dec 1st, 00:53).
+        let t0 = 1_796_000_000_000;
+        let h = 3_600_000;
+        let expired = ["licence.expired"];
+        let near = Some((FEICHENG.0 + 1000, FEICHENG.1, 10));
+        let payloads = [
+            ("f1", session("f1", "M1", t0, true, &[], near)),
+            (
+                "f2",
+                session("f2", "M1", t0 + h, false, &["machine.retired"], None),
+            ),
+            ("f3", session("f3", "M2", t0, false, &expired, None)),
+            ("f4", session("f4", "M3", t0, true, &[], None)),
+            ("f5", session("f5", "M1", t0 + 16 * h, true, &[], None)),
+        ];
+        let items: Vec<(&str, &str, &str)> = payloads
+            .iter()
+            .map(|(k, p)| (*k, "work_session", p.as_str()))
+            .collect();
+        let admit = SuccessorOnly;
+        for _ in 0..2 {
+            db.insert_records(&welder.device_id, &items, &admit)
+                .unwrap();
+        }
+        let (d1, d2) = ("2026-11-30", "2026-12-01");
+        assert_eq!(count_of(&db, "city", d1, STARTS_ALLOWED), 2);
+        assert_eq!(count_of(&db, "city", d1, STARTS_REFUSED), 2);
+        assert_eq!(count_of(&db, "city", d2, STARTS_ALLOWED), 1);
+        assert_eq!(count_of(&db, "district:370983", d1, STARTS_ALLOWED), 1);
+        assert_eq!(count_of(&db, "district:370983", d1, STARTS_REFUSED), 1);
+        assert_eq!(count_of(&db, "town:370983001", d1, STARTS_REFUSED), 1);
+        assert_eq!(count_of(&db, "district:370982", d1, STARTS_ALLOWED), 0);
+        assert_eq!(count_of(&db, "district:370982", d1, STARTS_REFUSED), 1);
+        assert_eq!(count_of(&db, "district:370981", d1, STARTS_REFUSED), 0);
+        // Open warnings: M1's suspect start on each day, M2's expired licence.
+        let open_370983 = count_of(&db, "district:370983", d1, WARNINGS_OPEN);
+        assert_eq!(open_370983, 1, "the suspect machine started");
+        assert_eq!(count_of(&db, "district:370983", d2, WARNINGS_OPEN), 1);
+        assert_eq!(count_of(&db, "district:370982", d1, WARNINGS_OPEN), 1);
+        let m2 = all_warnings(&db, "district:370982");
+        assert!(
+            db.move_warning(m2[0].id, S::Open, S::Acknowledged, "王五", t0, None)
+                .unwrap()
+        );
+        assert!(
+            !db.move_warning(m2[0].id, S::Open, S::Acknowledged, "王五", t0, None)
+                .unwrap()
+        );
+        assert_eq!(count_of(&db, "district:370982", d1, WARNINGS_OPEN), 0);
+        assert!(
+            db.move_warning(m2[0].id, S::Acknowledged, S::Closed, "王五", t0, Some("ok"))
+                .unwrap()
+        );
+        assert_eq!(count_of(&db, "district:370982", d1, WARNINGS_OPEN), 0);
+
+        // The ledger: the day's records in arrival order, by place.
+        let city = Scope::City;
+        let day1 = db.ledger_page(d1, &city, 0, 100).unwrap();
+        let keys: Vec<&str> = day1.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["f1", "f2", "f3", "f4"]);
+        assert_eq!(day1[0].decision, "allowed");
+        assert_eq!(day1[1].detail, "machine.retired");
+        assert_eq!(day1[0].site_id.as_deref(), Some("S1"));
+        assert_eq!(day1[0].position, Some((FEICHENG.0 + 1000, FEICHENG.1, 10)));
+        assert_eq!(day1[2].person.as_deref(), Some("T370983199001011234"));
+        assert_eq!(day1[3].district, "", "M3 is unplaced");
+        let page = db.ledger_page(d1, &city, day1[1].id, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].key, "f3");
+        let scoped = db
+            .ledger_page(d1, &Scope::District("370983".into()), 0, 100)
+            .unwrap();
+        assert_eq!(
+            scoped.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["f1", "f2"]
+        );
+        assert!(
+            db.ledger_page(d1, &Scope::Town("370983002".into()), 0, 100)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(db.ledger_page(d2, &city, 0, 100).unwrap().len(), 1);
+
+        // The stream's cursor: a scope's warnings above an id, oldest first.
+        let last = db.last_warning_id().unwrap();
+        let all = all_warnings(&db, "city");
+        assert_eq!(last, all.iter().map(|w| w.id).max().unwrap());
+        let d370983 = Scope::District("370983".into());
+        let mine = db.warnings_after(&d370983, 0, 100).unwrap();
+        assert!(mine.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(mine.iter().all(|w| w.district.as_deref() == Some("370983")));
+        assert_eq!(mine.len(), all_warnings(&db, "district:370983").len());
+        let rest = db.warnings_after(&d370983, mine[0].id, 100).unwrap();
+        assert_eq!(rest.len(), mine.len() - 1);
+        assert!(db.warnings_after(&city, last, 100).unwrap().is_empty());
+        assert!(
+            db.warnings_after(&Scope::Town("370983002".into()), 0, 100)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Permits: counted once per permit, in their latest state, on the day their validity
+        // starts (2026-11-30, China time).
+        use crate::permits::fixture::{DAY, Fx, H as PH, payload};
+        let f = Fx::new();
+        let draft = f.draft();
+        let submitted = f.step(&draft, "submit", DAY + 7 * PH);
+        let (k0, b0) = payload("p0", "draft", &draft);
+        let (k1, b1) = payload("p1", "submit", &submitted);
+        for items in [
+            vec![(k0.as_str(), PERMIT_STEP_KIND, b0.as_str())],
+            vec![(k0.as_str(), PERMIT_STEP_KIND, b0.as_str())],
+            vec![(k1.as_str(), PERMIT_STEP_KIND, b1.as_str())],
+        ] {
+            db.insert_records(&welder.device_id, &items, &SuccessorOnly)
+                .unwrap();
+        }
+        let permits: Vec<(String, i64)> = db
+            .counts(&city, d1, d1)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.metric.starts_with("permits.") && r.n != 0)
+            .map(|r| (r.metric, r.n))
+            .collect();
+        assert_eq!(permits, [("permits.submitted".to_owned(), 1)]);
+        let steps: Vec<String> = db
+            .ledger_page(&crate::platform::china_day(db_now()), &city, 0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind == "permit_step")
+            .map(|r| r.decision)
+            .collect();
+        assert_eq!(steps, ["draft→draft", "submit→submitted"]);
+    }
+
+    fn db_now() -> i64 {
+        now_ms()
+    }
+
+    /// `licence_expiring` is raised when a start arrives with a licence the registry says expires
+    /// within the threshold: once per licence and expiry date (not again at the next start, again
+    /// after a renewal), never for a refused start or a licence far from expiry.
+    fn a_start_with_a_licence_about_to_expire_raises_it_once_per_expiry(backend: Backend) {
+        use weldguard_model::domain::{Licence, LicenceStatus, OperationCategory};
+        let Some((db, _fixture)) = open(backend, "licence-expiring") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        let licence = |expires: (i32, u32, u32)| {
+            RegistryChange::UpsertLicence(Licence {
+                certificate_no: "T370983199001011234".into(),
+                id_number: "370983199001011234".into(),
+                name: "李四".into(),
+                categories: vec![OperationCategory::FusionWeldingAndCutting],
+                issued_on: chrono::NaiveDate::from_ymd_opt(2020, 12, 20).unwrap(),
+                expires_on: chrono::NaiveDate::from_ymd_opt(expires.0, expires.1, expires.2)
+                    .unwrap(),
+                next_review_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(),
+                review_extended: false,
+                status: LicenceStatus::Valid,
+                employer_org: None,
+            })
+        };
+        let t0 = 1_796_000_000_000; // 2026-11-30 in China
+        let day = 86_400_000;
+        let push = |db: &Db, key: &str, at: i64, allowed: bool| {
+            let p = session(key, "M2", at, allowed, &[], None);
+            db.insert_records(
+                &welder.device_id,
+                &[(key, "work_session", &p)],
+                &SuccessorOnly,
+            )
+            .unwrap();
+        };
+        let expiring = |db: &Db| -> Vec<crate::warnings::WarningRow> {
+            all_warnings(db, "city")
+                .into_iter()
+                .filter(|w| w.kind == "licence_expiring")
+                .collect()
+        };
+        // Far from expiry: nothing.
+        db.write_changes(&[licence((2027, 6, 1))]).unwrap();
+        push(&db, "e1", t0, true);
+        assert!(expiring(&db).is_empty());
+        // Twenty days left: raised once, in the machine's district, not again the next day,
+        // nor for a refused start.
+        db.write_changes(&[licence((2026, 12, 20))]).unwrap();
+        push(&db, "e2", t0 + day, false);
+        assert!(expiring(&db).is_empty(), "a refused start raises nothing");
+        push(&db, "e3", t0 + day, true);
+        push(&db, "e4", t0 + 2 * day, true);
+        let raised = expiring(&db);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].records_json, r#"["e3"]"#);
+        assert_eq!(raised[0].district.as_deref(), Some("370982"));
+        let detail: serde_json::Value = serde_json::from_str(&raised[0].detail_json).unwrap();
+        assert_eq!(detail["days_left"], 19);
+        assert_eq!(detail["expires_on"], "2026-12-20");
+        // Renewed to a date still within 30 days: a new expiry date, raised again once.
+        db.write_changes(&[licence((2026, 12, 25))]).unwrap();
+        push(&db, "e5", t0 + 3 * day, true);
+        push(&db, "e6", t0 + 4 * day, true);
+        assert_eq!(expiring(&db).len(), 2);
+        // Warnings off: nothing.
+        let db = db.with_warnings(crate::warnings::WarningConfig {
+            enabled: false,
+            ..Default::default()
+        });
+        db.write_changes(&[licence((2026, 12, 28))]).unwrap();
+        push(&db, "e7", t0 + 5 * day, true);
+        assert_eq!(expiring(&db).len(), 2);
+    }
+
     macro_rules! both_backends {
         ($($name:ident),* $(,)?) => {
             mod sqlite_backend {
@@ -1970,5 +2267,7 @@ mod tests {
         the_push_hook_runs_once_per_applied_record_inside_the_push,
         warnings_are_raised_once_at_push_time_in_their_place,
         parallel_refusals_raise_one_burst,
+        figures_ledger_and_stream_cursor_are_kept_in_the_push,
+        a_start_with_a_licence_about_to_expire_raises_it_once_per_expiry,
     );
 }

@@ -13,7 +13,7 @@
 //! - Push: `INSERT … ON CONFLICT DO NOTHING` on the idempotency key, then the payload digest of
 //!   the rows that were not inserted decides duplicate or conflict.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
@@ -28,13 +28,18 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
 use crate::warnings::{
     Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
 };
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
-use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, Scope, WarningKind, WarningState};
 
+/// Advisory lock key a push holds from raising its first warning to commit ("wgwarn"), so
+/// warning ids become visible in the order they were assigned: a stream reading by id cursor
+/// (`GET /v1/warnings/stream`) never passes an id whose row commits later.
+pub const WARNINGS_LOCK: i64 = 0x7767_7761_726e;
 /// Advisory lock key held while migrations run ("wgmigrat").
 pub const MIGRATE_LOCK: i64 = 0x7767_6d69_6772_6174;
 /// Advisory lock key serialising feed writers and compaction ("wgfeed").
@@ -259,6 +264,52 @@ CREATE TABLE warnings (
 CREATE INDEX warnings_by_district ON warnings (district, id);
 CREATE INDEX warnings_by_town ON warnings (town, id);
 CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
+"#,
+    // 10: per-day per-place counters, how each permit is counted, and the day's ledger
+    // (crate::platform; docs/adr/0017-warnings-and-scope.md). Open warnings are counted from
+    // the warnings already raised; starts, inspections and permits from here on.
+    r#"
+CREATE TABLE daily_counts (
+    day      TEXT NOT NULL,
+    district TEXT NOT NULL,
+    town     TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    n        BIGINT NOT NULL,
+    PRIMARY KEY (day, district, town, metric)
+);
+CREATE INDEX daily_counts_by_district ON daily_counts (district, day);
+CREATE INDEX daily_counts_by_town ON daily_counts (town, day);
+CREATE TABLE permit_counts (
+    permit_id TEXT PRIMARY KEY,
+    day       TEXT NOT NULL,
+    district  TEXT NOT NULL,
+    town      TEXT NOT NULL,
+    state     TEXT NOT NULL
+);
+CREATE TABLE ledger (
+    id              BIGSERIAL PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    day             TEXT NOT NULL,
+    at_ms           BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    district        TEXT NOT NULL,
+    town            TEXT NOT NULL,
+    site_id         TEXT,
+    machine_id      TEXT,
+    person          TEXT,
+    decision        TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      BIGINT
+);
+CREATE INDEX ledger_by_day ON ledger (day, id);
+CREATE INDEX ledger_by_district ON ledger (district, day, id);
+CREATE INDEX ledger_by_town ON ledger (town, day, id);
+INSERT INTO daily_counts (day, district, town, metric, n)
+SELECT to_char(to_timestamp((at_ms + 28800000) / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+       coalesce(district, ''), coalesce(town, ''), 'warnings_open', count(*)
+FROM warnings WHERE state = 'open' GROUP BY 1, 2, 3;
 "#,
 ];
 
@@ -739,7 +790,7 @@ impl Store for PgDb {
         // the second is its duplicate).
         let mut claimed: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
-        let mut push_tx = PgTx(&mut tx);
+        let mut push_tx = PgTx::new(&mut tx);
         for ((key, kind, payload), digest) in items.iter().zip(&digests) {
             let verdict = if inserted.contains(*key) && claimed.insert(key) {
                 let record = AppliedRecord {
@@ -764,6 +815,7 @@ impl Store for PgDb {
             };
             out.push(verdict);
         }
+        push_tx.write_counts()?;
         tx.commit()?;
         Ok(out)
     }
@@ -929,7 +981,7 @@ impl Store for PgDb {
         let mut tx = conn.client()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
         let result = {
-            let mut ledger = PgTx(&mut tx);
+            let mut ledger = PgTx::new(&mut tx);
             let result =
                 crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
             if result == Insert::Applied {
@@ -941,6 +993,7 @@ impl Store for PgDb {
                     at_ms: at,
                 };
                 on_applied(&mut ledger, &record)?;
+                ledger.write_counts()?;
             }
             result
         };
@@ -1233,11 +1286,140 @@ impl Store for PgDb {
             }
         };
         let mut conn = self.pool.get()?;
-        let n = conn.client()?.execute(
+        let mut tx = conn.client()?.transaction()?;
+        let n = tx.execute(
             sql,
             &[&id, &from.as_str(), &to.as_str(), &by, &at_ms, &note],
         )?;
+        if n == 1 && from == WarningState::Open {
+            let row = tx.query_one(
+                "SELECT at_ms, coalesce(district, ''), coalesce(town, '') FROM warnings \
+                 WHERE id = $1",
+                &[&id],
+            )?;
+            let (at, district, town): (i64, String, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let mut counts = PgTx::new(&mut tx);
+            counts.count(&china_day(at), &district, &town, WARNINGS_OPEN, -1)?;
+            counts.write_counts()?;
+        }
+        tx.commit()?;
         Ok(n == 1)
+    }
+
+    fn warnings_after(
+        &self,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let (sql, value) = match (district, town) {
+            (Some(d), _) => ("district = $3", Some(d)),
+            (_, Some(t)) => ("town = $3", Some(t)),
+            _ => ("$3::text IS NULL", None),
+        };
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            &format!(
+                "SELECT {WARNING_COLUMNS} FROM warnings WHERE {sql} AND id > $1 \
+                 ORDER BY id LIMIT $2"
+            ),
+            &[&after_id, &i64::from(limit), &value],
+        )?;
+        rows.iter().map(warning_row).collect()
+    }
+
+    fn last_warning_id(&self) -> Result<i64, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn
+            .client()?
+            .query_one("SELECT coalesce(max(id), 0)::bigint FROM warnings", &[])?;
+        Ok(row.try_get(0)?)
+    }
+
+    fn counts(
+        &self,
+        scope: &Scope,
+        from_day: &str,
+        until_day: &str,
+    ) -> Result<Vec<CountRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let (filter, value) = match (district, town) {
+            (Some(d), _) => ("district = $3", Some(d)),
+            (_, Some(t)) => ("town = $3", Some(t)),
+            _ => ("$3::text IS NULL", None),
+        };
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            &format!(
+                "SELECT day, district, town, metric, n FROM daily_counts \
+                 WHERE {filter} AND day BETWEEN $1 AND $2"
+            ),
+            &[&from_day, &until_day, &value],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(CountRow {
+                    day: r.try_get(0)?,
+                    district: r.try_get(1)?,
+                    town: r.try_get(2)?,
+                    metric: r.try_get(3)?,
+                    n: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn ledger_page(
+        &self,
+        day: &str,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let (filter, value) = match (district, town) {
+            (Some(d), _) => ("district = $4", Some(d)),
+            (_, Some(t)) => ("town = $4", Some(t)),
+            _ => ("$4::text IS NULL", None),
+        };
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            &format!(
+                "SELECT id, idempotency_key, day, at_ms, kind, district, town, site_id, \
+                 machine_id, person, decision, detail, latitude_e7, longitude_e7, accuracy_m \
+                 FROM ledger WHERE {filter} AND day = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[&day, &after_id, &i64::from(limit), &value],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let lat: Option<i32> = r.try_get(12)?;
+                let lon: Option<i32> = r.try_get(13)?;
+                let acc: Option<i64> = r.try_get(14)?;
+                Ok(LedgerRow {
+                    id: r.try_get(0)?,
+                    key: r.try_get(1)?,
+                    day: r.try_get(2)?,
+                    at_ms: r.try_get(3)?,
+                    kind: r.try_get(4)?,
+                    district: r.try_get(5)?,
+                    town: r.try_get(6)?,
+                    site_id: r.try_get(7)?,
+                    machine_id: r.try_get(8)?,
+                    person: r.try_get(9)?,
+                    decision: r.try_get(10)?,
+                    detail: r.try_get(11)?,
+                    position: match (lat, lon, acc) {
+                        (Some(a), Some(b), Some(c)) => {
+                            Some((a, b, u32::try_from(c).unwrap_or(u32::MAX)))
+                        }
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
     }
 }
 
@@ -1330,7 +1512,36 @@ fn machine_lock_key(machine_id: &str) -> i64 {
 
 /// A push's PostgreSQL transaction, as [`PermitLedger`] (permit step placement, the transaction
 /// holding [`PERMITS_LOCK`]) and [`PushTx`] (the logic run for each applied record).
-struct PgTx<'a, 'c>(&'a mut Transaction<'c>);
+///
+/// The second field gathers the push's counter additions ([`PushTx::count`]), written sorted by
+/// [`PgTx::write_counts`] just before commit.
+struct PgTx<'a, 'c>(&'a mut Transaction<'c>, Counts);
+
+/// Counter additions by (day, district, town, metric).
+type Counts = BTreeMap<(String, String, String, String), i64>;
+
+impl<'a, 'c> PgTx<'a, 'c> {
+    fn new(tx: &'a mut Transaction<'c>) -> Self {
+        PgTx(tx, Counts::new())
+    }
+
+    /// Write the gathered counter additions in key order (two pushes lock shared counter rows in
+    /// the same order, so they never deadlock) and forget them.
+    fn write_counts(&mut self) -> Result<(), DbError> {
+        for ((day, district, town, metric), n) in std::mem::take(&mut self.1) {
+            if n == 0 {
+                continue;
+            }
+            self.0.execute(
+                "INSERT INTO daily_counts (day, district, town, metric, n) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, district, town, metric) \
+                 DO UPDATE SET n = daily_counts.n + excluded.n",
+                &[&day, &district, &town, &metric, &n],
+            )?;
+        }
+        Ok(())
+    }
+}
 
 impl PushTx for PgTx<'_, '_> {
     fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
@@ -1356,6 +1567,17 @@ impl PushTx for PgTx<'_, '_> {
             .map(|r| r.try_get(0))
             .transpose()?;
         Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+                &[&entity],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
     }
 
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
@@ -1501,6 +1723,8 @@ impl PushTx for PgTx<'_, '_> {
     fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
         let records =
             serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+        self.0
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&WARNINGS_LOCK])?;
         let n = self.0.execute(
             "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
              district, town, grid, site_id, at_ms, raised_at_ms, detail) \
@@ -1522,6 +1746,94 @@ impl PushTx for PgTx<'_, '_> {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    fn site_place(&mut self, site_id: &str) -> Result<Option<Place>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT district, town, grid FROM sites WHERE site_id = $1",
+            &[&site_id],
+        )?;
+        row.map(|r| -> Result<Place, DbError> {
+            Ok(Place {
+                district: r.try_get(0)?,
+                town: r.try_get(1)?,
+                grid: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn count(
+        &mut self,
+        day: &str,
+        district: &str,
+        town: &str,
+        metric: &str,
+        n: i64,
+    ) -> Result<(), DbError> {
+        *self
+            .1
+            .entry((
+                day.to_owned(),
+                district.to_owned(),
+                town.to_owned(),
+                metric.to_owned(),
+            ))
+            .or_insert(0) += n;
+        Ok(())
+    }
+
+    fn ledger(&mut self, row: &LedgerRow) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO ledger (idempotency_key, day, at_ms, kind, district, town, site_id, \
+             machine_id, person, decision, detail, latitude_e7, longitude_e7, accuracy_m) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            &[
+                &row.key,
+                &row.day,
+                &row.at_ms,
+                &row.kind,
+                &row.district,
+                &row.town,
+                &row.site_id,
+                &row.machine_id,
+                &row.person,
+                &row.decision,
+                &row.detail,
+                &row.position.map(|p| p.0),
+                &row.position.map(|p| p.1),
+                &row.position.map(|p| i64::from(p.2)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn permit_count(&mut self, permit_id: &str) -> Result<Option<PermitCount>, DbError> {
+        let row = self.0.query_opt(
+            "SELECT day, district, town, state FROM permit_counts WHERE permit_id = $1",
+            &[&permit_id],
+        )?;
+        row.map(|r| -> Result<PermitCount, DbError> {
+            Ok(PermitCount {
+                day: r.try_get(0)?,
+                district: r.try_get(1)?,
+                town: r.try_get(2)?,
+                state: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_permit_count(&mut self, permit_id: &str, c: &PermitCount) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO permit_counts (permit_id, day, district, town, state) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (permit_id) DO UPDATE SET \
+             day = excluded.day, district = excluded.district, town = excluded.town, \
+             state = excluded.state",
+            &[&permit_id, &c.day, &c.district, &c.town, &c.state],
+        )?;
+        Ok(())
     }
 }
 

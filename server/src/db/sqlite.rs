@@ -19,12 +19,13 @@ use super::{
     random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
+use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
 use crate::warnings::{
     Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
 };
 use weldguard_model::permit::ForkStep;
 use weldguard_model::records::action_name;
-use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, WarningKind, WarningState};
+use weldguard_model::warnings::{GeoPoint, Place, PlaceChange, Scope, WarningKind, WarningState};
 
 /// The numbered migrations; `PRAGMA user_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -228,6 +229,52 @@ CREATE TABLE warnings (
 CREATE INDEX warnings_by_district ON warnings (district, id);
 CREATE INDEX warnings_by_town ON warnings (town, id);
 CREATE INDEX warnings_by_machine ON warnings (machine_id, kind, at_ms);
+"#,
+    // 10: per-day per-place counters, how each permit is counted, and the day's ledger
+    // (crate::platform; docs/adr/0017-warnings-and-scope.md). Open warnings are counted from
+    // the warnings already raised; starts, inspections and permits from here on.
+    r#"
+CREATE TABLE daily_counts (
+    day      TEXT NOT NULL,
+    district TEXT NOT NULL,
+    town     TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (day, district, town, metric)
+) STRICT;
+CREATE INDEX daily_counts_by_district ON daily_counts (district, day);
+CREATE INDEX daily_counts_by_town ON daily_counts (town, day);
+CREATE TABLE permit_counts (
+    permit_id TEXT PRIMARY KEY,
+    day       TEXT NOT NULL,
+    district  TEXT NOT NULL,
+    town      TEXT NOT NULL,
+    state     TEXT NOT NULL
+) STRICT;
+CREATE TABLE ledger (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    day             TEXT NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    district        TEXT NOT NULL,
+    town            TEXT NOT NULL,
+    site_id         TEXT,
+    machine_id      TEXT,
+    person          TEXT,
+    decision        TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    latitude_e7     INTEGER,
+    longitude_e7    INTEGER,
+    accuracy_m      INTEGER
+) STRICT;
+CREATE INDEX ledger_by_day ON ledger (day, id);
+CREATE INDEX ledger_by_district ON ledger (district, day, id);
+CREATE INDEX ledger_by_town ON ledger (town, day, id);
+INSERT INTO daily_counts (day, district, town, metric, n)
+SELECT date(at_ms / 1000 + 28800, 'unixepoch'), coalesce(district, ''), coalesce(town, ''),
+       'warnings_open', count(*)
+FROM warnings WHERE state = 'open' GROUP BY 1, 2, 3;
 "#,
 ];
 
@@ -1097,9 +1144,153 @@ impl Store for SqliteDb {
             sql,
             params![id, from.as_str(), to.as_str(), by, at_ms, note],
         )?;
+        if n == 1 && from == WarningState::Open {
+            let (at, district, town): (i64, Option<String>, Option<String>) = tx.query_row(
+                "SELECT at_ms, district, town FROM warnings WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            SqliteTx(&tx).count(
+                &china_day(at),
+                district.as_deref().unwrap_or(""),
+                town.as_deref().unwrap_or(""),
+                WARNINGS_OPEN,
+                -1,
+            )?;
+        }
         tx.commit()?;
         Ok(n == 1)
     }
+
+    fn warnings_after(
+        &self,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError> {
+        let (column, value) = match scope_filter(scope) {
+            (Some(d), _) => ("district", Some(d)),
+            (_, Some(t)) => ("town", Some(t)),
+            _ => ("district", None),
+        };
+        let sql = match value {
+            Some(_) => format!(
+                "SELECT {WARNING_COLUMNS} FROM warnings WHERE {column} = ?3 AND id > ?1 \
+                 ORDER BY id LIMIT ?2"
+            ),
+            None => format!(
+                "SELECT {WARNING_COLUMNS} FROM warnings WHERE id > ?1 AND ?3 IS NULL \
+                 ORDER BY id LIMIT ?2"
+            ),
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![after_id, i64::from(limit), value], warning_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn last_warning_id(&self) -> Result<i64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT coalesce(max(id), 0) FROM warnings", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    fn counts(
+        &self,
+        scope: &Scope,
+        from_day: &str,
+        until_day: &str,
+    ) -> Result<Vec<CountRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let sql = match (district, town) {
+            (Some(_), _) => {
+                "SELECT day, district, town, metric, n FROM daily_counts \
+                 WHERE district = ?3 AND day BETWEEN ?1 AND ?2"
+            }
+            (_, Some(_)) => {
+                "SELECT day, district, town, metric, n FROM daily_counts \
+                 WHERE town = ?3 AND day BETWEEN ?1 AND ?2"
+            }
+            _ => {
+                "SELECT day, district, town, metric, n FROM daily_counts \
+                 WHERE day BETWEEN ?1 AND ?2 AND ?3 IS NULL"
+            }
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(params![from_day, until_day, district.or(town)], |r| {
+                Ok(CountRow {
+                    day: r.get(0)?,
+                    district: r.get(1)?,
+                    town: r.get(2)?,
+                    metric: r.get(3)?,
+                    n: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn ledger_page(
+        &self,
+        day: &str,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let filter = match (district, town) {
+            (Some(_), _) => "district = ?4",
+            (_, Some(_)) => "town = ?4",
+            _ => "?4 IS NULL",
+        };
+        let sql = format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE {filter} AND day = ?1 AND id > ?2 \
+             ORDER BY id LIMIT ?3"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(
+                params![day, after_id, i64::from(limit), district.or(town)],
+                ledger_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+/// The columns of a ledger row, in [`ledger_row`]'s order.
+const LEDGER_COLUMNS: &str = "id, idempotency_key, day, at_ms, kind, district, town, site_id, \
+     machine_id, person, decision, detail, latitude_e7, longitude_e7, accuracy_m";
+
+fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
+    let lat: Option<i32> = r.get(12)?;
+    let lon: Option<i32> = r.get(13)?;
+    let acc: Option<u32> = r.get(14)?;
+    Ok(LedgerRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        day: r.get(2)?,
+        at_ms: r.get(3)?,
+        kind: r.get(4)?,
+        district: r.get(5)?,
+        town: r.get(6)?,
+        site_id: r.get(7)?,
+        machine_id: r.get(8)?,
+        person: r.get(9)?,
+        decision: r.get(10)?,
+        detail: r.get(11)?,
+        position: match (lat, lon, acc) {
+            (Some(a), Some(b), Some(c)) => Some((a, b, c)),
+            _ => None,
+        },
+    })
 }
 
 /// The columns of a warning row, in [`warning_row`]'s order.
@@ -1206,6 +1397,16 @@ impl PushTx for SqliteTx<'_, '_> {
             .query_row([entity], |r| r.get(0))
             .optional()?;
         Ok(newest.is_some_and(|json| super::is_live_change(&json)))
+    }
+
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([entity], |r| r.get(0))
+            .optional()?)
     }
 
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
@@ -1378,6 +1579,94 @@ impl PushTx for SqliteTx<'_, '_> {
                 w.detail
             ])?;
         Ok(n == 1)
+    }
+
+    fn site_place(&mut self, site_id: &str) -> Result<Option<Place>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT district, town, grid FROM sites WHERE site_id = ?1")?
+            .query_row([site_id], |r| {
+                Ok(Place {
+                    district: r.get(0)?,
+                    town: r.get(1)?,
+                    grid: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn count(
+        &mut self,
+        day: &str,
+        district: &str,
+        town: &str,
+        metric: &str,
+        n: i64,
+    ) -> Result<(), DbError> {
+        // One writer (`BEGIN IMMEDIATE`): no lock order to keep, so write at once.
+        self.0
+            .prepare_cached(
+                "INSERT INTO daily_counts (day, district, town, metric, n) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (day, district, town, metric) \
+                 DO UPDATE SET n = n + excluded.n",
+            )?
+            .execute(params![day, district, town, metric, n])?;
+        Ok(())
+    }
+
+    fn ledger(&mut self, row: &LedgerRow) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ledger (idempotency_key, day, at_ms, kind, district, town, \
+                 site_id, machine_id, person, decision, detail, latitude_e7, longitude_e7, \
+                 accuracy_m) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
+                row.key,
+                row.day,
+                row.at_ms,
+                row.kind,
+                row.district,
+                row.town,
+                row.site_id,
+                row.machine_id,
+                row.person,
+                row.decision,
+                row.detail,
+                row.position.map(|p| p.0),
+                row.position.map(|p| p.1),
+                row.position.map(|p| p.2)
+            ])?;
+        Ok(())
+    }
+
+    fn permit_count(&mut self, permit_id: &str) -> Result<Option<PermitCount>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT day, district, town, state FROM permit_counts WHERE permit_id = ?1",
+            )?
+            .query_row([permit_id], |r| {
+                Ok(PermitCount {
+                    day: r.get(0)?,
+                    district: r.get(1)?,
+                    town: r.get(2)?,
+                    state: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn put_permit_count(&mut self, permit_id: &str, c: &PermitCount) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO permit_counts (permit_id, day, district, town, state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (permit_id) DO UPDATE SET \
+                 day = excluded.day, district = excluded.district, town = excluded.town, \
+                 state = excluded.state",
+            )?
+            .execute(params![permit_id, c.day, c.district, c.town, c.state])?;
+        Ok(())
     }
 }
 

@@ -16,8 +16,9 @@ use super::{
     SignerRow, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck,
 };
 use crate::permits::AdmitStep;
+use crate::platform::{CountRow, LedgerRow, PermitCount};
 use crate::warnings::{MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
-use weldguard_model::warnings::{Place, PlaceChange, WarningKind, WarningState};
+use weldguard_model::warnings::{Place, PlaceChange, Scope, WarningKind, WarningState};
 
 /// A record a push has just applied, as the logic run inside the push's transaction sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub trait PushTx {
     /// Whether the registry's newest change of a feed entity ([`super::entity_of`]) is not a
     /// delete.
     fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError>;
+    /// The registry's newest change of a feed entity ([`super::entity_of`]), as stored (JSON).
+    fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError>;
     /// Store `flag` with the record under `key` (once; storing it again changes nothing).
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError>;
 
@@ -80,8 +83,32 @@ pub trait PushTx {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<bool, DbError>;
-    /// Write a warning unless one with its `dedup_key` exists; whether it was written.
+    /// Write a warning unless one with its `dedup_key` exists; whether it was written. Warning
+    /// ids become visible in the order they were assigned (PostgreSQL: the transaction holds
+    /// `WARNINGS_LOCK` from here to commit), so a stream reading by id cursor misses none.
     fn raise_warning(&mut self, warning: &NewWarning) -> Result<bool, DbError>;
+
+    // The figures and the ledger (crate::platform).
+
+    /// The place of a site, when the platform holds it.
+    fn site_place(&mut self, site_id: &str) -> Result<Option<Place>, DbError>;
+    /// Add `n` to the counter `metric` of a China day and place (`""` for unplaced). PostgreSQL
+    /// gathers the additions and writes them, sorted, just before the push commits, so two pushes
+    /// never lock two counter rows in opposite orders.
+    fn count(
+        &mut self,
+        day: &str,
+        district: &str,
+        town: &str,
+        metric: &str,
+        n: i64,
+    ) -> Result<(), DbError>;
+    /// Append a ledger row (once per key).
+    fn ledger(&mut self, row: &LedgerRow) -> Result<(), DbError>;
+    /// How a permit is counted now, when it is.
+    fn permit_count(&mut self, permit_id: &str) -> Result<Option<PermitCount>, DbError>;
+    /// Keep how a permit is counted now.
+    fn put_permit_count(&mut self, permit_id: &str, count: &PermitCount) -> Result<(), DbError>;
 }
 
 /// Called by a backend once for every record a push applies (not for a duplicate, a conflict or
@@ -255,7 +282,8 @@ pub trait Store: Send + Sync {
     fn warning(&self, id: i64) -> Result<Option<WarningRow>, DbError>;
 
     /// Move a warning from `from` to `to`, recording who and when (and the note when closing),
-    /// only when it is in `from` (a conditional update, safe under races); whether it moved.
+    /// only when it is in `from` (a conditional update, safe under races); whether it moved. A
+    /// warning leaving `open` leaves its day's `warnings_open` counter in the same transaction.
     fn move_warning(
         &self,
         id: i64,
@@ -265,4 +293,33 @@ pub trait Store: Send + Sync {
         at_ms: i64,
         note: Option<&str>,
     ) -> Result<bool, DbError>;
+
+    /// Warnings with ids above `after_id` inside `scope`, oldest first, at most `limit`.
+    fn warnings_after(
+        &self,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError>;
+
+    /// The highest warning id (0 when none).
+    fn last_warning_id(&self) -> Result<i64, DbError>;
+
+    /// The counters of the China days `from_day..=until_day` (`YYYY-MM-DD`) inside `scope`.
+    fn counts(
+        &self,
+        scope: &Scope,
+        from_day: &str,
+        until_day: &str,
+    ) -> Result<Vec<CountRow>, DbError>;
+
+    /// Ledger rows of a China day inside `scope` with ids above `after_id`, in id order, at most
+    /// `limit`.
+    fn ledger_page(
+        &self,
+        day: &str,
+        scope: &Scope,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRow>, DbError>;
 }
