@@ -95,6 +95,11 @@ enum Pass {
     /// shade where finder-like patterns were seen lifted ([`binarize::shade_table`]: a strong
     /// gradient of light). Nothing for other frames.
     Stretched,
+    /// The part of [`Pass::Stretched`] that a frame's levels alone call for, before our finder
+    /// pass when one code is wanted: a narrow frame stretched (and, with `EARLY_HIGHLIGHTS`, a
+    /// clipped one's highlights spread). The rest waits for [`Pass::Stretched`], after the finder
+    /// pass has said whether finder-like patterns are there.
+    Exposed,
     /// Half the capped plane (very large modules, screens, close-ups).
     Half,
     /// The negative of the capped plane (light-on-dark codes).
@@ -106,6 +111,17 @@ enum Pass {
     /// Twice the capped plane, for small frames (modules of 2–4 px).
     Double,
 }
+
+/// The grey-level tables of the exposure passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Stretch,
+    Highlights,
+    Shade,
+}
+
+/// Whether the early exposure pass ([`Pass::Exposed`]) also spreads a clipped frame's highlights.
+const EARLY_HIGHLIGHTS: bool = true;
 
 /// How much darker than its neighbourhood's mean a pixel must be to count as dark: above sensor
 /// noise, so flat areas do not turn into speckle (which also costs the finder scan time).
@@ -160,12 +176,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     // not decode. Finding all codes, it follows that pass (a photo whose code the finder pass
     // reads pays nothing for it).
     if one {
-        passes.retain(|&p| p != Pass::Stretched);
         let at = passes
             .iter()
             .position(|&p| p == Pass::Finder)
             .unwrap_or(passes.len());
-        passes.insert(at, Pass::Stretched);
+        passes.insert(at, Pass::Exposed);
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
@@ -200,6 +215,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         crowded: false,
     };
     let mut last: Option<Pass> = None;
+    // The exposure tables already tried on this frame.
+    let mut tried: Vec<Table> = Vec::new();
     let mut next = 0;
     while let Some(&pass) = passes.get(next) {
         next += 1;
@@ -275,26 +292,33 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         // The working plane when a pass first needs it; the screen guards every pass after the
         // coarse one.
         let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
-        if pass == Pass::Stretched {
+        if pass == Pass::Stretched || pass == Pass::Exposed {
             // A frame that spans enough levels but where no code was read may be over-exposed
             // with its background not (the highlights are spread out), or lie under a strong
             // gradient of light where finder-like patterns were seen (the shade is lifted).
             let exposure =
                 binarize::Exposure::of(&work.pixels, work.width, work.height, work.width);
+            let early = pass == Pass::Exposed;
             let mut tables = Vec::new();
             if let Some(exposure) = exposure {
                 if let Some(table) = exposure.stretch() {
-                    tables.push(table);
+                    tables.push((Table::Stretch, table));
                 } else if found.is_empty() {
-                    if exposure.clipped() {
-                        tables.push(binarize::highlight_table());
+                    if exposure.clipped() && (!early || EARLY_HIGHLIGHTS) {
+                        tables.push((Table::Highlights, binarize::highlight_table()));
                     }
-                    if exposure.deep_shade() && any_candidate_at_work {
-                        tables.push(binarize::shade_table());
+                    // Only once the finder pass has looked: a frame's darkest levels are deep
+                    // shade in most busy scenes, and without finder-like patterns there the
+                    // lifted plane holds no code either.
+                    if exposure.deep_shade() && any_candidate_at_work && !early {
+                        tables.push((Table::Shade, binarize::shade_table()));
                     }
                 }
             }
-            for table in tables {
+            // Each table once per frame (the early pass may have tried it).
+            tables.retain(|(kind, _)| !tried.contains(kind));
+            tried.extend(tables.iter().map(|(kind, _)| *kind));
+            for (_, table) in tables {
                 if Instant::now() >= deadline || (one && !found.is_empty()) {
                     break;
                 }
@@ -423,7 +447,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             // Handled above (they start from the frame, not from the working plane, or are
             // screened on their own plane).
-            Pass::Coarse | Pass::Detail | Pass::Stretched => {}
+            Pass::Coarse | Pass::Detail | Pass::Stretched | Pass::Exposed => {}
             Pass::Double => {
                 let double = binarize::upscale2(work);
                 let mut any = true;
@@ -493,6 +517,7 @@ fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
         | Pass::Grey
         | Pass::LocalMean
         | Pass::Stretched
+        | Pass::Exposed
         | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
