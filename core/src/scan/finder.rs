@@ -1052,10 +1052,21 @@ pub(crate) struct FinderScan {
     /// Of the confirmed finders no code explains, those with modules under [`SMALL_MODULE`] px:
     /// codes too fine for this plane, which a larger plane of the same frame may read.
     pub small: usize,
+    /// Where codes too fine for this plane may lie, in frame pixels (left, top, right, bottom):
+    /// around each two unexplained finders with modules under [`FINE_LOOK_MODULE`] px that could
+    /// be two of one code's three (a box that holds the code whichever two they are), nearest
+    /// pairs first, a pair whose midpoint an earlier window holds left out. A look at each at a
+    /// finer scale may read them.
+    pub fine_windows: Vec<[f32; 4]>,
     /// More finders than [`MAX_CANDIDATES`] (a sheet of labels): rqrr's capstone grouping, which
     /// grows much faster than the number of capstones, is not run on such a frame.
     pub crowded: bool,
 }
+
+/// Finders with modules under this many pixels may belong to a code that a look at twice the
+/// scale reads when this one did not (see [`FinderScan::fine_windows`]): dense codes whose
+/// modules a photo's blur and compression leave too soft at 2–4 px.
+const FINE_LOOK_MODULE: f32 = 4.0;
 
 /// Modules under this many pixels are sampled unreliably (see [`FinderScan::small`]).
 pub(crate) const SMALL_MODULE: f32 = 2.5;
@@ -1249,9 +1260,11 @@ fn scan_with(
         }
     }
     let small = left.iter().filter(|f| f.module < SMALL_MODULE).count();
+    let fine_windows = fine_windows(&left, scale);
     FinderScan {
         codes,
         small,
+        fine_windows,
         crowded: many,
         candidates: n,
         plausible: !triples.is_empty()
@@ -1260,9 +1273,79 @@ fn scan_with(
     }
 }
 
+/// The boxes of [`FinderScan::fine_windows`] around unexplained small finders, in frame pixels.
+/// Two finders of one code are a side (the code reaches about one side past their midpoint) or
+/// the diagonal (half of it): a box reaching 1.3 times their distance from the midpoint holds the
+/// code with its quiet zone either way.
+fn fine_windows(left: &[&Finder], scale: f32) -> Vec<[f32; 4]> {
+    // Every pair that could be two finders of one code, nearest first: on a sheet of labels a
+    // finder also pairs with its neighbours' finders, and the nearest pair is its own code's.
+    let mut pairs: Vec<(f32, (f32, f32))> = Vec::new();
+    for (i, a) in left.iter().enumerate() {
+        for b in left.iter().skip(i + 1) {
+            if a.module.max(b.module) < FINE_LOOK_MODULE && implies_a_code(a, b) {
+                pairs.push((dist(a, b), ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0)));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut windows: Vec<[f32; 4]> = Vec::new();
+    for (d, (mx, my)) in pairs {
+        // A pair whose midpoint lies in a window already kept is the same code (or one that
+        // window shows).
+        let covered = windows.iter().any(|w| {
+            mx * scale >= w[0] && mx * scale <= w[2] && my * scale >= w[1] && my * scale <= w[3]
+        });
+        if !covered {
+            let reach = 1.3 * d;
+            windows.push([mx - reach, my - reach, mx + reach, my + reach].map(|v| v * scale));
+        }
+    }
+    windows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two unread codes with fine modules give one window each, holding its three finders and
+    /// not the other code's; finders with coarse modules, and a lone finder, give none.
+    #[test]
+    fn fine_windows_hold_each_unread_fine_code_once() {
+        let f = |x: f32, y: f32, module: f32| Finder {
+            x,
+            y,
+            module,
+            count: CONFIRMED,
+        };
+        let finders = [
+            // A code of 25 modules between finders (2 px modules).
+            f(100.0, 100.0, 2.0),
+            f(150.0, 100.0, 2.0),
+            f(100.0, 150.0, 2.1),
+            // Another one 400 px away.
+            f(500.0, 100.0, 2.0),
+            f(550.0, 100.0, 2.0),
+            f(500.0, 150.0, 2.0),
+            // Coarse modules: this plane samples them well enough.
+            f(100.0, 600.0, 6.0),
+            f(250.0, 600.0, 6.0),
+            // A lone fine finder.
+            f(900.0, 900.0, 2.0),
+        ];
+        let left: Vec<&Finder> = finders.iter().collect();
+        // Frame pixels are twice the plane's.
+        let windows = fine_windows(&left, 2.0);
+        let holds = |w: &[f32; 4], f: &Finder| {
+            (w[0]..=w[2]).contains(&(f.x * 2.0)) && (w[1]..=w[3]).contains(&(f.y * 2.0))
+        };
+        assert_eq!(windows.len(), 2, "{windows:?}");
+        for (w, code) in windows.iter().zip([&finders[..3], &finders[3..6]]) {
+            assert!(code.iter().all(|f| holds(w, f)), "{w:?}");
+        }
+        assert!(!finders[3..6].iter().any(|f| holds(&windows[0], f)));
+        assert!(!finders[..3].iter().any(|f| holds(&windows[1], f)));
+    }
 
     #[test]
     fn floor_matches_the_standard_floor() {

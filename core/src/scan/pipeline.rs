@@ -95,16 +95,59 @@ enum Pass {
     /// shade where finder-like patterns were seen lifted ([`binarize::shade_table`]: a strong
     /// gradient of light). Nothing for other frames.
     Stretched,
+    /// The part of [`Pass::Stretched`] that a frame's levels alone call for, before our finder
+    /// pass when one code is wanted: a narrow frame stretched, a clipped one's highlights spread
+    /// ([`exposure_tables`]). The rest waits for [`Pass::Stretched`], after the finder
+    /// pass has said whether finder-like patterns are there.
+    Exposed,
     /// Half the capped plane (very large modules, screens, close-ups).
     Half,
     /// The negative of the capped plane (light-on-dark codes).
     Inverted,
     /// A quarter of the capped plane.
     Quarter,
-    /// The plane at up to DETAIL_SIDE (tiny codes in big photos).
+    /// The plane at up to DETAIL_SIDE (tiny codes in big photos); when that is smaller than the
+    /// frame, the frame's own pixels around each pair of fine finders it left unread
+    /// ([`finder::FinderScan::fine_windows`]: dense codes on a sheet of labels).
     Detail,
     /// Twice the capped plane, for small frames (modules of 2–4 px).
     Double,
+}
+
+/// The grey-level tables of the exposure passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Stretch,
+    Highlights,
+    Shade,
+}
+
+/// The tables an exposure pass tries on a frame of `exposure`: a narrow frame stretched; when no
+/// code was read, a clipped frame's highlights spread and, once the finder pass has looked
+/// (`early` is the one-code mode's pass before it) and seen finder-like candidates, deep shade
+/// lifted. The shade waits for the finder pass because a busy scene's darkest levels are deep
+/// shade in most frames: placed first, the lifted plane cost a frame that the finder pass reads
+/// in 4 ms another 10 ms (the bench's generated frame 1280×720-04).
+fn exposure_tables(
+    exposure: Option<binarize::Exposure>,
+    early: bool,
+    nothing_found: bool,
+    candidates_seen: bool,
+) -> Vec<Table> {
+    let mut tables = Vec::new();
+    if let Some(exposure) = exposure {
+        if exposure.stretch().is_some() {
+            tables.push(Table::Stretch);
+        } else if nothing_found {
+            if exposure.clipped() {
+                tables.push(Table::Highlights);
+            }
+            if exposure.deep_shade() && candidates_seen && !early {
+                tables.push(Table::Shade);
+            }
+        }
+    }
+    tables
 }
 
 /// How much darker than its neighbourhood's mean a pixel must be to count as dark: above sensor
@@ -160,12 +203,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     // not decode. Finding all codes, it follows that pass (a photo whose code the finder pass
     // reads pays nothing for it).
     if one {
-        passes.retain(|&p| p != Pass::Stretched);
         let at = passes
             .iter()
             .position(|&p| p == Pass::Finder)
             .unwrap_or(passes.len());
-        passes.insert(at, Pass::Stretched);
+        passes.insert(at, Pass::Exposed);
     }
     if scale > 1.0 {
         passes.push(Pass::Detail);
@@ -200,6 +242,8 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         crowded: false,
     };
     let mut last: Option<Pass> = None;
+    // The exposure tables already tried on this frame.
+    let mut tried: Vec<Table> = Vec::new();
     let mut next = 0;
     while let Some(&pass) = passes.get(next) {
         next += 1;
@@ -243,6 +287,34 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     let seen = finder::scan_bitmap(&bitmap, f as f32, deadline, one);
                     clock.crowded |= seen.crowded;
                     merge(&mut found, seen.codes);
+                    // Codes still too fine for the detail plane: a look at the frame's own
+                    // pixels around each, limited to where their finders were seen.
+                    if f > 1 {
+                        for window in seen.fine_windows {
+                            let now = Instant::now();
+                            if now >= deadline || (one && !found.is_empty()) {
+                                break;
+                            }
+                            let centre =
+                                ((window[0] + window[2]) / 2.0, (window[1] + window[3]) / 2.0);
+                            if found.iter().any(|code| inside(&code.corners, centre)) {
+                                continue;
+                            }
+                            let Some((plane, x0, y0)) = crop(frame, window) else {
+                                continue;
+                            };
+                            if let Some(per_px) = per_pixel
+                                && now + per_px.mul_f64((plane.width * plane.height) as f64)
+                                    > hard_limit
+                            {
+                                continue;
+                            }
+                            let bitmap =
+                                binarize::local_mean_threshold(&plane, radius_for(&plane), OFFSET);
+                            let seen = finder::scan_bitmap(&bitmap, 1.0, deadline, one);
+                            merge(&mut found, shifted(seen.codes, x0, y0));
+                        }
+                    }
                 } else {
                     clock.run(detail.width * detail.height, || {
                         rqrr_grey(&detail, f as f32, &mut found, one)
@@ -275,26 +347,30 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         // The working plane when a pass first needs it; the screen guards every pass after the
         // coarse one.
         let work = work.get_or_insert_with(|| fit_frame(frame, WORK_SIDE).0);
-        if pass == Pass::Stretched {
+        if pass == Pass::Stretched || pass == Pass::Exposed {
             // A frame that spans enough levels but where no code was read may be over-exposed
             // with its background not (the highlights are spread out), or lie under a strong
             // gradient of light where finder-like patterns were seen (the shade is lifted).
             let exposure =
                 binarize::Exposure::of(&work.pixels, work.width, work.height, work.width);
-            let mut tables = Vec::new();
-            if let Some(exposure) = exposure {
-                if let Some(table) = exposure.stretch() {
-                    tables.push(table);
-                } else if found.is_empty() {
-                    if exposure.clipped() {
-                        tables.push(binarize::highlight_table());
-                    }
-                    if exposure.deep_shade() && any_candidate_at_work {
-                        tables.push(binarize::shade_table());
-                    }
-                }
-            }
-            for table in tables {
+            let mut kinds = exposure_tables(
+                exposure,
+                pass == Pass::Exposed,
+                found.is_empty(),
+                any_candidate_at_work,
+            );
+            // Each table once per frame (the early pass may have tried it).
+            kinds.retain(|kind| !tried.contains(kind));
+            tried.extend(kinds.iter().copied());
+            for kind in kinds {
+                let table = match kind {
+                    Table::Stretch => match exposure.and_then(binarize::Exposure::stretch) {
+                        Some(table) => table,
+                        None => continue,
+                    },
+                    Table::Highlights => binarize::highlight_table(),
+                    Table::Shade => binarize::shade_table(),
+                };
                 if Instant::now() >= deadline || (one && !found.is_empty()) {
                     break;
                 }
@@ -423,7 +499,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             // Handled above (they start from the frame, not from the working plane, or are
             // screened on their own plane).
-            Pass::Coarse | Pass::Detail | Pass::Stretched => {}
+            Pass::Coarse | Pass::Detail | Pass::Stretched | Pass::Exposed => {}
             Pass::Double => {
                 let double = binarize::upscale2(work);
                 let mut any = true;
@@ -454,6 +530,43 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         }
     }
     found
+}
+
+/// The frame's pixels inside `window` (frame pixels: left, top, right, bottom; clipped to the
+/// frame), copied tight, with the offset of its top-left pixel; `None` when under 32 px a side.
+fn crop(frame: &LumaFrame<'_>, window: [f32; 4]) -> Option<(Plane, usize, usize)> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let clip = |v: f32, max: usize| (v.max(0.0) as usize).min(max);
+    let (x0, y0) = (clip(window[0], w), clip(window[1], h));
+    let (x1, y1) = (clip(window[2].ceil(), w), clip(window[3].ceil(), h));
+    if x1 < x0 + 32 || y1 < y0 + 32 {
+        return None;
+    }
+    let stride = frame.stride as usize;
+    let mut pixels = Vec::with_capacity((x1 - x0) * (y1 - y0));
+    for y in y0..y1 {
+        pixels.extend_from_slice(frame.data.get(y * stride + x0..y * stride + x1)?);
+    }
+    Some((
+        Plane {
+            width: x1 - x0,
+            height: y1 - y0,
+            pixels,
+        },
+        x0,
+        y0,
+    ))
+}
+
+/// Codes found in a crop moved to the frame's pixels.
+fn shifted(mut codes: Vec<ScannedCode>, x0: usize, y0: usize) -> Vec<ScannedCode> {
+    for code in &mut codes {
+        for corner in &mut code.corners {
+            corner.0 += x0 as f32;
+            corner.1 += y0 as f32;
+        }
+    }
+    codes
 }
 
 /// When a call into rqrr may start (rqrr cannot be interrupted, and on a noisy frame one call
@@ -493,6 +606,7 @@ fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
         | Pass::Grey
         | Pass::LocalMean
         | Pass::Stretched
+        | Pass::Exposed
         | Pass::Inverted => n,
         Pass::Half | Pass::Coarse => n / 4,
         Pass::Quarter => n / 16,
@@ -650,6 +764,46 @@ mod tests {
             version: Some(1),
             ecc_level: Some(EccLevel::M),
         }
+    }
+
+    /// The one-code mode's exposure pass before the finder pass stretches a narrow frame and
+    /// spreads a clipped one's highlights, but leaves lifting deep shade to the pass after the
+    /// finder pass, and that one only when the finder pass saw candidates and nothing was read.
+    #[test]
+    fn deep_shade_waits_for_the_finder_pass() {
+        // A busy, well-exposed scene: levels from 0 to 255, so deep shade and clipped highlights.
+        let busy: Vec<u8> = (0..64 * 64)
+            .map(|i| match i % 64 {
+                0..20 => 0,
+                44.. => 255,
+                x => (x * 10) as u8,
+            })
+            .collect();
+        let busy = binarize::Exposure::of(&busy, 64, 64, 64);
+        assert_eq!(
+            exposure_tables(busy, true, true, true),
+            vec![Table::Highlights]
+        );
+        assert_eq!(
+            exposure_tables(busy, false, true, true),
+            vec![Table::Highlights, Table::Shade]
+        );
+        assert_eq!(
+            exposure_tables(busy, false, true, false),
+            vec![Table::Highlights]
+        );
+        assert!(exposure_tables(busy, false, false, true).is_empty());
+        // An under-exposed frame (levels 4 to 17) is stretched in either place.
+        let dark: Vec<u8> = (0..64 * 64).map(|i| 4 + (i % 14) as u8).collect();
+        let dark = binarize::Exposure::of(&dark, 64, 64, 64);
+        assert_eq!(
+            exposure_tables(dark, true, true, true),
+            vec![Table::Stretch]
+        );
+        assert_eq!(
+            exposure_tables(dark, false, false, true),
+            vec![Table::Stretch]
+        );
     }
 
     /// After the coarse pass read one code, a second code whose third finder the coarse pass did
