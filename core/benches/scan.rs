@@ -93,7 +93,10 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--photos" => {
                 let dir = it.next().ok_or("--photos needs a directory")?;
-                args.photos = Some(PathBuf::from(dir));
+                // Absolute, so zxing-cpp's answers saved for `--reuse-zxing` (keyed by path)
+                // match however the folder is written; a missing folder is reported later.
+                args.photos =
+                    Some(std::fs::canonicalize(&dir).unwrap_or_else(|_| PathBuf::from(dir)));
             }
             "--no-baseline" => args.baseline = false,
             "--no-zxing" => args.zxing = false,
