@@ -279,6 +279,8 @@ impl SyncClient {
             ));
         }
         // TLS through rustls with the ring provider; installing fails harmlessly when done before.
+        // The address is checked above, so a builder failure is this system's: the root
+        // certificates reqwest loads for TLS (a Linux without ca-certificates has none).
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Answers come gzip-compressed when asked (`Accept-Encoding: gzip`); reqwest decodes them.
         let http = Client::builder()
@@ -287,7 +289,7 @@ impl SyncClient {
             .connect_timeout(policy.connect_timeout)
             .no_proxy()
             .build()
-            .map_err(|e| SyncError::InvalidAddress(format!("{base_url}: {e}")))?;
+            .map_err(|e| SyncError::ClientSetup(describe(&e)))?;
         Ok(SyncClient {
             base,
             token: RwLock::new(token),

@@ -8,6 +8,12 @@ pub enum SyncError {
     /// The server address is not an `http://` or `https://` URL.
     #[error("invalid server address: {0}")]
     InvalidAddress(String),
+    /// The HTTP client could not be set up on this system, e.g. no root certificates to check a
+    /// server's TLS certificate with (needed even before an `http://` call).
+    #[error(
+        "this device's HTTPS set-up failed (are the system's root certificates installed?): {0}"
+    )]
+    ClientSetup(String),
     /// The network failed (after every retry).
     #[error("network error: {0}")]
     Network(String),
@@ -59,6 +65,7 @@ impl Explain for SyncError {
     fn code(&self) -> &'static str {
         match self {
             SyncError::InvalidAddress(_) => "sync.invalid_address",
+            SyncError::ClientSetup(_) => "sync.client_setup",
             SyncError::Network(_) => "sync.network",
             SyncError::Server { .. } => "sync.server_error",
             SyncError::Unauthorized(_) => "sync.unauthorized",
@@ -78,6 +85,9 @@ impl Explain for SyncError {
     fn message_zh(&self) -> String {
         match self {
             SyncError::InvalidAddress(d) => format!("服务器地址无效：{d}"),
+            SyncError::ClientSetup(d) => {
+                format!("本设备的 HTTPS 组件无法初始化（系统根证书是否已安装？）：{d}")
+            }
             SyncError::Network(d) => format!("网络错误，稍后会自动重试：{d}"),
             SyncError::Server { status, message } => {
                 format!("平台服务器出错（{status}），稍后会自动重试：{message}")
