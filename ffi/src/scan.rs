@@ -151,10 +151,7 @@ pub fn scan_frame(
     row_stride: u32,
     mode: ScanMode,
 ) -> Result<Vec<ScannedQr>, WeldGuardError> {
-    guarded(|| {
-        let frame = LumaFrame::new(&luma, width, height, row_stride);
-        scan::scan_luma(&frame, &mode.options())
-    })
+    scan_plane(&luma, width, height, row_stride, mode.options())
 }
 
 /// Find every QR code in a PNG or JPEG file's bytes (a photo taken or picked by the user). The
@@ -185,10 +182,7 @@ pub fn scan_frame_with(
     row_stride: u32,
     settings: ScanSettings,
 ) -> Result<Vec<ScannedQr>, WeldGuardError> {
-    guarded(|| {
-        let frame = LumaFrame::new(&luma, width, height, row_stride);
-        scan::scan_luma(&frame, &settings.options())
-    })
+    scan_plane(&luma, width, height, row_stride, settings.options())
 }
 
 /// [`scan_frame_with`] on the camera's luma plane where the camera keeps it: no copy crosses the
@@ -204,10 +198,7 @@ pub fn scan_frame_buffer(
     row_stride: u32,
     settings: ScanSettings,
 ) -> Result<Vec<ScannedQr>, WeldGuardError> {
-    guarded(|| {
-        let frame = LumaFrame::new(luma, width, height, row_stride);
-        scan::scan_luma(&frame, &settings.options())
-    })
+    scan_plane(luma, width, height, row_stride, settings.options())
 }
 
 /// [`scan_image`] with settings: one code or all, and the region of the image to scan (checked
@@ -221,6 +212,18 @@ pub async fn scan_image_with(
         guarded(|| scan::scan_image_bytes(&file_bytes, &settings.options()))
     })
     .await
+}
+
+/// One frame's luma plane, scanned with `options` (the three frame exports differ only in how the
+/// plane and the options arrive).
+fn scan_plane(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    options: ScanOptions,
+) -> Result<Vec<ScannedQr>, WeldGuardError> {
+    guarded(|| scan::scan_luma(&LumaFrame::new(luma, width, height, row_stride), &options))
 }
 
 /// Run a scan so that nothing unwinds into the shell: a panic, which would be a bug (calls into

@@ -193,6 +193,25 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The status of a GET whose answer may never end (a server-sent event stream): the status line
+/// only; the connection is dropped after it.
+pub fn status_line(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 pub fn raw_call(
     addr: SocketAddr,

@@ -264,27 +264,6 @@ fn pull_pages_travel_gzip_compressed_and_the_device_still_syncs() {
     );
 }
 
-/// The status of a GET whose answer may never end (a server-sent event stream): the status line
-/// only; the connection is dropped after it.
-fn status_line(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stream)
-        .read_line(&mut line)
-        .unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn the_served_openapi_is_the_checked_in_one_and_its_roles_hold_on_the_running_server() {
     let data = TempDir::new("server-openapi");
@@ -314,7 +293,7 @@ fn the_served_openapi_is_the_checked_in_one_and_its_roles_hold_on_the_running_se
             let streams = op["responses"]["200"]["content"]["text/event-stream"].is_object();
             let status_of = |token: Option<&str>| -> u16 {
                 if streams {
-                    status_line(server.addr, &path, token)
+                    weldguard_tests::status_line(server.addr, &path, token)
                 } else {
                     request(server.addr, &method, &path, token, &[], "").status
                 }

@@ -390,28 +390,6 @@ fn a_network_failure_leaves_the_outbox_pending_and_the_next_sync_resumes() {
     assert_exactly_once(&admin, &keys);
 }
 
-/// The status of a GET whose answer may never end (a server-sent event stream): the status
-/// line only; the connection is dropped after it.
-fn status_line(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> u16 {
-    use std::io::{BufRead, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stream)
-        .read_line(&mut line)
-        .unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn authorization_table_every_endpoint_every_role() {
     let Some(server) = start_server() else {
@@ -510,7 +488,7 @@ fn authorization_table_every_endpoint_every_role() {
             };
             let (status, text) = if *path == "/v1/warnings/stream" {
                 (
-                    status_line(server.addr, path, token.as_deref()),
+                    weldguard_tests::status_line(server.addr, path, token.as_deref()),
                     String::new(),
                 )
             } else {
