@@ -483,8 +483,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         ));
     }
     let mut command = cargo();
-    if name == "sync" {
-        // The sync benchmark runs the real server binary next to it.
+    if name == "sync" || name == "platform" {
+        // These benchmarks run the real server binary next to them.
         let mut server = cargo();
         server.args(["build", "--release", "-p", "weldguard-server"]);
         run(server, "build the server (release)")?;

@@ -285,11 +285,18 @@ pub struct SqliteDb {
     epoch: String,
 }
 
+/// Prepared statements kept per connection (see [`SqliteDb::open`]).
+const STATEMENT_CACHE: usize = 256;
+
 impl SqliteDb {
     /// Open (creating) `DIR/weldguard-server.sqlite` and migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, DbError> {
         let mut conn = Connection::open(data_dir.join("weldguard-server.sqlite"))?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // A push runs a few dozen distinct statements per record kind (records, flags, starts,
+        // counters, ledger, the warning rules); rusqlite's default cache of 16 would evict and
+        // re-parse them on every record.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut conn)?;
