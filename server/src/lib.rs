@@ -206,9 +206,12 @@ impl Background {
             .map_err(|e| StartError::Listen(any_port, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = http::router(http::AppState::shared(database).with_rate_limits(rates));
+        let state = http::AppState::shared(database.clone()).with_rate_limits(rates);
+        let publisher = state.publisher();
+        let app = http::router(state);
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
+                deadlines::spawn(database, publisher);
                 serve::serve(listener, app, transport, async {
                     let _ = stopped.await;
                 })
