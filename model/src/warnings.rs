@@ -243,16 +243,31 @@ pub enum WarningKind {
     SuspectMachineStarted,
     /// A welder started work with a licence that expires within the configured number of days.
     LicenceExpiring,
+    /// A work session with no sign of its end (the machine's next start, the permit's end)
+    /// within the configured number of hours.
+    SessionOpenTooLong,
+    /// A permit completed whose post-work watch was never closed (the fire watch's post-work
+    /// check and signature) within its watch time and a grace.
+    FireWatchMissing,
+    /// Hot work started in a special period (holiday, rest day, night, sensitive period) without
+    /// a permit at the level the period requires.
+    SpecialPeriodWithoutEscalation,
+    /// A machine that needs a permit was started without one the platform holds as valid then.
+    StartWithoutPermit,
 }
 
 impl WarningKind {
-    pub const ALL: [WarningKind; 6] = [
+    pub const ALL: [WarningKind; 10] = [
         WarningKind::StartRefusedExpiredLicence,
         WarningKind::RepeatedRefusals,
         WarningKind::StartFarFromMachine,
         WarningKind::MachineTwoPlaces,
         WarningKind::SuspectMachineStarted,
         WarningKind::LicenceExpiring,
+        WarningKind::SessionOpenTooLong,
+        WarningKind::FireWatchMissing,
+        WarningKind::SpecialPeriodWithoutEscalation,
+        WarningKind::StartWithoutPermit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -263,6 +278,10 @@ impl WarningKind {
             WarningKind::MachineTwoPlaces => "machine_two_places",
             WarningKind::SuspectMachineStarted => "suspect_machine_started",
             WarningKind::LicenceExpiring => "licence_expiring",
+            WarningKind::SessionOpenTooLong => "session_open_too_long",
+            WarningKind::FireWatchMissing => "fire_watch_missing",
+            WarningKind::SpecialPeriodWithoutEscalation => "special_period_without_escalation",
+            WarningKind::StartWithoutPermit => "start_without_permit",
         }
     }
 
@@ -279,6 +298,10 @@ impl WarningKind {
             WarningKind::MachineTwoPlaces => "同一焊机短时间内在两地开机",
             WarningKind::SuspectMachineStarted => "疑似改装焊机仍在开机",
             WarningKind::LicenceExpiring => "操作证即将到期仍在作业",
+            WarningKind::SessionOpenTooLong => "焊机连续开机超时",
+            WarningKind::FireWatchMissing => "动火作业完毕后未落实监护（监护人脱岗）",
+            WarningKind::SpecialPeriodWithoutEscalation => "特殊时段动火未提级审批",
+            WarningKind::StartWithoutPermit => "无有效动火作业证开机",
         }
     }
 
@@ -291,6 +314,14 @@ impl WarningKind {
             WarningKind::MachineTwoPlaces => "machine started at two places too far apart",
             WarningKind::SuspectMachineStarted => "suspect or modified machine started",
             WarningKind::LicenceExpiring => "work started with a licence about to expire",
+            WarningKind::SessionOpenTooLong => "work session open too long",
+            WarningKind::FireWatchMissing => {
+                "permit completed without the post-work fire watch recorded"
+            }
+            WarningKind::SpecialPeriodWithoutEscalation => {
+                "hot work in a special period without an escalated permit"
+            }
+            WarningKind::StartWithoutPermit => "machine started without a valid permit",
         }
     }
 }

@@ -991,14 +991,23 @@ async fn push(
                 )
             })
             .collect();
-        // Permit steps are placed under the platform's rules and signer directory.
-        let admitter = if items.iter().any(|(_, kind, _)| *kind == "permit_step") {
-            let calendar = publisher
+        // Permit steps are placed under the platform's rules and signer directory; work sessions'
+        // warnings judge special periods on the calendar (crate::work_rules).
+        let has_steps = items.iter().any(|(_, kind, _)| *kind == "permit_step");
+        let calendar = if has_steps
+            || (db.warning_config().enabled
+                && items.iter().any(|(_, kind, _)| *kind == "work_session"))
+        {
+            publisher
                 .work_calendar(db)
-                .map_err(|e| DbError::Invalid(e.to_string()))?;
+                .map_err(|e| DbError::Invalid(e.to_string()))?
+        } else {
+            weldguard_model::permit::WorkCalendar::default()
+        };
+        let admitter = if has_steps {
             Some(crate::signers::Admitter::load(
                 db,
-                calendar,
+                calendar.clone(),
                 crate::db::now_ms(),
                 caller,
             )?)
@@ -1009,7 +1018,7 @@ async fn push(
             Some(a) => a,
             None => &crate::permits::SuccessorOnly,
         };
-        let inserted = db.insert_records(&device_id, &items, admit)?;
+        let inserted = db.insert_records_in(&device_id, &items, admit, &calendar)?;
         Ok((entries, verdicts, inserted))
     })
     .await?;

@@ -19,6 +19,7 @@
 
 pub mod authz;
 pub mod db;
+pub mod deadlines;
 pub mod documents;
 pub mod errors;
 #[doc(hidden)]
@@ -39,6 +40,7 @@ pub mod signers;
 pub mod validate;
 pub mod warnings;
 pub mod warnings_api;
+pub mod work_rules;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,11 +141,12 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Listen(options.listen, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
-        let app = http::router(
-            http::AppState::shared(app_db)
-                .with_token_ttl(options.token_ttl)
-                .with_rate_limits(options.rates.clone()),
-        );
+        let state = http::AppState::shared(app_db.clone())
+            .with_token_ttl(options.token_ttl)
+            .with_rate_limits(options.rates.clone());
+        // The deadline queue's worker (warnings that fall due with time: crate::deadlines).
+        deadlines::spawn(app_db, state.publisher());
+        let app = http::router(state);
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -203,9 +206,12 @@ impl Background {
             .map_err(|e| StartError::Listen(any_port, e))?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = http::router(http::AppState::shared(database).with_rate_limits(rates));
+        let state = http::AppState::shared(database.clone()).with_rate_limits(rates);
+        let publisher = state.publisher();
+        let app = http::router(state);
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
+                deadlines::spawn(database, publisher);
                 serve::serve(listener, app, transport, async {
                     let _ = stopped.await;
                 })

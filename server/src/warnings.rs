@@ -13,7 +13,9 @@ use crate::db::{AppliedRecord, DbError, PushTx};
 /// The reason code of a start refused for an expired licence (model rules).
 pub const EXPIRED_LICENCE_CODE: &str = "licence.expired";
 
-/// The thresholds of the warning rules. Defaults: 3 refusals in 24 h, 500 m, 120 km/h, 30 days.
+/// The thresholds of the warning rules. Defaults: 3 refusals in 24 h, 500 m, 120 km/h, 30 days,
+/// sessions of 24 h, an hour's wait for a permit, 30 minutes' grace after a post-work watch, a
+/// deadline poll every 30 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WarningConfig {
     /// Whether pushes compute warnings at all (off: for measuring what they cost).
@@ -30,6 +32,16 @@ pub struct WarningConfig {
     /// `licence_expiring`: a start with a licence expiring within this many days (0: the day of
     /// the start itself).
     pub licence_days: u32,
+    /// `session_open_too_long`: a session with no sign of its end this long after its start (ms).
+    pub session_open_ms: i64,
+    /// `start_without_permit`: how long a start naming a permit the platform does not hold waits
+    /// for the permit's steps before it is judged (ms).
+    pub permit_wait_ms: i64,
+    /// `fire_watch_missing`: the grace after a completed permit's post-work watch before a
+    /// permit not closed raises it (ms).
+    pub fire_watch_grace_ms: i64,
+    /// How often the deadline worker takes the rows due (ms).
+    pub deadline_poll_ms: u64,
 }
 
 impl Default for WarningConfig {
@@ -41,6 +53,10 @@ impl Default for WarningConfig {
             far_m: 500,
             max_speed_kmh: 120,
             licence_days: 30,
+            session_open_ms: 24 * 3600 * 1000,
+            permit_wait_ms: 3600 * 1000,
+            fire_watch_grace_ms: 30 * 60 * 1000,
+            deadline_poll_ms: 30_000,
         }
     }
 }
@@ -71,6 +87,30 @@ pub struct WarningOptions {
     #[arg(long, default_value_t = 30, value_name = "DAYS",
           value_parser = clap::value_parser!(u32).range(1..=365))]
     pub warn_licence_days: u32,
+    /// `session_open_too_long`: hours after a start with no sign of the session's end (the
+    /// machine's next start, the permit's work stopping) that raise it.
+    #[arg(long, default_value_t = 24, value_name = "HOURS",
+          value_parser = clap::value_parser!(u32).range(1..=24 * 365))]
+    pub warn_session_hours: u32,
+    /// `session_open_too_long` in seconds instead of hours (tests, drills); overrides
+    /// `--warn-session-hours`.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub warn_session_secs: Option<u32>,
+    /// `start_without_permit`: seconds a start naming a permit the platform does not hold yet
+    /// waits for the permit's steps (from the approver's phone) before it is judged.
+    #[arg(long, default_value_t = 3600, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(0..=7 * 24 * 3600))]
+    pub warn_permit_wait_secs: u32,
+    /// `fire_watch_missing`: seconds of grace after a completed permit's post-work watch (the
+    /// profile's, e.g. 30 min) before a permit not closed by the fire watch raises it.
+    #[arg(long, default_value_t = 1800, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(0..=7 * 24 * 3600))]
+    pub warn_fire_watch_grace_secs: u32,
+    /// How often this process's deadline worker takes the due rows of the deadline queue, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 30_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub deadline_poll_ms: u64,
 }
 
 impl From<&WarningOptions> for WarningConfig {
@@ -82,6 +122,13 @@ impl From<&WarningOptions> for WarningConfig {
             far_m: o.warn_far_m,
             max_speed_kmh: o.warn_max_speed_kmh,
             licence_days: o.warn_licence_days,
+            session_open_ms: match o.warn_session_secs {
+                Some(secs) => i64::from(secs) * 1000,
+                None => i64::from(o.warn_session_hours) * 3600 * 1000,
+            },
+            permit_wait_ms: i64::from(o.warn_permit_wait_secs) * 1000,
+            fire_watch_grace_ms: i64::from(o.warn_fire_watch_grace_secs) * 1000,
+            deadline_poll_ms: o.deadline_poll_ms,
         }
     }
 }
@@ -394,6 +441,23 @@ pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
     ids
 }
 
+/// Write a warning unless one with its `dedup_key` exists, and count it on its day's
+/// `warnings_open`; whether it was written.
+pub fn raise_counted(tx: &mut dyn PushTx, warning: &NewWarning) -> Result<bool, DbError> {
+    if !tx.raise_warning(warning)? {
+        return Ok(false);
+    }
+    let (district, town) = crate::platform::place_key(warning.place.as_ref());
+    tx.count(
+        &crate::platform::china_day(warning.at_ms),
+        &district,
+        &town,
+        crate::platform::WARNINGS_OPEN,
+        1,
+    )?;
+    Ok(true)
+}
+
 fn detail(value: serde_json::Value) -> String {
     value.to_string()
 }
@@ -431,10 +495,10 @@ pub fn on_work_session(
                       records: Vec<String>,
                       detail_json: String,
                       dedup: Option<String>| {
-        {
-            let dedup_key =
-                dedup.unwrap_or_else(|| format!("{}|{}", kind.as_str(), records.join("|")));
-            tx.raise_warning(&NewWarning {
+        let dedup_key = dedup.unwrap_or_else(|| format!("{}|{}", kind.as_str(), records.join("|")));
+        raise_counted(
+            tx,
+            &NewWarning {
                 dedup_key,
                 kind,
                 records,
@@ -445,21 +509,9 @@ pub fn on_work_session(
                 at_ms: session.started_at_ms,
                 raised_at_ms: now_ms,
                 detail: detail_json,
-            })
-            .and_then(|written| {
-                if !written {
-                    return Ok(());
-                }
-                let (district, town) = crate::platform::place_key(place.as_ref());
-                tx.count(
-                    &crate::platform::china_day(session.started_at_ms),
-                    &district,
-                    &town,
-                    crate::platform::WARNINGS_OPEN,
-                    1,
-                )
-            })
-        }
+            },
+        )
+        .map(|_| ())
     };
     let raise =
         |tx: &mut dyn PushTx, kind: WarningKind, records: Vec<String>, detail_json: String| {
@@ -779,5 +831,44 @@ mod tests {
         let c2 = WarningConfig::from(&parsed.w);
         assert_eq!((c2.far_m, c2.enabled), (800, false));
         assert!(Cli::try_parse_from(["x", "--warn-refusals", "1"]).is_err());
+        assert_eq!(
+            (
+                c.session_open_ms,
+                c.permit_wait_ms,
+                c.fire_watch_grace_ms,
+                c.deadline_poll_ms
+            ),
+            (86_400_000, 3_600_000, 1_800_000, 30_000)
+        );
+        let parsed = Cli::parse_from(["x", "--warn-session-hours", "12"]);
+        assert_eq!(
+            WarningConfig::from(&parsed.w).session_open_ms,
+            12 * 3_600_000
+        );
+        let parsed = Cli::parse_from([
+            "x",
+            "--warn-session-hours",
+            "12",
+            "--warn-session-secs",
+            "90",
+            "--warn-permit-wait-secs",
+            "0",
+            "--warn-fire-watch-grace-secs",
+            "5",
+            "--deadline-poll-ms",
+            "100",
+        ]);
+        let c3 = WarningConfig::from(&parsed.w);
+        assert_eq!(
+            (
+                c3.session_open_ms,
+                c3.permit_wait_ms,
+                c3.fire_watch_grace_ms,
+                c3.deadline_poll_ms
+            ),
+            (90_000, 0, 5_000, 100)
+        );
+        assert!(Cli::try_parse_from(["x", "--warn-session-hours", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--deadline-poll-ms", "1"]).is_err());
     }
 }

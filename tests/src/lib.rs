@@ -140,6 +140,17 @@ impl ServerProcess {
         Self::start_with_args(binary, &data.args(), admin_token, None, &[])
     }
 
+    /// [`ServerProcess::start_sharing`] with more command-line options (`extra`).
+    pub fn start_sharing_with_options(
+        binary: &str,
+        data: &ServerData,
+        admin_token: &str,
+        extra: &[&str],
+    ) -> Self {
+        let extra: Vec<OsString> = extra.iter().map(OsString::from).collect();
+        Self::start_with_args(binary, &data.args(), admin_token, None, &extra)
+    }
+
     fn start_with_args(
         binary: &str,
         storage: &[OsString],

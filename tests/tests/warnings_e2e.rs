@@ -30,6 +30,18 @@ pub(crate) const CERT: &str = "T370983199001011234";
 #[allow(dead_code)]
 const BACKEND: ServerBackend = ServerBackend::Sqlite;
 
+/// These flows check the kinds raised at push time: their sessions (2026-12-01) fall due from the
+/// deadline queue only after a year (`session_open_too_long` has its own flows in
+/// `warnings_kinds_e2e.rs`), so no worker round can add a warning while a test runs.
+const SESSION_HOURS: &str = "8760";
+
+/// The test server over `data` with `extra` options and sessions a year long.
+fn start_server(data: ServerData, extra: &[&str]) -> ServerProcess {
+    let mut options = vec!["--warn-session-hours", SESSION_HOURS];
+    options.extend_from_slice(extra);
+    ServerProcess::start_with_options(SERVER, data, ADMIN, &options, None)
+}
+
 fn policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 6,
@@ -189,7 +201,7 @@ fn pushed_starts_raise_each_warning_once_inside_its_place_and_scope() {
     let Some(data) = ServerData::new(crate::BACKEND, "warnings") else {
         return;
     };
-    let server = ServerProcess::start_on(SERVER, data, ADMIN);
+    let server = start_server(data, &[]);
     assert_eq!(
         call(&server, "POST", "/v1/admin/places", ADMIN, Some(places())).0,
         200
@@ -322,7 +334,7 @@ fn a_monitor_never_reaches_past_its_scope() {
     let Some(data) = ServerData::new(crate::BACKEND, "warn-scope") else {
         return;
     };
-    let server = ServerProcess::start_on(SERVER, data, ADMIN);
+    let server = start_server(data, &[]);
     call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
     let feicheng = monitor(&server, "肥城市应急局", "district:370983");
     let taishan = monitor(&server, "泰山区应急局", "district:370902");
@@ -442,7 +454,7 @@ fn the_life_cycle_refuses_bad_transitions_and_bad_input_changes_nothing() {
     let Some(data) = ServerData::new(crate::BACKEND, "warn-life") else {
         return;
     };
-    let server = ServerProcess::start_on(SERVER, data, ADMIN);
+    let server = start_server(data, &[]);
     // A bad batch of places is refused whole: FC-M-9 is not marked modified.
     let bad = json!([
         {"op": "place_machine", "machine_id": "FC-M-9", "place": {"district": "370983"},
@@ -575,7 +587,14 @@ fn thresholds_come_from_the_servers_options() {
         SERVER,
         data,
         ADMIN,
-        &["--warn-far-m", "50000", "--warn-refusals", "2"],
+        &[
+            "--warn-far-m",
+            "50000",
+            "--warn-refusals",
+            "2",
+            "--warn-session-hours",
+            SESSION_HOURS,
+        ],
         None,
     );
     call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
@@ -610,7 +629,12 @@ fn thresholds_come_from_the_servers_options() {
         SERVER,
         data,
         ADMIN,
-        &["--warn-licence-days", "10"],
+        &[
+            "--warn-licence-days",
+            "10",
+            "--warn-session-hours",
+            SESSION_HOURS,
+        ],
         None,
     );
     call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
@@ -805,7 +829,7 @@ fn stats_stream_and_exports_stay_inside_the_scope() {
     let Some(data) = ServerData::new(crate::BACKEND, "warn-platform") else {
         return;
     };
-    let server = ServerProcess::start_on(SERVER, data, ADMIN);
+    let server = start_server(data, &[]);
     call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
     let feicheng = monitor(&server, "肥城市应急局", "district:370983");
     let taishan = monitor(&server, "泰山区应急局", "district:370902");

@@ -30,7 +30,7 @@ pub mod sqlite;
 mod store;
 pub mod test_support;
 
-pub use store::{AppliedRecord, OnApplied, PushTx, Store};
+pub use store::{AppliedRecord, OnApplied, OnDue, PushTx, Store};
 
 use std::path::Path;
 
@@ -592,8 +592,22 @@ impl Db {
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
+        let calendar = weldguard_model::permit::WorkCalendar::default();
+        self.insert_records_in(device_id, items, admit, &calendar)
+    }
+
+    /// [`Db::insert_records`], judging the warnings of special periods on `calendar` (the work
+    /// calendar the feed holds).
+    pub fn insert_records_in(
+        &self,
+        device_id: &str,
+        items: &[(&str, &str, &str)],
+        admit: &dyn AdmitStep,
+        calendar: &weldguard_model::permit::WorkCalendar,
+    ) -> Result<Vec<Insert>, DbError> {
         let mut effects = PushEffects {
             pusher: None,
+            calendar,
             warnings: self.warnings,
             machines: if self.warnings.enabled {
                 crate::warnings::machines_of(items)
@@ -643,16 +657,18 @@ impl std::ops::Deref for Db {
 /// What a push does inside its transaction for every record it applies, on either backend: a
 /// work session gets its flags ([`record_flags_of`]) and raises its warnings
 /// ([`crate::warnings::on_work_session`]).
-struct PushEffects {
+struct PushEffects<'c> {
     /// The pushing device's role and person id, read once per push when first needed.
     pusher: Option<Option<(Role, String)>>,
+    /// The work calendar (special periods, [`crate::work_rules`]).
+    calendar: &'c weldguard_model::permit::WorkCalendar,
     warnings: crate::warnings::WarningConfig,
     /// The machines the push's work sessions name, sorted: locked before the first rule reads.
     machines: Vec<String>,
     locked: bool,
 }
 
-impl PushEffects {
+impl PushEffects<'_> {
     fn applied(&mut self, tx: &mut dyn PushTx, record: &AppliedRecord<'_>) -> Result<(), DbError> {
         match record.kind {
             "work_session" => {}
@@ -670,6 +686,15 @@ impl PushEffects {
                 ) {
                     let pusher = self.pusher(tx, record)?;
                     crate::platform::on_permit_step(tx, record, &step, pusher.map(|p| p.1))?;
+                    if self.warnings.enabled {
+                        crate::work_rules::on_permit_step(
+                            tx,
+                            &self.warnings,
+                            record,
+                            &step,
+                            now_ms(),
+                        )?;
+                    }
                 }
                 return Ok(());
             }
@@ -702,6 +727,14 @@ impl PushEffects {
                 &session,
                 facts,
                 place,
+                now_ms(),
+            )?;
+            crate::work_rules::on_session(
+                tx,
+                &self.warnings,
+                self.calendar,
+                record,
+                &session,
                 now_ms(),
             )?;
         }

@@ -22,11 +22,12 @@ use weldguard_model::records::RegistryChange;
 
 use super::{
     AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
-    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
-    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
-    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
+    MAX_NONCES_PER_DEVICE, OnApplied, OnDue, PERMIT_STEP_KIND, Page, PermitPage,
+    PermitStepStanding, PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey,
+    StoredSnapshot, TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms,
+    parse_cursor, random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
+use crate::deadlines::{DueRow, NewDeadline};
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
 use crate::warnings::{
@@ -310,6 +311,18 @@ INSERT INTO daily_counts (day, district, town, metric, n)
 SELECT to_char(to_timestamp((at_ms + 28800000) / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
        coalesce(district, ''), coalesce(town, ''), 'warnings_open', count(*)
 FROM warnings WHERE state = 'open' GROUP BY 1, 2, 3;
+"#,
+    // 11: the deadline queue (crate::deadlines; docs/adr/0017-warnings-and-scope.md): a row per
+    // condition to check when it falls due, written in the push that made it, taken by a worker.
+    r#"
+CREATE TABLE deadlines (
+    id         BIGSERIAL PRIMARY KEY,
+    dedup_key  TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    due_at_ms  BIGINT NOT NULL,
+    payload    TEXT NOT NULL
+);
+CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
 "#,
 ];
 
@@ -1371,6 +1384,50 @@ impl Store for PgDb {
             .collect()
     }
 
+    fn run_due(&self, now_ms: i64, limit: u32, on_due: &mut OnDue<'_>) -> Result<usize, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client()?.transaction()?;
+        // SKIP LOCKED: rows another process took are passed over, not waited for, so each row
+        // is handled by exactly one transaction (the one that deletes it).
+        let rows = tx
+            .query(
+                "SELECT id, dedup_key, kind, due_at_ms, payload FROM deadlines \
+                 WHERE due_at_ms <= $1 ORDER BY due_at_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                &[&now_ms, &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(DueRow {
+                    id: r.try_get(0)?,
+                    dedup_key: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    due_at_ms: r.try_get(3)?,
+                    payload: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        {
+            let mut due_tx = PgTx::new(&mut tx);
+            on_due(&mut due_tx, &rows)?;
+            due_tx.write_counts()?;
+        }
+        tx.execute("DELETE FROM deadlines WHERE id = ANY($1)", &[&ids])?;
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
+    fn deadlines_queued(&self) -> Result<i64, DbError> {
+        let mut conn = self.pool.get()?;
+        Ok(conn
+            .client()?
+            .query_one("SELECT count(*) FROM deadlines", &[])?
+            .try_get(0)?)
+    }
+
     fn ledger_page(
         &self,
         day: &str,
@@ -1834,6 +1891,35 @@ impl PushTx for PgTx<'_, '_> {
             &[&permit_id, &c.day, &c.district, &c.town, &c.state],
         )?;
         Ok(())
+    }
+
+    fn schedule(&mut self, d: &NewDeadline) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING",
+            &[&d.dedup_key, &d.kind, &d.due_at_ms, &d.payload],
+        )?;
+        Ok(())
+    }
+
+    fn next_allowed_start(
+        &mut self,
+        machine_id: &str,
+        after_ms: i64,
+    ) -> Result<Option<i64>, DbError> {
+        Ok(self
+            .0
+            .query_opt(
+                "SELECT at_ms FROM machine_starts WHERE machine_id = $1 AND allowed \
+                 AND at_ms > $2 ORDER BY at_ms LIMIT 1",
+                &[&machine_id, &after_ms],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    fn permit_head(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+        Ok(PermitLedger::head(self, permit_id)?.map(|row| row.body))
     }
 }
 

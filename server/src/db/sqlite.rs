@@ -13,11 +13,12 @@ use weldguard_model::records::RegistryChange;
 
 use super::{
     AppliedRecord, BOOTSTRAP_DEVICE, Caller, DbError, Grant, HeadEntry, Insert, IssuedToken,
-    MAX_NONCES_PER_DEVICE, OnApplied, PERMIT_STEP_KIND, Page, PermitPage, PermitStepStanding,
-    PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey, StoredSnapshot,
-    TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms, parse_cursor,
-    random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
+    MAX_NONCES_PER_DEVICE, OnApplied, OnDue, PERMIT_STEP_KIND, Page, PermitPage,
+    PermitStepStanding, PushTx, RefreshRefusal, SignerRow, SnapshotHead, Store, StoredIssuerKey,
+    StoredSnapshot, TokenCheck, change_json, entity_of, hash, make_page, make_permit_page, now_ms,
+    parse_cursor, random_hex, refresh_signature_ok, roles_json, tombstone_seqs,
 };
+use crate::deadlines::{DueRow, NewDeadline};
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
 use crate::warnings::{
@@ -275,6 +276,18 @@ INSERT INTO daily_counts (day, district, town, metric, n)
 SELECT date(at_ms / 1000 + 28800, 'unixepoch'), coalesce(district, ''), coalesce(town, ''),
        'warnings_open', count(*)
 FROM warnings WHERE state = 'open' GROUP BY 1, 2, 3;
+"#,
+    // 11: the deadline queue (crate::deadlines; docs/adr/0017-warnings-and-scope.md): a row per
+    // condition to check when it falls due, written in the push that made it, taken by a worker.
+    r#"
+CREATE TABLE deadlines (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key  TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    due_at_ms  INTEGER NOT NULL,
+    payload    TEXT NOT NULL
+) STRICT;
+CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
 "#,
 ];
 
@@ -1243,6 +1256,44 @@ impl Store for SqliteDb {
         Ok(rows)
     }
 
+    fn run_due(&self, now_ms: i64, limit: u32, on_due: &mut OnDue<'_>) -> Result<usize, DbError> {
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let rows = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, dedup_key, kind, due_at_ms, payload FROM deadlines \
+                 WHERE due_at_ms <= ?1 ORDER BY due_at_ms, id LIMIT ?2",
+            )?;
+            stmt.query_map(params![now_ms, i64::from(limit)], |r| {
+                Ok(DueRow {
+                    id: r.get(0)?,
+                    dedup_key: r.get(1)?,
+                    kind: r.get(2)?,
+                    due_at_ms: r.get(3)?,
+                    payload: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        on_due(&mut SqliteTx(&tx), &rows)?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM deadlines WHERE id = ?1")?;
+            for row in &rows {
+                delete.execute([row.id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
+    fn deadlines_queued(&self) -> Result<i64, DbError> {
+        let conn = self.conn();
+        Ok(conn.query_row("SELECT count(*) FROM deadlines", [], |r| r.get(0))?)
+    }
+
     fn ledger_page(
         &self,
         day: &str,
@@ -1674,6 +1725,35 @@ impl PushTx for SqliteTx<'_, '_> {
             )?
             .execute(params![permit_id, c.day, c.district, c.town, c.state])?;
         Ok(())
+    }
+
+    fn schedule(&mut self, d: &NewDeadline) -> Result<(), DbError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (dedup_key) DO NOTHING",
+            )?
+            .execute(params![d.dedup_key, d.kind, d.due_at_ms, d.payload])?;
+        Ok(())
+    }
+
+    fn next_allowed_start(
+        &mut self,
+        machine_id: &str,
+        after_ms: i64,
+    ) -> Result<Option<i64>, DbError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT at_ms FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+                 AND at_ms > ?2 ORDER BY at_ms LIMIT 1",
+            )?
+            .query_row(params![machine_id, after_ms], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn permit_head(&mut self, permit_id: &str) -> Result<Option<String>, DbError> {
+        Ok(PermitLedger::head(self, permit_id)?.map(|row| row.body))
     }
 }
 

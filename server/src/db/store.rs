@@ -15,6 +15,7 @@ use super::{
     Caller, DbError, Grant, Insert, IssuedToken, Page, PermitPage, PermitStepStanding, RecordPage,
     SignerRow, SnapshotHead, StoredIssuerKey, StoredSnapshot, TokenCheck,
 };
+use crate::deadlines::{DueRow, NewDeadline};
 use crate::permits::AdmitStep;
 use crate::platform::{CountRow, LedgerRow, PermitCount};
 use crate::warnings::{MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
@@ -109,7 +110,26 @@ pub trait PushTx {
     fn permit_count(&mut self, permit_id: &str) -> Result<Option<PermitCount>, DbError>;
     /// Keep how a permit is counted now.
     fn put_permit_count(&mut self, permit_id: &str, count: &PermitCount) -> Result<(), DbError>;
+
+    // The deadline queue (crate::deadlines) and the facts its checks read.
+
+    /// Queue a condition to check when it falls due (once per `dedup_key`; queuing it again
+    /// changes nothing).
+    fn schedule(&mut self, deadline: &NewDeadline) -> Result<(), DbError>;
+    /// The time of the machine's first allowed start after `after_ms` (strictly), when there is
+    /// one.
+    fn next_allowed_start(
+        &mut self,
+        machine_id: &str,
+        after_ms: i64,
+    ) -> Result<Option<i64>, DbError>;
+    /// The platform's current version of a permit (its head), as stored (JSON).
+    fn permit_head(&mut self, permit_id: &str) -> Result<Option<String>, DbError>;
 }
+
+/// Called by [`Store::run_due`] with the deadline rows it took, inside the transaction that
+/// deletes them; an error rolls the transaction back and leaves the rows queued.
+pub type OnDue<'a> = dyn FnMut(&mut dyn PushTx, &[DueRow]) -> Result<(), DbError> + 'a;
 
 /// Called by a backend once for every record a push applies (not for a duplicate, a conflict or
 /// a refused permit step), in the order of the push, inside the push's transaction before it
@@ -312,6 +332,15 @@ pub trait Store: Send + Sync {
         from_day: &str,
         until_day: &str,
     ) -> Result<Vec<CountRow>, DbError>;
+
+    /// Take up to `limit` deadline rows due at `now_ms` (earliest first) that no other
+    /// transaction holds, hand them to `on_due` and delete them, in one transaction: PostgreSQL
+    /// takes them `FOR UPDATE SKIP LOCKED` (two server processes never take the same row),
+    /// SQLite under `BEGIN IMMEDIATE`. Returns how many rows were taken.
+    fn run_due(&self, now_ms: i64, limit: u32, on_due: &mut OnDue<'_>) -> Result<usize, DbError>;
+
+    /// How many deadline rows are queued (due or not).
+    fn deadlines_queued(&self) -> Result<i64, DbError>;
 
     /// Ledger rows of a China day inside `scope` with ids above `after_id`, in id order, at most
     /// `limit`.
