@@ -349,6 +349,10 @@ fn refuse_unknown(query: &HashMap<String, String>, known: &[&str]) -> ApiResult<
 
 /// The caller's scope narrowed by `district`/`town`, which must lie inside it.
 fn inside(scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Scope> {
+    let given = |k: &str| query.get(k).is_some_and(|v| !v.is_empty());
+    if !given("district") && !given("town") {
+        return Ok(scope.clone());
+    }
     let asked = narrowed(&Scope::City, query)?;
     if !scope.covers(&asked) {
         return Err(ApiError::new(
@@ -566,11 +570,13 @@ pub async fn sites(
         let asked = asked.clone();
         with_db(&state, move |db| db.view_sites(&asked, None)).await?
     };
-    let sites = rows
+    // By id in byte order whatever the database's collation.
+    let mut sites: Vec<SiteView> = rows
         .into_iter()
         .filter(|r| site_in(&scope, r) && site_in(&asked, r))
         .map(site_view)
         .collect();
+    sites.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(SitesAnswer { sites }))
 }
 
@@ -599,11 +605,12 @@ pub async fn site(
             else {
                 return Ok(None);
             };
-            let machines = db
+            let mut machines: Vec<MachineRow> = db
                 .view_machines(&scope, Some(&id), None, limit)?
                 .into_iter()
                 .filter(|m| machine_in(&scope, m))
                 .collect();
+            machines.sort_by(|a, b| a.id.cmp(&b.id));
             let machines = summaries(db, machines)?;
             let subject = Subject::Site(&id);
             let warnings = db.view_warnings(&scope, &subject, limit)?;
@@ -1054,6 +1061,7 @@ mod tests {
                 .collect()
         };
         let district = Scope::District("370983".into());
+        assert_eq!(inside(&district, &q(&[])).unwrap(), district);
         assert_eq!(
             inside(&district, &q(&[("town", "370983001")])).unwrap(),
             Scope::Town("370983001".into())
