@@ -2,6 +2,7 @@
 //! dashboard's address it prints is read, the one-time code in it enrolled as a monitoring account
 //! (with a P-256 key made here), and the platform's pages answer that account: the demo's sites on
 //! the map and the warnings its starts raised. Ctrl-C (SIGINT) then stops it cleanly (exit 0).
+#![cfg(unix)]
 
 mod common;
 use common::Tmp;
