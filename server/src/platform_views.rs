@@ -675,6 +675,7 @@ pub async fn machine(
     let Some((placed, status, warnings, starts)) = answer else {
         return Err(unknown("machine", &machine_id));
     };
+    let open_here = warnings.iter().filter(|w| w.state == "open").count() as i64;
     let machine = match placed {
         Some(m) => MachineView {
             id: m.id,
@@ -700,7 +701,9 @@ pub async fn machine(
             grid: None,
             lat_e7: None,
             lon_e7: None,
-            open_warnings: 0,
+            // Unplaced: seen city-wide only, so the warnings read are all of its warnings (up
+            // to the limit).
+            open_warnings: open_here,
         },
     };
     Ok(Json(MachineAnswer {

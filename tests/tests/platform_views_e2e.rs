@@ -914,6 +914,19 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
             assert!(!text.contains(foreign), "{path} shows {foreign}: {text}");
         }
     }
+    // A permit at a site the platform no longer places is seen city-wide only.
+    admin_call(
+        &server,
+        "POST",
+        "/v1/admin/places",
+        json!([{"op": "delete_site", "site_id": PERMIT_SITE}]),
+    );
+    assert_unknown(&server, &feicheng, "permits", PERMIT_ID);
+    assert_unknown(&server, &plant_town, "permits", PERMIT_ID);
+    let unplaced = ok(&server, &format!("/v1/platform/permits/{PERMIT_ID}"), &city);
+    assert_eq!(unplaced["permit"]["site_name"], content.site.name.as_str());
+    assert_eq!(unplaced["permit"]["signatures"], permit["signatures"]);
+
     // The phones' roles may not read the dashboard's pages.
     for role in [Role::Welder, Role::Inspector, Role::Supervisor] {
         let token = phone_token(&server, role);
