@@ -536,8 +536,9 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
     let fc_site = json!({
         "id": "S-FC-1", "name": "肥城新城工地", "district": "370983", "town": "370983001",
         "grid": "G-01", "lat_e7": FEICHENG.0, "lon_e7": FEICHENG.1, "machines": 1,
-        "open_warnings": 2,
-        "open_by_kind": {"start_far_from_machine": 1, "start_refused_expired_licence": 1}
+        "open_warnings": 3,
+        "open_by_kind": {"start_far_from_machine": 1, "start_refused_expired_licence": 1,
+                         "start_without_permit": 1}
     });
     let plant_site = json!({
         "id": PERMIT_SITE, "name": "肥城某化工厂三车间", "district": "370983",
@@ -603,7 +604,7 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
     assert_eq!(site["site"], fc_site);
     assert_eq!(
         site["machines"],
-        json!([{"id": "FC-M-1", "status": "active", "watch": "normal", "open_warnings": 2}])
+        json!([{"id": "FC-M-1", "status": "active", "watch": "normal", "open_warnings": 3}])
     );
     assert_eq!(
         site["starts"],
@@ -632,6 +633,8 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
                 "start_refused_expired_licence".to_owned(),
                 vec![keys[1].clone()]
             ),
+            // The first start named no permit (a mobile machine needs one).
+            ("start_without_permit".to_owned(), vec![keys[0].clone()]),
         ],
         "newest first"
     );
@@ -686,7 +689,7 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
         json!({
             "id": "FC-M-1", "status": "active", "watch": "normal", "site_id": "S-FC-1",
             "site_name": "肥城新城工地", "district": "370983", "town": "370983001",
-            "grid": "G-01", "lat_e7": FEICHENG.0, "lon_e7": FEICHENG.1, "open_warnings": 2
+            "grid": "G-01", "lat_e7": FEICHENG.0, "lon_e7": FEICHENG.1, "open_warnings": 3
         })
     );
     assert_eq!(fc["starts"], site["starts"]);
@@ -702,15 +705,20 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
     // The unplaced machine: city-wide only; its start counted at its welder's place.
     let unplaced = ok(&server, "/v1/platform/machines/UN-M-1", &city);
     assert_eq!(
-        unplaced,
-        json!({
-            "machine": {"id": "UN-M-1", "status": "active", "watch": null, "site_id": null,
-                        "site_name": null, "district": null, "town": null, "grid": null,
-                        "lat_e7": null, "lon_e7": null, "open_warnings": 0},
-            "starts": [starts[3].expected(&keys[3], None, ("370983", None))],
-            "warnings": []
-        })
+        unplaced["machine"],
+        json!({"id": "UN-M-1", "status": "active", "watch": null, "site_id": null,
+               "site_name": null, "district": null, "town": null, "grid": null,
+               "lat_e7": null, "lon_e7": null, "open_warnings": 1})
     );
+    assert_eq!(
+        unplaced["starts"],
+        json!([starts[3].expected(&keys[3], None, ("370983", None))])
+    );
+    // Its start named no permit: the one warning, at the welder's place.
+    let only = unplaced["warnings"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["kind"], "start_without_permit");
+    assert_eq!(only[0]["records"], json!([keys[3]]));
     assert_unknown(&server, &feicheng, "machines", "UN-M-1");
 
     // A welder's page: the registry's licence, never the ID number; starts inside the scope.
@@ -743,7 +751,10 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
         lisi_page["starts"][0],
         starts[3].expected(&keys[3], None, ("370983", None))
     );
-    assert_eq!(lisi_page["warnings"], site["warnings"]);
+    // Newest first: the unplaced machine's (at the welder's place), then the site's.
+    let mut lisi_warnings = unplaced["warnings"].as_array().unwrap().clone();
+    lisi_warnings.extend(site["warnings"].as_array().unwrap().iter().cloned());
+    assert_eq!(lisi_page["warnings"], Value::Array(lisi_warnings));
     // A town sees a welder who worked in it, with the starts and warnings of its own town only;
     // the holder's place (the district, no town) lies outside the town and is not shown.
     let in_town = ok(&server, &format!("/v1/platform/welders/{CERT}"), &xincheng);
