@@ -48,13 +48,13 @@ pub fn drain(db: &Db, publisher: &Publisher, now_ms: i64) -> Result<usize, DbErr
     let config = *db.warning_config();
     // The work calendar as the feed holds it now (the special-period rule of a start whose
     // permit arrived late is judged on it).
-    let calendar = publisher
-        .work_calendar(db)
+    let registry = publisher
+        .registry_facts(db)
         .map_err(|e| DbError::Invalid(e.to_string()))?;
     let mut handled = 0;
     loop {
         let n = db.run_due(now_ms, BATCH, &mut |tx, rows| {
-            crate::work_rules::on_due(tx, &config, &calendar, rows, now_ms)
+            crate::work_rules::on_due(tx, &config, &registry, rows, now_ms)
         })?;
         handled += n;
         if n < BATCH as usize {

@@ -63,6 +63,11 @@ pub struct RegistryView {
 }
 
 impl RegistryView {
+    /// Each entity's newest change, by [`entity_of`].
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &RegistryChange)> {
+        self.rows.iter()
+    }
+
     /// Apply one change as a device would.
     fn apply(&mut self, change: RegistryChange) {
         let entity = entity_of(&change);

@@ -1026,20 +1026,20 @@ async fn push(
         // Permit steps are placed under the platform's rules and signer directory; work sessions'
         // warnings judge special periods on the calendar (crate::work_rules).
         let has_steps = items.iter().any(|(_, kind, _)| *kind == "permit_step");
-        let calendar = if has_steps
+        let registry = if has_steps
             || (db.warning_config().enabled
                 && items.iter().any(|(_, kind, _)| *kind == "work_session"))
         {
             publisher
-                .work_calendar(db)
+                .registry_facts(db)
                 .map_err(|e| DbError::Invalid(e.to_string()))?
         } else {
-            weldguard_model::permit::WorkCalendar::default()
+            crate::registry_facts::RegistryFacts::from_transaction(Default::default())
         };
         let admitter = if has_steps {
             Some(crate::signers::Admitter::load(
                 db,
-                calendar.clone(),
+                registry.calendar.clone(),
                 crate::db::now_ms(),
                 caller,
             )?)
@@ -1050,7 +1050,7 @@ async fn push(
             Some(a) => a,
             None => &crate::permits::SuccessorOnly,
         };
-        let inserted = db.insert_records_in(&device_id, &items, admit, &calendar)?;
+        let inserted = db.insert_records_in(&device_id, &items, admit, &registry)?;
         Ok((entries, verdicts, inserted))
     })
     .await?;

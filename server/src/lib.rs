@@ -36,6 +36,7 @@ pub mod platform;
 pub mod platform_api;
 pub mod platform_views;
 pub mod publish;
+pub mod registry_facts;
 pub mod serve;
 pub mod signers;
 pub mod validate;

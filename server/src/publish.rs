@@ -38,6 +38,17 @@ use crate::keys::{self, KeyStoreError};
 pub struct Publisher {
     view: Mutex<RegistryView>,
     status_list: Mutex<Option<SignedList>>,
+    /// What the push's rules read of the registry, built from the view at a feed cursor: every
+    /// push that holds work sessions or permit steps asks for it, and building it walks the
+    /// whole registry, so it is rebuilt only when the feed moved.
+    facts: Mutex<Option<HeldFacts>>,
+}
+
+/// The registry facts built at a feed cursor ([`Publisher::registry_facts`]).
+struct HeldFacts {
+    cursor: Option<String>,
+    calendar: weldguard_model::permit::WorkCalendar,
+    rows: Arc<HashMap<String, weldguard_model::records::RegistryChange>>,
 }
 
 /// A signed status list and what it was signed for.
@@ -68,14 +79,30 @@ impl Publisher {
         f(&view)
     }
 
-    /// The work calendar in the registry as the feed holds it now: what the platform decides a
-    /// permit's level with when it replays a submission.
-    pub(crate) fn work_calendar(
+    /// What a push's rules read of the registry (machines' classes, licences' expiry, the work
+    /// calendar) as the feed holds it now; rebuilt from the view only when the feed moved.
+    pub(crate) fn registry_facts(
         &self,
         db: &Db,
-    ) -> Result<weldguard_model::permit::WorkCalendar, DocumentError> {
+    ) -> Result<crate::registry_facts::RegistryFacts, DocumentError> {
         self.with_view(db, |view| {
-            Ok(weldguard_model::records::work_calendar_of(view.rows()))
+            let mut held = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = match held.as_ref() {
+                Some(facts) if facts.cursor == view.cursor => facts,
+                _ => held.insert(HeldFacts {
+                    cursor: view.cursor.clone(),
+                    calendar: weldguard_model::records::work_calendar_of(view.rows()),
+                    rows: Arc::new(
+                        view.entries()
+                            .map(|(entity, change)| (entity.clone(), change.clone()))
+                            .collect(),
+                    ),
+                }),
+            };
+            Ok(crate::registry_facts::RegistryFacts::from_view(
+                current.calendar.clone(),
+                current.rows.clone(),
+            ))
         })
     }
 

@@ -409,24 +409,6 @@ pub fn licence_days_left(
         .then_some(left)
 }
 
-/// The expiry date the registry holds for a licence now (`None`: unknown or deleted).
-fn licence_expiry(
-    tx: &mut dyn PushTx,
-    certificate_no: &str,
-) -> Result<Option<chrono::NaiveDate>, DbError> {
-    use weldguard_model::records::RegistryChange;
-    let entity = crate::db::entity_of(&RegistryChange::DeleteLicence {
-        certificate_no: certificate_no.to_owned(),
-    });
-    Ok(tx
-        .newest_change(&entity)?
-        .and_then(|json| serde_json::from_str::<RegistryChange>(&json).ok())
-        .and_then(|change| match change {
-            RegistryChange::UpsertLicence(l) => Some(l.expires_on),
-            _ => None,
-        }))
-}
-
 /// The machines whose starts a push's warnings read (sorted, once each): locked up front, in
 /// this order, so parallel pushes never deadlock on them.
 pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
@@ -471,6 +453,7 @@ fn detail(value: serde_json::Value) -> String {
 pub fn on_work_session(
     tx: &mut dyn PushTx,
     config: &WarningConfig,
+    registry: &crate::registry_facts::RegistryFacts,
     record: &AppliedRecord<'_>,
     session: &WorkSession,
     facts: Option<MachineFacts>,
@@ -587,7 +570,7 @@ pub fn on_work_session(
     }
 
     if session.allowed
-        && let Some(expires_on) = licence_expiry(tx, &session.certificate_no)?
+        && let Some(expires_on) = registry.licence_expiry(tx, &session.certificate_no)?
         && let Some(start_day) =
             chrono::NaiveDate::parse_from_str(&crate::platform::china_day(start.at_ms), "%Y-%m-%d")
                 .ok()

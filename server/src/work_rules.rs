@@ -5,13 +5,14 @@
 //! [`on_permit_step`] run them inside a push's transaction, and queue what can only be decided
 //! later (a deadline: [`crate::deadlines`]), whose worker runs [`on_due`].
 
+use crate::registry_facts::RegistryFacts;
 use serde::{Deserialize, Serialize};
 use weldguard_model::domain::{Explain, MachineClass};
 use weldguard_model::permit::{
     EscalationReason, EventKind, Permit, PermitLevel, PermitState, ProfileSet, WorkCalendar,
     permit_findings,
 };
-use weldguard_model::records::{PermitStepRecord, RegistryChange, WorkSession};
+use weldguard_model::records::{PermitStepRecord, WorkSession};
 use weldguard_model::warnings::{Place, WarningKind};
 
 use crate::db::{AppliedRecord, DbError, PushTx};
@@ -296,20 +297,6 @@ pub fn watch_recorded(head: &Permit) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Inside the push and the deadline worker.
 
-/// The machine's class, from the registry's newest change of it (none when unknown or deleted).
-fn machine_class(tx: &mut dyn PushTx, machine_id: &str) -> Result<Option<MachineClass>, DbError> {
-    let entity = crate::db::entity_of(&RegistryChange::DeleteMachine {
-        machine_id: machine_id.to_owned(),
-    });
-    Ok(tx
-        .newest_change(&entity)?
-        .and_then(|json| serde_json::from_str::<RegistryChange>(&json).ok())
-        .and_then(|change| match change {
-            RegistryChange::UpsertMachine(m) => Some(m.class),
-            _ => None,
-        }))
-}
-
 fn permit_of(tx: &mut dyn PushTx, permit_id: &str) -> Result<Option<Permit>, DbError> {
     Ok(tx
         .permit_head(permit_id)?
@@ -410,7 +397,7 @@ fn judge_start(
 pub fn on_session(
     tx: &mut dyn PushTx,
     config: &WarningConfig,
-    calendar: &WorkCalendar,
+    registry: &RegistryFacts,
     record: &AppliedRecord<'_>,
     session: &WorkSession,
     now_ms: i64,
@@ -426,7 +413,7 @@ pub fn on_session(
         due_at_ms: session.started_at_ms.saturating_add(config.session_open_ms),
         payload: payload.clone(),
     })?;
-    let Some(class) = machine_class(tx, &session.machine_id)? else {
+    let Some(class) = registry.machine_class(tx, &session.machine_id)? else {
         return Ok(());
     };
     if !needs_permit(class) {
@@ -446,7 +433,7 @@ pub fn on_session(
         },
         None => None,
     };
-    judge_start(tx, calendar, &me, class, permit.as_ref(), now_ms)
+    judge_start(tx, &registry.calendar, &me, class, permit.as_ref(), now_ms)
 }
 
 /// Run this module's rules for an applied permit step: a completion queues the check of its
@@ -509,7 +496,7 @@ fn machines_of(rows: &[DueRow]) -> Vec<String> {
 pub fn on_due(
     tx: &mut dyn PushTx,
     config: &WarningConfig,
-    calendar: &WorkCalendar,
+    registry: &RegistryFacts,
     rows: &[DueRow],
     now_ms: i64,
 ) -> Result<(), DbError> {
@@ -552,7 +539,7 @@ pub fn on_due(
                 let Ok(session) = serde_json::from_str::<SessionRef>(&row.payload) else {
                     continue;
                 };
-                let Some(class) = machine_class(tx, &session.machine_id)? else {
+                let Some(class) = registry.machine_class(tx, &session.machine_id)? else {
                     continue;
                 };
                 if !needs_permit(class) {
@@ -562,7 +549,14 @@ pub fn on_due(
                     Some(id) => permit_of(tx, id)?,
                     None => None,
                 };
-                judge_start(tx, calendar, &session, class, permit.as_ref(), now_ms)?;
+                judge_start(
+                    tx,
+                    &registry.calendar,
+                    &session,
+                    class,
+                    permit.as_ref(),
+                    now_ms,
+                )?;
             }
             DUE_FIRE_WATCH => {
                 let Ok(due) = serde_json::from_str::<FireWatchRef>(&row.payload) else {

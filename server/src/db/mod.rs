@@ -592,22 +592,22 @@ impl Db {
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
     ) -> Result<Vec<Insert>, DbError> {
-        let calendar = weldguard_model::permit::WorkCalendar::default();
-        self.insert_records_in(device_id, items, admit, &calendar)
+        let registry = crate::registry_facts::RegistryFacts::from_transaction(Default::default());
+        self.insert_records_in(device_id, items, admit, &registry)
     }
 
-    /// [`Db::insert_records`], judging the warnings of special periods on `calendar` (the work
-    /// calendar the feed holds).
+    /// [`Db::insert_records`], the rules reading `registry` (the registry and work calendar the
+    /// feed holds; [`crate::registry_facts`]).
     pub fn insert_records_in(
         &self,
         device_id: &str,
         items: &[(&str, &str, &str)],
         admit: &dyn AdmitStep,
-        calendar: &weldguard_model::permit::WorkCalendar,
+        registry: &crate::registry_facts::RegistryFacts,
     ) -> Result<Vec<Insert>, DbError> {
         let mut effects = PushEffects {
             pusher: None,
-            calendar,
+            registry,
             warnings: self.warnings,
             machines: if self.warnings.enabled {
                 crate::warnings::machines_of(items)
@@ -660,8 +660,8 @@ impl std::ops::Deref for Db {
 struct PushEffects<'c> {
     /// The pushing device's role and person id, read once per push when first needed.
     pusher: Option<Option<(Role, String)>>,
-    /// The work calendar (special periods, [`crate::work_rules`]).
-    calendar: &'c weldguard_model::permit::WorkCalendar,
+    /// What the rules read of the registry: classes, expiry, the work calendar.
+    registry: &'c crate::registry_facts::RegistryFacts,
     warnings: crate::warnings::WarningConfig,
     /// The machines the push's work sessions name, sorted: locked before the first rule reads.
     machines: Vec<String>,
@@ -723,6 +723,7 @@ impl PushEffects<'_> {
             crate::warnings::on_work_session(
                 tx,
                 &self.warnings,
+                self.registry,
                 record,
                 &session,
                 facts,
@@ -732,7 +733,7 @@ impl PushEffects<'_> {
             crate::work_rules::on_session(
                 tx,
                 &self.warnings,
-                self.calendar,
+                self.registry,
                 record,
                 &session,
                 now_ms(),

@@ -294,6 +294,13 @@ CREATE TABLE deadlines (
 ) STRICT;
 CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
 "#,
+    // 12: the dashboard's pages read a site's, a machine's and a welder's ledger rows newest
+    // first (crate::platform_views); without these, each page scans the whole ledger.
+    r#"
+CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms);
+CREATE INDEX ledger_by_person ON ledger (person, kind, at_ms);
+CREATE INDEX ledger_by_site ON ledger (site_id, kind, at_ms);
+"#,
 ];
 
 /// The SQLite store (see the module documentation).
