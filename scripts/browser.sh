@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The web dashboard's browser tests (server/dashboard/tests/, docs/adr/0019-web-dashboard.md):
-# installs, once and quietly, Debian's `chromium` (apt-get, as postgres.sh does for PostgreSQL; never
+# installs, once and quietly, Debian's `chromium` and a Chinese font (`fonts-wqy-microhei`) (apt-get, as postgres.sh does for PostgreSQL; never
 # changes apt sources) and `playwright-core` (pinned) from npm into a fixed folder under
 # /var/tmp/weldguard-toolchains, then runs the Node tests (`node --test`), which start the debug
 # `weldguard-server` and build their world with `wg-dash-world` (both must be built: `cargo xtask
@@ -23,20 +23,21 @@ log="$toolchains/browser-install.log"
 
 say() { echo "browser.sh: $*" >&2; }
 
+# Chromium, and a Chinese font (the screenshots show Chinese text; Debian's chromium brings none).
 install_chromium() {
-    if [ -x /usr/bin/chromium ]; then
+    if [ -x /usr/bin/chromium ] && [ -n "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
         return
     fi
     if [ "$(id -u)" -ne 0 ]; then
-        say "chromium is not installed and this is not root: run 'apt-get install chromium' as root"
+        say "chromium is not installed and this is not root: run 'apt-get install chromium fonts-wqy-microhei' as root"
         exit 1
     fi
     say "installing Debian's chromium package (log: $log)"
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends chromium </dev/null >>"$log" 2>&1; then
+    if ! apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei </dev/null >>"$log" 2>&1; then
         say "install failed; refreshing the package lists once and retrying"
         apt-get update -q </dev/null >>"$log" 2>&1
-        apt-get install -y -q --no-install-recommends chromium </dev/null >>"$log" 2>&1
+        apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei </dev/null >>"$log" 2>&1
     fi
 }
 

@@ -115,7 +115,7 @@ const dialog = h('dialog', { id: 'close-dialog', class: 'dialog' });
 document.body.append(dialog);
 
 function closeDialog(w, done) {
-  const note = h('textarea', { id: 'close-note', name: 'note', rows: 4, maxlength: 1000, required: true });
+  const note = h('textarea', { id: 'close-note', name: 'note', rows: 4, maxlength: 1000 });
   const problem = h('div', { class: 'dialog-error' });
   const submit = h('button', { type: 'submit', id: 'close-submit' }, t('close.submit'));
   const form = h('form', { method: 'dialog' },
