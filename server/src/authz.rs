@@ -35,10 +35,13 @@ pub enum Endpoint {
     ReadWarnings,
     /// Acknowledging and closing warnings, inside the caller's scope.
     ActOnWarnings,
+    /// The dashboard's pages of sites, machines, welders and permits (`/v1/platform/…`): admins
+    /// see all, a monitor what lies in its scope (crate::platform_views).
+    ReadPlatform,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 16] = [
         Endpoint::Me,
         Endpoint::CreateEnrolment,
         Endpoint::RegistryWrite,
@@ -54,6 +57,7 @@ impl Endpoint {
         Endpoint::CreateMonitor,
         Endpoint::ReadWarnings,
         Endpoint::ActOnWarnings,
+        Endpoint::ReadPlatform,
     ];
 }
 
@@ -67,7 +71,7 @@ pub fn allowed(role: Role, endpoint: Endpoint) -> bool {
         CreateEnrolment | RegistryWrite | CompactHistory | ReadMetrics | IssueCodes
         | ManageDevices | WritePlaces | CreateMonitor => role == Role::Admin,
         ListRecords => matches!(role, Role::Admin | Role::Supervisor),
-        ReadWarnings | ActOnWarnings => matches!(role, Role::Admin | Role::Monitor),
+        ReadWarnings | ActOnWarnings | ReadPlatform => matches!(role, Role::Admin | Role::Monitor),
     }
 }
 
@@ -123,7 +127,11 @@ mod tests {
             assert!(allowed(role, Endpoint::Me));
             assert_eq!(allowed(role, Endpoint::WritePlaces), role == Role::Admin);
             assert_eq!(allowed(role, Endpoint::CreateMonitor), role == Role::Admin);
-            for e in [Endpoint::ReadWarnings, Endpoint::ActOnWarnings] {
+            for e in [
+                Endpoint::ReadWarnings,
+                Endpoint::ActOnWarnings,
+                Endpoint::ReadPlatform,
+            ] {
                 assert_eq!(
                     allowed(role, e),
                     matches!(role, Role::Admin | Role::Monitor)

@@ -29,7 +29,9 @@ use crate::authz::{Endpoint, allowed};
 use crate::db::{Caller, Db, DbError, Insert, TokenCheck};
 use crate::limits::{Limiter, RateOptions};
 use crate::metrics::Metrics;
-use crate::{errors, limits, observe, platform_api, publish, validate, warnings_api};
+use crate::{
+    errors, limits, observe, platform_api, platform_views, publish, validate, warnings_api,
+};
 
 /// Pull page size when the device does not ask for one.
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
@@ -400,6 +402,36 @@ fn routes() -> Routes {
         "/v1/ledger.csv",
         Some(ReadWarnings),
         platform_api::ledger_csv,
+    )
+    .add(
+        "GET",
+        "/v1/platform/sites",
+        Some(ReadPlatform),
+        platform_views::sites,
+    )
+    .add(
+        "GET",
+        "/v1/platform/sites/{site_id}",
+        Some(ReadPlatform),
+        platform_views::site,
+    )
+    .add(
+        "GET",
+        "/v1/platform/machines/{machine_id}",
+        Some(ReadPlatform),
+        platform_views::machine,
+    )
+    .add(
+        "GET",
+        "/v1/platform/welders/{certificate_no}",
+        Some(ReadPlatform),
+        platform_views::welder,
+    )
+    .add(
+        "GET",
+        "/v1/platform/permits/{permit_id}",
+        Some(ReadPlatform),
+        platform_views::permit,
     )
 }
 

@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod permits;
 pub mod platform;
 pub mod platform_api;
+pub mod platform_views;
 pub mod publish;
 pub mod serve;
 pub mod signers;

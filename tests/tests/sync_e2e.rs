@@ -440,6 +440,7 @@ fn authorization_table_every_endpoint_every_role() {
         ("GET", "/v1/ledger.csv?day=2026-12-01", None, watchers),
         // A stream never ends: only its status line is read.
         ("GET", "/v1/warnings/stream", None, watchers),
+        ("GET", "/v1/platform/sites", None, watchers),
         (
             "POST",
             "/v1/admin/enrolments",
@@ -497,6 +498,25 @@ fn authorization_table_every_endpoint_every_role() {
             if status != expected {
                 failures.push(format!(
                     "{who} {method} {path}: {status} (expected {expected}) {text}"
+                ));
+            }
+        }
+    }
+    // The dashboard's pages of an id nobody holds: unknown to the watchers, refused to the other
+    // roles (no token at all is the table's case above; more anonymous calls would reach the
+    // per-address rate limit).
+    for path in [
+        "/v1/platform/sites/S-none",
+        "/v1/platform/machines/M-none",
+        "/v1/platform/welders/T-none",
+        "/v1/platform/permits/P-none",
+    ] {
+        for (who, token) in tokens.iter().filter(|(w, _)| !["none", "bad"].contains(w)) {
+            let expected = if watchers.contains(who) { 404 } else { 403 };
+            let (status, text) = raw_call(server.addr, "GET", path, token.as_deref(), None);
+            if status != expected || (expected == 404 && !text.contains("platform.unknown")) {
+                failures.push(format!(
+                    "{who} GET {path}: {status} (expected {expected}) {text}"
                 ));
             }
         }

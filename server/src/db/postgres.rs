@@ -29,6 +29,10 @@ use super::{
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
+use crate::platform_views::{
+    MAX_SITES, MachineRow, PermitHeadRow, PermitStepRow, SiteRow, StartRecord, Subject,
+    add_open_warnings,
+};
 use crate::warnings::{
     Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
 };
@@ -1421,6 +1425,262 @@ impl Store for PgDb {
             })
             .collect()
     }
+
+    // The dashboard's pages (crate::platform_views).
+
+    fn view_sites(&self, scope: &Scope, site_id: Option<&str>) -> Result<Vec<SiteRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let mut conn = self.pool.get()?;
+        let client = conn.client()?;
+        let mut sites = client
+            .query(
+                "SELECT s.site_id, s.name, s.district, s.town, s.grid, s.latitude_e7, \
+                 s.longitude_e7, (SELECT count(*) FROM places p WHERE p.subject = 'machine' \
+                 AND p.site_id = s.site_id AND ($1::text IS NULL OR p.district = $1) \
+                 AND ($2::text IS NULL OR p.town = $2)) \
+                 FROM sites s WHERE ($1::text IS NULL OR s.district = $1) \
+                 AND ($2::text IS NULL OR s.town = $2) AND ($3::text IS NULL OR s.site_id = $3) \
+                 ORDER BY s.site_id LIMIT $4",
+                &[&district, &town, &site_id, &i64::from(MAX_SITES)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SiteRow {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    district: r.try_get(2)?,
+                    town: r.try_get(3)?,
+                    grid: r.try_get(4)?,
+                    lat_e7: r.try_get(5)?,
+                    lon_e7: r.try_get(6)?,
+                    machines: r.try_get(7)?,
+                    open_by_kind: BTreeMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        let open = client
+            .query(
+                "SELECT site_id, kind, count(*) FROM warnings WHERE state = 'open' \
+                 AND site_id IS NOT NULL AND ($1::text IS NULL OR district = $1) \
+                 AND ($2::text IS NULL OR town = $2) AND ($3::text IS NULL OR site_id = $3) \
+                 GROUP BY site_id, kind",
+                &[&district, &town, &site_id],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<(String, String, i64)>, DbError>>()?;
+        add_open_warnings(&mut sites, open);
+        Ok(sites)
+    }
+
+    fn view_machines(
+        &self,
+        scope: &Scope,
+        site_id: Option<&str>,
+        machine_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MachineRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT p.id, p.watch, p.district, p.town, p.grid, p.site_id, s.name, \
+             coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+             (SELECT count(*) FROM warnings w WHERE w.machine_id = p.id AND w.state = 'open' \
+             AND ($1::text IS NULL OR w.district = $1) AND ($2::text IS NULL OR w.town = $2)) \
+             FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+             WHERE p.subject = 'machine' AND ($1::text IS NULL OR p.district = $1) \
+             AND ($2::text IS NULL OR p.town = $2) AND ($3::text IS NULL OR p.site_id = $3) \
+             AND ($4::text IS NULL OR p.id = $4) ORDER BY p.id LIMIT $5",
+            &[&district, &town, &site_id, &machine_id, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(MachineRow {
+                    id: r.try_get(0)?,
+                    watch: r.try_get(1)?,
+                    district: r.try_get(2)?,
+                    town: r.try_get(3)?,
+                    grid: r.try_get(4)?,
+                    site_id: r.try_get(5)?,
+                    site_name: r.try_get(6)?,
+                    lat_e7: r.try_get(7)?,
+                    lon_e7: r.try_get(8)?,
+                    open_warnings: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    fn view_licence_place(
+        &self,
+        scope: &Scope,
+        certificate_no: &str,
+    ) -> Result<Option<Place>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = $3 \
+             AND ($1::text IS NULL OR district = $1) AND ($2::text IS NULL OR town = $2)",
+            &[&district, &town, &certificate_no],
+        )?;
+        row.map(|r| {
+            Ok(Place {
+                district: r.try_get(0)?,
+                town: r.try_get(1)?,
+                grid: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn registry_entity(&self, entity: &str) -> Result<Option<String>, DbError> {
+        let mut conn = self.pool.get()?;
+        let row = conn.client()?.query_opt(
+            "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
+            &[&entity],
+        )?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    fn view_starts(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<StartRecord>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let sql = format!(
+            "SELECT l.id, l.idempotency_key, l.day, l.at_ms, l.kind, l.district, l.town, \
+             l.site_id, l.machine_id, l.person, l.decision, l.detail, l.latitude_e7, \
+             l.longitude_e7, l.accuracy_m, r.payload FROM ledger l \
+             LEFT JOIN records r ON r.idempotency_key = l.idempotency_key \
+             WHERE l.kind = 'start' AND l.{} = $3 AND ($1::text IS NULL OR l.district = $1) \
+             AND ($2::text IS NULL OR l.town = $2) ORDER BY l.at_ms DESC, l.id DESC LIMIT $4",
+            subject.ledger_column()
+        );
+        let mut conn = self.pool.get()?;
+        let rows = conn
+            .client()?
+            .query(&sql, &[&district, &town, &subject.id(), &i64::from(limit)])?;
+        rows.iter()
+            .map(|r| {
+                Ok(StartRecord {
+                    ledger: pg_ledger_row(r)?,
+                    payload: r.try_get(15)?,
+                })
+            })
+            .collect()
+    }
+
+    fn view_warnings(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let sql = format!(
+            "SELECT {WARNING_COLUMNS} FROM warnings WHERE {} = $3 \
+             AND ($1::text IS NULL OR district = $1) AND ($2::text IS NULL OR town = $2) \
+             ORDER BY id DESC LIMIT $4",
+            subject.warning_column()
+        );
+        let mut conn = self.pool.get()?;
+        let rows = conn
+            .client()?
+            .query(&sql, &[&district, &town, &subject.id(), &i64::from(limit)])?;
+        rows.iter().map(warning_row).collect()
+    }
+
+    fn view_site_permits(&self, site_id: &str, limit: u32) -> Result<Vec<PermitHeadRow>, DbError> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.client()?.query(
+            "SELECT h.permit_id, h.state, h.body, h.updated_at_ms FROM permit_heads h \
+             WHERE h.permit_id IN (SELECT ps.permit_id FROM ledger l \
+             JOIN permit_steps ps ON ps.step_id = l.idempotency_key \
+             WHERE l.kind = 'permit_step' AND l.site_id = $1) \
+             ORDER BY h.updated_at_ms DESC, h.permit_id LIMIT $2",
+            &[&site_id, &i64::from(limit)],
+        )?;
+        rows.iter().map(pg_permit_head_row).collect()
+    }
+
+    fn view_permit(
+        &self,
+        permit_id: &str,
+    ) -> Result<Option<(PermitHeadRow, Vec<PermitStepRow>)>, DbError> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .client()?
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let head = tx.query_opt(
+            "SELECT permit_id, state, body, updated_at_ms FROM permit_heads \
+             WHERE permit_id = $1",
+            &[&permit_id],
+        )?;
+        let Some(head) = head.as_ref().map(pg_permit_head_row).transpose()? else {
+            return Ok(None);
+        };
+        let steps = tx
+            .query(
+                "SELECT ps.step_id, ps.action, ps.body, ps.device_id, d.person, \
+                 ps.received_at_ms FROM permit_steps ps \
+                 LEFT JOIN devices d ON d.device_id = ps.device_id \
+                 WHERE ps.permit_id = $1 AND ps.status = 'applied' ORDER BY ps.arrival",
+                &[&permit_id],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(PermitStepRow {
+                    step_id: r.try_get(0)?,
+                    action: r.try_get(1)?,
+                    body: r.try_get(2)?,
+                    device_id: r.try_get(3)?,
+                    person: r.try_get(4)?,
+                    received_at_ms: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        tx.commit()?;
+        Ok(Some((head, steps)))
+    }
+}
+
+fn pg_permit_head_row(r: &postgres::Row) -> Result<PermitHeadRow, DbError> {
+    Ok(PermitHeadRow {
+        permit_id: r.try_get(0)?,
+        state: r.try_get(1)?,
+        body: r.try_get(2)?,
+        updated_at_ms: r.try_get(3)?,
+    })
+}
+
+/// A ledger row from the first 15 columns of `r`, in `ledger_page`'s order.
+fn pg_ledger_row(r: &postgres::Row) -> Result<LedgerRow, DbError> {
+    let lat: Option<i32> = r.try_get(12)?;
+    let lon: Option<i32> = r.try_get(13)?;
+    let acc: Option<i64> = r.try_get(14)?;
+    Ok(LedgerRow {
+        id: r.try_get(0)?,
+        key: r.try_get(1)?,
+        day: r.try_get(2)?,
+        at_ms: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        district: r.try_get(5)?,
+        town: r.try_get(6)?,
+        site_id: r.try_get(7)?,
+        machine_id: r.try_get(8)?,
+        person: r.try_get(9)?,
+        decision: r.try_get(10)?,
+        detail: r.try_get(11)?,
+        position: match (lat, lon, acc) {
+            (Some(a), Some(b), Some(c)) => Some((a, b, u32::try_from(c).unwrap_or(u32::MAX))),
+            _ => None,
+        },
+    })
 }
 
 /// The columns of a warning row, in [`warning_row`]'s order.

@@ -3,6 +3,7 @@
 //! values become visible in the order they were assigned. Schema migrations are numbered;
 //! `PRAGMA user_version` holds how many were applied.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,6 +21,10 @@ use super::{
 };
 use crate::permits::{AdmitStep, HeadRow, NewStep, PermitLedger, StepRow, action_from_name};
 use crate::platform::{CountRow, LedgerRow, PermitCount, WARNINGS_OPEN, china_day, scope_filter};
+use crate::platform_views::{
+    MAX_SITES, MachineRow, PermitHeadRow, PermitStepRow, SiteRow, StartRecord, Subject,
+    add_open_warnings,
+};
 use crate::warnings::{
     Fix, MachineFacts, NewWarning, SqlValue, StartRow, WarningQuery, WarningRow,
 };
@@ -1263,6 +1268,248 @@ impl Store for SqliteDb {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    // The dashboard's pages (crate::platform_views).
+
+    fn view_sites(&self, scope: &Scope, site_id: Option<&str>) -> Result<Vec<SiteRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let conn = self.conn();
+        let mut sites = conn
+            .prepare_cached(
+                "SELECT s.site_id, s.name, s.district, s.town, s.grid, s.latitude_e7, \
+                 s.longitude_e7, (SELECT count(*) FROM places p WHERE p.subject = 'machine' \
+                 AND p.site_id = s.site_id AND (?1 IS NULL OR p.district = ?1) \
+                 AND (?2 IS NULL OR p.town = ?2)) \
+                 FROM sites s WHERE (?1 IS NULL OR s.district = ?1) \
+                 AND (?2 IS NULL OR s.town = ?2) AND (?3 IS NULL OR s.site_id = ?3) \
+                 ORDER BY s.site_id LIMIT ?4",
+            )?
+            .query_map(
+                params![district, town, site_id, i64::from(MAX_SITES)],
+                |r| {
+                    Ok(SiteRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        district: r.get(2)?,
+                        town: r.get(3)?,
+                        grid: r.get(4)?,
+                        lat_e7: r.get(5)?,
+                        lon_e7: r.get(6)?,
+                        machines: r.get(7)?,
+                        open_by_kind: BTreeMap::new(),
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        let open = conn
+            .prepare_cached(
+                "SELECT site_id, kind, count(*) FROM warnings WHERE state = 'open' \
+                 AND site_id IS NOT NULL AND (?1 IS NULL OR district = ?1) \
+                 AND (?2 IS NULL OR town = ?2) AND (?3 IS NULL OR site_id = ?3) \
+                 GROUP BY site_id, kind",
+            )?
+            .query_map(params![district, town, site_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        add_open_warnings(&mut sites, open);
+        Ok(sites)
+    }
+
+    fn view_machines(
+        &self,
+        scope: &Scope,
+        site_id: Option<&str>,
+        machine_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MachineRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT p.id, p.watch, p.district, p.town, p.grid, p.site_id, s.name, \
+                 coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+                 (SELECT count(*) FROM warnings w WHERE w.machine_id = p.id AND w.state = 'open' \
+                 AND (?1 IS NULL OR w.district = ?1) AND (?2 IS NULL OR w.town = ?2)) \
+                 FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+                 WHERE p.subject = 'machine' AND (?1 IS NULL OR p.district = ?1) \
+                 AND (?2 IS NULL OR p.town = ?2) AND (?3 IS NULL OR p.site_id = ?3) \
+                 AND (?4 IS NULL OR p.id = ?4) ORDER BY p.id LIMIT ?5",
+            )?
+            .query_map(
+                params![district, town, site_id, machine_id, i64::from(limit)],
+                |r| {
+                    Ok(MachineRow {
+                        id: r.get(0)?,
+                        watch: r.get(1)?,
+                        district: r.get(2)?,
+                        town: r.get(3)?,
+                        grid: r.get(4)?,
+                        site_id: r.get(5)?,
+                        site_name: r.get(6)?,
+                        lat_e7: r.get(7)?,
+                        lon_e7: r.get(8)?,
+                        open_warnings: r.get(9)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn view_licence_place(
+        &self,
+        scope: &Scope,
+        certificate_no: &str,
+    ) -> Result<Option<Place>, DbError> {
+        let (district, town) = scope_filter(scope);
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = ?3 \
+                 AND (?1 IS NULL OR district = ?1) AND (?2 IS NULL OR town = ?2)",
+            )?
+            .query_row(params![district, town, certificate_no], |r| {
+                Ok(Place {
+                    district: r.get(0)?,
+                    town: r.get(1)?,
+                    grid: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn registry_entity(&self, entity: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([entity], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn view_starts(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<StartRecord>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let sql = format!(
+            "SELECT l.id, l.idempotency_key, l.day, l.at_ms, l.kind, l.district, l.town, \
+             l.site_id, l.machine_id, l.person, l.decision, l.detail, l.latitude_e7, \
+             l.longitude_e7, l.accuracy_m, r.payload FROM ledger l \
+             LEFT JOIN records r ON r.idempotency_key = l.idempotency_key \
+             WHERE l.kind = 'start' AND l.{} = ?3 AND (?1 IS NULL OR l.district = ?1) \
+             AND (?2 IS NULL OR l.town = ?2) ORDER BY l.at_ms DESC, l.id DESC LIMIT ?4",
+            subject.ledger_column()
+        );
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![district, town, subject.id(), i64::from(limit)],
+                |r| {
+                    Ok(StartRecord {
+                        ledger: ledger_row(r)?,
+                        payload: r.get(15)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn view_warnings(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError> {
+        let (district, town) = scope_filter(scope);
+        let sql = format!(
+            "SELECT {WARNING_COLUMNS} FROM warnings WHERE {} = ?3 \
+             AND (?1 IS NULL OR district = ?1) AND (?2 IS NULL OR town = ?2) \
+             ORDER BY id DESC LIMIT ?4",
+            subject.warning_column()
+        );
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![district, town, subject.id(), i64::from(limit)],
+                warning_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn view_site_permits(&self, site_id: &str, limit: u32) -> Result<Vec<PermitHeadRow>, DbError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT h.permit_id, h.state, h.body, h.updated_at_ms FROM permit_heads h \
+                 WHERE h.permit_id IN (SELECT ps.permit_id FROM ledger l \
+                 JOIN permit_steps ps ON ps.step_id = l.idempotency_key \
+                 WHERE l.kind = 'permit_step' AND l.site_id = ?1) \
+                 ORDER BY h.updated_at_ms DESC, h.permit_id LIMIT ?2",
+            )?
+            .query_map(params![site_id, i64::from(limit)], permit_head_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn view_permit(
+        &self,
+        permit_id: &str,
+    ) -> Result<Option<(PermitHeadRow, Vec<PermitStepRow>)>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let head = tx
+            .prepare_cached(
+                "SELECT permit_id, state, body, updated_at_ms FROM permit_heads \
+                 WHERE permit_id = ?1",
+            )?
+            .query_row([permit_id], permit_head_row)
+            .optional()?;
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let steps = tx
+            .prepare_cached(
+                "SELECT ps.step_id, ps.action, ps.body, ps.device_id, d.person, \
+                 ps.received_at_ms FROM permit_steps ps \
+                 LEFT JOIN devices d ON d.device_id = ps.device_id \
+                 WHERE ps.permit_id = ?1 AND ps.status = 'applied' ORDER BY ps.rowid",
+            )?
+            .query_map([permit_id], |r| {
+                Ok(PermitStepRow {
+                    step_id: r.get(0)?,
+                    action: r.get(1)?,
+                    body: r.get(2)?,
+                    device_id: r.get(3)?,
+                    person: r.get(4)?,
+                    received_at_ms: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(Some((head, steps)))
+    }
+}
+
+fn permit_head_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PermitHeadRow> {
+    Ok(PermitHeadRow {
+        permit_id: r.get(0)?,
+        state: r.get(1)?,
+        body: r.get(2)?,
+        updated_at_ms: r.get(3)?,
+    })
 }
 
 /// The columns of a ledger row, in [`ledger_row`]'s order.

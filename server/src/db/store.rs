@@ -17,6 +17,9 @@ use super::{
 };
 use crate::permits::AdmitStep;
 use crate::platform::{CountRow, LedgerRow, PermitCount};
+use crate::platform_views::{
+    MachineRow, PermitHeadRow, PermitStepRow, SiteRow, StartRecord, Subject,
+};
 use crate::warnings::{MachineFacts, NewWarning, StartRow, WarningQuery, WarningRow};
 use weldguard_model::warnings::{Place, PlaceChange, Scope, WarningKind, WarningState};
 
@@ -322,4 +325,58 @@ pub trait Store: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<LedgerRow>, DbError>;
+
+    // The dashboard's pages (crate::platform_views). Each query filters by `scope` (a row's
+    // district or town; an unplaced row only city-wide).
+
+    /// Sites inside `scope` (one when `site_id` is given), by id, at most
+    /// [`crate::platform_views::MAX_SITES`], each with its machines and open warnings inside it.
+    fn view_sites(&self, scope: &Scope, site_id: Option<&str>) -> Result<Vec<SiteRow>, DbError>;
+
+    /// Placed machines inside `scope` (at a site, or one by id), by id, at most `limit`, each with
+    /// its open warnings inside the scope.
+    fn view_machines(
+        &self,
+        scope: &Scope,
+        site_id: Option<&str>,
+        machine_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MachineRow>, DbError>;
+
+    /// The place of a licence holder when it lies inside `scope`.
+    fn view_licence_place(
+        &self,
+        scope: &Scope,
+        certificate_no: &str,
+    ) -> Result<Option<Place>, DbError>;
+
+    /// The registry's newest change of a feed entity ([`super::entity_of`]), as stored.
+    fn registry_entity(&self, entity: &str) -> Result<Option<String>, DbError>;
+
+    /// Applied scan-to-starts at a site, of a machine or with a licence, counted inside `scope`,
+    /// newest start first, at most `limit`.
+    fn view_starts(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<StartRecord>, DbError>;
+
+    /// Warnings about a site, a machine or a licence inside `scope`, newest first, at most `limit`.
+    fn view_warnings(
+        &self,
+        scope: &Scope,
+        subject: &Subject<'_>,
+        limit: u32,
+    ) -> Result<Vec<WarningRow>, DbError>;
+
+    /// Heads of the permits whose applied steps named `site_id`, last changed first, at most
+    /// `limit`.
+    fn view_site_permits(&self, site_id: &str, limit: u32) -> Result<Vec<PermitHeadRow>, DbError>;
+
+    /// A permit's head and its applied steps in arrival order.
+    fn view_permit(
+        &self,
+        permit_id: &str,
+    ) -> Result<Option<(PermitHeadRow, Vec<PermitStepRow>)>, DbError>;
 }
