@@ -109,6 +109,9 @@ const TEXTS = {
     'permit.steps': '流转记录',
     'permit.by': '操作人',
     'permit.raw': '平台存储的原始数据',
+    'permit.vouched': '登记核验',
+    'answer.confirmed': '已确认',
+    'answer.not_applicable': '不适用',
     'start.time': '时间',
     'start.result': '结果',
     'start.allowed': '允许',
@@ -255,6 +258,9 @@ const TEXTS = {
     'permit.steps': 'Steps',
     'permit.by': 'By',
     'permit.raw': 'The platform\'s stored data',
+    'permit.vouched': 'Enrolled signer',
+    'answer.confirmed': 'confirmed',
+    'answer.not_applicable': 'not applicable',
     'start.time': 'Time',
     'start.result': 'Result',
     'start.allowed': 'Allowed',
@@ -313,6 +319,19 @@ const PERMIT_STATES = {
   completed: ['已完工', 'completed'], closed: ['已关闭', 'closed'], rejected: ['已驳回', 'rejected'],
   cancelled: ['已取消', 'cancelled'], expired: ['已过期', 'expired'],
 };
+
+const ACTIONS = {
+  draft: ['起草', 'draft'], edit: ['修改', 'edit'], submit: ['提交申请', 'submit'],
+  site_check: ['现场确认', 'site check'], approve: ['审批', 'approve'], reject: ['驳回', 'reject'],
+  start: ['开始作业', 'start'], suspend: ['暂停', 'suspend'], resume: ['恢复', 'resume'],
+  complete: ['完工', 'complete'], close: ['关闭', 'close'], cancel: ['取消', 'cancel'], expire: ['过期', 'expire'],
+};
+
+/** The label of a permit action (step); an unknown one is shown as its code. */
+export function actionLabel(action) {
+  const pair = ACTIONS[action];
+  return pair ? pair[current === 'zh' ? 0 : 1] : String(action);
+}
 
 export const LANGS = ['zh', 'en'];
 let current = 'zh';

@@ -69,10 +69,14 @@ function tiles(view, width, height, template) {
   return out;
 }
 
-/** The map of `sites` as an SVG element; `open(site)` is called when a marker is chosen. */
-export function siteMap(sites, tileTemplate, open) {
-  const width = 800;
-  const height = 520;
+/**
+ * The map of `sites` as an SVG element `drawWidth` CSS pixels wide; `open(site)` is called when a
+ * marker is chosen.
+ */
+export function siteMap(sites, tileTemplate, open, drawWidth = 800) {
+  // Drawn at the width it is shown at, so one unit is one CSS pixel (touch targets stay 44 px).
+  const width = Math.max(280, Math.round(drawWidth));
+  const height = Math.round(Math.min(Math.max(width * 0.62, 260), 560));
   const placed = sites.filter((x) => Number.isFinite(x.lat_e7) && Number.isFinite(x.lon_e7));
   const svg = s('svg', {
     viewBox: `0 0 ${width} ${height}`, class: 'map', role: 'img',

@@ -6,7 +6,7 @@
 import { charts } from './charts.js';
 import { h, put } from './dom.js';
 import {
-  chinaDay, errorText, formatNumber, formatTime, kindLabel, knownKinds, lang, permitStateLabel,
+  actionLabel, chinaDay, errorText, hasText, formatNumber, formatTime, kindLabel, knownKinds, lang, permitStateLabel,
   roleLabel, stateLabel, t,
 } from './i18n.js';
 import { siteLevel, siteMap } from './map.js';
@@ -259,10 +259,23 @@ export function overview(ctx, main) {
       h('section', { class: 'panel warnings-panel', 'aria-labelledby': 'h-warnings' },
         h('h2', { id: 'h-warnings' }, t('overview.warnings'), ' ', ctx.liveBadge()),
         warningList(ctx))));
+  let sites = null;
+  const draw = () => siteMap(sites || [], ctx.config.tiles, (site) => { location.hash = `#/site/${enc(site.id)}`; },
+    mapBox.clientWidth || 800);
   const loadSites = () => section(mapBox, () => ctx.session.get('/v1/platform/sites'), (answer) => {
-    put(listBox, siteList(answer.sites || []));
-    return siteMap(answer.sites || [], ctx.config.tiles, (site) => { location.hash = `#/site/${enc(site.id)}`; });
+    sites = answer.sites || [];
+    put(listBox, siteList(sites));
+    return draw();
   });
+  // Redrawn at its new width when the window changes size.
+  let drawnWidth = 0;
+  const resize = new ResizeObserver(() => {
+    if (!mapBox.isConnected) { resize.disconnect(); return; }
+    if (!sites || Math.abs(mapBox.clientWidth - drawnWidth) < 8) return;
+    drawnWidth = mapBox.clientWidth;
+    put(mapBox, draw());
+  });
+  resize.observe(mapBox);
   const loadFigures = () => section(figBox, () => ctx.session.get(statsWindow(30)), todayFigures);
   ctx.refreshFigures = () => { loadSites(); loadFigures(); };
   loadSites();
@@ -350,6 +363,7 @@ function answerText(answer) {
   if (answer === null || answer === undefined) return t('common.none');
   if (answer === true) return t('common.yes');
   if (answer === false) return t('common.no');
+  if (typeof answer === 'string' && hasText(`answer.${answer}`)) return t(`answer.${answer}`);
   return typeof answer === 'object' ? JSON.stringify(answer) : String(answer);
 }
 
@@ -361,17 +375,18 @@ export function permitPage(ctx, main, id) {
         [t('warn.site'), p.site_id ? link(`#/site/${enc(p.site_id)}`, p.site_name || p.site_id) : null],
         [t('permit.updated'), formatTime(p.updated_at_ms)]]),
       h('h3', {}, t('permit.signatures')),
-      table([t('permit.step'), t('permit.person'), t('permit.role'), t('permit.signed_at'), t('permit.present')],
-        (p.signatures || []).map((x) => [x.action || x.step_id, `${x.person} (${x.person_id})`, x.role,
-          formatTime(x.signed_at_ms), x.user_present === null || x.user_present === undefined ? null : answerText(x.user_present)]),
+      table([t('permit.step'), t('permit.person'), t('permit.role'), t('permit.signed_at'), t('permit.present'), t('permit.vouched')],
+        (p.signatures || []).map((x) => [actionLabel(x.action || x.step_id), `${x.person} (${x.person_id})`, x.role,
+          formatTime(x.signed_at_ms), x.user_present === null || x.user_present === undefined ? null : answerText(x.user_present),
+          x.vouched === undefined ? null : answerText(x.vouched)]),
         'signatures'),
       h('h3', {}, t('permit.checklist')),
       table([t('permit.item'), t('permit.answer'), t('permit.note')],
-        (p.checklist || []).map((c) => [lang() === 'zh' ? (c.text_zh || c.text_en || c.item_id) : (c.text_en || c.text_zh || c.item_id),
+        (p.checklist || []).map((c) => [`${c.number ? `${c.number}. ` : ''}${lang() === 'zh' ? (c.text_zh || c.text_en || c.item_id) : (c.text_en || c.text_zh || c.item_id)}`,
           answerText(c.answer), c.note]), 'checklist'),
       h('h3', {}, t('permit.steps')),
       table([t('permit.step'), t('permit.state'), t('start.time'), t('permit.by')],
-        (p.steps || []).map((x) => [x.action, permitStateLabel(x.state), formatTime(x.at_ms), x.by]), 'steps'),
+        (p.steps || []).map((x) => [actionLabel(x.action), permitStateLabel(x.state), formatTime(x.at_ms), x.by]), 'steps'),
       h('details', { class: 'raw' }, h('summary', {}, t('permit.raw')), h('pre', {}, JSON.stringify(a.raw ?? null, null, 2))),
     ];
   });

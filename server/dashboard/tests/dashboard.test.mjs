@@ -47,7 +47,7 @@ test('a district monitor signs in with its code and the map shows exactly its di
   assert.ok(machines.length >= 2);
   assert.ok(machines.every((text) => !text.includes('TS-M-')), machines.join('\n'));
   // A marker leads to its site's page.
-  await page.locator('svg.map .marker[data-site-id="S-FC-3"]').click();
+  await page.locator('svg.map .marker[data-site-id="S-FC-3"] .hit').click();
   await page.waitForURL(/#\/site\/S-FC-3$/);
   await page.locator('.detail-body .facts').waitFor();
   assert.match(await page.locator('.detail-body').innerText(), /肥城高新区钢结构厂房/);
