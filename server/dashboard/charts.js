@@ -9,10 +9,12 @@ export function series(stats, pick) {
   return stats.days.map((day) => day.places.reduce((n, place) => n + (Number(pick(place)) || 0), 0));
 }
 
+/** The top of the value axis: four whole steps of 1, 2 or 5 × 10^k covering `n`. */
 function niceMax(n) {
-  if (n <= 5) return 5;
-  const p = 10 ** Math.floor(Math.log10(n));
-  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= n);
+  const rough = Math.max(1, n / 4);
+  const p = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= rough);
+  return step * 4;
 }
 
 /**
@@ -49,7 +51,10 @@ export function barChart(title, days, layers) {
       }
     }
     if (i % 5 === 0 || i === days.length - 1) {
-      svg.append(s('text', { x: x + barW / 2, y: height - 8, 'text-anchor': 'middle', class: 'tick' }, shortDay(day)));
+      const last = i === days.length - 1;
+      svg.append(s('text', {
+        x: last ? x + barW : x + barW / 2, y: height - 8, 'text-anchor': last ? 'end' : 'middle', class: 'tick',
+      }, shortDay(day)));
     }
   });
   const legend = layers.length > 1

@@ -327,6 +327,29 @@ const ACTIONS = {
   complete: ['完工', 'complete'], close: ['关闭', 'close'], cancel: ['取消', 'cancel'], expire: ['过期', 'expire'],
 };
 
+/** Permit roles (the built-in profiles' signers and approvers); others are shown as their code. */
+const PERMIT_ROLES = {
+  applicant: ['申请人', 'applicant'], supervisor: ['现场负责人', 'site supervisor'], fire_watch: ['监火人', 'fire watch'],
+  welder: ['焊工', 'welder'], leader_in_charge: ['主管领导', 'leader in charge'],
+  safety_department: ['安全管理部门', 'safety management department'], unit_head: ['基层单位负责人', 'head of the operating unit'],
+  company_safety_department: ['企业安全管理部门', 'company safety department'], project_manager: ['项目负责人', 'project manager'],
+  project_safety_department: ['项目安全管理部门', 'project safety department'],
+};
+
+export function permitRoleLabel(role) {
+  const pair = PERMIT_ROLES[role];
+  return pair ? `${pair[current === 'zh' ? 0 : 1]} (${role})` : String(role);
+}
+
+/** A permit level: `level2` → 二级 / level 2; `special` → 特级 / special. */
+export function levelLabel(level) {
+  if (level === null || level === undefined || level === '') return t('common.none');
+  const zh = { special: '特级', level1: '一级', level2: '二级', level3: '三级' };
+  if (current === 'zh') return zh[level] ? `${zh[level]}动火` : String(level);
+  const m = String(level).match(/^level(\d)$/);
+  return m ? `level ${m[1]}` : String(level);
+}
+
 /** The label of a permit action (step); an unknown one is shown as its code. */
 export function actionLabel(action) {
   const pair = ACTIONS[action];

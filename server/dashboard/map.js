@@ -109,7 +109,10 @@ export function siteMap(sites, tileTemplate, open, drawWidth = 800) {
     s('circle', { cx: x, cy: y, r: 22, class: 'hit' }),
     s('circle', { cx: x, cy: y, r: 10, class: 'dot' }),
     site.open_warnings ? s('text', { x, y: y + 4, class: 'count', 'text-anchor': 'middle' }, String(site.open_warnings)) : null,
-    labels ? s('text', { x: x + 14, y: y - 12, class: 'site-name' }, site.name) : null);
+    labels ? s('text', {
+      x: x > width * 0.6 ? x - 14 : x + 14, y: y - 12, class: 'site-name',
+      'text-anchor': x > width * 0.6 ? 'end' : 'start',
+    }, site.name) : null);
     svg.append(marker);
   }
   return svg;

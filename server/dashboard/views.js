@@ -6,7 +6,7 @@
 import { charts } from './charts.js';
 import { h, put } from './dom.js';
 import {
-  actionLabel, chinaDay, errorText, hasText, formatNumber, formatTime, kindLabel, knownKinds, lang, permitStateLabel,
+  actionLabel, chinaDay, errorText, hasText, levelLabel, permitRoleLabel, formatNumber, formatTime, kindLabel, knownKinds, lang, permitStateLabel,
   roleLabel, stateLabel, t,
 } from './i18n.js';
 import { siteLevel, siteMap } from './map.js';
@@ -328,7 +328,7 @@ export function sitePage(ctx, main, id) {
       h('h3', {}, t('site.warnings')), warningsBlock(ctx, a.warnings),
       h('h3', {}, t('site.permits')),
       table([t('common.id'), t('permit.state'), t('permit.level'), t('permit.updated')],
-        (a.permits || []).map((p) => [link(`#/permit/${enc(p.id)}`, p.id), permitStateLabel(p.state), p.level, formatTime(p.updated_at_ms)])),
+        (a.permits || []).map((p) => [link(`#/permit/${enc(p.id)}`, p.id), permitStateLabel(p.state), levelLabel(p.level), formatTime(p.updated_at_ms)])),
       h('h3', {}, t('site.starts')), startsTable(a.starts),
     ];
   });
@@ -371,12 +371,12 @@ export function permitPage(ctx, main, id) {
   detail(ctx, main, 'permit.title', id, `/v1/platform/permits/${enc(id)}`, (a) => {
     const p = a.permit || {};
     return [
-      dl([[t('permit.state'), permitStateLabel(p.state)], [t('permit.level'), p.level],
+      dl([[t('permit.state'), permitStateLabel(p.state)], [t('permit.level'), levelLabel(p.level)],
         [t('warn.site'), p.site_id ? link(`#/site/${enc(p.site_id)}`, p.site_name || p.site_id) : null],
         [t('permit.updated'), formatTime(p.updated_at_ms)]]),
       h('h3', {}, t('permit.signatures')),
       table([t('permit.step'), t('permit.person'), t('permit.role'), t('permit.signed_at'), t('permit.present'), t('permit.vouched')],
-        (p.signatures || []).map((x) => [actionLabel(x.action || x.step_id), `${x.person} (${x.person_id})`, x.role,
+        (p.signatures || []).map((x) => [actionLabel(x.action || x.step_id), `${x.person} (${x.person_id})`, permitRoleLabel(x.role),
           formatTime(x.signed_at_ms), x.user_present === null || x.user_present === undefined ? null : answerText(x.user_present),
           x.vouched === undefined ? null : answerText(x.vouched)]),
         'signatures'),
