@@ -3,6 +3,7 @@
 // two districts, warnings, a permit, monitor and welder codes) and signs in as a monitor, through
 // the page's own WebCrypto key.
 
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -46,6 +47,13 @@ test('a district monitor signs in with its code and the map shows exactly its di
   const machines = await page.locator('.warnings .warning').evaluateAll((els) => els.map((e) => e.innerText));
   assert.ok(machines.length >= 2);
   assert.ok(machines.every((text) => !text.includes('TS-M-')), machines.join('\n'));
+  // The warnings CSV is fetched with the token and saved: this district's warnings only.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#csv-warnings').click()]);
+  assert.match(download.suggestedFilename(), /^warnings-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = await readFile(await download.path(), 'utf8');
+  assert.ok(csv.startsWith('\ufeff'), 'a BOM for Excel');
+  assert.ok(csv.includes('M-370983-0001') && csv.includes('FC-M-2'), csv);
+  assert.ok(!csv.includes('TS-M-'), csv);
   // A marker leads to its site's page.
   await page.locator('svg.map .marker[data-site-id="S-FC-3"] .hit').click();
   await page.waitForURL(/#\/site\/S-FC-3$/);
@@ -193,6 +201,21 @@ test('a fresh page load signs in again with the stored key; signing out forgets 
     open.onerror = () => reject(open.error);
   }));
   assert.deepEqual(extractable, [false, 'P-256']);
+  // A second tab of the same browser refreshes the key's token, which retires this tab's: its
+  // next call is answered auth.token_expired, and it refreshes once and carries on.
+  const second = await context.newPage();
+  await second.goto(`${w.url}/dashboard/`);
+  await second.locator('#who').waitFor();
+  const before = refreshes.length;
+  const [listed] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/v1/warnings?') && r.url().includes('state=open') && r.status() === 200),
+    page.locator('#filter-state').selectOption('open'),
+  ]);
+  assert.ok(listed.ok());
+  await page.locator('.warnings .warning[data-state="open"]').first().waitFor();
+  assert.equal(refreshes.length, before + 1);
+  assert.equal(await page.locator('.error').count(), 0);
+  await second.close();
   await page.locator('#signout').click();
   await page.locator('#code').waitFor();
   await page.reload();
