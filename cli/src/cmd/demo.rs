@@ -57,11 +57,6 @@ pub struct DemoArgs {
     /// Folder for the demo's files [default: a new folder in the system's temp folder].
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Keep the local platform running after the demo, with the demo's site on its map, and
-    /// print a link that opens the web dashboard signed in as a city-wide monitor (Ctrl-C stops
-    /// it).
-    #[arg(long)]
-    dashboard: bool,
 }
 
 const ORG: &str = "91370983MA3C4X1Y2K";
@@ -388,15 +383,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
     // its permit roles in the signed signer directory), then this phone enrols and syncs the
     // signed signer directory before it relies on any signature.
     let signers = Signers::generate()?;
-    let platform = LocalPlatform::start(
-        &dir,
-        &device,
-        &trust,
-        &credential,
-        &signers,
-        args.dashboard,
-        out,
-    )?;
+    let platform = LocalPlatform::start(&dir, &device, &trust, &credential, &signers, out)?;
     say(
         out,
         &format!(
@@ -558,7 +545,7 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
         ),
     );
     // 9. Sync with a local platform server: SQLite in the demo folder, on loopback.
-    let (sync, kept) = platform.sync(&device, args.dashboard, out)?;
+    let sync = platform.sync(&device, out)?;
     say(
         out,
         &format!(
@@ -582,9 +569,6 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             sync.revocation_data_age_secs
         ),
     );
-    if let Some(server) = kept {
-        return serve_dashboard(server, out);
-    }
     if out.json {
         let shown = svc::show(&device, now.timestamp(), AppLang::En, &permit_id)
             .map_err(|e| app_failure(&e, out))?;
@@ -642,7 +626,6 @@ impl LocalPlatform {
         carried_trust: &TrustStore,
         credential: &WelderCredential,
         signers: &Signers,
-        dashboard: bool,
         out: &Output,
     ) -> Result<LocalPlatform, Failure> {
         use weldguard_core::sync::protocol::{NewEnrolment, Role};
@@ -653,11 +636,6 @@ impl LocalPlatform {
         let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), RetryPolicy::default())
             .map_err(net)?;
         admin.write_registry(&registry(credential)).map_err(net)?;
-        if dashboard {
-            // The demo's site on the map, its machine and welder in its district (before the
-            // records arrive, so the warnings and figures carry the place).
-            admin.write_places(&demo_places(credential)).map_err(net)?;
-        }
         let code = |person: &Person, roles: Vec<String>| {
             admin
                 .enrolment(&NewEnrolment {
@@ -732,12 +710,7 @@ impl LocalPlatform {
 
     /// Sync everything the phone recorded (the sync service): trust, status list, directory,
     /// push, snapshot, permits.
-    fn sync(
-        self,
-        device: &Device,
-        keep: bool,
-        out: &Output,
-    ) -> Result<(SyncSummary, Option<weldguard_server::Background>), Failure> {
+    fn sync(self, device: &Device, out: &Output) -> Result<SyncSummary, Failure> {
         let now = Utc::now().timestamp();
         let summary = app_sync(
             device,
@@ -751,8 +724,8 @@ impl LocalPlatform {
             .store()
             .status_list_info()
             .map_err(|e| fail("demo.store", e.message_en()))?;
-        let kept = keep.then_some(self.server);
-        let summary = SyncSummary {
+        drop(self.server);
+        Ok(SyncSummary {
             pushed: summary.pushed,
             applied: summary.applied,
             rejected: summary.rejected,
@@ -760,77 +733,7 @@ impl LocalPlatform {
             snapshot_chunks: summary.snapshot_chunks,
             status_list_entries: status.as_ref().map_or(0, |s| s.entries),
             revocation_data_age_secs: summary.revocation_data_age_secs.unwrap_or(-1),
-        };
-        Ok((summary, kept))
-    }
-}
-
-/// The demo's place: 肥城市 (370983), 新城街道 (370983001).
-fn demo_places(credential: &WelderCredential) -> Vec<weldguard_model::warnings::PlaceChange> {
-    use weldguard_model::warnings::{
-        GeoPoint, LicencePlace, MachinePlace, MachineWatch, Place, PlaceChange, Site,
-    };
-    let place = Place {
-        district: "370983".into(),
-        town: Some("370983001".into()),
-        grid: None,
-    };
-    vec![
-        PlaceChange::UpsertSite(Site {
-            site_id: SITE.into(),
-            name: "肥城某建筑工地 / Feicheng construction site".into(),
-            place: place.clone(),
-            location: GeoPoint {
-                latitude_e7: (SITE_LAT * 1e7).round() as i32,
-                longitude_e7: (SITE_LON * 1e7).round() as i32,
-            },
-        }),
-        PlaceChange::PlaceMachine(MachinePlace {
-            machine_id: MACHINE_ID.into(),
-            place: place.clone(),
-            site_id: Some(SITE.into()),
-            location: None,
-            watch: MachineWatch::Normal,
-        }),
-        PlaceChange::PlaceLicence(LicencePlace {
-            certificate_no: credential.certificate_no.clone(),
-            place,
-        }),
-    ]
-}
-
-/// `--dashboard`: a city-wide monitor's code, the dashboard link that signs in with it, and the
-/// platform kept running until the process is stopped.
-fn serve_dashboard(server: weldguard_server::Background, out: &Output) -> Result<(), Failure> {
-    use weldguard_core::sync::{RetryPolicy, SyncClient};
-    use weldguard_model::warnings::{NewMonitor, Scope};
-    let net = |e: weldguard_core::sync::SyncError| fail("demo.sync", e.message_en());
-    let admin = SyncClient::new(&server.url, Some(DEMO_ADMIN.into()), RetryPolicy::default())
-        .map_err(net)?;
-    let code = admin
-        .create_monitor(&NewMonitor {
-            person: "泰安市应急管理局（演示）".into(),
-            scope: Scope::City,
         })
-        .map_err(net)?
-        .code;
-    let link = format!("{}/dashboard/#code={code}", server.url);
-    if out.json {
-        stdoutln!("{}", serde_json::json!({ "dashboard": link }));
-    } else {
-        say(
-            out,
-            &format!("10. 监管平台网页（全市监管账号，登记码只能使用一次）：{link}
-    按 Ctrl-C 停止本地平台。"),
-            &format!("10. The supervision dashboard (a city-wide monitoring account; the code works once): {link}
-    Press Ctrl-C to stop the local platform."),
-        );
-    }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    // The server runs on its own thread until the process is stopped.
-    loop {
-        std::thread::park();
     }
 }
 

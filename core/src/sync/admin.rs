@@ -1,7 +1,6 @@
 //! The admin client (the `admin` feature: the desktop CLI and tests, never a phone): have the
-//! platform issue codes, rotate its issuer key, make enrolment codes, write the registry and the
-//! places (sites, districts: ADR 17), make monitoring accounts' codes, compact its history and read
-//! the records it holds. Each call needs an admin's (or, for records, a
+//! platform issue codes, rotate its issuer key, make enrolment codes, write the registry, compact its
+//! history and read the records it holds. Each call needs an admin's (or, for records, a
 //! supervisor's) device token; the platform checks the role (server/src/authz.rs).
 
 use std::sync::atomic::AtomicBool;
@@ -86,35 +85,6 @@ impl SyncClient {
         self.call(
             Method::POST,
             "/v1/admin/registry",
-            Some(body),
-            &AtomicBool::new(false),
-        )
-    }
-
-    /// Admin: write the platform's places (sites with coordinates, machines' and licence
-    /// holders' districts and towns), one transaction on the server.
-    pub fn write_places(
-        &self,
-        changes: &[weldguard_model::warnings::PlaceChange],
-    ) -> Result<weldguard_model::warnings::PlacesWriteResponse, SyncError> {
-        let body = Self::json(&changes)?;
-        self.call(
-            Method::POST,
-            "/v1/admin/places",
-            Some(body),
-            &AtomicBool::new(false),
-        )
-    }
-
-    /// Admin: an enrolment code for a monitoring account of `scope` (the web dashboard's sign-in).
-    pub fn create_monitor(
-        &self,
-        request: &weldguard_model::warnings::NewMonitor,
-    ) -> Result<weldguard_model::warnings::MonitorCode, SyncError> {
-        let body = Self::json(request)?;
-        self.call(
-            Method::POST,
-            "/v1/admin/monitors",
             Some(body),
             &AtomicBool::new(false),
         )
