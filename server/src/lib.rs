@@ -244,6 +244,56 @@ impl Drop for Background {
     }
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM, listened for from [`ShutdownSignal::listen`] on (from then the
+/// signals no longer end the process): [`ShutdownSignal::wait`] blocks until one arrives. For a
+/// program that keeps a [`Background`] server running until it is told to stop.
+pub struct ShutdownSignal {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl ShutdownSignal {
+    /// Start listening (before telling anyone to press Ctrl-C, so none is missed).
+    pub fn listen() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        #[cfg(unix)]
+        let signals = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _entered = runtime.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
+        };
+        Ok(ShutdownSignal {
+            runtime,
+            #[cfg(unix)]
+            signals,
+        })
+    }
+
+    /// Block until Ctrl-C or SIGTERM.
+    pub fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut interrupt, mut terminate) = self.signals;
+            self.runtime.block_on(async {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        self.runtime.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -675,6 +675,7 @@ pub async fn machine(
     let Some((placed, status, warnings, starts)) = answer else {
         return Err(unknown("machine", &machine_id));
     };
+    let open_here = warnings.iter().filter(|w| w.state == "open").count() as i64;
     let machine = match placed {
         Some(m) => MachineView {
             id: m.id,
@@ -700,7 +701,9 @@ pub async fn machine(
             grid: None,
             lat_e7: None,
             lon_e7: None,
-            open_warnings: 0,
+            // Unplaced: seen city-wide only, so the warnings read are all of its warnings (up
+            // to the limit).
+            open_warnings: open_here,
         },
     };
     Ok(Json(MachineAnswer {
@@ -714,9 +717,11 @@ pub async fn machine(
     }))
 }
 
-/// `GET /v1/platform/welders/{certificate_no}`: a licence holder inside the caller's scope (an
-/// unplaced one city-wide only) with the registry's licence fields (never the ID number), the
-/// starts and warnings with the licence inside the scope, newest first.
+/// `GET /v1/platform/welders/{certificate_no}`: a licence holder placed inside the caller's
+/// scope, or whose licence was used for a start (or raised a warning) inside it (an unplaced
+/// holder without either: city-wide only), with the registry's licence fields (never the ID
+/// number), the holder's place when inside the scope, and the starts and warnings with the
+/// licence inside the scope, newest first.
 pub async fn welder(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -736,19 +741,18 @@ pub async fn welder(
             let place = db
                 .view_licence_place(&scope, &cert)?
                 .filter(|p| place_in(&scope, p));
-            if place.is_none() && scope != Scope::City {
-                return Ok(None);
-            }
+            let subject = Subject::Welder(&cert);
+            let warnings = db.view_warnings(&scope, &subject, limit)?;
+            let starts = db.view_starts(&scope, &subject, limit)?;
             let (change, revoked) = registry_of(
                 db,
                 weldguard_model::checksum::Collection::Licences,
                 "licence",
                 &cert,
             )?;
-            let subject = Subject::Welder(&cert);
-            let warnings = db.view_warnings(&scope, &subject, limit)?;
-            let starts = db.view_starts(&scope, &subject, limit)?;
-            if place.is_none() && change.is_none() && warnings.is_empty() && starts.is_empty() {
+            // Inside the scope: the holder's place, or a start or warning with the licence.
+            let seen = place.is_some() || !warnings.is_empty() || !starts.is_empty();
+            if !seen && (scope != Scope::City || change.is_none()) {
                 return Ok(None);
             }
             Ok(Some((place, change, revoked, warnings, starts)))

@@ -744,9 +744,18 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
         starts[3].expected(&keys[3], None, ("370983", None))
     );
     assert_eq!(lisi_page["warnings"], site["warnings"]);
-    // A town sees the welder's starts at its own town only... but the holder lives in the
-    // district, not the town: the page itself is outside the town's scope.
-    assert_unknown(&server, &xincheng, "welders", CERT);
+    // A town sees a welder who worked in it, with the starts and warnings of its own town only;
+    // the holder's place (the district, no town) lies outside the town and is not shown.
+    let in_town = ok(&server, &format!("/v1/platform/welders/{CERT}"), &xincheng);
+    assert_eq!(in_town["welder"]["name"], "李四");
+    assert_eq!(
+        (&in_town["welder"]["district"], &in_town["welder"]["grid"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(in_town["starts"], site["starts"]);
+    assert_eq!(in_town["warnings"], site["warnings"]);
+    // 泰山区's welder never worked in 肥城: unknown there, as 肥城's is in 泰山区.
+    assert_unknown(&server, &plant_town, "welders", CERT_TS);
     let zhao_page = ok(
         &server,
         &format!("/v1/platform/welders/{CERT_TS}"),
@@ -905,6 +914,19 @@ fn the_dashboards_pages_show_exactly_what_lies_inside_the_callers_scope() {
             assert!(!text.contains(foreign), "{path} shows {foreign}: {text}");
         }
     }
+    // A permit at a site the platform no longer places is seen city-wide only.
+    admin_call(
+        &server,
+        "POST",
+        "/v1/admin/places",
+        json!([{"op": "delete_site", "site_id": PERMIT_SITE}]),
+    );
+    assert_unknown(&server, &feicheng, "permits", PERMIT_ID);
+    assert_unknown(&server, &plant_town, "permits", PERMIT_ID);
+    let unplaced = ok(&server, &format!("/v1/platform/permits/{PERMIT_ID}"), &city);
+    assert_eq!(unplaced["permit"]["site_name"], content.site.name.as_str());
+    assert_eq!(unplaced["permit"]["signatures"], permit["signatures"]);
+
     // The phones' roles may not read the dashboard's pages.
     for role in [Role::Welder, Role::Inspector, Role::Supervisor] {
         let token = phone_token(&server, role);

@@ -8,7 +8,10 @@
 //! approver with presence), the decision is asked again and allowed, the work starts, completes,
 //! the fire watch shows in what is due (`app::due`) and the permit is closed after it; an
 //! inspection finds violations; the outbox shows every record waiting for upload, and a sync
-//! (`app::sync`) hands them to the platform.
+//! (`app::sync`) hands them to the platform. With `--dashboard` the platform then keeps running
+//! with sites, machines and warnings for the supervision dashboard ([`dashboard`]).
+
+mod dashboard;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +60,10 @@ pub struct DemoArgs {
     /// Folder for the demo's files [default: a new folder in the system's temp folder].
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// After the demo, keep its platform running with sites, machines and warnings, and print the
+    /// supervision dashboard's address (with a city-wide monitoring code); Ctrl-C stops it.
+    #[arg(long)]
+    dashboard: bool,
 }
 
 const ORG: &str = "91370983MA3C4X1Y2K";
@@ -85,6 +92,9 @@ struct DemoReport {
     outbox_by_kind: BTreeMap<String, u64>,
     /// The sync with the local platform server at the end.
     sync: SyncSummary,
+    /// With `--dashboard`: what was set up for the dashboard, and its address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dashboard: Option<dashboard::DashboardReport>,
 }
 
 #[derive(Serialize)]
@@ -569,10 +579,26 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             sync.revocation_data_age_secs
         ),
     );
+    let dashboard = if args.dashboard {
+        let welder = dashboard::Welder {
+            credential: &credential_text,
+            key: &phone,
+            certificate_no: &credential.certificate_no,
+        };
+        Some(dashboard::set_up(
+            &platform, &device, &issuer, &welder, out,
+        )?)
+    } else {
+        None
+    };
+    let (dashboard, stop) = match dashboard {
+        Some((report, signal)) => (Some(report), Some(signal)),
+        None => (None, None),
+    };
     if out.json {
         let shown = svc::show(&device, now.timestamp(), AppLang::En, &permit_id)
             .map_err(|e| app_failure(&e, out))?;
-        return out.json(&DemoReport {
+        out.json(&DemoReport {
             dir: dir.display().to_string(),
             images: report_images,
             outbox_pending: counts.pending,
@@ -597,7 +623,14 @@ pub fn run(args: DemoArgs, out: &Output) -> Result<(), Failure> {
             outbox: counts,
             outbox_by_kind: by_kind,
             sync,
-        });
+            dashboard,
+        })?;
+    }
+    if let Some(signal) = stop {
+        signal.wait();
+        // The server finishes its open requests and stops.
+        drop(platform);
+        say(out, "平台已停止。", "The platform has stopped.");
     }
     Ok(())
 }
@@ -710,7 +743,7 @@ impl LocalPlatform {
 
     /// Sync everything the phone recorded (the sync service): trust, status list, directory,
     /// push, snapshot, permits.
-    fn sync(self, device: &Device, out: &Output) -> Result<SyncSummary, Failure> {
+    fn sync(&self, device: &Device, out: &Output) -> Result<SyncSummary, Failure> {
         let now = Utc::now().timestamp();
         let summary = app_sync(
             device,
@@ -724,7 +757,6 @@ impl LocalPlatform {
             .store()
             .status_list_info()
             .map_err(|e| fail("demo.store", e.message_en()))?;
-        drop(self.server);
         Ok(SyncSummary {
             pushed: summary.pushed,
             applied: summary.applied,

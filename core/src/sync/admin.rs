@@ -90,6 +90,36 @@ impl SyncClient {
         )
     }
 
+    /// Admin: write the platform's places (sites, machines' and licences' places) in one
+    /// transaction (`POST /v1/admin/places`, docs/adr/0017-warnings-and-scope.md).
+    pub fn write_places(
+        &self,
+        changes: &[weldguard_model::warnings::PlaceChange],
+    ) -> Result<weldguard_model::warnings::PlacesWriteResponse, SyncError> {
+        let body = Self::json(&changes)?;
+        self.call(
+            Method::POST,
+            "/v1/admin/places",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
+    /// Admin: a one-time enrolment code for a monitoring account of a scope (a platform account
+    /// that watches warnings and the dashboard; `POST /v1/admin/monitors`).
+    pub fn create_monitor(
+        &self,
+        request: &weldguard_model::warnings::NewMonitor,
+    ) -> Result<weldguard_model::warnings::MonitorCode, SyncError> {
+        let body = Self::json(request)?;
+        self.call(
+            Method::POST,
+            "/v1/admin/monitors",
+            Some(body),
+            &AtomicBool::new(false),
+        )
+    }
+
     /// Admin: forget change history through `through_seq` (all of it when `None`).
     pub fn compact_history(
         &self,

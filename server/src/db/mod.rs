@@ -1797,6 +1797,161 @@ mod tests {
         k
     }
 
+    /// The dashboard's queries filter by scope in the store itself (the handlers check again):
+    /// sites, machines, starts and warnings of another district or town are not read at all.
+    fn the_dashboards_queries_filter_by_scope_in_the_store(backend: Backend) {
+        use crate::platform_views::Subject;
+        use weldguard_model::warnings::Scope;
+        let Some((db, _fixture)) = open(backend, "views") else {
+            return;
+        };
+        place_city(&db);
+        let (_, welder) = db
+            .enrol(
+                &db.create_enrolment(&Grant::plain("李四", Role::Welder))
+                    .unwrap(),
+                "04ab",
+                "p",
+            )
+            .unwrap();
+        let t0 = 1_796_000_000_000;
+        let h = 3_600_000;
+        let expired = ["licence.expired"];
+        let payloads = [
+            (
+                "s1",
+                session(
+                    "s1",
+                    "M1",
+                    t0,
+                    true,
+                    &[],
+                    Some((FEICHENG.0, FEICHENG.1, 10)),
+                ),
+            ),
+            (
+                "s2",
+                session(
+                    "s2",
+                    "M1",
+                    t0 + h,
+                    true,
+                    &[],
+                    Some((TAISHAN.0, TAISHAN.1, 10)),
+                ),
+            ),
+            ("s3", session("s3", "M2", t0, false, &expired, None)),
+            ("s4", session("s4", "M3", t0, false, &expired, None)),
+        ];
+        let items: Vec<(&str, &str, &str)> = payloads
+            .iter()
+            .map(|(k, p)| (*k, "work_session", p.as_str()))
+            .collect();
+        db.insert_records(&welder.device_id, &items, &SuccessorOnly)
+            .unwrap();
+        let city = Scope::City;
+        let d83 = Scope::District("370983".into());
+        let d82 = Scope::District("370982".into());
+        let t1 = Scope::Town("370983001".into());
+        let t2 = Scope::Town("370983002".into());
+
+        let sites = db.view_sites(&city, None).unwrap();
+        assert_eq!(sites.len(), 1);
+        let s1 = &sites[0];
+        assert_eq!((s1.id.as_str(), s1.machines), ("S1", 1));
+        assert_eq!(s1.town.as_deref(), Some("370983001"));
+        assert_eq!(
+            s1.open_by_kind.get("start_far_from_machine"),
+            Some(&1),
+            "{:?}",
+            s1.open_by_kind
+        );
+        assert_eq!(db.view_sites(&t1, Some("S1")).unwrap(), sites);
+        assert!(db.view_sites(&d82, None).unwrap().is_empty());
+        assert!(db.view_sites(&t2, Some("S1")).unwrap().is_empty());
+        assert!(db.view_sites(&city, Some("S9")).unwrap().is_empty());
+
+        let m2 = db.view_machines(&city, None, Some("M2"), 1).unwrap();
+        assert_eq!(m2.len(), 1);
+        assert_eq!(
+            (m2[0].district.as_str(), m2[0].lat_e7),
+            ("370982", Some(TAISHAN.0))
+        );
+        assert_eq!(m2[0].open_warnings, 1);
+        assert!(
+            db.view_machines(&d83, None, Some("M2"), 1)
+                .unwrap()
+                .is_empty()
+        );
+        let at_s1 = db.view_machines(&t1, Some("S1"), None, 50).unwrap();
+        assert_eq!(at_s1.len(), 1);
+        assert_eq!(
+            (
+                at_s1[0].id.as_str(),
+                at_s1[0].site_name.as_deref(),
+                at_s1[0].lat_e7
+            ),
+            ("M1", Some("肥城工地"), Some(FEICHENG.0)),
+            "a machine without its own location is where its site is"
+        );
+        assert!(
+            db.view_machines(&t2, Some("S1"), None, 50)
+                .unwrap()
+                .is_empty()
+        );
+
+        let keys = |rows: Vec<crate::platform_views::StartRecord>| -> Vec<String> {
+            rows.into_iter().map(|r| r.ledger.key).collect()
+        };
+        let cert = "T370983199001011234";
+        assert_eq!(
+            keys(db.view_starts(&city, &Subject::Welder(cert), 50).unwrap()),
+            ["s2", "s4", "s3", "s1"].map(String::from),
+            "newest first; at one time, the later arrival first"
+        );
+        assert_eq!(
+            keys(db.view_starts(&d83, &Subject::Welder(cert), 50).unwrap()),
+            ["s2", "s1"].map(String::from)
+        );
+        assert_eq!(
+            keys(db.view_starts(&city, &Subject::Welder(cert), 1).unwrap()),
+            ["s2"].map(String::from)
+        );
+        assert_eq!(
+            keys(db.view_starts(&d82, &Subject::Machine("M2"), 50).unwrap()),
+            ["s3"].map(String::from)
+        );
+        assert!(
+            db.view_starts(&d83, &Subject::Machine("M2"), 50)
+                .unwrap()
+                .is_empty()
+        );
+        let at_site = db.view_starts(&t1, &Subject::Site("S1"), 50).unwrap();
+        assert_eq!(at_site.len(), 2);
+        assert_eq!(at_site[0].payload.as_deref(), Some(payloads[1].1.as_str()));
+
+        let w =
+            |scope: &Scope, subject: Subject<'_>| db.view_warnings(scope, &subject, 50).unwrap();
+        assert_eq!(w(&d82, Subject::Machine("M2")).len(), 1);
+        assert!(w(&d83, Subject::Machine("M2")).is_empty());
+        assert!(w(&t2, Subject::Site("S1")).is_empty());
+        assert_eq!(w(&t1, Subject::Site("S1")), w(&city, Subject::Site("S1")));
+        assert_eq!(
+            w(&city, Subject::Welder(cert)).len(),
+            1 + w(&d83, Subject::Welder(cert)).len() + 1
+        );
+        assert!(
+            w(&d82, Subject::Welder(cert))
+                .iter()
+                .all(|r| r.machine_id == "M2")
+        );
+
+        assert_eq!(db.view_licence_place(&city, cert).unwrap(), None);
+        assert_eq!(db.registry_entity("machine\u{1f}M1").unwrap(), None);
+        assert!(db.view_site_permits("S1", 50).unwrap().is_empty());
+        assert_eq!(db.view_permit("P-none").unwrap(), None);
+    }
+
     /// Warnings are computed inside the push from the places and earlier starts, once each (a
     /// repeated push raises nothing), land in the place of the machine, and move open →
     /// acknowledged → closed only in that order.
@@ -2266,6 +2421,7 @@ mod tests {
         signers_come_from_enrolments_and_other_welders_certificates_are_flagged,
         the_push_hook_runs_once_per_applied_record_inside_the_push,
         warnings_are_raised_once_at_push_time_in_their_place,
+        the_dashboards_queries_filter_by_scope_in_the_store,
         parallel_refusals_raise_one_burst,
         figures_ledger_and_stream_cursor_are_kept_in_the_push,
         a_start_with_a_licence_about_to_expire_raises_it_once_per_expiry,
