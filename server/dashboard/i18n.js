@@ -311,6 +311,10 @@ const KINDS = {
   machine_two_places: { zh: '焊机异地启动', en: 'Machine at two distant places', severe: true },
   suspect_machine_started: { zh: '可疑或改装焊机被启动', en: 'Suspect or modified machine started', severe: true },
   licence_expiring: { zh: '证件即将到期', en: 'Licence expiring soon', severe: false },
+  start_without_permit: { zh: '无作业票开机', en: 'Started without a required permit', severe: true },
+  special_period_without_escalation: { zh: '特殊时段动火未升级审批', en: 'Special period without escalated permit', severe: true },
+  session_open_too_long: { zh: '连续开机超过 24 小时', en: 'Machine on for over 24 h', severe: false },
+  fire_watch_missing: { zh: '动火后监护未完成', en: 'Post-work fire watch not closed', severe: true },
 };
 
 const PERMIT_STATES = {
