@@ -4,6 +4,7 @@
 // the page's own WebCrypto key.
 
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -16,8 +17,8 @@ before(async () => { browser = await launchBrowser({ hosts: ['dashboard.intranet
 after(async () => { await browser?.close(); });
 
 /** Run `body(world)` against a fresh server; stop it whatever happens. */
-async function withWorld(body) {
-  const world = await startWorld();
+async function withWorld(body, options = {}) {
+  const world = await startWorld(options);
   try {
     await body(world);
   } finally {
@@ -284,4 +285,60 @@ test('usable at 1366×768 and on tablets: no sideways scrolling, 44 px targets; 
     assert.deepEqual(page.problems, []);
     await context.close();
   }
+}));
+
+test('with a tile server configured, the map lays its tiles under the sites, allowed by the policy', async () => {
+  // A deployment's tile server on another origin: a 1×1 PNG for every tile, each request noted.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+  const asked = [];
+  const tiles = createServer((request, response) => {
+    asked.push(request.url);
+    response.writeHead(200, { 'Content-Type': 'image/png' });
+    response.end(png);
+  });
+  await new Promise((resolve) => { tiles.listen(0, '127.0.0.1', resolve); });
+  const origin = `http://127.0.0.1:${tiles.address().port}`;
+  try {
+    await withWorld(async (w) => {
+      const index = await fetch(`${w.url}/dashboard/`);
+      assert.ok(index.headers.get('content-security-policy').includes(`img-src 'self' data: ${origin};`));
+      assert.equal((await (await fetch(`${w.url}/dashboard/config.json`)).json()).tiles, `${origin}/{z}/{x}/{y}.png`);
+      const { page, context } = await openPage(browser);
+      await signIn(page, w.url, w.world['code.district']);
+      await page.locator('svg.map image.tile').first().waitFor({ state: 'attached' });
+      await page.locator('svg.map .marker').first().waitFor();
+      const hrefs = await page.locator('svg.map image.tile').evaluateAll((els) => els.map((e) => e.getAttribute('href')));
+      assert.ok(hrefs.every((h) => /^http:\/\/127\.0\.0\.1:\d+\/\d+\/\d+\/\d+\.png$/.test(h)), hrefs.join(' '));
+      await page.waitForFunction((n) => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.png')).length >= n, hrefs.length);
+      assert.ok(asked.length >= hrefs.length, `${asked.length} tiles fetched of ${hrefs.length}`);
+      // One zoom for every tile, chosen so the district's sites fit.
+      const zooms = new Set(asked.map((u) => u.split('/')[1]));
+      assert.equal(zooms.size, 1);
+      assert.ok(Number([...zooms][0]) >= 8, [...zooms].join());
+      assert.deepEqual(page.problems, []);
+      await context.close();
+    }, { serverArgs: ['--dashboard-tiles', `${origin}/{z}/{x}/{y}.png`] });
+  } finally {
+    tiles.close();
+  }
+});
+
+test('when the server goes away the page says so with the error code, and nothing breaks', () => withWorld(async (w) => {
+  const { page, context } = await openPage(browser, { locale: 'en-GB' });
+  await signIn(page, w.url, w.world['code.district']);
+  await page.locator('#live[data-live="true"]').waitFor({ timeout: 15000 });
+  await w.stop();
+  await page.locator('#live[data-live="false"]').waitFor({ timeout: 15000 });
+  await page.locator('#nav-charts').click();
+  const error = page.locator('.error[data-code="network"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /cannot be reached/);
+  assert.match(await error.innerText(), /network/);
+  // Still a working page: the language switch and the navigation answer.
+  await page.locator('#lang').click();
+  await page.locator('.error[data-code="network"]').waitFor();
+  assert.match(await page.locator('.error[data-code="network"]').innerText(), /无法连接/);
+  // The browser logs the cut connections; the page's own code threw nothing.
+  assert.deepEqual(page.problems.filter((p) => p.startsWith('pageerror')), []);
+  await context.close();
 }));

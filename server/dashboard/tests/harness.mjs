@@ -38,12 +38,12 @@ function run(bin, args) {
 }
 
 /** A server with its world. `stop()` ends the server and removes its folder. */
-export async function startWorld() {
+export async function startWorld({ serverArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'wg-dash-'));
   const adminToken = `dash-admin-${randomBytes(12).toString('hex')}`;
   const child = spawn(need('WG_SERVER_BIN'), [
     '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0', '--admin-token', adminToken,
-    '--token-ttl', '3600',
+    '--token-ttl', '3600', ...serverArgs,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WELDGUARD_LOG: 'warn' } });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
