@@ -253,7 +253,7 @@ export function overview(ctx, main) {
     h('div', { class: 'overview' },
       h('section', { class: 'panel map-panel', 'aria-labelledby': 'h-map' },
         h('h2', { id: 'h-map' }, t('overview.map')), mapBox, legend,
-        h('details', { class: 'sites-details' }, h('summary', {}, t('overview.sites')), listBox)),
+        h('details', { class: 'sites-details', open: true }, h('summary', {}, t('overview.sites')), listBox)),
       h('section', { class: 'panel today-panel', 'aria-labelledby': 'h-today' },
         h('h2', { id: 'h-today' }, t('overview.today')), figBox),
       h('section', { class: 'panel warnings-panel', 'aria-labelledby': 'h-warnings' },
