@@ -19,6 +19,8 @@ const ctx = {
   config: { tiles: null },
   filters: { kind: '', state: '' },
   seenKinds: new Set(),
+  /** Site names by id, from the map's list (the warnings name their site by id). */
+  siteNames: new Map(),
   liveList: null,
   live: false,
   stopStream: null,
@@ -104,6 +106,8 @@ function signedOut(e) {
 
 function begin(account, token) {
   ctx.session = new Session(account, token);
+  ctx.siteNames = new Map();
+  ctx.seenKinds = new Set();
   ctx.session.onSignedOut = signedOut;
   ctx.signInMessage = '';
   renderHeader();

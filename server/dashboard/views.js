@@ -90,7 +90,7 @@ function warningItem(ctx, w, list) {
   const facts = [
     [t('warn.machine'), w.machine_id ? link(`#/machine/${enc(w.machine_id)}`, w.machine_id) : null],
     [t('warn.welder'), w.certificate_no ? link(`#/welder/${enc(w.certificate_no)}`, w.certificate_no) : null],
-    [t('warn.site'), w.site_id ? link(`#/site/${enc(w.site_id)}`, w.site_id) : null],
+    [t('warn.site'), w.site_id ? link(`#/site/${enc(w.site_id)}`, ctx.siteNames.get(w.site_id) || w.site_id) : null],
     [t('warn.at'), formatTime(w.at_ms)],
   ].filter(([, v]) => v !== null);
   const trail = [];
@@ -152,6 +152,7 @@ export function warningList(ctx, { compact = false } = {}) {
   };
   const matches = (w) => (!state.kind || w.kind === state.kind) && (!state.state || w.state === state.state);
   const api = {
+    render,
     replace(w) {
       state.items = state.items.map((x) => (x.id === w.id ? w : x));
       render();
@@ -264,6 +265,8 @@ export function overview(ctx, main) {
     mapBox.clientWidth || 800);
   const loadSites = () => section(mapBox, () => ctx.session.get('/v1/platform/sites'), (answer) => {
     sites = answer.sites || [];
+    for (const site of sites) ctx.siteNames.set(site.id, site.name);
+    if (ctx.liveList) ctx.liveList.render();
     put(listBox, siteList(sites));
     return draw();
   });
