@@ -278,10 +278,12 @@ test('usable at 1366×768 and on tablets: no sideways scrolling, 44 px targets; 
     await page.goto(`${w.url}/dashboard/#/charts`);
     await page.locator('svg.chart').first().waitFor();
     assert.equal(await overflowsSideways(page), false, `charts ${name}`);
+    assert.deepEqual(await smallTargets(page), [], `charts ${name}`);
     if (i === 0 || i === 3) await shot(page, `charts-${lang}-${name}`);
     await page.goto(`${w.url}/dashboard/#/permit/${w.world['permit.id']}`);
     await page.locator('.detail-body .facts, .detail-body .error').first().waitFor();
     assert.equal(await overflowsSideways(page), false, `permit ${name}`);
+    assert.deepEqual(await smallTargets(page), [], `permit ${name}`);
     assert.deepEqual(page.problems, []);
     await context.close();
   }

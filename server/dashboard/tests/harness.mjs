@@ -117,7 +117,7 @@ export async function overflowsSideways(page) {
 
 /** The visible controls smaller than 44×44 CSS pixels (touch targets). */
 export async function smallTargets(page) {
-  return page.evaluate(() => [...document.querySelectorAll('button, select, input, textarea, nav a, summary, .marker .hit')]
+  return page.evaluate(() => [...document.querySelectorAll('button, select, input, textarea, a:not(.marker), summary, .marker .hit')]
     .filter((el) => el.offsetParent !== null || el instanceof SVGElement)
     .map((el) => ({ el, r: el.getBoundingClientRect() }))
     .filter(({ r }) => r.width > 0 && (r.width < 43.5 || r.height < 43.5))
