@@ -41,9 +41,14 @@ test('a district monitor signs in with its code and the map shows exactly its di
   const levels = Object.fromEntries(await page.locator('svg.map .marker')
     .evaluateAll((els) => els.map((e) => [e.dataset.siteId, e.dataset.level])));
   assert.deepEqual(levels, { 'site-370983-001': 'severe', 'S-FC-2': 'some', 'S-FC-3': 'none' });
-  // Today's figures come from /v1/stats: the world pushed starts today.
-  const started = Number((await page.locator('.figures .figure .value').first().innerText()).replace(/\D/g, ''));
-  assert.ok(started > 0, `scan-starts today: ${started}`);
+  // Today's figures are the district's /v1/stats of the China day.
+  const today = new Date(Date.now() + 8 * 3600000).toISOString().slice(0, 10);
+  assert.equal(await page.locator('.figures').getAttribute('data-day'), today);
+  const stats = await w.api(`/v1/stats?from=${today}&until=${today}&district=370983`);
+  const allowed = stats.body.days[0].places.reduce((n, p) => n + p.starts_allowed, 0);
+  const refused = stats.body.days[0].places.reduce((n, p) => n + p.starts_refused, 0);
+  const figures = await page.locator('.figures .figure .value').allInnerTexts();
+  assert.deepEqual(figures.slice(0, 2).map((v) => Number(v.replace(/\D/g, ''))), [allowed, refused]);
   // The warning list shows this district's warnings only.
   const machines = await page.locator('.warnings .warning').evaluateAll((els) => els.map((e) => e.innerText));
   assert.ok(machines.length >= 2);

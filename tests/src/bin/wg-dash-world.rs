@@ -431,22 +431,22 @@ impl Desk {
         self.places()?;
         let now = now_ms();
         let phone = self.phone("李四")?;
-        // A month of allowed starts, a few a day at each machine (the 30-day charts), and some
-        // refusals spread over it.
-        for day in 0..30i64 {
-            for (i, (_, _, _, _, _, _, machines)) in SITES.iter().enumerate() {
-                for machine in machines.iter().filter(|m| **m != LIVE_MACHINE) {
-                    let starts = 1 + (day + i as i64) % 4;
-                    for n in 0..starts {
-                        let at = now - day * DAY_MS - (n + 1) * 47 * MINUTE - i as i64 * MINUTE;
-                        let cert = if SITES[i].2 == OTHER {
-                            CERT_OTHER
-                        } else {
-                            CERT
-                        };
-                        phone.start(machine, cert, at, false)?;
+        // A month of allowed starts at each machine, about every 8 hours with a few extra ones
+        // (the 30-day charts). No machine is left more than a day without a start, so no session
+        // counts as open too long (`session_open_too_long`, where the server raises it).
+        for (i, (_, _, district, _, _, _, machines)) in SITES.iter().enumerate() {
+            let cert = if *district == OTHER { CERT_OTHER } else { CERT };
+            for machine in machines.iter().filter(|m| **m != LIVE_MACHINE) {
+                for k in 0..90i64 {
+                    let at =
+                        now - (k + 1) * 8 * 60 * MINUTE - i as i64 * MINUTE - (k % 7) * 13 * MINUTE;
+                    phone.start(machine, cert, at, false)?;
+                    if (k + i as i64) % 5 == 0 {
+                        phone.start(machine, cert, at + 2 * 60 * MINUTE, false)?;
                     }
                 }
+                // And one in the last hour (today's figures).
+                phone.start(machine, cert, now - (20 + 3 * i as i64) * MINUTE, false)?;
             }
         }
         // Warnings: refused expired licences at the first site (today) and in the other
