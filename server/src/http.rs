@@ -53,6 +53,8 @@ pub struct AppState {
     limiter: Arc<Limiter>,
     /// Open warning streams per account ([`crate::platform_api::StreamSlots`]).
     streams: Arc<crate::platform_api::StreamSlots>,
+    /// The dashboard's map tile server (`--dashboard-tiles`), if any.
+    dashboard_tiles: Option<Arc<crate::dashboard::Tiles>>,
 }
 
 impl AppState {
@@ -68,7 +70,19 @@ impl AppState {
             token_ttl_ms: Some(DEFAULT_TOKEN_TTL_SECS as i64 * 1000),
             limiter: Arc::default(),
             streams: Arc::default(),
+            dashboard_tiles: None,
         }
+    }
+
+    /// The dashboard draws its map over this tile server.
+    pub fn with_dashboard_tiles(mut self, tiles: Option<crate::dashboard::Tiles>) -> Self {
+        self.dashboard_tiles = tiles.map(Arc::new);
+        self
+    }
+
+    /// The dashboard's tile server, if one is configured.
+    pub(crate) fn dashboard_tiles(&self) -> Option<&crate::dashboard::Tiles> {
+        self.dashboard_tiles.as_deref()
     }
 
     /// Rate limits from `options` (the default state has the defaults).
@@ -430,6 +444,8 @@ pub fn router(state: AppState) -> Router {
     let metrics = Arc::new(Metrics::default());
     routes()
         .router
+        // The web dashboard's pages (not API routes: no token, not in the route table).
+        .merge(crate::dashboard::routes())
         // Every error answer is the JSON error ([`crate::errors`]).
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)

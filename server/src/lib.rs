@@ -18,6 +18,7 @@
 //! body must be `application/json`.
 
 pub mod authz;
+pub mod dashboard;
 pub mod db;
 pub mod deadlines;
 pub mod documents;
@@ -88,6 +89,15 @@ pub struct Options {
     /// The warning rules' thresholds ([`warnings`]).
     #[command(flatten)]
     pub warnings: warnings::WarningOptions,
+    /// A map tile server for the web dashboard (`/dashboard/`): an http(s) URL template with
+    /// `{z}`, `{x}` and `{y}`, e.g. `https://tiles.intranet/{z}/{x}/{y}.png`. Default: none (the
+    /// map is drawn from the sites' coordinates alone).
+    #[arg(long, value_name = "URL_TEMPLATE", value_parser = parse_tiles)]
+    pub dashboard_tiles: Option<dashboard::Tiles>,
+}
+
+fn parse_tiles(text: &str) -> Result<dashboard::Tiles, String> {
+    dashboard::Tiles::parse(text).map_err(|e| e.to_string())
 }
 
 /// Why the server could not start.
@@ -145,7 +155,8 @@ pub fn run(options: Options) -> Result<(), StartError> {
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let state = http::AppState::shared(app_db.clone())
             .with_token_ttl(options.token_ttl)
-            .with_rate_limits(options.rates.clone());
+            .with_rate_limits(options.rates.clone())
+            .with_dashboard_tiles(options.dashboard_tiles.clone());
         // The deadline queue's worker (warnings that fall due with time: crate::deadlines).
         deadlines::spawn(app_db, state.publisher());
         let app = http::router(state);

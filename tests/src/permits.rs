@@ -175,8 +175,12 @@ pub struct Enrolment<'a> {
 /// Enrol a phone on `server` (the admin makes the code), with the platform's trust file so that
 /// its syncs fetch and verify the signed status list and signer directory.
 pub fn enrol(server: &ServerProcess, who: Enrolment<'_>) -> Device {
-    let admin = SyncClient::new(&server.url(), Some(server.admin_token.clone()), policy())
-        .expect("admin client");
+    enrol_at(&server.url(), &server.admin_token, who)
+}
+
+/// [`enrol`] on the server at `url`, whose admin token is `admin_token`.
+pub fn enrol_at(url: &str, admin_token: &str, who: Enrolment<'_>) -> Device {
+    let admin = SyncClient::new(url, Some(admin_token.to_owned()), policy()).expect("admin client");
     let code = admin
         .enrolment(&NewEnrolment {
             person: who.name.into(),
@@ -188,12 +192,11 @@ pub fn enrol(server: &ServerProcess, who: Enrolment<'_>) -> Device {
     let public_key = who
         .key
         .map_or_else(|| "04aabbcc".to_owned(), |k| to_hex(&k.public_key()));
-    let enrolled = SyncClient::new(&server.url(), None, policy())
+    let enrolled = SyncClient::new(url, None, policy())
         .expect("client")
         .enrol(&code.code, &public_key, who.name)
         .expect("enrol");
-    let client =
-        SyncClient::new(&server.url(), Some(enrolled.token.clone()), policy()).expect("client");
+    let client = SyncClient::new(url, Some(enrolled.token.clone()), policy()).expect("client");
     let trust = client.trust_file().expect("trust file");
     let trust = weldguard_core::codes::TrustStore::from_json(
         &serde_json::to_string(&trust).expect("trust JSON"),

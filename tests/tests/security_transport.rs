@@ -528,7 +528,8 @@ fn every_error_status_answers_the_json_error() {
     let cases: Vec<(Answer, u16, &str)> =
         vec![
         (call(addr, "GET", "/v1/nothing-here", None, None), 404, "route.not_found"),
-        (call(addr, "GET", "/", Some(ADMIN), None), 404, "route.not_found"),
+        (call(addr, "GET", "/nothing-here", Some(ADMIN), None), 404, "route.not_found"),
+        (call(addr, "GET", "/dashboard/nothing.js", None, None), 404, "route.not_found"),
         (call(addr, "DELETE", "/health", None, None), 405, "route.method_not_allowed"),
         (call(addr, "GET", "/v1/push", Some(ADMIN), None), 405, "route.method_not_allowed"),
         (

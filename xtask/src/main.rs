@@ -4,7 +4,10 @@
 //!   cluster from `scripts/postgres.sh` for the server's tests), binding generation, and the Kotlin
 //!   tests on the JVM against the generated bindings (`scripts/kotlin-tests.sh`: the Android shell's
 //!   layer and view models in `android/weldguard-kotlin`, its flows against the real server), and
-//!   the Swift package's tests on Linux (`scripts/swift.sh test`, the iOS shell in ios/).
+//!   the Swift package's tests on Linux (`scripts/swift.sh test`, the iOS shell in ios/), then the
+//!   web dashboard's browser tests in headless Chromium (`scripts/browser.sh`).
+//! - `cargo xtask browser`: only the browser tests (the server and `wg-dash-world`, then
+//!   `scripts/browser.sh`).
 //! - `cargo xtask bindings [--out DIR]`: Kotlin and Swift bindings from the built core library.
 //! - `cargo xtask swift`: only the Swift step (bindings, the optimised phone library, the server
 //!   and the bureau's desk tool, then `scripts/swift.sh test`).
@@ -26,6 +29,9 @@ fn main() -> ExitCode {
         Some("swift") => shell_inputs()
             .and_then(|out| swift_tests(&out))
             .map(|swift| println!("{}", swift.summary())),
+        Some("browser") => browser_inputs()
+            .and_then(|()| browser_tests())
+            .map(|browser| println!("{}", browser.summary())),
         _ => Err(usage()),
     };
     match result {
@@ -38,7 +44,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | bindings [--out DIR] | swift | bench NAME [ARGS…]".to_owned()
+    "usage: cargo xtask test | bindings [--out DIR] | swift | browser | bench NAME [ARGS…]"
+        .to_owned()
 }
 
 /// The workspace root (the parent of this crate's folder).
@@ -204,10 +211,12 @@ fn test() -> Result<(), String> {
         &target_dir().join("debug"),
     )?;
     let swift = swift_tests(&out)?;
+    // shell_inputs built the server and wg-dash-world too.
+    let browser = browser_tests()?;
     let all = Counts {
-        passed: rust.passed + kotlin.passed + swift.passed,
-        failed: rust.failed + kotlin.failed + swift.failed,
-        ignored: rust.ignored + kotlin.ignored + swift.ignored,
+        passed: rust.passed + kotlin.passed + swift.passed + browser.passed,
+        failed: rust.failed + kotlin.failed + swift.failed + browser.failed,
+        ignored: rust.ignored + kotlin.ignored + swift.ignored + browser.ignored,
     };
     println!("{}", all.summary());
     Ok(())
@@ -230,7 +239,7 @@ fn target_dir() -> PathBuf {
 /// What the shells' tests (Kotlin and Swift) run against: the bindings (returned: their folder),
 /// the optimised phone library, and the binaries their flow tests start: the platform's server,
 /// the bureau's desk tool `wg-shell-world` and the CLI it renders labels with
-/// (docs/shell-tests.md).
+/// (docs/shell-tests.md); and the dashboard's world tool `wg-dash-world` for the browser tests.
 fn shell_inputs() -> Result<PathBuf, String> {
     let out = target_dir().join("bindings");
     bindings(&["--out".to_owned(), out.display().to_string()])?;
@@ -251,6 +260,8 @@ fn shell_inputs() -> Result<PathBuf, String> {
         "weldguard-tests",
         "--bin",
         "wg-shell-world",
+        "--bin",
+        "wg-dash-world",
         "-p",
         "weldguard-cli",
         "--bin",
@@ -258,7 +269,7 @@ fn shell_inputs() -> Result<PathBuf, String> {
     ]);
     run(
         tools,
-        "build the server, wg-shell-world and the CLI for the shells' tests",
+        "build the server, wg-shell-world, wg-dash-world and the CLI for the shells' and browser tests",
     )?;
     Ok(out)
 }
@@ -297,15 +308,71 @@ fn swift_tests(out: &Path) -> Result<Counts, String> {
 
 /// The counts of the last `swift tests: P passed, F failed` line.
 fn swift_counts(stdout: &str) -> Counts {
+    last_counts(stdout, "swift tests: ")
+}
+
+/// The counts of the last line starting with `prefix` (`P passed, F failed` after it).
+fn last_counts(stdout: &str, prefix: &str) -> Counts {
     let mut counts = Counts::default();
-    if let Some(last) = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("swift tests: "))
-    {
+    if let Some(last) = stdout.lines().rev().find_map(|l| l.strip_prefix(prefix)) {
         counts.add_from(last, &[',']);
     }
     counts
+}
+
+/// The browser tests' binaries alone: the server and the dashboard's world tool.
+fn browser_inputs() -> Result<(), String> {
+    let mut tools = cargo();
+    tools.args([
+        "build",
+        "-p",
+        "weldguard-server",
+        "--bin",
+        "weldguard-server",
+        "-p",
+        "weldguard-tests",
+        "--bin",
+        "wg-dash-world",
+    ]);
+    run(
+        tools,
+        "build the server and wg-dash-world for the browser tests",
+    )
+}
+
+/// `scripts/browser.sh` (installs Debian's chromium and playwright-core once, then runs the
+/// dashboard's browser tests against the debug server) and its closing
+/// `browser tests: P passed, F failed` line. Its screenshots go to `target/dashboard-screenshots`
+/// (the committed ones in docs/dashboard/ are refreshed by running the script by hand).
+fn browser_tests() -> Result<Counts, String> {
+    let script = root().join("scripts").join("browser.sh");
+    eprintln!("xtask: browser tests ({})", script.display());
+    let output = Command::new("bash")
+        .arg(&script)
+        .current_dir(root())
+        .env("WG_TARGET_DIR", target_dir())
+        .env(
+            "WG_BROWSER_SHOTS",
+            target_dir().join("dashboard-screenshots"),
+        )
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: cannot start: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    let counts = last_counts(&stdout, "browser tests: ");
+    if output.status.success() && counts.failed == 0 && counts.passed > 0 {
+        Ok(counts)
+    } else {
+        Err(format!(
+            "{} failed ({}): {} browser tests passed, {} failed",
+            script.display(),
+            output.status,
+            counts.passed,
+            counts.failed
+        ))
+    }
 }
 
 /// Run `scripts/postgres.sh` (install when missing, start when stopped) and return the URL it
@@ -496,7 +563,7 @@ fn bench(args: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Counts, covered_names, swift_counts, uncovered_exports};
+    use super::{Counts, covered_names, last_counts, swift_counts, uncovered_exports};
 
     #[test]
     fn an_export_missing_from_covered_is_reported() {
@@ -536,5 +603,10 @@ mod tests {
         let counts = swift_counts(out);
         assert_eq!((counts.passed, counts.failed), (17, 2));
         assert_eq!(swift_counts("no result line").passed, 0);
+        let browser = last_counts(
+            "browser tests: 3 passed, 1 failed\nbrowser tests: 9 passed, 0 failed\n",
+            "browser tests: ",
+        );
+        assert_eq!((browser.passed, browser.failed), (9, 0));
     }
 }
