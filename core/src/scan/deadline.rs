@@ -16,6 +16,9 @@ pub(crate) struct Deadline {
     /// A check found the deadline passed, or a step was refused because it would not end before
     /// it: some work was left undone.
     stopped: Cell<bool>,
+    /// The slowest rqrr decode of this scan per grid module, in picoseconds, for small and large
+    /// grids (0 before one): the machine's load and the frame's content as this scan meets them.
+    decode_ps: [Cell<u64>; 2],
     /// Tests: the clock is the work done so far, and the deadline a quantity of it.
     #[cfg(test)]
     work: Option<WorkClock>,
@@ -36,6 +39,7 @@ impl Deadline {
         Self {
             at,
             stopped: Cell::new(false),
+            decode_ps: [Cell::new(0), Cell::new(0)],
             #[cfg(test)]
             work: None,
         }
@@ -48,6 +52,7 @@ impl Deadline {
         Self {
             at: Instant::now() + Duration::from_secs(3600),
             stopped: Cell::new(false),
+            decode_ps: [Cell::new(0), Cell::new(0)],
             work: Some(WorkClock {
                 limit,
                 used: Cell::new(0),
@@ -108,6 +113,18 @@ impl Deadline {
             w.largest_step.set(w.largest_step.get().max(units));
         }
         let _ = units;
+    }
+
+    /// The slowest per-module time of an rqrr decode in this scan for the size class (`large`),
+    /// in picoseconds; 0 before one.
+    pub(crate) fn decode_ps(&self, large: bool) -> u64 {
+        self.decode_ps[usize::from(large)].get()
+    }
+
+    /// Record one rqrr decode's per-module time.
+    pub(crate) fn note_decode_ps(&self, large: bool, ps: u64) {
+        let slot = &self.decode_ps[usize::from(large)];
+        slot.set(slot.get().max(ps));
     }
 
     /// Whether some work was left undone because of the deadline.

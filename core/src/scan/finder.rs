@@ -734,7 +734,10 @@ struct Piecewise {
 }
 
 impl Piecewise {
-    fn build(bm: &Bitmap, h: &Homography, dim: usize) -> Option<Self> {
+    /// `None` also once the deadline passes (a version 40 grid searches 43 alignment patterns, a
+    /// few milliseconds) or once too few patterns are left to reach the half that must be found
+    /// (three finders of noise rarely show one: most such triples end after a few searches).
+    fn build(bm: &Bitmap, h: &Homography, dim: usize, deadline: &Deadline) -> Option<Self> {
         let version = (dim - 17) / 4;
         let pos = alignment_positions(version);
         let n = pos.len();
@@ -744,7 +747,13 @@ impl Piecewise {
         let last = n - 1;
         let mut anchors = vec![(0.0f64, 0.0f64); n * n];
         let mut located = 0;
+        // Located patterns needed (of the n² − 3 searched), and searches still to come.
+        let need = (n * n - 3).div_ceil(2);
+        let mut to_search = n * n - 3;
         for j in 0..n {
+            if deadline.passed() {
+                return None;
+            }
             for i in 0..n {
                 let (u, v) = (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
                 let predicted = h.apply(u, v);
@@ -752,6 +761,10 @@ impl Piecewise {
                 let point = if corner {
                     predicted
                 } else {
+                    if located + to_search < need {
+                        return None;
+                    }
+                    to_search -= 1;
                     let a = h.apply(u + 1.0, v);
                     let b = h.apply(u, v + 1.0);
                     let ex = (a.0 - predicted.0, a.1 - predicted.1);
@@ -879,7 +892,7 @@ fn decode_through(
     }
     let mut format_read = false;
     if dim >= 45
-        && let Some(pw) = Piecewise::build(bm, h, dim)
+        && let Some(pw) = Piecewise::build(bm, h, dim, deadline)
         && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
     {
         deadline.spend(modules);

@@ -640,8 +640,8 @@ fn shifted(mut codes: Vec<ScannedCode>, x0: usize, y0: usize) -> Vec<ScannedCode
 /// costs tens of milliseconds): before the deadline, and when its estimated cost ends before it.
 /// The estimate is the pixels times the slowest per-pixel time of an rqrr call on this frame
 /// (its content: noise and finder-like clutter make rqrr slow), or before the first call on this
-/// frame the fastest per-pixel time of any rqrr call in this process (the machine's speed,
-/// calibrated by use; load cannot raise it).
+/// frame [`FIRST_RQRR_FACTOR`] times the fastest per-pixel time of any rqrr call in this process
+/// (the machine's speed, calibrated by use; load cannot raise it).
 /// On a crowded frame (our finder saw more finders than it keeps for an ordinary one: a sheet of
 /// labels) no call starts: rqrr groups capstones in time that grows far faster than their number
 /// (830 ms on the generated sheet's working plane).
@@ -651,6 +651,11 @@ struct RqrrClock<'a> {
     per_px: Option<f64>,
     crowded: bool,
 }
+
+/// The first rqrr call on a frame is estimated at this many times the fastest per-pixel rate:
+/// rqrr's cost per pixel varies with the content (a high_version photo's first call took 26 ms on
+/// the working plane, about four times the fastest rate).
+const FIRST_RQRR_FACTOR: f64 = 4.0;
 
 /// The fastest per-pixel time of an rqrr call in this process, in picoseconds (`u64::MAX` before
 /// the first).
@@ -663,7 +668,7 @@ impl RqrrClock<'_> {
         }
         let per_px = self.per_px.or_else(|| {
             let ps = FASTEST_RQRR_PS.load(Ordering::Relaxed);
-            (ps != u64::MAX).then_some(ps as f64 / 1000.0)
+            (ps != u64::MAX).then_some(ps as f64 / 1000.0 * FIRST_RQRR_FACTOR)
         });
         let estimate = Duration::from_secs_f64(per_px.unwrap_or(0.0) * pixels as f64 * 1e-9);
         if !self.deadline.fits(estimate, pixels as u64) {
@@ -760,11 +765,37 @@ pub(crate) fn decode_grid<G: BitGrid>(
     decode_grid_or_format(grid, corners, deadline).ok()
 }
 
-/// The fastest time per grid module of an rqrr decode that ran its error correction, in
-/// picoseconds (`u64::MAX` before the first): rqrr's syndromes cost about the same per module
-/// at every version, so this times a version 40 grid (31,329 modules; 10–20 ms on a laptop) from
-/// the small ones decoded before it.
-static FASTEST_DECODE_PS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The fastest time per grid module of an rqrr decode that succeeded, in
+/// picoseconds (`u64::MAX` before the first), for grids under [`LARGE_GRID`] modules a side and
+/// for larger ones: rqrr's syndromes cost more per module in the longer blocks with more parity
+/// of large versions (a version 40 grid, 31,329 modules, took 20–29 ms here, about twice what the
+/// small grids' rate gives), so a large grid is timed at twice the small grids' rate until a large
+/// one has been timed. The fastest, not the latest: load cannot raise it.
+static FASTEST_DECODE_PS: [AtomicU64; 2] = [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)];
+
+/// Grids from this many modules a side (version 10) count as large for [`FASTEST_DECODE_PS`].
+const LARGE_GRID: usize = 57;
+
+/// The estimated time of rqrr's decode of a grid `size` modules a side: the process's fastest
+/// rate for its size class, or the slowest this scan has seen when higher (a loaded machine, where
+/// one version 40 decode took 40 ms of wall time); zero before any decode.
+fn decode_estimate(size: usize, deadline: &Deadline) -> Duration {
+    let modules = (size * size) as u64;
+    let large_grid = size >= LARGE_GRID;
+    let [small, large] = &FASTEST_DECODE_PS;
+    let small = small.load(Ordering::Relaxed);
+    let large = large.load(Ordering::Relaxed);
+    let fastest = if !large_grid {
+        small
+    } else if large != u64::MAX {
+        large
+    } else {
+        small.saturating_mul(2)
+    };
+    let fastest = if fastest >= u64::MAX / 2 { 0 } else { fastest };
+    let ps = fastest.max(deadline.decode_ps(large_grid));
+    Duration::from_nanos(ps.saturating_mul(modules) / 1000)
+}
 
 /// [`decode_grid`], telling on failure whether the format information was read (the grid is then
 /// close to right and only some data modules are off: a slightly shifted resample may decode).
@@ -775,14 +806,9 @@ pub(crate) fn decode_grid_or_format<G: BitGrid>(
     corners: [(f32, f32); 4],
     deadline: &Deadline,
 ) -> Result<ScannedCode, bool> {
-    let modules = (grid.size() * grid.size()) as u64;
-    let ps = FASTEST_DECODE_PS.load(Ordering::Relaxed);
-    let estimate = if ps == u64::MAX {
-        Duration::ZERO
-    } else {
-        Duration::from_nanos(ps.saturating_mul(modules) / 1000)
-    };
-    if !deadline.fits(estimate, modules) {
+    let size = grid.size();
+    let modules = (size * size) as u64;
+    if !deadline.fits(decode_estimate(size, deadline), modules) {
         return Err(false);
     }
     deadline.spend(modules);
@@ -792,11 +818,17 @@ pub(crate) fn decode_grid_or_format<G: BitGrid>(
     let decoded = catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes)));
     let spent = start.elapsed();
     DECODE_TIME.with(|t| t.set(t.get() + spent));
-    if matches!(decoded, Ok(Ok(_)) | Ok(Err(rqrr::DeQRError::DataEcc))) {
-        let per_module =
-            u64::try_from(spent.as_nanos().saturating_mul(1000) / u128::from(modules.max(1)))
-                .unwrap_or(u64::MAX);
-        FASTEST_DECODE_PS.fetch_min(per_module.max(1), Ordering::Relaxed);
+    let per_module =
+        u64::try_from(spent.as_nanos().saturating_mul(1000) / u128::from(modules.max(1)))
+            .unwrap_or(u64::MAX);
+    let large_grid = size >= LARGE_GRID;
+    deadline.note_decode_ps(large_grid, per_module);
+    // Only a decode that succeeded corrected every block: a failing one stops at its first
+    // uncorrectable block, and its rate says little about a whole grid's.
+    if matches!(decoded, Ok(Ok(_)))
+        && let Some(fastest) = FASTEST_DECODE_PS.get(usize::from(large_grid))
+    {
+        fastest.fetch_min(per_module.max(1), Ordering::Relaxed);
     }
     let meta = match decoded {
         Ok(Ok(meta)) => meta,
