@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use weldguard_core::scan::{
     Effort, ExpectedCodes, LumaFrame, LumaImage, ScanOptions, decode_image, scan_luma,
-    scan_luma_outcome, scan_luma_timed,
+    scan_luma_report, scan_luma_timed,
 };
 
 #[path = "scan_frames/gen.rs"]
@@ -393,7 +393,7 @@ fn codes_at(image: &LumaImage, budget_ms: u32) -> (Vec<Vec<u8>>, bool) {
         time_budget_ms: budget_ms,
         ..ScanOptions::default()
     };
-    match scan_luma_outcome(&image.frame(), &options) {
+    match scan_luma_report(&image.frame(), &options) {
         Ok(outcome) => {
             let mut codes: Vec<Vec<u8>> = outcome.codes.into_iter().map(|c| c.bytes).collect();
             codes.sort();

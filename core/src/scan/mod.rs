@@ -238,7 +238,7 @@ impl Explain for ScanError {
 
 /// What one scan found, and whether it tried every candidate.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ScanOutcome {
+pub struct ScanReport {
     pub codes: Vec<ScannedCode>,
     /// The budget ran out with work left undone (a pass, a decode attempt or a window not tried):
     /// a larger budget might read more. `false` when the scan ended because no candidate was
@@ -251,18 +251,18 @@ pub fn scan_luma(
     frame: &LumaFrame<'_>,
     options: &ScanOptions,
 ) -> Result<Vec<ScannedCode>, ScanError> {
-    scan_luma_outcome(frame, options).map(|outcome| outcome.codes)
+    scan_luma_report(frame, options).map(|outcome| outcome.codes)
 }
 
 /// [`scan_luma`], also telling whether the scan stopped at its budget.
-pub fn scan_luma_outcome(
+pub fn scan_luma_report(
     frame: &LumaFrame<'_>,
     options: &ScanOptions,
-) -> Result<ScanOutcome, ScanError> {
+) -> Result<ScanReport, ScanError> {
     frame.validate()?;
     let (sub, dx, dy) = region_of(frame, options.region)?;
     let outcome = pipeline::run(&sub, options);
-    Ok(ScanOutcome {
+    Ok(ScanReport {
         codes: shift(outcome.codes, dx, dy),
         stopped_at_budget: outcome.stopped_at_budget,
     })

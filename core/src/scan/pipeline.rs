@@ -14,7 +14,7 @@ use super::deadline::Deadline;
 use super::finder;
 use super::frame::{LumaFrame, Plane};
 use super::screen;
-use super::{EccLevel, Effort, ExpectedCodes, ScanOptions, ScanOutcome, ScannedCode};
+use super::{EccLevel, Effort, ExpectedCodes, ScanOptions, ScanReport, ScannedCode};
 
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
 /// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
@@ -53,7 +53,7 @@ pub(crate) fn deadline_for(options: &ScanOptions, start: Instant) -> Deadline {
     Deadline::at(start + budget - budget / 10)
 }
 
-pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> ScanOutcome {
+pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> ScanReport {
     let deadline = deadline_for(options, Instant::now());
     run_until(frame, options, &deadline)
 }
@@ -63,7 +63,7 @@ pub(crate) fn run_until(
     frame: &LumaFrame<'_>,
     options: &ScanOptions,
     deadline: &Deadline,
-) -> ScanOutcome {
+) -> ScanReport {
     // The early exit before any copy: a frame no larger than the working size where the screen
     // sees nothing finder-like has no readable code (bigger frames are screened after the
     // downscale, where the detail pass is still considered).
@@ -75,7 +75,7 @@ pub(crate) fn run_until(
             .and_then(binarize::Exposure::stretch)
             .is_none()
     {
-        return ScanOutcome::default();
+        return ScanReport::default();
     }
     let codes = match options.effort {
         Effort::Baseline => {
@@ -89,7 +89,7 @@ pub(crate) fn run_until(
             full(frame, options, w.max(h) <= WORK_SIDE, deadline)
         }
     };
-    ScanOutcome {
+    ScanReport {
         codes,
         stopped_at_budget: deadline.stopped(),
     }

@@ -1137,7 +1137,7 @@ fn a_scan_that_tried_every_candidate_reads_the_same_codes_at_ten_times_the_budge
     }
     // The wall-clock entry point reports it too: the photo mode on a small frame with a budget
     // that never binds ends because nothing is left to try.
-    let outcome = scan_luma_outcome(
+    let outcome = scan_luma_report(
         &three.frame(),
         &ScanOptions {
             expected: ExpectedCodes::All,
