@@ -1,6 +1,7 @@
 //! Image preparation for the passes: resampling for the scale pyramid and a local-mean threshold
 //! that copes with uneven light and glare.
 
+use super::deadline::Deadline;
 use super::frame::Plane;
 
 /// `sum / count` for the means of the resampling: a multiply and a shift instead of a division
@@ -445,12 +446,52 @@ pub(crate) fn run_end(row: &[u8], from: usize, dark: bool) -> usize {
 /// (a sixteenth of the radius, at most 4 px a side): each block's threshold is the mean of the
 /// window around its centre (rounded down), which moves a pixel's window by at most 1.5 px, and
 /// leaves one window sum per block and one byte comparison per pixel.
+#[cfg(test)]
 pub(crate) fn local_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
     let block = (radius / 16).clamp(1, 4);
-    if block >= 2 {
-        block_mean_threshold(src, radius, offset, block)
+    let bitmap = if block >= 2 {
+        block_mean_threshold(src, radius, offset, block, None)
     } else {
-        exact_mean_threshold(src, radius, offset)
+        exact_mean_threshold(src, radius, offset, None)
+    };
+    bitmap.unwrap_or(Bitmap {
+        width: src.width,
+        height: src.height,
+        bits: vec![0; src.width * src.height],
+    })
+}
+
+/// [`local_mean_threshold`] that looks at the deadline every [`ROWS_PER_CHECK`] rows and gives up
+/// (`None`) once it has passed: a big plane's threshold takes milliseconds.
+pub(crate) fn local_mean_threshold_until(
+    src: &Plane,
+    radius: usize,
+    offset: i32,
+    deadline: &Deadline,
+) -> Option<Bitmap> {
+    let block = (radius / 16).clamp(1, 4);
+    if block >= 2 {
+        block_mean_threshold(src, radius, offset, block, Some(deadline))
+    } else {
+        exact_mean_threshold(src, radius, offset, Some(deadline))
+    }
+}
+
+/// Rows thresholded between two looks at the deadline.
+pub(crate) const ROWS_PER_CHECK: usize = 32;
+
+/// Whether a threshold stops before row `y` (at every [`ROWS_PER_CHECK`]-th row, the deadline
+/// passed; the rows up to the next check are counted as work).
+fn stop_at(deadline: Option<&Deadline>, y: usize, width: usize) -> bool {
+    match deadline {
+        Some(d) if y.is_multiple_of(ROWS_PER_CHECK) => {
+            if d.passed() {
+                return true;
+            }
+            d.spend((ROWS_PER_CHECK * width) as u64);
+            false
+        }
+        _ => false,
     }
 }
 
@@ -492,14 +533,20 @@ fn slide_columns(
 /// [`local_mean_threshold`] with one window per `block`×`block` pixels. The same running column
 /// sums as [`exact_mean_threshold`], but the prefix sum and the divisions run once per block row
 /// and column; each pixel then costs one byte comparison against its block's threshold.
-fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -> Bitmap {
+fn block_mean_threshold(
+    src: &Plane,
+    radius: usize,
+    offset: i32,
+    block: usize,
+    deadline: Option<&Deadline>,
+) -> Option<Bitmap> {
     let (w, h) = (src.width, src.height);
     if w == 0 || h == 0 || src.pixels.len() < w * h {
-        return Bitmap {
+        return Some(Bitmap {
             width: w,
             height: h,
             bits: vec![0; w * h],
-        };
+        });
     }
     // Window sums stay below 2^32 (255 × 4001²), so differences of wrapped sums are exact.
     let radius = radius.clamp(1, 2000);
@@ -526,6 +573,10 @@ fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -
     // Filled by `extend` (each byte written once, no zeroing first).
     let mut bits = Vec::with_capacity(w * h);
     for first in (0..h).step_by(block) {
+        // (`block` divides ROWS_PER_CHECK: 1, 2 or 4.)
+        if stop_at(deadline, first, w) {
+            return None;
+        }
         let cy = (first + (block - 1) / 2).min(h - 1);
         let y0 = cy.saturating_sub(radius);
         let y1 = (cy + radius + 1).min(h);
@@ -551,18 +602,23 @@ fn block_mean_threshold(src: &Plane, radius: usize, offset: i32, block: usize) -
         }
     }
     bits.resize(w * h, 0);
-    Bitmap {
+    Some(Bitmap {
         width: w,
         height: h,
         bits,
-    }
+    })
 }
 
 /// [`local_mean_threshold`] with a window per pixel. The window sums come from running column
 /// sums (each source row added once when the window reaches it and taken off once when it leaves)
 /// and one prefix sum per row over them: O(1) per pixel like an integral image, but with two rows
 /// of working memory instead of a table the size of the plane.
-fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
+fn exact_mean_threshold(
+    src: &Plane,
+    radius: usize,
+    offset: i32,
+    deadline: Option<&Deadline>,
+) -> Option<Bitmap> {
     let w = src.width;
     let h = src.height;
     let radius = radius.max(1);
@@ -587,6 +643,9 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
         0..0
     };
     for (y, src_row) in src.pixels.chunks_exact(w.max(1)).take(h).enumerate() {
+        if stop_at(deadline, y, w) {
+            return None;
+        }
         let y0 = y.saturating_sub(radius);
         let y1 = (y + radius + 1).min(h);
         slide_columns(&mut columns, src, &mut rows_in, y0..y1);
@@ -630,11 +689,11 @@ fn exact_mean_threshold(src: &Plane, radius: usize, offset: i32) -> Bitmap {
         }
     }
     bits.resize(w * h, 0);
-    Bitmap {
+    Some(Bitmap {
         width: w,
         height: h,
         bits,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -686,7 +745,8 @@ mod tests {
             (40, 30, 17, 300, 4),
         ] {
             let plane = noise_plane(w, h, (w * h + radius) as u64);
-            let fast = block_mean_threshold(&plane, radius, offset, block);
+            let fast =
+                block_mean_threshold(&plane, radius, offset, block, None).expect("no deadline");
             let want = naive_blocks(&plane, radius, offset.max(0), block);
             let bits: Vec<bool> = fast.bits.iter().map(|&b| b == 1).collect();
             assert!(fast.bits.iter().all(|&b| b <= 1));
@@ -880,7 +940,7 @@ mod tests {
                 height: h,
                 pixels,
             };
-            let fast = exact_mean_threshold(&plane, radius, offset);
+            let fast = exact_mean_threshold(&plane, radius, offset, None).expect("no deadline");
             let want = naive(&plane, radius, offset.max(0));
             let bits: Vec<bool> = fast.bits.iter().map(|&b| b == 1).collect();
             assert!(fast.bits.iter().all(|&b| b <= 1));

@@ -11,9 +11,9 @@
 //! a small code with a narrow white margin on a black card or a dark label box: the wide window's
 //! mean falls below the code's grey modules.
 
-use std::time::Instant;
-
+use super::ScannedCode;
 use super::binarize;
+use super::deadline::Deadline;
 use super::finder::{self, FinderScan};
 use super::frame::Plane;
 use super::pipeline::OFFSET;
@@ -31,14 +31,20 @@ pub(crate) const TINY_SIDE: usize = 200;
 
 /// Our finder and sampler on the fine-threshold bitmap of the working plane; corners are
 /// multiplied by `scale`.
-pub(crate) fn scan_fine(work: &Plane, scale: f32, deadline: Instant, one: bool) -> FinderScan {
-    let bitmap = binarize::local_mean_threshold(work, fine_radius(work), OFFSET);
-    finder::scan_bitmap(&bitmap, scale, deadline, one)
+pub(crate) fn scan_fine(
+    work: &Plane,
+    scale: f32,
+    deadline: &Deadline,
+    one: bool,
+    known: &[ScannedCode],
+) -> Option<FinderScan> {
+    let bitmap = binarize::local_mean_threshold_until(work, fine_radius(work), OFFSET, deadline)?;
+    Some(finder::scan_bitmap(&bitmap, scale, deadline, one, known))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::*;
 
@@ -83,8 +89,8 @@ mod tests {
         }
     }
 
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(60)
+    fn far() -> Deadline {
+        Deadline::at(Instant::now() + Duration::from_secs(60))
     }
 
     #[test]
@@ -95,11 +101,11 @@ mod tests {
         // The regular window (a tenth of the frame) turns the finders' light rings dark.
         let bitmap = binarize::local_mean_threshold(&plane, regular, OFFSET);
         assert!(
-            finder::scan_bitmap(&bitmap, 1.0, far(), false)
+            finder::scan_bitmap(&bitmap, 1.0, &far(), false, &[])
                 .codes
                 .is_empty()
         );
-        let fine = scan_fine(&plane, 1.0, far(), false);
+        let fine = scan_fine(&plane, 1.0, &far(), false, &[]).unwrap();
         let texts: Vec<_> = fine.codes.iter().filter_map(|c| c.text.clone()).collect();
         assert_eq!(texts, vec![TEXT.to_owned()]);
     }

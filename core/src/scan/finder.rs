@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use super::deadline::Deadline;
+
 use rqrr::SimpleGrid;
 
 use super::ScannedCode;
@@ -126,7 +128,10 @@ fn in_bounds(bm: &Bitmap, x: i64, y: i64) -> bool {
     x >= 0 && y >= 0 && (x as usize) < bm.width && (y as usize) < bm.height
 }
 
-fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
+/// Rows of a bitmap scanned between two looks at the deadline.
+const ROWS_PER_CHECK: usize = 32;
+
+fn find_candidates(bm: &Bitmap, deadline: &Deadline) -> Vec<Finder> {
     let mut found: Vec<Finder> = Vec::new();
     let w = bm.width;
     // Every other row on big planes: a finder's centre is at least 6 rows tall there.
@@ -136,6 +141,13 @@ fn find_candidates(bm: &Bitmap) -> Vec<Finder> {
         1
     };
     for y in (0..bm.height).step_by(step) {
+        // A big plane's scan takes milliseconds: it ends at the deadline with what it found.
+        if y.is_multiple_of(ROWS_PER_CHECK) {
+            if deadline.passed() {
+                break;
+            }
+            deadline.spend((ROWS_PER_CHECK * w) as u64);
+        }
         let Some(row) = bm.bits.get(y * w..(y + 1) * w) else {
             break;
         };
@@ -722,7 +734,10 @@ struct Piecewise {
 }
 
 impl Piecewise {
-    fn build(bm: &Bitmap, h: &Homography, dim: usize) -> Option<Self> {
+    /// `None` also once the deadline passes (a version 40 grid searches 43 alignment patterns, a
+    /// few milliseconds) or once too few patterns are left to reach the half that must be found
+    /// (three finders of noise rarely show one: most such triples end after a few searches).
+    fn build(bm: &Bitmap, h: &Homography, dim: usize, deadline: &Deadline) -> Option<Self> {
         let version = (dim - 17) / 4;
         let pos = alignment_positions(version);
         let n = pos.len();
@@ -732,7 +747,13 @@ impl Piecewise {
         let last = n - 1;
         let mut anchors = vec![(0.0f64, 0.0f64); n * n];
         let mut located = 0;
+        // Located patterns needed (of the n² − 3 searched), and searches still to come.
+        let need = (n * n - 3).div_ceil(2);
+        let mut to_search = n * n - 3;
         for j in 0..n {
+            if deadline.passed() {
+                return None;
+            }
             for i in 0..n {
                 let (u, v) = (pos[i] as f64 + 0.5, pos[j] as f64 + 0.5);
                 let predicted = h.apply(u, v);
@@ -740,6 +761,10 @@ impl Piecewise {
                 let point = if corner {
                     predicted
                 } else {
+                    if located + to_search < need {
+                        return None;
+                    }
+                    to_search -= 1;
                     let a = h.apply(u + 1.0, v);
                     let b = h.apply(u, v + 1.0);
                     let ex = (a.0 - predicted.0, a.1 - predicted.1);
@@ -845,7 +870,7 @@ fn decode_through(
     h: &Homography,
     dim: usize,
     scale: f32,
-    deadline: Instant,
+    deadline: &Deadline,
 ) -> Result<ScannedCode, bool> {
     let d = dim as f64;
     let corner = |u: f64, v: f64| {
@@ -858,39 +883,46 @@ fn decode_through(
         corner(d, d),
         corner(0.0, d),
     ];
-    // rqrr's error correction of a large grid that fails takes milliseconds (tens at version
+    // rqrr's error correction of a large grid that fails takes up to a few milliseconds (version
     // 40) and cannot be interrupted: none starts after the deadline, so a frame's finder pass
-    // overruns it by one decode at most.
-    if Instant::now() >= deadline {
+    // overruns it by one sampling and decode at most.
+    let modules = (dim * dim) as u64;
+    if deadline.passed() {
         return Err(false);
     }
     let mut format_read = false;
     if dim >= 45
-        && let Some(pw) = Piecewise::build(bm, h, dim)
+        && let Some(pw) = Piecewise::build(bm, h, dim, deadline)
         && let Some(grid) = sample(bm, |u, v| pw.apply(u, v), dim)
     {
-        match checked_decode(grid, corners) {
+        deadline.spend(modules);
+        match checked_decode(grid, corners, deadline) {
             Ok(code) => return Ok(code),
             Err(read) => format_read |= read,
         }
     }
-    if Instant::now() >= deadline {
+    if deadline.passed() {
         return Err(format_read);
     }
     let Some(grid) = sample(bm, |u, v| h.apply(u, v), dim) else {
         return Err(format_read);
     };
-    checked_decode(grid, corners).map_err(|read| read || format_read)
+    deadline.spend(modules);
+    checked_decode(grid, corners, deadline).map_err(|read| read || format_read)
 }
 
 /// [`decode_grid_or_format`] for grids that pass the [`precheck`]; the others are refused without
 /// rqrr's error correction (`Err(true)` still when their format information is correctable).
-fn checked_decode(grid: SimpleGrid, corners: [(f32, f32); 4]) -> Result<ScannedCode, bool> {
+fn checked_decode(
+    grid: SimpleGrid,
+    corners: [(f32, f32); 4],
+    deadline: &Deadline,
+) -> Result<ScannedCode, bool> {
     let check = precheck(&grid);
     if !check.worth_decoding {
         return Err(check.format);
     }
-    decode_grid_or_format(grid, corners)
+    decode_grid_or_format(grid, corners, deadline)
 }
 
 fn try_decode(
@@ -898,7 +930,7 @@ fn try_decode(
     t: &Triple,
     dim: usize,
     scale: f32,
-    deadline: Instant,
+    deadline: &Deadline,
     searches: &mut u32,
 ) -> Option<ScannedCode> {
     let tl = (f64::from(t.tl.x), f64::from(t.tl.y));
@@ -925,7 +957,7 @@ fn try_decode(
                     (1.0, -1.0),
                     (-1.0, 1.0),
                 ] {
-                    if Instant::now() >= deadline {
+                    if deadline.passed() {
                         return None;
                     }
                     let nudged = (ap.0 + dx * m, ap.1 + dy * m);
@@ -977,7 +1009,7 @@ fn try_decode(
         return None;
     }
     *searches -= 1;
-    let deadline = deadline.min(Instant::now() + BR_SEARCH_TIME);
+    let search_end = Instant::now() + BR_SEARCH_TIME;
     let centre = perspective.unwrap_or(parallelogram);
     let m = f64::from(t.tl.module + t.tr.module + t.bl.module) / 6.0;
     let reach = BR_SEARCH_REACH;
@@ -987,7 +1019,7 @@ fn try_decode(
         .collect();
     offsets.sort_by_key(|&(i, j)| i * i + j * j);
     for (i, j) in offsets {
-        if Instant::now() >= deadline {
+        if deadline.passed() || Instant::now() >= search_end {
             return None;
         }
         let br = (centre.0 + f64::from(i) * m, centre.1 + f64::from(j) * m);
@@ -1073,8 +1105,17 @@ pub(crate) const SMALL_MODULE: f32 = 2.5;
 
 /// Find, sample and decode codes in a bitmap; corners are multiplied by `scale`. With `one`, the
 /// first code that decodes ends the scan.
-pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant, one: bool) -> FinderScan {
-    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, false)
+///
+/// Finders inside a code in `known` (read by an earlier pass, corners in frame pixels) are that
+/// code's and are not tried again.
+pub(crate) fn scan_bitmap(
+    bm: &Bitmap,
+    scale: f32,
+    deadline: &Deadline,
+    one: bool,
+    known: &[ScannedCode],
+) -> FinderScan {
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, false, known)
 }
 
 /// [`scan_bitmap`] on a plane that a larger plane of the same frame may follow: when it holds
@@ -1084,10 +1125,11 @@ pub(crate) fn scan_bitmap(bm: &Bitmap, scale: f32, deadline: Instant, one: bool)
 pub(crate) fn scan_bitmap_deferring(
     bm: &Bitmap,
     scale: f32,
-    deadline: Instant,
+    deadline: &Deadline,
     one: bool,
+    known: &[ScannedCode],
 ) -> FinderScan {
-    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, true)
+    scan_with(bm, scale, deadline, 0.0, MAX_ATTEMPTS, one, true, known)
 }
 
 /// The smallest module (pixels) the coarse pass samples: smaller ones are left to the pass at
@@ -1102,7 +1144,7 @@ const COARSE_ATTEMPTS: usize = 8;
 pub(crate) fn scan_bitmap_coarse(
     bm: &Bitmap,
     scale: f32,
-    deadline: Instant,
+    deadline: &Deadline,
     one: bool,
 ) -> FinderScan {
     scan_with(
@@ -1113,19 +1155,22 @@ pub(crate) fn scan_bitmap_coarse(
         COARSE_ATTEMPTS,
         one,
         false,
+        &[],
     )
 }
 
+#[allow(clippy::too_many_arguments)] // the four public wrappers name the cases
 fn scan_with(
     bm: &Bitmap,
     scale: f32,
-    deadline: Instant,
+    deadline: &Deadline,
     min_module: f32,
     max_attempts: usize,
     one: bool,
     defer_small: bool,
+    known: &[ScannedCode],
 ) -> FinderScan {
-    let finders = find_candidates(bm);
+    let finders = find_candidates(bm, deadline);
     let n = finders.len();
     // Many finders (a sheet of labels): pairs too far apart for one code are not grouped, which
     // keeps the triple search near linear in the number of codes.
@@ -1151,24 +1196,39 @@ fn scan_with(
         })
         .collect();
     let alike = |i: usize, j: usize| alike.get(i * n + j).copied().unwrap_or(false);
+    // Finders inside codes read by an earlier pass are those codes' own (or their data).
+    let mut used: Vec<bool> = finders
+        .iter()
+        .map(|f| {
+            known
+                .iter()
+                .any(|code| super::pipeline::inside(&code.corners, (f.x * scale, f.y * scale)))
+        })
+        .collect();
+    let free = |i: usize| !used.get(i).copied().unwrap_or(true);
     for i in 0..n {
+        if !free(i) {
+            continue;
+        }
+        // Hundreds of finders on a sheet make this loop long: it ends at the deadline.
+        if deadline.passed() {
+            break;
+        }
+        deadline.spend(n as u64);
         for j in i + 1..n {
-            if !alike(i, j) {
+            if !alike(i, j) || !free(j) {
                 continue;
             }
             for k in j + 1..n {
                 if alike(i, k)
                     && alike(j, k)
+                    && free(k)
                     && let Some(t) = make_triple(&finders, [i, j, k])
                 {
                     triples.push(t);
                 }
             }
         }
-    }
-    // Many finders: only triples whose timing patterns show (see [`timing_shows`]).
-    if many {
-        triples.retain(|t| timing_shows(bm, t));
     }
     triples.sort_by(|a, b| a.score.total_cmp(&b.score));
     // A large code's version blocks, read beside its top-right or bottom-left finder, agreeing
@@ -1179,7 +1239,6 @@ fn scan_with(
     if let Some(head) = triples.get_mut(..lead) {
         head.sort_by_key(|t| !version_agrees(bm, t));
     }
-    let mut used = vec![false; n];
     let mut codes = Vec::new();
     let mut attempts = 0;
     // Every code on a sheet gets its attempt: one per three finders beyond the usual cap.
@@ -1190,13 +1249,21 @@ fn scan_with(
     };
     let mut searches = BR_SEARCHES;
     for t in &triples {
-        if attempts >= max_attempts || Instant::now() >= deadline || (one && !codes.is_empty()) {
+        if attempts >= max_attempts || deadline.passed() || (one && !codes.is_empty()) {
             break;
         }
         if t.ids.iter().any(|&i| used.get(i).copied().unwrap_or(true)) {
             continue;
         }
         if t.tl.module.min(t.tr.module).min(t.bl.module) < min_module {
+            continue;
+        }
+        // Many finders: only triples whose timing patterns show (see [`timing_shows`]), checked
+        // here rather than for every triple first: on a sheet most triples join finders of
+        // neighbouring labels, and once a label is read the triples of its finders are passed
+        // over without a look (checking them all first cost 45 ms on the generated sheet's
+        // detail plane).
+        if many && !timing_shows(bm, t) {
             continue;
         }
         attempts += 1;
@@ -1220,7 +1287,7 @@ fn scan_with(
             dims.insert(0, dim);
         }
         for dim in dims {
-            if Instant::now() >= deadline {
+            if deadline.passed() {
                 break;
             }
             if let Some(code) = try_decode(bm, t, dim, scale, deadline, &mut searches) {
@@ -1467,8 +1534,9 @@ mod tests {
         for code in scan_bitmap(
             &bm,
             1.0,
-            Instant::now() + std::time::Duration::from_secs(5),
+            &Deadline::at(Instant::now() + std::time::Duration::from_secs(5)),
             false,
+            &[],
         )
         .codes
         {

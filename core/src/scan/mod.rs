@@ -16,6 +16,7 @@
 
 mod binarize;
 mod blur;
+mod deadline;
 mod finder;
 mod frame;
 mod pipeline;
@@ -67,8 +68,10 @@ pub struct Region {
 /// Settings for one scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanOptions {
-    /// Wall-clock budget for one frame in milliseconds; passes after it is spent are skipped (a pass
-    /// that has started runs to its end, and every pass works on a size-capped image).
+    /// Wall-clock budget for one frame in milliseconds, an upper bound: work stops being started
+    /// a tenth of it before its end, and the long steps (thresholds, the finder scan, decode
+    /// attempts) look at it inside and give up; rqrr's passes, which cannot be interrupted,
+    /// start only when their estimated cost fits.
     pub time_budget_ms: u32,
     /// Exhaustive: run every pass until the budget, even when every finder pattern seen is
     /// explained by a decoded code (for tests and tuning; [`ExpectedCodes::All`] already goes on
@@ -233,14 +236,36 @@ impl Explain for ScanError {
     }
 }
 
+/// What one scan found, and whether it tried every candidate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScanReport {
+    pub codes: Vec<ScannedCode>,
+    /// The budget ran out with work left undone (a pass, a decode attempt or a window not tried):
+    /// a larger budget might read more. `false` when the scan ended because no candidate was
+    /// left (or, with [`ExpectedCodes::One`], at the first code).
+    pub stopped_at_budget: bool,
+}
+
 /// Find and decode every QR code in a luma frame.
 pub fn scan_luma(
     frame: &LumaFrame<'_>,
     options: &ScanOptions,
 ) -> Result<Vec<ScannedCode>, ScanError> {
+    scan_luma_report(frame, options).map(|outcome| outcome.codes)
+}
+
+/// [`scan_luma`], also telling whether the scan stopped at its budget.
+pub fn scan_luma_report(
+    frame: &LumaFrame<'_>,
+    options: &ScanOptions,
+) -> Result<ScanReport, ScanError> {
     frame.validate()?;
     let (sub, dx, dy) = region_of(frame, options.region)?;
-    Ok(shift(pipeline::run(&sub, options), dx, dy))
+    let outcome = pipeline::run(&sub, options);
+    Ok(ScanReport {
+        codes: shift(outcome.codes, dx, dy),
+        stopped_at_budget: outcome.stopped_at_budget,
+    })
 }
 
 /// The part of a validated frame that `region` names (the whole frame without one), read in place
@@ -313,7 +338,7 @@ pub fn scan_luma_timed(
     let (sub, dx, dy) = region_of(frame, options.region)?;
     pipeline::take_decode_time();
     let start = Instant::now();
-    let codes = shift(pipeline::run(&sub, options), dx, dy);
+    let codes = shift(pipeline::run(&sub, options).codes, dx, dy);
     let timing = ScanTiming {
         total: start.elapsed(),
         decoding: pipeline::take_decode_time(),

@@ -3,16 +3,18 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rqrr::{BitGrid, PreparedImage};
 
 use super::binarize::{self, Bitmap};
 use super::blur;
+use super::deadline::Deadline;
 use super::finder;
 use super::frame::{LumaFrame, Plane};
 use super::screen;
-use super::{EccLevel, Effort, ExpectedCodes, ScanOptions, ScannedCode};
+use super::{EccLevel, Effort, ExpectedCodes, ScanOptions, ScanReport, ScannedCode};
 
 /// The longest side rqrr works on in the first passes: its flood fill and capstone grouping grow
 /// faster than linearly with the pixel count, so a 12 MP photo is never handed to it whole.
@@ -20,16 +22,19 @@ const WORK_SIDE: usize = 1280;
 /// The longest side of the optional full-resolution pass (tiny codes in big photos).
 const DETAIL_SIDE: usize = 2600;
 
-/// Detect grids in a prepared rqrr image and decode each (the buffer type is private to rqrr, so
-/// this is a macro rather than a function).
+/// Detect grids in a prepared rqrr image and decode each while the deadline allows (the buffer
+/// type is private to rqrr, so this is a macro rather than a function).
 macro_rules! decode_all {
-    ($prepared:expr, $scale:expr, $one:expr) => {{
+    ($prepared:expr, $scale:expr, $one:expr, $deadline:expr) => {{
         let mut codes = Vec::new();
         for grid in $prepared.detect_grids() {
+            if $deadline.passed() {
+                break;
+            }
             let corners = grid
                 .bounds
                 .map(|p| (p.x as f32 * $scale, p.y as f32 * $scale));
-            if let Some(code) = decode_grid(grid.grid, corners) {
+            if let Some(code) = decode_grid(grid.grid, corners, $deadline) {
                 codes.push(code);
                 if $one {
                     break;
@@ -40,7 +45,25 @@ macro_rules! decode_all {
     }};
 }
 
-pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCode> {
+/// The margin kept before the end of the budget: the scan stops starting work a tenth of the
+/// budget before its end, and the one step under way then (a threshold band, a decode, a resample
+/// or an rqrr call estimated to fit) ends within that margin.
+pub(crate) fn deadline_for(options: &ScanOptions, start: Instant) -> Deadline {
+    let budget = Duration::from_millis(u64::from(options.time_budget_ms));
+    Deadline::at(start + budget - budget / 10)
+}
+
+pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> ScanReport {
+    let deadline = deadline_for(options, Instant::now());
+    run_until(frame, options, &deadline)
+}
+
+/// [`run`] with the deadline given (tests give one that counts work instead of time).
+pub(crate) fn run_until(
+    frame: &LumaFrame<'_>,
+    options: &ScanOptions,
+    deadline: &Deadline,
+) -> ScanReport {
     // The early exit before any copy: a frame no larger than the working size where the screen
     // sees nothing finder-like has no readable code (bigger frames are screened after the
     // downscale, where the detail pass is still considered).
@@ -52,15 +75,23 @@ pub(crate) fn run(frame: &LumaFrame<'_>, options: &ScanOptions) -> Vec<ScannedCo
             .and_then(binarize::Exposure::stretch)
             .is_none()
     {
-        return Vec::new();
+        return ScanReport::default();
     }
-    match options.effort {
+    let codes = match options.effort {
         Effort::Baseline => {
             let mut found = Vec::new();
-            rqrr_grey(&frame.to_tight(), 1.0, &mut found, false);
+            // Plain rqrr has no budget.
+            let unbounded = Deadline::at(Instant::now() + Duration::from_secs(3600));
+            rqrr_grey(&frame.to_tight(), 1.0, &mut found, false, &unbounded);
             found
         }
-        Effort::Full | Effort::Preprocessed => full(frame, options, w.max(h) <= WORK_SIDE),
+        Effort::Full | Effort::Preprocessed => {
+            full(frame, options, w.max(h) <= WORK_SIDE, deadline)
+        }
+    };
+    ScanReport {
+        codes,
+        stopped_at_budget: deadline.stopped(),
     }
 }
 
@@ -163,15 +194,12 @@ fn radius_for(plane: &Plane) -> usize {
 
 /// `screened`: the frame already passed the early-exit screen at this size (in [`run`]), so it is
 /// not screened again.
-fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<ScannedCode> {
-    let start = Instant::now();
-    let budget = Duration::from_millis(u64::from(options.time_budget_ms));
-    // Passes and decode attempts start until a tenth of the budget before its end: an attempt
-    // under way when the deadline passes runs to its end, and that margin keeps the whole scan
-    // within the budget.
-    let deadline = start + budget - budget / 10;
-    // The budget is the upper bound: a pass starts only when its estimated cost ends before it.
-    let hard_limit = deadline;
+fn full(
+    frame: &LumaFrame<'_>,
+    options: &ScanOptions,
+    screened: bool,
+    deadline: &Deadline,
+) -> Vec<ScannedCode> {
     let own = options.effort == Effort::Full;
     // One code wanted: every pass stops at the first code that decodes, and the scan with it.
     let one = options.expected == ExpectedCodes::One;
@@ -235,7 +263,6 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut unexplained: Vec<(f32, f32)> = Vec::new();
     let mut any_finder_at_work = true;
     let mut any_candidate_at_work = true;
-    let mut per_pixel: Option<Duration> = None;
     let mut clock = RqrrClock {
         deadline,
         per_px: None,
@@ -247,21 +274,15 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
     let mut next = 0;
     while let Some(&pass) = passes.get(next) {
         next += 1;
-        // A started pass runs to its end (rqrr cannot be interrupted; our finder checks the
-        // deadline between attempts). Passes start until the deadline, but only when their
-        // estimated cost (the slowest per-pixel time seen so far on this frame, times their
-        // pixels) ends before the deadline too.
-        let now = Instant::now();
-        if now >= deadline || (one && !found.is_empty()) {
+        // Our own passes look at the deadline inside (thresholds every few rows, the finder scan
+        // between rows and attempts) and give up cleanly; rqrr cannot be interrupted and starts
+        // only when its estimated cost ends before the deadline ([`RqrrClock`]); resampling a
+        // plane is the one other step that runs to its end once started (milliseconds at most).
+        // No estimate guards our own passes: a wall-clock estimate grows with the machine's load
+        // and skipped whole passes that would have read most codes in the time left.
+        if one && !found.is_empty() {
             break;
         }
-        let pixels = pass_pixels(pass, work_w * work_h, long_side, scale);
-        if let Some(per_px) = per_pixel
-            && now + per_px.mul_f64(pixels as f64) > hard_limit
-        {
-            continue;
-        }
-        let pass_start = now;
         // After the coarse pass two unexplained finders are enough to go on: at half size a
         // code's third finder is sometimes not confirmed (too few rows), and the full-size pass
         // reads it.
@@ -270,6 +291,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             && !options.find_all
             && !still_unexplained(&unexplained, &found, enough)
         {
+            break;
+        }
+        if deadline.passed() {
             break;
         }
         last = Some(pass);
@@ -282,17 +306,22 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     binarize::downscale_rows(frame.data, frame_w, frame_h, frame.stride as usize, f)
                 };
                 if own {
-                    let bitmap =
-                        binarize::local_mean_threshold(&detail, radius_for(&detail), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, f as f32, deadline, one);
+                    let Some(bitmap) = binarize::local_mean_threshold_until(
+                        &detail,
+                        radius_for(&detail),
+                        OFFSET,
+                        deadline,
+                    ) else {
+                        continue;
+                    };
+                    let seen = finder::scan_bitmap(&bitmap, f as f32, deadline, one, &found);
                     clock.crowded |= seen.crowded;
                     merge(&mut found, seen.codes);
                     // Codes still too fine for the detail plane: a look at the frame's own
                     // pixels around each, limited to where their finders were seen.
                     if f > 1 {
                         for window in seen.fine_windows {
-                            let now = Instant::now();
-                            if now >= deadline || (one && !found.is_empty()) {
+                            if (one && !found.is_empty()) || deadline.passed() {
                                 break;
                             }
                             let centre =
@@ -303,21 +332,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                             let Some((plane, x0, y0)) = crop(frame, window) else {
                                 continue;
                             };
-                            if let Some(per_px) = per_pixel
-                                && now + per_px.mul_f64((plane.width * plane.height) as f64)
-                                    > hard_limit
-                            {
+                            let Some(bitmap) = binarize::local_mean_threshold_until(
+                                &plane,
+                                radius_for(&plane),
+                                OFFSET,
+                                deadline,
+                            ) else {
                                 continue;
-                            }
-                            let bitmap =
-                                binarize::local_mean_threshold(&plane, radius_for(&plane), OFFSET);
-                            let seen = finder::scan_bitmap(&bitmap, 1.0, deadline, one);
+                            };
+                            let seen = finder::scan_bitmap(&bitmap, 1.0, deadline, one, &[]);
                             merge(&mut found, shifted(seen.codes, x0, y0));
                         }
                     }
                 } else {
                     clock.run(detail.width * detail.height, || {
-                        rqrr_grey(&detail, f as f32, &mut found, one)
+                        rqrr_grey(&detail, f as f32, &mut found, one, deadline)
                     });
                 }
             }
@@ -331,7 +360,11 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 None => fit_frame(frame, WORK_SIDE / 2),
                 Some(work) => (binarize::downscale(work, 2), scale * 2.0),
             };
-            let bitmap = binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
+            let Some(bitmap) =
+                binarize::local_mean_threshold_until(&small, radius_for(&small), OFFSET, deadline)
+            else {
+                continue;
+            };
             let seen = finder::scan_bitmap_coarse(&bitmap, s, deadline, one);
             clock.crowded |= seen.crowded;
             // Finder-like patterns at half the working size answer the screen's question for
@@ -371,7 +404,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     Table::Highlights => binarize::highlight_table(),
                     Table::Shade => binarize::shade_table(),
                 };
-                if Instant::now() >= deadline || (one && !found.is_empty()) {
+                if (one && !found.is_empty()) || deadline.passed() {
                     break;
                 }
                 let stretched = binarize::apply_table(work, &table);
@@ -382,9 +415,15 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 }
                 let mut any = true;
                 if own {
-                    let bitmap =
-                        binarize::local_mean_threshold(&stretched, radius_for(&stretched), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one);
+                    let Some(bitmap) = binarize::local_mean_threshold_until(
+                        &stretched,
+                        radius_for(&stretched),
+                        OFFSET,
+                        deadline,
+                    ) else {
+                        continue;
+                    };
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one, &found);
                     clock.crowded |= seen.crowded;
                     // rqrr on the same plane only when our finder left something unread.
                     any = seen.plausible
@@ -394,7 +433,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 }
                 if any {
                     clock.run(stretched.width * stretched.height, || {
-                        rqrr_grey(&stretched, scale, &mut found, one)
+                        rqrr_grey(&stretched, scale, &mut found, one, deadline)
                     });
                 }
             }
@@ -407,11 +446,18 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
         match pass {
             Pass::Finder => {
                 if own {
-                    let bitmap = binarize::local_mean_threshold(work, radius_for(work), OFFSET);
+                    let Some(bitmap) = binarize::local_mean_threshold_until(
+                        work,
+                        radius_for(work),
+                        OFFSET,
+                        deadline,
+                    ) else {
+                        continue;
+                    };
                     let seen = if passes.contains(&Pass::Detail) {
-                        finder::scan_bitmap_deferring(&bitmap, scale, deadline, one)
+                        finder::scan_bitmap_deferring(&bitmap, scale, deadline, one, &found)
                     } else {
-                        finder::scan_bitmap(&bitmap, scale, deadline, one)
+                        finder::scan_bitmap(&bitmap, scale, deadline, one, &found)
                     };
                     clock.crowded |= seen.crowded;
                     // Finders too fine for the working plane left unread (a sheet of labels in
@@ -432,7 +478,9 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             }
             Pass::Fine => {
                 if own {
-                    let seen = blur::scan_fine(work, scale, deadline, one);
+                    let Some(seen) = blur::scan_fine(work, scale, deadline, one, &found) else {
+                        continue;
+                    };
                     unexplained = seen.unexplained;
                     merge(&mut found, seen.codes);
                 }
@@ -443,7 +491,7 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
             Pass::Grey => {
                 if any_candidate_at_work {
                     clock.run(work.width * work.height, || {
-                        rqrr_grey(work, scale, &mut found, one)
+                        rqrr_grey(work, scale, &mut found, one, deadline)
                     });
                 }
             }
@@ -451,10 +499,18 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 if any_finder_at_work {
                     let bitmap = match local_mean.take() {
                         Some(b) => b,
-                        None => binarize::local_mean_threshold(work, radius_for(work), OFFSET),
+                        None => match binarize::local_mean_threshold_until(
+                            work,
+                            radius_for(work),
+                            OFFSET,
+                            deadline,
+                        ) {
+                            Some(b) => b,
+                            None => continue,
+                        },
                     };
                     clock.run(bitmap.width * bitmap.height, || {
-                        rqrr_bitmap(&bitmap, scale, &mut found, one)
+                        rqrr_bitmap(&bitmap, scale, &mut found, one, deadline)
                     });
                 }
             }
@@ -462,15 +518,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 let inverted = binarize::invert(work);
                 let mut any = true;
                 if own {
-                    let bitmap =
-                        binarize::local_mean_threshold(&inverted, radius_for(work), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one);
+                    let Some(bitmap) = binarize::local_mean_threshold_until(
+                        &inverted,
+                        radius_for(work),
+                        OFFSET,
+                        deadline,
+                    ) else {
+                        continue;
+                    };
+                    let seen = finder::scan_bitmap(&bitmap, scale, deadline, one, &found);
                     any = seen.plausible;
                     merge(&mut found, seen.codes);
                 }
                 if any {
                     clock.run(inverted.width * inverted.height, || {
-                        rqrr_grey(&inverted, scale, &mut found, one)
+                        rqrr_grey(&inverted, scale, &mut found, one, deadline)
                     });
                 }
             }
@@ -484,15 +546,21 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                     let s = scale * f as f32;
                     let mut any = true;
                     if own && !scanned {
-                        let bitmap =
-                            binarize::local_mean_threshold(&small, radius_for(&small), OFFSET);
-                        let seen = finder::scan_bitmap(&bitmap, s, deadline, one);
+                        let Some(bitmap) = binarize::local_mean_threshold_until(
+                            &small,
+                            radius_for(&small),
+                            OFFSET,
+                            deadline,
+                        ) else {
+                            continue;
+                        };
+                        let seen = finder::scan_bitmap(&bitmap, s, deadline, one, &found);
                         any = seen.plausible;
                         merge(&mut found, seen.codes);
                     }
                     if any {
                         clock.run(small.width * small.height, || {
-                            rqrr_grey(&small, s, &mut found, one)
+                            rqrr_grey(&small, s, &mut found, one, deadline)
                         });
                     }
                 }
@@ -504,9 +572,15 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 let double = binarize::upscale2(work);
                 let mut any = true;
                 if own {
-                    let bitmap =
-                        binarize::local_mean_threshold(&double, radius_for(&double), OFFSET);
-                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline, one);
+                    let Some(bitmap) = binarize::local_mean_threshold_until(
+                        &double,
+                        radius_for(&double),
+                        OFFSET,
+                        deadline,
+                    ) else {
+                        continue;
+                    };
+                    let seen = finder::scan_bitmap(&bitmap, 0.5, deadline, one, &found);
                     // rqrr on the same plane only when our finder left something unread (a
                     // large code it read costs rqrr tens of milliseconds to read again).
                     any = seen.plausible
@@ -516,17 +590,10 @@ fn full(frame: &LumaFrame<'_>, options: &ScanOptions, screened: bool) -> Vec<Sca
                 }
                 if any {
                     clock.run(double.width * double.height, || {
-                        rqrr_grey(&double, 0.5, &mut found, one)
+                        rqrr_grey(&double, 0.5, &mut found, one, deadline)
                     });
                 }
             }
-        }
-        // (The coarse pass, which continues above, is left out: its time is mostly decode
-        // attempts, not pixels, and says little about what a pixel costs in the passes after it.)
-        let spent = pass_start.elapsed();
-        if pixels > 0 {
-            let this = spent.div_f64(pixels as f64);
-            per_pixel = Some(per_pixel.map_or(this, |p: Duration| p.max(this)));
         }
     }
     found
@@ -570,51 +637,49 @@ fn shifted(mut codes: Vec<ScannedCode>, x0: usize, y0: usize) -> Vec<ScannedCode
 }
 
 /// When a call into rqrr may start (rqrr cannot be interrupted, and on a noisy frame one call
-/// costs tens of milliseconds): before the deadline and, once a call was timed on this frame, when
-/// its estimated cost (the slowest per-pixel time seen, times the pixels) ends before it.
+/// costs tens of milliseconds): before the deadline, and when its estimated cost ends before it.
+/// The estimate is the pixels times the slowest per-pixel time of an rqrr call on this frame
+/// (its content: noise and finder-like clutter make rqrr slow), or before the first call on this
+/// frame [`FIRST_RQRR_FACTOR`] times the fastest per-pixel time of any rqrr call in this process
+/// (the machine's speed, calibrated by use; load cannot raise it).
 /// On a crowded frame (our finder saw more finders than it keeps for an ordinary one: a sheet of
 /// labels) no call starts: rqrr groups capstones in time that grows far faster than their number
 /// (830 ms on the generated sheet's working plane).
-struct RqrrClock {
-    deadline: Instant,
-    per_px: Option<Duration>,
+struct RqrrClock<'a> {
+    deadline: &'a Deadline,
+    /// Nanoseconds per pixel.
+    per_px: Option<f64>,
     crowded: bool,
 }
 
-impl RqrrClock {
-    fn run(&mut self, pixels: usize, call: impl FnOnce()) {
-        let now = Instant::now();
-        if now >= self.deadline || self.crowded {
-            return;
-        }
-        if let Some(per_px) = self.per_px
-            && now + per_px.mul_f64(pixels as f64) > self.deadline
-        {
-            return;
-        }
-        call();
-        let this = now.elapsed().div_f64(pixels.max(1) as f64);
-        self.per_px = Some(self.per_px.map_or(this, |p| p.max(this)));
-    }
-}
+/// The first rqrr call on a frame is estimated at this many times the fastest per-pixel rate:
+/// rqrr's cost per pixel varies with the content (a high_version photo's first call took 26 ms on
+/// the working plane, about four times the fastest rate).
+const FIRST_RQRR_FACTOR: f64 = 4.0;
 
-/// The pixels a pass works on (for its cost estimate).
-fn pass_pixels(pass: Pass, n: usize, long_side: usize, scale: f32) -> usize {
-    match pass {
-        Pass::Finder
-        | Pass::Fine
-        | Pass::Grey
-        | Pass::LocalMean
-        | Pass::Stretched
-        | Pass::Exposed
-        | Pass::Inverted => n,
-        Pass::Half | Pass::Coarse => n / 4,
-        Pass::Quarter => n / 16,
-        Pass::Double => n * 4,
-        Pass::Detail => {
-            let f = long_side.div_ceil(DETAIL_SIDE).max(1) as f32;
-            ((n as f32) * (scale / f).powi(2)) as usize
+/// The fastest per-pixel time of an rqrr call in this process, in picoseconds (`u64::MAX` before
+/// the first).
+static FASTEST_RQRR_PS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+impl RqrrClock<'_> {
+    fn run(&mut self, pixels: usize, call: impl FnOnce()) {
+        if self.crowded || self.deadline.passed() {
+            return;
         }
+        let per_px = self.per_px.or_else(|| {
+            let ps = FASTEST_RQRR_PS.load(Ordering::Relaxed);
+            (ps != u64::MAX).then_some(ps as f64 / 1000.0 * FIRST_RQRR_FACTOR)
+        });
+        let estimate = Duration::from_secs_f64(per_px.unwrap_or(0.0) * pixels as f64 * 1e-9);
+        if !self.deadline.fits(estimate, pixels as u64) {
+            return;
+        }
+        self.deadline.spend(pixels as u64);
+        let start = Instant::now();
+        call();
+        let this = start.elapsed().as_secs_f64() * 1e9 / pixels.max(1) as f64;
+        FASTEST_RQRR_PS.fetch_min(((this * 1000.0) as u64).max(1), Ordering::Relaxed);
+        self.per_px = Some(self.per_px.map_or(this, |p| p.max(this)));
     }
 }
 
@@ -644,24 +709,36 @@ pub(crate) fn inside(quad: &[(f32, f32); 4], p: (f32, f32)) -> bool {
     true
 }
 
-fn rqrr_grey(plane: &Plane, scale: f32, found: &mut Vec<ScannedCode>, one: bool) {
+fn rqrr_grey(
+    plane: &Plane,
+    scale: f32,
+    found: &mut Vec<ScannedCode>,
+    one: bool,
+    deadline: &Deadline,
+) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut prepared =
             PreparedImage::prepare_from_greyscale(plane.width, plane.height, |x, y| plane.at(x, y));
-        decode_all!(prepared, scale, one)
+        decode_all!(prepared, scale, one, deadline)
     }));
     if let Ok(codes) = result {
         merge(found, codes);
     }
 }
 
-fn rqrr_bitmap(bitmap: &Bitmap, scale: f32, found: &mut Vec<ScannedCode>, one: bool) {
+fn rqrr_bitmap(
+    bitmap: &Bitmap,
+    scale: f32,
+    found: &mut Vec<ScannedCode>,
+    one: bool,
+    deadline: &Deadline,
+) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut prepared =
             PreparedImage::prepare_from_bitmap(bitmap.width, bitmap.height, |x, y| {
                 bitmap.dark(x, y)
             });
-        decode_all!(prepared, scale, one)
+        decode_all!(prepared, scale, one, deadline)
     }));
     if let Ok(codes) = result {
         merge(found, codes);
@@ -680,22 +757,79 @@ pub(crate) fn take_decode_time() -> Duration {
 }
 
 /// Decode a sampled bit grid with rqrr (error correction included).
-pub(crate) fn decode_grid<G: BitGrid>(grid: G, corners: [(f32, f32); 4]) -> Option<ScannedCode> {
-    decode_grid_or_format(grid, corners).ok()
+pub(crate) fn decode_grid<G: BitGrid>(
+    grid: G,
+    corners: [(f32, f32); 4],
+    deadline: &Deadline,
+) -> Option<ScannedCode> {
+    decode_grid_or_format(grid, corners, deadline).ok()
+}
+
+/// The fastest time per grid module of an rqrr decode that succeeded, in
+/// picoseconds (`u64::MAX` before the first), for grids under [`LARGE_GRID`] modules a side and
+/// for larger ones: rqrr's syndromes cost more per module in the longer blocks with more parity
+/// of large versions (a version 40 grid, 31,329 modules, took 20–29 ms here, about twice what the
+/// small grids' rate gives), so a large grid is timed at twice the small grids' rate until a large
+/// one has been timed. The fastest, not the latest: load cannot raise it.
+static FASTEST_DECODE_PS: [AtomicU64; 2] = [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)];
+
+/// Grids from this many modules a side (version 10) count as large for [`FASTEST_DECODE_PS`].
+const LARGE_GRID: usize = 57;
+
+/// The estimated time of rqrr's decode of a grid `size` modules a side: the process's fastest
+/// rate for its size class, or the slowest this scan has seen when higher (a loaded machine, where
+/// one version 40 decode took 40 ms of wall time); zero before any decode.
+fn decode_estimate(size: usize, deadline: &Deadline) -> Duration {
+    let modules = (size * size) as u64;
+    let large_grid = size >= LARGE_GRID;
+    let [small, large] = &FASTEST_DECODE_PS;
+    let small = small.load(Ordering::Relaxed);
+    let large = large.load(Ordering::Relaxed);
+    let fastest = if !large_grid {
+        small
+    } else if large != u64::MAX {
+        large
+    } else {
+        small.saturating_mul(2)
+    };
+    let fastest = if fastest >= u64::MAX / 2 { 0 } else { fastest };
+    let ps = fastest.max(deadline.decode_ps(large_grid));
+    Duration::from_nanos(ps.saturating_mul(modules) / 1000)
 }
 
 /// [`decode_grid`], telling on failure whether the format information was read (the grid is then
 /// close to right and only some data modules are off: a slightly shifted resample may decode).
+/// rqrr's decode cannot be interrupted: it starts only when its estimated cost (the grid's
+/// modules times [`FASTEST_DECODE_PS`]) ends before the deadline.
 pub(crate) fn decode_grid_or_format<G: BitGrid>(
     grid: G,
     corners: [(f32, f32); 4],
+    deadline: &Deadline,
 ) -> Result<ScannedCode, bool> {
+    let size = grid.size();
+    let modules = (size * size) as u64;
+    if !deadline.fits(decode_estimate(size, deadline), modules) {
+        return Err(false);
+    }
+    deadline.spend(modules);
     let grid = rqrr::Grid::new(grid);
     let mut bytes = Vec::new();
     let start = Instant::now();
     let decoded = catch_unwind(AssertUnwindSafe(|| grid.decode_to(&mut bytes)));
     let spent = start.elapsed();
     DECODE_TIME.with(|t| t.set(t.get() + spent));
+    let per_module =
+        u64::try_from(spent.as_nanos().saturating_mul(1000) / u128::from(modules.max(1)))
+            .unwrap_or(u64::MAX);
+    let large_grid = size >= LARGE_GRID;
+    deadline.note_decode_ps(large_grid, per_module);
+    // Only a decode that succeeded corrected every block: a failing one stops at its first
+    // uncorrectable block, and its rate says little about a whole grid's.
+    if matches!(decoded, Ok(Ok(_)))
+        && let Some(fastest) = FASTEST_DECODE_PS.get(usize::from(large_grid))
+    {
+        fastest.fetch_min(per_module.max(1), Ordering::Relaxed);
+    }
     let meta = match decoded {
         Ok(Ok(meta)) => meta,
         Ok(Err(rqrr::DeQRError::DataEcc)) => return Err(true),

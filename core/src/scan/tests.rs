@@ -482,8 +482,11 @@ fn own_finder_scan(canvas: &Canvas) -> super::finder::FinderScan {
     super::finder::scan_bitmap(
         &bitmap,
         1.0,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
+        &super::deadline::Deadline::at(
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
+        ),
         false,
+        &[],
     )
 }
 
@@ -1038,4 +1041,110 @@ fn a_dense_code_in_a_big_photo_is_read_at_the_frames_own_scale() {
     let mut blurred = box_blur(&canvas, 1);
     add_noise(&mut blurred, 6, 11);
     assert_eq!(texts(&scan(&blurred)), vec![text]);
+}
+
+/// [`three_codes`] scanned in the photo mode against a deadline of `limit` units of work (pixels
+/// thresholded, scanned or handed to rqrr; grid modules sampled or decoded) instead of time: the
+/// codes' texts (sorted), whether the scan says it stopped at its budget, the work done and the
+/// largest single step.
+fn scan_with_work_limit(canvas: &Canvas, limit: u64) -> (Vec<String>, bool, u64, u64) {
+    let deadline = super::deadline::Deadline::after_work(limit);
+    let options = ScanOptions {
+        expected: ExpectedCodes::All,
+        ..opts()
+    };
+    let outcome = super::pipeline::run_until(&canvas.frame(), &options, &deadline);
+    let mut found = texts(&outcome.codes);
+    found.sort();
+    let work = deadline.work().expect("a work deadline");
+    (
+        found,
+        outcome.stopped_at_budget,
+        work.used.get(),
+        work.largest_step.get(),
+    )
+}
+
+/// The budget is an upper bound: a scan stops within one short step of its deadline, whatever
+/// step the deadline falls in. The deadline here counts work, so every cut point is tried without
+/// timing: from "already passed" (no work at all) to past what the whole scan needs. The longest
+/// step the scan may finish after its deadline is a band of threshold or finder-scan rows (a
+/// decode attempt or a triple search row is shorter on this frame); rqrr, which cannot be
+/// interrupted, starts only when its whole cost fits. A threshold or rqrr pass run to its end
+/// (the old behaviour) overruns by a whole plane (921,600 units here).
+#[test]
+fn a_scan_stops_within_one_short_step_of_its_deadline() {
+    let (canvas, all) = three_codes();
+    let mut want: Vec<String> = all.iter().map(|t| (*t).to_owned()).collect();
+    want.sort();
+    let (found, stopped, needed, _) = scan_with_work_limit(&canvas, u64::MAX);
+    assert_eq!(found, want);
+    assert!(!stopped);
+    let band = (super::binarize::ROWS_PER_CHECK * canvas.w) as u64;
+    // An already passed deadline: nothing is done.
+    let (found, stopped, used, _) = scan_with_work_limit(&canvas, 0);
+    assert!(found.is_empty() && stopped && used == 0, "{found:?} {used}");
+    let steps = 40;
+    for i in 1..=steps {
+        let limit = needed * i / steps;
+        let (found, stopped, used, largest) = scan_with_work_limit(&canvas, limit);
+        assert!(
+            used <= limit + band,
+            "limit {limit}: {used} units of work (largest step {largest})"
+        );
+        // Cut short, it says so; given all it needs, it reads every code.
+        if limit < needed {
+            assert!(stopped, "limit {limit} of {needed}: not marked as stopped");
+        } else {
+            assert_eq!(found, want);
+        }
+    }
+}
+
+/// The same codes at any budget that lets every candidate be tried: a scan that did not stop at
+/// its budget has tried everything, so ten times the budget, or no limit at all, reads the same
+/// codes and reports the same. (A deterministic deadline of work stands for the budget.)
+#[test]
+fn a_scan_that_tried_every_candidate_reads_the_same_codes_at_ten_times_the_budget() {
+    // Three codes, and a sheet of labels (many finders: the crowded path).
+    let (three, _) = three_codes();
+    let mut sheet = Canvas::new(900, 500, 225);
+    for row in 0..2 {
+        for col in 0..4 {
+            let text = format!("WG1:label:{row}-{col}");
+            draw_code(
+                &mut sheet,
+                &text,
+                4,
+                10 + col * 220,
+                20 + row * 240,
+                25,
+                235,
+            );
+        }
+    }
+    for canvas in [&three, &sheet] {
+        let (all, stopped, needed, _) = scan_with_work_limit(canvas, u64::MAX);
+        assert!(!stopped && !all.is_empty());
+        for limit in [needed, needed * 10] {
+            let (found, stopped, _, _) = scan_with_work_limit(canvas, limit);
+            assert!(!stopped, "limit {limit}: stopped");
+            assert_eq!(found, all, "limit {limit}");
+        }
+        // Short of what it needs, it says it stopped at the budget.
+        let (_, stopped, _, _) = scan_with_work_limit(canvas, needed - 1);
+        assert!(stopped);
+    }
+    // The wall-clock entry point reports it too: the photo mode on a small frame with a budget
+    // that never binds ends because nothing is left to try.
+    let outcome = scan_luma_report(
+        &three.frame(),
+        &ScanOptions {
+            expected: ExpectedCodes::All,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.codes.len(), 3);
+    assert!(!outcome.stopped_at_budget);
 }
