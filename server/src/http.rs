@@ -595,11 +595,15 @@ async fn metrics(
     Extension(metrics): Extension<Arc<Metrics>>,
 ) -> ApiResult<Response> {
     authorize(&state, &headers, Endpoint::ReadMetrics).await?;
-    Ok((
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        metrics.render(),
-    )
-        .into_response())
+    let queued = with_db(&state, |db| db.deadlines_queued()).await?;
+    let mut text = metrics.render();
+    crate::metrics::append_gauge(
+        &mut text,
+        "weldguard_deadlines_queued",
+        "Rows in the deadline queue (crate::deadlines), due or not.",
+        queued,
+    );
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn enrol(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<EnrolResponse>> {

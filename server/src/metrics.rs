@@ -229,6 +229,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Append one gauge read elsewhere (the database) to the exposition text.
+pub fn append_gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn simple(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     header(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");

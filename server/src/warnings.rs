@@ -471,7 +471,8 @@ pub fn on_work_session(
             accuracy_m: p.accuracy_m,
         }),
     };
-    tx.record_start(&start)?;
+    // The start itself is the ledger row the push wrote just before (crate::platform::on_session);
+    // the rules that compare starts read the ledger.
     let site_id = facts.as_ref().and_then(|f| f.site_id.clone());
     let raise_once = |tx: &mut dyn PushTx,
                       kind: WarningKind,

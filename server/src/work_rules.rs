@@ -391,7 +391,7 @@ fn judge_start(
 }
 
 /// Run this module's rules for an applied work session inside the push's transaction: queue
-/// its limit (an allowed start), and judge its permit when the machine needs one. A permit the
+/// its limit (an allowed start under a permit), and judge its permit when the machine needs one. A permit the
 /// platform does not hold yet (its steps may come later, from the approver's phone) is judged
 /// when [`WarningConfig::permit_wait_ms`] has passed, from the queue.
 pub fn on_session(
@@ -407,12 +407,16 @@ pub fn on_session(
     }
     let me = SessionRef::of(record.key, session);
     let payload = serde_json::to_string(&me).map_err(|e| DbError::Invalid(e.to_string()))?;
-    tx.schedule(&NewDeadline {
-        dedup_key: format!("{DUE_SESSION}|{}", record.key),
-        kind: DUE_SESSION.to_owned(),
-        due_at_ms: session.started_at_ms.saturating_add(config.session_open_ms),
-        payload: payload.clone(),
-    })?;
+    // A session's limit is checked only under a permit (see `on_due`): the permit is the one
+    // record of how long the work went on.
+    if session.permit_id.is_some() {
+        tx.schedule(&NewDeadline {
+            dedup_key: format!("{DUE_SESSION}|{}", record.key),
+            kind: DUE_SESSION.to_owned(),
+            due_at_ms: session.started_at_ms.saturating_add(config.session_open_ms),
+            payload: payload.clone(),
+        })?;
+    }
     let Some(class) = registry.machine_class(tx, &session.machine_id)? else {
         return Ok(());
     };
@@ -507,13 +511,16 @@ pub fn on_due(
                 let Ok(session) = serde_json::from_str::<SessionRef>(&row.payload) else {
                     continue;
                 };
-                let next = tx.next_allowed_start(&session.machine_id, session.started_at_ms)?;
-                let permit_end = match &session.permit_id {
-                    Some(id) => {
-                        permit_of(tx, id)?.and_then(|p| permit_end_ms(&p, session.started_at_ms))
-                    }
+                // Only the session's permit says work went on: without a permit the platform
+                // holds, a machine idle until its next start looks the same as one left on.
+                let Some(permit) = (match &session.permit_id {
+                    Some(id) => permit_of(tx, id)?,
                     None => None,
+                }) else {
+                    continue;
                 };
+                let next = tx.next_allowed_start(&session.machine_id, session.started_at_ms)?;
+                let permit_end = permit_end_ms(&permit, session.started_at_ms);
                 if let Some((open_ms, ended)) = session_overran(
                     session.started_at_ms,
                     config.session_open_ms,

@@ -179,10 +179,12 @@ fn write_registry(server: &ServerProcess, changes: &[RegistryChange]) {
         .unwrap();
 }
 
-/// A session pushed long ago is due at once: the machine's next allowed start ends a session;
-/// one with no later start, or a later start after the limit, raises `session_open_too_long`
-/// from the queue, once, also after the push is retried; a start within the limit raises
-/// nothing yet; a refusal opens no session.
+/// A session under a permit, pushed long ago, is due at once: the machine's next allowed start or
+/// the permit's work stopping ends it; one with no end within the limit (no later start, or a
+/// later start after the limit, while the permit's work goes on) raises `session_open_too_long`
+/// from the queue, once, also after the push is retried. A start within the limit raises nothing
+/// yet; a session whose permit completed in time raises nothing; without a permit nothing is
+/// queued (no record says the machine stayed on); a refusal opens no session.
 #[test]
 fn open_sessions_fall_due_from_the_queue_once() {
     let Some(data) = ServerData::new(crate::BACKEND, "kinds-session") else {
@@ -203,20 +205,31 @@ fn open_sessions_fall_due_from_the_queue_once() {
                      "place": {"district": "370902", "grid": "G-7"}}])),
     );
     assert_eq!(status, 200, "{body}");
+    // Two permits: one whose work started at 09:00 and never stopped, one completed at 12:00.
+    let rules = Rules::new();
+    let crew = crew(&server, &rules);
+    let going = "0193a1b2-0000-7000-8000-0000000c0011";
+    let done = "0193a1b2-0000-7000-8000-0000000c0012";
+    permit_flow(&crew, &rules, going, Until::Started);
+    permit_flow(&crew, &rules, done, Until::Closed);
+    let t0 = cst(0, 9, 10) * 1000;
+
     let proxy = FaultProxy::start(server.addr);
     proxy.set_target("POST /v1/push");
     proxy.faults.drop_after.store(1, Ordering::SeqCst);
     let welder = phone(&server, &proxy.url());
-    let _a1 = scan(&welder, "M-A", T0, true, None);
-    let a2 = scan(&welder, "M-A", T0 + 2 * HOUR, true, None);
-    let b1 = scan(&welder, "M-B", T0, true, None);
-    let b2 = scan(&welder, "M-B", T0 + 30 * HOUR, true, None);
-    let _refused = scan(&welder, "M-C", T0, false, None);
+    let _a1 = scan(&welder, "M-A", t0, true, Some(going));
+    let a2 = scan(&welder, "M-A", t0 + 2 * HOUR, true, Some(going));
+    let b1 = scan(&welder, "M-B", t0, true, Some(going));
+    let b2 = scan(&welder, "M-B", t0 + 30 * HOUR, true, Some(going));
+    let _c1 = scan(&welder, "M-C", t0, true, Some(done));
+    let _e1 = scan(&welder, "M-E", t0, true, None);
+    let _refused = scan(&welder, "M-F", t0, false, Some(going));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let _recent = scan(&welder, "M-D", now - HOUR, true, None);
+    let _recent = scan(&welder, "M-D", now - HOUR, true, Some(going));
     sync(&welder);
     assert_eq!(
         proxy.faults.fired.load(Ordering::SeqCst),
@@ -239,7 +252,7 @@ fn open_sessions_fall_due_from_the_queue_once() {
     assert_eq!(of(&b1).detail["open_hours"], 30);
     assert_eq!(of(&b1).detail["end_known"], true);
     assert_eq!(of(&b1).detail["limit_hours"], 24);
-    assert_eq!(of(&b1).at_ms, T0);
+    assert_eq!(of(&b1).at_ms, t0);
     assert_eq!(of(&b1).place.as_ref().unwrap().district, "370902");
     assert_eq!(of(&a2).detail["end_known"], false);
     assert_eq!(of(&a2).certificate_no.as_deref(), Some(CERT));
@@ -253,7 +266,7 @@ fn open_sessions_fall_due_from_the_queue_once() {
     let (status, stats) = call(
         &server,
         "GET",
-        "/v1/stats?from=2026-12-01&until=2026-12-02",
+        "/v1/stats?from=2026-11-30&until=2026-12-01",
         None,
     );
     assert_eq!(status, 200, "{stats}");
@@ -293,7 +306,7 @@ fn open_sessions_fall_due_from_the_queue_once() {
 
 /// The crew: applicant, site checker, approver and fire watch, each with an enrolled phone and
 /// device key.
-struct Crew {
+pub(crate) struct Crew {
     applicant: Device,
     checker: Device,
     approver: Device,
@@ -301,7 +314,7 @@ struct Crew {
     keys: [SoftwareSigner; 4],
 }
 
-fn crew(server: &ServerProcess, rules: &Rules) -> Crew {
+pub(crate) fn crew(server: &ServerProcess, rules: &Rules) -> Crew {
     let keys = [key(31), key(32), key(33), key(34)];
     let approver_role = rules.approver_role();
     let who = |name, person_id, role, permit_roles, key| Enrolment {
@@ -357,10 +370,20 @@ fn act(device: &Device, rules: &Rules, permit_id: &str, action: Action<'_>, at: 
     stored.id
 }
 
+/// How far [`permit_flow`] takes a permit.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Until {
+    /// The work started at 09:00 and goes on.
+    Started,
+    /// The work completed at 12:00.
+    Completed,
+    /// Completed, then closed by the fire watch at 12:30.
+    Closed,
+}
+
 /// Take a level 2 permit (2026-11-30 08:00–17:00, machine [`PERMIT_MACHINE`], welder [`CERT`])
-/// from its draft through the work's completion, and close it when `close`; the key of the
-/// completion step.
-fn permit_flow(crew: &Crew, rules: &Rules, permit_id: &str, close: bool) -> String {
+/// from its draft to `until`; the key of the last step.
+pub(crate) fn permit_flow(crew: &Crew, rules: &Rules, permit_id: &str, until: Until) -> String {
     let content = rules.content(permit_id);
     let by = actor("张三", "S-001", "applicant");
     let draft = Permit::draft(content, &rules.ctx(), &by, DAY + 6 * H).expect("draft");
@@ -417,10 +440,13 @@ fn permit_flow(crew: &Crew, rules: &Rules, permit_id: &str, close: bool) -> Stri
         continuous_monitoring: false,
         by: Some(CERT.into()),
     };
-    act(&crew.applicant, rules, permit_id, start, DAY + 9 * H);
+    let started = act(&crew.applicant, rules, permit_id, start, DAY + 9 * H);
+    if until == Until::Started {
+        return started;
+    }
     let complete = Action::Complete { at: DAY + 12 * H };
     let completed = act(&crew.applicant, rules, permit_id, complete, DAY + 12 * H);
-    if close {
+    if until == Until::Closed {
         let post_work = weldguard_core::permit::sample_answers(
             &rules.catalog,
             &[weldguard_core::permit::Section::PostWork],
@@ -489,7 +515,7 @@ fn permit_kinds_are_raised_once_at_push_and_from_the_queue() {
     let p1 = "0193a1b2-0000-7000-8000-0000000c0001";
     let p2 = "0193a1b2-0000-7000-8000-0000000c0002";
     // P1: completed at 12:00 and never closed by its fire watch.
-    let p1_completed = permit_flow(&crew, &rules, p1, false);
+    let p1_completed = permit_flow(&crew, &rules, p1, Until::Completed);
 
     let proxy = FaultProxy::start(server.addr);
     proxy.set_target("POST /v1/push");
@@ -526,7 +552,7 @@ fn permit_kinds_are_raised_once_at_push_and_from_the_queue() {
     sync(&welder);
 
     // P2 arrives, and is closed by its fire watch in time.
-    permit_flow(&crew, &rules, p2, true);
+    permit_flow(&crew, &rules, p2, Until::Closed);
     // A sensitive period announced after both approvals: work under P1 at 10:30 needed level 1.
     write_registry(
         &server,

@@ -12,8 +12,8 @@ const BACKEND: ServerBackend = ServerBackend::Postgres;
 mod flows;
 
 /// Two server processes share one database, both polling the deadline queue every 50 ms;
-/// phones push old sessions of twenty machines to both at once: each session falls due and is
-/// raised exactly once, and counted once in the figures.
+/// phones push old sessions of twenty machines, under a permit whose work goes on, to both at
+/// once: each session falls due and is raised exactly once, and counted once in the figures.
 #[test]
 fn two_servers_raise_each_due_warning_once() {
     use flows::*;
@@ -26,13 +26,24 @@ fn two_servers_raise_each_due_warning_once() {
     let b = ServerProcess::start_sharing_with_options(SERVER, &data, ADMIN, &options);
     let a = ServerProcess::start_with_options(SERVER, data, ADMIN, &options, None);
     let (a, b) = (a, b);
+    let rules = weldguard_tests::permits::Rules::new();
+    let going = "0193a1b2-0000-7000-8000-0000000c0021";
+    permit_flow(&crew(&a, &rules), &rules, going, Until::Started);
     let phones: Vec<Phone> = [&a, &b].iter().map(|s| phone(&a, &s.url())).collect();
     let keys: Vec<Vec<String>> = phones
         .iter()
         .enumerate()
         .map(|(p, phone)| {
             (0..10)
-                .map(|i| scan(phone, &format!("M-{p}-{i}"), T0 + i * HOUR, true, None))
+                .map(|i| {
+                    scan(
+                        phone,
+                        &format!("M-{p}-{i}"),
+                        T0 + i * HOUR,
+                        true,
+                        Some(going),
+                    )
+                })
                 .collect()
         })
         .collect();

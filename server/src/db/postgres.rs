@@ -16,7 +16,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
 use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
 
@@ -329,8 +330,11 @@ CREATE TABLE deadlines (
 CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
 "#,
     // 12: the dashboard's pages read a site's, a machine's and a welder's ledger rows newest
-    // first (crate::platform_views); without these, each page scans the whole ledger.
+    // first (crate::platform_views), and the warning rules read a machine's starts from the
+    // ledger (crate::warnings), which every push writes whether warnings are on or off; the
+    // starts table of migration 9 duplicated those rows (docs/adr/0017-warnings-and-scope.md).
     r#"
+DROP TABLE machine_starts;
 CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms);
 CREATE INDEX ledger_by_person ON ledger (person, kind, at_ms);
 CREATE INDEX ledger_by_site ON ledger (site_id, kind, at_ms);
@@ -347,15 +351,26 @@ struct Pool {
 
 #[derive(Default)]
 struct PoolState {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     /// Connections open, idle or lent out.
     open: usize,
 }
 
+/// One connection and the statements prepared on it (named statements live as long as the
+/// session): a push's transaction prepares each of its statements once per connection instead of
+/// once per record, which on PostgreSQL is a round trip each.
+struct Conn {
+    client: Client,
+    statements: Statements,
+}
+
+/// Prepared statements by their SQL text.
+type Statements = HashMap<String, Statement>;
+
 /// A connection taken from the pool, given back on drop unless it broke.
 struct Pooled<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    conn: Option<Conn>,
 }
 
 impl Pool {
@@ -374,14 +389,14 @@ impl Pool {
     fn get(&self) -> Result<Pooled<'_>, DbError> {
         let mut state = self.lock();
         loop {
-            if let Some(client) = state.idle.pop() {
-                if client.is_closed() {
+            if let Some(conn) = state.idle.pop() {
+                if conn.client.is_closed() {
                     state.open = state.open.saturating_sub(1);
                     continue;
                 }
                 return Ok(Pooled {
                     pool: self,
-                    client: Some(client),
+                    conn: Some(conn),
                 });
             }
             if state.open < MAX_OPEN {
@@ -390,7 +405,10 @@ impl Pool {
                 return match self.config.connect(NoTls) {
                     Ok(client) => Ok(Pooled {
                         pool: self,
-                        client: Some(client),
+                        conn: Some(Conn {
+                            client,
+                            statements: Statements::new(),
+                        }),
                     }),
                     Err(e) => {
                         self.lock().open -= 1;
@@ -417,20 +435,26 @@ impl Drop for Pool {
 
 impl Pooled<'_> {
     fn client(&mut self) -> Result<&mut Client, DbError> {
-        self.client
+        Ok(self.parts()?.0)
+    }
+
+    /// The client and the statements prepared on it.
+    fn parts(&mut self) -> Result<(&mut Client, &mut Statements), DbError> {
+        self.conn
             .as_mut()
+            .map(|c| (&mut c.client, &mut c.statements))
             .ok_or_else(|| DbError::Invalid("pooled connection already returned".into()))
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
+        if let Some(conn) = self.conn.take() {
             let mut state = self.pool.lock();
-            if client.is_closed() {
+            if conn.client.is_closed() {
                 state.open = state.open.saturating_sub(1);
             } else {
-                state.idle.push(client);
+                state.idle.push(conn);
             }
             drop(state);
             self.pool.freed.notify_one();
@@ -788,7 +812,8 @@ impl Store for PgDb {
             }
         }
         let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
+        let (client, statements) = conn.parts()?;
+        let mut tx = client.transaction()?;
         // ON CONFLICT DO NOTHING waits for a concurrent inserter of the same key (another server)
         // to finish, so a key is applied by exactly one transaction.
         let inserted: HashSet<String> = tx
@@ -814,7 +839,7 @@ impl Store for PgDb {
         // the second is its duplicate).
         let mut claimed: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
-        let mut push_tx = PgTx::new(&mut tx);
+        let mut push_tx = PgTx::new(&mut tx, statements);
         for ((key, kind, payload), digest) in items.iter().zip(&digests) {
             let verdict = if inserted.contains(*key) && claimed.insert(key) {
                 let record = AppliedRecord {
@@ -1002,10 +1027,11 @@ impl Store for PgDb {
     ) -> Result<Insert, DbError> {
         let at = now_ms();
         let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
+        let (client, statements) = conn.parts()?;
+        let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PERMITS_LOCK])?;
         let result = {
-            let mut ledger = PgTx::new(&mut tx);
+            let mut ledger = PgTx::new(&mut tx, statements);
             let result =
                 crate::permits::push_step(&mut ledger, device_id, key, payload, at, admit)?;
             if result == Insert::Applied {
@@ -1310,7 +1336,8 @@ impl Store for PgDb {
             }
         };
         let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
+        let (client, statements) = conn.parts()?;
+        let mut tx = client.transaction()?;
         let n = tx.execute(
             sql,
             &[&id, &from.as_str(), &to.as_str(), &by, &at_ms, &note],
@@ -1323,7 +1350,7 @@ impl Store for PgDb {
             )?;
             let (at, district, town): (i64, String, String) =
                 (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            let mut counts = PgTx::new(&mut tx);
+            let mut counts = PgTx::new(&mut tx, statements);
             counts.count(&china_day(at), &district, &town, WARNINGS_OPEN, -1)?;
             counts.write_counts()?;
         }
@@ -1397,7 +1424,8 @@ impl Store for PgDb {
 
     fn run_due(&self, now_ms: i64, limit: u32, on_due: &mut OnDue<'_>) -> Result<usize, DbError> {
         let mut conn = self.pool.get()?;
-        let mut tx = conn.client()?.transaction()?;
+        let (client, statements) = conn.parts()?;
+        let mut tx = client.transaction()?;
         // SKIP LOCKED: rows another process took are passed over, not waited for, so each row
         // is handled by exactly one transaction (the one that deletes it).
         let rows = tx
@@ -1422,7 +1450,7 @@ impl Store for PgDb {
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         {
-            let mut due_tx = PgTx::new(&mut tx);
+            let mut due_tx = PgTx::new(&mut tx, statements);
             on_due(&mut due_tx, &rows)?;
             due_tx.write_counts()?;
         }
@@ -1839,24 +1867,81 @@ fn machine_lock_key(machine_id: &str) -> i64 {
 ///
 /// The second field gathers the push's counter additions ([`PushTx::count`]), written sorted by
 /// [`PgTx::write_counts`] just before commit.
-struct PgTx<'a, 'c>(&'a mut Transaction<'c>, Counts);
+/// The third holds the connection's prepared statements ([`Conn`]); the fourth the deadlines
+/// the push queued ([`PushTx::schedule`]), written together by the same call (nothing in a push
+/// reads the queue).
+struct PgTx<'a, 'c>(
+    &'a mut Transaction<'c>,
+    Counts,
+    &'a mut Statements,
+    Vec<NewDeadline>,
+);
 
 /// Counter additions by (day, district, town, metric).
 type Counts = BTreeMap<(String, String, String, String), i64>;
 
 impl<'a, 'c> PgTx<'a, 'c> {
-    fn new(tx: &'a mut Transaction<'c>) -> Self {
-        PgTx(tx, Counts::new())
+    fn new(tx: &'a mut Transaction<'c>, statements: &'a mut Statements) -> Self {
+        PgTx(tx, Counts::new(), statements, Vec::new())
+    }
+
+    /// `sql` prepared on this connection (once per connection).
+    fn prepared(&mut self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(statement) = self.2.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.0.prepare(sql)?;
+        self.2.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        let statement = self.prepared(sql)?;
+        Ok(self.0.execute(&statement, params)?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
+        let statement = self.prepared(sql)?;
+        Ok(self.0.query(&statement, params)?)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        let statement = self.prepared(sql)?;
+        Ok(self.0.query_opt(&statement, params)?)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, DbError> {
+        let statement = self.prepared(sql)?;
+        Ok(self.0.query_one(&statement, params)?)
     }
 
     /// Write the gathered counter additions in key order (two pushes lock shared counter rows in
-    /// the same order, so they never deadlock) and forget them.
+    /// the same order, so they never deadlock), and the queued deadlines in one statement; forget
+    /// them.
     fn write_counts(&mut self) -> Result<(), DbError> {
+        let mut due = std::mem::take(&mut self.3);
+        if !due.is_empty() {
+            due.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+            let keys: Vec<&str> = due.iter().map(|d| d.dedup_key.as_str()).collect();
+            let kinds: Vec<&str> = due.iter().map(|d| d.kind.as_str()).collect();
+            let at: Vec<i64> = due.iter().map(|d| d.due_at_ms).collect();
+            let payloads: Vec<&str> = due.iter().map(|d| d.payload.as_str()).collect();
+            self.execute(
+                "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
+                 SELECT k, t, d, p FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
+                 AS u(k, t, d, p) ON CONFLICT (dedup_key) DO NOTHING",
+                &[&keys, &kinds, &at, &payloads],
+            )?;
+        }
         for ((day, district, town, metric), n) in std::mem::take(&mut self.1) {
             if n == 0 {
                 continue;
             }
-            self.0.execute(
+            self.execute(
                 "INSERT INTO daily_counts (day, district, town, metric, n) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, district, town, metric) \
                  DO UPDATE SET n = daily_counts.n + excluded.n",
@@ -1869,7 +1954,7 @@ impl<'a, 'c> PgTx<'a, 'c> {
 
 impl PushTx for PgTx<'_, '_> {
     fn pusher(&mut self, device_id: &str) -> Result<Option<(Role, String)>, DbError> {
-        let row = self.0.query_opt(
+        let row = self.query_opt(
             "SELECT role, coalesce(person_id, person) FROM devices WHERE device_id = $1",
             &[&device_id],
         )?;
@@ -1883,7 +1968,6 @@ impl PushTx for PgTx<'_, '_> {
 
     fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
         let newest: Option<String> = self
-            .0
             .query_opt(
                 "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
                 &[&entity],
@@ -1895,7 +1979,6 @@ impl PushTx for PgTx<'_, '_> {
 
     fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
         Ok(self
-            .0
             .query_opt(
                 "SELECT change FROM changes WHERE entity = $1 ORDER BY seq DESC LIMIT 1",
                 &[&entity],
@@ -1905,7 +1988,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn add_record_flag(&mut self, key: &str, flag: &str) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO record_flags (idempotency_key, flag) VALUES ($1, $2) \
              ON CONFLICT DO NOTHING",
             &[&key, &flag],
@@ -1919,33 +2002,17 @@ impl PushTx for PgTx<'_, '_> {
         let mut keys: Vec<i64> = machine_ids.iter().map(|m| machine_lock_key(m)).collect();
         keys.sort_unstable();
         keys.dedup();
-        for key in keys {
-            self.0
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&key])?;
-        }
-        Ok(())
-    }
-
-    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
-        self.0.execute(
-            "INSERT INTO machine_starts (idempotency_key, machine_id, at_ms, allowed, \
-             latitude_e7, longitude_e7, accuracy_m) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT DO NOTHING",
-            &[
-                &start.key,
-                &start.machine_id,
-                &start.at_ms,
-                &start.allowed,
-                &start.fix.map(|f| f.latitude_e7),
-                &start.fix.map(|f| f.longitude_e7),
-                &start.fix.map(|f| i64::from(f.accuracy_m)),
-            ],
+        // One round trip: unnest yields the sorted keys in array order, and each row's lock is
+        // taken as the row is produced.
+        self.query(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS u(k)",
+            &[&keys],
         )?;
         Ok(())
     }
 
     fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
-        let row = self.0.query_opt(
+        let row = self.query_opt(
             "SELECT p.district, p.town, p.grid, p.site_id, \
              coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
              p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
@@ -1970,7 +2037,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn licence_place(&mut self, certificate_no: &str) -> Result<Option<Place>, DbError> {
-        let row = self.0.query_opt(
+        let row = self.query_opt(
             "SELECT district, town, grid FROM places WHERE subject = 'licence' AND id = $1",
             &[&certificate_no],
         )?;
@@ -1990,9 +2057,10 @@ impl PushTx for PgTx<'_, '_> {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(i64, String)>, DbError> {
-        let rows = self.0.query(
-            "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = $1 \
-             AND NOT allowed AND at_ms BETWEEN $2 AND $3 ORDER BY at_ms LIMIT 1000",
+        let rows = self.query(
+            "SELECT at_ms, idempotency_key FROM ledger WHERE machine_id = $1 \
+             AND kind = 'start' AND decision = 'refused' AND at_ms BETWEEN $2 AND $3 \
+             ORDER BY at_ms LIMIT 1000",
             &[&machine_id, &from_ms, &to_ms],
         )?;
         rows.iter()
@@ -2006,22 +2074,23 @@ impl PushTx for PgTx<'_, '_> {
         at_ms: i64,
         key: &str,
     ) -> Result<Vec<StartRow>, DbError> {
+        // The nearest before and the nearest after, in one round trip.
         let mut out = Vec::new();
-        for sql in [
-            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
-             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
-             AND latitude_e7 IS NOT NULL AND at_ms <= $2 AND idempotency_key <> $3 \
-             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
-            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
-             accuracy_m FROM machine_starts WHERE machine_id = $1 AND allowed \
-             AND latitude_e7 IS NOT NULL AND at_ms >= $2 AND idempotency_key <> $3 \
-             ORDER BY at_ms, idempotency_key LIMIT 1",
-        ] {
-            if let Some(r) = self.0.query_opt(sql, &[&machine_id, &at_ms, &key])? {
-                let row = start_row(&r)?;
-                if !out.contains(&row) {
-                    out.push(row);
-                }
+        for r in self.query(
+            "(SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
+             longitude_e7, accuracy_m FROM ledger WHERE machine_id = $1 AND kind = 'start' \
+             AND decision = 'allowed' AND latitude_e7 IS NOT NULL AND at_ms <= $2 \
+             AND idempotency_key <> $3 ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1) \
+             UNION ALL \
+             (SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
+             longitude_e7, accuracy_m FROM ledger WHERE machine_id = $1 AND kind = 'start' \
+             AND decision = 'allowed' AND latitude_e7 IS NOT NULL AND at_ms >= $2 \
+             AND idempotency_key <> $3 ORDER BY at_ms, idempotency_key LIMIT 1)",
+            &[&machine_id, &at_ms, &key],
+        )? {
+            let row = start_row(&r)?;
+            if !out.contains(&row) {
+                out.push(row);
             }
         }
         Ok(out)
@@ -2035,7 +2104,6 @@ impl PushTx for PgTx<'_, '_> {
         to_ms: i64,
     ) -> Result<bool, DbError> {
         Ok(self
-            .0
             .query_opt(
                 "SELECT 1 FROM warnings WHERE machine_id = $1 AND kind = $2 \
                  AND at_ms BETWEEN $3 AND $4 LIMIT 1",
@@ -2049,7 +2117,7 @@ impl PushTx for PgTx<'_, '_> {
             serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
         self.0
             .execute("SELECT pg_advisory_xact_lock($1)", &[&WARNINGS_LOCK])?;
-        let n = self.0.execute(
+        let n = self.execute(
             "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
              district, town, grid, site_id, at_ms, raised_at_ms, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -2073,7 +2141,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn site_place(&mut self, site_id: &str) -> Result<Option<Place>, DbError> {
-        let row = self.0.query_opt(
+        let row = self.query_opt(
             "SELECT district, town, grid FROM sites WHERE site_id = $1",
             &[&site_id],
         )?;
@@ -2108,7 +2176,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn ledger(&mut self, row: &LedgerRow) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO ledger (idempotency_key, day, at_ms, kind, district, town, site_id, \
              machine_id, person, decision, detail, latitude_e7, longitude_e7, accuracy_m) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
@@ -2134,7 +2202,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn permit_count(&mut self, permit_id: &str) -> Result<Option<PermitCount>, DbError> {
-        let row = self.0.query_opt(
+        let row = self.query_opt(
             "SELECT day, district, town, state FROM permit_counts WHERE permit_id = $1",
             &[&permit_id],
         )?;
@@ -2150,7 +2218,7 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn put_permit_count(&mut self, permit_id: &str, c: &PermitCount) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO permit_counts (permit_id, day, district, town, state) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (permit_id) DO UPDATE SET \
              day = excluded.day, district = excluded.district, town = excluded.town, \
@@ -2161,11 +2229,8 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn schedule(&mut self, d: &NewDeadline) -> Result<(), DbError> {
-        self.0.execute(
-            "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING",
-            &[&d.dedup_key, &d.kind, &d.due_at_ms, &d.payload],
-        )?;
+        // Written with the counters, just before commit (PgTx::write_counts).
+        self.3.push(d.clone());
         Ok(())
     }
 
@@ -2175,10 +2240,9 @@ impl PushTx for PgTx<'_, '_> {
         after_ms: i64,
     ) -> Result<Option<i64>, DbError> {
         Ok(self
-            .0
             .query_opt(
-                "SELECT at_ms FROM machine_starts WHERE machine_id = $1 AND allowed \
-                 AND at_ms > $2 ORDER BY at_ms LIMIT 1",
+                "SELECT at_ms FROM ledger WHERE machine_id = $1 AND kind = 'start' \
+                 AND decision = 'allowed' AND at_ms > $2 ORDER BY at_ms LIMIT 1",
                 &[&machine_id, &after_ms],
             )?
             .map(|r| r.try_get(0))
@@ -2193,7 +2257,6 @@ impl PushTx for PgTx<'_, '_> {
 impl PermitLedger for PgTx<'_, '_> {
     fn record_hash(&mut self, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         Ok(self
-            .0
             .query_opt(
                 "SELECT payload_hash FROM records WHERE idempotency_key = $1",
                 &[&key],
@@ -2211,7 +2274,7 @@ impl PermitLedger for PgTx<'_, '_> {
         device_id: &str,
         at_ms: i64,
     ) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO records (idempotency_key, kind, payload, payload_hash, device_id, \
              received_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
             &[&key, &kind, &payload, &payload_hash, &device_id, &at_ms],
@@ -2220,9 +2283,7 @@ impl PermitLedger for PgTx<'_, '_> {
     }
 
     fn lost_reason(&mut self, step_id: &str) -> Result<Option<String>, DbError> {
-        Ok(self
-            .0
-            .query_opt(
+        Ok(self.query_opt(
                 "SELECT coalesce(reason, '') FROM permit_steps WHERE step_id = $1 AND status = 'lost'",
                 &[&step_id],
             )?
@@ -2286,7 +2347,6 @@ impl PermitLedger for PgTx<'_, '_> {
 
     fn base_of(&mut self, step_id: &str) -> Result<Option<Option<String>>, DbError> {
         Ok(self
-            .0
             .query_opt(
                 "SELECT base_step FROM permit_steps WHERE step_id = $1",
                 &[&step_id],
@@ -2302,14 +2362,12 @@ impl PermitLedger for PgTx<'_, '_> {
         since_ms: i64,
     ) -> Result<(i64, i64), DbError> {
         let per_permit: i64 = self
-            .0
             .query_one(
                 "SELECT count(*) FROM permit_steps WHERE permit_id = $1 AND status = 'lost'",
                 &[&permit_id],
             )?
             .try_get(0)?;
         let per_device: i64 = self
-            .0
             .query_one(
                 "SELECT count(*) FROM permit_steps WHERE device_id = $1 AND status = 'lost' \
                  AND received_at_ms >= $2",
@@ -2320,7 +2378,7 @@ impl PermitLedger for PgTx<'_, '_> {
     }
 
     fn insert_step(&mut self, s: &NewStep<'_>) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO permit_steps (step_id, permit_id, base_step, action, digest, status, \
              reason, body, device_id, received_at_ms, events_key, events_count, \
              signatures_count, fork_action, fork_at) \
@@ -2347,7 +2405,7 @@ impl PermitLedger for PgTx<'_, '_> {
     }
 
     fn set_superseded(&mut self, step_ids: &[String]) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "UPDATE permit_steps SET status = 'superseded' WHERE step_id = ANY($1)",
             &[&step_ids],
         )?;
@@ -2356,7 +2414,6 @@ impl PermitLedger for PgTx<'_, '_> {
 
     fn next_seq(&mut self) -> Result<i64, DbError> {
         Ok(self
-            .0
             .query_one(
                 "SELECT (coalesce(max(seq), 0) + 1)::bigint FROM permit_heads",
                 &[],
@@ -2365,7 +2422,7 @@ impl PermitLedger for PgTx<'_, '_> {
     }
 
     fn put_head(&mut self, h: &HeadRow<'_>) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "INSERT INTO permit_heads (permit_id, step_id, action, state, digest, body, seq, \
              updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (permit_id) DO UPDATE SET step_id = EXCLUDED.step_id, \
@@ -2382,11 +2439,11 @@ impl PermitLedger for PgTx<'_, '_> {
                 &h.at_ms,
             ],
         )?;
-        self.0.execute(
+        self.execute(
             "DELETE FROM permit_people WHERE permit_id = $1",
             &[&h.permit_id],
         )?;
-        self.0.execute(
+        self.execute(
             "INSERT INTO permit_people (person, permit_id) SELECT DISTINCT p, $2 \
              FROM unnest($1::text[]) AS u(p) ON CONFLICT DO NOTHING",
             &[&h.people, &h.permit_id],
@@ -2395,7 +2452,7 @@ impl PermitLedger for PgTx<'_, '_> {
     }
 
     fn touch_head(&mut self, permit_id: &str, seq: i64, at_ms: i64) -> Result<(), DbError> {
-        self.0.execute(
+        self.execute(
             "UPDATE permit_heads SET seq = $2, updated_at_ms = $3 WHERE permit_id = $1",
             &[&permit_id, &seq, &at_ms],
         )?;

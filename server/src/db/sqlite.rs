@@ -295,8 +295,11 @@ CREATE TABLE deadlines (
 CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
 "#,
     // 12: the dashboard's pages read a site's, a machine's and a welder's ledger rows newest
-    // first (crate::platform_views); without these, each page scans the whole ledger.
+    // first (crate::platform_views), and the warning rules read a machine's starts from the
+    // ledger (crate::warnings), which every push writes whether warnings are on or off; the
+    // starts table of migration 9 duplicated those rows (docs/adr/0017-warnings-and-scope.md).
     r#"
+DROP TABLE machine_starts;
 CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms);
 CREATE INDEX ledger_by_person ON ledger (person, kind, at_ms);
 CREATE INDEX ledger_by_site ON ledger (site_id, kind, at_ms);
@@ -1735,25 +1738,6 @@ impl PushTx for SqliteTx<'_, '_> {
         Ok(())
     }
 
-    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError> {
-        self.0
-            .prepare_cached(
-                "INSERT OR IGNORE INTO machine_starts (idempotency_key, machine_id, at_ms, \
-                 allowed, latitude_e7, longitude_e7, accuracy_m) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                start.key,
-                start.machine_id,
-                start.at_ms,
-                start.allowed,
-                start.fix.map(|f| f.latitude_e7),
-                start.fix.map(|f| f.longitude_e7),
-                start.fix.map(|f| f.accuracy_m)
-            ])?;
-        Ok(())
-    }
-
     fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
         Ok(self
             .0
@@ -1805,8 +1789,9 @@ impl PushTx for SqliteTx<'_, '_> {
         let rows = self
             .0
             .prepare_cached(
-                "SELECT at_ms, idempotency_key FROM machine_starts WHERE machine_id = ?1 \
-                 AND allowed = 0 AND at_ms BETWEEN ?2 AND ?3 ORDER BY at_ms LIMIT 1000",
+                "SELECT at_ms, idempotency_key FROM ledger WHERE machine_id = ?1 \
+                 AND kind = 'start' AND decision = 'refused' AND at_ms BETWEEN ?2 AND ?3 \
+                 ORDER BY at_ms LIMIT 1000",
             )?
             .query_map(params![machine_id, from_ms, to_ms], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -1823,12 +1808,14 @@ impl PushTx for SqliteTx<'_, '_> {
     ) -> Result<Vec<StartRow>, DbError> {
         let mut out = Vec::new();
         for sql in [
-            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
-             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+            "SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
+             longitude_e7, accuracy_m FROM ledger WHERE machine_id = ?1 AND kind = 'start' \
+             AND decision = 'allowed' \
              AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
              ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
-            "SELECT idempotency_key, machine_id, at_ms, allowed, latitude_e7, longitude_e7, \
-             accuracy_m FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
+            "SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
+             longitude_e7, accuracy_m FROM ledger WHERE machine_id = ?1 AND kind = 'start' \
+             AND decision = 'allowed' \
              AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
              ORDER BY at_ms, idempotency_key LIMIT 1",
         ] {
@@ -1999,8 +1986,8 @@ impl PushTx for SqliteTx<'_, '_> {
         Ok(self
             .0
             .prepare_cached(
-                "SELECT at_ms FROM machine_starts WHERE machine_id = ?1 AND allowed = 1 \
-                 AND at_ms > ?2 ORDER BY at_ms LIMIT 1",
+                "SELECT at_ms FROM ledger WHERE machine_id = ?1 AND kind = 'start' \
+                 AND decision = 'allowed' AND at_ms > ?2 ORDER BY at_ms LIMIT 1",
             )?
             .query_row(params![machine_id, after_ms], |r| r.get(0))
             .optional()?)

@@ -58,8 +58,6 @@ pub trait PushTx {
     /// pushes never wait on each other in a cycle) until the transaction ends. PostgreSQL takes
     /// advisory transaction locks; SQLite has one writer already.
     fn lock_machines(&mut self, machine_ids: &[String]) -> Result<(), DbError>;
-    /// Keep a scan-to-start for the rules that compare starts (once per key).
-    fn record_start(&mut self, start: &StartRow) -> Result<(), DbError>;
     /// The platform's places about a machine, when it is placed.
     fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError>;
     /// The place of a licence holder, when placed.
