@@ -335,7 +335,7 @@ CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
     // starts table of migration 9 duplicated those rows (docs/adr/0017-warnings-and-scope.md).
     r#"
 DROP TABLE machine_starts;
-CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms);
+CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms, idempotency_key);
 CREATE INDEX ledger_by_person ON ledger (person, kind, at_ms);
 CREATE INDEX ledger_by_site ON ledger (site_id, kind, at_ms);
 "#,
@@ -1868,13 +1868,16 @@ fn machine_lock_key(machine_id: &str) -> i64 {
 /// The second field gathers the push's counter additions ([`PushTx::count`]), written sorted by
 /// [`PgTx::write_counts`] just before commit.
 /// The third holds the connection's prepared statements ([`Conn`]); the fourth the deadlines
-/// the push queued ([`PushTx::schedule`]), written together by the same call (nothing in a push
-/// reads the queue).
+/// the push queued ([`PushTx::schedule`]) and the fifth the warnings it raised
+/// ([`PushTx::raise_warning`]), written together by the same call: the warnings under
+/// [`WARNINGS_LOCK`], taken only there, so parallel pushes hold it from their last statements to
+/// commit instead of from their first warning (the lock orders warning ids for the stream).
 struct PgTx<'a, 'c>(
     &'a mut Transaction<'c>,
     Counts,
     &'a mut Statements,
     Vec<NewDeadline>,
+    Vec<NewWarning>,
 );
 
 /// Counter additions by (day, district, town, metric).
@@ -1882,7 +1885,7 @@ type Counts = BTreeMap<(String, String, String, String), i64>;
 
 impl<'a, 'c> PgTx<'a, 'c> {
     fn new(tx: &'a mut Transaction<'c>, statements: &'a mut Statements) -> Self {
-        PgTx(tx, Counts::new(), statements, Vec::new())
+        PgTx(tx, Counts::new(), statements, Vec::new(), Vec::new())
     }
 
     /// `sql` prepared on this connection (once per connection).
@@ -1919,10 +1922,60 @@ impl<'a, 'c> PgTx<'a, 'c> {
         Ok(self.0.query_one(&statement, params)?)
     }
 
+    /// Write the warnings the push raised, in the order raised, under [`WARNINGS_LOCK`] (held to
+    /// commit). A row another transaction wrote first (its `dedup_key` exists) is not written and
+    /// its `warnings_open` addition is taken back.
+    fn write_warnings(&mut self) -> Result<(), DbError> {
+        let pending = std::mem::take(&mut self.4);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&WARNINGS_LOCK])?;
+        for w in pending {
+            let records =
+                serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
+            let n = self.execute(
+                "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
+                 district, town, grid, site_id, at_ms, raised_at_ms, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (dedup_key) DO NOTHING",
+                &[
+                    &w.dedup_key,
+                    &w.kind.as_str(),
+                    &records,
+                    &w.machine_id,
+                    &w.certificate_no,
+                    &w.place.as_ref().map(|p| p.district.as_str()),
+                    &w.place.as_ref().and_then(|p| p.town.as_deref()),
+                    &w.place.as_ref().and_then(|p| p.grid.as_deref()),
+                    &w.site_id,
+                    &w.at_ms,
+                    &w.raised_at_ms,
+                    &w.detail,
+                ],
+            )?;
+            if n == 0 {
+                let (district, town) = crate::platform::place_key(w.place.as_ref());
+                *self
+                    .1
+                    .entry((
+                        china_day(w.at_ms),
+                        district,
+                        town,
+                        WARNINGS_OPEN.to_owned(),
+                    ))
+                    .or_insert(0) -= 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Write the gathered counter additions in key order (two pushes lock shared counter rows in
     /// the same order, so they never deadlock), and the queued deadlines in one statement; forget
     /// them.
     fn write_counts(&mut self) -> Result<(), DbError> {
+        self.write_warnings()?;
         let mut due = std::mem::take(&mut self.3);
         if !due.is_empty() {
             due.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
@@ -2103,6 +2156,11 @@ impl PushTx for PgTx<'_, '_> {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<bool, DbError> {
+        if self.4.iter().any(|w| {
+            w.kind == kind && w.machine_id == machine_id && (from_ms..=to_ms).contains(&w.at_ms)
+        }) {
+            return Ok(true);
+        }
         Ok(self
             .query_opt(
                 "SELECT 1 FROM warnings WHERE machine_id = $1 AND kind = $2 \
@@ -2113,31 +2171,20 @@ impl PushTx for PgTx<'_, '_> {
     }
 
     fn raise_warning(&mut self, w: &NewWarning) -> Result<bool, DbError> {
-        let records =
-            serde_json::to_string(&w.records).map_err(|e| DbError::Invalid(e.to_string()))?;
-        self.0
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&WARNINGS_LOCK])?;
-        let n = self.execute(
-            "INSERT INTO warnings (dedup_key, kind, records, machine_id, certificate_no, \
-             district, town, grid, site_id, at_ms, raised_at_ms, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (dedup_key) DO NOTHING",
-            &[
-                &w.dedup_key,
-                &w.kind.as_str(),
-                &records,
-                &w.machine_id,
-                &w.certificate_no,
-                &w.place.as_ref().map(|p| p.district.as_str()),
-                &w.place.as_ref().and_then(|p| p.town.as_deref()),
-                &w.place.as_ref().and_then(|p| p.grid.as_deref()),
-                &w.site_id,
-                &w.at_ms,
-                &w.raised_at_ms,
-                &w.detail,
-            ],
-        )?;
-        Ok(n == 1)
+        // Written just before commit (PgTx::write_warnings); here: not if this push raised it
+        // already or the table holds it.
+        if self.4.iter().any(|p| p.dedup_key == w.dedup_key)
+            || self
+                .query_opt(
+                    "SELECT 1 FROM warnings WHERE dedup_key = $1",
+                    &[&w.dedup_key],
+                )?
+                .is_some()
+        {
+            return Ok(false);
+        }
+        self.4.push(w.clone());
+        Ok(true)
     }
 
     fn site_place(&mut self, site_id: &str) -> Result<Option<Place>, DbError> {

@@ -300,7 +300,7 @@ CREATE INDEX deadlines_by_due ON deadlines (due_at_ms, id);
     // starts table of migration 9 duplicated those rows (docs/adr/0017-warnings-and-scope.md).
     r#"
 DROP TABLE machine_starts;
-CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms);
+CREATE INDEX ledger_by_machine ON ledger (machine_id, kind, at_ms, idempotency_key);
 CREATE INDEX ledger_by_person ON ledger (person, kind, at_ms);
 CREATE INDEX ledger_by_site ON ledger (site_id, kind, at_ms);
 "#,

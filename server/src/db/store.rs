@@ -86,8 +86,9 @@ pub trait PushTx {
         to_ms: i64,
     ) -> Result<bool, DbError>;
     /// Write a warning unless one with its `dedup_key` exists; whether it was written. Warning
-    /// ids become visible in the order they were assigned (PostgreSQL: the transaction holds
-    /// `WARNINGS_LOCK` from here to commit), so a stream reading by id cursor misses none.
+    /// ids become visible in the order they were assigned (PostgreSQL: the push's warnings are
+    /// inserted just before commit under `WARNINGS_LOCK`, held to commit), so a stream reading by
+    /// id cursor misses none.
     fn raise_warning(&mut self, warning: &NewWarning) -> Result<bool, DbError>;
 
     // The figures and the ledger (crate::platform).
