@@ -412,10 +412,16 @@ pub fn licence_days_left(
 /// The machines whose starts a push's warnings read (sorted, once each): locked up front, in
 /// this order, so parallel pushes never deadlock on them.
 pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
+    /// Only the machine of a work session (the rest of the record is read by the rules).
+    #[derive(serde::Deserialize)]
+    struct MachineNamed {
+        machine_id: String,
+    }
+
     let mut ids: Vec<String> = items
         .iter()
         .filter(|(_, kind, _)| *kind == "work_session")
-        .filter_map(|(_, _, payload)| serde_json::from_str::<WorkSession>(payload).ok())
+        .filter_map(|(_, _, payload)| serde_json::from_str::<MachineNamed>(payload).ok())
         .map(|s| s.machine_id)
         .collect();
     ids.sort();

@@ -1959,12 +1959,7 @@ impl<'a, 'c> PgTx<'a, 'c> {
                 let (district, town) = crate::platform::place_key(w.place.as_ref());
                 *self
                     .1
-                    .entry((
-                        china_day(w.at_ms),
-                        district,
-                        town,
-                        WARNINGS_OPEN.to_owned(),
-                    ))
+                    .entry((china_day(w.at_ms), district, town, WARNINGS_OPEN.to_owned()))
                     .or_insert(0) -= 1;
             }
         }

@@ -1806,26 +1806,27 @@ impl PushTx for SqliteTx<'_, '_> {
         at_ms: i64,
         key: &str,
     ) -> Result<Vec<StartRow>, DbError> {
+        // The nearest before and the nearest after, in one statement.
         let mut out = Vec::new();
-        for sql in [
-            "SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
-             longitude_e7, accuracy_m FROM ledger WHERE machine_id = ?1 AND kind = 'start' \
-             AND decision = 'allowed' \
-             AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
-             ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1",
-            "SELECT idempotency_key, machine_id, at_ms, decision = 'allowed', latitude_e7, \
-             longitude_e7, accuracy_m FROM ledger WHERE machine_id = ?1 AND kind = 'start' \
-             AND decision = 'allowed' \
-             AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
-             ORDER BY at_ms, idempotency_key LIMIT 1",
-        ] {
-            if let Some(row) = self
-                .0
-                .prepare_cached(sql)?
-                .query_row(params![machine_id, at_ms, key], start_row)
-                .optional()?
-                && !out.contains(&row)
-            {
+        let rows = self
+            .0
+            .prepare_cached(
+                "SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
+                 decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
+                 WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
+                 AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
+                 ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1) \
+                 UNION ALL \
+                 SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
+                 decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
+                 WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
+                 AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
+                 ORDER BY at_ms, idempotency_key LIMIT 1)",
+            )?
+            .query_map(params![machine_id, at_ms, key], start_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in rows {
+            if !out.contains(&row) {
                 out.push(row);
             }
         }
