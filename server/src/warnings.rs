@@ -429,6 +429,14 @@ pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
     ids
 }
 
+/// What a push's rules read besides the record: the thresholds, the registry
+/// ([`crate::registry_facts`]), and when the platform raises.
+pub struct RuleContext<'a> {
+    pub config: &'a WarningConfig,
+    pub registry: &'a crate::registry_facts::RegistryFacts,
+    pub now_ms: i64,
+}
+
 /// Write a warning unless one with its `dedup_key` exists, and count it on its day's
 /// `warnings_open`; whether it was written.
 pub fn raise_counted(tx: &mut dyn PushTx, warning: &NewWarning) -> Result<bool, DbError> {
@@ -458,14 +466,13 @@ fn detail(value: serde_json::Value) -> String {
 /// day's `warnings_open` counter.
 pub fn on_work_session(
     tx: &mut dyn PushTx,
-    config: &WarningConfig,
-    registry: &crate::registry_facts::RegistryFacts,
+    context: &RuleContext<'_>,
     record: &AppliedRecord<'_>,
     session: &WorkSession,
     facts: Option<MachineFacts>,
     place: Option<Place>,
-    now_ms: i64,
 ) -> Result<(), DbError> {
+    let (config, registry, now_ms) = (context.config, context.registry, context.now_ms);
     let start = StartRow {
         key: record.key.to_owned(),
         machine_id: session.machine_id.clone(),

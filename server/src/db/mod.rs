@@ -722,13 +722,15 @@ impl PushEffects<'_> {
         if self.warnings.enabled {
             crate::warnings::on_work_session(
                 tx,
-                &self.warnings,
-                self.registry,
+                &crate::warnings::RuleContext {
+                    config: &self.warnings,
+                    registry: self.registry,
+                    now_ms: now_ms(),
+                },
                 record,
                 &session,
                 facts,
                 place,
-                now_ms(),
             )?;
             crate::work_rules::on_session(
                 tx,
