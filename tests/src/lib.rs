@@ -204,6 +204,44 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A welder's phone for the platform's end-to-end flows: a device store in a temporary folder,
+/// enrolled on `server` with its admin token, pushing through `via` (the server or a fault proxy).
+pub struct WelderPhone {
+    _dir: TempDir,
+    pub store: weldguard_core::store::Store,
+    pub client: weldguard_core::sync::SyncClient,
+}
+
+impl WelderPhone {
+    pub fn enrol(
+        server: &ServerProcess,
+        via: &str,
+        policy: weldguard_core::sync::RetryPolicy,
+    ) -> Self {
+        use weldguard_core::sync::{SyncClient, protocol::Role};
+        let admin =
+            SyncClient::new(&server.url(), Some(server.admin_token.clone()), policy).unwrap();
+        let code = admin.create_enrolment("李四", Role::Welder).unwrap();
+        let anonymous = SyncClient::new(&server.url(), None, policy).unwrap();
+        let enrolled = anonymous.enrol(&code.code, "04aabbcc", "李四").unwrap();
+        let dir = TempDir::new("welder-phone");
+        let store = weldguard_core::store::Store::open(dir.path().join("device.sqlite")).unwrap();
+        let client = SyncClient::new(via, Some(enrolled.token), policy).unwrap();
+        WelderPhone {
+            _dir: dir,
+            store,
+            client,
+        }
+    }
+
+    /// Push and pull once; panics on failure.
+    pub fn sync(&self) {
+        self.client
+            .sync(&self.store, &mut |_| {}, &AtomicBool::new(false))
+            .unwrap();
+    }
+}
+
 /// The status of a GET whose answer may never end (a server-sent event stream): the status line
 /// only; the connection is dropped after it.
 pub fn status_line(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {

@@ -5,16 +5,18 @@
 //! and one town: exactly which warnings appear, once each; who sees which; the life cycle; bad
 //! input; and attacks on the scope (another district's warning by id, a cursor of another scope).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weldguard_core::store::{NewWorkSession, Store};
+use weldguard_core::store::NewWorkSession;
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{RetryPolicy, SyncClient};
 use weldguard_model::records::ScanPosition;
 use weldguard_model::warnings::{Warning, WarningList, WarningState};
-use weldguard_tests::{FaultProxy, ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
+use weldguard_tests::{
+    FaultProxy, ServerBackend, ServerData, ServerProcess, WelderPhone, raw_call,
+};
 
 pub(crate) const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 pub(crate) const ADMIN: &str = "e2e-admin-token-warnings-0123";
@@ -88,25 +90,11 @@ pub(crate) fn monitor(server: &ServerProcess, person: &str, scope: &str) -> Stri
     enrolled.token
 }
 
-pub(crate) struct Phone {
-    _dir: TempDir,
-    store: Store,
-    client: SyncClient,
-}
+pub(crate) type Phone = WelderPhone;
 
+/// A welder's phone enrolled on `server`, pushing through `via`.
 pub(crate) fn phone(server: &ServerProcess, via: &str) -> Phone {
-    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
-    let code = admin.create_enrolment("李四", Role::Welder).unwrap();
-    let anonymous = SyncClient::new(&server.url(), None, policy()).unwrap();
-    let enrolled = anonymous.enrol(&code.code, "04aabbcc", "李四").unwrap();
-    let dir = TempDir::new("warn-phone");
-    let store = Store::open(dir.path().join("device.sqlite")).unwrap();
-    let client = SyncClient::new(via, Some(enrolled.token), policy()).unwrap();
-    Phone {
-        _dir: dir,
-        store,
-        client,
-    }
+    WelderPhone::enrol(server, via, policy())
 }
 
 /// Record a scan-to-start on the phone (as the start-work service does); its key.
@@ -141,10 +129,7 @@ pub(crate) fn scan(
 }
 
 pub(crate) fn sync(phone: &Phone) {
-    phone
-        .client
-        .sync(&phone.store, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    phone.sync();
 }
 
 fn list(server: &ServerProcess, token: &str, query: &str) -> (u16, Value) {

@@ -7,13 +7,13 @@
 //! `session_open_too_long` and `fire_watch_missing` warnings appear, once each, at push time or
 //! from the deadline queue's worker, and nothing with `--warnings false`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weldguard_core::codes::signer::SoftwareSigner;
 use weldguard_core::permit::{Action, Permit};
-use weldguard_core::store::{NewWorkSession, OutboxState, Store};
+use weldguard_core::store::{NewWorkSession, OutboxState};
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{RetryPolicy, SyncClient};
 use weldguard_model::domain::{Machine, MachineClass, MachineKind, MachineStatus};
@@ -22,7 +22,9 @@ use weldguard_model::warnings::{Warning, WarningList};
 use weldguard_tests::permits::{
     DAY, Device, Enrolment, H, Rules, actor, enrol, key, sync as sync_device,
 };
-use weldguard_tests::{FaultProxy, ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
+use weldguard_tests::{
+    FaultProxy, ServerBackend, ServerData, ServerProcess, WelderPhone, raw_call,
+};
 
 pub(crate) const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
 pub(crate) const ADMIN: &str = "e2e-admin-token-kinds-0123456";
@@ -95,26 +97,11 @@ pub(crate) fn settled(server: &ServerProcess, n: usize, settle: Duration) -> Vec
     warnings(server)
 }
 
-pub(crate) struct Phone {
-    _dir: TempDir,
-    store: Store,
-    client: SyncClient,
-}
+pub(crate) type Phone = WelderPhone;
 
 /// A welder's phone enrolled on `server`, pushing through `via`.
 pub(crate) fn phone(server: &ServerProcess, via: &str) -> Phone {
-    let admin = SyncClient::new(&server.url(), Some(ADMIN.into()), policy()).unwrap();
-    let code = admin.create_enrolment("李四", Role::Welder).unwrap();
-    let anonymous = SyncClient::new(&server.url(), None, policy()).unwrap();
-    let enrolled = anonymous.enrol(&code.code, "04aabbcc", "李四").unwrap();
-    let dir = TempDir::new("kinds-phone");
-    let store = Store::open(dir.path().join("device.sqlite")).unwrap();
-    let client = SyncClient::new(via, Some(enrolled.token), policy()).unwrap();
-    Phone {
-        _dir: dir,
-        store,
-        client,
-    }
+    WelderPhone::enrol(server, via, policy())
 }
 
 /// Record a scan-to-start on the phone (as the start-work service does); its key.
@@ -149,10 +136,7 @@ pub(crate) fn scan(
 }
 
 pub(crate) fn sync(phone: &Phone) {
-    phone
-        .client
-        .sync(&phone.store, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    phone.sync();
 }
 
 /// A machine for the registry.
