@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use weldguard_model::protocol::{Role, StoredRecord};
 use weldguard_model::records::RegistryChange;
@@ -313,6 +314,30 @@ pub struct SqliteDb {
     epoch: String,
 }
 
+/// A machine's place, site and registered location (`PushTx::machine_facts`).
+const MACHINE_FACTS: &str = "SELECT p.district, p.town, p.grid, p.site_id, \
+     coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
+     p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
+     WHERE p.subject = 'machine' AND p.id = ?1";
+
+/// A machine's nearest positioned allowed start before and after a time, in one statement
+/// (`PushTx::neighbour_starts`).
+const NEIGHBOUR_STARTS: &str = "SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
+     decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
+     WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
+     AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
+     ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1) \
+     UNION ALL \
+     SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
+     decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
+     WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
+     AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
+     ORDER BY at_ms, idempotency_key LIMIT 1)";
+
+/// The newest change of a registry entity (`PushTx::registry_holds`, `PushTx::newest_change`).
+const NEWEST_CHANGE: &str =
+    "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1";
+
 /// Prepared statements kept per connection (see [`SqliteDb::open`]).
 const STATEMENT_CACHE: usize = 256;
 
@@ -325,6 +350,12 @@ impl SqliteDb {
         // counters, ledger, the warning rules); rusqlite's default cache of 16 would evict and
         // re-parse them on every record.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // One plan per statement, whatever is bound: without this SQLite marks a statement to be
+        // compiled again when a value its planner looked at is bound, and rusqlite's cache clears
+        // the bindings of every statement it takes back, so the push's lookups were parsed and
+        // planned again on every record (docs/adr/0017-warnings-and-scope.md, "What a push
+        // costs").
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut conn)?;
@@ -1454,9 +1485,7 @@ impl Store for SqliteDb {
     fn registry_entity(&self, entity: &str) -> Result<Option<String>, DbError> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
+            .prepare_cached(NEWEST_CHANGE)?
             .query_row([entity], |r| r.get(0))
             .optional()?)
     }
@@ -1706,9 +1735,7 @@ impl PushTx for SqliteTx<'_, '_> {
     fn registry_holds(&mut self, entity: &str) -> Result<bool, DbError> {
         let newest: Option<String> = self
             .0
-            .prepare_cached(
-                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
+            .prepare_cached(NEWEST_CHANGE)?
             .query_row([entity], |r| r.get(0))
             .optional()?;
         Ok(newest.is_some_and(|json| super::is_live_change(&json)))
@@ -1717,9 +1744,7 @@ impl PushTx for SqliteTx<'_, '_> {
     fn newest_change(&mut self, entity: &str) -> Result<Option<String>, DbError> {
         Ok(self
             .0
-            .prepare_cached(
-                "SELECT change FROM changes WHERE entity = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
+            .prepare_cached(NEWEST_CHANGE)?
             .query_row([entity], |r| r.get(0))
             .optional()?)
     }
@@ -1741,12 +1766,7 @@ impl PushTx for SqliteTx<'_, '_> {
     fn machine_facts(&mut self, machine_id: &str) -> Result<Option<MachineFacts>, DbError> {
         Ok(self
             .0
-            .prepare_cached(
-                "SELECT p.district, p.town, p.grid, p.site_id, \
-                 coalesce(p.latitude_e7, s.latitude_e7), coalesce(p.longitude_e7, s.longitude_e7), \
-                 p.watch FROM places p LEFT JOIN sites s ON s.site_id = p.site_id \
-                 WHERE p.subject = 'machine' AND p.id = ?1",
-            )?
+            .prepare_cached(MACHINE_FACTS)?
             .query_row([machine_id], |r| {
                 let lat: Option<i32> = r.get(4)?;
                 let lon: Option<i32> = r.get(5)?;
@@ -1810,19 +1830,7 @@ impl PushTx for SqliteTx<'_, '_> {
         let mut out = Vec::new();
         let rows = self
             .0
-            .prepare_cached(
-                "SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
-                 decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
-                 WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
-                 AND latitude_e7 IS NOT NULL AND at_ms <= ?2 AND idempotency_key <> ?3 \
-                 ORDER BY at_ms DESC, idempotency_key DESC LIMIT 1) \
-                 UNION ALL \
-                 SELECT * FROM (SELECT idempotency_key, machine_id, at_ms, \
-                 decision = 'allowed', latitude_e7, longitude_e7, accuracy_m FROM ledger \
-                 WHERE machine_id = ?1 AND kind = 'start' AND decision = 'allowed' \
-                 AND latitude_e7 IS NOT NULL AND at_ms >= ?2 AND idempotency_key <> ?3 \
-                 ORDER BY at_ms, idempotency_key LIMIT 1)",
-            )?
+            .prepare_cached(NEIGHBOUR_STARTS)?
             .query_map(params![machine_id, at_ms, key], start_row)?
             .collect::<Result<Vec<_>, _>>()?;
         for row in rows {
@@ -2284,4 +2292,64 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// A fresh server database in a directory of its own, removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open(name: &str) -> (SqliteDb, Scratch) {
+        let dir = std::env::temp_dir().join(format!("wg-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (SqliteDb::open(&dir).unwrap(), Scratch(dir))
+    }
+
+    /// The push's hot statements run once per record with new values bound. SQLite may mark a
+    /// statement to be compiled again whenever a value is bound (its planner looked at the
+    /// value), and rusqlite clears the bindings of every statement it takes back into its cache:
+    /// without the query planner stability guarantee each of these was parsed and planned
+    /// again on every record (a third of a push's time with warnings on).
+    #[test]
+    fn cached_push_statements_are_not_compiled_again_for_new_values() {
+        let (db, _scratch) = open("reprepare");
+        let conn = db.conn();
+        for i in 0..5_i64 {
+            let machine = format!("M{i}");
+            conn.prepare_cached(MACHINE_FACTS)
+                .unwrap()
+                .query_row([&machine], |_| Ok(()))
+                .optional()
+                .unwrap();
+            conn.prepare_cached(NEIGHBOUR_STARTS)
+                .unwrap()
+                .query_map(params![machine, i * 1000, format!("k{i}")], |_| Ok(()))
+                .unwrap()
+                .for_each(drop);
+            conn.prepare_cached(NEWEST_CHANGE)
+                .unwrap()
+                .query_row([format!("machine:{machine}")], |_| Ok(()))
+                .optional()
+                .unwrap();
+        }
+        for sql in [MACHINE_FACTS, NEIGHBOUR_STARTS, NEWEST_CHANGE] {
+            let statement = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                statement.get_status(StatementStatus::RePrepare),
+                0,
+                "compiled again: {sql}"
+            );
+        }
+    }
 }
