@@ -111,6 +111,7 @@ impl Store {
             )));
         }
         writer.pragma_update(None, "foreign_keys", true)?;
+        one_plan_per_statement(&writer)?;
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         schema::migrate(&mut writer, schema::MIGRATIONS)?;
@@ -122,6 +123,7 @@ impl Store {
         .map_err(|e| open_error(&path, e))?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
         reader.pragma_update(None, "foreign_keys", true)?;
+        one_plan_per_statement(&reader)?;
         Ok(Store {
             path,
             writer: Mutex::new(writer),
@@ -191,6 +193,18 @@ fn open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Keep one plan per statement, whatever values are bound (SQLite's query planner stability
+/// guarantee). Without it SQLite marks a statement to be compiled again when a value its planner
+/// looked at is bound, and rusqlite's cache clears the bindings of every statement it takes back:
+/// each cached lookup was parsed and planned again on every call.
+fn one_plan_per_statement(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_support::TempDir;
@@ -223,6 +237,29 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(store.outbox_counts().unwrap().pending, 100);
+    }
+
+    /// The start decision looks up the registry with new values each time. SQLite may mark a
+    /// statement to be compiled again whenever a value is bound, and rusqlite clears the
+    /// bindings of each statement it takes back into its cache: without the query planner
+    /// stability guarantee every lookup was parsed and planned again.
+    #[test]
+    fn cached_lookups_are_not_compiled_again_for_new_values() {
+        let dir = TempDir::new();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        for i in 0..5 {
+            store.bound_machines(&format!("T{i}")).unwrap();
+        }
+        let conn = store.reader();
+        let statement = conn
+            .prepare_cached(
+                "SELECT machine_id FROM bindings WHERE certificate_no = ?1 ORDER BY machine_id",
+            )
+            .unwrap();
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0
+        );
     }
 
     #[test]
