@@ -241,7 +241,8 @@ pub enum WarningKind {
     MachineTwoPlaces,
     /// A machine the platform marks suspect or modified was started.
     SuspectMachineStarted,
-    /// A welder started work with a licence that expires within the configured number of days.
+    /// A valid licence expires within the configured number of days: raised when it comes inside
+    /// that window (from the registry), or at a start with it if that comes first.
     LicenceExpiring,
     /// A work session with no sign of its end (the machine's next start, the permit's end)
     /// within the configured number of hours.
@@ -297,7 +298,7 @@ impl WarningKind {
             WarningKind::StartFarFromMachine => "扫码位置远离焊机登记位置",
             WarningKind::MachineTwoPlaces => "同一焊机短时间内在两地开机",
             WarningKind::SuspectMachineStarted => "疑似改装焊机仍在开机",
-            WarningKind::LicenceExpiring => "操作证即将到期仍在作业",
+            WarningKind::LicenceExpiring => "操作证即将到期",
             WarningKind::SessionOpenTooLong => "焊机连续开机超时",
             WarningKind::FireWatchMissing => "动火作业完毕后未落实监护（监护人脱岗）",
             WarningKind::SpecialPeriodWithoutEscalation => "特殊时段动火未提级审批",
@@ -313,7 +314,7 @@ impl WarningKind {
             WarningKind::StartFarFromMachine => "scan far from the machine's registered location",
             WarningKind::MachineTwoPlaces => "machine started at two places too far apart",
             WarningKind::SuspectMachineStarted => "suspect or modified machine started",
-            WarningKind::LicenceExpiring => "work started with a licence about to expire",
+            WarningKind::LicenceExpiring => "licence about to expire",
             WarningKind::SessionOpenTooLong => "work session open too long",
             WarningKind::FireWatchMissing => {
                 "permit completed without the post-work fire watch recorded"

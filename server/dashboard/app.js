@@ -65,10 +65,15 @@ function toast(text) {
   setTimeout(() => el.remove(), 8000);
 }
 
+/** What a warning is about, in a line: its machine, else (a licence raised from the registry) its licence. */
+function subjectOf(w) {
+  return w.machine_id || w.certificate_no || '';
+}
+
 let figuresTimer = null;
 function onWarning(w) {
   if (ctx.liveList) ctx.liveList.add(w);
-  toast(`${t('warn.new')}: ${kindLabel(w.kind)} · ${w.machine_id || ''}`);
+  toast(`${t('warn.new')}: ${kindLabel(w.kind)} · ${subjectOf(w)}`);
   clearTimeout(figuresTimer);
   figuresTimer = setTimeout(() => ctx.refreshFigures(), 500);
 }
@@ -124,7 +129,7 @@ function closeDialog(w, done) {
   const submit = h('button', { type: 'submit', id: 'close-submit' }, t('close.submit'));
   const form = h('form', { method: 'dialog' },
     h('h2', {}, t('close.title')),
-    h('p', { class: 'dialog-kind' }, kindLabel(w.kind), ' · ', w.machine_id || ''),
+    h('p', { class: 'dialog-kind' }, kindLabel(w.kind), ' · ', subjectOf(w)),
     h('label', { for: 'close-note' }, t('close.label')), note, problem,
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'secondary', id: 'close-cancel', onclick: () => dialog.close() }, t('close.cancel')),

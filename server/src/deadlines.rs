@@ -1,9 +1,11 @@
 //! The deadline queue (#19, docs/adr/0017-warnings-and-scope.md): warnings that fall due when
 //! time passes with no record arriving (a work session still open after H hours, a completed
-//! permit whose post-work watch was never closed, a start naming a permit that never arrived).
+//! permit whose post-work watch was never closed, a start naming a permit that never arrived, a
+//! licence coming within its expiry window).
 //!
 //! A push that makes such a condition writes a row `(due_at_ms, kind, payload)` in its own
-//! transaction ([`crate::db::PushTx::schedule`], once per `dedup_key`). A worker task in each
+//! transaction ([`crate::db::PushTx::schedule`], once per `dedup_key`); so does a registry write
+//! ([`crate::db::Db::write_changes`]). A worker task in each
 //! server process ([`spawn`]) wakes every `--deadline-poll-ms`, takes the rows due
 //! ([`crate::db::Store::run_due`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on
 //! SQLite), checks whether each condition still holds ([`crate::work_rules::on_due`]), raises

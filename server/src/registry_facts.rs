@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use weldguard_model::domain::MachineClass;
+use weldguard_model::domain::{LicenceStatus, MachineClass};
 use weldguard_model::permit::WorkCalendar;
 use weldguard_model::records::RegistryChange;
 
@@ -74,7 +74,8 @@ impl RegistryFacts {
             }))
     }
 
-    /// The expiry date the registry holds for a licence (none when unknown or deleted).
+    /// The expiry date the registry holds for a valid licence (none when unknown, deleted or
+    /// revoked: a revoked licence is refused at every start, its expiry is nobody's concern).
     pub fn licence_expiry(
         &self,
         tx: &mut dyn PushTx,
@@ -86,7 +87,9 @@ impl RegistryFacts {
         Ok(self
             .newest(tx, &entity)?
             .and_then(|change| match change.as_ref() {
-                RegistryChange::UpsertLicence(l) => Some(l.expires_on),
+                RegistryChange::UpsertLicence(l) if l.status == LicenceStatus::Valid => {
+                    Some(l.expires_on)
+                }
                 _ => None,
             }))
     }

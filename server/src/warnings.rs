@@ -1,7 +1,9 @@
 //! The platform's warnings (#19, docs/adr/0017-warnings-and-scope.md): the thresholds
 //! ([`WarningConfig`], server options with documented defaults), the rules as pure functions of a
 //! record and the facts read for it (distances, speeds, refusal windows), and [`on_work_session`],
-//! which runs them inside a push's transaction through [`PushTx`] for every applied work session.
+//! which runs them inside a push's transaction through [`PushTx`] for every applied work session;
+//! and the registry's own check ([`licence_deadlines`], [`on_licence_due`]): a licence coming
+//! within its expiry window.
 //! A warning is written once: the hook never runs for a duplicate record, and each warning row
 //! carries a unique key (its kind and the records that raised it).
 
@@ -83,7 +85,8 @@ pub struct WarningOptions {
     #[arg(long, default_value_t = 120, value_name = "KMH",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub warn_max_speed_kmh: u32,
-    /// `licence_expiring`: days before a licence's expiry from which a start with it raises it.
+    /// `licence_expiring`: days before a licence's expiry from which it is raised (from the
+    /// registry on that day, or at a start with it before then).
     #[arg(long, default_value_t = 30, value_name = "DAYS",
           value_parser = clap::value_parser!(u32).range(1..=365))]
     pub warn_licence_days: u32,
@@ -409,6 +412,126 @@ pub fn licence_days_left(
         .then_some(left)
 }
 
+/// Deadline kind: a licence the registry holds comes within [`WarningConfig::licence_days`] of
+/// its expiry ([`WarningKind::LicenceExpiring`] raised from the registry, with no start).
+pub const DUE_LICENCE: &str = "licence_expiry";
+
+/// What the queued check of a licence's expiry needs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LicenceRef {
+    pub certificate_no: String,
+    pub expires_on: chrono::NaiveDate,
+}
+
+/// The `dedup_key` of `licence_expiring`: once per licence and expiry date, whether a start or
+/// the registry raised it first (a renewal to a date still inside the window raises again).
+pub fn licence_expiring_key(certificate_no: &str, expires_on: chrono::NaiveDate) -> String {
+    format!(
+        "{}|{certificate_no}|{expires_on}",
+        WarningKind::LicenceExpiring.as_str()
+    )
+}
+
+/// The checks a registry write queues ([`crate::db::Db::write_changes`]): for each valid licence
+/// it writes that has not expired on `now_ms`'s China day, one due at the start (China midnight) of
+/// the first day inside the window, or at once when that day has come. One per licence and
+/// expiry date; the check itself reads the registry again when it falls due, so a licence
+/// renewed, deleted or written again meanwhile raises nothing stale.
+pub fn licence_deadlines(
+    changes: &[weldguard_model::records::RegistryChange],
+    config: &WarningConfig,
+    now_ms: i64,
+) -> Vec<crate::deadlines::NewDeadline> {
+    use weldguard_model::records::RegistryChange;
+    let Ok(today) =
+        chrono::NaiveDate::parse_from_str(&crate::platform::china_day(now_ms), "%Y-%m-%d")
+    else {
+        return Vec::new();
+    };
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            RegistryChange::UpsertLicence(l)
+                if l.status == weldguard_model::domain::LicenceStatus::Valid
+                    && l.expires_on >= today =>
+            {
+                Some(l)
+            }
+            _ => None,
+        })
+        .filter_map(|l| {
+            let first = l
+                .expires_on
+                .checked_sub_days(chrono::Days::new(u64::from(config.licence_days)))
+                .unwrap_or(chrono::NaiveDate::MIN);
+            let due_at_ms = if first <= today {
+                now_ms
+            } else {
+                crate::platform::day_start_ms(first)
+            };
+            let payload = serde_json::to_string(&LicenceRef {
+                certificate_no: l.certificate_no.clone(),
+                expires_on: l.expires_on,
+            })
+            .ok()?;
+            Some(crate::deadlines::NewDeadline {
+                dedup_key: format!("{DUE_LICENCE}|{}|{}", l.certificate_no, l.expires_on),
+                kind: DUE_LICENCE.to_owned(),
+                due_at_ms,
+                payload,
+            })
+        })
+        .collect()
+}
+
+/// Check a due licence row inside the worker's transaction: raise `licence_expiring` when the
+/// registry (its newest change of the licence, [`crate::registry_facts`]) still gives the same
+/// expiry date and that date lies within the window on `now_ms`'s China day. The warning has
+/// no records and no machine; its place is the licence holder's. It counts on its day's
+/// `warnings_open` like any other.
+pub fn on_licence_due(
+    tx: &mut dyn PushTx,
+    context: &RuleContext<'_>,
+    row: &crate::deadlines::DueRow,
+) -> Result<(), DbError> {
+    let Ok(due) = serde_json::from_str::<LicenceRef>(&row.payload) else {
+        return Ok(());
+    };
+    if context.registry.licence_expiry(tx, &due.certificate_no)? != Some(due.expires_on) {
+        return Ok(());
+    }
+    let Ok(today) =
+        chrono::NaiveDate::parse_from_str(&crate::platform::china_day(context.now_ms), "%Y-%m-%d")
+    else {
+        return Ok(());
+    };
+    let Some(left) = licence_days_left(due.expires_on, today, context.config) else {
+        return Ok(());
+    };
+    let place = tx.licence_place(&due.certificate_no)?;
+    raise_counted(
+        tx,
+        &NewWarning {
+            dedup_key: licence_expiring_key(&due.certificate_no, due.expires_on),
+            kind: WarningKind::LicenceExpiring,
+            records: Vec::new(),
+            machine_id: String::new(),
+            certificate_no: Some(due.certificate_no.clone()),
+            place,
+            site_id: None,
+            at_ms: row.due_at_ms.min(context.now_ms),
+            raised_at_ms: context.now_ms,
+            detail: detail(serde_json::json!({
+                "expires_on": due.expires_on.to_string(),
+                "days_left": left,
+                "threshold_days": context.config.licence_days,
+                "from": "registry",
+            })),
+        },
+    )?;
+    Ok(())
+}
+
 /// The machines whose starts a push's warnings read (sorted, once each): locked up front, in
 /// this order, so parallel pushes never deadlock on them.
 pub fn machines_of(items: &[(&str, &str, &str)]) -> Vec<String> {
@@ -600,12 +723,7 @@ pub fn on_work_session(
                 "days_left": left,
                 "threshold_days": config.licence_days,
             })),
-            Some(format!(
-                "{}|{}|{}",
-                WarningKind::LicenceExpiring.as_str(),
-                session.certificate_no,
-                expires_on
-            )),
+            Some(licence_expiring_key(&session.certificate_no, expires_on)),
         )?;
     }
 
@@ -801,6 +919,86 @@ mod tests {
         };
         assert_eq!(licence_days_left(expires, day(12, 24), &week), Some(7));
         assert_eq!(licence_days_left(expires, day(12, 23), &week), None);
+    }
+
+    fn licence(no: &str, expires_on: chrono::NaiveDate) -> weldguard_model::domain::Licence {
+        use weldguard_model::domain::{Licence, LicenceStatus, OperationCategory};
+        Licence {
+            certificate_no: no.into(),
+            id_number: "110101199003070011".into(),
+            name: "张三".into(),
+            categories: vec![OperationCategory::FusionWeldingAndCutting],
+            issued_on: expires_on - chrono::Days::new(6 * 365),
+            expires_on,
+            next_review_on: expires_on,
+            review_extended: false,
+            status: LicenceStatus::Valid,
+            employer_org: None,
+        }
+    }
+
+    /// A licence written to the registry queues one check, due at China midnight of the first
+    /// day inside the window, or at once when that day has come; none once it has expired, none
+    /// for a revoked licence, none for other changes.
+    #[test]
+    fn a_registry_licence_queues_its_expiry_check_at_the_window() {
+        use weldguard_model::records::RegistryChange;
+        let c = WarningConfig::default();
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        // 2026-12-08 10:00 China time.
+        let now = crate::platform::day_start_ms(day(12, 8)) + 10 * 3_600_000;
+        let mut revoked = licence("T4", day(12, 20));
+        revoked.status = weldguard_model::domain::LicenceStatus::Revoked;
+        let changes = vec![
+            RegistryChange::UpsertLicence(licence("T1", day(12, 31))),
+            RegistryChange::UpsertLicence(licence("T2", day(12, 8))),
+            RegistryChange::UpsertLicence(licence("T3", day(12, 7))),
+            RegistryChange::UpsertLicence(revoked),
+            RegistryChange::UpsertLicence(licence(
+                "T5",
+                chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
+            )),
+            RegistryChange::DeleteLicence {
+                certificate_no: "T1".into(),
+            },
+        ];
+        let due = licence_deadlines(&changes, &c, now);
+        let got: Vec<(&str, i64)> = due
+            .iter()
+            .map(|d| (d.dedup_key.as_str(), d.due_at_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("licence_expiry|T1|2026-12-31", now),
+                ("licence_expiry|T2|2026-12-08", now),
+                (
+                    "licence_expiry|T5|2027-03-01",
+                    // 2027-03-01 minus 30 days: 2027-01-30, 00:00 China time = 16:00 UTC the day before.
+                    chrono::NaiveDate::from_ymd_opt(2027, 1, 29)
+                        .unwrap()
+                        .and_hms_opt(16, 0, 0)
+                        .unwrap()
+                        .and_utc()
+                        .timestamp_millis()
+                ),
+            ]
+        );
+        assert!(due.iter().all(|d| d.kind == DUE_LICENCE));
+        let payload: LicenceRef = serde_json::from_str(&due[2].payload).unwrap();
+        assert_eq!(
+            (payload.certificate_no.as_str(), payload.expires_on),
+            ("T5", chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap())
+        );
+        let week = WarningConfig {
+            licence_days: 7,
+            ..c
+        };
+        assert_eq!(
+            licence_deadlines(&changes[..1], &week, now)[0].due_at_ms,
+            crate::platform::day_start_ms(day(12, 24)),
+            "a shorter window starts later"
+        );
     }
 
     #[test]

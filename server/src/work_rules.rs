@@ -565,6 +565,15 @@ pub fn on_due(
                     now_ms,
                 )?;
             }
+            crate::warnings::DUE_LICENCE => crate::warnings::on_licence_due(
+                tx,
+                &crate::warnings::RuleContext {
+                    config,
+                    registry,
+                    now_ms,
+                },
+                row,
+            )?,
             DUE_FIRE_WATCH => {
                 let Ok(due) = serde_json::from_str::<FireWatchRef>(&row.payload) else {
                     continue;

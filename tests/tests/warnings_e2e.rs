@@ -8,11 +8,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 use weldguard_core::store::NewWorkSession;
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{RetryPolicy, SyncClient};
-use weldguard_model::records::ScanPosition;
+use weldguard_model::domain::{Licence, LicenceStatus, OperationCategory};
+use weldguard_model::records::{RegistryChange, ScanPosition};
 use weldguard_model::warnings::{Warning, WarningList, WarningState};
 use weldguard_tests::{
     FaultProxy, ServerBackend, ServerData, ServerProcess, WelderPhone, raw_call,
@@ -606,7 +608,8 @@ fn thresholds_come_from_the_servers_options() {
 
     // `licence_expiring` within `--warn-licence-days 10`: a licence written to the registry with
     // 19 days left raises nothing at a start; renewed (rewritten) to 8 days left, the next start
-    // raises it, once.
+    // raises it, once. (The registry's own check of the licence, queued by the write, waits for a
+    // worker that does not run here: `a_licence_inside_its_window_is_raised_from_the_registry`.)
     let Some(data) = ServerData::new(crate::BACKEND, "warn-licence") else {
         return;
     };
@@ -619,6 +622,8 @@ fn thresholds_come_from_the_servers_options() {
             "10",
             "--warn-session-hours",
             SESSION_HOURS,
+            "--deadline-poll-ms",
+            "3600000",
         ],
         None,
     );
@@ -653,7 +658,7 @@ fn thresholds_come_from_the_servers_options() {
         )]
     );
     assert_eq!(raised[0].detail["days_left"], 8);
-    assert_eq!(raised[0].title_zh, "操作证即将到期仍在作业");
+    assert_eq!(raised[0].title_zh, "操作证即将到期");
     let (_, feicheng_open) = call(
         &server,
         "GET",
@@ -677,6 +682,126 @@ fn thresholds_come_from_the_servers_options() {
     scan(&welder, "TS-M-1", T0, false, &["licence.expired"], None);
     sync(&welder);
     assert_eq!(warnings(&server, ADMIN, "").len(), 0);
+}
+
+/// A licence in the registry, valid until `expires_on`.
+fn licence(certificate_no: &str, expires_on: NaiveDate, status: LicenceStatus) -> RegistryChange {
+    RegistryChange::UpsertLicence(Licence {
+        certificate_no: certificate_no.into(),
+        id_number: "370983199001011234".into(),
+        name: "李四".into(),
+        categories: vec![OperationCategory::FusionWeldingAndCutting],
+        issued_on: NaiveDate::from_ymd_opt(2020, 12, 1).unwrap(),
+        expires_on,
+        next_review_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        review_extended: false,
+        status,
+        employer_org: None,
+    })
+}
+
+/// Wait (at most a minute) until the server holds `n` warnings, then `settle` more (a warning
+/// raised twice, or late, shows); the admin's list.
+fn settled(server: &ServerProcess, n: usize, settle: Duration) -> Vec<Warning> {
+    let start = std::time::Instant::now();
+    while warnings(server, ADMIN, "").len() < n && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(settle);
+    warnings(server, ADMIN, "")
+}
+
+/// `weldguard_deadlines_queued` of the server's `/metrics`.
+fn deadlines_queued(server: &ServerProcess) -> i64 {
+    let (status, text) = raw_call(server.addr, "GET", "/metrics", Some(ADMIN), None);
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("weldguard_deadlines_queued "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weldguard_deadlines_queued in {text}"))
+}
+
+/// A valid licence written to the registry raises `licence_expiring` once it comes within
+/// `--warn-licence-days` of its expiry, with no start: at once when it already is (from the
+/// deadline queue's worker), with no records and no machine, placed where the holder is placed.
+/// Written again, or then used for a start, it raises nothing more. A licence further out stays
+/// queued; a revoked one, or one renewed in the same write, raises nothing; with `--warnings
+/// false` nothing is queued.
+#[test]
+fn a_licence_inside_its_window_is_raised_from_the_registry() {
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-licence-registry") else {
+        return;
+    };
+    let options = ["--warn-licence-days", "10", "--deadline-poll-ms", "100"];
+    let server = start_server(data, &options);
+    call(&server, "POST", "/v1/admin/places", ADMIN, Some(places()));
+    let feicheng = monitor(&server, "王监", "district:370983");
+    let taishan = monitor(&server, "赵监", "district:370902");
+    let now = chrono::Utc::now();
+    let today = (now + chrono::Duration::hours(8)).date_naive();
+    let days = |n: u64| today.checked_add_days(chrono::Days::new(n)).unwrap();
+    let write = |changes: &[RegistryChange]| {
+        SyncClient::new(&server.url(), Some(ADMIN.into()), policy())
+            .unwrap()
+            .write_registry(changes)
+            .unwrap();
+    };
+    write(&[
+        licence(CERT, days(5), LicenceStatus::Valid),
+        licence("T-LATER", days(40), LicenceStatus::Valid),
+        licence("T-REVOKED", days(3), LicenceStatus::Revoked),
+        licence("T-RENEWED", days(2), LicenceStatus::Valid),
+        licence("T-RENEWED", days(200), LicenceStatus::Valid),
+    ]);
+    let raised = settled(&server, 1, Duration::from_millis(1000));
+    assert_eq!(
+        summary(&raised),
+        [("licence_expiring".to_owned(), String::new(), Vec::new())]
+    );
+    let w = &raised[0];
+    assert_eq!(w.certificate_no.as_deref(), Some(CERT));
+    assert_eq!(
+        w.place.as_ref().map(|p| p.district.as_str()),
+        Some("370983")
+    );
+    assert_eq!(w.detail["days_left"], 5);
+    assert_eq!(w.detail["expires_on"], days(5).to_string());
+    assert_eq!(w.detail["from"], "registry");
+    assert_eq!(w.title_en, "licence about to expire");
+    // T-LATER (due in 30 days) and T-RENEWED's new date (in 190) wait in the queue.
+    assert_eq!(deadlines_queued(&server), 2);
+    assert_eq!(warnings(&server, &feicheng, "").len(), 1);
+    assert!(warnings(&server, &taishan, "").is_empty());
+
+    // Written again, then used at a start: still the one warning, counted once today.
+    write(&[licence(CERT, days(5), LicenceStatus::Valid)]);
+    let welder = phone(&server, &server.url());
+    let at = now.timestamp_millis() - HOUR;
+    scan(&welder, "FC-M-1", at, true, &[], None);
+    sync(&welder);
+    let again = settled(&server, 1, Duration::from_millis(1500));
+    assert_eq!(summary(&again), summary(&raised));
+    let day = today.to_string();
+    let (_, stats) = call(
+        &server,
+        "GET",
+        &format!("/v1/stats?from={day}&until={day}&district=370983"),
+        ADMIN,
+        None,
+    );
+    assert_eq!(stats["totals"][0]["warnings_open"], 1, "{stats}");
+
+    let Some(data) = ServerData::new(crate::BACKEND, "warn-licence-registry-off") else {
+        return;
+    };
+    let quiet = start_server(data, &["--warnings", "false", "--deadline-poll-ms", "100"]);
+    SyncClient::new(&quiet.url(), Some(ADMIN.into()), policy())
+        .unwrap()
+        .write_registry(&[licence(CERT, days(5), LicenceStatus::Valid)])
+        .unwrap();
+    assert_eq!(deadlines_queued(&quiet), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(warnings(&quiet, ADMIN, "").is_empty());
 }
 
 /// A GET answered in full: (status, head, body), the body de-chunked when the server streamed

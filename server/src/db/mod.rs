@@ -534,6 +534,18 @@ impl Db {
         &self.warnings
     }
 
+    /// Append registry changes to the feed in one transaction; returns the last seq. With
+    /// warnings on, the same transaction queues the registry's own checks (a licence coming
+    /// within the expiry window: [`crate::warnings::licence_deadlines`]).
+    pub fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+        let deadlines = if self.warnings.enabled {
+            crate::warnings::licence_deadlines(changes, &self.warnings, now_ms())
+        } else {
+            Vec::new()
+        };
+        self.store.write_changes_queueing(changes, &deadlines)
+    }
+
     /// Open (creating) the SQLite database `DIR/weldguard-server.sqlite` and migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, DbError> {
         Ok(Db::new(Box::new(sqlite::SqliteDb::open(data_dir)?)))

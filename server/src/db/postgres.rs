@@ -932,7 +932,11 @@ impl Store for PgDb {
         Ok(super::record_page(&mut rows, limit))
     }
 
-    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+    fn write_changes_queueing(
+        &self,
+        changes: &[RegistryChange],
+        deadlines: &[NewDeadline],
+    ) -> Result<i64, DbError> {
         let mut entities = Vec::with_capacity(changes.len());
         let mut jsons = Vec::with_capacity(changes.len());
         for change in changes {
@@ -949,6 +953,10 @@ impl Store for PgDb {
              WITH ORDINALITY AS u(e, c, n) ORDER BY n",
             &[&entities, &jsons],
         )?;
+        if !deadlines.is_empty() {
+            let (keys, kinds, at, payloads) = deadline_columns(deadlines);
+            tx.execute(QUEUE_DEADLINES, &[&keys, &kinds, &at, &payloads])?;
+        }
         let last = high_water(&mut tx)?;
         tx.commit()?;
         Ok(last)
@@ -1974,16 +1982,8 @@ impl<'a, 'c> PgTx<'a, 'c> {
         let mut due = std::mem::take(&mut self.3);
         if !due.is_empty() {
             due.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
-            let keys: Vec<&str> = due.iter().map(|d| d.dedup_key.as_str()).collect();
-            let kinds: Vec<&str> = due.iter().map(|d| d.kind.as_str()).collect();
-            let at: Vec<i64> = due.iter().map(|d| d.due_at_ms).collect();
-            let payloads: Vec<&str> = due.iter().map(|d| d.payload.as_str()).collect();
-            self.execute(
-                "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
-                 SELECT k, t, d, p FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
-                 AS u(k, t, d, p) ON CONFLICT (dedup_key) DO NOTHING",
-                &[&keys, &kinds, &at, &payloads],
-            )?;
+            let (keys, kinds, at, payloads) = deadline_columns(&due);
+            self.execute(QUEUE_DEADLINES, &[&keys, &kinds, &at, &payloads])?;
         }
         for ((day, district, town, metric), n) in std::mem::take(&mut self.1) {
             if n == 0 {
@@ -2546,6 +2546,23 @@ fn backfill_step_facts(tx: &mut Transaction<'_>) -> Result<(), DbError> {
 
 /// The newest seq visible in this transaction's snapshot (not the sequence's value: a seq drawn
 /// by a writer that has not committed must not be counted), at least the history floor.
+/// Queue deadlines in one statement (columns from [`deadline_columns`]), once per `dedup_key`.
+const QUEUE_DEADLINES: &str = "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
+     SELECT k, t, d, p FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
+     AS u(k, t, d, p) ON CONFLICT (dedup_key) DO NOTHING";
+
+/// The columns of [`QUEUE_DEADLINES`].
+type DeadlineColumns<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<i64>, Vec<&'a str>);
+
+fn deadline_columns(due: &[NewDeadline]) -> DeadlineColumns<'_> {
+    (
+        due.iter().map(|d| d.dedup_key.as_str()).collect(),
+        due.iter().map(|d| d.kind.as_str()).collect(),
+        due.iter().map(|d| d.due_at_ms).collect(),
+        due.iter().map(|d| d.payload.as_str()).collect(),
+    )
+}
+
 fn high_water(tx: &mut Transaction<'_>) -> Result<i64, DbError> {
     let max: Option<i64> = tx
         .query_one("SELECT max(seq) FROM changes", &[])?

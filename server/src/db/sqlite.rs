@@ -811,7 +811,11 @@ impl Store for SqliteDb {
     }
 
     /// Append registry changes to the feed in one transaction; returns the last seq.
-    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError> {
+    fn write_changes_queueing(
+        &self,
+        changes: &[RegistryChange],
+        deadlines: &[NewDeadline],
+    ) -> Result<i64, DbError> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         {
@@ -820,6 +824,9 @@ impl Store for SqliteDb {
             for change in changes {
                 insert.execute(params![entity_of(change), change_json(change)?])?;
             }
+        }
+        for deadline in deadlines {
+            SqliteTx(&tx).schedule(deadline)?;
         }
         let last = high_water(&tx)?;
         tx.commit()?;

@@ -267,8 +267,14 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<RecordPage, DbError>;
 
-    /// Append registry changes to the feed in one transaction; returns the last seq.
-    fn write_changes(&self, changes: &[RegistryChange]) -> Result<i64, DbError>;
+    /// Append registry changes to the feed and queue `deadlines` (once per `dedup_key`) in one
+    /// transaction; returns the last seq. Callers go through [`super::Db::write_changes`], which
+    /// computes the deadlines the warnings need.
+    fn write_changes_queueing(
+        &self,
+        changes: &[RegistryChange],
+        deadlines: &[NewDeadline],
+    ) -> Result<i64, DbError>;
 
     /// Forget history through `through` (default: everything): keep the newest change of each
     /// entity, drop tombstones, and drop the stored snapshots cut before the new floor (a device
