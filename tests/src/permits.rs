@@ -1,19 +1,21 @@
 //! Permits for the end-to-end tests: the built-in GB 30871 profile and checklist, a level 2
 //! permit's content, its answers, and phones enrolled on a test server with the id permits name
-//! their person by, a device key and the permit roles they sign as (the signer directory).
+//! their person by, a device key and the permit roles they sign as (the signer directory); the
+//! permit's crew ([`Crew`]) and its walk from draft to close ([`permit_flow`]).
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime};
+use weldguard_core::codes::PresenceConfirmed;
 use weldguard_core::codes::signer::{DeviceSigner, SoftwareSigner};
 use weldguard_core::codes::to_hex;
 use weldguard_core::permit::{
-    Actor, Catalog, ChecklistAnswer, GeoPoint, NightHours, PermitContent, PermitLevel, Person,
-    ProfileSet, RuleContext, RuleProfile, SampleEvidence, Section, Site, WorkCalendar,
-    WorkConditions, sample_answers,
+    Action, Actor, Catalog, ChecklistAnswer, GasReading, GeoPoint, NightHours, Permit,
+    PermitContent, PermitLevel, Person, ProfileSet, RuleContext, RuleProfile, SampleEvidence,
+    Section, Site, WorkCalendar, WorkConditions, sample_answers,
 };
-use weldguard_core::store::Store;
+use weldguard_core::store::{OutboxState, Store};
 use weldguard_core::sync::protocol::{NewEnrolment, Role};
 use weldguard_core::sync::{RetryPolicy, SyncClient, SyncReport};
 
@@ -219,4 +221,200 @@ pub fn sync(device: &Device) -> SyncReport {
         .client
         .sync(&device.store, &mut |_| {}, &AtomicBool::new(false))
         .expect("sync")
+}
+
+/// The crew of [`Rules::content`]'s permit, each with an enrolled phone and device key: the
+/// applicant (张三, S-001), the site checker (孙七, S-003), the approver (周八, S-004) and the fire
+/// watch who closes it (王五, S-002).
+pub struct Crew {
+    pub applicant: Device,
+    pub checker: Device,
+    pub approver: Device,
+    pub closer: Device,
+    pub keys: [SoftwareSigner; 4],
+}
+
+impl Crew {
+    /// Enrol the crew on `server`, their device keys made from `seed` to `seed + 3`.
+    pub fn enrol(server: &ServerProcess, rules: &Rules, seed: u8) -> Crew {
+        let keys = [key(seed), key(seed + 1), key(seed + 2), key(seed + 3)];
+        let approver_role = rules.approver_role();
+        let who = |name, person_id, role, permit_roles, key| Enrolment {
+            name,
+            person_id,
+            role,
+            permit_roles,
+            key: Some(key),
+        };
+        let applicant = who("张三", "S-001", Role::Welder, &["applicant"][..], &keys[0]);
+        let checker = who(
+            "孙七",
+            "S-003",
+            Role::Supervisor,
+            &["supervisor"][..],
+            &keys[1],
+        );
+        let approver_roles = [approver_role.as_str()];
+        let approver = who(
+            "周八",
+            "S-004",
+            Role::Supervisor,
+            &approver_roles[..],
+            &keys[2],
+        );
+        let closer_roles = ["supervisor", "fire_watch"];
+        let closer = who(
+            "王五",
+            "S-002",
+            Role::Supervisor,
+            &closer_roles[..],
+            &keys[3],
+        );
+        Crew {
+            applicant: enrol(server, applicant),
+            checker: enrol(server, checker),
+            approver: enrol(server, approver),
+            closer: enrol(server, closer),
+            keys,
+        }
+    }
+}
+
+/// Apply `action` to `permit_id` on `device` at `at` (Unix seconds), sync, and require the
+/// platform to have applied the step; its record key.
+pub fn act(device: &Device, rules: &Rules, permit_id: &str, action: Action<'_>, at: i64) -> String {
+    sync(device);
+    let (_, stored) = device
+        .store
+        .apply_permit_action(permit_id, &rules.ctx(), action, at * 1000)
+        .expect("the device's own rules let the step through");
+    sync(device);
+    let entry = device
+        .store
+        .outbox_entry(&stored.id)
+        .expect("the outbox")
+        .expect("the step's outbox entry");
+    assert_eq!(entry.state, OutboxState::Applied, "{:?}", entry.last_error);
+    stored.id
+}
+
+/// How far [`permit_flow`] takes a permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The work started at 09:00 and goes on.
+    Started,
+    /// The work completed at 12:00.
+    Completed,
+    /// Completed, then closed by the fire watch at 12:30.
+    Closed,
+}
+
+/// Take [`Rules::content`]'s level 2 permit (2026-11-30 08:00–17:00) from its draft to `until`,
+/// each step signed by who may sign it and applied by the platform; the record keys of its
+/// steps in order: draft, submit, site check, approval, gas reading, start, then the completion
+/// and the close when asked for.
+pub fn permit_flow(crew: &Crew, rules: &Rules, permit_id: &str, until: Until) -> Vec<String> {
+    let content = rules.content(permit_id);
+    let welder = content.welders[0].id.clone();
+    let by = actor("张三", "S-001", "applicant");
+    let draft = Permit::draft(content, &rules.ctx(), &by, DAY + 6 * H).expect("draft");
+    let saved = crew
+        .applicant
+        .store
+        .save_permit(None, &draft, None, (DAY + 6 * H) * 1000)
+        .expect("save the draft");
+    sync(&crew.applicant);
+    let mut keys = vec![saved.id];
+    let submit = Action::Submit {
+        by,
+        signer: &crew.keys[0],
+        calendar: &rules.calendar,
+        at: DAY + 7 * H,
+        location: None,
+    };
+    keys.push(act(&crew.applicant, rules, permit_id, submit, DAY + 7 * H));
+    let check = Action::SiteCheck {
+        by: actor("孙七", "S-003", "supervisor"),
+        signer: &crew.keys[1],
+        answers: rules.answers(DAY + 7 * H + 600),
+        at: DAY + 7 * H + 900,
+        location: Some(rules.location()),
+    };
+    keys.push(act(
+        &crew.checker,
+        rules,
+        permit_id,
+        check,
+        DAY + 7 * H + 900,
+    ));
+    // The approver's presence verified, as a phone's key store says it.
+    let present = PresenceConfirmed(&crew.keys[2]);
+    let approve = Action::Approve {
+        by: actor("周八", "S-004", &rules.approver_role()),
+        signer: &present,
+        at: DAY + 7 * H + 1800,
+        location: Some(rules.location()),
+    };
+    keys.push(act(
+        &crew.approver,
+        rules,
+        permit_id,
+        approve,
+        DAY + 7 * H + 1800,
+    ));
+    let gas = Action::RecordGas {
+        reading: GasReading {
+            taken_at: DAY + 8 * H + 3000,
+            lel_centi_pct: 500,
+            concentration_centi_pct: 10,
+            point: "动火点".into(),
+            analyst: "赵六".into(),
+        },
+        by: Some("赵六".into()),
+    };
+    keys.push(act(
+        &crew.applicant,
+        rules,
+        permit_id,
+        gas,
+        DAY + 8 * H + 3000,
+    ));
+    let start = Action::Start {
+        at: DAY + 9 * H,
+        continuous_monitoring: false,
+        by: Some(welder),
+    };
+    keys.push(act(&crew.applicant, rules, permit_id, start, DAY + 9 * H));
+    if until == Until::Started {
+        return keys;
+    }
+    let complete = Action::Complete { at: DAY + 12 * H };
+    keys.push(act(
+        &crew.applicant,
+        rules,
+        permit_id,
+        complete,
+        DAY + 12 * H,
+    ));
+    if until == Until::Closed {
+        let close = Action::Close {
+            by: actor("王五", "S-002", "fire_watch"),
+            signer: &crew.keys[3],
+            post_work: sample_answers(
+                &rules.catalog,
+                &[Section::PostWork],
+                &SampleEvidence::crew(DAY + 12 * H),
+            ),
+            at: DAY + 12 * H + 1800,
+            location: Some(rules.location()),
+        };
+        keys.push(act(
+            &crew.closer,
+            rules,
+            permit_id,
+            close,
+            DAY + 12 * H + 1800,
+        ));
+    }
+    keys
 }

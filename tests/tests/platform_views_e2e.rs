@@ -13,20 +13,16 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use weldguard_core::codes::signer::SoftwareSigner;
 use weldguard_core::domain::{
     Licence, LicenceStatus, Machine, MachineClass, MachineKind, MachineStatus, OperationCategory,
 };
-use weldguard_core::permit::{
-    Action, Catalog, GasReading, Permit, PermitState, RuleContext, SampleEvidence, Section,
-    sample_answers,
-};
+use weldguard_core::permit::{Catalog, Permit, PermitState};
 use weldguard_core::rules::id_number::check_character;
-use weldguard_core::store::{NewWorkSession, OutboxState, RegistryChange, Store};
+use weldguard_core::store::{NewWorkSession, RegistryChange, Store};
 use weldguard_core::sync::protocol::Role;
 use weldguard_core::sync::{RetryPolicy, SyncClient};
 use weldguard_model::records::ScanPosition;
-use weldguard_tests::permits::{DAY, Device, Enrolment, H, Rules, actor, enrol, key, sync};
+use weldguard_tests::permits::{Crew, DAY, Device, H, Rules, Until, permit_flow};
 use weldguard_tests::{ServerBackend, ServerData, ServerProcess, TempDir, raw_call};
 
 pub(crate) const SERVER: &str = env!("CARGO_BIN_EXE_wg-server-e2e");
@@ -285,146 +281,13 @@ fn push(phone: &Phone) {
 }
 
 /// The permit's crew, each enrolled with the id permits name them by and the roles they sign as.
-struct Crew {
-    applicant: Device,
-    checker: Device,
-    approver: Device,
-    closer: Device,
-    keys: [SoftwareSigner; 4],
-}
-
 fn crew(server: &ServerProcess, rules: &Rules) -> Crew {
-    let keys = [key(41), key(42), key(43), key(44)];
-    let approver_role = rules.approver_role();
-    let who = |name, person_id, role, permit_roles, key| Enrolment {
-        name,
-        person_id,
-        role,
-        permit_roles,
-        key: Some(key),
-    };
-    Crew {
-        applicant: enrol(
-            server,
-            who("张三", "S-001", Role::Welder, &["applicant"], &keys[0]),
-        ),
-        checker: enrol(
-            server,
-            who("孙七", "S-003", Role::Supervisor, &["supervisor"], &keys[1]),
-        ),
-        approver: enrol(
-            server,
-            who(
-                "周八",
-                "S-004",
-                Role::Supervisor,
-                &[approver_role.as_str()],
-                &keys[2],
-            ),
-        ),
-        closer: enrol(
-            server,
-            who(
-                "王五",
-                "S-002",
-                Role::Supervisor,
-                &["supervisor", "fire_watch"],
-                &keys[3],
-            ),
-        ),
-        keys,
-    }
-}
-
-/// Apply `action` on `device`, sync, and require the platform to apply the step; its id.
-fn step(device: &Device, ctx: &RuleContext<'_>, action: Action<'_>, at: i64) -> String {
-    sync(device);
-    let (_, stored) = device
-        .store
-        .apply_permit_action(PERMIT_ID, ctx, action, at * 1000)
-        .expect("the device's own rules let the step through");
-    sync(device);
-    let entry = device.store.outbox_entry(&stored.id).unwrap().unwrap();
-    assert_eq!(entry.state, OutboxState::Applied, "{:?}", entry.last_error);
-    stored.id
+    Crew::enrol(server, rules, 41)
 }
 
 /// The permit from draft to close, each step by who may sign it; (step ids, the closed permit).
 fn walk_permit(crew: &Crew, rules: &Rules) -> (Vec<String>, Permit) {
-    let ctx = rules.ctx();
-    let mut ids = Vec::new();
-    let by = actor("张三", "S-001", "applicant");
-    let permit = Permit::draft(rules.content(PERMIT_ID), &ctx, &by, DAY + 6 * H).unwrap();
-    let draft = crew
-        .applicant
-        .store
-        .save_permit(None, &permit, None, (DAY + 6 * H) * 1000)
-        .unwrap();
-    sync(&crew.applicant);
-    ids.push(draft.id);
-    let submit = Action::Submit {
-        by: actor("张三", "S-001", "applicant"),
-        signer: &crew.keys[0],
-        calendar: &rules.calendar,
-        at: DAY + 7 * H,
-        location: None,
-    };
-    ids.push(step(&crew.applicant, &ctx, submit, DAY + 7 * H));
-    let check = Action::SiteCheck {
-        by: actor("孙七", "S-003", "supervisor"),
-        signer: &crew.keys[1],
-        answers: rules.answers(DAY + 7 * H + 600),
-        at: DAY + 7 * H + 900,
-        location: Some(rules.location()),
-    };
-    ids.push(step(&crew.checker, &ctx, check, DAY + 7 * H + 900));
-    let present = weldguard_core::codes::PresenceConfirmed(&crew.keys[2]);
-    let approve = Action::Approve {
-        by: actor("周八", "S-004", &rules.approver_role()),
-        signer: &present,
-        at: DAY + 7 * H + 1800,
-        location: Some(rules.location()),
-    };
-    ids.push(step(&crew.approver, &ctx, approve, DAY + 7 * H + 1800));
-    let reading = GasReading {
-        taken_at: DAY + 8 * H + 3000,
-        lel_centi_pct: 500,
-        concentration_centi_pct: 10,
-        point: "动火点".into(),
-        analyst: "赵六".into(),
-    };
-    for (action, at) in [
-        (
-            Action::RecordGas {
-                reading,
-                by: Some("赵六".into()),
-            },
-            DAY + 8 * H + 3000,
-        ),
-        (
-            Action::Start {
-                at: DAY + 9 * H,
-                continuous_monitoring: false,
-                by: Some(CERT.into()),
-            },
-            DAY + 9 * H,
-        ),
-        (Action::Complete { at: DAY + 12 * H }, DAY + 12 * H),
-    ] {
-        ids.push(step(&crew.applicant, &ctx, action, at));
-    }
-    let close = Action::Close {
-        by: actor("王五", "S-002", "fire_watch"),
-        signer: &crew.keys[3],
-        post_work: sample_answers(
-            &rules.catalog,
-            &[Section::PostWork],
-            &SampleEvidence::crew(DAY + 12 * H),
-        ),
-        at: DAY + 12 * H + 1800,
-        location: Some(rules.location()),
-    };
-    ids.push(step(&crew.closer, &ctx, close, DAY + 12 * H + 1800));
+    let ids = permit_flow(crew, rules, PERMIT_ID, Until::Closed);
     let closed = crew.closer.store.permit(PERMIT_ID).unwrap().unwrap();
     assert_eq!(closed.state, PermitState::Closed);
     (ids, closed)

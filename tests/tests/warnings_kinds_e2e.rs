@@ -11,17 +11,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weldguard_core::codes::signer::SoftwareSigner;
-use weldguard_core::permit::{Action, Permit};
-use weldguard_core::store::{NewWorkSession, OutboxState};
-use weldguard_core::sync::protocol::Role;
+use weldguard_core::store::NewWorkSession;
 use weldguard_core::sync::{RetryPolicy, SyncClient};
 use weldguard_model::domain::{Machine, MachineClass, MachineKind, MachineStatus};
 use weldguard_model::records::{AnnouncedPeriod, CalendarDay, CalendarDayKind, RegistryChange};
 use weldguard_model::warnings::{Warning, WarningList};
-use weldguard_tests::permits::{
-    DAY, Device, Enrolment, H, Rules, actor, enrol, key, sync as sync_device,
-};
+pub(crate) use weldguard_tests::permits::Until;
+use weldguard_tests::permits::{DAY, H, Rules, sync as sync_device};
 use weldguard_tests::{
     FaultProxy, ServerBackend, ServerData, ServerProcess, WelderPhone, raw_call,
 };
@@ -288,164 +284,18 @@ fn open_sessions_fall_due_from_the_queue_once() {
     assert!(warnings(&quiet).is_empty());
 }
 
-/// The crew: applicant, site checker, approver and fire watch, each with an enrolled phone and
-/// device key.
-pub(crate) struct Crew {
-    applicant: Device,
-    checker: Device,
-    approver: Device,
-    closer: Device,
-    keys: [SoftwareSigner; 4],
-}
+pub(crate) type Crew = weldguard_tests::permits::Crew;
 
 pub(crate) fn crew(server: &ServerProcess, rules: &Rules) -> Crew {
-    let keys = [key(31), key(32), key(33), key(34)];
-    let approver_role = rules.approver_role();
-    let who = |name, person_id, role, permit_roles, key| Enrolment {
-        name,
-        person_id,
-        role,
-        permit_roles,
-        key: Some(key),
-    };
-    Crew {
-        applicant: enrol(
-            server,
-            who("张三", "S-001", Role::Welder, &["applicant"], &keys[0]),
-        ),
-        checker: enrol(
-            server,
-            who("孙七", "S-003", Role::Supervisor, &["supervisor"], &keys[1]),
-        ),
-        approver: enrol(
-            server,
-            who(
-                "周八",
-                "S-004",
-                Role::Supervisor,
-                &[approver_role.as_str()],
-                &keys[2],
-            ),
-        ),
-        closer: enrol(
-            server,
-            who(
-                "王五",
-                "S-002",
-                Role::Supervisor,
-                &["supervisor", "fire_watch"],
-                &keys[3],
-            ),
-        ),
-        keys,
-    }
+    Crew::enrol(server, rules, 31)
 }
 
-/// Apply `action` on `device`, sync, and check the platform applied the step; its record key.
-fn act(device: &Device, rules: &Rules, permit_id: &str, action: Action<'_>, at: i64) -> String {
-    sync_device(device);
-    let (_, stored) = device
-        .store
-        .apply_permit_action(permit_id, &rules.ctx(), action, at * 1000)
-        .expect("the device's own rules let the step through");
-    sync_device(device);
-    let entry = device.store.outbox_entry(&stored.id).unwrap().unwrap();
-    assert_eq!(entry.state, OutboxState::Applied, "{:?}", entry.last_error);
-    stored.id
-}
-
-/// How far [`permit_flow`] takes a permit.
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Until {
-    /// The work started at 09:00 and goes on.
-    Started,
-    /// The work completed at 12:00.
-    Completed,
-    /// Completed, then closed by the fire watch at 12:30.
-    Closed,
-}
-
-/// Take a level 2 permit (2026-11-30 08:00–17:00, machine [`PERMIT_MACHINE`], welder [`CERT`])
-/// from its draft to `until`; the key of the last step.
+/// Take the crew's permit to `until` ([`weldguard_tests::permits::permit_flow`]); the key of
+/// the start, or of the completion when it went that far.
 pub(crate) fn permit_flow(crew: &Crew, rules: &Rules, permit_id: &str, until: Until) -> String {
-    let content = rules.content(permit_id);
-    let by = actor("张三", "S-001", "applicant");
-    let draft = Permit::draft(content, &rules.ctx(), &by, DAY + 6 * H).expect("draft");
-    crew.applicant
-        .store
-        .save_permit(None, &draft, None, (DAY + 6 * H) * 1000)
-        .expect("save the draft");
-    let submit = Action::Submit {
-        by: actor("张三", "S-001", "applicant"),
-        signer: &crew.keys[0],
-        calendar: &rules.calendar,
-        at: DAY + 7 * H,
-        location: None,
-    };
-    act(&crew.applicant, rules, permit_id, submit, DAY + 7 * H);
-    let check = Action::SiteCheck {
-        by: actor("孙七", "S-003", "supervisor"),
-        signer: &crew.keys[1],
-        answers: rules.answers(DAY + 7 * H + 600),
-        at: DAY + 7 * H + 900,
-        location: Some(rules.location()),
-    };
-    act(&crew.checker, rules, permit_id, check, DAY + 7 * H + 900);
-    let approve = Action::Approve {
-        by: actor("周八", "S-004", &rules.approver_role()),
-        // The approver's presence verified, as a phone's key store says it; leaked so the
-        // action can hold it (a test process).
-        signer: Box::leak(Box::new(weldguard_core::codes::PresenceConfirmed(
-            &crew.keys[2],
-        ))),
-        at: DAY + 7 * H + 1800,
-        location: Some(rules.location()),
-    };
-    act(
-        &crew.approver,
-        rules,
-        permit_id,
-        approve,
-        DAY + 7 * H + 1800,
-    );
-    let gas = Action::RecordGas {
-        reading: weldguard_core::permit::GasReading {
-            taken_at: DAY + 8 * H + 3000,
-            lel_centi_pct: 500,
-            concentration_centi_pct: 10,
-            point: "动火点".into(),
-            analyst: "赵六".into(),
-        },
-        by: Some("赵六".into()),
-    };
-    act(&crew.applicant, rules, permit_id, gas, DAY + 8 * H + 3000);
-    let start = Action::Start {
-        at: DAY + 9 * H,
-        continuous_monitoring: false,
-        by: Some(CERT.into()),
-    };
-    let started = act(&crew.applicant, rules, permit_id, start, DAY + 9 * H);
-    if until == Until::Started {
-        return started;
-    }
-    let complete = Action::Complete { at: DAY + 12 * H };
-    let completed = act(&crew.applicant, rules, permit_id, complete, DAY + 12 * H);
-    if until == Until::Closed {
-        let post_work = weldguard_core::permit::sample_answers(
-            &rules.catalog,
-            &[weldguard_core::permit::Section::PostWork],
-            &weldguard_core::permit::SampleEvidence::crew(DAY + 12 * H),
-        );
-        let close = Action::Close {
-            by: actor("王五", "S-002", "fire_watch"),
-            signer: &crew.keys[3],
-            post_work,
-            at: DAY + 12 * H + 1800,
-            location: Some(rules.location()),
-        };
-        act(&crew.closer, rules, permit_id, close, DAY + 12 * H + 1800);
-    }
-    completed
+    let keys = weldguard_tests::permits::permit_flow(crew, rules, permit_id, until);
+    let last = if until == Until::Started { 5 } else { 6 };
+    keys[last].clone()
 }
 
 /// The permit kinds: starts of machines that need a permit with none, an unknown one (judged
