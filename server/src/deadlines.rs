@@ -5,8 +5,8 @@
 //!
 //! A push that makes such a condition writes a row `(due_at_ms, kind, payload)` in its own
 //! transaction ([`crate::db::PushTx::schedule`], once per `dedup_key`); so does a registry write
-//! ([`crate::db::Db::write_changes`]). A worker task in each
-//! server process ([`spawn`]) wakes every `--deadline-poll-ms`, takes the rows due
+//! ([`crate::db::Db::write_changes`]). A worker task in each server process ([`spawn`]) wakes
+//! every `--deadline-poll-ms`, takes the rows due
 //! ([`crate::db::Store::run_due`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on
 //! SQLite), checks whether each condition still holds ([`crate::work_rules::on_due`]), raises
 //! the warning with the usual `dedup_key`, and deletes the rows, all in one transaction: a row is

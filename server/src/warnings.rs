@@ -974,7 +974,8 @@ mod tests {
                 ("licence_expiry|T2|2026-12-08", now),
                 (
                     "licence_expiry|T5|2027-03-01",
-                    // 2027-03-01 minus 30 days: 2027-01-30, 00:00 China time = 16:00 UTC the day before.
+                    // 2027-03-01 minus 30 days: 2027-01-30, 00:00 China time, which is
+                    // 16:00 UTC the day before.
                     chrono::NaiveDate::from_ymd_opt(2027, 1, 29)
                         .unwrap()
                         .and_hms_opt(16, 0, 0)

@@ -2544,8 +2544,6 @@ fn backfill_step_facts(tx: &mut Transaction<'_>) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The newest seq visible in this transaction's snapshot (not the sequence's value: a seq drawn
-/// by a writer that has not committed must not be counted), at least the history floor.
 /// Queue deadlines in one statement (columns from [`deadline_columns`]), once per `dedup_key`.
 const QUEUE_DEADLINES: &str = "INSERT INTO deadlines (dedup_key, kind, due_at_ms, payload) \
      SELECT k, t, d, p FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
@@ -2563,6 +2561,8 @@ fn deadline_columns(due: &[NewDeadline]) -> DeadlineColumns<'_> {
     )
 }
 
+/// The newest seq visible in this transaction's snapshot (not the sequence's value: a seq drawn
+/// by a writer that has not committed must not be counted), at least the history floor.
 fn high_water(tx: &mut Transaction<'_>) -> Result<i64, DbError> {
     let max: Option<i64> = tx
         .query_one("SELECT max(seq) FROM changes", &[])?
